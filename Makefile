@@ -1,0 +1,52 @@
+# shoal — every target works from a fresh clone, as root, on Debian 12.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STATE := .state
+DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-ping curl \
+	netcat-openbsd util-linux python3 python3-venv
+STAMP := $(STATE)/setup.stamp
+SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
+
+.PHONY: setup test unit integration demo demo-down bench lint clean
+
+$(STAMP): $(SETUP_INPUTS)
+	@mkdir -p $(STATE)
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing Debian packages:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	fi
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q -e ./agent -r requirements-dev.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check agent tests bench plugins
+	$(VENV)/bin/ruff format --check agent tests bench plugins
+
+unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: setup
+	$(VENV)/bin/pytest -q tests/integration
+
+test: setup lint
+	$(VENV)/bin/pytest -q tests/unit tests/integration
+
+demo: setup
+	$(VPY) -m testbed up
+	@$(VPY) -m testbed status
+
+demo-down: setup
+	$(VPY) -m testbed down
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+
+clean: demo-down
+	rm -rf $(VENV) $(STATE)

@@ -20,7 +20,9 @@ $(STAMP): $(SETUP_INPUTS)
 		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 	fi
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q -e ./agent -r requirements-dev.txt
+	$(VPY) -m pip install -q -e ./agent -r requirements-dev.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@# `python -m testbed` works from the repository root: tests/ is on the venv's path
+	@echo "$(CURDIR)/tests" > "$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/shoal-tests.pth"
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,0 +1,61 @@
+"""Ansible inventory and ansible.cfg for the testbed (pure rendering)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from testbed.layout import HostLayout, proxy_command
+
+
+def ssh_common_args(known_hosts: Path) -> str:
+    return (
+        f"-o ProxyCommand='{proxy_command()}' -o StrictHostKeyChecking=no "
+        f"-o UserKnownHostsFile={known_hosts} -o LogLevel=ERROR"
+    )
+
+
+def render_inventory(hosts: list[HostLayout], managers: int, key_file: Path, known_hosts: Path) -> str:
+    if not 1 <= managers <= len(hosts):
+        raise ValueError(f"managers must be between 1 and {len(hosts)}, got {managers}")
+    group = {h.name: {"ansible_host": h.address} for h in hosts}
+    names = [h.name for h in hosts]
+    inventory = {
+        "all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(key_file),
+                "ansible_ssh_common_args": ssh_common_args(known_hosts),
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
+            "children": {
+                "managers": {"hosts": {n: group[n] for n in names[:managers]}},
+                "workers": {"hosts": {n: group[n] for n in names[managers:]}},
+            },
+        }
+    }
+    return yaml.safe_dump(inventory, sort_keys=False)
+
+
+def render_ansible_cfg(inventory: Path, ansible_dir: Path) -> str:
+    # Ansible would otherwise write ~/.ansible in the shared /root (notes/dataplane.md #13).
+    return "\n".join(
+        [
+            "[defaults]",
+            f"inventory = {inventory}",
+            f"home = {ansible_dir}",
+            f"local_tmp = {ansible_dir}/tmp",
+            "remote_tmp = /tmp/.ansible-remote",
+            "host_key_checking = False",
+            "interpreter_python = /usr/bin/python3",
+            f"collections_path = {ansible_dir}/collections",
+            "",
+            "[ssh_connection]",
+            f"control_path_dir = {ansible_dir}/cp",
+            # short persistence: the master and its nc helper live in the controller namespace
+            "ssh_args = -o ControlMaster=auto -o ControlPersist=15s",
+            "pipelining = True",
+            "",
+        ]
+    )

@@ -28,8 +28,8 @@ $(STAMP): $(SETUP_INPUTS)
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check agent tests bench plugins
-	$(VENV)/bin/ruff format --check agent tests bench plugins
+	$(VENV)/bin/ruff check $(wildcard agent tests bench plugins)
+	$(VENV)/bin/ruff format --check $(wildcard agent tests bench plugins)
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit

@@ -1,5 +1,6 @@
 # shoal — every target works from a fresh clone, as root, on Debian 12.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python

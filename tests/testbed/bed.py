@@ -145,6 +145,13 @@ class Testbed:
                 self._write_ansible_files(st)
             return st
         self.down()
+        try:
+            return self._up(count, managers)
+        except BaseException:
+            self.down()  # never leave half a testbed behind
+            raise
+
+    def _up(self, count: int, managers: int) -> BedState:
         layouts = [host_layout(i, self.state_dir) for i in range(count)]
         st = BedState(managers=managers, hosts=[HostState(name=h.name, index=h.index) for h in layouts])
         st.created_dirs = self._ensure_mountpoints()
@@ -239,7 +246,6 @@ class Testbed:
         script = f"""set -e
 hostname {layout.name}
 mount -t tmpfs -o mode=0755 shoal-run /run
-mount -t tmpfs -o mode=1777 shoal-tmp /tmp
 mkdir -p /run/shoal /run/sshd /run/netns
 mount --bind {layout.run_shoal_dir} /run/shoal
 {binds}

@@ -1,0 +1,245 @@
+"""Validation and normalisation of user-supplied specs (API bodies, CLI flags, module args).
+
+Every function either returns a complete, normalised copy or raises `SpecError` naming the
+offending field, so a bad request never half-applies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from shoal.model.errors import SpecError
+from shoal.model.ids import format_duration, parse_duration
+from shoal.model.objects import NODE_AVAILABILITIES, NODE_ROLES, default_swarm_spec
+
+MIN_NODE_CERT_EXPIRY = 3600 * 1_000_000_000  # SwarmKit's ca.MinNodeCertExpiration (1h)
+
+
+# --- scalar checks ------------------------------------------------------------------------------
+
+
+def _fail_unknown(where: str, value: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise SpecError(f"unknown field {unknown[0]!r} in {where} (known fields: {', '.join(sorted(known))})")
+
+
+def _object(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _int(where: str, value: Any, *, minimum: int | None = None) -> int:
+    # JSON clients sometimes send 7.776e+15 for an integer; accept floats without a fraction.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{where} must be an integer, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise SpecError(f"{where} must be at least {minimum}, not {value}")
+    return value
+
+
+def _duration(where: str, value: Any) -> int:
+    """Nanoseconds from an integer (the API) or a Go duration string (CLI and modules)."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except SpecError as e:
+            raise SpecError(f"{where}: {e.message}") from None
+    return _int(where, value)
+
+
+def _str(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"{where} must be a string, not {value!r}")
+    return value
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} must be true or false, not {value!r}")
+    return value
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    # Docker matches enum values case-insensitively (it upper-cases them into the protobuf enum).
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    allowed = " or ".join(f'"{c}"' for c in choices)
+    raise SpecError(f"invalid {where}: {value!r} (must be {allowed})")
+
+
+def validate_labels(where: str, value: Any) -> dict[str, str]:
+    """A str→str map; `null` is an empty map, as Go decodes it."""
+    if value is None:
+        return {}
+    labels = _object(where, value)
+    out: dict[str, str] = {}
+    for k, v in labels.items():
+        if not isinstance(k, str) or not k:
+            raise SpecError(f"{where}: label keys must be non-empty strings, not {k!r}")
+        if not isinstance(v, str):
+            raise SpecError(f"{where}: label {k!r} must have a string value, not {v!r}")
+        out[k] = v
+    return out
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """A CLI label "k=v" → (k, v); "k" → (k, "") as `docker node update --label-add k` does."""
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise SpecError(f"invalid label {text!r}: expected key=value or key")
+    return key, value
+
+
+def parse_labels(items: Iterable[str]) -> dict[str, str]:
+    """Several CLI labels into a map (later ones win)."""
+    return dict(parse_label(item) for item in items)
+
+
+# --- NodeSpec -----------------------------------------------------------------------------------
+
+_NODE_FIELDS = ("Name", "Labels", "Role", "Availability")
+
+
+def validate_node_spec(spec: Any, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A normalised NodeSpec {Labels, Role, Availability[, Name]}.
+
+    Role and Availability are required, as in Docker (`invalid Role: ""`), unless `current`
+    (the node's present spec) supplies them: fields absent from `spec` keep their current value.
+    """
+    spec = _object("node spec", spec)
+    _fail_unknown("node spec", spec, _NODE_FIELDS)
+    base = dict(current or {})
+    merged = {**base, **{k: v for k, v in spec.items() if v is not None or k == "Labels"}}
+    out: dict[str, Any] = {"Labels": validate_labels("Labels", merged.get("Labels"))}
+    if "Role" not in merged:
+        raise SpecError('invalid Role: "" (must be "manager" or "worker")')
+    out["Role"] = _choice("Role", merged["Role"], NODE_ROLES)
+    if "Availability" not in merged:
+        raise SpecError('invalid Availability: "" (must be "active", "pause" or "drain")')
+    out["Availability"] = _choice("Availability", merged["Availability"], NODE_AVAILABILITIES)
+    name = _str("Name", merged.get("Name") or "")
+    if name:
+        out["Name"] = name
+    return out
+
+
+# --- SwarmSpec ----------------------------------------------------------------------------------
+
+
+def _raft(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: _int(f"{where}.{k}", v, minimum=0) for k, v in value.items()}
+    for tick in ("ElectionTick", "HeartbeatTick"):
+        if out[tick] < 1:
+            raise SpecError(f"{where}.{tick} must be at least 1")
+    if out["ElectionTick"] <= out["HeartbeatTick"]:
+        raise SpecError(f"{where}.ElectionTick must be greater than {where}.HeartbeatTick")
+    return out
+
+
+def _dispatcher(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    period = _duration(f"{where}.HeartbeatPeriod", value["HeartbeatPeriod"])
+    if period <= 0:
+        raise SpecError(f"{where}.HeartbeatPeriod: heartbeat period must be positive")
+    return {"HeartbeatPeriod": period}
+
+
+def _external_ca(where: str, value: Any) -> dict[str, Any]:
+    ca = _object(where, value)
+    _fail_unknown(where, ca, ("Protocol", "URL", "Options", "CACert"))
+    out: dict[str, Any] = {"Protocol": _choice(f"{where}.Protocol", ca.get("Protocol", "cfssl"), ("cfssl",))}
+    out["URL"] = _str(f"{where}.URL", ca.get("URL", ""))
+    if not out["URL"]:
+        raise SpecError(f"{where}.URL is required")
+    if ca.get("Options") is not None:
+        out["Options"] = validate_labels(f"{where}.Options", ca["Options"])
+    if ca.get("CACert"):
+        out["CACert"] = _str(f"{where}.CACert", ca["CACert"])
+    return out
+
+
+def _ca_config(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    expiry = _duration(f"{where}.NodeCertExpiry", value["NodeCertExpiry"])
+    if expiry < MIN_NODE_CERT_EXPIRY:
+        minimum = format_duration(MIN_NODE_CERT_EXPIRY)
+        raise SpecError(f"{where}.NodeCertExpiry: minimum certificate expiry time is: {minimum}")
+    out["NodeCertExpiry"] = expiry
+    # Root rotation and external CAs: checked for shape here; the API decides whether it supports them.
+    if value.get("ExternalCAs"):
+        cas = value["ExternalCAs"]
+        if not isinstance(cas, list):
+            raise SpecError(f"{where}.ExternalCAs must be a list")
+        out["ExternalCAs"] = [_external_ca(f"{where}.ExternalCAs[{i}]", ca) for i, ca in enumerate(cas)]
+    for key in ("SigningCACert", "SigningCAKey"):
+        if value.get(key):
+            out[key] = _str(f"{where}.{key}", value[key])
+    if value.get("ForceRotate"):
+        out["ForceRotate"] = _int(f"{where}.ForceRotate", value["ForceRotate"], minimum=0)
+    return out
+
+
+def _task_defaults(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    driver = value.get("LogDriver")
+    if driver is None:
+        return {}
+    driver = _object(f"{where}.LogDriver", driver)
+    _fail_unknown(f"{where}.LogDriver", driver, ("Name", "Options"))
+    out: dict[str, Any] = {"Name": _str(f"{where}.LogDriver.Name", driver.get("Name", ""))}
+    if driver.get("Options") is not None:
+        out["Options"] = validate_labels(f"{where}.LogDriver.Options", driver["Options"])
+    return {"LogDriver": out}
+
+
+def _orchestration(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    # Negative means "never remove completed or failed tasks", so there is no minimum.
+    limit = _int(f"{where}.TaskHistoryRetentionLimit", value["TaskHistoryRetentionLimit"])
+    return {"TaskHistoryRetentionLimit": limit}
+
+
+def _encryption(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    return {"AutoLockManagers": _bool(f"{where}.AutoLockManagers", value["AutoLockManagers"])}
+
+
+_RAFT_FIELDS = ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick")
+_CA_FIELDS = ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate")
+
+# section name → (known fields, checker of the section merged over its base)
+_SECTIONS: dict[str, tuple[tuple[str, ...], Callable[[str, Mapping[str, Any]], dict[str, Any]]]] = {
+    "Orchestration": (("TaskHistoryRetentionLimit",), _orchestration),
+    "Raft": (_RAFT_FIELDS, _raft),
+    "Dispatcher": (("HeartbeatPeriod",), _dispatcher),
+    "CAConfig": (_CA_FIELDS, _ca_config),
+    "TaskDefaults": (("LogDriver",), _task_defaults),
+    "EncryptionConfig": (("AutoLockManagers",), _encryption),
+}
+
+
+def validate_swarm_spec(spec: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A complete, normalised SwarmSpec: fields absent from `spec` (or null sections) keep their
+    value in `base` — the current spec on update, Docker's defaults (`default_swarm_spec()`) on init.
+    Durations may be given as Go strings ("5s") and come back as nanoseconds.
+    """
+    spec = _object("swarm spec", spec if spec is not None else {})
+    _fail_unknown("swarm spec", spec, ("Name", "Labels", *_SECTIONS))
+    base_spec = copy.deepcopy(dict(base)) if base is not None else default_swarm_spec()
+    defaults = default_swarm_spec()
+    out: dict[str, Any] = {
+        "Name": _str("Name", spec.get("Name") or base_spec.get("Name") or "default"),
+        "Labels": validate_labels("Labels", spec["Labels"] if "Labels" in spec else base_spec.get("Labels")),
+    }
+    for section, (known, check) in _SECTIONS.items():
+        given = spec.get(section)
+        merged = {**defaults[section], **(base_spec.get(section) or {})}
+        if given is not None:
+            given = _object(section, given)
+            _fail_unknown(section, given, known)
+            merged.update({k: v for k, v in given.items() if v is not None})
+        out[section] = check(section, merged)
+    return out

@@ -1,0 +1,575 @@
+"""The cluster root CA, node certificates, TLS contexts and certificate files.
+
+As in SwarmKit: an ECDSA P-256 root `CN=swarm-ca` valid 20 years; each node holds a key it made
+itself and a certificate `CN=<node id>, OU=swarm-manager|swarm-worker, O=<cluster id>` that the
+CA issues from the node's CSR. The role in the certificate, not anything the peer says, decides
+what a peer may do on port 2377 (`cert_identity`, `peer_identity`).
+
+Join tokens live in `shoal.manager.tokens` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import ssl
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shoal.manager.tokens import (
+    TokenError,
+    ca_digest,
+    make_join_token,
+    parse_join_token,
+    token_matches,
+    token_role,
+    verify_ca_digest,
+)
+
+__all__ = [
+    "CA_CERT_FILE",
+    "CA_ROLE",
+    "CERT_DIR",
+    "NODE_CERT_FILE",
+    "NODE_KEY_FILE",
+    "ROLE_OU",
+    "CSRError",
+    "CertError",
+    "Identity",
+    "NodeCertificates",
+    "RootCA",
+    "TokenError",
+    "atomic_write",
+    "bootstrap_client_context",
+    "ca_digest",
+    "cert_identity",
+    "cert_validity",
+    "client_context",
+    "make_join_token",
+    "new_node_key_and_csr",
+    "parse_join_token",
+    "peer_identity",
+    "read_node_files",
+    "server_context",
+    "token_matches",
+    "token_role",
+    "verify_ca_digest",
+    "verify_node_cert",
+    "write_node_files",
+]
+
+ROOT_CN = "swarm-ca"
+CA_ROLE = "swarm-ca"  # extra DNS SAN of managers: they are the ones that issue certificates
+ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
+_OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
+ROOT_CA_VALIDITY_DAYS = 7300  # 20 years, SwarmKit's RootCAExpiration
+NODE_CERT_VALIDITY_DAYS = 90  # SwarmKit's DefaultNodeCertExpiration (2160h)
+BACKDATE = dt.timedelta(hours=1)  # SwarmKit's CertBackdate: tolerate clocks a little behind ours
+
+CERT_DIR = Path("/var/lib/shoal/certificates")
+CA_CERT_FILE = "swarm-root-ca.crt"
+NODE_CERT_FILE = "swarm-node.crt"
+NODE_KEY_FILE = "swarm-node.key"
+
+Cert = str | bytes | x509.Certificate  # PEM text, PEM or DER bytes, or a parsed certificate
+
+
+class CertError(ValueError):
+    """A certificate or key that is unusable (unparsable, wrong issuer, expired, no identity)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CSRError(CertError):
+    """A certificate signing request the CA refuses to sign."""
+
+
+class Identity(NamedTuple):
+    """Who a certificate says its holder is."""
+
+    node_id: str
+    role: str  # "manager" | "worker"
+    cluster_id: str
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _as_bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _load_cert(cert: Cert) -> x509.Certificate:
+    if isinstance(cert, x509.Certificate):
+        return cert
+    raw = _as_bytes(cert)
+    try:
+        if raw.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(raw)
+        return x509.load_der_x509_certificate(raw)
+    except ValueError as e:
+        raise CertError(f"invalid certificate: {e}") from None
+
+
+def _load_certs(pem: str | bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(_as_bytes(pem))
+    except ValueError as e:
+        raise CertError(f"invalid CA certificate: {e}") from None
+
+
+def _load_key(key_pem: str | bytes) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
+    except (ValueError, TypeError) as e:
+        raise CertError(f"invalid private key: {e}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _check_public_key(key: object) -> None:
+    """Only keys that give at least 128-bit security and that every TLS stack handles."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1):
+            raise CSRError(f"unsupported elliptic curve {key.curve.name} (use P-256 or P-384)")
+    elif isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise CSRError(f"RSA key of {key.key_size} bits is too small (at least 2048)")
+    else:
+        raise CSRError(f"unsupported public key type {type(key).__name__} (use ECDSA P-256)")
+
+
+def _check_matching_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
+    if cert.public_key() != key.public_key():
+        raise CertError("the certificate and the private key do not match")
+
+
+def _single(name: x509.Name, oid: x509.ObjectIdentifier, label: str) -> str:
+    values = [str(a.value) for a in name.get_attributes_for_oid(oid)]
+    if len(values) != 1 or not values[0]:
+        raise CertError(f"the certificate has no single {label} in its subject")
+    return values[0]
+
+
+def _check_name(what: str, value: str) -> None:
+    # IDs go into the subject and a DNS SAN: keep them to what new_id() makes (and test names).
+    if not value or len(value) > 64 or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in value):
+        raise ValueError(f"invalid {what} {value!r}")
+
+
+# --- the root CA --------------------------------------------------------------------------------
+
+
+class RootCA:
+    """The cluster root CA: a certificate and, on managers, its private key."""
+
+    def __init__(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
+        _check_matching_key(cert, key)
+        self._cert = cert
+        self._key = key
+
+    @classmethod
+    def create(cls, *, now: dt.datetime | None = None, validity_days: float = ROOT_CA_VALIDITY_DAYS) -> RootCA:
+        """A new self-signed ECDSA P-256 root `CN=swarm-ca`."""
+        now = now or dt.datetime.now(dt.UTC)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ROOT_CN)])
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + dt.timedelta(days=validity_days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert, key)
+
+    @classmethod
+    def load(cls, cert_pem: str | bytes, key_pem: str | bytes) -> RootCA:
+        """The CA from its PEM certificate and key (as kept in the store); `CertError` if they do not
+        belong together or the certificate is not a CA."""
+        cert = _load_cert(cert_pem)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value if _has_bc(cert) else None
+        if constraints is None or not constraints.ca:
+            raise CertError("the root certificate is not a CA certificate")
+        return cls(cert, _load_key(key_pem))
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self._cert
+
+    @property
+    def cert_pem(self) -> str:
+        return _cert_pem(self._cert)
+
+    @property
+    def key_pem(self) -> str:
+        """The CA private key, PKCS#8 PEM: it belongs in the replicated store, never on workers."""
+        return _key_pem(self._key)
+
+    def digest(self) -> str:
+        """The base-36 digest that join tokens pin (`shoal.manager.tokens.ca_digest`)."""
+        return ca_digest(self.cert_pem)
+
+    @staticmethod
+    def digest_of(ca_pem: str | bytes) -> str:
+        """The digest of a CA certificate held without its key (on workers): `ca_digest(ca_pem)`."""
+        return ca_digest(ca_pem)
+
+    def issue(
+        self,
+        csr_pem: str | bytes,
+        node_id: str,
+        role: str,
+        cluster_id: str,
+        validity_days: float = NODE_CERT_VALIDITY_DAYS,
+        ips: Iterable[str] = (),
+        *,
+        now: dt.datetime | None = None,
+    ) -> str:
+        """Sign the node's CSR: subject `CN=node_id, OU=swarm-<role>, O=cluster_id` and SANs
+        `swarm-<role>`, the node ID (managers also `swarm-ca`) and the IP addresses `ips`. Only the CSR's
+        public key is used; its subject is ignored. `CSRError` for a bad CSR.
+        """
+        if role not in ROLE_OU:
+            raise ValueError(f"invalid role {role!r}")
+        _check_name("node ID", node_id)
+        _check_name("cluster ID", cluster_id)
+        ip_sans = [ipaddress.ip_address(ip) for ip in ips]
+        csr = _load_csr(csr_pem)
+        public_key = csr.public_key()
+        _check_public_key(public_key)
+        now = now or dt.datetime.now(dt.UTC)
+        not_after = min(now + dt.timedelta(days=validity_days), self._cert.not_valid_after_utc)
+        dns = [ROLE_OU[role], node_id] + ([CA_ROLE] if role == "manager" else [])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ROLE_OU[role]),
+                x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+            ]
+        )
+        ca_ski = self._cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(encipher=isinstance(public_key, rsa.RSAPublicKey)), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(d) for d in dns] + [x509.IPAddress(ip) for ip in ip_sans]),
+                critical=False,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        return _cert_pem(cert)
+
+    def verify(self, cert: Cert, *, now: dt.datetime | None = None) -> Identity:
+        """`verify_node_cert(cert, self.cert_pem)`."""
+        return verify_node_cert(cert, self.cert_pem, now=now)
+
+
+def _has_bc(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _key_usage(*, cert_sign: bool = False, encipher: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=encipher,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _load_csr(csr_pem: str | bytes) -> x509.CertificateSigningRequest:
+    try:
+        csr = x509.load_pem_x509_csr(_as_bytes(csr_pem))
+    except (ValueError, TypeError) as e:
+        raise CSRError(f"invalid certificate signing request: {e}") from None
+    # The signature proves the requester holds the private key of the public key we certify.
+    try:
+        valid = csr.is_signature_valid
+    except (ValueError, InvalidSignature, x509.UnsupportedGeneralNameType) as e:
+        raise CSRError(f"invalid certificate signing request: {e}") from None
+    if not valid:
+        raise CSRError("invalid certificate signing request: its signature does not match its public key")
+    return csr
+
+
+# --- the joining node ---------------------------------------------------------------------------
+
+
+def new_node_key_and_csr(node_id: str | None = None) -> tuple[str, str]:
+    """(key PEM, CSR PEM) for a new ECDSA P-256 node key. The key never leaves the node; the CA
+    sets the subject itself, so `node_id` only makes the CSR recognisable."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id or "shoal-node")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return _key_pem(key), csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# --- reading certificates -----------------------------------------------------------------------
+
+
+def cert_identity(cert: Cert) -> Identity:
+    """(node ID, role, cluster ID) of a node certificate. Use it on a certificate that TLS already
+    verified against the cluster CA (`peer_identity`) or after `verify_node_cert`: it checks the
+    naming, not the signature. The role must appear both as OU and as DNS SAN, as the CA issues it.
+    """
+    c = _load_cert(cert)
+    node_id = _single(c.subject, NameOID.COMMON_NAME, "common name (node ID)")
+    ou = _single(c.subject, NameOID.ORGANIZATIONAL_UNIT_NAME, "organizational unit (role)")
+    cluster_id = _single(c.subject, NameOID.ORGANIZATION_NAME, "organization (cluster ID)")
+    role = _OU_ROLE.get(ou)
+    if role is None:
+        raise CertError(f"the certificate's role {ou!r} is neither swarm-manager nor swarm-worker")
+    try:
+        dns = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns = []
+    if ou not in dns or node_id not in dns:
+        raise CertError(f"the certificate's alternative names do not include {ou} and its node ID")
+    return Identity(node_id, role, cluster_id)
+
+
+def cert_validity(cert: Cert) -> tuple[dt.datetime, dt.datetime]:
+    """(not before, not after) in UTC, e.g. to schedule renewal."""
+    c = _load_cert(cert)
+    return c.not_valid_before_utc, c.not_valid_after_utc
+
+
+def verify_node_cert(cert: Cert, ca_pem: str | bytes, *, now: dt.datetime | None = None) -> Identity:
+    """The identity of `cert` if a certificate of `ca_pem` issued it and it is valid at `now`;
+    `CertError` otherwise (e.g. certificates kept from another cluster, or expired)."""
+    c = _load_cert(cert)
+    for ca in _load_certs(ca_pem):
+        if c.issuer != ca.subject:
+            continue
+        try:
+            c.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        break
+    else:
+        raise CertError("the certificate was not issued by this cluster's root CA")
+    now = now or dt.datetime.now(dt.UTC)
+    if not c.not_valid_before_utc <= now <= c.not_valid_after_utc:
+        raise CertError(f"the certificate is not valid now (valid {c.not_valid_before_utc} to {c.not_valid_after_utc})")
+    return cert_identity(c)
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _pem_paths(*blobs: str | bytes) -> Iterator[list[str]]:
+    """Paths the `ssl` module can open for in-memory PEM data (it only loads chains from files).
+
+    memfd keeps the private key off every file system; elsewhere a private temporary directory.
+    """
+    fds: list[int] = []
+    try:
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            for blob in blobs:
+                fd = os.memfd_create("shoal-pem", os.MFD_CLOEXEC)
+                fds.append(fd)
+                _write_all(fd, _as_bytes(blob))
+            yield [f"/proc/self/fd/{fd}" for fd in fds]
+            return
+        with tempfile.TemporaryDirectory(prefix="shoal-pem-") as tmp:
+            paths = []
+            for i, blob in enumerate(blobs):
+                path = os.path.join(tmp, f"{i}.pem")
+                atomic_write(path, _as_bytes(blob), 0o600)
+                paths.append(path)
+            yield paths
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _load_chain(ctx: ssl.SSLContext, cert_pem: str | bytes, key_pem: str | bytes) -> None:
+    # Check the pair here: OpenSSL's own error for a mismatch is "[X509: KEY_VALUES_MISMATCH]".
+    _check_matching_key(_load_cert(cert_pem), _load_key(key_pem))
+    with _pem_paths(cert_pem, key_pem) as (cert_path, key_path):
+        ctx.load_cert_chain(cert_path, key_path)
+
+
+def _base_context(protocol: int) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def server_context(cert_pem: str | bytes, key_pem: str | bytes, ca_pem: str | bytes) -> ssl.SSLContext:
+    """TLS for port 2377. A client certificate is optional because the CA-fetch and join
+    endpoints serve nodes that have none yet; handlers read `peer_identity()` and refuse what
+    the role does not allow. A client certificate that is presented but not issued by
+    `ca_pem` (or expired) fails the handshake: it never reaches a handler as "anonymous".
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_SERVER)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(cadata=_as_bytes(ca_pem).decode())
+    _load_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def client_context(
+    ca_pem: str | bytes, cert_pem: str | bytes | None = None, key_pem: str | bytes | None = None
+) -> ssl.SSLContext:
+    """TLS to a manager, verified against the cluster CA. Host names are not checked: managers
+    are dialled by IP and the CA issues only node certificates; check the role with
+    `peer_identity()` (a manager must present `swarm-manager`)."""
+    if (cert_pem is None) != (key_pem is None):
+        raise ValueError("give both the node certificate and its key, or neither")
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=_as_bytes(ca_pem).decode())
+    if cert_pem is not None and key_pem is not None:
+        _load_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def bootstrap_client_context() -> ssl.SSLContext:
+    """Unverified TLS for one thing only: fetching the root CA certificate before joining.
+
+    The fetched CA must pass `verify_ca_digest(ca_pem, token)`; then connect again with
+    `client_context(ca_pem)` to send the token and CSR. Never send the token over this one.
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def peer_identity(conn: ssl.SSLObject | ssl.SSLSocket) -> Identity | None:
+    """The verified identity of the other end of a TLS connection, None if it sent no certificate.
+
+    With our contexts a certificate only reaches here if it chains to the cluster CA (the
+    exception is `bootstrap_client_context`, which verifies nothing). With aiohttp:
+    `peer_identity(request.transport.get_extra_info("ssl_object"))`.
+    """
+    der = conn.getpeercert(binary_form=True)
+    return cert_identity(der) if der else None
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+class NodeCertificates(NamedTuple):
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def atomic_write(path: str | os.PathLike[str], data: str | bytes, mode: int) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never a torn one,
+    and a secret is never readable by others (the temporary file is created 0600)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, _as_bytes(data))
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_node_files(
+    directory: str | os.PathLike[str], ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes
+) -> None:
+    """Write `swarm-root-ca.crt` and `swarm-node.crt` (0644) and `swarm-node.key` (0600).
+
+    The directory is created 0700. The certificate goes last, so a certificate on disk always
+    has its CA beside it; a crash between key and certificate is caught by `read_node_files`.
+    """
+    d = Path(directory)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(d / CA_CERT_FILE, ca_pem, 0o644)
+    atomic_write(d / NODE_KEY_FILE, key_pem, 0o600)
+    atomic_write(d / NODE_CERT_FILE, cert_pem, 0o644)
+
+
+def read_node_files(directory: str | os.PathLike[str]) -> NodeCertificates | None:
+    """The node's CA, certificate and key; None if the node has none (never joined or left).
+    `CertError` if some are missing or the key does not belong to the certificate."""
+    d = Path(directory)
+    names = (CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE)
+    present = [(d / n).exists() for n in names]
+    if not any(present):
+        return None
+    if not all(present):
+        missing = ", ".join(n for n, p in zip(names, present, strict=True) if not p)
+        raise CertError(f"incomplete node certificates in {d}: missing {missing}")
+    ca_pem, cert_pem, key_pem = ((d / n).read_text() for n in names)
+    _load_certs(ca_pem)
+    _check_matching_key(_load_cert(cert_pem), _load_key(key_pem))
+    return NodeCertificates(ca_pem, cert_pem, key_pem)

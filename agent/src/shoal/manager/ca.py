@@ -218,8 +218,7 @@ class RootCA:
         """The CA from its PEM certificate and key (as kept in the store); `CertError` if they do not
         belong together or the certificate is not a CA."""
         cert = _load_cert(cert_pem)
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value if _has_bc(cert) else None
-        if constraints is None or not constraints.ca:
+        if not _is_ca(cert):
             raise CertError("the root certificate is not a CA certificate")
         return cls(cert, _load_key(key_pem))
 
@@ -308,12 +307,11 @@ class RootCA:
         return verify_node_cert(cert, self.cert_pem, now=now)
 
 
-def _has_bc(cert: x509.Certificate) -> bool:
+def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
-    return True
 
 
 def _key_usage(*, cert_sign: bool = False, encipher: bool = False) -> x509.KeyUsage:

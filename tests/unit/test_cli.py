@@ -482,6 +482,24 @@ def test_swarm_lines_manager() -> None:
     ]
 
 
+def test_swarm_lines_show_shoals_raft_and_session_views() -> None:
+    swarm = {
+        **ACTIVE,
+        "RemoteManagers": None,
+        "Raft": {"Leader": "10.213.0.10:2378", "Members": ["10.213.0.10:2378", "10.213.0.11:2378"], "Quorum": True},
+        "Session": {"Connected": False, "Error": None, "Peers": [{"Addr": "x"}]},
+    }
+    assert swarm_lines(swarm)[-7:] == [
+        "  Node Address: 10.213.0.10",
+        "  Raft Leader: 10.213.0.10:2378",
+        "  Raft Members: 10.213.0.10:2378, 10.213.0.11:2378",
+        "  Raft Quorum: true",
+        "  Session Connected: false",
+        "  Session Error: ",
+        '  Session Peers: [{"Addr":"x"}]',
+    ]
+
+
 def test_swarm_lines_worker_and_inactive() -> None:
     worker = {**ACTIVE, "ControlAvailable": False, "Cluster": None}
     assert swarm_lines(worker)[:3] == [" Swarm: active", "  NodeID: tkxuxun03da7y2bozka50mpxi", "  Is Manager: false"]

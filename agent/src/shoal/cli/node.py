@@ -102,7 +102,7 @@ def validate_filters(filters: Mapping[str, Sequence[str]]) -> None:
 
 
 def filter_nodes(nodes: Iterable[Node], filters: Mapping[str, Sequence[str]]) -> list[Node]:
-    """docker's node filters, applied client-side (the agent may apply them too: same result).
+    """docker's node filters, applied client-side.
     `id` and `name` match prefixes (SwarmKit's IDPrefixes/NamePrefixes); different keys must all
     match, several values of one key any of them (labels: all of them)."""
     validate_filters(filters)
@@ -236,7 +236,8 @@ def _resolve_one(api: Client, ref: str) -> Node:
 def cmd_ls(api: Client, args: argparse.Namespace) -> int:
     filters = argtypes.parse_filters(args.filter)
     validate_filters(filters)  # before any call: a typo is the user's, not the agent's, error
-    nodes = api.get("/nodes", filters=filters or None)  # docker's wire form; re-applied locally
+    # filtered here, not by the agent, so that every filter means the same on every agent version
+    nodes = api.get("/nodes")
     swarm = api.get("/info").get("Swarm") or {}
     cluster_tls = (swarm.get("Cluster") or {}).get("TLSInfo")
     print(

@@ -12,7 +12,7 @@ from typing import Any
 from shoal import __version__
 from shoal.cli.client import Client
 from shoal.cli.errors import CLIError
-from shoal.cli.output import bytes_size, human_duration, table
+from shoal.cli.output import bytes_size, compact_json, human_duration, table
 
 # shoal-only facts in GET /info live under "Shoal" (DESIGN §4: shoal additions are namespaced);
 # known keys get docker-style labels, others are shown with their name split into words.
@@ -33,8 +33,10 @@ def _words(key: str) -> str:
 def _value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, (list, tuple, dict)):
+        return compact_json(value)
     return "" if value is None else str(value)
 
 
@@ -82,6 +84,10 @@ def swarm_lines(swarm: Mapping[str, Any]) -> list[str]:
             f"  Root Rotation In Progress: {_value(bool(cluster.get('RootRotationInProgress')))}",
         ]
     lines.append(f"  Node Address: {swarm.get('NodeAddr', '')}")
+    # shoal's live view: Raft (managers) and the dispatcher session (workers), printed as reported
+    for section in ("Raft", "Session"):
+        for key, value in (swarm.get(section) or {}).items():
+            lines.append(f"  {section} {_words(key)}: {_value(value)}")
     managers = sorted(str(m.get("Addr", "")) for m in swarm.get("RemoteManagers") or ())
     if managers:
         lines += ["  Manager Addresses:", *(f"   {m}" for m in managers)]

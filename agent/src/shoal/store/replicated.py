@@ -1,0 +1,438 @@
+"""ReplicatedStore: the cluster's objects, replicated by pysyncobj (DESIGN §3, notes/raft.md).
+
+Threads: pysyncobj's tick thread runs Raft, applies commands (`machine.py`) and our on-tick hook;
+a notifier thread runs `on_leader_change` callbacks; everything else is called from the caller's
+thread. Reads are local (may be stale) and return deep copies. A write is one Raft command however
+many changes it carries; see `commitop.py` for how it reaches a definite answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj
+
+from shoal.store.changes import KINDS, NAMED_KINDS, Change
+from shoal.store.commitop import CommitOp, Denied
+from shoal.store.config import JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig, check_addr
+from shoal.store.durability import JournalFlusher
+from shoal.store.errors import InvalidChange, NotLeader, StoreError, Timeout
+from shoal.store.machine import StoreMachine
+from shoal.store.notifier import Notifier
+from shoal.store.state import spec_name
+from shoal.store.transport import ShoalTransport, TransportHooks, node_addr
+from shoal.store.watch import Hub, Subscription, clone
+from shoal.store.watchdog import CatchupWatchdog, follower_matches
+
+__all__ = ["RaftConfig", "ReplicatedStore"]
+
+log = logging.getLogger("shoal.store")
+
+LeaderCallback = Callable[[bool, int], Any]
+WATCHDOG_PERIOD = 0.25
+
+
+class ReplicatedStore:
+    def __init__(self, cfg: RaftConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.addr = cfg.self_addr
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._closed = False
+        self._tick_ident: int | None = None
+        self._tick_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._hub = Hub()
+        self._notifier = Notifier()
+        self._leader_callbacks: list[LeaderCallback] = []
+        self._leading = False
+        self._epoch_proposed: int | None = None  # term of the epoch bump in flight
+        self._watchdog = CatchupWatchdog(cfg.catchup_stall_timeout)
+        self._next_watch = 0.0
+        self._sync: SyncObj | None = None
+        self.hooks = TransportHooks(cfg.ping_period, None)  # diagnostics, and fault injection in tests
+        self._machine = StoreMachine(self._hub.publish, self._on_epoch, self._on_applied)
+        self._sync = SyncObj(
+            cfg.self_addr,
+            cfg.other_peers(),
+            cfg.sync_conf(),
+            consumers=[self._machine],
+            transportClass=partial(ShoalTransport, hooks=self.hooks),
+        )
+        try:
+            self._sync.waitBinded()
+        except Exception as exc:
+            self._sync.destroy_synchronous()
+            self._notifier.close()
+            raise StoreError(f"cannot listen for Raft on {cfg.bind_addr or cfg.self_addr}: {exc}") from exc
+        if cfg.flush_journal:
+            flusher = JournalFlusher(Path(cfg.data_dir) / JOURNAL_FILE)
+            flusher.before_answer(int(self._sync.raftCommitIndex))  # what an earlier run left in the page cache
+            self.hooks.flusher = flusher
+        self._sync.addOnTickCallback(self._on_tick)
+
+    # ---- reads (local, possibly stale; deep copies)
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        with self._machine.lock:
+            obj = self._machine.state.objects.get(kind, {}).get(obj_id)
+        return None if obj is None else clone(obj)
+
+    def list(self, kind: str) -> list[dict[str, Any]]:
+        with self._machine.lock:
+            objs = list(self._machine.state.objects.get(kind, {}).values())
+        return clone(objs)  # type: ignore[no-any-return]
+
+    def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._machine.lock:
+            state = self._machine.state
+            if kind in NAMED_KINDS:
+                obj_id = state.names[kind].get(name)
+                obj = state.objects[kind].get(obj_id) if obj_id else None
+            else:
+                obj = next((o for o in state.objects.get(kind, {}).values() if spec_name(o) == name), None)
+        return None if obj is None else clone(obj)
+
+    @property
+    def applied_index(self) -> int:
+        """Log index of the last store command applied on this replica."""
+        return self._machine.state.last_index
+
+    @property
+    def epoch(self) -> int:
+        """The last committed epoch (one per leader term that announced itself)."""
+        return self._machine.state.epoch
+
+    # ---- writes
+    def commit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int:
+        """Apply all changes as one Raft command, or none; return its log index.
+
+        `request_id`: pass the same one to retry a write whose outcome is unknown (applied once).
+        `epoch`: fence the write to that epoch (StaleEpoch if a newer leader announced itself).
+        Never call it on the tick thread (a replicated method or pysyncobj callback): it would wait
+        for itself.
+        """
+        self._check_caller()
+        return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
+
+    async def acommit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int:
+        """commit() for asyncio: never blocks the loop (pysyncobj answers via call_soon_threadsafe)."""
+        self._check_caller()
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
+                loop.call_soon_threadsafe(woken.set)
+
+        op = self._new_op(changes, timeout, request_id, epoch, wake)
+        while True:
+            woken.clear()
+            finished, value = op.poll()
+            if finished:
+                return int(value)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), value)
+
+    def _new_op(
+        self,
+        changes: list[Change],
+        timeout: float,
+        request_id: str | None,
+        epoch: int | None,
+        wake: Callable[[], None],
+    ) -> CommitOp:
+        if not isinstance(changes, list | tuple) or not all(isinstance(c, Change) for c in changes):
+            raise InvalidChange("commit() takes a list of Change")
+        rid = request_id or uuid.uuid4().hex
+        wire = [c.to_wire() for c in changes]
+        size = len(pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL))
+        if size > MAX_BATCH_BYTES:
+            raise InvalidChange(f"batch of {size} bytes is larger than {MAX_BATCH_BYTES}: split it")
+        machine = self._machine
+
+        def propose(callback: Callable[[Any, int], None]) -> None:
+            machine.apply_batch(rid, wire, epoch, callback=callback)
+
+        return self._op(propose, timeout, wake)
+
+    def _op(self, propose: Callable[..., None], timeout: float, wake: Callable[[], None], **kw: Any) -> CommitOp:
+        return CommitOp(
+            propose=propose,
+            has_quorum=self.has_quorum,
+            describe_quorum=self._describe_quorum,
+            now=time.monotonic,
+            deadline=time.monotonic() + timeout,
+            quorum_wait=min(self.cfg.quorum_wait, timeout),
+            wake=wake,
+            **kw,
+        )
+
+    def _check_caller(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+        if threading.get_ident() == self._tick_ident:
+            raise StoreError("a write from the Raft tick thread would wait for itself; use a callback")
+
+    # ---- watch
+    def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
+        """Events (kind, action, obj, index) after apply. Queued by the tick thread; read them with
+        `get()` on your own thread, or `await aget()` on `loop`. Subscribe, then read the state."""
+        with self._machine.lock:
+            return self._hub.add(self._machine.state.last_index, loop, self.cfg.watch_max_pending)
+
+    def on_leader_change(self, callback: LeaderCallback) -> None:
+        """`callback(leading, epoch)` on the notifier thread: True once this node's epoch is
+        committed (start leader-only loops), False as soon as it stops being leader. Called once
+        right away with the current state. It may call commit(); it must not block for long."""
+        self._leader_callbacks.append(callback)
+        self._notifier.submit(callback, self._leading, self.epoch)
+
+    @property
+    def leading(self) -> bool:
+        """Leader *and* its epoch is committed: what leader-only loops should check."""
+        return self._leading
+
+    # ---- Raft view
+    def is_leader(self) -> bool:
+        return bool(self._sync is not None and self._sync._isLeader())
+
+    def leader(self) -> str | None:
+        """The leader this replica last heard of (may be stale when it has no quorum)."""
+        node = self._sync._getLeader() if self._sync is not None else None
+        return None if node is None else node_addr(node)
+
+    def members(self) -> list[str]:
+        """All voting members, this one included."""
+        assert self._sync is not None
+        return sorted({self.addr, *(node_addr(n) for n in self._sync.otherNodes)})
+
+    def peer_status(self) -> dict[str, bool]:
+        """Other member -> connected (Reachable/Unreachable in `node ls`)."""
+        assert self._sync is not None
+        return {node_addr(n): bool(self._sync.isNodeConnected(n)) for n in self._sync.otherNodes}
+
+    def has_quorum(self) -> bool:
+        """Whether a write could commit now, as far as this replica can tell: it leads and heard
+        from a majority recently, or it follows a leader that is connected and heartbeating."""
+        sync = self._sync
+        if sync is None or self._closed:
+            return False
+        others = sync.otherNodes
+        now, window = time.monotonic(), self.cfg.raft_max_timeout
+        if sync._isLeader():
+            fresh = 1 + sum(
+                1
+                for n in others
+                if sync.isNodeConnected(n) and now - self.hooks.last_ack.get(node_addr(n), -1e9) <= window
+            )
+            return fresh > (len(others) + 1) / 2
+        leader = sync._getLeader()
+        if leader is None or leader == sync.selfNode or not sync.isNodeConnected(leader):
+            return False
+        return now - self.hooks.last_append.get(node_addr(leader), -1e9) <= window
+
+    def _describe_quorum(self) -> str:
+        peers = self.peer_status()
+        total, up = len(peers), sum(peers.values())
+        if self.is_leader():
+            now, window = time.monotonic(), self.cfg.raft_max_timeout
+            fresh = sum(1 for p, ok in peers.items() if ok and now - self.hooks.last_ack.get(p, -1e9) <= window)
+            return f"this manager leads but only {fresh} of {total} other managers answer"
+        leader = self.leader()
+        if leader is None or leader == self.addr:
+            return f"no leader elected; this manager reaches {up} of {total} other managers"
+        return f"leader {leader} is unreachable; this manager reaches {up} of {total} other managers"
+
+    # ---- membership (one change at a time; run on the leader or forwarded to it)
+    def add_member(self, addr: str, timeout: float = 5.0) -> None:
+        """Add a voter. Start the new member (empty data dir, full member list) before or right after."""
+        self._membership(addr, True, timeout)
+
+    def remove_member(self, addr: str, timeout: float = 5.0) -> None:
+        """Remove another member. A leader cannot remove itself: transfer_leadership() first, then
+        ask the new leader. Wipe the removed member's data dir before reusing it."""
+        if addr == self.addr:
+            raise InvalidChange("a manager cannot remove itself from Raft: ask another manager")
+        self._membership(addr, False, timeout)
+
+    def _membership(self, addr: str, add: bool, timeout: float) -> None:
+        self._check_caller()
+        check_addr(addr, "member address")
+        sync = self._sync
+        assert sync is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if (addr in self.members()) == add:
+                # Already so (a previous try, or pending on the leader): an empty batch committed
+                # after it proves the change itself is committed.
+                self.commit([], timeout=max(0.1, remaining))
+                return
+            change = sync.addNodeToCluster if add else sync.removeNodeFromCluster
+            try:
+                propose = partial(_call_with_callback, change, addr)
+                _drive(lambda wake, p=propose, t=remaining: self._op(p, t, wake, decode=_none))
+                return
+            except Denied:
+                if time.monotonic() >= deadline:
+                    raise Timeout(f"membership change of {addr} was refused until the timeout") from None
+                time.sleep(0.05)  # another change (or the new leader's no-op) is still committing
+
+    def transfer_leadership(self, target: str | None = None, timeout: float = 2.0) -> str | None:
+        """Hand leadership to `target` (default: the most caught-up follower); returns the new leader."""
+        self._check_caller()
+        sync = self._sync
+        assert sync is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sync._isLeader():
+                leader = self.leader()
+                if leader is not None and leader != self.addr:
+                    return leader
+                raise NotLeader("only the leader can transfer leadership")
+            answer: list[int] = []
+            done = threading.Event()
+
+            def callback(_res: Any, err: int, answer: list[int] = answer, done: threading.Event = done) -> None:
+                answer.append(err)
+                done.set()
+
+            self._on_tick_thread(lambda: sync.transferLeadership(node=target, callback=callback))
+            done.wait(max(0.0, deadline - time.monotonic()))
+            if answer and answer[0] == FAIL_REASON.SUCCESS:
+                while time.monotonic() < deadline:
+                    if not sync._isLeader() and self.leader() not in (None, self.addr):
+                        return self.leader()
+                    time.sleep(0.01)
+                break
+            time.sleep(0.05)  # the target is not caught up yet
+        raise Timeout("leadership transfer did not complete in time")
+
+    # ---- admin
+    def export_state(self) -> dict[str, Any]:
+        """Everything needed to seed a new cluster from this replica (force-new-cluster)."""
+        with self._machine.lock:
+            state = self._machine.state
+            objects = {kind: list(state.objects.get(kind, {}).values()) for kind in KINDS}
+            epoch = {"Epoch": state.epoch, "Leader": state.epoch_leader, "Term": state.epoch_term}
+            index = state.last_index
+        return {"Index": index, "Epoch": epoch, "Members": self.members(), "Objects": clone(objects)}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if threading.get_ident() == self._tick_ident:
+            raise StoreError("close() from the tick thread would wait for itself")
+        self._closed = True
+        if self._sync is not None:
+            self._sync.removeOnTickCallback(self._on_tick)
+            self._sync.destroy_synchronous()
+        if self.hooks.flusher is not None:
+            self.hooks.flusher.close()
+        self._hub.close_all()
+        self._notifier.close()
+
+    # ---- tick thread
+    def _on_tick_thread(self, job: Callable[[], None]) -> None:
+        self._tick_jobs.put(job)
+
+    def _on_tick(self) -> None:
+        self._tick_ident = threading.get_ident()
+        while True:
+            try:
+                job = self._tick_jobs.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                job()
+            except Exception:
+                log.exception("store job on the tick thread failed")
+        sync = self._sync
+        if sync is None:
+            return
+        leader = sync._isLeader()
+        if self._leading and not leader:
+            self._set_leading(False)
+        if leader:
+            self._announce_epoch(sync)
+        now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + WATCHDOG_PERIOD
+            if leader:
+                commit_index, match = follower_matches(sync.getStatus())
+                if self._watchdog.observe(now, commit_index, match):
+                    log.warning("a follower stalled below commit index %d: forcing a log compaction", commit_index)
+                    sync.forceLogCompaction()
+            else:
+                self._watchdog.reset()
+
+    def _announce_epoch(self, sync: SyncObj) -> None:
+        # Epoch fencing (notes defect 3): a new leader writes (itself, term) through the log; its
+        # leader-only loops start when that commits, and older epochs are refused from then on.
+        term = int(sync.raftCurrentTerm)
+        if self._machine.state.epoch_term >= term or self._epoch_proposed == term:
+            return
+        self._epoch_proposed = term
+
+        def proposed(_res: Any, err: int) -> None:
+            if err != FAIL_REASON.SUCCESS and self._epoch_proposed == term:
+                self._epoch_proposed = None  # the next tick proposes again if still leader
+
+        self._machine.bump_epoch(self.addr, term, callback=proposed)
+
+    def _on_epoch(self, epoch: int, leader: str | None, term: int) -> None:
+        sync = self._sync
+        if sync is None:
+            return
+        mine = leader == self.addr and sync._isLeader() and int(sync.raftCurrentTerm) == term
+        if mine and not self._leading:
+            self._set_leading(True)
+        elif not mine and self._leading:
+            self._set_leading(False)
+
+    def _set_leading(self, leading: bool) -> None:
+        self._leading = leading
+        epoch = self.epoch
+        log.info("leadership %s (epoch %d)", "acquired" if leading else "lost", epoch)
+        for callback in list(self._leader_callbacks):
+            self._notifier.submit(callback, leading, epoch)
+
+    def _on_applied(self, index: int) -> None:
+        # A single member has no follower acknowledgements to sync before: sync before answering.
+        flusher = self.hooks.flusher
+        if flusher is not None and self._sync is not None and not self._sync.otherNodes:
+            flusher.before_answer(index)
+
+
+def _call_with_callback(fn: Callable[..., None], arg: Any, callback: Callable[[Any, int], None]) -> None:
+    fn(arg, callback=callback)
+
+
+def _drive(make_op: Callable[[Callable[[], None]], CommitOp]) -> Any:
+    """Run an op to its end on this (non-tick) thread, sleeping until pysyncobj answers."""
+    woken = threading.Event()
+    op = make_op(woken.set)
+    while True:
+        woken.clear()
+        finished, value = op.poll()
+        if finished:
+            return value
+        woken.wait(value)
+
+
+def _none(_result: Any) -> None:
+    return None

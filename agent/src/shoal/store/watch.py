@@ -1,0 +1,145 @@
+"""Watch events: the tick thread only appends references to per-subscriber queues (cheap, never
+blocks); the subscriber's own thread (or event loop) takes them and gets a private deep copy.
+Stored objects are never mutated in place, so a reference is a stable snapshot until copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pickle
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from shoal.store.changes import Event
+from shoal.store.errors import WatchLost
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-shaped data; pickle's C code is several times faster than copy.deepcopy."""
+    return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class Subscription:
+    """Events after apply, in log order. `get()` from any thread but the store's tick thread;
+    `aget()` from the event loop passed to `subscribe(loop=...)`.
+
+    `index` is the log index the store had applied when the subscription started: every later
+    change is delivered. Subscribe first, then read (`list`): an event may repeat what the read
+    already showed, none is missed. A subscriber more than `max_pending` events behind is dropped
+    and its next `get` raises WatchLost (re-list, then subscribe again).
+    """
+
+    def __init__(self, hub: Hub, index: int, loop: asyncio.AbstractEventLoop | None, max_pending: int) -> None:
+        self._hub = hub
+        self.index = index
+        self._loop = loop
+        self._max = max_pending
+        self._items: deque[Event] = deque()
+        self._cond = threading.Condition()
+        self._aevent = asyncio.Event() if loop is not None else None
+        self._closed = False
+        self._lost = False
+
+    # ---- producer side (tick thread)
+    def _push(self, events: list[Event]) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._items) + len(events) > self._max:
+                self._lost, self._closed = True, True
+                self._items.clear()
+            else:
+                self._items.extend(events)
+            self._cond.notify_all()
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        if self._loop is not None and self._aevent is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                self._loop.call_soon_threadsafe(self._aevent.set)
+
+    # ---- consumer side
+    def _take(self) -> Event | None:
+        # called with the condition held
+        if self._items:
+            ev = self._items.popleft()
+            return Event(ev.kind, ev.action, clone(ev.obj), ev.index)
+        if self._lost:
+            raise WatchLost("watch fell too far behind and was dropped: list again and resubscribe")
+        return None
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None on timeout or once closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                ev = self._take()
+                if ev is not None or self._closed:
+                    return ev
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def get_nowait(self) -> Event | None:
+        with self._cond:
+            return self._take()
+
+    async def aget(self) -> Event | None:
+        """The next event; None once closed. Only on the loop given to subscribe()."""
+        if self._aevent is None:
+            raise RuntimeError("subscribe(loop=...) to use aget()")
+        while True:
+            with self._cond:
+                ev = self._take()
+                if ev is not None or self._closed:
+                    return ev
+                self._aevent.clear()
+            await self._aevent.wait()
+
+    def close(self) -> None:
+        self._hub.remove(self)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._wake_loop()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+        self._lock = threading.Lock()
+
+    def add(self, index: int, loop: asyncio.AbstractEventLoop | None, max_pending: int) -> Subscription:
+        sub = Subscription(self, index, loop, max_pending)
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def remove(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def publish(self, events: list[Event]) -> None:
+        if not events:
+            return
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub._push(events)
+            if sub.closed:
+                self.remove(sub)
+
+    def close_all(self) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.close()

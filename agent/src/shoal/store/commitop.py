@@ -76,7 +76,7 @@ class CommitOp:
         self._answers: list[tuple[int, Any, int]] = []  # (attempt, result, pysyncobj error code)
         self._attempt = 0
         self._pending = False
-        self._no_quorum_since: float | None = None
+        self._no_quorum_since: float | None = now()  # the quorum wait counts from the start
         self._retry_at = 0.0
 
     def _callback(self, attempt: int) -> Callback:

@@ -9,7 +9,8 @@
   (a leader) or next_node_idx (a follower acknowledging us).
 - Journal syncs before acknowledgements and votes (`durability.py`).
 - Fault injection for tests: `hooks.blocked` cuts the link to some peers (no connection, no traffic);
-  `hooks.deaf` makes a follower ignore a leader's entries while the connection stays up (a stall).
+  `hooks.deaf` makes a follower drop a leader's entries but not its heartbeats or snapshots: a
+  follower that stays connected and cannot catch up, what the catch-up watchdog is for.
 
 This subclasses a pysyncobj class and overrides its protected `_onTick`, `_onMessageReceived`,
 `_connectIfNecessarySingle` and `send`, and reads `_nodes` and `_connections`: pysyncobj is pinned
@@ -41,7 +42,7 @@ class TransportHooks:
         self.pings_sent = 0
         self.pings_received = 0
         self.blocked: set[str] = set()  # tests: cut links to these peers
-        self.deaf: set[str] = set()  # tests: ignore append_entries from these peers (connection stays up)
+        self.deaf: set[str] = set()  # tests: drop entries (not heartbeats or snapshots) from these peers
         self.transport: ShoalTransport | None = None
 
 
@@ -86,7 +87,7 @@ class ShoalTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no ty
                 hooks.pings_received += 1
                 return  # the read itself was the point
             if kind == "append_entries":
-                if addr in hooks.deaf:
+                if addr in hooks.deaf and (message.get("entries") or message.get("transmission")):
                     return
                 hooks.last_append[addr] = time.monotonic()
                 has_data = message.get("entries") or message.get("transmission") or message.get("serialized")

@@ -1,0 +1,305 @@
+"""The replicated store on real pysyncobj, members in this process, on 127.0.0.1 only.
+
+Covers the store's contract (batches, conflicts, request ids, forwarding, membership, watch) and
+the notes/raft.md workarounds that live in-process: peer pings (1), the catch-up watchdog (2),
+epoch fencing (3) and journal syncs (4). Kill -9 and full restarts are in test_store_raft_procs.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.store import (
+    Change,
+    NameConflict,
+    NoQuorum,
+    RaftConfig,
+    ReplicatedStore,
+    StaleEpoch,
+    StoreError,
+    VersionConflict,
+)
+from shoal.store.config import DUMP_FILE
+
+PASSWORD = "test-raft-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start(addrs: list[str], root: Path, peers: list[str] | None = None, **cfg: Any) -> list[ReplicatedStore]:
+    return [
+        ReplicatedStore(
+            RaftConfig(a, peers if peers is not None else addrs, root / a.replace(":", "_"), PASSWORD, **cfg)
+        )
+        for a in addrs
+    ]
+
+
+def leader_of(stores: list[ReplicatedStore]) -> ReplicatedStore:
+    return wait_for(lambda: next((s for s in stores if s.leading), None), 5.0, "a leader with a committed epoch")
+
+
+def task(obj_id: str) -> Change:
+    return Change("create", "task", {"ID": obj_id, "CreatedAt": "t", "UpdatedAt": "t", "Spec": {}})
+
+
+def service(obj_id: str, name: str) -> dict[str, Any]:
+    return {"ID": obj_id, "CreatedAt": "t", "UpdatedAt": "t", "Spec": {"Name": name}}
+
+
+def ids(store: ReplicatedStore, kind: str = "task") -> list[str]:
+    return sorted(o["ID"] for o in store.list(kind))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedStore]:
+    (store,) = start([f"127.0.0.1:{free_port()}"], tmp_path_factory.mktemp("single"))
+    leader_of([store])
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ReplicatedStore]]:
+    stores = start([f"127.0.0.1:{free_port()}" for _ in range(3)], tmp_path_factory.mktemp("trio"))
+    leader_of(stores)
+    yield stores
+    for s in stores:
+        s.close()
+
+
+# ---- one member: the store's contract
+
+
+def test_a_batch_of_100_creates_is_one_command(single: ReplicatedStore) -> None:
+    sub = single.subscribe()
+    index = single.commit([task(f"b{i}") for i in range(100)])
+    objs = [o for o in single.list("task") if o["ID"].startswith("b")]
+    assert len(objs) == 100 and {o["Version"]["Index"] for o in objs} == {index}
+    assert single.applied_index >= index
+    events = [sub.get(1.0) for _ in range(100)]
+    assert {(e.action, e.index) for e in events if e} == {("create", index)}
+    sub.close()
+    # reads are copies
+    got = single.get("task", "b0")
+    assert got is not None
+    got["Spec"]["changed"] = True
+    assert single.get("task", "b0") == {**got, "Spec": {}}
+
+
+def test_a_stale_version_is_a_conflict_and_changes_nothing(single: ReplicatedStore) -> None:
+    first = single.commit([Change("create", "service", service("s1", "web"))])
+    second = single.commit([Change("update", "service", service("s1", "web"), expected_version=first)])
+    before = single.list("service"), ids(single)
+    stale = Change("update", "service", service("s1", "web-2"), expected_version=first)
+    with pytest.raises(VersionConflict, match="out of sequence") as err:
+        single.commit([task("never"), stale])
+    assert err.value.status == 409
+    assert (single.list("service"), ids(single)) == before
+    assert single.get("service", "s1")["Version"]["Index"] == second  # type: ignore[index]
+
+
+def test_a_name_conflict_applies_nothing_of_the_batch(single: ReplicatedStore) -> None:
+    single.commit([Change("create", "network", service("n1", "backend"))])
+    with pytest.raises(NameConflict, match='network name "backend" is already in use'):
+        single.commit([task("nope-1"), Change("create", "network", service("n2", "backend")), task("nope-2")])
+    assert "nope-1" not in ids(single) and single.get("network", "n2") is None
+    assert single.find_by_name("network", "backend")["ID"] == "n1"  # type: ignore[index]
+
+
+def test_a_retried_request_id_is_applied_once(single: ReplicatedStore) -> None:
+    first = single.commit([task("once")], request_id="req-1")
+    again = single.commit([task("once")], request_id="req-1")  # a create that would conflict if re-applied
+    assert again == first
+    assert single.get("task", "once")["Version"]["Index"] == first  # type: ignore[index]
+
+
+def test_acommit_answers_without_blocking_the_loop(single: ReplicatedStore) -> None:
+    async def main() -> tuple[list[int], int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        tick_task = asyncio.create_task(ticker())
+        indexes = [await single.acommit([task(f"async-{i}")]) for i in range(5)]
+        tick_task.cancel()
+        return indexes, ticks
+
+    indexes, ticks = asyncio.run(main())
+    assert indexes == sorted(indexes) and len(set(indexes)) == 5
+    assert ticks >= 20  # the loop kept running while writes were in flight
+
+
+def test_writes_from_the_tick_thread_are_refused(single: ReplicatedStore) -> None:
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def job() -> None:
+        try:
+            single.commit([task("from-tick")])
+        except StoreError as exc:
+            errors.append(exc)
+        done.set()
+
+    single._on_tick_thread(job)
+    assert done.wait(2.0) and errors and "tick thread" in str(errors[0])
+
+
+def test_the_journal_is_synced_before_a_single_member_answers(single: ReplicatedStore) -> None:
+    index = single.commit([task("durable")])
+    assert single.hooks.flusher is not None and single.hooks.flusher.durable_index >= index
+
+
+def test_a_password_is_required(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="password"):
+        ReplicatedStore(RaftConfig(f"127.0.0.1:{free_port()}", [], tmp_path, ""))
+
+
+# ---- three members
+
+
+def test_a_write_on_a_follower_is_forwarded(trio: list[ReplicatedStore]) -> None:
+    follower = next(s for s in trio if not s.is_leader())
+    index = follower.commit([task("via-follower")])
+    for s in trio:
+        wait_for(lambda s=s: s.applied_index >= index, 2.0, "replication")
+        assert "via-follower" in ids(s)
+    assert all(s.leader() == leader_of(trio).addr for s in trio)
+    assert all(all(s.peer_status().values()) and len(s.members()) == 3 for s in trio)
+
+
+def test_peer_pings_keep_idle_links_read_fresh(trio: list[ReplicatedStore]) -> None:
+    # Workaround 1: followers never talk to each other in Raft; the pings are what they read.
+    before = {s.addr: s.hooks.pings_received for s in trio}
+    time.sleep(1.2)
+    assert all(s.hooks.pings_received >= before[s.addr] + 2 * 2 for s in trio)  # 2 peers, 0.5 s period
+
+
+def test_every_member_syncs_the_journal_before_acknowledging(trio: list[ReplicatedStore]) -> None:
+    # Workaround 4: the leader syncs before replicating, followers before acknowledging, so when
+    # commit() returns the entry is on disk on the leader and on at least one follower.
+    leader = leader_of(trio)
+    for i in range(5):
+        index = leader.commit([task(f"sync-{i}")])
+        durable = sorted((s.hooks.flusher.durable_index for s in trio if s.hooks.flusher), reverse=True)
+        assert leader.hooks.flusher is not None and leader.hooks.flusher.durable_index >= index
+        assert durable[1] >= index
+
+
+def test_epoch_fencing_follows_a_leadership_transfer(trio: list[ReplicatedStore]) -> None:
+    # Workaround 3: a new leader's epoch is committed before its loops start; older epochs are refused.
+    old = leader_of(trio)
+    calls: dict[str, list[tuple[bool, int]]] = {s.addr: [] for s in trio}
+    for s in trio:
+        s.on_leader_change(lambda leading, epoch, a=s.addr: calls[a].append((leading, epoch)))
+    old_epoch = old.epoch
+    wait_for(lambda: calls[old.addr] == [(True, old_epoch)], 2.0, "the current state on registration")
+    target = next(s for s in trio if s is not old)
+    assert old.transfer_leadership(target.addr) == target.addr
+    wait_for(lambda: target.leading, 3.0, "the target to commit its epoch")
+    wait_for(lambda: calls[target.addr][-1:] == [(True, old_epoch + 1)], 2.0, "the new leader's callback")
+    assert (False, old_epoch) in calls[old.addr] or (False, old_epoch + 1) in calls[old.addr]
+    assert {s.epoch for s in trio if s.applied_index >= target.applied_index} == {old_epoch + 1}
+    with pytest.raises(StaleEpoch):
+        old.commit([task("fenced")], epoch=old_epoch)
+    assert old.commit([task("current")], epoch=old_epoch + 1) > 0
+
+
+def test_the_catchup_watchdog_rescues_a_stalled_follower(trio: list[ReplicatedStore]) -> None:
+    # Workaround 2: a follower that stays connected but cannot append entries gets a snapshot
+    # once the leader sees its match index stall below the commit index.
+    leader = leader_of(trio)
+    follower = next(s for s in trio if s is not leader)
+    leader._watchdog.stall_timeout = 1.0  # 5 s in production
+    fired = leader._watchdog.fired
+    sub = follower.subscribe()
+    follower.hooks.deaf.add(leader.addr)
+    try:
+        for i in range(5):
+            leader.commit([task(f"stalled-{i}")])
+        time.sleep(0.5)
+        assert "stalled-4" not in ids(follower)  # it really is stuck
+        wait_for(lambda: "stalled-4" in ids(follower), 5.0, "the snapshot to reach the follower")
+    finally:
+        follower.hooks.deaf.clear()
+        leader._watchdog.stall_timeout = 5.0
+    assert leader._watchdog.fired > fired
+    assert (Path(leader.cfg.data_dir) / DUMP_FILE).exists()
+    seen = set()
+    while (ev := sub.get(0.5)) is not None:
+        seen.add(ev.obj["ID"])
+    assert {f"stalled-{i}" for i in range(5)} <= seen  # watchers saw the snapshot as changes
+    sub.close()
+
+
+def test_add_and_remove_a_member(trio: list[ReplicatedStore], tmp_path: Path) -> None:
+    leader = leader_of(trio)
+    new_addr = f"127.0.0.1:{free_port()}"
+    (new,) = start([new_addr], tmp_path, peers=[*leader.members(), new_addr])  # empty data dir
+    try:
+        leader.add_member(new_addr)
+        assert all(new_addr in s.members() for s in trio)
+        index = leader.commit([task("with-four")])
+        wait_for(lambda: new.applied_index >= index, 3.0, "the new member to catch up")
+        assert ids(new) == ids(leader)
+        follower = next(s for s in trio if s is not leader)
+        follower.remove_member(new_addr)  # forwarded to the leader
+        wait_for(lambda: all(new_addr not in s.members() for s in trio), 2.0, "removal everywhere")
+        assert leader.commit([task("with-three")]) > index
+        with pytest.raises(StoreError):
+            leader.remove_member(leader.addr)  # transfer leadership first
+    finally:
+        new.close()
+
+
+def test_an_isolated_leader_fails_fast_and_still_reads(tmp_path: Path) -> None:
+    stores = start([f"127.0.0.1:{free_port()}" for _ in range(3)], tmp_path)
+    try:
+        old = leader_of(stores)
+        old.commit([task("before")])
+        others = [s for s in stores if s is not old]
+        for s in others:  # cut both links of the leader
+            old.hooks.blocked.add(s.addr)
+            s.hooks.blocked.add(old.addr)
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        with pytest.raises(NoQuorum, match=r"^no quorum") as err:
+            old.commit([task("cut-off")], timeout=5.0)
+        assert time.monotonic() - t0 < 2.0 and err.value.status == 503
+        assert "before" in ids(old)  # reads still answer
+        new = leader_of(others)
+        new.commit([task("majority")])
+        for s in others:
+            old.hooks.blocked.discard(s.addr)
+            s.hooks.blocked.discard(old.addr)
+        wait_for(lambda: "majority" in ids(old), 5.0, "the old leader to catch up after the heal")
+        assert "cut-off" not in ids(old) and not old.leading
+    finally:
+        for s in stores:
+            s.close()

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("task_id")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     sub.add_parser("images")
+    sub.add_parser("rmi").add_argument("name")
     imp = sub.add_parser("import")
     imp.add_argument("source", help="directory or tar file; '-' for a config-only image")
     imp.add_argument("name")
@@ -96,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         os.execvp(argv[0], argv)
     elif verb == "images":
         _out([img.inspect() for img in images.list()])
+    elif verb == "rmi":
+        _out(images.remove(args.name))
     elif verb == "import":
         source = None if args.source == "-" else args.source
         _out(images.import_dir(source, args.name, args.change).inspect())

@@ -37,6 +37,7 @@ class TransportHooks:
     def __init__(self, ping_period: float, flusher: JournalFlusher | None) -> None:
         self.ping_period = ping_period
         self.flusher = flusher
+        self.last_heard: dict[str, float] = {}  # peer -> when we last read anything from it
         self.last_append: dict[str, float] = {}  # peer -> when it last sent us append_entries
         self.last_ack: dict[str, float] = {}  # peer -> when it last answered our append_entries
         self.pings_sent = 0
@@ -81,6 +82,7 @@ class ShoalTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no ty
         addr = node_addr(node)
         if addr in hooks.blocked:
             return
+        hooks.last_heard[addr] = time.monotonic()
         if isinstance(message, dict):
             kind = message.get("type")
             if kind == PING["type"]:

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("run", help="prepare and start the Task read as JSON from stdin")
     sub.add_parser("hold", help="as run, then stay alive (an agent to kill in tests)")
+    sub.add_parser("rm-all", help="remove every task of this node (running ones are killed)")
     for verb in ("poll", "rm", "pids"):
         sub.add_parser(verb).add_argument("task_id")
     w = sub.add_parser("wait")
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         driver.kill(args.task_id, sig)
     elif verb == "rm":
         driver.remove(args.task_id)
+    elif verb == "rm-all":
+        for task_id in driver.task_ids():
+            driver.remove(task_id)
     elif verb == "pids":
         _out(sorted(driver.task_pids(args.task_id)))
     elif verb == "logs":

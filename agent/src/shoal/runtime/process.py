@@ -289,7 +289,7 @@ class ProcessDriver:
                 time.sleep(0.05 if left is None else min(0.05, left))
                 continue
             try:
-                select.select([fd], [], [], left)
+                _wait_readable(fd, left)
             finally:
                 os.close(fd)
 
@@ -419,13 +419,20 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _wait_readable(fd: int, timeout: float | None) -> bool:
+    """poll(), not select(): an agent with many tasks has descriptors above FD_SETSIZE."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
 def _read_line(fd: int, timeout: float) -> bytes:
     """One line from fd, or what came before EOF or the timeout."""
     deadline = time.monotonic() + timeout
     data = b""
     while b"\n" not in data:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not _wait_readable(fd, left):
             break
         chunk = os.read(fd, 4096)
         if not chunk:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.model.errors import SpecError
+from shoal.model.ids import parse_duration
 from shoal.runtime.base import RuntimeDriverError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -75,9 +76,9 @@ def working_dir(image_config: Mapping[str, Any], spec: Mapping[str, Any]) -> str
 
 
 def stop_grace(spec: Mapping[str, Any]) -> float:
-    """Seconds; the API carries StopGracePeriod in nanoseconds."""
+    """Seconds; the API carries StopGracePeriod in nanoseconds (a Go duration string is taken too)."""
     grace = spec.get("StopGracePeriod")
-    return DEFAULT_STOP_GRACE if grace is None else max(0.0, int(grace) / 1e9)
+    return DEFAULT_STOP_GRACE if grace is None else max(0.0, parse_duration(grace) / 1e9)
 
 
 @dataclass(frozen=True)

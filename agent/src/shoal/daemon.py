@@ -1,24 +1,104 @@
-"""shoald: the shoal agent daemon."""
+"""shoald: reads its config, serves the local and cluster APIs, runs the node until SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
 import sys
 
-from shoal import __version__
+from aiohttp import web
+
+from shoal import __version__, config, logs
+from shoal.agent import Agent
+from shoal.api import cluster as cluster_api
+from shoal.api import local as local_api
+from shoal.model.objects import split_addr
+
+log = logging.getLogger("shoal.daemon")
+
+
+class ClusterServer:
+    """The TLS listener on 2377; runs while this node is a manager."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        if self.runner is not None:
+            return
+        ident = self.agent.require_swarm()
+        host, port = split_addr(ident.listen_addr)
+        runner = web.AppRunner(cluster_api.build_app(self.agent), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(
+            runner, host, port or ident.cluster_port, ssl_context=self.agent.server_ctx, reuse_address=True
+        ).start()
+        self.runner = runner
+        log.info("cluster API listening on %s:%s (TLS)", host, port or ident.cluster_port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+async def serve(cfg: config.Config) -> None:
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    agent = Agent(cfg)
+    agent.cluster_server = ClusterServer(agent)
+    local = web.AppRunner(local_api.build_app(agent), access_log=None, handle_signals=False)
+    await local.setup()
+    sock = cfg.socket_path
+    sock.unlink(missing_ok=True)
+    old_umask = os.umask(0o177)  # root only: the socket is created 0600
+    try:
+        await web.UnixSite(local, str(sock)).start()
+    finally:
+        os.umask(old_umask)
+    cfg.pidfile.write_text(f"{os.getpid()}\n")
+    log.info("shoald %s: control API on %s", __version__, sock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await agent.start()
+    except Exception:
+        log.exception("could not resume the node's swarm membership")
+        agent.error = "could not resume swarm membership (see the log)"
+    await stop.wait()
+    log.info("shutting down")
+    await agent.stop()
+    await local.cleanup()
+    sock.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        if cfg.pidfile.read_text().strip() == str(os.getpid()):
+            cfg.pidfile.unlink()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoald", description="The shoal agent (manager and worker).")
     parser.add_argument("--version", action="version", version=f"shoald {__version__}")
-    parser.add_argument("--config", default="/etc/shoal/shoald.yml", help="configuration file")
+    config.add_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("shoald: the agent is not implemented yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config.from_args(args)
+    except config.ConfigError as exc:
+        print(f"shoald: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(cfg.log_level)
+    asyncio.run(serve(cfg))
+    return 0
 
 
 if __name__ == "__main__":

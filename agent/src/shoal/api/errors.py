@@ -1,0 +1,112 @@
+"""API errors: every failure is JSON `{"message": ...}` with the right status (DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("shoal.api")
+
+
+class APIError(Exception):
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(APIError):
+    status = 400
+
+
+class Forbidden(APIError):
+    status = 403
+
+
+class NotFound(APIError):
+    status = 404
+
+
+class Conflict(APIError):
+    status = 409
+
+
+class Unavailable(APIError):
+    """503: no quorum, not a manager, node not part of a swarm."""
+
+    status = 503
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except APIError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(exc.status, exc.reason or "error")
+        raise
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        message = getattr(exc, "message", None)
+        if isinstance(status, int) and 400 <= status < 600 and isinstance(message, str):
+            return error_response(status, message)  # store, spec and CA errors carry both
+        if isinstance(exc, ValueError):
+            return error_response(400, str(exc))
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, f"internal error: {exc}")
+
+
+async def json_body(request: web.Request, *, required: bool = True, limit: int = 1 << 20) -> dict:
+    """The request's JSON object; malformed or oversize bodies are 400s, not 500s."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(f"request body too large ({request.content_length} bytes, limit {limit})")
+    raw = await request.read()
+    if len(raw) > limit:
+        raise BadRequest(f"request body too large (limit {limit} bytes)")
+    if not raw.strip():
+        if required:
+            raise BadRequest("request body is empty; expected a JSON object")
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    return body
+
+
+def query_int(request: web.Request, name: str, *, required: bool = False) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise BadRequest(f"missing query parameter {name}")
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid {name} {raw!r}: expected an integer") from exc
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"invalid {name} {raw!r}: expected true or false")

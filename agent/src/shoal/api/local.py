@@ -1,0 +1,266 @@
+"""The local control API on /run/shoal/shoal.sock: Docker Engine API paths for the swarm subset.
+
+Managers answer from their replica of the store; workers answer cluster-wide reads (nodes) by
+asking a manager over the cluster API, and refuse writes as Docker does.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+from aiohttp import web
+
+from shoal import __version__
+from shoal.agent import NOT_A_MANAGER, Agent
+from shoal.api import routes
+from shoal.api.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    Unavailable,
+    error_middleware,
+    json_body,
+    query_bool,
+    query_int,
+)
+from shoal.manager import ca
+from shoal.manager import nodes as node_ops
+from shoal.model.ids import now_rfc3339
+from shoal.model.objects import cluster_info
+from shoal.model.validate import validate_swarm_spec
+from shoal.store.changes import Change
+
+AGENT = web.AppKey("agent", Agent)
+
+
+def agent_of(request: web.Request) -> Agent:
+    return request.app[AGENT]
+
+
+def parse_filters(request: web.Request) -> dict[str, list[str]]:
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid filters: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("invalid filters: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # the docker CLI sends {"role": {"manager": true}}
+            out[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            raise BadRequest(f"invalid filter value for {key}")
+    return out
+
+
+# ---- system
+async def ping(request: web.Request) -> web.Response:
+    return web.Response(text="OK", headers={"API-Version": routes.API_VERSION, "Swarm": agent_of(request).state})
+
+
+async def version(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "Platform": {"Name": "shoal"},
+            "Version": __version__,
+            "ApiVersion": routes.API_VERSION,
+            "MinAPIVersion": routes.MIN_API_VERSION,
+            "Os": "linux",
+            "Arch": platform.machine(),
+            "KernelVersion": platform.release(),
+            "Components": [{"Name": "shoald", "Version": __version__, "Details": {}}],
+        }
+    )
+
+
+async def info(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    desc_host = platform.node()
+    swarm: dict[str, Any] = {
+        "NodeID": "",
+        "NodeAddr": "",
+        "LocalNodeState": agent.state,
+        "ControlAvailable": False,
+        "Error": agent.error or "",
+        "RemoteManagers": None,
+    }
+    ident = agent.identity
+    if ident is not None:
+        swarm.update(
+            NodeID=ident.node_id,
+            NodeAddr=ident.advertise_ip,
+            RemoteManagers=[{"NodeID": "", "Addr": a} for a in agent.manager_addrs()],
+        )
+        if agent.manager is not None:
+            nodes = agent.manager.store.list("node")
+            swarm.update(
+                ControlAvailable=True,
+                Nodes=len(nodes),
+                Managers=sum(1 for n in nodes if n["Spec"].get("Role") == "manager"),
+            )
+            cluster = agent.manager.store.get("cluster", ident.cluster_id)
+            if cluster:
+                swarm["Cluster"] = cluster_info(cluster)
+            swarm["RemoteManagers"] = [
+                {"NodeID": n["ID"], "Addr": n["ManagerStatus"]["Addr"]} for n in nodes if n.get("ManagerStatus")
+            ]
+            swarm["Raft"] = {
+                "Leader": agent.manager.store.leader(),
+                "Members": agent.manager.store.members(),
+                "Epoch": agent.manager.store.epoch,
+                "Quorum": agent.manager.store.has_quorum(),
+            }
+        if agent.session is not None:
+            swarm["Session"] = {
+                "Connected": agent.session.connected,
+                "Leader": agent.session.leader,
+                "Error": agent.session.last_error,
+            }
+    return web.json_response(
+        {
+            "ID": ident.node_id if ident else "",
+            "Name": desc_host,
+            "ServerVersion": __version__,
+            "OperatingSystem": "linux",
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "KernelVersion": platform.release(),
+            "Swarm": swarm,
+        }
+    )
+
+
+# ---- swarm
+async def swarm_inspect(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    manager = agent.require_manager()
+    return web.json_response(manager.cluster())
+
+
+async def swarm_init(request: web.Request) -> web.Response:
+    body = await json_body(request, required=False)
+    node_id = await agent_of(request).init_swarm(body)
+    return web.json_response(node_id)
+
+
+async def swarm_join(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    await agent_of(request).join_swarm(body)
+    return web.Response(status=200)
+
+
+async def swarm_leave(request: web.Request) -> web.Response:
+    await agent_of(request).leave(query_bool(request, "force"))
+    return web.Response(status=200)
+
+
+async def swarm_update(request: web.Request) -> web.Response:
+    manager = agent_of(request).require_manager()
+    version_ = query_int(request, "version", required=True)
+    body = await json_body(request)
+    cluster = manager.cluster()
+    if cluster["Version"]["Index"] != version_:
+        raise Conflict(
+            f"update out of sequence: the swarm is at version {cluster['Version']['Index']}, "
+            f"the update was for version {version_}"
+        )
+    spec = validate_swarm_spec(body, cluster["Spec"])
+    updated = dict(cluster)
+    updated["Spec"] = spec
+    tokens = dict(cluster["JoinTokens"])
+    digest = manager.root_ca().digest()
+    if query_bool(request, "rotateWorkerToken"):
+        tokens["Worker"] = ca.make_join_token(digest)
+    if query_bool(request, "rotateManagerToken"):
+        tokens["Manager"] = ca.make_join_token(digest)
+    updated["JoinTokens"] = tokens
+    updated["UpdatedAt"] = now_rfc3339()
+    await manager.store.acommit(
+        [Change(op="update", kind="cluster", obj=updated, obj_id=cluster["ID"], expected_version=version_)]
+    )
+    return web.Response(status=200)
+
+
+# ---- nodes
+async def _remote_read(agent: Agent, path: str) -> Any:
+    """Workers answer cluster-wide reads by asking a manager."""
+    agent.require_swarm()
+    _, data = await agent.client().call_any(agent.manager_addrs(), "GET", path)
+    return data
+
+
+async def nodes_list(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    filters = parse_filters(request)
+    if agent.manager is None:
+        query = f"?{request.query_string}" if request.query_string else ""
+        return web.json_response(await _remote_read(agent, f"/nodes{query}"))
+    view = agent.manager.raft_view()
+    nodes = node_ops.filter_nodes(agent.manager.store.list("node"), filters)
+    nodes.sort(key=lambda n: n["Description"]["Hostname"])
+    return web.json_response([node_ops.decorate(n, view) for n in nodes])
+
+
+async def node_inspect(request: web.Request) -> web.Response:
+    agent = agent_of(request)
+    ref = request.match_info["id"]
+    if agent.manager is None:
+        return web.json_response(await _remote_read(agent, f"/nodes/{ref}"))
+    node = node_ops.resolve_node(agent.manager.store.list("node"), ref)
+    return web.json_response(node_ops.decorate(node, agent.manager.raft_view()))
+
+
+async def node_update(request: web.Request) -> web.Response:
+    manager = agent_of(request).require_manager()
+    version_ = query_int(request, "version", required=True)
+    assert version_ is not None
+    spec = await json_body(request)
+    nodes = manager.store.list("node")
+    current = node_ops.resolve_node(nodes, request.match_info["id"])
+    change = node_ops.update_node_change(current, spec, version_, nodes, manager.raft_view())
+    await manager.store.acommit([change])
+    return web.Response(status=200)
+
+
+async def node_delete(request: web.Request) -> web.Response:
+    manager = agent_of(request).require_manager()
+    node = node_ops.resolve_node(manager.store.list("node"), request.match_info["id"])
+    await manager.store.acommit([node_ops.remove_node_change(node, query_bool(request, "force"))])
+    return web.Response(status=200)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise NotFound(f"page not found: {request.method} {request.path}")
+
+
+def build_app(agent: Agent) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[AGENT] = agent
+    for method, path, handler in [
+        ("GET", "/_ping", ping),
+        ("HEAD", "/_ping", ping),
+        ("GET", "/version", version),
+        ("GET", "/info", info),
+        ("GET", "/swarm", swarm_inspect),
+        ("POST", "/swarm/init", swarm_init),
+        ("POST", "/swarm/join", swarm_join),
+        ("POST", "/swarm/leave", swarm_leave),
+        ("POST", "/swarm/update", swarm_update),
+        ("GET", "/nodes", nodes_list),
+        ("GET", "/nodes/{id}", node_inspect),
+        ("POST", "/nodes/{id}/update", node_update),
+        ("DELETE", "/nodes/{id}", node_delete),
+    ]:
+        routes.add(app, method, path, handler)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+__all__ = ["NOT_A_MANAGER", "Unavailable", "build_app"]

@@ -1,0 +1,76 @@
+"""Facts about this host: advertise address resolution and the node description.
+
+pyroute2 0.9's synchronous IPRoute runs its own event loop: call these from a thread, never the agent's loop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import platform
+import socket
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from shoal import __version__
+from shoal.api.errors import BadRequest
+
+
+def interface_address(name: str) -> str | None:
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        if not idx:
+            return None
+        for addr in ipr.get_addr(index=idx[0], family=socket.AF_INET):
+            return str(addr.get_attr("IFA_ADDRESS"))
+    raise BadRequest(f"interface {name} has no IPv4 address")
+
+
+def local_addresses() -> list[str]:
+    with IPRoute() as ipr:
+        return [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET)]
+
+
+def resolve_advertise(value: str | None) -> str:
+    """An IP, an interface name (`eth0`, as `--advertise-addr ens33` in the seed), or auto-detect.
+
+    A port suffix ("10.0.0.1:2377") is accepted and dropped: the ports are the agent's own.
+    """
+    if value:
+        host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        addr = interface_address(host)
+        if addr is None:
+            raise BadRequest(f"advertise address must be a non-zero IP address or network interface (got {value!r})")
+        return addr
+    candidates = [a for a in local_addresses() if not a.startswith("127.")]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise BadRequest("could not choose an IP address to advertise since this system has no non-loopback address")
+    raise BadRequest(
+        "could not choose an IP address to advertise since this system has multiple addresses "
+        f"({', '.join(candidates)}): specify one with --advertise-addr"
+    )
+
+
+def description() -> dict[str, Any]:
+    mem = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return {
+        "Hostname": socket.gethostname(),
+        "Platform": {"Architecture": platform.machine(), "OS": "linux"},
+        "Resources": {"NanoCPUs": (os.cpu_count() or 1) * 1_000_000_000, "MemoryBytes": mem},
+        "Engine": {"EngineVersion": __version__, "Labels": {}},
+    }

@@ -1,0 +1,69 @@
+"""What a node remembers about its membership: /var/lib/shoal/node.json (0600) + certificates/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+NODE_FILE = "node.json"
+CERT_DIR = "certificates"
+RAFT_DIR = "raft"
+
+
+@dataclass
+class Identity:
+    node_id: str
+    cluster_id: str
+    role: str  # the role this node currently acts as: "manager" or "worker"
+    advertise_ip: str
+    cluster_port: int = 2377
+    raft_port: int = 2378
+    listen_addr: str = "0.0.0.0:2377"
+    managers: list[str] = field(default_factory=list)  # cluster API addresses "ip:port" last seen
+    raft_password: str = ""  # managers only: the cluster secret that encrypts Raft
+    raft_members: list[str] = field(default_factory=list)  # managers only: last known Raft members
+
+    @property
+    def cluster_addr(self) -> str:
+        return f"{self.advertise_ip}:{self.cluster_port}"
+
+    @property
+    def raft_addr(self) -> str:
+        return f"{self.advertise_ip}:{self.raft_port}"
+
+    def save(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / NODE_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Identity | None:
+        try:
+            raw = json.loads((data_dir / NODE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        return cls(**raw)
+
+
+def cert_dir(data_dir: Path) -> Path:
+    return data_dir / CERT_DIR
+
+
+def raft_dir(data_dir: Path) -> Path:
+    return data_dir / RAFT_DIR
+
+
+def wipe(data_dir: Path) -> None:
+    """Forget the swarm: identity, certificates and Raft data (`swarm leave`)."""
+    (data_dir / NODE_FILE).unlink(missing_ok=True)
+    for sub in (CERT_DIR, RAFT_DIR):
+        shutil.rmtree(data_dir / sub, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""Dispatcher (leader only): node sessions, heartbeats and liveness.
+
+Shaped after SwarmKit's dispatcher: nodes beat every `period`; a node that misses 3 beats is
+Down, one that beats again is Ready. Only the leader decides, and it writes a node's status only
+when it changes, so heartbeats cost no Raft traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from typing import Any
+
+from shoal.aio import BackgroundLoop
+from shoal.model.ids import now_rfc3339
+from shoal.store.changes import Change
+
+log = logging.getLogger("shoal.dispatcher")
+
+MISSED_BEATS = 3
+
+
+def liveness_changes(
+    nodes: list[dict[str, Any]],
+    last_seen: dict[str, float],
+    now: float,
+    period: float,
+    self_id: str,
+    addrs: dict[str, str],
+) -> list[Change]:
+    """Pure: which nodes turn Down or Ready given when each was last heard from."""
+    changes = []
+    stamp = now_rfc3339()
+    for node in nodes:
+        nid = node["ID"]
+        seen = last_seen.get(nid)
+        alive = nid == self_id or (seen is not None and now - seen <= MISSED_BEATS * period)
+        state = node["Status"].get("State")
+        want = "ready" if alive else "down"
+        addr = addrs.get(nid)
+        if state == want and (not addr or node["Status"].get("Addr") == addr):
+            continue
+        updated = copy.deepcopy(node)
+        updated["Status"]["State"] = want
+        updated["Status"].pop("Message", None)
+        if want == "down":
+            updated["Status"]["Message"] = f"heartbeat failure: no heartbeat for {MISSED_BEATS} periods"
+        if addr:
+            updated["Status"]["Addr"] = addr
+        updated["UpdatedAt"] = stamp
+        changes.append(
+            Change(op="update", kind="node", obj=updated, obj_id=nid, expected_version=node["Version"]["Index"])
+        )
+    return changes
+
+
+class Dispatcher:
+    def __init__(self, store: Any, self_id: str, period: float) -> None:
+        self.store = store
+        self.self_id = self_id
+        self.period = period
+        self.last_seen: dict[str, float] = {}
+        self.addrs: dict[str, str] = {}
+        self._loop = BackgroundLoop("dispatcher-liveness", self._run)
+
+    def heartbeat(self, node_id: str, addr: str | None) -> None:
+        self.last_seen[node_id] = time.monotonic()
+        if addr:
+            self.addrs[node_id] = addr
+
+    def start(self) -> None:
+        # a new leader gives every node a full grace period before calling it Down
+        now = time.monotonic()
+        for node in self.store.list("node"):
+            self.last_seen.setdefault(node["ID"], now)
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period / 2)
+            try:
+                changes = liveness_changes(
+                    self.store.list("node"), self.last_seen, time.monotonic(), self.period, self.self_id, self.addrs
+                )
+                if changes:
+                    await self.store.acommit(changes)
+                    for c in changes:
+                        log.info("node %s is now %s", c.obj_id, c.obj["Status"]["State"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a conflict or lost quorum: the next round retries
+                log.debug("liveness round failed: %s", exc)

@@ -1,0 +1,276 @@
+"""The manager role of a node: its Raft replica, the CA, and the leader-only loops."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable
+from shoal.manager import ca
+from shoal.manager.dispatcher import Dispatcher
+from shoal.manager.raftview import RaftView
+from shoal.manager.roles import RoleManager
+from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.objects import manager_status, new_node
+from shoal.model.tlsinfo import tls_info
+from shoal.store.changes import Change
+from shoal.store.replicated import RaftConfig, ReplicatedStore
+
+log = logging.getLogger("shoal.manager")
+
+CA_META_ID = "ca"
+
+
+class ManagerRole:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        cluster_id: str,
+        raft_addr: str,
+        peers: list[str],
+        raft_dir: Path,
+        raft_password: str,
+        heartbeat_period: float,
+        on_self_demoted: Callable[[], None],
+    ) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.raft_addr = raft_addr
+        self.raft_password = raft_password
+        raft_dir.mkdir(parents=True, exist_ok=True)
+        self.store = ReplicatedStore(
+            RaftConfig(
+                self_addr=raft_addr,
+                peers=[p for p in peers if p != raft_addr],
+                data_dir=raft_dir,
+                password=raft_password,
+            )
+        )
+        self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)
+        self.roles = RoleManager(self.store, node_id, heartbeat_period, on_self_demoted)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._leading = False
+
+    # ---- lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.store.on_leader_change(self._leader_changed)
+
+    def _leader_changed(self, *_args: Any) -> None:
+        # called from the Raft thread once the new epoch is committed
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._sync_leader_loops)
+
+    def _sync_leader_loops(self) -> None:
+        leading = self.store.leading
+        if leading and not self._leading:
+            log.info("this node is the leader (epoch %s): starting leader loops", self.store.epoch)
+            self.dispatcher.start()
+            self.roles.start()
+        elif not leading and self._leading:
+            log.info("this node is no longer the leader: stopping leader loops")
+            asyncio.get_running_loop().create_task(self._stop_loops())
+        self._leading = leading
+
+    async def _stop_loops(self) -> None:
+        await self.dispatcher.stop()
+        await self.roles.stop()
+
+    async def stop(self) -> None:
+        await self._stop_loops()
+        await asyncio.to_thread(self.store.close)
+
+    # ---- views
+    def raft_view(self) -> RaftView:
+        return RaftView(self_addr=self.raft_addr, leader=self.store.leader(), connected=self.store.peer_status())
+
+    def is_leader(self) -> bool:
+        return self.store.is_leader()
+
+    def cluster(self) -> dict[str, Any]:
+        cluster = self.store.get("cluster", self.cluster_id)
+        if cluster is None:
+            raise Unavailable("the cluster object is not replicated to this manager yet")
+        return cluster
+
+    def root_ca(self) -> ca.RootCA:
+        meta = self.store.get("meta", CA_META_ID)
+        if meta is None:
+            raise Unavailable("the cluster CA is not replicated to this manager yet")
+        return ca.RootCA.load(meta["cert"], meta["key"])
+
+    def leader_cluster_addr(self) -> str | None:
+        leader = self.store.leader()
+        for node in self.store.list("node"):
+            status = node.get("ManagerStatus") or {}
+            if status.get("RaftAddr") == leader:
+                return status.get("Addr")
+        return None
+
+    def manager_addrs(self) -> list[str]:
+        return [n["ManagerStatus"]["Addr"] for n in self.store.list("node") if n.get("ManagerStatus")]
+
+    # ---- the first manager
+    @staticmethod
+    def initial_objects(
+        *,
+        cluster_id: str,
+        node_id: str,
+        hostname: str,
+        advertise_ip: str,
+        cluster_port: int,
+        raft_addr: str,
+        root: ca.RootCA,
+        spec: dict[str, Any],
+        default_addr_pool: list[str],
+        subnet_size: int,
+        description: dict[str, Any],
+    ) -> list[Change]:
+        from shoal.model.objects import new_cluster
+
+        now = now_rfc3339()
+        digest = root.digest()
+        tokens = {"Worker": ca.make_join_token(digest), "Manager": ca.make_join_token(digest)}
+        cluster = new_cluster(
+            cluster_id, spec, root.cert_pem, tokens, now, default_addr_pool=default_addr_pool, subnet_size=subnet_size
+        )
+        node = node_object(
+            node_id, hostname, "manager", advertise_ip, cluster_port, raft_addr, description, root.cert_pem, now
+        )
+        meta = {
+            "ID": CA_META_ID,
+            "Version": {"Index": 0},
+            "CreatedAt": now,
+            "UpdatedAt": now,
+            "cert": _text(root.cert_pem),
+            "key": _text(root.key_pem),
+        }
+        return [
+            Change(op="create", kind="meta", obj=meta),
+            Change(op="create", kind="cluster", obj=cluster),
+            Change(op="create", kind="node", obj=node),
+        ]
+
+    # ---- certificates and membership (cluster API handlers call these)
+    async def join(
+        self,
+        token: str,
+        csr_pem: str,
+        hostname: str,
+        advertise_ip: str,
+        cluster_port: int,
+        raft_port: int,
+        description: dict[str, Any],
+    ) -> dict[str, Any]:
+        cluster = self.cluster()
+        tokens = cluster["JoinTokens"]
+        if ca.token_matches(token, tokens["Manager"]):
+            role = "manager"
+        elif ca.token_matches(token, tokens["Worker"]):
+            role = "worker"
+        else:
+            raise Forbidden("A valid join token is necessary to join this cluster (the token is wrong or was rotated)")
+        root = self.root_ca()
+        node_id = new_id()
+        cert = root.issue(csr_pem, node_id, role, self.cluster_id, ips=[advertise_ip])
+        now = now_rfc3339()
+        node = node_object(node_id, hostname, role, advertise_ip, cluster_port, None, description, root.cert_pem, now)
+        await self.store.acommit([Change(op="create", kind="node", obj=node)])
+        log.info("node %s (%s) joined as a %s", hostname, node_id, role)
+        return self._grant(node_id, role, cert, _text(root.cert_pem))
+
+    def _grant(self, node_id: str, role: str, cert: bytes | str, ca_pem: str) -> dict[str, Any]:
+        grant: dict[str, Any] = {
+            "NodeID": node_id,
+            "ClusterID": self.cluster_id,
+            "Role": role,
+            "Certificate": _text(cert),
+            "CACertificate": ca_pem,
+            "Managers": self.manager_addrs(),
+        }
+        if role == "manager":
+            grant["RaftPassword"] = self.raft_password
+            grant["RaftMembers"] = sorted(set(self.store.members()) | {self.raft_addr})
+        return grant
+
+    async def renew(self, node_id: str, csr_pem: str) -> dict[str, Any]:
+        """A certificate for the node's desired role (after promote/demote)."""
+        node = self.store.get("node", node_id)
+        if node is None:
+            raise NotFound(f"node {node_id} not found")
+        role = node["Spec"]["Role"]
+        root = self.root_ca()
+        cert = root.issue(csr_pem, node_id, role, self.cluster_id, ips=[node["Status"].get("Addr") or "127.0.0.1"])
+        return self._grant(node_id, role, cert, _text(root.cert_pem))
+
+    async def add_raft_member(self, node_id: str, raft_addr: str, cluster_addr: str) -> dict[str, Any]:
+        if not self.is_leader():
+            raise Unavailable("not the leader")
+        node = self.store.get("node", node_id)
+        if node is None or node["Spec"].get("Role") != "manager":
+            raise Forbidden(f"node {node_id} is not a manager")
+        if raft_addr not in self.store.members() and raft_addr != self.raft_addr:
+            await asyncio.to_thread(self.store.add_member, raft_addr)
+        fresh = self.store.get("node", node_id) or node
+        updated = copy.deepcopy(fresh)
+        status = manager_status(cluster_addr)
+        status["RaftAddr"] = raft_addr
+        updated["ManagerStatus"] = status
+        updated["UpdatedAt"] = now_rfc3339()
+        await self.store.acommit(
+            [Change(op="update", kind="node", obj=updated, obj_id=node_id, expected_version=fresh["Version"]["Index"])]
+        )
+        return {"Members": self.store.members()}
+
+    def check_member(self, node_id: str, cluster_id: str, role: str | None = None) -> dict[str, Any]:
+        """The caller's certificate must name a current node of this cluster (and role)."""
+        if cluster_id != self.cluster_id:
+            raise Forbidden("certificate from another cluster")
+        node = self.store.get("node", node_id)
+        if node is None:
+            raise Forbidden(f"node {node_id} has been removed from the swarm or is unknown")
+        if role == "manager" and node["Spec"].get("Role") != "manager":
+            raise Forbidden("this call needs a manager node")
+        return node
+
+
+def node_object(
+    node_id: str,
+    hostname: str,
+    role: str,
+    advertise_ip: str,
+    cluster_port: int,
+    raft_addr: str | None,
+    description: dict[str, Any],
+    ca_pem: bytes | str,
+    now: str,
+) -> dict[str, Any]:
+    node = new_node(
+        node_id,
+        hostname,
+        "worker" if raft_addr is None else role,
+        advertise_ip,
+        now,
+        platform=description.get("Platform"),
+        resources=description.get("Resources"),
+        engine_labels=(description.get("Engine") or {}).get("Labels"),
+        tls=tls_info(ca_pem),
+    )
+    node["Spec"]["Role"] = role  # desired role; ManagerStatus appears once it is a Raft member
+    if raft_addr is not None:
+        node["ManagerStatus"] = manager_status(f"{advertise_ip}:{cluster_port}", leader=True)
+        node["ManagerStatus"]["RaftAddr"] = raft_addr
+    return node
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def bad(msg: str) -> BadRequest:
+    return BadRequest(msg)

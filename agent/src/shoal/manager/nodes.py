@@ -1,0 +1,122 @@
+"""Node control calls (GET/POST/DELETE /nodes...) over the replicated store.
+
+Shaped after SwarmKit's controlapi/node.go: the same refusals (last manager, quorum loss,
+removing a manager or a node that is not down) with messages that say why.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shoal.api.errors import BadRequest, Conflict, NotFound
+from shoal.manager.raftview import RaftView
+from shoal.model.ids import now_rfc3339
+from shoal.model.validate import validate_node_spec
+from shoal.store.changes import Change
+
+
+def resolve_node(nodes: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    """A node by full ID, hostname or unique ID prefix (as `docker node inspect` accepts)."""
+    for node in nodes:
+        if node["ID"] == ref:
+            return node
+    by_name = [n for n in nodes if n["Description"]["Hostname"] == ref]
+    if len(by_name) == 1:
+        return by_name[0]
+    by_prefix = [n for n in nodes if n["ID"].startswith(ref)] if ref else []
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    if len(by_name) > 1 or len(by_prefix) > 1:
+        raise NotFound(f"node {ref} is ambiguous ({len(by_name) + len(by_prefix)} matches)")
+    raise NotFound(f"node {ref} not found")
+
+
+def is_manager(node: dict[str, Any]) -> bool:
+    return node["Spec"].get("Role") == "manager" or "ManagerStatus" in node
+
+
+def raft_addr_of(node: dict[str, Any]) -> str | None:
+    status = node.get("ManagerStatus") or {}
+    return status.get("RaftAddr")
+
+
+def decorate(node: dict[str, Any], raft: RaftView) -> dict[str, Any]:
+    """Live Leader/Reachability (not stored: they change without a write)."""
+    node = copy.deepcopy(node)
+    status = node.get("ManagerStatus")
+    if status is not None:
+        addr = status.get("RaftAddr")
+        status["Leader"] = bool(addr) and addr == raft.leader
+        status["Reachability"] = "reachable" if raft.reachable(addr) else "unreachable"
+        status.pop("RaftAddr", None)
+    return node
+
+
+def filter_nodes(nodes: list[dict[str, Any]], filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    known = {"id", "name", "role", "membership", "node.label"}
+    for key in filters:
+        if key not in known:
+            raise BadRequest(f"invalid filter '{key}'")
+    out = []
+    for n in nodes:
+        if "id" in filters and not any(n["ID"].startswith(v) for v in filters["id"]):
+            continue
+        if "name" in filters and n["Description"]["Hostname"] not in filters["name"]:
+            continue
+        if "role" in filters and n["Spec"]["Role"] not in filters["role"]:
+            continue
+        if "membership" in filters and "accepted" not in filters["membership"]:
+            continue
+        if "node.label" in filters:
+            labels = n["Spec"].get("Labels") or {}
+            wanted = [v.split("=", 1) for v in filters["node.label"]]
+            if not all((labels.get(k) == v[0]) if v else k in labels for k, *v in wanted):
+                continue
+        out.append(n)
+    return out
+
+
+def can_remove_manager(managers: list[dict[str, Any]], removed_id: str, raft: RaftView) -> bool:
+    """SwarmKit's CanRemoveMember: the remaining reachable managers must still form a quorum."""
+    remaining = [m for m in managers if m["ID"] != removed_id]
+    reachable = sum(1 for m in remaining if raft.reachable(raft_addr_of(m)))
+    quorum = len(remaining) // 2 + 1
+    return reachable >= quorum
+
+
+def update_node_change(
+    current: dict[str, Any], spec: Any, version: int, nodes: list[dict[str, Any]], raft: RaftView
+) -> Change:
+    if current["Version"]["Index"] != version:
+        raise Conflict(
+            f"update out of sequence: node {current['ID']} is at version {current['Version']['Index']}, "
+            f"the update was for version {version}"
+        )
+    new_spec = validate_node_spec(spec)
+    old_role = current["Spec"].get("Role")
+    if old_role == "manager" and new_spec["Role"] == "worker":
+        managers = [n for n in nodes if n["Spec"].get("Role") == "manager"]
+        if len(managers) <= 1:
+            raise BadRequest("attempting to demote the last manager of the swarm")
+        if not can_remove_manager(managers, current["ID"], raft):
+            raise BadRequest(
+                f"can't demote node {current['Description']['Hostname']}: the remaining reachable managers "
+                "would not form a quorum (this would result in a loss of quorum)"
+            )
+    node = copy.deepcopy(current)
+    node["Spec"] = new_spec
+    node["UpdatedAt"] = now_rfc3339()
+    return Change(op="update", kind="node", obj=node, obj_id=node["ID"], expected_version=version)
+
+
+def remove_node_change(node: dict[str, Any], force: bool) -> Change:
+    name = node["Description"]["Hostname"] or node["ID"]
+    if is_manager(node):
+        raise BadRequest(
+            f"node {name} is a cluster manager and is a member of the raft cluster. "
+            "It must be demoted to worker before removal"
+        )
+    if node["Status"]["State"] == "ready" and not force:
+        raise BadRequest(f"node {name} is not down and can't be removed (use force to remove it anyway)")
+    return Change(op="delete", kind="node", obj=None, obj_id=node["ID"], expected_version=None)

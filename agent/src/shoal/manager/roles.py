@@ -1,0 +1,75 @@
+"""Role manager (leader only): makes Raft membership follow each node's desired role.
+
+Promotion is finished by the promoted node itself (it asks for a manager certificate, starts its
+Raft replica, then asks the leader to add it), because a new member must be running before the
+leader adds it. Demotion is done here: remove the member from Raft, then drop its ManagerStatus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shoal.aio import BackgroundLoop
+from shoal.model.ids import now_rfc3339
+from shoal.store.changes import Change
+
+log = logging.getLogger("shoal.roles")
+
+
+def pending_demotions(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [n for n in nodes if n["Spec"].get("Role") == "worker" and "ManagerStatus" in n]
+
+
+class RoleManager:
+    def __init__(self, store: Any, self_id: str, period: float, on_self_demoted: Callable[[], None]) -> None:
+        self.store = store
+        self.self_id = self_id
+        self.period = period
+        self.on_self_demoted = on_self_demoted
+        self._loop = BackgroundLoop("role-manager", self._run)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("role reconciliation failed: %s", exc)
+            await asyncio.sleep(self.period / 2)
+
+    async def reconcile(self) -> None:
+        for node in pending_demotions(self.store.list("node")):
+            if node["ID"] == self.self_id:
+                # the leader cannot remove itself: hand leadership over, the next leader demotes us
+                log.info("demoting the leader: transferring leadership first")
+                await asyncio.to_thread(self.store.transfer_leadership)
+                return
+            raft_addr = node["ManagerStatus"].get("RaftAddr")
+            if raft_addr and raft_addr in self.store.members():
+                log.info("removing %s (%s) from Raft membership", node["Description"]["Hostname"], raft_addr)
+                await asyncio.to_thread(self.store.remove_member, raft_addr)
+            updated = copy.deepcopy(node)
+            updated.pop("ManagerStatus", None)
+            updated["UpdatedAt"] = now_rfc3339()
+            await self.store.acommit(
+                [
+                    Change(
+                        op="update",
+                        kind="node",
+                        obj=updated,
+                        obj_id=node["ID"],
+                        expected_version=node["Version"]["Index"],
+                    )
+                ]
+            )

@@ -1,0 +1,95 @@
+"""A node's session with the managers: heartbeats to the leader, reconnecting on failure.
+
+The answer to each heartbeat tells the node who leads, which managers exist and what role the
+cluster wants it to have; the agent reacts to role changes (promote/demote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shoal.aio import BackgroundLoop
+from shoal.api.errors import APIError, Unavailable
+from shoal.clusterclient import ClusterClient
+
+log = logging.getLogger("shoal.session")
+
+
+class Session:
+    def __init__(
+        self,
+        client: Callable[[], ClusterClient],
+        managers: Callable[[], list[str]],
+        self_addr: str,
+        period: float,
+        on_answer: Callable[[dict[str, Any]], Awaitable[None]],
+        is_leader: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.client = client
+        self.managers = managers
+        self.self_addr = self_addr
+        self.period = period
+        self.on_answer = on_answer
+        self.is_leader = is_leader
+        self.leader: str | None = None
+        self.connected = False
+        self.last_error: str | None = None
+        self._loop = BackgroundLoop("session", self._run)
+
+    def candidates(self) -> list[str]:
+        known = [a for a in self.managers() if a != self.self_addr]
+        if self.leader and self.leader != self.self_addr:
+            known = [self.leader] + [a for a in known if a != self.leader]
+        return known
+
+    async def beat_once(self) -> dict[str, Any] | None:
+        tried: set[str] = set()
+        queue = self.candidates()
+        while queue:
+            addr = queue.pop(0)
+            if addr in tried or addr == self.self_addr:
+                continue
+            tried.add(addr)
+            try:
+                answer = await self.client().call(
+                    addr, "POST", "/shoal/heartbeat", {"Addr": self.self_addr}, timeout=max(1.0, self.period * 2)
+                )
+            except Unavailable as exc:
+                self.last_error = exc.message
+                continue
+            except APIError as exc:
+                self.last_error = exc.message
+                log.warning("heartbeat refused by %s: %s", addr, exc.message)
+                continue
+            redirect = answer.get("Redirect")
+            if redirect:  # a follower answered: go to the leader it names
+                self.leader = redirect
+                queue.insert(0, redirect)
+                continue
+            self.leader = answer.get("Leader") or addr
+            self.connected = True
+            self.last_error = None
+            return answer
+        self.connected = False
+        return None
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                # the leader needs no session: it is the one that keeps them
+                answer = None if self.is_leader() else await self.beat_once()
+                await self.on_answer(answer or {})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("session round failed")
+            await asyncio.sleep(self.period)

@@ -1,0 +1,98 @@
+"""Helpers to drive shoal agents on the testbed: start, API calls, waiting."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shoal.cli.client import Client
+from shoal.cli.errors import APIError
+from testbed.bed import Testbed
+from testbed.layout import CONTROLLER_NS
+from testbed.nsexec import call_in_netns
+
+T = TypeVar("T")
+HOSTS = ["swarm00", "swarm01", "swarm02"]
+
+
+def api(bed: Testbed, host: str, timeout: float = 30.0) -> Client:
+    return Client(host=f"unix://{bed.host(host).socket_path}", timeout=timeout)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except (APIError, OSError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def start_agent(bed: Testbed, host: str) -> None:
+    bed.start_agent(host)
+    wait_for(f"shoald on {host}", lambda: api(bed, host, 2).get("/_ping") == "OK", timeout=20)
+
+
+def nodes(bed: Testbed, host: str) -> dict[str, dict[str, Any]]:
+    return {n["Description"]["Hostname"]: n for n in api(bed, host).get("/nodes")}
+
+
+def leader_of(bed: Testbed, host: str) -> str | None:
+    for name, node in nodes(bed, host).items():
+        if (node.get("ManagerStatus") or {}).get("Leader"):
+            return name
+    return None
+
+
+def cli(bed: Testbed, host: str, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    res = bed.run(host, ["shoal", *args], timeout=timeout)
+    return res.returncode, res.stdout, res.stderr
+
+
+def certs(bed: Testbed, host: str) -> Path:
+    return bed.host(host).state_dir / "var" / "certificates"
+
+
+def tls_call(
+    address: str,
+    path: str,
+    *,
+    method: str = "GET",
+    body: Any = None,
+    cert_host_dir: Path | None = None,
+    ca_file: Path | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, Any]:
+    """An HTTPS call to a node's cluster port from the controller namespace (never the root one)."""
+
+    def call() -> tuple[int, Any]:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        if ca_file is not None:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        if cert_host_dir is not None:
+            ctx.load_cert_chain(str(cert_host_dir / "swarm-node.crt"), str(cert_host_dir / "swarm-node.key"))
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"https://{address}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    return call_in_netns(CONTROLLER_NS, call, timeout + 5)

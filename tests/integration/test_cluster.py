@@ -1,0 +1,344 @@
+"""Cluster core on the testbed: init, join, node lifecycle, failover, partitions, security, bad input.
+
+The tests run in file order on one cluster; each leaves it as the next one expects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from integration.cluster_helpers import (
+    HOSTS,
+    api,
+    certs,
+    cli,
+    leader_of,
+    nodes,
+    start_agent,
+    tls_call,
+    wait_for,
+)
+from shoal.cli.errors import APIError
+from testbed.bed import Testbed
+
+MANAGER = "10.213.0.10:2377"
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    for host in HOSTS:
+        bed.stop_agent(host)
+        bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+        start_agent(bed, host)
+    yield bed
+    for host in HOSTS:
+        bed.stop_agent(host)
+        bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+
+
+def join_token(bed: Testbed, role: str, host: str = "swarm00") -> str:
+    return api(bed, host).get("/swarm")["JoinTokens"][role.capitalize()]
+
+
+def test_init_with_interface_name_and_join_workers(cluster: Testbed) -> None:
+    rc, out, err = cli(cluster, "swarm00", "swarm", "init", "--advertise-addr", "eth0")
+    assert rc == 0, err
+    assert "Swarm initialized: current node (" in out and "--token SWMTKN-1-" in out and MANAGER in out
+    token = join_token(cluster, "worker")
+    for host in ("swarm01", "swarm02"):
+        rc, out, err = cli(cluster, host, "swarm", "join", "--token", token, MANAGER)
+        assert rc == 0, err
+        assert "This node joined a swarm as a worker." in out
+    listed = wait_for(
+        "3 ready nodes",
+        lambda: (
+            (n := nodes(cluster, "swarm00"))
+            and len(n) == 3
+            and all(x["Status"]["State"] == "ready" for x in n.values())
+            and n
+        ),
+    )
+    assert listed["swarm00"]["ManagerStatus"]["Leader"] is True
+    assert "ManagerStatus" not in listed["swarm01"] and listed["swarm01"]["Spec"]["Role"] == "worker"
+
+
+def test_node_ls_from_every_host_marks_local_node(cluster: Testbed) -> None:
+    for host in HOSTS:
+        rc, out, err = cli(cluster, host, "node", "ls")
+        assert rc == 0, err
+        lines = out.strip().splitlines()
+        assert lines[0].split()[:5] == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER"]
+        mine = [line for line in lines[1:] if " * " in line or line.split()[0].endswith("*")]
+        assert len(mine) == 1 and host in mine[0]
+        assert any("swarm00" in line and "Leader" in line for line in lines)
+
+
+def test_join_token_command_and_rotation(cluster: Testbed) -> None:
+    rc, out, _ = cli(cluster, "swarm00", "swarm", "join-token", "worker")
+    assert rc == 0 and "shoal swarm join --token SWMTKN-1-" in out and MANAGER in out
+    old = join_token(cluster, "worker")
+    rc, out, _ = cli(cluster, "swarm00", "swarm", "join-token", "--rotate", "-q", "worker")
+    assert rc == 0 and out.strip() != old and out.strip().startswith("SWMTKN-1-")
+    # the old token stops working at once
+    status, body = tls_call(
+        MANAGER,
+        "/shoal/join",
+        method="POST",
+        ca_file=certs(cluster, "swarm00") / "swarm-root-ca.crt",
+        body={"Token": old, "CSR": "x", "Hostname": "evil", "AdvertiseIP": "10.213.0.99"},
+    )
+    assert status == 403 and "join token" in body["message"]
+
+
+def test_join_refusals(cluster: Testbed) -> None:
+    token = join_token(cluster, "worker")
+    # joining again from a node that is in a swarm
+    with pytest.raises(APIError) as exc:
+        api(cluster, "swarm01").post("/swarm/join", {"JoinToken": token, "RemoteAddrs": [MANAGER]})
+    assert exc.value.status == 503 and "already part of a swarm" in exc.value.message
+    # a token whose CA digest does not match the cluster's CA: refused before any secret is sent
+    digest = token.split("-")[2]
+    tampered = token.replace(digest, ("1" if digest[0] != "1" else "2") + digest[1:])
+    with pytest.raises(APIError) as exc:
+        api(cluster, "swarm01").post("/swarm/join", {"JoinToken": tampered, "RemoteAddrs": [MANAGER]})
+    assert "already part of a swarm" in exc.value.message and "different cluster" in exc.value.message
+    # malformed input
+    for body in ({"RemoteAddrs": [MANAGER]}, {"JoinToken": token}, {"JoinToken": "nonsense", "RemoteAddrs": [MANAGER]}):
+        with pytest.raises(APIError) as exc:
+            api(cluster, "swarm01").post("/swarm/join", body)
+        assert exc.value.status in (400, 503)
+
+
+def test_cluster_port_needs_a_client_certificate(cluster: Testbed) -> None:
+    ca_file = certs(cluster, "swarm00") / "swarm-root-ca.crt"
+    status, body = tls_call(MANAGER, "/nodes", ca_file=ca_file)
+    assert status == 403 and "client certificate" in body["message"]
+    status, body = tls_call(MANAGER, "/shoal/heartbeat", method="POST", body={}, ca_file=ca_file)
+    assert status == 403
+    # a worker certificate may read but not call manager-only endpoints
+    worker_certs = certs(cluster, "swarm01")
+    status, body = tls_call(MANAGER, "/nodes", ca_file=ca_file, cert_host_dir=worker_certs)
+    assert status == 200 and len(body) == 3
+    status, body = tls_call(
+        MANAGER,
+        "/shoal/raft/join",
+        method="POST",
+        ca_file=ca_file,
+        cert_host_dir=worker_certs,
+        body={"RaftAddr": "10.213.0.11:2378", "Addr": "10.213.0.11:2377"},
+    )
+    assert status == 403 and "manager" in body["message"]
+    # the CA certificate itself is public (it is pinned by the token's digest)
+    status, body = tls_call(MANAGER, "/shoal/ca")
+    assert status == 200 and "BEGIN CERTIFICATE" in body["CACertificate"]
+
+
+def test_bad_input_is_refused_and_changes_nothing(cluster: Testbed) -> None:
+    client = api(cluster, "swarm00")
+    before = client.get("/nodes/swarm01")
+    version = before["Version"]["Index"]
+    cases = [
+        ("/nodes/nosuchnode/update", {"Role": "worker", "Availability": "active"}, {"version": version}, 404),
+        ("/nodes/swarm01/update", {"Role": "worker", "Availability": "sideways"}, {"version": version}, 400),
+        ("/nodes/swarm01/update", {"Role": "king", "Availability": "active"}, {"version": version}, 400),
+        ("/nodes/swarm01/update", {"Role": "worker", "Availability": "drain"}, {"version": version - 1}, 409),
+        ("/nodes/swarm01/update", {"Role": "worker", "Availability": "drain"}, {}, 400),
+        ("/nodes/swarm01/update", {"Role": "worker", "Labels": {"a": 1}}, {"version": version}, 400),
+    ]
+    for path, body, query, status in cases:
+        with pytest.raises(APIError) as exc:
+            client.post(path, body, **query)
+        assert exc.value.status == status, (path, body, exc.value.message)
+        assert exc.value.message
+    # malformed JSON
+    import http.client
+    import socket
+
+    conn = http.client.HTTPConnection("localhost")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(cluster.host("swarm00").socket_path))
+    conn.sock = sock
+    conn.request(
+        "POST",
+        f"/nodes/swarm01/update?version={version}",
+        body=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 400 and b"malformed JSON" in resp.read()
+    conn.close()
+    after = client.get("/nodes/swarm01")
+    assert after["Version"] == before["Version"] and after["Spec"] == before["Spec"]
+    # CLI: bad availability is refused with a message and a non-zero exit
+    rc, _, err = cli(cluster, "swarm00", "node", "update", "--availability", "sideways", "swarm01")
+    assert rc != 0 and "sideways" in err
+
+
+def test_drain_pause_active_and_labels(cluster: Testbed) -> None:
+    for availability in ("drain", "pause", "active"):
+        rc, _, err = cli(cluster, "swarm00", "node", "update", "--availability", availability, "swarm01")
+        assert rc == 0, err
+        assert nodes(cluster, "swarm00")["swarm01"]["Spec"]["Availability"] == availability
+    rc, _, err = cli(
+        cluster, "swarm00", "node", "update", "--label-add", "zone=a", "--label-add", "disk=ssd", "swarm01"
+    )
+    assert rc == 0, err
+    rc, _, err = cli(cluster, "swarm00", "node", "update", "--label-rm", "disk", "swarm01")
+    assert rc == 0, err
+    assert nodes(cluster, "swarm02")["swarm01"]["Spec"]["Labels"] == {"zone": "a"}  # read through a worker
+
+
+def test_remove_refusals(cluster: Testbed) -> None:
+    rc, _, err = cli(cluster, "swarm00", "node", "rm", "swarm01")
+    assert rc != 0 and "is not down" in err
+    rc, _, err = cli(cluster, "swarm00", "node", "rm", "swarm00")
+    assert rc != 0 and "demoted" in err
+    rc, _, err = cli(cluster, "swarm00", "node", "demote", "swarm00")
+    assert rc != 0 and "last manager" in err
+    assert len(nodes(cluster, "swarm00")) == 3
+
+
+def test_worker_cannot_write(cluster: Testbed) -> None:
+    rc, _, err = cli(cluster, "swarm01", "node", "update", "--availability", "drain", "swarm02")
+    assert rc != 0 and "not a swarm manager" in err
+
+
+def test_promote_both_workers(cluster: Testbed) -> None:
+    rc, _out, err = cli(cluster, "swarm00", "node", "promote", "swarm01", "swarm02")
+    assert rc == 0, err
+
+    def three_managers() -> dict | None:
+        n = nodes(cluster, "swarm00")
+        statuses = [(x.get("ManagerStatus") or {}).get("Reachability") for x in n.values()]
+        return n if statuses == ["reachable"] * 3 else None
+
+    wait_for("3 reachable managers", three_managers, timeout=30)
+    for host in HOSTS:
+        listed = nodes(cluster, host)
+        assert sum(1 for x in listed.values() if x["ManagerStatus"]["Leader"]) == 1
+        assert api(cluster, host).get("/info")["Swarm"]["ControlAvailable"] is True
+
+
+def test_kill_leader_new_leader_within_a_second_and_nothing_lost(cluster: Testbed) -> None:
+    old = leader_of(cluster, "swarm00")
+    assert old is not None
+    survivors = [h for h in HOSTS if h != old]
+    client = api(cluster, survivors[0])
+    node = client.get(f"/nodes/{survivors[1]}")
+    spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "before": "kill"})
+    client.post(f"/nodes/{survivors[1]}/update", spec, version=node["Version"]["Index"])
+    cluster.stop_agent(old, kill=True)
+    started = time.monotonic()
+
+    def new_leader() -> str | None:
+        info = api(cluster, survivors[0], 2).get("/info")["Swarm"]["Raft"]
+        return info["Leader"] if info["Leader"] and not info["Leader"].startswith(cluster.host(old).address) else None
+
+    wait_for("a new leader", new_leader, timeout=10, interval=0.01)
+    elected = time.monotonic() - started
+    node = client.get(f"/nodes/{survivors[1]}")
+    spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "after": "kill"})
+    client.post(f"/nodes/{survivors[1]}/update", spec, version=node["Version"]["Index"])
+    committed = time.monotonic() - started
+    print(f"failover: new leader after {elected:.2f} s, first commit after {committed:.2f} s")
+    assert elected < 3.0  # the 1 s goal is measured by bench/raft_failover.py; this only catches a hang
+    # restart it: it comes back Reachable and has everything
+    start_agent(cluster, old)
+    wait_for(
+        f"{old} reachable again",
+        lambda: nodes(cluster, survivors[0])[old]["ManagerStatus"]["Reachability"] == "reachable",
+        timeout=20,
+    )
+    labels = wait_for(
+        "replicated labels on the restarted manager",
+        lambda: (lab := nodes(cluster, old)[survivors[1]]["Spec"]["Labels"]).get("after") and lab,
+    )
+    assert labels["before"] == "kill" and labels["after"] == "kill"
+    assert leader_of(cluster, old) != old or True  # either is fine; exactly one leader:
+    assert sum(1 for n in nodes(cluster, old).values() if n["ManagerStatus"]["Leader"]) == 1
+
+
+def test_minority_manager_refuses_writes_then_catches_up(cluster: Testbed) -> None:
+    leader = wait_for("a leader", lambda: leader_of(cluster, "swarm00"))
+    cut = next(h for h in HOSTS if h != leader)
+    others = [h for h in HOSTS if h != cut]
+    cluster.set_link(cut, up=False)
+    try:
+        time.sleep(1.5)  # the cut manager's leader lease runs out
+        node = api(cluster, cut).get(f"/nodes/{cut}")
+        spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "cut": "yes"})
+        started = time.monotonic()
+        with pytest.raises(APIError) as exc:
+            api(cluster, cut).post(f"/nodes/{cut}/update", spec, version=node["Version"]["Index"])
+        assert time.monotonic() - started <= 2.5
+        assert exc.value.status == 503 and "no quorum" in exc.value.message
+        assert api(cluster, cut).get("/nodes")  # reads still answer
+        # the majority goes on
+        node = api(cluster, others[0]).get(f"/nodes/{others[1]}")
+        spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "majority": "wrote"})
+        api(cluster, others[0]).post(f"/nodes/{others[1]}/update", spec, version=node["Version"]["Index"])
+        wait_for(
+            f"{cut} unreachable",
+            lambda: nodes(cluster, others[0])[cut]["ManagerStatus"]["Reachability"] == "unreachable",
+        )
+    finally:
+        cluster.set_link(cut, up=True)
+    wait_for(
+        f"{cut} catches up",
+        lambda: nodes(cluster, cut)[others[1]]["Spec"]["Labels"].get("majority") == "wrote",
+        timeout=15,
+    )
+    wait_for(
+        f"{cut} reachable",
+        lambda: nodes(cluster, others[0])[cut]["ManagerStatus"]["Reachability"] == "reachable",
+        timeout=15,
+    )
+
+
+def test_demote_remove_and_rejoin_with_fresh_state(cluster: Testbed) -> None:
+    rc, _, err = cli(cluster, "swarm00", "node", "demote", "swarm02")
+    assert rc == 0, err
+    wait_for("swarm02 demoted", lambda: "ManagerStatus" not in nodes(cluster, "swarm00")["swarm02"], timeout=20)
+    wait_for(
+        "swarm02 acts as a worker",
+        lambda: api(cluster, "swarm02").get("/info")["Swarm"]["ControlAvailable"] is False,
+        timeout=20,
+    )
+    old_id = nodes(cluster, "swarm00")["swarm02"]["ID"]
+    old_cert = certs(cluster, "swarm02")
+    saved = {p.name: p.read_bytes() for p in old_cert.iterdir()}
+    # leave, then remove it from the cluster once it is down
+    rc, _, err = cli(cluster, "swarm02", "swarm", "leave")
+    assert rc == 0, err
+    wait_for("swarm02 down", lambda: nodes(cluster, "swarm00")["swarm02"]["Status"]["State"] == "down", timeout=10)
+    rc, _, err = cli(cluster, "swarm00", "node", "rm", "swarm02")
+    assert rc == 0, err
+    assert "swarm02" not in nodes(cluster, "swarm00")
+    # the removed node's certificate is refused at the cluster port
+    keep = cluster.host("swarm02").state_dir / "removed-certs"
+    keep.mkdir(exist_ok=True)
+    for name, data in saved.items():
+        (keep / name).write_bytes(data)
+    status, body = tls_call(MANAGER, "/nodes", ca_file=keep / "swarm-root-ca.crt", cert_host_dir=keep)
+    assert status == 403 and "removed" in body["message"]
+    # rejoin with fresh state: a new node ID
+    rc, _out, err = cli(cluster, "swarm02", "swarm", "join", "--token", join_token(cluster, "worker"), MANAGER)
+    assert rc == 0, err
+    fresh = wait_for("swarm02 back", lambda: nodes(cluster, "swarm00").get("swarm02"))
+    assert fresh["ID"] != old_id
+
+
+def test_docker_sdk_talks_to_a_manager(cluster: Testbed) -> None:
+    docker = pytest.importorskip("docker")  # installed by requirements-dev.txt: a missing one fails setup
+    client = docker.DockerClient(base_url=f"unix://{cluster.host('swarm00').socket_path}")  # negotiates via /version
+    assert client.swarm.attrs["ID"]
+    listed = client.nodes.list()
+    assert {n.attrs["Description"]["Hostname"] for n in listed} == set(HOSTS)
+    node = next(n for n in listed if n.attrs["Description"]["Hostname"] == "swarm01")
+    spec = dict(node.attrs["Spec"], Labels={"sdk": "yes"})
+    assert node.update(spec)
+    node.reload()
+    assert node.attrs["Spec"]["Labels"] == {"sdk": "yes"}

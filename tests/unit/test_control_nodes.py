@@ -1,0 +1,117 @@
+"""Pure logic of node control calls and liveness (no Raft, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shoal import config
+from shoal.api.errors import BadRequest, Conflict, NotFound
+from shoal.manager import nodes as ops
+from shoal.manager.dispatcher import liveness_changes
+from shoal.manager.raftview import RaftView
+from shoal.manager.roles import pending_demotions
+from shoal.model.objects import new_node
+
+
+def node(nid: str, host: str, role: str = "worker", state: str = "ready", raft: str | None = None) -> dict:
+    n = new_node(nid, host, role, f"10.0.0.{len(host)}", "2026-01-01T00:00:00Z", state=state)
+    n["Version"]["Index"] = 7
+    if raft:
+        n["ManagerStatus"]["RaftAddr"] = raft
+    return n
+
+
+MGRS = [
+    node("a1", "m1", "manager", raft="10.0.0.1:2378"),
+    node("b2", "m2", "manager", raft="10.0.0.2:2378"),
+    node("c3", "m3", "manager", raft="10.0.0.3:2378"),
+]
+
+
+def view(leader: str = "10.0.0.1:2378", up: tuple[str, ...] = ("10.0.0.2:2378", "10.0.0.3:2378")) -> RaftView:
+    return RaftView(self_addr="10.0.0.1:2378", leader=leader, connected={a: True for a in up})
+
+
+def test_resolve_by_id_hostname_prefix_and_ambiguity() -> None:
+    nodes = [node("abc111", "w1"), node("abd222", "w2")]
+    assert ops.resolve_node(nodes, "abc111")["ID"] == "abc111"
+    assert ops.resolve_node(nodes, "w2")["ID"] == "abd222"
+    assert ops.resolve_node(nodes, "abc")["ID"] == "abc111"
+    with pytest.raises(NotFound, match="ambiguous"):
+        ops.resolve_node(nodes, "ab")
+    with pytest.raises(NotFound, match="not found"):
+        ops.resolve_node(nodes, "zz")
+
+
+def test_decorate_sets_leader_and_reachability() -> None:
+    shown = [ops.decorate(n, view(up=("10.0.0.2:2378",))) for n in MGRS]
+    assert [s["ManagerStatus"]["Leader"] for s in shown] == [True, False, False]
+    assert [s["ManagerStatus"]["Reachability"] for s in shown] == ["reachable", "reachable", "unreachable"]
+    assert "RaftAddr" not in shown[0]["ManagerStatus"] and "RaftAddr" in MGRS[0]["ManagerStatus"]
+
+
+def test_filters() -> None:
+    nodes = [*MGRS, node("w9", "w9")]
+    assert [n["ID"] for n in ops.filter_nodes(nodes, {"role": ["worker"]})] == ["w9"]
+    assert len(ops.filter_nodes(nodes, {"name": ["m1", "m2"]})) == 2
+    with pytest.raises(BadRequest, match="invalid filter"):
+        ops.filter_nodes(nodes, {"colour": ["red"]})
+
+
+def test_demote_refusals_last_manager_and_quorum() -> None:
+    spec = {"Role": "worker", "Availability": "active", "Labels": {}}
+    with pytest.raises(BadRequest, match="last manager"):
+        ops.update_node_change(MGRS[0], spec, 7, [MGRS[0]], view())
+    # m3 unreachable: demoting m2 leaves m1 + unreachable m3 -> 1 of 2 reachable, quorum is 2
+    with pytest.raises(BadRequest, match="quorum"):
+        ops.update_node_change(MGRS[1], spec, 7, MGRS, view(up=("10.0.0.2:2378",)))
+    change = ops.update_node_change(MGRS[1], spec, 7, MGRS, view())
+    assert change.obj["Spec"]["Role"] == "worker" and change.expected_version == 7
+
+
+def test_update_checks_version_and_spec() -> None:
+    with pytest.raises(Conflict, match="out of sequence"):
+        ops.update_node_change(MGRS[0], {"Role": "manager"}, 6, MGRS, view())
+    with pytest.raises(ValueError):
+        ops.update_node_change(MGRS[0], {"Role": "manager", "Availability": "sideways"}, 7, MGRS, view())
+
+
+def test_remove_refusals() -> None:
+    with pytest.raises(BadRequest, match="demoted to worker"):
+        ops.remove_node_change(MGRS[0], force=True)
+    with pytest.raises(BadRequest, match="not down"):
+        ops.remove_node_change(node("w1", "w1"), force=False)
+    assert ops.remove_node_change(node("w1", "w1"), force=True).op == "delete"
+    assert ops.remove_node_change(node("w1", "w1", state="down"), force=False).obj_id == "w1"
+
+
+def test_liveness_marks_down_after_three_periods_and_ready_again() -> None:
+    nodes = [MGRS[0], node("w1", "w1"), node("w2", "w2", state="down")]
+    seen = {"w1": 100.0, "w2": 104.5}
+    changes = liveness_changes(nodes, seen, now=104.0, period=1.0, self_id="a1", addrs={})
+    assert [(c.obj_id, c.obj["Status"]["State"]) for c in changes] == [("w1", "down"), ("w2", "ready")]
+    assert changes[0].expected_version == 7
+    assert liveness_changes(nodes, seen, now=102.9, period=1.0, self_id="a1", addrs={})[0].obj_id == "w2"
+
+
+def test_pending_demotions() -> None:
+    demoted = node("b2", "m2", "manager", raft="x")
+    demoted["Spec"]["Role"] = "worker"
+    assert pending_demotions([*MGRS, demoted]) == [demoted]
+
+
+def test_config_file_and_flag_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "shoald.yml"
+    path.write_text("advertise_addr: eth0\nheartbeat_period: 0.5\nlog_level: DEBUG\n")
+    cfg = config.load(path, {"heartbeat_period": 2, "listen_addr": None})
+    assert (cfg.advertise_addr, cfg.heartbeat_period, cfg.log_level) == ("eth0", 2.0, "debug")
+    path.write_text("colour: red\n")
+    with pytest.raises(config.ConfigError, match="unknown setting"):
+        config.load(path)
+    path.write_text("heartbeat_period: -1\n")
+    with pytest.raises(config.ConfigError, match="heartbeat_period"):
+        config.load(path)
+    with pytest.raises(config.ConfigError, match="no such file"):
+        config.load(tmp_path / "missing.yml")

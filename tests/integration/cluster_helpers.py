@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shoal.cli.client import Client
-from shoal.cli.errors import APIError
+from shoal.cli.errors import APIError, CLIError
 from testbed.bed import Testbed
 from testbed.layout import CONTROLLER_NS
 from testbed.nsexec import call_in_netns
@@ -33,7 +33,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, in
             if value:
                 return value
             last = value
-        except (APIError, OSError, KeyError, ValueError) as exc:
+        except (APIError, CLIError, OSError, KeyError, ValueError) as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")

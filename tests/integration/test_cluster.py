@@ -217,8 +217,10 @@ def test_promote_both_workers(cluster: Testbed) -> None:
 
     wait_for("3 reachable managers", three_managers, timeout=30)
     for host in HOSTS:
-        listed = nodes(cluster, host)
-        assert sum(1 for x in listed.values() if x["ManagerStatus"]["Leader"]) == 1
+        wait_for(
+            f"{host} sees one leader",
+            lambda h=host: sum(1 for x in nodes(cluster, h).values() if x["ManagerStatus"]["Leader"]) == 1,
+        )
         assert api(cluster, host).get("/info")["Swarm"]["ControlAvailable"] is True
 
 

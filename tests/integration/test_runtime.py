@@ -143,6 +143,8 @@ def test_host_image_namespaces_files_env_limits_and_remove(bed: Testbed, tasks: 
     assert int((cpu / "cpu.cfs_quota_us").read_text()) == 50_000
     assert int((cpu / "cpu.cfs_period_us").read_text()) == 100_000
     assert str(pid) in (mem / "cgroup.procs").read_text().split()
+    # `shoal exec`: the task's namespaces, environment and working directory
+    assert rt(bed, "exec", task["ID"], "--", "sh", "-c", "hostname; echo $FOO; pwd") == "web-1\nbar\n/opt/shoal/work"
     assert rt(bed, "poll", task["ID"]) is None  # running
     assert [t["pid"] for t in rt(bed, "ps")] == [pid]
     rt(bed, "rm", task["ID"])
@@ -257,6 +259,9 @@ def test_rootfs_image_chroot_user_overlay(bed: Testbed, tasks: list[str]) -> Non
         assert in_task(bed, pid, ["-m", "-r"], ["/bin/cat", "/etc/passwd"]).startswith("root:x:0:0")  # chroot
         assert bed.run(HOST, ["readlink", f"/proc/{pid}/cwd"]).stdout.strip().endswith("/home/app")
         assert rt(bed, "logs", task["ID"]) == "in-root"
+        assert rt(bed, "exec", task["ID"], "--", "/bin/sh", "-c", "echo $HOME; cat /tmp/seen") == (
+            f"/home/app\n{task['ID'][:12]}"
+        )
         rt(bed, "rm", task["ID"])
         assert_gone(bed, task["ID"], pid)
     finally:

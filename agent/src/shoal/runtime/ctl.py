@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     elif verb in ("ps", "adopt"):
         _out([h.to_dict() for h in (driver.list_running() if verb == "ps" else driver.adopt())])
     elif verb == "exec":
-        argv = driver.exec_argv(args.task_id, [a for a in args.argv if a != "--"][:1] + args.argv[1:])
-        os.execvp(argv[0], argv)
+        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        argv, env = driver.exec_command(args.task_id, command)
+        os.execve(argv[0], argv, env)
     elif verb == "images":
         _out([img.inspect() for img in images.list()])
     elif verb == "rmi":

@@ -21,13 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj
+from pysyncobj import SyncObj
 
+from shoal.store import membership
 from shoal.store.changes import KINDS, NAMED_KINDS, Change
-from shoal.store.commitop import CommitOp, Denied
-from shoal.store.config import JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig, check_addr
+from shoal.store.commitop import CommitOp
+from shoal.store.config import JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig
 from shoal.store.durability import JournalFlusher
-from shoal.store.errors import InvalidChange, NotLeader, StoreError, Timeout
+from shoal.store.errors import InvalidChange, StoreError
+from shoal.store.leadership import LeaderCallback, Leadership
 from shoal.store.machine import StoreMachine
 from shoal.store.notifier import Notifier
 from shoal.store.state import spec_name
@@ -39,7 +41,6 @@ __all__ = ["RaftConfig", "ReplicatedStore"]
 
 log = logging.getLogger("shoal.store")
 
-LeaderCallback = Callable[[bool, int], Any]
 WATCHDOG_PERIOD = 0.25
 
 
@@ -54,14 +55,12 @@ class ReplicatedStore:
         self._tick_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._hub = Hub()
         self._notifier = Notifier()
-        self._leader_callbacks: list[LeaderCallback] = []
-        self._leading = False
-        self._epoch_proposed: int | None = None  # term of the epoch bump in flight
         self._watchdog = CatchupWatchdog(cfg.catchup_stall_timeout)
         self._next_watch = 0.0
         self._sync: SyncObj | None = None
         self.hooks = TransportHooks(cfg.ping_period, None)  # diagnostics, and fault injection in tests
         self._machine = StoreMachine(self._hub.publish, self._on_epoch, self._on_applied)
+        self._leadership = Leadership(cfg.self_addr, self._machine, self._notifier)
         self._sync = SyncObj(
             cfg.self_addr,
             cfg.other_peers(),
@@ -69,6 +68,7 @@ class ReplicatedStore:
             consumers=[self._machine],
             transportClass=partial(ShoalTransport, hooks=self.hooks),
         )
+        self._leadership.sync = self._sync
         try:
             self._sync.waitBinded()
         except Exception as exc:
@@ -125,6 +125,10 @@ class ReplicatedStore:
         """
         self._check_caller()
         return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
+
+    def _run(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
+        """Drive any pysyncobj proposal (membership changes) like a write: retries, fast NoQuorum."""
+        return _drive(lambda wake: self._op(propose, timeout, wake, **kw))
 
     async def acommit(
         self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
@@ -198,13 +202,12 @@ class ReplicatedStore:
         """`callback(leading, epoch)` on the notifier thread: True once this node's epoch is
         committed (start leader-only loops), False as soon as it stops being leader. Called once
         right away with the current state. It may call commit(); it must not block for long."""
-        self._leader_callbacks.append(callback)
-        self._notifier.submit(callback, self._leading, self.epoch)
+        self._leadership.add_callback(callback)
 
     @property
     def leading(self) -> bool:
         """Leader *and* its epoch is committed: what leader-only loops should check."""
-        return self._leading
+        return self._leadership.leading
 
     # ---- Raft view
     def is_leader(self) -> bool:
@@ -260,67 +263,19 @@ class ReplicatedStore:
     # ---- membership (one change at a time; run on the leader or forwarded to it)
     def add_member(self, addr: str, timeout: float = 5.0) -> None:
         """Add a voter. Start the new member (empty data dir, full member list) before or right after."""
-        self._membership(addr, True, timeout)
+        self._check_caller()
+        membership.change_membership(self, addr, True, timeout)
 
     def remove_member(self, addr: str, timeout: float = 5.0) -> None:
         """Remove another member. A leader cannot remove itself: transfer_leadership() first, then
         ask the new leader. Wipe the removed member's data dir before reusing it."""
-        if addr == self.addr:
-            raise InvalidChange("a manager cannot remove itself from Raft: ask another manager")
-        self._membership(addr, False, timeout)
-
-    def _membership(self, addr: str, add: bool, timeout: float) -> None:
         self._check_caller()
-        check_addr(addr, "member address")
-        sync = self._sync
-        assert sync is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if (addr in self.members()) == add:
-                # Already so (a previous try, or pending on the leader): an empty batch committed
-                # after it proves the change itself is committed.
-                self.commit([], timeout=max(0.1, remaining))
-                return
-            change = sync.addNodeToCluster if add else sync.removeNodeFromCluster
-            try:
-                propose = partial(_call_with_callback, change, addr)
-                _drive(lambda wake, p=propose, t=remaining: self._op(p, t, wake, decode=_none))
-                return
-            except Denied:
-                if time.monotonic() >= deadline:
-                    raise Timeout(f"membership change of {addr} was refused until the timeout") from None
-                time.sleep(0.05)  # another change (or the new leader's no-op) is still committing
+        membership.change_membership(self, addr, False, timeout)
 
     def transfer_leadership(self, target: str | None = None, timeout: float = 2.0) -> str | None:
         """Hand leadership to `target` (default: the most caught-up follower); returns the new leader."""
         self._check_caller()
-        sync = self._sync
-        assert sync is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not sync._isLeader():
-                leader = self.leader()
-                if leader is not None and leader != self.addr:
-                    return leader
-                raise NotLeader("only the leader can transfer leadership")
-            answer: list[int] = []
-            done = threading.Event()
-
-            def callback(_res: Any, err: int, answer: list[int] = answer, done: threading.Event = done) -> None:
-                answer.append(err)
-                done.set()
-
-            self._on_tick_thread(lambda: sync.transferLeadership(node=target, callback=callback))
-            done.wait(max(0.0, deadline - time.monotonic()))
-            if answer and answer[0] == FAIL_REASON.SUCCESS:
-                while time.monotonic() < deadline:
-                    if not sync._isLeader() and self.leader() not in (None, self.addr):
-                        return self.leader()
-                    time.sleep(0.01)
-                break
-            time.sleep(0.05)  # the target is not caught up yet
-        raise Timeout("leadership transfer did not complete in time")
+        return membership.transfer_leadership(self, target, timeout)
 
     # ---- admin
     def export_state(self) -> dict[str, Any]:
@@ -352,6 +307,12 @@ class ReplicatedStore:
 
     def _on_tick(self) -> None:
         self._tick_ident = threading.get_ident()
+        try:
+            self._tick()
+        except Exception:  # never let our hook break pysyncobj's loop
+            log.exception("store on-tick hook failed")
+
+    def _tick(self) -> None:
         while True:
             try:
                 job = self._tick_jobs.get_nowait()
@@ -364,11 +325,8 @@ class ReplicatedStore:
         sync = self._sync
         if sync is None:
             return
-        leader = sync._isLeader()
-        if self._leading and not leader:
-            self._set_leading(False)
-        if leader:
-            self._announce_epoch(sync)
+        leader = bool(sync._isLeader())
+        self._leadership.on_tick(leader)
         now = time.monotonic()
         if now >= self._next_watch:
             self._next_watch = now + WATCHDOG_PERIOD
@@ -380,46 +338,14 @@ class ReplicatedStore:
             else:
                 self._watchdog.reset()
 
-    def _announce_epoch(self, sync: SyncObj) -> None:
-        # Epoch fencing (notes defect 3): a new leader writes (itself, term) through the log; its
-        # leader-only loops start when that commits, and older epochs are refused from then on.
-        term = int(sync.raftCurrentTerm)
-        if self._machine.state.epoch_term >= term or self._epoch_proposed == term:
-            return
-        self._epoch_proposed = term
-
-        def proposed(_res: Any, err: int) -> None:
-            if err != FAIL_REASON.SUCCESS and self._epoch_proposed == term:
-                self._epoch_proposed = None  # the next tick proposes again if still leader
-
-        self._machine.bump_epoch(self.addr, term, callback=proposed)
-
     def _on_epoch(self, epoch: int, leader: str | None, term: int) -> None:
-        sync = self._sync
-        if sync is None:
-            return
-        mine = leader == self.addr and sync._isLeader() and int(sync.raftCurrentTerm) == term
-        if mine and not self._leading:
-            self._set_leading(True)
-        elif not mine and self._leading:
-            self._set_leading(False)
-
-    def _set_leading(self, leading: bool) -> None:
-        self._leading = leading
-        epoch = self.epoch
-        log.info("leadership %s (epoch %d)", "acquired" if leading else "lost", epoch)
-        for callback in list(self._leader_callbacks):
-            self._notifier.submit(callback, leading, epoch)
+        self._leadership.on_epoch(epoch, leader, term)
 
     def _on_applied(self, index: int) -> None:
         # A single member has no follower acknowledgements to sync before: sync before answering.
         flusher = self.hooks.flusher
         if flusher is not None and self._sync is not None and not self._sync.otherNodes:
             flusher.before_answer(index)
-
-
-def _call_with_callback(fn: Callable[..., None], arg: Any, callback: Callable[[Any, int], None]) -> None:
-    fn(arg, callback=callback)
 
 
 def _drive(make_op: Callable[[Callable[[], None]], CommitOp]) -> Any:
@@ -432,7 +358,3 @@ def _drive(make_op: Callable[[Callable[[], None]], CommitOp]) -> Any:
         if finished:
             return value
         woken.wait(value)
-
-
-def _none(_result: Any) -> None:
-    return None

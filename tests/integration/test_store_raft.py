@@ -176,6 +176,29 @@ def test_the_journal_is_synced_before_a_single_member_answers(single: Replicated
     assert single.hooks.flusher is not None and single.hooks.flusher.durable_index >= index
 
 
+def test_state_comes_back_from_snapshot_plus_journal(tmp_path: Path) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    (store,) = start([addr], tmp_path, log_compaction_min_entries=20)
+    leader_of([store])
+    for i in range(30):  # past the compaction threshold: a snapshot, then more journal entries
+        store.commit([task(f"s{i}")])
+    wait_for(lambda: (tmp_path / addr.replace(":", "_") / DUMP_FILE).exists(), 5.0, "a snapshot")
+    for i in range(30, 35):
+        store.commit([task(f"s{i}")])
+    before = store.export_state()
+    store.close()
+    (store,) = start([addr], tmp_path, log_compaction_min_entries=20)
+    try:
+        wait_for(lambda: store.applied_index >= before["Index"], 5.0, "replay")
+        after = store.export_state()
+        assert after["Objects"] == before["Objects"]  # same objects, same Version.Index
+        assert len(after["Objects"]["task"]) == 35
+        leader_of([store])
+        assert store.epoch > before["Epoch"]["Epoch"]
+    finally:
+        store.close()
+
+
 def test_a_password_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="password"):
         ReplicatedStore(RaftConfig(f"127.0.0.1:{free_port()}", [], tmp_path, ""))

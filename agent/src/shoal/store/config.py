@@ -24,7 +24,9 @@ def check_addr(addr: str, what: str) -> None:
 @dataclass
 class RaftConfig:
     self_addr: str  # host:port other managers reach this one at (the advertise address)
-    peers: list[str]  # the other members (self_addr is ignored if listed); empty to start a new cluster
+    # The other members (self_addr is ignored if listed); empty to start a new cluster. On a restart
+    # pass the membership last seen (`members()`): the journal replays later changes on top of it.
+    peers: list[str]
     data_dir: Path  # journal and snapshot; empty when joining an existing cluster
     password: str  # encrypts Raft traffic; without it pysyncobj unpickles what anyone sends
     bind_addr: str | None = None  # default self_addr: Raft listens on the manager's address only

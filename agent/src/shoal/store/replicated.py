@@ -162,10 +162,12 @@ class ReplicatedStore:
         if not isinstance(changes, list | tuple) or not all(isinstance(c, Change) for c in changes):
             raise InvalidChange("commit() takes a list of Change")
         rid = request_id or uuid.uuid4().hex
-        wire = [c.to_wire() for c in changes]
-        size = len(pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL))
-        if size > MAX_BATCH_BYTES:
-            raise InvalidChange(f"batch of {size} bytes is larger than {MAX_BATCH_BYTES}: split it")
+        data = pickle.dumps([c.to_wire() for c in changes], protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > MAX_BATCH_BYTES:
+            raise InvalidChange(f"batch of {len(data)} bytes is larger than {MAX_BATCH_BYTES}: split it")
+        # A private copy: a retry under the same request id must carry the same changes even if
+        # the caller mutates its objects meanwhile.
+        wire = pickle.loads(data)
         machine = self._machine
 
         def propose(callback: Callable[[Any, int], None]) -> None:

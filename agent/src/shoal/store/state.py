@@ -136,8 +136,9 @@ class StoreState:
                 if new_name is not None:
                     names[(kind, new_name)] = obj_id
             if op == "delete":
+                assert old is not None  # NotFound above otherwise
                 pending[(kind, obj_id)] = None
-                events.append(Event(kind, op, old, index))  # type: ignore[arg-type]  # old is set here
+                events.append(Event(kind, op, old, index))
                 continue
             assert obj is not None
             if id(obj) in seen_objs:  # the same dict twice in one pickled batch: store separate copies

@@ -167,6 +167,12 @@ def test_hello_answers_inside_its_namespace_and_sigkill_is_137(bed: Testbed, tas
         return res.stdout
 
     assert wait_for(answer, what="hello on 8080") == "Hello World! from 127.0.0.1\n"
+    # once interfaces are attached it answers with the first one's address (by name: eth0);
+    # a veth pair with both ends inside the task's namespace stands in for the overlay's
+    setup = "ip link add eth1 type veth peer name eth0 && ip addr add 10.99.0.6/24 dev eth1 && "
+    setup += "ip addr add 10.99.0.5/24 dev eth0 && ip link set eth0 up && ip link set eth1 up"
+    in_task(bed, pid, ["-n"], ["sh", "-c", setup])
+    assert answer() == "Hello World! from 10.99.0.5\n"
     # nothing listens on the host's own 8080: the server lives in the task's namespace
     assert bed.run(HOST, ["curl", "-s", "-m", "1", "127.0.0.1:8080"]).returncode != 0
     os.kill(pid, 9)

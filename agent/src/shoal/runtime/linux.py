@@ -27,6 +27,7 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 
+PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -75,6 +76,10 @@ def sethostname(name: str) -> None:
 def set_comm(name: str) -> None:
     """The name `ps` and /proc/PID/comm show (15 bytes at most)."""
     _check(libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+def set_parent_death_signal(sig: int) -> None:
+    _check(libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
 def set_child_subreaper() -> None:

@@ -183,6 +183,9 @@ def test_state_comes_back_from_snapshot_plus_journal(tmp_path: Path) -> None:
     for i in range(30):  # past the compaction threshold: a snapshot, then more journal entries
         store.commit([task(f"s{i}")])
     wait_for(lambda: (tmp_path / addr.replace(":", "_") / DUMP_FILE).exists(), 5.0, "a snapshot")
+    flusher = store.hooks.flusher
+    assert flusher is not None
+    wait_for(lambda: flusher._dump_seen is not None, 2.0, "the snapshot to be synced")
     for i in range(30, 35):
         store.commit([task(f"s{i}")])
     before = store.export_state()

@@ -7,6 +7,8 @@ a process crash but not a power loss of a majority. We sync at the three moments
   it is on disk: every follower acknowledgement comes after it);
 - any node, before it answers a write that committed (a single-member cluster has no followers).
 The term and vote (`<journal>.meta`, replaced by rename) are synced before a vote leaves the node.
+A new snapshot (`raft.dump`, written by a forked child or received from the leader, then renamed
+into place) is synced on the tick that notices it, before the journal it shortens is synced.
 
 Everything here runs on the tick thread. A sync is `fdatasync` on our own descriptor of the journal
 file: it flushes the pages pysyncobj dirtied through its mapping, without touching its objects.
@@ -22,10 +24,13 @@ log = logging.getLogger("shoal.store")
 
 
 class JournalFlusher:
-    def __init__(self, journal: Path) -> None:
+    def __init__(self, journal: Path, dump: Path) -> None:
         self._journal = journal
         self._meta = Path(f"{journal}.meta")
+        self._dump = dump
+        self._dump_seen = self._stat(dump)
         self._fd: int | None = os.open(journal, os.O_RDONLY)
+        self._fsync_path(journal.parent)  # the journal's directory entry, made by pysyncobj
         self._dirty = False
         self.durable_index = 0  # the journal is on disk up to this log index
         self.syncs = 0
@@ -54,6 +59,23 @@ class JournalFlusher:
     def before_vote(self) -> None:
         self._fsync_path(self._meta)
         self._fsync_path(self._meta.parent)  # the rename that replaced it
+
+    def check_dump(self) -> None:
+        """Called every tick: sync a snapshot that appeared since the last look."""
+        seen = self._stat(self._dump)
+        if seen != self._dump_seen:
+            self._dump_seen = seen
+            if seen is not None:
+                self._fsync_path(self._dump)
+                self._fsync_path(self._dump.parent)
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _sync(self) -> None:
         if self._fd is None:

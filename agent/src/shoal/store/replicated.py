@@ -26,7 +26,7 @@ from pysyncobj import SyncObj
 from shoal.store import membership
 from shoal.store.changes import KINDS, NAMED_KINDS, Change
 from shoal.store.commitop import CommitOp
-from shoal.store.config import JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig
+from shoal.store.config import DUMP_FILE, JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig
 from shoal.store.durability import JournalFlusher
 from shoal.store.errors import InvalidChange, StoreError
 from shoal.store.leadership import LeaderCallback, Leadership
@@ -76,7 +76,7 @@ class ReplicatedStore:
             self._notifier.close()
             raise StoreError(f"cannot listen for Raft on {cfg.bind_addr or cfg.self_addr}: {exc}") from exc
         if cfg.flush_journal:
-            flusher = JournalFlusher(Path(cfg.data_dir) / JOURNAL_FILE)
+            flusher = JournalFlusher(Path(cfg.data_dir) / JOURNAL_FILE, Path(cfg.data_dir) / DUMP_FILE)
             flusher.before_answer(int(self._sync.raftCommitIndex))  # what an earlier run left in the page cache
             self.hooks.flusher = flusher
         self._sync.addOnTickCallback(self._on_tick)
@@ -329,6 +329,8 @@ class ReplicatedStore:
             return
         leader = bool(sync._isLeader())
         self._leadership.on_tick(leader)
+        if self.hooks.flusher is not None:
+            self.hooks.flusher.check_dump()
         now = time.monotonic()
         if now >= self._next_watch:
             self._next_watch = now + WATCHDOG_PERIOD

@@ -49,7 +49,7 @@ demo-down: setup
 	$(VPY) -m testbed down
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
 
 clean: demo-down
 	rm -rf $(VENV) $(STATE)

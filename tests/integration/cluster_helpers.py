@@ -96,3 +96,14 @@ def tls_call(
             return err.code, json.loads(err.read() or b"null")
 
     return call_in_netns(CONTROLLER_NS, call, timeout + 5)
+
+
+def save_logs(bed: Testbed, name: str) -> Path:
+    """Keep the agents' logs of a test module under .state/test-logs/ (the hosts' state is wiped)."""
+    dest = bed.state_dir.parent / "test-logs" / name
+    dest.mkdir(parents=True, exist_ok=True)
+    for host in HOSTS:
+        log = bed.host(host).agent_log
+        if log.exists():
+            (dest / f"{host}.log").write_bytes(log.read_bytes())
+    return dest

@@ -17,6 +17,7 @@ from integration.cluster_helpers import (
     cli,
     leader_of,
     nodes,
+    save_logs,
     start_agent,
     tls_call,
     wait_for,
@@ -34,6 +35,7 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
         start_agent(bed, host)
     yield bed
+    save_logs(bed, "test_cluster")
     for host in HOSTS:
         bed.stop_agent(host)
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])

@@ -127,11 +127,18 @@ class Agent:
             raft_dir=raft_dir(self.cfg.data_dir),
             raft_password=ident.raft_password,
             heartbeat_period=self.cfg.heartbeat_period,
-            on_self_demoted=lambda: None,
+            on_members_changed=self._save_members,
         )
         await self.manager.start()
         if self.cluster_server:
             await self.cluster_server.start()
+
+    def _save_members(self, members: list[str]) -> None:
+        # a restarted manager needs its last known peers (pysyncobj does not keep them): save at once
+        ident = self.identity
+        if ident is not None and ident.role == "manager" and members and members != ident.raft_members:
+            ident.raft_members = members
+            ident.save(self.cfg.data_dir)
 
     # ---- init
     async def init_swarm(self, body: dict[str, Any]) -> str:
@@ -324,12 +331,8 @@ class Agent:
         ident = self.identity
         if ident is None:
             return
-        known = (ident.managers, ident.raft_members)
-        if answer.get("Managers"):
+        if answer.get("Managers") and answer["Managers"] != ident.managers:
             ident.managers = answer["Managers"]
-        if self.manager is not None and self.manager.store.members():
-            ident.raft_members = self.manager.store.members()
-        if known != (ident.managers, ident.raft_members):
             ident.save(self.cfg.data_dir)
         desired = answer.get("Role")
         member = answer.get("RaftMember", False)

@@ -63,6 +63,7 @@ class Dispatcher:
         self.period = period
         self.last_seen: dict[str, float] = {}
         self.addrs: dict[str, str] = {}
+        self.epoch = 0
         self._loop = BackgroundLoop("dispatcher-liveness", self._run)
 
     def heartbeat(self, node_id: str, addr: str | None) -> None:
@@ -75,6 +76,7 @@ class Dispatcher:
         now = time.monotonic()
         for node in self.store.list("node"):
             self.last_seen.setdefault(node["ID"], now)
+        self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
 
     async def stop(self) -> None:
@@ -88,7 +90,7 @@ class Dispatcher:
                     self.store.list("node"), self.last_seen, time.monotonic(), self.period, self.self_id, self.addrs
                 )
                 if changes:
-                    await self.store.acommit(changes)
+                    await self.store.acommit(changes, epoch=self.epoch)
                     for c in changes:
                         log.info("node %s is now %s", c.obj_id, c.obj["Status"]["State"])
             except asyncio.CancelledError:

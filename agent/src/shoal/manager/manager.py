@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shoal.aio import BackgroundLoop
 from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable
 from shoal.manager import ca
 from shoal.manager.dispatcher import Dispatcher
@@ -36,7 +37,7 @@ class ManagerRole:
         raft_dir: Path,
         raft_password: str,
         heartbeat_period: float,
-        on_self_demoted: Callable[[], None],
+        on_members_changed: Callable[[list[str]], None],
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -52,7 +53,10 @@ class ManagerRole:
             )
         )
         self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)
-        self.roles = RoleManager(self.store, node_id, heartbeat_period, on_self_demoted)
+        self.roles = RoleManager(self.store, node_id, heartbeat_period)
+        self.on_members_changed = on_members_changed
+        self._members: list[str] = []
+        self._members_watch = BackgroundLoop("raft-members", self._watch_members)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leading = False
 
@@ -60,6 +64,15 @@ class ManagerRole:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.store.on_leader_change(self._leader_changed)
+        self._members_watch.start()
+
+    async def _watch_members(self) -> None:
+        while True:
+            members = self.store.members()
+            if members != self._members:
+                self._members = members
+                self.on_members_changed(members)
+            await asyncio.sleep(0.1)
 
     def _leader_changed(self, *_args: Any) -> None:
         # called from the Raft thread once the new epoch is committed
@@ -82,6 +95,7 @@ class ManagerRole:
         await self.roles.stop()
 
     async def stop(self) -> None:
+        await self._members_watch.stop()
         await self._stop_loops()
         await asyncio.to_thread(self.store.close)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from shoal.aio import BackgroundLoop
@@ -25,14 +24,15 @@ def pending_demotions(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class RoleManager:
-    def __init__(self, store: Any, self_id: str, period: float, on_self_demoted: Callable[[], None]) -> None:
+    def __init__(self, store: Any, self_id: str, period: float) -> None:
         self.store = store
         self.self_id = self_id
         self.period = period
-        self.on_self_demoted = on_self_demoted
+        self.epoch = 0
         self._loop = BackgroundLoop("role-manager", self._run)
 
     def start(self) -> None:
+        self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
 
     async def stop(self) -> None:
@@ -71,5 +71,6 @@ class RoleManager:
                         obj_id=node["ID"],
                         expected_version=node["Version"]["Index"],
                     )
-                ]
+                ],
+                epoch=self.epoch,
             )

@@ -1,0 +1,456 @@
+#!/usr/bin/python
+# Copyright: shoal developers
+# Apache License 2.0 (see galaxy.yml)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: swarm_init
+short_description: Create a shoal swarm on this node, tune it, rotate its join tokens, or leave it
+version_added: 0.1.0
+description:
+  - With O(state=present), makes the managed host the first manager of a new swarm (C(shoal swarm init)),
+    or, when it already manages one, brings the swarm's settings to the given values and rotates join tokens
+    on request.
+  - Returns the cluster ID and both join tokens, so that later tasks can join other hosts with
+    M(shoal.swarm.swarm_node).
+  - With O(state=absent), the node leaves the swarm it is in (C(shoal swarm leave)).
+  - Settings that only exist at creation (O(advertise_addr), O(listen_addr), O(default_addr_pool),
+    O(subnet_size)) are not changed on an existing swarm; a warning says when they differ.
+author:
+  - shoal developers
+extends_documentation_fragment:
+  - shoal.swarm.shoal
+  - shoal.swarm.shoal.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details: Rotating a join token (O(rotate_worker_token), O(rotate_manager_token)) changes it on every run.
+options:
+  state:
+    description:
+      - V(present) creates the swarm (or updates its settings); V(absent) leaves the swarm.
+    type: str
+    choices: [present, absent]
+    default: present
+  advertise_addr:
+    description:
+      - Address (IP or network interface name such as C(eth0)) other nodes use to reach this manager.
+      - Default is the agent's own setting (C(advertise_addr) in C(/etc/shoal/shoald.yml)) or its only
+        non-loopback address.
+      - Used when the swarm is created only.
+    type: str
+  listen_addr:
+    description:
+      - Address and port of the cluster API, such as C(0.0.0.0:2377). Used when the swarm is created only.
+    type: str
+  default_addr_pool:
+    description:
+      - Address pools (CIDR) that overlay network subnets are taken from. Used when the swarm is created only.
+    type: list
+    elements: str
+  subnet_size:
+    description:
+      - Prefix length of the subnets taken from O(default_addr_pool). Used when the swarm is created only.
+    type: int
+  labels:
+    description:
+      - User labels of the swarm. Replaces the labels in place when given; V({}) removes them all.
+    type: dict
+  task_history_limit:
+    description:
+      - How many old tasks of each service slot the swarm keeps.
+    type: int
+  dispatcher_heartbeat_period:
+    description:
+      - How often nodes report to the managers, as a duration such as V(1s) or V(500ms) (a bare number is seconds).
+    type: str
+  node_cert_expiry:
+    description:
+      - Validity of node certificates, as a duration such as V(2160h).
+    type: str
+  snapshot_interval:
+    description:
+      - Number of Raft log entries between snapshots.
+    type: int
+  keep_old_snapshots:
+    description:
+      - Number of old Raft snapshots to keep.
+    type: int
+  log_entries_for_slow_followers:
+    description:
+      - Number of Raft log entries kept to let slow followers catch up after a snapshot.
+    type: int
+  election_tick:
+    description:
+      - Raft election timeout, in ticks; must be greater than O(heartbeat_tick).
+    type: int
+  heartbeat_tick:
+    description:
+      - Raft heartbeat interval, in ticks.
+    type: int
+  rotate_worker_token:
+    description:
+      - Replace the worker join token by a new one. The old one stops working at once.
+    type: bool
+    default: false
+  rotate_manager_token:
+    description:
+      - Replace the manager join token by a new one. The old one stops working at once.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(state=absent), leave even when the node is a manager (the remaining managers lose it
+        from their quorum; demote it first to avoid that).
+    type: bool
+    default: false
+seealso:
+  - module: shoal.swarm.swarm_node
+  - module: shoal.swarm.swarm_info
+"""
+
+EXAMPLES = r"""
+- name: Create the swarm on the first manager
+  shoal.swarm.swarm_init:
+    advertise_addr: eth0
+  register: swarm
+
+- name: Join a worker with the token read from the first manager
+  shoal.swarm.swarm_node:
+    join_token: "{{ hostvars[groups['managers'][0]].swarm.join_tokens.worker }}"
+    remote_addrs: "{{ hostvars[groups['managers'][0]].swarm.manager_addrs }}"
+  when: inventory_hostname in groups['workers']
+
+- name: Keep less task history and beat every two seconds
+  shoal.swarm.swarm_init:
+    task_history_limit: 2
+    dispatcher_heartbeat_period: 2s
+
+- name: Rotate the worker join token
+  shoal.swarm.swarm_init:
+    rotate_worker_token: true
+
+- name: Leave the swarm (a manager needs force)
+  shoal.swarm.swarm_init:
+    state: absent
+    force: true
+"""
+
+RETURN = r"""
+cluster_id:
+  description: ID of the swarm (empty after leaving).
+  returned: always
+  type: str
+  sample: 4d5ik0wbq5jxdc2ldrrqg5nq3
+node_id:
+  description: ID of this node in the swarm (empty after leaving, or in check mode before the swarm exists).
+  returned: always
+  type: str
+  sample: 9x0yq3ia6wsdt1d4y5uz2vcfd
+join_tokens:
+  description:
+    - The join tokens of the swarm (after rotation, the new ones). Empty strings when there is no swarm.
+    - They are secrets; do not print them in logs.
+  returned: always
+  type: dict
+  contains:
+    worker:
+      description: Token that joins a node as a worker.
+      type: str
+      sample: SWMTKN-1-0cqjeg3h1qmwwp6e3xq7oik9lt5hx6bph6s1lm6h3iyzwr0r6d-3kvpqcg6zch3t0l2xgp7g59pj
+    manager:
+      description: Token that joins a node as a manager.
+      type: str
+      sample: SWMTKN-1-0cqjeg3h1qmwwp6e3xq7oik9lt5hx6bph6s1lm6h3iyzwr0r6d-0y8ez0y4bxv8ni1pbybl2bn7n
+manager_addrs:
+  description:
+    - Cluster API addresses (C(ip:port)) of the swarm's managers,
+      for O(shoal.swarm.swarm_node#module:remote_addrs).
+  returned: always
+  type: list
+  elements: str
+  sample: [10.213.0.10:2377]
+swarm_facts:
+  description: The swarm as C(GET /swarm) shows it (Docker's C(Swarm) object), without the join tokens.
+  returned: when the node manages a swarm
+  type: dict
+actions:
+  description: What was done (or would be done in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [swarm initialized]
+changes:
+  description: Names of the settings that differ from the swarm in place.
+  returned: always
+  type: list
+  elements: str
+  sample: [task_history_limit]
+"""
+
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
+    ModuleClient,
+    ShoalClient,
+    common_argument_spec,
+    format_duration,
+    label_map,
+    parse_duration,
+    retry_on_conflict,
+)
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import compare  # noqa: E402
+
+# option name -> (section of the SwarmSpec, field); None section = top level
+SPEC_FIELDS: dict[str, tuple[str | None, str]] = {
+    "labels": (None, "Labels"),
+    "task_history_limit": ("Orchestration", "TaskHistoryRetentionLimit"),
+    "dispatcher_heartbeat_period": ("Dispatcher", "HeartbeatPeriod"),
+    "node_cert_expiry": ("CAConfig", "NodeCertExpiry"),
+    "snapshot_interval": ("Raft", "SnapshotInterval"),
+    "keep_old_snapshots": ("Raft", "KeepOldSnapshots"),
+    "log_entries_for_slow_followers": ("Raft", "LogEntriesForSlowFollowers"),
+    "election_tick": ("Raft", "ElectionTick"),
+    "heartbeat_tick": ("Raft", "HeartbeatTick"),
+}
+DURATIONS = ("dispatcher_heartbeat_period", "node_cert_expiry")
+CREATION_ONLY = ("advertise_addr", "listen_addr", "default_addr_pool", "subnet_size")
+
+
+def argument_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "advertise_addr": {"type": "str"},
+        "listen_addr": {"type": "str"},
+        "default_addr_pool": {"type": "list", "elements": "str"},
+        "subnet_size": {"type": "int"},
+        "labels": {"type": "dict"},
+        "task_history_limit": {"type": "int"},
+        "dispatcher_heartbeat_period": {"type": "str"},
+        "node_cert_expiry": {"type": "str"},
+        "snapshot_interval": {"type": "int"},
+        "keep_old_snapshots": {"type": "int"},
+        "log_entries_for_slow_followers": {"type": "int"},
+        "election_tick": {"type": "int"},
+        "heartbeat_tick": {"type": "int"},
+        "rotate_worker_token": {"type": "bool", "default": False},
+        "rotate_manager_token": {"type": "bool", "default": False},
+        "force": {"type": "bool", "default": False},
+    }
+    spec.update(common_argument_spec())
+    return spec
+
+
+def check_params(params: dict[str, Any]) -> str | None:
+    """A message for arguments that contradict each other or are out of range, else None."""
+    if params["state"] == "absent":
+        given = [n for n in (*SPEC_FIELDS, *CREATION_ONLY) if params.get(n) is not None]
+        given += [n for n in ("rotate_worker_token", "rotate_manager_token") if params.get(n)]
+        if given:
+            return f"state=absent leaves the swarm; these options apply to state=present only: {', '.join(given)}"
+        return None
+    if params["state"] == "present" and params.get("force"):
+        return "force applies to state=absent only"
+    for name in ("task_history_limit", "snapshot_interval", "keep_old_snapshots", "log_entries_for_slow_followers"):
+        if params.get(name) is not None and params[name] < 0:
+            return f"{name} must be 0 or more, not {params[name]}"
+    for name in ("election_tick", "heartbeat_tick"):
+        if params.get(name) is not None and params[name] < 1:
+            return f"{name} must be at least 1, not {params[name]}"
+    if params.get("subnet_size") is not None and not 1 <= params["subnet_size"] <= 32:
+        return f"subnet_size must be between 1 and 32, not {params['subnet_size']}"
+    for name in DURATIONS:
+        if params.get(name) is not None:
+            try:
+                if parse_duration(params[name], name) <= 0:
+                    return f"{name} must be positive"
+            except ValueError as exc:
+                return str(exc)
+    return None
+
+
+def desired_view(params: dict[str, Any]) -> dict[str, Any]:
+    """The settings the user asked for, in the module's terms (None = leave as is)."""
+    view: dict[str, Any] = {}
+    for name in SPEC_FIELDS:
+        value = params.get(name)
+        if value is None:
+            view[name] = None
+        elif name in DURATIONS:
+            view[name] = format_duration(parse_duration(value, name))
+        elif name == "labels":
+            view[name] = label_map(value)
+        else:
+            view[name] = value
+    return view
+
+
+def current_view(spec: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    for name, (section, field) in SPEC_FIELDS.items():
+        value = (spec.get(section) or {}).get(field) if section else spec.get(field)
+        if name in DURATIONS:
+            value = format_duration(value)
+        elif name == "labels":
+            value = dict(value or {})
+        view[name] = value
+    return view
+
+
+def spec_patch(view: dict[str, Any]) -> dict[str, Any]:
+    """A (partial) SwarmSpec with the non-None settings of ``view``."""
+    spec: dict[str, Any] = {}
+    for name, value in view.items():
+        if value is None:
+            continue
+        section, field = SPEC_FIELDS[name]
+        if name in DURATIONS:
+            value = parse_duration(value, name)
+        if section is None:
+            spec[field] = value
+        else:
+            spec.setdefault(section, {})[field] = value
+    return spec
+
+
+def apply_patch(spec: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.items()}
+    for key, value in patch.items():
+        if isinstance(value, dict) and key != "Labels":
+            out[key] = {**(out.get(key) or {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def swarm_result(api: ShoalClient, info: dict[str, Any]) -> dict[str, Any]:
+    swarm = api.swarm()
+    tokens = swarm.get("JoinTokens") or {}
+    remote = (info.get("Swarm") or {}).get("RemoteManagers") or []
+    return {
+        "cluster_id": swarm.get("ID", ""),
+        "node_id": (info.get("Swarm") or {}).get("NodeID", ""),
+        "join_tokens": {"worker": tokens.get("Worker", ""), "manager": tokens.get("Manager", "")},
+        "manager_addrs": sorted(m["Addr"] for m in remote if m.get("Addr")),
+        "swarm_facts": {k: v for k, v in swarm.items() if k != "JoinTokens"},
+    }
+
+
+def empty_result() -> dict[str, Any]:
+    return {"cluster_id": "", "node_id": "", "join_tokens": {"worker": "", "manager": ""}, "manager_addrs": []}
+
+
+def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[str, Any]) -> list[str]:
+    warnings = []
+    if params.get("default_addr_pool") is not None and list(params["default_addr_pool"]) != list(
+        swarm.get("DefaultAddrPool") or []
+    ):
+        warnings.append(
+            f"default_addr_pool is set when the swarm is created only; the swarm has {swarm.get('DefaultAddrPool')}"
+        )
+    if params.get("subnet_size") is not None and params["subnet_size"] != swarm.get("SubnetSize"):
+        warnings.append(f"subnet_size is set when the swarm is created only; the swarm has {swarm.get('SubnetSize')}")
+    addr = params.get("advertise_addr")
+    node_addr = (info.get("Swarm") or {}).get("NodeAddr")
+    if addr and addr[:1].isdigit() and node_addr and addr.split(":")[0] != node_addr:
+        warnings.append(f"advertise_addr is set when the swarm is created only; this node advertises {node_addr}")
+    return warnings
+
+
+def present(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
+    params = module.params
+    desired = desired_view(params)
+    info = api.info()
+    swarm_info = info.get("Swarm") or {}
+    state = swarm_info.get("LocalNodeState", "inactive")
+    if state == "inactive":
+        before = {"state": "absent"}
+        after = {"state": "present", **{k: v for k, v in desired.items() if v is not None}}
+        result: dict[str, Any] = {
+            "changed": True,
+            "actions": ["swarm initialized"],
+            "changes": ["state"],
+            "diff": {"before": before, "after": after},
+        }
+        if module.check_mode:
+            return {**empty_result(), **result}
+        body: dict[str, Any] = {"Spec": spec_patch(desired)}
+        for key, param in (
+            ("AdvertiseAddr", "advertise_addr"),
+            ("ListenAddr", "listen_addr"),
+            ("DefaultAddrPool", "default_addr_pool"),
+            ("SubnetSize", "subnet_size"),
+        ):
+            if params.get(param) is not None:
+                body[key] = params[param]
+        api.post("/swarm/init", body)
+        return {**swarm_result(api, api.info()), **result}
+    if state != "active":
+        error = swarm_info.get("Error") or "no details"
+        module.fail_json(msg=f"this node's swarm membership is in state {state!r}: {error}")
+    if not swarm_info.get("ControlAvailable"):
+        cluster = (swarm_info.get("Cluster") or {}).get("ID") or "a swarm"
+        module.fail_json(
+            msg=f"this node is a worker of {cluster}; swarm_init creates a swarm or manages it from a manager "
+            "(run it on a manager, or leave the swarm first with state=absent)",
+            node_id=swarm_info.get("NodeID", ""),
+        )
+    rotate = {"Worker": params["rotate_worker_token"], "Manager": params["rotate_manager_token"]}
+
+    def attempt() -> dict[str, Any]:
+        swarm = api.swarm()
+        comparison = compare(current_view(swarm.get("Spec") or {}), desired)
+        actions = [f"{name} updated" for name in comparison.changes]
+        actions += [f"{role.lower()} join token rotated" for role, wanted in rotate.items() if wanted]
+        changed = bool(actions)
+        out: dict[str, Any] = {**comparison.result(), "changed": changed, "actions": actions}
+        for warning in creation_warnings(params, info, swarm):
+            module.warn(warning)
+        if changed and not module.check_mode:
+            spec = apply_patch(swarm.get("Spec") or {}, spec_patch({k: desired[k] for k in comparison.changes}))
+            api.post(
+                "/swarm/update",
+                spec,
+                version=swarm["Version"]["Index"],
+                rotateWorkerToken=rotate["Worker"] or None,
+                rotateManagerToken=rotate["Manager"] or None,
+            )
+        return out
+
+    result = retry_on_conflict(attempt)
+    return {**swarm_result(api, info), **result}
+
+
+def absent(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
+    info = api.info()
+    swarm_info = info.get("Swarm") or {}
+    if swarm_info.get("LocalNodeState", "inactive") == "inactive":
+        return {**empty_result(), "changed": False, "actions": [], "changes": [], "diff": {"before": {}, "after": {}}}
+    result = {
+        "changed": True,
+        "actions": ["left the swarm"],
+        "changes": ["state"],
+        "diff": {"before": {"state": "present"}, "after": {"state": "absent"}},
+    }
+    if not module.check_mode:
+        api.post("/swarm/leave", force=bool(module.params["force"]) or None)
+    return {**empty_result(), **result}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    problem = check_params(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    client = ModuleClient(module)
+    handler = present if module.params["state"] == "present" else absent
+    client.run(lambda: handler(module, client.api))
+
+
+if __name__ == "__main__":
+    main()

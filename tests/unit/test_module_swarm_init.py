@@ -1,0 +1,182 @@
+"""swarm_init against a fake agent: init, idempotence, spec updates, rotation, leave, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from unit.test_module_support import (
+    CLUSTER_ID,
+    MANAGER_TOKEN,
+    SELF_ID,
+    WORKER_TOKEN,
+    FakeAgent,
+    module_runner,
+    serve_fake_agent,
+)
+
+from ansible_collections.shoal.swarm.plugins.modules import swarm_init  # isort: skip
+
+
+@pytest.fixture
+def agent() -> Iterator[FakeAgent]:
+    with serve_fake_agent() as fake:
+        yield fake
+
+
+@pytest.fixture
+def run(agent: FakeAgent):
+    return module_runner(swarm_init, agent)
+
+
+def test_init_creates_the_swarm_and_returns_tokens(agent: FakeAgent, run) -> None:
+    failed, result = run(advertise_addr="eth0", default_addr_pool=["10.10.0.0/16"], subnet_size=26, diff=True)
+    assert not failed, result
+    assert result["changed"] and result["actions"] == ["swarm initialized"]
+    assert result["cluster_id"] == CLUSTER_ID and result["node_id"] == SELF_ID
+    assert result["join_tokens"] == {"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN}
+    assert result["manager_addrs"] == ["10.213.0.10:2377"]
+    assert "JoinTokens" not in result["swarm_facts"]
+    assert result["diff"] == {"before": {"state": "absent"}, "after": {"state": "present"}}
+    (init,) = [r for r in agent.writes()]
+    assert init[1] == "/swarm/init"
+    assert init[3] == {"Spec": {}, "AdvertiseAddr": "eth0", "DefaultAddrPool": ["10.10.0.0/16"], "SubnetSize": 26}
+
+
+def test_init_passes_spec_settings_in_api_units(agent: FakeAgent, run) -> None:
+    failed, _ = run(task_history_limit=2, dispatcher_heartbeat_period="2s", election_tick=20, labels={"env": 1})
+    assert not failed
+    body = agent.writes()[0][3]
+    assert body["Spec"] == {
+        "Orchestration": {"TaskHistoryRetentionLimit": 2},
+        "Dispatcher": {"HeartbeatPeriod": 2_000_000_000},
+        "Raft": {"ElectionTick": 20},
+        "Labels": {"env": "1"},
+    }
+
+
+def test_check_mode_predicts_init_and_writes_nothing(agent: FakeAgent, run) -> None:
+    failed, result = run(check=True, advertise_addr="eth0")
+    assert not failed and result["changed"]
+    assert result["cluster_id"] == "" and result["join_tokens"] == {"worker": "", "manager": ""}
+    assert agent.writes() == [] and agent.state == "inactive"
+
+
+def test_existing_swarm_is_left_alone(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(advertise_addr="eth0", task_history_limit=5, dispatcher_heartbeat_period="1s")
+    assert not failed and not result["changed"], result
+    assert result["changes"] == [] and result["actions"] == []
+    assert result["join_tokens"]["worker"] == WORKER_TOKEN
+    assert agent.writes() == []
+
+
+def test_spec_change_updates_with_the_version_and_shows_a_diff(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(task_history_limit=2, dispatcher_heartbeat_period="1500ms", diff=True)
+    assert not failed and result["changed"]
+    assert result["changes"] == ["task_history_limit", "dispatcher_heartbeat_period"]
+    assert result["diff"]["before"]["task_history_limit"] == 5
+    assert result["diff"]["after"]["task_history_limit"] == 2
+    assert result["diff"]["before"]["dispatcher_heartbeat_period"] == "1s"
+    assert result["diff"]["after"]["dispatcher_heartbeat_period"] == "1.5s"
+    (update,) = agent.writes()
+    assert update[1] == "/swarm/update" and update[2] == {"version": "50"}
+    spec = update[3]
+    assert spec["Orchestration"]["TaskHistoryRetentionLimit"] == 2
+    assert spec["Dispatcher"]["HeartbeatPeriod"] == 1_500_000_000
+    assert spec["Raft"]["ElectionTick"] == 10  # untouched settings are sent back as they were
+    failed, again = run(task_history_limit=2, dispatcher_heartbeat_period="1.5s")
+    assert not failed and not again["changed"]
+
+
+def test_spec_change_in_check_mode_predicts_and_writes_nothing(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(check=True, diff=True, labels={"team": "infra"})
+    assert not failed and result["changed"] and result["changes"] == ["labels"]
+    assert result["diff"]["after"]["labels"] == {"team": "infra"}
+    assert agent.writes() == []
+
+
+def test_version_conflict_is_retried_with_a_fresh_read(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    agent.conflicts = 2
+    failed, result = run(task_history_limit=3)
+    assert not failed and result["changed"], result
+    updates = [w for w in agent.writes() if w[1] == "/swarm/update"]
+    assert len(updates) == 3
+    assert agent.cluster["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"] == 3
+
+
+def test_rotation_always_changes_and_returns_new_tokens(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(rotate_worker_token=True)
+    assert not failed and result["changed"] and result["actions"] == ["worker join token rotated"]
+    assert result["join_tokens"]["worker"] != WORKER_TOKEN
+    assert result["join_tokens"]["manager"] == MANAGER_TOKEN
+    assert agent.writes()[0][2] == {"version": "50", "rotateWorkerToken": "true"}
+
+
+def test_creation_only_settings_warn_on_an_existing_swarm(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(default_addr_pool=["192.168.0.0/16"], subnet_size=28, advertise_addr="10.213.0.99")
+    assert not failed and not result["changed"]
+    assert len(result["warnings"]) == 3
+    assert "default_addr_pool is set when the swarm is created only" in str(result["warnings"][0])
+
+
+def test_worker_cannot_init_or_manage(agent: FakeAgent, run) -> None:
+    agent.make_worker()
+    failed, result = run()
+    assert failed and "is a worker" in result["msg"]
+    assert agent.writes() == []
+
+
+def test_leave_needs_force_on_a_manager_and_is_idempotent(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(state="absent")
+    assert failed and "is a manager" in result["msg"]
+    assert agent.state == "active"
+    failed, result = run(state="absent", check=True, force=True)
+    assert not failed and result["changed"] and agent.state == "active"
+    failed, result = run(state="absent", force=True)
+    assert not failed and result["changed"] and agent.state == "inactive"
+    assert agent.writes()[-1][2] == {"force": "true"}
+    failed, result = run(state="absent", force=True)
+    assert not failed and not result["changed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"state": "absent", "task_history_limit": 3}, "apply to state=present only: task_history_limit"),
+        ({"state": "absent", "rotate_worker_token": True}, "rotate_worker_token"),
+        ({"force": True}, "force applies to state=absent only"),
+        ({"task_history_limit": -1}, "task_history_limit must be 0 or more"),
+        ({"election_tick": 0}, "election_tick must be at least 1"),
+        ({"subnet_size": 40}, "subnet_size must be between 1 and 32"),
+        ({"dispatcher_heartbeat_period": "soon"}, "is not a duration"),
+        ({"node_cert_expiry": "0s"}, "node_cert_expiry must be positive"),
+        ({"state": "gone"}, "value of state must be one of"),
+        ({"unknown_option": 1}, "Unsupported parameters"),
+    ],
+)
+def test_bad_arguments_fail_clearly_and_touch_nothing(agent: FakeAgent, run, args, message) -> None:
+    failed, result = run(**args)
+    assert failed and message in result["msg"], result
+    assert agent.requests == []
+
+
+def test_agent_errors_become_the_failure_message(agent: FakeAgent, run) -> None:
+    agent.fail[("POST", "/swarm/init")] = (400, "advertise address must be a non-zero IP address or network interface")
+    failed, result = run(advertise_addr="nosuchif")
+    assert failed and result["msg"] == "advertise address must be a non-zero IP address or network interface"
+    assert result["status"] == 400
+
+
+def test_unreachable_agent_fails_with_the_socket(tmp_path) -> None:
+    from unit.test_module_support import run_module
+
+    failed, result = run_module(swarm_init, {"socket_path": str(tmp_path / "none.sock")})
+    assert failed and "cannot talk to the shoal agent" in result["msg"] and result["status"] == 0

@@ -235,6 +235,17 @@ def test_adopt_after_the_agent_was_killed(bed: Testbed, tasks: list[str]) -> Non
     assert_gone(bed, task["ID"], handle["pid"])
 
 
+def test_sigterm_to_the_shim_ends_its_task_and_is_recorded(bed: Testbed, tasks: list[str]) -> None:
+    """What `testbed down` (and a whole-cgroup service stop) does: the task must not outlive it."""
+    task = make_task("shoal/host", ["sh", "-c", "sleep 60 & exec sleep 60"])
+    handle = start(bed, tasks, task)
+    os.kill(handle["shim_pid"], 15)
+    status = rt(bed, "wait", task["ID"], "--timeout", "10")
+    assert status["exit_code"] == 137 and status["message"] == "task: killed because its supervisor got signal 15"
+    assert rt(bed, "pids", task["ID"]) == [] and not Path(f"/proc/{handle['pid']}").exists()
+    assert not Path(f"/sys/fs/cgroup/pids/shoal/{task['ID']}").exists()  # removed as the task ended
+
+
 ROOTFS_SCRIPT = """set -e
 src=/opt/shoal/rootfs-src
 rm -rf $src && mkdir -p $src/bin $src/etc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
@@ -35,9 +36,16 @@ def bed(root_before: dict[str, str]) -> Iterator[Testbed]:
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (namespaces, mounts, sshd)")
     testbed = Testbed()
-    testbed.up(3)
-    yield testbed
-    testbed.down()
+    # one testbed per machine: concurrent test sessions (several developers, helpers) take turns
+    lock_path = testbed.state_dir.parent / "testbed.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        testbed.up(3)
+        try:
+            yield testbed
+        finally:
+            testbed.down()
 
 
 @pytest.fixture

@@ -243,12 +243,14 @@ class Testbed:
         ready = sd / "ready"
         ready.unlink(missing_ok=True)
         binds = "\n".join(f"mount --bind {sd / sub} {path}" for path, sub in PRIVATE_DIRS)
+        cgroups = "\n".join(cgroup_mount_steps())
         script = f"""set -e
 hostname {layout.name}
 mount -t tmpfs -o mode=0755 shoal-run /run
 mkdir -p /run/shoal /run/sshd /run/netns
 mount --bind {layout.run_shoal_dir} /run/shoal
 {binds}
+{cgroups}
 touch {ready}
 exec sleep infinity
 """
@@ -441,6 +443,24 @@ exec sleep infinity
                 }
             )
         return rows
+
+
+def cgroup_mount_steps(mounts: str | None = None) -> list[str]:
+    """Shell steps giving a host the machine's cgroup hierarchies, as a real host has them.
+
+    `ip netns exec` mounts a fresh /sys without /sys/fs/cgroup; mounting a v1 hierarchy again with
+    the same options attaches the same hierarchy. The mounts live in the host's mount namespace.
+    """
+    if mounts is None:
+        mounts = Path("/proc/self/mounts").read_text()
+    steps = []
+    for line in mounts.splitlines():
+        _, point, fstype, opts, *_ = line.split()
+        if fstype in ("cgroup", "cgroup2"):
+            steps.append(f"mkdir -p {point} && mount -t {fstype} -o {opts} {fstype} {point}")
+    if steps and not any(s.endswith(" /sys/fs/cgroup") for s in steps):
+        steps.insert(0, "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup")
+    return steps
 
 
 def _cmdline(pid: int) -> str:

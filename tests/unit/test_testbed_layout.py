@@ -41,3 +41,21 @@ def test_ansible_cfg_keeps_ansible_dirs_in_project() -> None:
     cfg = render_ansible_cfg(Path("/p/inv.yml"), Path("/p/ansible"))
     for key in ("home = /p/ansible", "local_tmp = /p/ansible/tmp", "control_path_dir = /p/ansible/cp"):
         assert key in cfg
+
+
+def test_cgroup_mount_steps_copy_v1_hierarchies() -> None:
+    from testbed.bed import cgroup_mount_steps
+
+    mounts = (
+        "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n"
+        "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n"
+        "proc /proc proc rw 0 0\n"
+    )
+    steps = cgroup_mount_steps(mounts)
+    assert steps == [
+        "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
+        "mkdir -p /sys/fs/cgroup/memory && mount -t cgroup -o rw,relatime,memory cgroup /sys/fs/cgroup/memory",
+    ]
+    assert cgroup_mount_steps("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n") == [
+        "mkdir -p /sys/fs/cgroup && mount -t cgroup2 -o rw cgroup2 /sys/fs/cgroup"
+    ]

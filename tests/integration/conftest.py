@@ -36,10 +36,9 @@ def bed(root_before: dict[str, str]) -> Iterator[Testbed]:
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (namespaces, mounts, sshd)")
     testbed = Testbed()
-    # one testbed per machine: concurrent test sessions (several developers, helpers) take turns
-    lock_path = testbed.state_dir.parent / "testbed.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
+    # one testbed per machine: concurrent test sessions (several clones, helpers) take turns
+    # (namespace names are machine-wide, so the lock is too, whatever clone runs the tests)
+    with open("/run/lock/shoal-testbed.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         testbed.up(3)
         try:

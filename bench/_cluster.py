@@ -10,6 +10,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "agent" / "src")]
 
 from integration.cluster_helpers import HOSTS, api, start_agent, wait_for  # noqa: E402
 from testbed.bed import Testbed  # noqa: E402
+from testbed.lock import testbed_lock  # noqa: E402
 
 MANAGER = "10.213.0.10:2377"
 
@@ -46,3 +47,9 @@ def teardown(bed: Testbed) -> None:
     for host in HOSTS:
         bed.stop_agent(host)
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+
+
+def locked_main(main: object) -> None:
+    """Run a benchmark's main while holding the machine's testbed lock."""
+    with testbed_lock():
+        main()  # type: ignore[operator]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from _cluster import HOSTS, fresh_cluster, teardown
+from _cluster import HOSTS, fresh_cluster, locked_main, teardown
 
 
 def rss_mb(pid: int) -> float:
@@ -28,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    locked_main(main)

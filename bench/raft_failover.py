@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from _cluster import HOSTS, api, fresh_cluster, start_agent, teardown, wait_for
+from _cluster import HOSTS, api, fresh_cluster, locked_main, start_agent, teardown, wait_for
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 TARGET = "swarm02"  # the node whose labels carry the writes
@@ -130,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    locked_main(main)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from testbed.bed import Testbed
+from testbed.lock import testbed_lock
 
 
 def root_network_snapshot() -> dict[str, str]:
@@ -36,10 +36,7 @@ def bed(root_before: dict[str, str]) -> Iterator[Testbed]:
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (namespaces, mounts, sshd)")
     testbed = Testbed()
-    # one testbed per machine: concurrent test sessions (several clones, helpers) take turns
-    # (namespace names are machine-wide, so the lock is too, whatever clone runs the tests)
-    with open("/run/lock/shoal-testbed.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with testbed_lock():
         testbed.up(3)
         try:
             yield testbed

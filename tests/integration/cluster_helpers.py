@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import time
@@ -107,3 +108,37 @@ def save_logs(bed: Testbed, name: str) -> Path:
         if log.exists():
             (dest / f"{host}.log").write_bytes(log.read_bytes())
     return dest
+
+
+MANAGER = "10.213.0.10:2377"
+
+
+def form_cluster(bed: Testbed, managers: int = 1) -> None:
+    """Agents restarted with empty state; swarm00 inits; the others join (as managers up to `managers`)."""
+    for host in HOSTS:
+        bed.stop_agent(host)
+        bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+        start_agent(bed, host)
+    api(bed, "swarm00").post("/swarm/init", {"AdvertiseAddr": "eth0"})
+    tokens = api(bed, "swarm00").get("/swarm")["JoinTokens"]
+    for i, host in enumerate(HOSTS[1:], start=1):
+        token = tokens["Manager"] if i < managers else tokens["Worker"]
+        api(bed, host).post("/swarm/join", {"JoinToken": token, "RemoteAddrs": [MANAGER]})
+    wait_for(
+        "every node ready",
+        lambda: (
+            all(n["Status"]["State"] == "ready" for n in api(bed, "swarm00").get("/nodes"))
+            and len(api(bed, "swarm00").get("/nodes")) == len(HOSTS)
+        ),
+        timeout=30,
+    )
+
+
+def wipe_cluster(bed: Testbed, name: str) -> None:
+    """Keep the logs, then every node leaves (which ends its tasks) and forgets everything."""
+    save_logs(bed, name)
+    for host in HOSTS:
+        with contextlib.suppress(APIError, CLIError):
+            api(bed, host).post("/swarm/leave", force=True)
+        bed.stop_agent(host)
+        bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])

@@ -37,6 +37,7 @@ def bed(root_before: dict[str, str]) -> Iterator[Testbed]:
         pytest.fail("integration tests need root (namespaces, mounts, sshd)")
     testbed = Testbed()
     with testbed_lock():
+        testbed.down()  # whatever an earlier session left (agents, tasks) must not leak into this one
         testbed.up(3)
         try:
             yield testbed

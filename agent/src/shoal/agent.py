@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import ssl
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ from shoal.manager.manager import ManagerRole
 from shoal.model.ids import new_id
 from shoal.model.objects import default_swarm_spec, split_addr
 from shoal.model.validate import validate_swarm_spec
+from shoal.runtime.images import ImageStore
+from shoal.runtime.process import ProcessDriver
+from shoal.worker.executor import Executor
 from shoal.worker.session import Session
+from shoal.worker.taskloop import TaskLoop
 
 log = logging.getLogger("shoal.agent")
 
@@ -44,6 +49,9 @@ class Agent:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
+        self.driver = ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
+        self.executor = Executor(self.driver)
+        self.tasks: TaskLoop | None = None
         self.error: str | None = None
 
     # ---- state
@@ -79,7 +87,15 @@ class Agent:
     def _is_leader(self) -> bool:
         return self.manager is not None and self.manager.store.is_leader()
 
+    def _start_tasks(self) -> None:
+        if self.tasks is None:
+            self.tasks = TaskLoop(
+                self.executor, self.client, self.manager_addrs, lambda: self.session.leader if self.session else None
+            )
+            self.tasks.start()
+
     def _start_session(self, ident: Identity) -> None:
+        self._start_tasks()
         self.session = Session(
             self.client,
             self.manager_addrs,
@@ -92,6 +108,7 @@ class Agent:
 
     # ---- start / stop
     async def start(self) -> None:
+        await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:
             await self._activate()
 
@@ -99,6 +116,9 @@ class Agent:
         if self.session:
             await self.session.stop()
             self.session = None
+        if self.tasks:
+            await self.tasks.stop()
+            self.tasks = None
         if self.manager:
             await self.manager.stop()
             self.manager = None
@@ -111,9 +131,8 @@ class Agent:
         ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
         cert_pem = (certs / ca.NODE_CERT_FILE).read_bytes()
         key_pem = (certs / ca.NODE_KEY_FILE).read_bytes()
-        self.client_ctx = ca.client_context(ca_pem, cert_pem, key_pem)
+        await self._use_credentials(ca_pem, cert_pem, key_pem)
         if ident.role == "manager":
-            self.server_ctx = ca.server_context(cert_pem, key_pem, ca_pem)
             await self._start_manager(ident, peers=ident.raft_members)
         self._start_session(ident)
 
@@ -130,7 +149,14 @@ class Agent:
             on_members_changed=self._save_members,
         )
         await self.manager.start()
+
+    async def _use_credentials(self, ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes) -> None:
+        """TLS contexts from the node's certificate; the cluster port (every node serves it: managers the
+        cluster API, every node its own task logs) restarts with the new certificate."""
+        self.server_ctx = ca.server_context(cert_pem, key_pem, ca_pem)
+        self.client_ctx = ca.client_context(ca_pem, cert_pem, key_pem)
         if self.cluster_server:
+            await self.cluster_server.stop()
             await self.cluster_server.start()
 
     def _save_members(self, members: list[str]) -> None:
@@ -171,8 +197,7 @@ class Agent:
             ca.write_node_files(cert_dir(self.cfg.data_dir), root.cert_pem, cert_pem, key_pem)
             self.identity = ident  # the cluster server needs it while the manager starts
             try:
-                self.server_ctx = ca.server_context(cert_pem, key_pem, root.cert_pem)
-                self.client_ctx = ca.client_context(root.cert_pem, cert_pem, key_pem)
+                await self._use_credentials(root.cert_pem, cert_pem, key_pem)
                 await self._start_manager(ident, peers=[])
                 assert self.manager is not None
                 await self._wait_leader(self.manager, 10.0)
@@ -275,9 +300,9 @@ class Agent:
                 managers=grant.get("Managers") or remotes,
             )
             ca.write_node_files(cert_dir(self.cfg.data_dir), ca_pem, grant["Certificate"].encode(), key_pem)
-            self.client_ctx = ca.client_context(ca_pem, grant["Certificate"].encode(), key_pem)
             ident.save(self.cfg.data_dir)
             self.identity = ident
+            await self._use_credentials(ca_pem, grant["Certificate"].encode(), key_pem)
             if grant["Role"] == "manager":
                 await self._become_manager(grant, key_pem)
             self._start_session(ident)
@@ -290,8 +315,7 @@ class Agent:
         ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
         cert_pem = grant["Certificate"].encode()
         ca.write_node_files(certs, ca_pem, cert_pem, key_pem)
-        self.server_ctx = ca.server_context(cert_pem, key_pem, ca_pem)
-        self.client_ctx = ca.client_context(ca_pem, cert_pem, key_pem)
+        await self._use_credentials(ca_pem, cert_pem, key_pem)
         ident.role = "manager"
         ident.raft_password = grant["RaftPassword"]
         ident.managers = grant.get("Managers") or ident.managers
@@ -313,15 +337,12 @@ class Agent:
         if self.manager:
             await self.manager.stop()
             self.manager = None
-        if self.cluster_server:
-            await self.cluster_server.stop()
-        import shutil
 
         shutil.rmtree(raft_dir(self.cfg.data_dir), ignore_errors=True)
         certs = cert_dir(self.cfg.data_dir)
         ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
         ca.write_node_files(certs, ca_pem, grant["Certificate"].encode(), key_pem)
-        self.client_ctx = ca.client_context(ca_pem, grant["Certificate"].encode(), key_pem)
+        await self._use_credentials(ca_pem, grant["Certificate"].encode(), key_pem)
         ident.role = "worker"
         ident.raft_password = ""
         ident.save(self.cfg.data_dir)
@@ -366,6 +387,16 @@ class Agent:
         except APIError as exc:
             log.warning("demotion not finished yet: %s", exc.message)
 
+    async def _remove_all_tasks(self) -> None:
+        """`swarm leave` ends the node's tasks, as Docker removes a leaving node's containers."""
+        for task_id in list(self.executor.state):
+            try:
+                await asyncio.to_thread(self.driver.stop, task_id, None)
+                await asyncio.to_thread(self.driver.remove, task_id)
+            except Exception as exc:
+                log.warning("removing task %s on leave: %s", task_id, exc)
+        self.executor.state.clear()
+
     # ---- leave
     async def leave(self, force: bool) -> None:
         async with self._lock:
@@ -377,6 +408,7 @@ class Agent:
                     "(shoal node demote), or use --force to ignore this message."
                 )
             await self.stop()
+            await self._remove_all_tasks()
             wipe(self.cfg.data_dir)
             self.identity = None
             self.client_ctx = self.server_ctx = None

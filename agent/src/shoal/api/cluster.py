@@ -13,13 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from shoal.agent import Agent
+from shoal.api import logs as logs_api
 from shoal.api import routes
 from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable, error_middleware, json_body
-from shoal.manager import ca
+from shoal.api.keys import AGENT
+from shoal.manager import assignments, ca
 from shoal.manager import nodes as node_ops
 from shoal.manager.manager import ManagerRole
-
-AGENT = web.AppKey("agent", Agent)
 
 
 def manager_of(request: web.Request) -> ManagerRole:
@@ -137,6 +137,25 @@ async def node_inspect(request: web.Request) -> web.Response:
     return web.json_response(node_ops.decorate(node, manager.raft_view()))
 
 
+async def task_assignments(request: web.Request) -> web.Response:
+    node_id, _ = caller(request)
+    body = await json_body(request, required=False, limit=16 << 10)
+    since = body.get("Since") if isinstance(body.get("Since"), str) else None
+    wait = body.get("Wait", 10)
+    wait = min(max(float(wait), 0.0), 30.0) if isinstance(wait, (int, float)) else 10.0
+    return web.json_response(await assignments.assignments(manager_of(request).store, node_id, since, wait))
+
+
+async def task_status(request: web.Request) -> web.Response:
+    node_id, _ = caller(request)
+    body = await json_body(request, limit=4 << 20)
+    updates = body.get("Updates")
+    if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+        raise BadRequest("Updates must be a list of task status objects")
+    applied = await assignments.apply_reports(manager_of(request).store, node_id, updates)
+    return web.json_response({"Applied": applied})
+
+
 async def not_found(request: web.Request) -> web.Response:
     raise NotFound(f"page not found: {request.method} {request.path}")
 
@@ -150,6 +169,9 @@ def build_app(agent: Agent) -> web.Application:
         ("POST", "/shoal/heartbeat", heartbeat),
         ("POST", "/shoal/renew", renew),
         ("POST", "/shoal/raft/join", raft_join),
+        ("POST", "/shoal/assignments", task_assignments),
+        ("GET", "/shoal/node/tasks/{id}/logs", logs_api.node_task_log),
+        ("POST", "/shoal/task-status", task_status),
         ("GET", "/nodes", nodes_list),
         ("GET", "/nodes/{id}", node_inspect),
     ]:

@@ -6,7 +6,6 @@ asking a manager over the cluster API, and refuse writes as Docker does.
 
 from __future__ import annotations
 
-import json
 import platform
 from typing import Any
 
@@ -14,9 +13,10 @@ from aiohttp import web
 
 from shoal import __version__
 from shoal.agent import NOT_A_MANAGER, Agent
-from shoal.api import routes
+from shoal.api import localtasks, routes
+from shoal.api import logs as logs_api
+from shoal.api import services as services_api
 from shoal.api.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     Unavailable,
@@ -25,6 +25,8 @@ from shoal.api.errors import (
     query_bool,
     query_int,
 )
+from shoal.api.filters import parse_filters
+from shoal.api.keys import AGENT
 from shoal.manager import ca
 from shoal.manager import nodes as node_ops
 from shoal.model.ids import now_rfc3339
@@ -32,32 +34,9 @@ from shoal.model.objects import cluster_info
 from shoal.model.validate import validate_swarm_spec
 from shoal.store.changes import Change
 
-AGENT = web.AppKey("agent", Agent)
-
 
 def agent_of(request: web.Request) -> Agent:
     return request.app[AGENT]
-
-
-def parse_filters(request: web.Request) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"invalid filters: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("invalid filters: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):  # the docker CLI sends {"role": {"manager": true}}
-            out[key] = [k for k, v in value.items() if v]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            raise BadRequest(f"invalid filter value for {key}")
-    return out
 
 
 # ---- system
@@ -258,6 +237,9 @@ def build_app(agent: Agent) -> web.Application:
         ("POST", "/nodes/{id}/update", node_update),
         ("DELETE", "/nodes/{id}", node_delete),
     ]:
+        routes.add(app, method, path, handler)
+    extra = [("GET", "/services/{id}/logs", logs_api.service_logs)]
+    for method, path, handler in services_api.ROUTES + localtasks.ROUTES + extra:
         routes.add(app, method, path, handler)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

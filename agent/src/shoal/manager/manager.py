@@ -13,6 +13,7 @@ from shoal.aio import BackgroundLoop
 from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable
 from shoal.manager import ca
 from shoal.manager.dispatcher import Dispatcher
+from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import RoleManager
 from shoal.model.ids import new_id, now_rfc3339
@@ -54,6 +55,7 @@ class ManagerRole:
         )
         self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)
         self.roles = RoleManager(self.store, node_id, heartbeat_period)
+        self.orchestrator = Orchestrator(self.store)
         self.on_members_changed = on_members_changed
         self._members: list[str] = []
         self._members_watch = BackgroundLoop("raft-members", self._watch_members)
@@ -85,6 +87,7 @@ class ManagerRole:
             log.info("this node is the leader (epoch %s): starting leader loops", self.store.epoch)
             self.dispatcher.start()
             self.roles.start()
+            self.orchestrator.start()
         elif not leading and self._leading:
             log.info("this node is no longer the leader: stopping leader loops")
             asyncio.get_running_loop().create_task(self._stop_loops())
@@ -93,6 +96,7 @@ class ManagerRole:
     async def _stop_loops(self) -> None:
         await self.dispatcher.stop()
         await self.roles.stop()
+        await self.orchestrator.stop()
 
     async def stop(self) -> None:
         await self._members_watch.stop()

@@ -1,0 +1,107 @@
+"""This node's own tasks and images (shoal-only: `shoal ps`, `exec`, `kill`, `image ls|import`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from shoal.api.errors import BadRequest, NotFound, json_body
+from shoal.api.keys import AGENT
+from shoal.runtime.base import NoSuchImage, NoSuchTask
+
+
+def _local(request: web.Request, ref: str) -> dict[str, Any]:
+    try:
+        return request.app[AGENT].executor.resolve(ref)
+    except KeyError as exc:
+        raise NotFound(str(exc.args[0])) from exc
+
+
+async def list_local(request: web.Request) -> web.Response:
+    executor = request.app[AGENT].executor
+    out = []
+    for task_id, state in executor.state.items():
+        task = executor.assigned.get(task_id)
+        if task is None or state != "running":
+            continue
+        handle = next((h for h in executor.driver.list_running() if h.task_id == task_id), None)
+        out.append({**task, "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None})
+    return web.json_response(out)
+
+
+async def kill(request: web.Request) -> web.Response:
+    task = _local(request, request.match_info["ref"])
+    name = request.query.get("signal", "KILL").upper().removeprefix("SIG")
+    try:
+        sig = int(name) if name.isdigit() else int(signal.Signals[f"SIG{name}"])
+    except KeyError as exc:
+        raise BadRequest(f"invalid signal {name}") from exc
+    try:
+        request.app[AGENT].driver.kill(task["ID"], sig)
+    except NoSuchTask as exc:
+        raise NotFound(exc.message) from exc
+    return web.Response(status=204)
+
+
+async def exec_info(request: web.Request) -> web.Response:
+    task = _local(request, request.match_info["ref"])
+    try:
+        cmd = json.loads(request.query.get("cmd", "[]"))
+    except ValueError as exc:
+        raise BadRequest(f"cmd must be a JSON list of strings: {exc}") from exc
+    if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
+        raise BadRequest("cmd must be a non-empty JSON list of strings")
+    argv, env = request.app[AGENT].driver.exec_command(task["ID"], cmd)
+    return web.json_response({"Argv": argv, "Env": env})
+
+
+def image_rows(image: Any) -> list[dict[str, Any]]:
+    """One row per name:tag, the shape `shoal image ls` prints."""
+    rows = []
+    for ref in image.repo_tags or ["<none>:<none>"]:
+        name, _, tag = ref.rpartition(":")
+        rows.append(
+            {
+                "Name": name,
+                "Tag": tag,
+                "ID": image.id,
+                "Created": image.created,
+                "Size": image.size,
+                "Entrypoint": image.config.get("Entrypoint"),
+                "Cmd": image.config.get("Cmd"),
+            }
+        )
+    return rows
+
+
+async def list_images(request: web.Request) -> web.Response:
+    images = request.app[AGENT].driver.images.list()
+    return web.json_response([row for image in images for row in image_rows(image)])
+
+
+async def import_image(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name = body.get("Name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("Name is required")
+    ref = f"{name}:{body['Tag']}" if body.get("Tag") else name
+    changes = body.get("Changes") or []
+    if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+        raise BadRequest("Changes must be a list of strings")
+    try:
+        image = request.app[AGENT].driver.images.import_dir(body.get("Source"), ref, changes)
+    except NoSuchImage as exc:
+        raise NotFound(exc.message) from exc
+    return web.json_response(image_rows(image)[0], status=201)
+
+
+ROUTES = [
+    ("GET", "/shoal/local/tasks", list_local),
+    ("POST", "/shoal/local/tasks/{ref}/kill", kill),
+    ("GET", "/shoal/local/tasks/{ref}/exec", exec_info),
+    ("GET", "/shoal/images", list_images),
+    ("POST", "/shoal/images/import", import_image),
+]

@@ -1,0 +1,83 @@
+"""The orchestrator's loop: wake on store events or timers, reconcile, commit one batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from shoal.aio import BackgroundLoop
+from shoal.manager.orchestrator.pipeline import allocate, changes, place
+from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.model.ids import now_rfc3339
+from shoal.store.errors import StoreError
+
+log = logging.getLogger("shoal.orchestrator")
+
+IDLE_PERIOD = 1.0  # reconcile at least this often, even without events (restart delays, clocks)
+DEBOUNCE = 0.005  # gather a burst of events into one pass
+
+
+class Orchestrator:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.epoch = 0
+        self.last_batch: dict[str, int] = {}
+        self._loop = BackgroundLoop("orchestrator", self._run)
+        self.passes = 0
+
+    def start(self) -> None:
+        self.epoch = self.store.epoch
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    def history_limit(self) -> int:
+        for cluster in self.store.list("cluster"):
+            return int(cluster["Spec"].get("Orchestration", {}).get("TaskHistoryRetentionLimit", 5))
+        return 5
+
+    async def run_once(self) -> int:
+        """One pass; returns how many object changes it committed."""
+        services = self.store.list("service")
+        tasks = self.store.list("task")
+        nodes = self.store.list("node")
+        now_ns = time.time_ns()
+        plan = reconcile(services, tasks, nodes, now_rfc3339(), now_ns, self.history_limit(), self.last_batch)
+        allocate(plan)
+        place(plan, tasks, nodes)
+        self._wake_at = plan.wake_at_ns
+        if not plan.changed():
+            return 0
+        batch = changes(plan, {t["ID"]: t for t in tasks}, {s["ID"]: s for s in services})
+        await self.store.acommit(batch, timeout=5.0, epoch=self.epoch)
+        self.passes += 1
+        return len(batch)
+
+    async def _run(self) -> None:
+        sub = self.store.subscribe(asyncio.get_running_loop())
+        self._wake_at: int | None = None
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                except StoreError as exc:  # a conflict with a concurrent write: the next pass sees it
+                    log.debug("orchestrator pass not committed: %s", exc)
+                    await asyncio.sleep(0.05)
+                except Exception:
+                    log.exception("orchestrator pass failed")
+                    await asyncio.sleep(0.5)
+                timeout = IDLE_PERIOD
+                if self._wake_at is not None:
+                    timeout = max(0.0, min(timeout, (self._wake_at - time.time_ns()) / 1e9))
+                try:
+                    await asyncio.wait_for(sub.aget(), timeout)
+                    await asyncio.sleep(DEBOUNCE)
+                    while sub.get_nowait() is not None:
+                        pass
+                except TimeoutError:
+                    pass
+        finally:
+            sub.close()

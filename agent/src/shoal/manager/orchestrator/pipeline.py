@@ -1,0 +1,69 @@
+"""Allocation and scheduling of a plan's tasks, then the store changes for one commit (pure)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.scheduler import schedule
+from shoal.model.task import is_terminal, with_status
+from shoal.store.changes import Change
+
+ASSIGNED = "scheduler assigned task to node"
+
+
+def allocate(plan: Plan) -> None:
+    """NEW → PENDING. Networking (addresses on overlays) will hook in here."""
+    plan.creates = [with_status(t, "pending", "pending task scheduling", plan.now) for t in plan.creates]
+
+
+def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
+    """Assign every PENDING task that should run, as SwarmKit's scheduler does, in one batch decision."""
+    current = {t["ID"]: plan.updates.get(t["ID"], t) for t in tasks if t["ID"] not in plan.deletes}
+    created = {t["ID"]: t for t in plan.creates}
+    everything = list(current.values()) + plan.creates
+    pending = [t for t in everything if t["Status"]["State"] == "pending" and t["DesiredState"] == "running"]
+    if not pending:
+        return
+    on_nodes = [
+        t
+        for t in everything
+        if t.get("NodeID") and not is_terminal(t["Status"]["State"]) and t["Status"]["State"] != "pending"
+    ]
+    decisions = schedule(pending, nodes, on_nodes)
+    for task_id, node_id in decisions.assignments.items():
+        task = created.get(task_id) or copy.deepcopy(current[task_id])
+        task["NodeID"] = node_id
+        task = with_status(task, "assigned", ASSIGNED, plan.now)
+        _put(plan, task, task_id in created)
+    for task_id, reason in decisions.unplaced.items():
+        task = created.get(task_id) or current[task_id]
+        if task["Status"].get("Err") == reason:
+            continue
+        task = with_status(task, "pending", "pending task scheduling", plan.now, err=reason)
+        _put(plan, task, task_id in created)
+
+
+def _put(plan: Plan, task: dict[str, Any], is_new: bool) -> None:
+    if is_new:
+        plan.creates = [task if t["ID"] == task["ID"] else t for t in plan.creates]
+    else:
+        plan.updates[task["ID"]] = task
+
+
+def changes(
+    plan: Plan, tasks_by_id: dict[str, dict[str, Any]], services_by_id: dict[str, dict[str, Any]]
+) -> list[Change]:
+    out = [Change(op="create", kind="task", obj=t) for t in plan.creates]
+    for task_id, task in plan.updates.items():
+        if task_id in plan.deletes:
+            continue
+        version = tasks_by_id[task_id]["Version"]["Index"]
+        out.append(Change(op="update", kind="task", obj=task, obj_id=task_id, expected_version=version))
+    for task_id in sorted(plan.deletes):
+        out.append(Change(op="delete", kind="task", obj_id=task_id))
+    for service_id, service in plan.service_updates.items():
+        version = services_by_id[service_id]["Version"]["Index"]
+        out.append(Change(op="update", kind="service", obj=service, obj_id=service_id, expected_version=version))
+    return out

@@ -1,0 +1,44 @@
+"""What one reconcile pass decides: tasks to create, tasks to change, tasks to delete."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.model.task import new_task
+
+
+@dataclass
+class Plan:
+    now: str
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> new task
+    deletes: set[str] = field(default_factory=set)
+    service_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # service id -> new service
+    wake_at_ns: int | None = None  # earliest restart delay or update delay to come back for
+
+    def shutdown(self, task: dict[str, Any], desired: str = "shutdown", message: str | None = None) -> None:
+        """Change the desired state (only forward); the worker stops the task."""
+        current = self.updates.get(task["ID"], task)
+        if current["DesiredState"] == desired:
+            return
+        updated = copy.deepcopy(current)
+        updated["DesiredState"] = desired
+        updated["UpdatedAt"] = self.now
+        if message and updated["Status"]["State"] in ("new", "pending"):
+            # never reached a node: nothing will report on it, so end it here
+            updated["Status"] = {**updated["Status"], "State": "shutdown", "Message": message, "Timestamp": self.now}
+        self.updates[task["ID"]] = updated
+
+    def create(self, service: dict[str, Any], slot: int | None, node_id: str | None) -> dict[str, Any]:
+        task = new_task(service, slot, node_id, self.now)
+        self.creates.append(task)
+        return task
+
+    def wake(self, at_ns: int) -> None:
+        if self.wake_at_ns is None or at_ns < self.wake_at_ns:
+            self.wake_at_ns = at_ns
+
+    def changed(self) -> bool:
+        return bool(self.creates or self.updates or self.deletes or self.service_updates)

@@ -1,0 +1,129 @@
+"""Rolling updates and rollbacks (SwarmKit's updater, as a pure step over one service).
+
+Each pass replaces at most `Parallelism` out-of-date tasks that are not already being replaced,
+waits `Delay` between batches, and applies `FailureAction` when more than `MaxFailureRatio` of
+the tasks fail after the update started (a simplification: SwarmKit watches each new task for
+`Monitor` only).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shoal.manager.orchestrator.common import failed, up_to_date
+from shoal.manager.orchestrator.plan import Plan
+from shoal.model.ids import parse_rfc3339
+
+
+def update_config(service: dict[str, Any]) -> dict[str, Any]:
+    status = service.get("UpdateStatus") or {}
+    key = "RollbackConfig" if str(status.get("State", "")).startswith("rollback") else "UpdateConfig"
+    return service["Spec"].get(key) or {}
+
+
+def _set_status(
+    plan: Plan,
+    service: dict[str, Any],
+    state: str,
+    message: str,
+    *,
+    completed: bool = False,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    updated = copy.deepcopy(plan.service_updates.get(service["ID"], service))
+    status = dict(updated.get("UpdateStatus") or {})
+    if state in ("updating", "rollback_started"):
+        status["StartedAt"] = plan.now
+        status.pop("CompletedAt", None)
+    status["State"] = state
+    status["Message"] = message
+    if completed:
+        status["CompletedAt"] = plan.now
+    updated["UpdateStatus"] = status
+    if spec is not None:
+        updated["PreviousSpec"], updated["Spec"] = updated["Spec"], spec
+    updated["UpdatedAt"] = plan.now
+    plan.service_updates[service["ID"]] = updated
+    return updated
+
+
+def step(
+    plan: Plan,
+    service: dict[str, Any],
+    units: dict[Any, list[dict[str, Any]]],
+    now_ns: int,
+    last_batch_ns: int | None,
+    history: list[dict[str, Any]] | None = None,
+) -> tuple[set[Any], bool]:
+    """Decide this pass's replacements. `units` maps a slot (or node) to its live tasks.
+
+    Returns the units being replaced in this pass (the caller must not touch them again) and whether a
+    batch was started (so the caller can remember when, for Delay).
+    """
+    status = service.get("UpdateStatus") or {}
+    state = status.get("State")
+    dirty = {u: ts for u, ts in units.items() if ts and not up_to_date(ts[-1], service)}
+    if state in ("paused", "rollback_paused"):
+        return set(dirty), False  # frozen until the user updates again
+    if not dirty and state not in ("updating", "rollback_started"):
+        return set(), False
+    cfg = update_config(service)
+    started_ns = parse_rfc3339(status["StartedAt"]) if status.get("StartedAt") else now_ns
+    fresh = [ts[-1] for ts in units.values() if ts and up_to_date(ts[-1], service)]
+    fresh_since = [t for t in fresh if parse_rfc3339(t["CreatedAt"]) >= started_ns]
+    in_flight = [t for t in fresh_since if t["Status"]["State"] not in ("running",) and not failed(t)]
+    # failures of new tasks anywhere in the service's history: a restarted one leaves its unit
+    new_tasks = [t for t in (history or []) if up_to_date(t, service) and parse_rfc3339(t["CreatedAt"]) >= started_ns]
+    failures = [t for t in new_tasks if failed(t)]
+    total = max(1, len(units))
+    if failures and len(failures) / total > float(cfg.get("MaxFailureRatio", 0)):
+        action = cfg.get("FailureAction", "pause")
+        rolling_back = str(state).startswith("rollback")
+        if action == "rollback" and not rolling_back and service.get("PreviousSpec"):
+            _set_status(
+                plan,
+                service,
+                "rollback_started",
+                "update rolled back due to failure or early termination of task " + failures[0]["ID"],
+                spec=copy.deepcopy(service["PreviousSpec"]),
+            )
+            return set(dirty), False
+        if action in ("pause", "rollback"):
+            _set_status(
+                plan,
+                service,
+                "rollback_paused" if rolling_back else "paused",
+                f"update paused due to failure or early termination of task {failures[0]['ID']}",
+            )
+            return set(dirty), False
+    if not dirty and not in_flight:
+        if state in ("updating", "rollback_started"):
+            done = "rollback_completed" if state == "rollback_started" else "completed"
+            _set_status(
+                plan,
+                service,
+                done,
+                "rollback completed" if done.startswith("rollback") else "update completed",
+                completed=True,
+            )
+        return set(), False
+    if state not in ("updating", "rollback_started"):
+        _set_status(plan, service, "updating", "update in progress")
+    parallelism = int(cfg.get("Parallelism", 1)) or len(dirty)
+    delay = int(cfg.get("Delay", 0))
+    if last_batch_ns is not None and now_ns < last_batch_ns + delay:
+        plan.wake(last_batch_ns + delay)
+        return set(dirty), False
+    room = max(0, parallelism - len(in_flight))
+    chosen = sorted(dirty, key=str)[:room]
+    start_first = cfg.get("Order") == "start-first"
+    for unit in chosen:
+        old = dirty[unit][-1]
+        slot = old.get("Slot") if "Slot" in old else None
+        node = None if slot is not None else old.get("NodeID")
+        if not start_first:
+            plan.shutdown(old)
+        plan.create(service, slot, node)
+    # start-first: an old task is shut down once its replacement runs (see reconcile)
+    return set(dirty), bool(chosen)

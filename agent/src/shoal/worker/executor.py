@@ -1,0 +1,165 @@
+"""The worker's task executor: makes the local runtime match the node's assignments.
+
+Tasks keep running whatever happens to the managers (seed §10): only an assignment with a desired
+state past running stops a task. Status changes are queued and sent in batches by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from shoal.model.ids import now_rfc3339
+from shoal.runtime.base import ExitStatus, NoSuchImage, RuntimeDriverError, TaskRejected
+
+log = logging.getLogger("shoal.executor")
+
+STOPPING = ("shutdown", "remove", "orphaned")
+
+
+class Executor:
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.assigned: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, str] = {}  # what this node last reported per task
+        self.busy: set[str] = set()  # a start or stop is in flight
+        self.stop_requested: set[str] = set()
+        self.reports: list[dict[str, Any]] = []
+        self.wakeup = asyncio.Event()
+        self.service_names: dict[str, str] = {}
+
+    def task_name(self, task: dict[str, Any], full: bool = False) -> str:
+        name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
+        unit = task.get("Slot") or task.get("NodeID")
+        return f"{name}.{unit}.{task['ID']}" if full else f"{name}.{unit}"
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """A local task by `web.1`, full name `web.1.<id>`, or ID prefix (as docker ps names)."""
+        local = [t for tid, t in self.assigned.items() if tid in self.state]
+        for task in local:
+            if ref in (task["ID"], self.task_name(task, full=True)):
+                return task
+        by_name = [t for t in local if self.task_name(t) == ref and self.state.get(t["ID"]) == "running"]
+        by_prefix = [t for t in local if t["ID"].startswith(ref)]
+        for found in (by_name, by_prefix):
+            if len(found) == 1:
+                return found[0]
+        raise KeyError(f"No such task: {ref}")
+
+    # ---- restart of the agent: running tasks are adopted, never restarted
+    async def adopt(self) -> None:
+        handles = await asyncio.to_thread(self.driver.adopt)
+        for handle in handles:
+            self.state[handle.task_id] = "running"
+        if handles:
+            log.info("adopted %d running tasks", len(handles))
+
+    def report(self, task_id: str, state: str, message: str, **extra: Any) -> None:
+        self.state[task_id] = state
+        self.reports.append({"ID": task_id, "State": state, "Message": message, "Timestamp": now_rfc3339(), **extra})
+        self.wakeup.set()
+
+    def take_reports(self) -> list[dict[str, Any]]:
+        out, self.reports = self.reports, []
+        return out
+
+    def requeue(self, reports: list[dict[str, Any]]) -> None:
+        self.reports = reports + self.reports
+
+    # ---- reconcile with assignments
+    def apply(self, tasks: list[dict[str, Any]]) -> None:
+        self.assigned = {t["ID"]: t for t in tasks}
+        for task in tasks:
+            tid = task["ID"]
+            if tid in self.busy:
+                continue
+            known = self.state.get(tid)
+            desired = task["DesiredState"]
+            if desired == "running" and known is None and task["Status"]["State"] in ("assigned", "accepted"):
+                self._spawn(self._start(task))
+            elif desired in STOPPING and known in ("running", "starting"):
+                self._spawn(self._stop(task))
+            elif known is None and desired in STOPPING and task["Status"]["State"] in ("assigned", "accepted"):
+                self.report(tid, "shutdown", "shutdown before start")
+        for tid in list(self.state):
+            if tid not in self.assigned and tid not in self.busy:
+                self._spawn(self._forget(tid))  # deleted from the store: stop if needed and clean up
+
+    def _spawn(self, coro: Any) -> None:
+        asyncio.get_running_loop().create_task(coro)
+
+    async def _start(self, task: dict[str, Any]) -> None:
+        tid = task["ID"]
+        self.busy.add(tid)
+        try:
+            self.report(tid, "accepted", "accepted")
+            await asyncio.to_thread(self.driver.prepare, task)
+            self.report(tid, "starting", "starting")
+            handle = await asyncio.to_thread(self.driver.start, task)
+            self.report(tid, "running", "started", PID=handle.pid)
+        except (NoSuchImage, TaskRejected) as exc:
+            self.report(tid, "rejected", "rejected", Err=exc.message)
+        except RuntimeDriverError as exc:
+            self.report(tid, "failed", "starting container failed", Err=exc.message, ExitCode=127)
+        except Exception as exc:
+            log.exception("starting task %s failed", tid)
+            self.report(tid, "rejected", "rejected", Err=f"{exc.__class__.__name__}: {exc}")
+        finally:
+            self.busy.discard(tid)
+
+    async def _stop(self, task: dict[str, Any]) -> None:
+        tid = task["ID"]
+        self.busy.add(tid)
+        self.stop_requested.add(tid)
+        try:
+            grace = (task["Spec"].get("ContainerSpec") or {}).get("StopGracePeriod")
+            grace_s = grace / 1e9 if isinstance(grace, int) else None
+            status = await asyncio.to_thread(self.driver.stop, tid, grace_s)
+            self.report(tid, "shutdown", "shutdown", **_exit_fields(status, asked=True))
+        except Exception as exc:
+            log.warning("stopping task %s: %s", tid, exc)
+            self.report(tid, "shutdown", "shutdown", Err=str(exc))
+        finally:
+            self.busy.discard(tid)
+
+    async def _forget(self, tid: str) -> None:
+        self.busy.add(tid)
+        try:
+            if self.state.get(tid) == "running":
+                await asyncio.to_thread(self.driver.stop, tid, None)
+            await asyncio.to_thread(self.driver.remove, tid)
+        except Exception as exc:
+            log.debug("cleaning up task %s: %s", tid, exc)
+        finally:
+            self.state.pop(tid, None)
+            self.stop_requested.discard(tid)
+            self.busy.discard(tid)
+
+    # ---- exits
+    def check_exits(self) -> None:
+        for tid, state in list(self.state.items()):
+            if state != "running" or tid in self.busy:
+                continue
+            try:
+                status = self.driver.poll(tid)
+            except Exception:
+                continue
+            if status is None:
+                continue
+            if tid in self.stop_requested:
+                continue  # _stop reports it
+            fields = _exit_fields(status, asked=False)
+            if status.exit_code == 0 and not status.error:
+                self.report(tid, "complete", "finished", **fields)
+            else:
+                self.report(tid, "failed", "started", **fields)
+
+
+def _exit_fields(status: ExitStatus | None, asked: bool) -> dict[str, Any]:
+    if status is None:
+        return {}
+    fields: dict[str, Any] = {"ExitCode": status.exit_code}
+    if status.message and not asked:
+        fields["Err"] = status.message
+    return fields

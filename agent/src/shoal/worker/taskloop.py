@@ -1,0 +1,92 @@
+"""The worker's two task streams with the managers: assignments in (long poll), status out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from shoal.aio import BackgroundLoop
+from shoal.api.errors import APIError
+from shoal.clusterclient import ClusterClient
+from shoal.worker.executor import Executor
+
+log = logging.getLogger("shoal.tasks")
+
+LONG_POLL = 10.0
+EXIT_POLL = 0.1
+
+
+class TaskLoop:
+    def __init__(
+        self,
+        executor: Executor,
+        client: Callable[[], ClusterClient],
+        managers: Callable[[], list[str]],
+        leader: Callable[[], str | None],
+    ) -> None:
+        self.executor = executor
+        self.client = client
+        self.managers = managers
+        self.leader = leader
+        self.signature: str | None = None
+        self.epoch = 0
+        self._loops = [
+            BackgroundLoop("assignments", self._assignments),
+            BackgroundLoop("task-status", self._status),
+            BackgroundLoop("task-exits", self._exits),
+        ]
+
+    def start(self) -> None:
+        for loop in self._loops:
+            loop.start()
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            await loop.stop()
+
+    def _candidates(self) -> list[str]:
+        leader = self.leader()
+        managers = self.managers()
+        return ([leader] if leader else []) + [m for m in managers if m != leader]
+
+    async def _assignments(self) -> None:
+        while True:
+            try:
+                _, answer = await self.client().call_any(
+                    self._candidates(),
+                    "POST",
+                    "/shoal/assignments",
+                    {"Since": self.signature, "Wait": LONG_POLL},
+                    timeout=LONG_POLL + 5,
+                )
+            except APIError as exc:
+                log.debug("no assignments: %s", exc.message)
+                await asyncio.sleep(0.5)
+                continue
+            if int(answer.get("Epoch", 0)) < self.epoch:
+                continue  # from a deposed leader's replica: an older epoch never gives orders
+            self.epoch = int(answer.get("Epoch", 0))
+            self.signature = answer.get("Signature")
+            self.executor.service_names = answer.get("Services") or {}
+            self.executor.apply(answer.get("Tasks") or [])
+
+    async def _status(self) -> None:
+        while True:
+            await self.executor.wakeup.wait()
+            self.executor.wakeup.clear()
+            reports = self.executor.take_reports()
+            if not reports:
+                continue
+            try:
+                await self.client().call_any(self._candidates(), "POST", "/shoal/task-status", {"Updates": reports})
+            except APIError as exc:
+                log.debug("status not delivered yet (%s): retrying", exc.message)
+                self.executor.requeue(reports)
+                await asyncio.sleep(0.5)
+                self.executor.wakeup.set()
+
+    async def _exits(self) -> None:
+        while True:
+            self.executor.check_exits()
+            await asyncio.sleep(EXIT_POLL)

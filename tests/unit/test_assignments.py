@@ -1,0 +1,61 @@
+"""Dispatcher, task side: status reports fold per task and only move states forward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.manager.assignments import signature, status_changes
+
+
+class FakeStore:
+    """Reads only: the function under test is pure over `get`."""
+
+    def __init__(self, tasks: list[dict[str, Any]]) -> None:
+        self.tasks = {t["ID"]: t for t in tasks}
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        return self.tasks.get(obj_id)
+
+
+def task(tid: str, node: str, state: str, version: int = 4) -> dict[str, Any]:
+    return {
+        "ID": tid,
+        "NodeID": node,
+        "Version": {"Index": version},
+        "UpdatedAt": "t0",
+        "Status": {"State": state, "Message": "", "Timestamp": "t0"},
+    }
+
+
+def test_reports_on_one_task_fold_into_one_change() -> None:
+    store = FakeStore([task("a", "n1", "assigned")])
+    reports = [
+        {"ID": "a", "State": "accepted", "Message": "accepted", "Timestamp": "t1"},
+        {"ID": "a", "State": "starting", "Message": "starting", "Timestamp": "t2"},
+        {"ID": "a", "State": "running", "Message": "started", "Timestamp": "t3", "PID": 42},
+    ]
+    changes = status_changes(store, "n1", reports)
+    assert len(changes) == 1
+    change = changes[0]
+    assert change.expected_version == 4
+    assert change.obj["Status"]["State"] == "running"
+    assert change.obj["Status"]["ContainerStatus"]["PID"] == 42
+
+
+def test_stale_foreign_and_unknown_reports_are_dropped() -> None:
+    store = FakeStore([task("a", "n1", "running"), task("b", "n2", "assigned")])
+    reports = [
+        {"ID": "a", "State": "starting"},  # backwards
+        {"ID": "b", "State": "running"},  # another node's task
+        {"ID": "zz", "State": "running"},  # gone
+        {"ID": "a", "State": "failed", "Err": "task: non-zero exit (137)", "ExitCode": 137},
+    ]
+    changes = status_changes(store, "n1", reports)
+    assert [(c.obj_id, c.obj["Status"]["State"]) for c in changes] == [("a", "failed")]
+    assert changes[0].obj["Status"]["Err"] == "task: non-zero exit (137)"
+
+
+def test_signature_changes_with_versions() -> None:
+    a = [task("a", "n1", "running", 4), task("b", "n1", "running", 5)]
+    assert signature(a) == signature(list(reversed(a)))
+    assert signature(a) != signature([task("a", "n1", "running", 6), a[1]])

@@ -1,0 +1,200 @@
+"""The orchestrator's pure pass: replicated/global reconcile, restarts, drain/down, updates, reaping."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shoal.manager.orchestrator.pipeline import allocate, place
+from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.model.ids import format_rfc3339
+from shoal.model.objects import new_node
+from shoal.model.service import service_object, validate_service_spec
+
+T0 = 1_800_000_000 * 10**9
+S = 10**9
+
+
+def nodes(n: int = 3) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        node = new_node(
+            f"node{i}",
+            f"swarm0{i}",
+            "worker",
+            f"10.0.0.{i}",
+            "2026-01-01T00:00:00Z",
+            resources={"NanoCPUs": 2 * S, "MemoryBytes": 1 << 30},
+        )
+        node["Version"]["Index"] = 1
+        out.append(node)
+    return out
+
+
+def service(replicas: int | None = 3, version: int = 10, **template: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "shoal/host"}, **template}}
+    spec["Mode"] = {"Global": {}} if replicas is None else {"Replicated": {"Replicas": replicas}}
+    svc = service_object("svc1", validate_service_spec(spec), format_rfc3339(T0))
+    svc["Version"]["Index"] = version
+    return svc
+
+
+def run(services: list[dict], tasks: list[dict], ns: list[dict], now_ns: int = T0, **kw: Any) -> Plan:
+    plan = reconcile(services, tasks, ns, format_rfc3339(now_ns), now_ns, **kw)
+    allocate(plan)
+    place(plan, tasks, ns)
+    return plan
+
+
+def commit(tasks: list[dict], plan: Plan) -> list[dict]:
+    """Apply a plan to a task list the way the store would (for multi-pass scenarios)."""
+    by_id = {t["ID"]: t for t in tasks}
+    by_id.update({k: v for k, v in plan.updates.items()})
+    for t in plan.creates:
+        by_id[t["ID"]] = copy.deepcopy(t)
+    for tid in plan.deletes:
+        by_id.pop(tid, None)
+    return list(by_id.values())
+
+
+def set_state(tasks: list[dict], state: str, pick=lambda t: True, exit_code: int | None = None) -> None:
+    for t in tasks:
+        if pick(t) and t["DesiredState"] == "running":
+            t["Status"]["State"] = state
+            if exit_code is not None:
+                t["Status"]["ContainerStatus"] = {"ExitCode": exit_code}
+
+
+def test_replicated_creates_slots_and_spreads() -> None:
+    plan = run([service(3)], [], nodes())
+    assert sorted(t["Slot"] for t in plan.creates) == [1, 2, 3]
+    assert sorted(t["NodeID"] for t in plan.creates) == ["node0", "node1", "node2"]
+    assert {t["Status"]["State"] for t in plan.creates} == {"assigned"}
+
+
+def test_hundred_tasks_one_pass() -> None:
+    plan = run([service(100)], [], nodes())
+    assert len(plan.creates) == 100
+    per_node = sorted(sum(1 for t in plan.creates if t["NodeID"] == n) for n in ("node0", "node1", "node2"))
+    assert per_node == [33, 33, 34]
+
+
+def test_converged_service_needs_nothing() -> None:
+    ns = nodes()
+    tasks = commit([], run([service(3)], [], ns))
+    set_state(tasks, "running")
+    assert not run([service(3)], tasks, ns).changed()
+
+
+def test_scale_down_removes_highest_slots_and_scale_up_refills() -> None:
+    ns = nodes()
+    tasks = commit([], run([service(3)], [], ns))
+    set_state(tasks, "running")
+    plan = run([service(1, version=11)], tasks, ns)
+    assert sorted(t["Slot"] for t in plan.updates.values() if t["DesiredState"] == "remove") == [2, 3]
+    tasks = commit(tasks, plan)
+    set_state(tasks, "shutdown", lambda t: False)
+    for t in tasks:
+        if t["DesiredState"] == "remove":
+            t["Status"]["State"] = "shutdown"
+    plan = run([service(3, version=12)], tasks, ns)
+    assert sorted(t["Slot"] for t in plan.creates) == [2, 3]
+
+
+def test_failed_task_restarts_after_delay_and_history_is_kept() -> None:
+    ns = nodes()
+    svc = service(1, RestartPolicy={"Condition": "any", "Delay": 5 * S})
+    tasks = commit([], run([svc], [], ns))
+    set_state(tasks, "failed", exit_code=137)
+    early = run([svc], tasks, ns, now_ns=T0 + 1 * S)
+    assert not early.creates and early.wake_at_ns is not None and early.wake_at_ns <= T0 + 6 * S
+    late = run([svc], tasks, ns, now_ns=T0 + 10 * S)
+    assert len(late.creates) == 1 and late.creates[0]["Slot"] == 1
+    assert [t["DesiredState"] for t in late.updates.values()] == ["shutdown"]
+
+
+def test_restart_condition_none_leaves_slot_empty() -> None:
+    ns = nodes()
+    svc = service(1, RestartPolicy={"Condition": "none"})
+    tasks = commit([], run([svc], [], ns))
+    set_state(tasks, "failed", exit_code=1)
+    plan = run([svc], tasks, ns, now_ns=T0 + 60 * S)
+    assert not plan.creates
+    tasks = commit(tasks, plan)
+    assert not run([svc], tasks, ns, now_ns=T0 + 120 * S).creates
+
+
+def test_down_or_drained_node_tasks_replaced_at_once() -> None:
+    ns = nodes()
+    tasks = commit([], run([service(3)], [], ns))
+    set_state(tasks, "running")
+    ns[1]["Status"]["State"] = "down"
+    ns[2]["Spec"]["Availability"] = "drain"
+    plan = run([service(3)], tasks, ns)
+    moved = {t["ID"] for t in plan.updates.values() if t["DesiredState"] == "shutdown"}
+    assert len(moved) == 2 and len(plan.creates) == 2
+    assert {t["NodeID"] for t in plan.creates} == {"node0"}
+
+
+def test_paused_node_gets_nothing_new() -> None:
+    ns = nodes()
+    ns[0]["Spec"]["Availability"] = "pause"
+    plan = run([service(4)], [], ns)
+    assert "node0" not in {t["NodeID"] for t in plan.creates}
+
+
+def test_unplaceable_task_stays_pending_with_reason() -> None:
+    ns = nodes()
+    plan = run([service(1, Placement={"Constraints": ["node.hostname==nowhere"]})], [], ns)
+    task = plan.creates[0]
+    assert task["Status"]["State"] == "pending"
+    assert task["Status"]["Err"].startswith("no suitable node (3 nodes did not satisfy constraints")
+
+
+def test_global_one_per_eligible_node() -> None:
+    ns = nodes()
+    ns[2]["Spec"]["Availability"] = "drain"
+    plan = run([service(None)], [], ns)
+    assert sorted(t["NodeID"] for t in plan.creates) == ["node0", "node1"]
+
+
+def test_removed_service_tasks_go() -> None:
+    ns = nodes()
+    tasks = commit([], run([service(2)], [], ns))
+    set_state(tasks, "running")
+    plan = run([], tasks, ns)
+    assert {t["DesiredState"] for t in plan.updates.values()} == {"remove"}
+    tasks = commit(tasks, plan)
+    for t in tasks:
+        t["Status"]["State"] = "shutdown"
+    assert len(run([], tasks, ns).deletes) == 2
+
+
+def test_rolling_update_parallelism_one() -> None:
+    ns = nodes()
+    old = service(3)
+    tasks = commit([], run([old], [], ns))
+    set_state(tasks, "running")
+    new = service(3, version=20)
+    new["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/hello"
+    plan = run([new], tasks, ns, now_ns=T0 + S)
+    assert len(plan.creates) == 1  # parallelism 1
+    assert plan.service_updates["svc1"]["UpdateStatus"]["State"] == "updating"
+    new = plan.service_updates["svc1"]
+    tasks = commit(tasks, plan)
+    # the new task is not running yet: nothing more starts
+    assert not run([new], tasks, ns, now_ns=T0 + 2 * S).creates
+    set_state(tasks, "running", lambda t: t["Spec"]["ContainerSpec"]["Image"] == "shoal/hello")
+    assert len(run([new], tasks, ns, now_ns=T0 + 3 * S).creates) == 1
+
+
+def test_history_is_pruned_to_limit() -> None:
+    ns = nodes()
+    svc = service(1, RestartPolicy={"Condition": "any", "Delay": 0})
+    tasks = commit([], run([svc], [], ns))
+    for i in range(8):
+        set_state(tasks, "failed", exit_code=1)
+        plan = run([svc], tasks, ns, now_ns=T0 + (i + 1) * S, history_limit=5)
+        tasks = commit(tasks, plan)
+    assert len(tasks) <= 5

@@ -231,7 +231,7 @@ def test_bad_specs_are_refused_and_change_nothing(cluster: Testbed) -> None:
         {"Name": "dur", "TaskTemplate": {**SLEEPER, "RestartPolicy": {"Delay": "soon"}}},
         {"Name": "mem", "TaskTemplate": {**SLEEPER, "Resources": {"Limits": {"MemoryBytes": 1 << 20}}}},
         {"Name": "web", "TaskTemplate": SLEEPER},
-        {"TaskTemplate": SLEEPER},
+        {"Name": "bad.name", "TaskTemplate": SLEEPER},
     ]
     for body in bad:
         with pytest.raises(APIError) as exc:
@@ -289,3 +289,30 @@ def _local_running(bed: Testbed) -> list[dict]:
     for host in HOSTS:
         out += [t for t in api(bed, host).get("/shoal/local/tasks") if t["Name"].startswith("web.")]
     return out
+
+
+def test_cli_create_waits_until_converged_and_names_unnamed_services(cluster: Testbed) -> None:
+    rc, out, err = cli(
+        cluster,
+        "swarm00",
+        "service",
+        "create",
+        "--name",
+        "waited",
+        "--replicas",
+        "2",
+        "--update-monitor",
+        "100ms",
+        "shoal/host",
+        "sleep",
+        "3600",
+    )
+    assert rc == 0, err
+    assert "converged" in out
+    assert len(running(cluster, "waited")) == 2
+    rc, out, err = cli(cluster, "swarm00", "service", "create", "-d", "shoal/host", "sleep", "3600")
+    assert rc == 0, err
+    unnamed = api(cluster, "swarm00").get(f"/services/{out.strip()}")
+    assert "_" in unnamed["Spec"]["Name"]
+    remove(cluster, "waited")
+    remove(cluster, unnamed["Spec"]["Name"])

@@ -71,7 +71,8 @@ class FakeAgent:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                if raw:  # an empty write after the client closed raises BrokenPipeError in this thread
+                    self.wfile.write(raw)
 
             do_GET = do_POST = do_DELETE = _serve
 

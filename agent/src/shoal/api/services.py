@@ -19,11 +19,60 @@ from shoal.model.service import (
     updated_service,
     validate_service_spec,
 )
+from shoal.model.task import task_dirty
 from shoal.store.changes import Change
 
 
 def _agent(request: web.Request) -> Agent:
     return request.app[AGENT]
+
+
+ADJECTIVES = (
+    "brave",
+    "calm",
+    "eager",
+    "fancy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "quirky",
+    "serene",
+    "tender",
+    "vibrant",
+    "witty",
+)
+SCIENTISTS = (
+    "archimedes",
+    "curie",
+    "darwin",
+    "euler",
+    "fermi",
+    "gauss",
+    "hopper",
+    "kepler",
+    "lovelace",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "turing",
+    "wozniak",
+    "yonath",
+)
+
+
+def generated_name(store: Any) -> str:
+    import secrets
+
+    for _ in range(100):
+        name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SCIENTISTS)}"
+        if store.find_by_name("service", name) is None:
+            return name
+    return f"service_{new_id()[:8]}"
 
 
 def resolve_service(services: list[dict[str, Any]], ref: str) -> dict[str, Any]:
@@ -40,7 +89,10 @@ def resolve_service(services: list[dict[str, Any]], ref: str) -> dict[str, Any]:
 
 async def create(request: web.Request) -> web.Response:
     manager = _agent(request).require_manager()
-    spec = validate_service_spec(await json_body(request))
+    body = await json_body(request)
+    if not body.get("Name"):
+        body["Name"] = generated_name(manager.store)  # as dockerd names an unnamed service
+    spec = validate_service_spec(body)
     if manager.store.find_by_name("service", spec["Name"]) is not None:
         raise Conflict(f"service {spec['Name']} already exists (name conflicts with an existing object)")
     service = service_object(new_id(), spec, now_rfc3339())
@@ -132,7 +184,7 @@ def filter_tasks(
     nodes: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     for key in filters:
-        if key not in ("id", "name", "service", "node", "desired-state", "label"):
+        if key not in ("id", "name", "service", "node", "desired-state", "label", "_up-to-date"):
             raise BadRequest(f"invalid filter '{key}'")
     if "service" in filters:
         wanted = {resolve_service(services, ref)["ID"] for ref in filters["service"]}
@@ -148,6 +200,10 @@ def filter_tasks(
         tasks = [t for t in tasks if t["DesiredState"] in states]
     if "id" in filters:
         tasks = [t for t in tasks if any(t["ID"].startswith(v) for v in filters["id"])]
+    if "_up-to-date" in filters and filters["_up-to-date"] and filters["_up-to-date"][0] in ("1", "true", "True"):
+        # what `docker service create` polls: tasks that run the service's current spec
+        by_id = {s["ID"]: s for s in services}
+        tasks = [t for t in tasks if t["ServiceID"] in by_id and not task_dirty(by_id[t["ServiceID"]], t)]
     if "name" in filters:
         names = {s["ID"]: s["Spec"]["Name"] for s in services}
         tasks = [t for t in tasks if any(_task_name(t, names).startswith(v) for v in filters["name"])]

@@ -3,8 +3,8 @@
 Hosts have no package index: the agent role copies one archive of wheels (shoal and all its
 dependencies) to each host and installs from it offline. This script makes that archive with
 `pip wheel`, keyed by a digest of the source, and does nothing when the digest has not changed.
-Dependencies are built (from the package index, or pip's cache) only when their list changes;
-a change of shoal's own source rebuilds only its wheel.
+Dependencies and build requirements are fetched (package index or pip's cache) only when their
+lists change; a change of shoal's own source rebuilds only its wheel, offline.
 It prints one JSON line: {"changed": bool, "digest": str, "archive": str, "wheels": [...]}.
 """
 
@@ -50,8 +50,9 @@ def python_tag(python: str) -> str:
 
 
 def source_digest(source: Path, tag: str) -> str:
-    """sha256 over every source file's path and bytes, plus the target Python's version and platform."""
-    digest = hashlib.sha256(tag.encode())
+    """sha256 over every source file's path and bytes, the target Python's version and platform, and
+    this script (a change of recipe makes a new wheelhouse)."""
+    digest = hashlib.sha256(tag.encode() + Path(__file__).read_bytes())
     for path in source_files(source):
         digest.update(str(path.relative_to(source)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -65,37 +66,45 @@ def pip_wheel(python: str, wheel_dir: Path, *args: str) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
-def dependencies(source: Path) -> list[str]:
+def requirements(source: Path) -> tuple[list[str], list[str]]:
+    """(shoal's dependencies plus pip, which the hosts run from its wheel; shoal's build requirements)."""
     with open(source / "pyproject.toml", "rb") as fh:
-        return sorted(tomllib.load(fh)["project"].get("dependencies", []))
+        project = tomllib.load(fh)
+    runtime = [*sorted(project["project"].get("dependencies", [])), "pip"]
+    build = sorted(project.get("build-system", {}).get("requires", ["setuptools", "wheel"]))
+    return runtime, build
 
 
-def build_dependencies(source: Path, python: str, dest: Path, tag: str) -> Path:
-    """Wheels of the dependencies, rebuilt only when the list (or the target Python) changes."""
-    deps = dependencies(source)
-    digest = hashlib.sha256(json.dumps([tag, deps]).encode()).hexdigest()[:32]
-    folder, stamp = dest / "deps", dest / "deps.digest"
+def fetch(python: str, dest: Path, name: str, reqs: list[str], tag: str) -> Path:
+    """Wheels of ``reqs`` in dest/name, made again only when the list (or the target Python) changes."""
+    digest = hashlib.sha256(json.dumps([tag, reqs]).encode()).hexdigest()[:32]
+    folder, stamp = dest / name, dest / f"{name}.digest"
     if stamp.exists() and stamp.read_text().strip() == digest and folder.is_dir():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         stamp.unlink()
     folder.mkdir(parents=True)
-    if deps:
-        pip_wheel(python, folder, *deps)
+    if reqs:
+        pip_wheel(python, folder, *reqs)
     stamp.write_text(digest + "\n")
     return folder
 
 
 def build(source: Path, python: str, dest: Path, tag: str, out: Path) -> list[str]:
-    """The dependencies' wheels plus a fresh shoal wheel, made from a clean copy of the source
-    (so that no build/ or egg-info lands in the tree), in one deterministic archive."""
-    deps = build_dependencies(source, python, dest, tag)
+    """The dependencies' wheels plus a fresh shoal wheel, in one deterministic archive.
+
+    The shoal wheel is built from a clean copy of the source (no build/ or egg-info lands in the
+    tree), offline: its build requirements come from dest/build-deps, fetched with the dependencies.
+    """
+    runtime, build_reqs = requirements(source)
+    deps = fetch(python, dest, "deps", runtime, tag)
+    build_deps = fetch(python, dest, "build-deps", build_reqs, tag)
     with tempfile.TemporaryDirectory(prefix="shoal-wheel-") as tmp:
         copy = Path(tmp) / "src"
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns(*SKIP_DIRS, "*.egg-info", "*.pyc", "*.pyo"))
         wheels = Path(tmp) / "wheels"
-        pip_wheel(python, wheels, "--no-deps", str(copy))
+        pip_wheel(python, wheels, "--no-deps", "--no-index", "--find-links", str(build_deps), str(copy))
         if not any(p.name.startswith("shoal-") for p in wheels.glob("*.whl")):
             raise SystemExit(f"pip wheel made no shoal wheel from {source}")
         files = {p.name: p for p in [*deps.glob("*.whl"), *wheels.glob("*.whl")]}

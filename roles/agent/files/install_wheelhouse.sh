@@ -1,5 +1,6 @@
 #!/bin/sh
 # Install shoal from the wheelhouse archive, offline, into its own virtual environment.
+# pip runs from its wheel in the archive, so the venv is made without pip (much faster).
 # Usage: install_wheelhouse.sh PYTHON PREFIX ARCHIVE MARKER
 set -eu
 python=$1
@@ -11,11 +12,19 @@ venv="$prefix/venv"
 rm -rf "$wheels"
 mkdir -p "$wheels"
 tar -xf "$archive" -C "$wheels"
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip="$venv/bin/python -m pip --disable-pip-version-check --no-input"
-# dependencies as needed, then shoal itself again (its version does not change between builds)
-$pip install --quiet --no-index --find-links "$wheels" shoal
-$pip install --quiet --no-index --no-deps --force-reinstall "$wheels"/shoal-*.whl
+fresh=no
+if [ ! -x "$venv/bin/python" ]; then
+    rm -rf "$venv"
+    "$python" -m venv --without-pip "$venv"
+    fresh=yes
+fi
+set -- "$wheels"/pip-*.whl
+pip="$venv/bin/python $1/pip --disable-pip-version-check --no-input"
+$pip install --quiet --no-index --no-compile --find-links "$wheels" shoal
+if [ "$fresh" = no ]; then
+    # shoal's version does not change between builds of its source: reinstall it
+    $pip install --quiet --no-index --no-compile --no-deps --force-reinstall "$wheels"/shoal-*.whl
+fi
 "$venv/bin/shoald" --version
 rm -f "$venv"/.shoal-wheelhouse-*
 touch "$marker"

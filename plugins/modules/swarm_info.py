@@ -14,7 +14,7 @@ description:
     return empty lists for what they cannot see. Lists the agent does not serve yet are empty.
   - Never fails because the agent is down; RV(can_talk_to_agent) says whether it answered.
 author:
-  - shoal developers
+  - shoal developers (@shoal-swarm)
 extends_documentation_fragment:
   - shoal.swarm.shoal
   - shoal.swarm.shoal.attributes

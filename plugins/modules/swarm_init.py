@@ -17,7 +17,7 @@ description:
   - Settings that only exist at creation (O(advertise_addr), O(listen_addr), O(default_addr_pool),
     O(subnet_size)) are not changed on an existing swarm; a warning says when they differ.
 author:
-  - shoal developers
+  - shoal developers (@shoal-swarm)
 extends_documentation_fragment:
   - shoal.swarm.shoal
   - shoal.swarm.shoal.attributes

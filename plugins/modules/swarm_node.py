@@ -21,7 +21,7 @@ description:
   - With O(wait), waits until the node is ready, a role change is complete (the node became a reachable Raft member,
     or stopped being one), and a drained node runs no task of a replicated service any more.
 author:
-  - shoal developers
+  - shoal developers (@shoal-swarm)
 extends_documentation_fragment:
   - shoal.swarm.shoal
   - shoal.swarm.shoal.attributes
@@ -390,7 +390,7 @@ class NodeTask:
 
     def verify_cluster(self, info: dict[str, Any]) -> None:
         """The node is in a swarm: it must be the swarm whose CA the join token pins."""
-        wanted, _ = parse_join_token(self.params["join_token"])
+        wanted = parse_join_token(self.params["join_token"])[0]
         swarm = info.get("Swarm") or {}
         pem = self.local_ca_pem(info)
         if not pem:
@@ -499,18 +499,18 @@ class NodeTask:
 
         def settled() -> dict[str, Any] | None:
             current = self.api.node(node_id)
-            return current if current and all(check(current) for _, check in conditions) else None
+            return current if current and all(check(current) for unused, check in conditions) else None
 
         done, last = wait_until(settled, timeout=timeout)
         if not done:
             self.fail(
                 f"timed out after {timeout:g} s waiting for node {node_name(node)} to be "
-                + " and ".join(what for what, _ in conditions),
+                + " and ".join(what for what, unused in conditions),
                 node=self.api.node(node_id),
             )
         node = last or node
         if (self.params.get("availability") or spec.get("Availability")) == "drain":
-            done, _ = wait_until(lambda: not running_replicated_tasks(self.api, node_id), timeout=timeout)
+            done = wait_until(lambda: not running_replicated_tasks(self.api, node_id), timeout=timeout)[0]
             if not done:
                 left = running_replicated_tasks(self.api, node_id)
                 names = ", ".join(sorted(t.get("Name") or t.get("ID", "?") for t in left)[:10])

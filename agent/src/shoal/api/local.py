@@ -15,6 +15,7 @@ from shoal import __version__
 from shoal.agent import NOT_A_MANAGER, Agent
 from shoal.api import localtasks, routes
 from shoal.api import logs as logs_api
+from shoal.api import networks as networks_api
 from shoal.api import services as services_api
 from shoal.api.errors import (
     Conflict,
@@ -239,7 +240,7 @@ def build_app(agent: Agent) -> web.Application:
     ]:
         routes.add(app, method, path, handler)
     extra = [("GET", "/services/{id}/logs", logs_api.service_logs)]
-    for method, path, handler in services_api.ROUTES + localtasks.ROUTES + extra:
+    for method, path, handler in services_api.ROUTES + localtasks.ROUTES + networks_api.ROUTES + extra:
         routes.add(app, method, path, handler)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

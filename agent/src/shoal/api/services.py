@@ -11,6 +11,9 @@ from shoal.api.errors import BadRequest, Conflict, NotFound, json_body, query_bo
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.manager import nodes as node_ops
+from shoal.manager.allocator.addresses import used_addresses
+from shoal.manager.allocator.endpoints import NetworkNotFound, resolve_targets, service_endpoint
+from shoal.model.errors import SpecError
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.service import (
     rollback_spec,
@@ -95,9 +98,36 @@ async def create(request: web.Request) -> web.Response:
     spec = validate_service_spec(body)
     if manager.store.find_by_name("service", spec["Name"]) is not None:
         raise Conflict(f"service {spec['Name']} already exists (name conflicts with an existing object)")
+    spec = _with_networks(manager, spec)
     service = service_object(new_id(), spec, now_rfc3339())
+    service["Endpoint"] = _endpoint(manager, spec, None)
     await manager.store.acommit([Change(op="create", kind="service", obj=service)])
     return web.json_response({"ID": service["ID"], "Warnings": []}, status=201)
+
+
+def _with_networks(manager: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return resolve_targets(spec, manager.store.list("network"))
+    except NetworkNotFound as exc:
+        raise NotFound(exc.message) from exc
+
+
+def _endpoint(manager: Any, spec: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """Published ports and VIPs, checked now so that a conflict is the caller's 4xx, not a stuck task."""
+    store = manager.store
+    services = store.list("service")
+    used = used_addresses(store.list("task"), services, store.list("node"))
+    try:
+        return service_endpoint(
+            spec,
+            current["ID"] if current else None,
+            services,
+            store.list("network"),
+            used,
+            (current or {}).get("Endpoint"),
+        )
+    except SpecError as exc:
+        raise Conflict(exc.message) if "in use" in exc.message else BadRequest(exc.message) from exc
 
 
 def _with_status(service: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -157,7 +187,9 @@ async def update(request: web.Request) -> web.Response:
         spec = validate_service_spec(body, current["Spec"])
     if spec["Name"] != current["Spec"]["Name"]:
         raise BadRequest("renaming services is not supported")
+    spec = _with_networks(manager, spec)
     updated = updated_service(current, spec, now_rfc3339())
+    updated["Endpoint"] = _endpoint(manager, spec, current)
     if request.query.get("rollback") == "previous":
         updated["UpdateStatus"] = {
             "State": "rollback_started",

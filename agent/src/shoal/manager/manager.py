@@ -12,6 +12,7 @@ from typing import Any
 from shoal.aio import BackgroundLoop
 from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable
 from shoal.manager import ca
+from shoal.manager.allocator.networks import ingress_object
 from shoal.manager.dispatcher import Dispatcher
 from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
@@ -169,6 +170,7 @@ class ManagerRole:
             "key": _text(root.key_pem),
         }
         return [
+            Change(op="create", kind="network", obj=ingress_object(new_id(), now)),
             Change(op="create", kind="meta", obj=meta),
             Change(op="create", kind="cluster", obj=cluster),
             Change(op="create", kind="node", obj=node),

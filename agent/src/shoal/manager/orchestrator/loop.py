@@ -44,9 +44,10 @@ class Orchestrator:
         services = self.store.list("service")
         tasks = self.store.list("task")
         nodes = self.store.list("node")
+        networks = self.store.list("network")
         now_ns = time.time_ns()
         plan = reconcile(services, tasks, nodes, now_rfc3339(), now_ns, self.history_limit(), self.last_batch)
-        allocate(plan)
+        allocate(plan, services, networks, tasks, nodes)
         place(plan, tasks, nodes)
         self._wake_at = plan.wake_at_ns
         if not plan.changed():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shoal.manager.allocator.addresses import used_addresses
+from shoal.manager.allocator.endpoints import node_ingress_attachment, publishes_ingress, task_attachments
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.scheduler import schedule
 from shoal.model.task import is_terminal, with_status
@@ -13,9 +15,35 @@ from shoal.store.changes import Change
 ASSIGNED = "scheduler assigned task to node"
 
 
-def allocate(plan: Plan) -> None:
-    """NEW → PENDING. Networking (addresses on overlays) will hook in here."""
-    plan.creates = [with_status(t, "pending", "pending task scheduling", plan.now) for t in plan.creates]
+def allocate(
+    plan: Plan,
+    services: list[dict[str, Any]] | None = None,
+    networks: list[dict[str, Any]] | None = None,
+    tasks: list[dict[str, Any]] | None = None,
+    nodes: list[dict[str, Any]] | None = None,
+) -> None:
+    """NEW → PENDING with an address on each of the service's networks (SwarmKit's allocator); and an
+    ingress address for every node's ingress sandbox while some service publishes through the mesh."""
+    services, networks, tasks, nodes = services or [], networks or [], tasks or [], nodes or []
+    used = used_addresses([*tasks, *plan.creates], services, nodes)
+    by_service = {s["ID"]: s for s in services}
+    allocated = []
+    for task in plan.creates:
+        service = by_service.get(task["ServiceID"])
+        if service is not None and networks:
+            task = {**task, "NetworksAttachments": task_attachments(service, networks, used)}
+        allocated.append(with_status(task, "pending", "pending task scheduling", plan.now))
+    plan.creates = allocated
+    if any(publishes_ingress(s["Spec"]) for s in services):
+        for node in nodes:
+            if not node.get("Attachments"):
+                attachment = node_ingress_attachment(networks, used)
+                if attachment is not None:
+                    plan.node_updates[node["ID"]] = {
+                        **copy.deepcopy(node),
+                        "Attachments": [attachment],
+                        "UpdatedAt": plan.now,
+                    }
 
 
 def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
@@ -63,6 +91,10 @@ def changes(
         out.append(Change(op="update", kind="task", obj=task, obj_id=task_id, expected_version=version))
     for task_id in sorted(plan.deletes):
         out.append(Change(op="delete", kind="task", obj_id=task_id))
+    for node_id, node in plan.node_updates.items():
+        out.append(
+            Change(op="update", kind="node", obj=node, obj_id=node_id, expected_version=node["Version"]["Index"])
+        )
     for service_id, service in plan.service_updates.items():
         version = services_by_id[service_id]["Version"]["Index"]
         out.append(Change(op="update", kind="service", obj=service, obj_id=service_id, expected_version=version))

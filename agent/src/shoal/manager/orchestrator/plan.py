@@ -16,6 +16,7 @@ class Plan:
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> new task
     deletes: set[str] = field(default_factory=set)
     service_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # service id -> new service
+    node_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> node with attachments
     wake_at_ns: int | None = None  # earliest restart delay or update delay to come back for
 
     def shutdown(self, task: dict[str, Any], desired: str = "shutdown", message: str | None = None) -> None:
@@ -41,4 +42,4 @@ class Plan:
             self.wake_at_ns = at_ns
 
     def changed(self) -> bool:
-        return bool(self.creates or self.updates or self.deletes or self.service_updates)
+        return bool(self.creates or self.updates or self.deletes or self.service_updates or self.node_updates)

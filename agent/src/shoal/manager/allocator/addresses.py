@@ -1,0 +1,100 @@
+"""Addresses on overlays: task attachments, service VIPs, each node's ingress sandbox, published ports.
+
+Nothing is "released": the addresses in use are read from the objects that hold them, so a deleted
+task or service frees its addresses with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from shoal.manager.allocator.networks import gateway_of, subnet_of
+from shoal.model.errors import SpecError
+
+PUBLISHED_RANGE = (30000, 32767)
+
+
+def used_addresses(
+    tasks: Iterable[dict[str, Any]], services: Iterable[dict[str, Any]], nodes: Iterable[dict[str, Any]]
+) -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    for t in tasks:
+        for att in t.get("NetworksAttachments") or []:
+            for addr in att.get("Addresses") or []:
+                used.setdefault(att["Network"]["ID"], set()).add(addr.split("/")[0])
+    for s in services:
+        for vip in (s.get("Endpoint") or {}).get("VirtualIPs") or []:
+            used.setdefault(vip["NetworkID"], set()).add(vip["Addr"].split("/")[0])
+    for n in nodes:
+        for att in n.get("Attachments") or []:
+            for addr in att.get("Addresses") or []:
+                used.setdefault(att["Network"]["ID"], set()).add(addr.split("/")[0])
+    return used
+
+
+def take_address(network: dict[str, Any], used: dict[str, set[str]]) -> str:
+    """The lowest free host address ("ip/prefix"), marking it used."""
+    net = subnet_of(network)
+    taken = used.setdefault(network["ID"], set())
+    gateway = gateway_of(network)
+    for host in net.hosts():
+        ip = str(host)
+        if ip != gateway and ip not in taken:
+            taken.add(ip)
+            return f"{ip}/{net.prefixlen}"
+    raise SpecError(f"no address left on network {network['Spec']['Name']} ({net})")
+
+
+def mac_of(address: str) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
+    packed = ipaddress.ip_address(address.split("/")[0]).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
+
+
+def published_in_use(services: Iterable[dict[str, Any]], skip_service: str | None = None) -> dict[tuple[int, str], str]:
+    out = {}
+    for s in services:
+        if s["ID"] == skip_service:
+            continue
+        for p in (s.get("Endpoint") or {}).get("Ports") or []:
+            if p.get("PublishedPort"):
+                out[(int(p["PublishedPort"]), p.get("Protocol", "tcp"))] = s["Spec"]["Name"]
+    return out
+
+
+def allocate_ports(
+    spec_ports: list[dict[str, Any]],
+    services: Iterable[dict[str, Any]],
+    service_id: str | None,
+    current: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Endpoint.Ports: published ports auto-assigned from 30000-32767 when 0 (kept across updates); a
+    port another service publishes is refused."""
+    in_use = published_in_use(services, skip_service=service_id)
+    previous = {
+        (p["TargetPort"], p.get("Protocol", "tcp"), p.get("PublishMode", "ingress")): p["PublishedPort"]
+        for p in current or []
+        if p.get("PublishedPort")
+    }
+    out = []
+    for p in spec_ports:
+        proto = p.get("Protocol", "tcp")
+        port = dict(p, Protocol=proto, PublishMode=p.get("PublishMode", "ingress"))
+        published = int(p.get("PublishedPort") or 0)
+        if published:
+            owner = in_use.get((published, proto))
+            if owner is not None:
+                raise SpecError(f"port '{published}' is already in use by service '{owner}' as an ingress port")
+        else:
+            published = previous.get((p["TargetPort"], proto, port["PublishMode"]), 0)
+            if not published:
+                taken = {k[0] for k in in_use if k[1] == proto} | {q.get("PublishedPort") for q in out}
+                published = next((n for n in range(PUBLISHED_RANGE[0], PUBLISHED_RANGE[1] + 1) if n not in taken), 0)
+                if not published:
+                    raise SpecError("no published port left in 30000-32767")
+        port["PublishedPort"] = published
+        in_use[(published, proto)] = "this service"
+        out.append(port)
+    return out

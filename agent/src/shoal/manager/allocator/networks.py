@@ -1,0 +1,183 @@
+"""Overlay network objects (Docker's Network shape) and their subnets and VNIs (pure).
+
+Subnets come from the default pool 10.0.0.0/8 in /24s unless given; overlaps are refused. VNIs
+start at 4096, which the `ingress` network takes at init.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from shoal.model.errors import SpecError
+
+INGRESS_NAME = "ingress"
+INGRESS_SUBNET = "10.255.0.0/16"
+FIRST_VNI = 4096
+VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def vni_of(network: dict[str, Any]) -> int:
+    return int(network["DriverState"]["Options"][VXLAN_OPTION])
+
+
+def subnet_of(network: dict[str, Any]) -> ipaddress.IPv4Network:
+    return ipaddress.ip_network(network["IPAM"]["Configs"][0]["Subnet"])
+
+
+def gateway_of(network: dict[str, Any]) -> str:
+    return network["IPAM"]["Configs"][0]["Gateway"]
+
+
+def free_vni(networks: Iterable[dict[str, Any]], start: int = FIRST_VNI + 1) -> int:
+    used = {vni_of(n) for n in networks}
+    vni = start
+    while vni in used:
+        vni += 1
+    return vni
+
+
+def free_subnet(networks: Iterable[dict[str, Any]], pool: str = "10.0.0.0/8", size: int = 24) -> str:
+    taken = [subnet_of(n) for n in networks]
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=size):
+        if not any(candidate.overlaps(t) for t in taken):
+            return str(candidate)
+    raise SpecError(f"could not find an available, non-overlapping IPv4 address pool in {pool}")
+
+
+def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The normalized request: Name, Driver, Subnet, Gateway, Internal, Attachable, Labels, Options."""
+    known = {
+        "Name",
+        "Driver",
+        "Internal",
+        "Attachable",
+        "Ingress",
+        "IPAM",
+        "Options",
+        "Labels",
+        "CheckDuplicate",
+        "EnableIPv6",
+        "Scope",
+        "ConfigOnly",
+        "ConfigFrom",
+        "EnableIPv4",
+    }
+    for key in body:
+        if key not in known:
+            raise SpecError(f"unknown field '{key}' in network create request")
+    name = body.get("Name")
+    if not isinstance(name, str) or not name or not NAME_RE.match(name) or len(name) > 63:
+        raise SpecError(f"invalid network name {name!r}")
+    if any(n["Spec"]["Name"] == name for n in networks):
+        raise SpecError(f"network with name {name} already exists")
+    driver = body.get("Driver") or "overlay"
+    if driver != "overlay":
+        raise SpecError(f"only the overlay driver can create swarm-scoped networks, not {driver!r}")
+    if body.get("Ingress"):
+        raise SpecError("an ingress network already exists: there can be only one")
+    if body.get("EnableIPv6"):
+        raise SpecError("IPv6 overlay networks are not supported")
+    configs = ((body.get("IPAM") or {}).get("Config")) or []
+    if not isinstance(configs, list) or len(configs) > 1:
+        raise SpecError("exactly one IPAM config (one IPv4 subnet) is supported")
+    config = configs[0] if configs else {}
+    if not isinstance(config, dict):
+        raise SpecError("invalid IPAM config")
+    subnet = config.get("Subnet")
+    if subnet:
+        try:
+            net = ipaddress.ip_network(subnet, strict=True)
+        except ValueError as exc:
+            raise SpecError(f"invalid subnet {subnet!r}: {exc}") from exc
+        if net.version != 4 or net.prefixlen > 29:
+            raise SpecError(f"invalid subnet {subnet}: an IPv4 subnet of /29 or larger is needed")
+        for other in networks:
+            if subnet_of(other).overlaps(net):
+                raise SpecError(
+                    f"subnet {subnet} overlaps with the subnet of network {other['Spec']['Name']} ({subnet_of(other)})"
+                )
+    else:
+        net = ipaddress.ip_network(free_subnet(networks))
+    gateway = config.get("Gateway")
+    if gateway:
+        try:
+            gw = ipaddress.ip_address(gateway)
+        except ValueError as exc:
+            raise SpecError(f"invalid gateway {gateway!r}") from exc
+        if gw not in net or gw in (net.network_address, net.broadcast_address):
+            raise SpecError(f"gateway {gateway} is not a usable address of subnet {net}")
+    else:
+        gateway = str(net.network_address + 1)
+    labels = body.get("Labels") or {}
+    options = body.get("Options") or {}
+    for what, value in (("Labels", labels), ("Options", options)):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise SpecError(f"{what} must be a map of strings")
+    return {
+        "Name": name,
+        "Subnet": str(net),
+        "Gateway": gateway,
+        "Internal": bool(body.get("Internal")),
+        "Attachable": bool(body.get("Attachable")),
+        "Labels": labels,
+        "Options": options,
+    }
+
+
+def network_object(network_id: str, req: dict[str, Any], vni: int, now: str, ingress: bool = False) -> dict[str, Any]:
+    """SwarmKit's stored network (Spec + DriverState + IPAM); `docker_view` turns it into the API shape."""
+    ipam = {"Driver": {"Name": "default"}, "Configs": [{"Subnet": req["Subnet"], "Gateway": req["Gateway"]}]}
+    return {
+        "ID": network_id,
+        "Version": {"Index": 0},
+        "CreatedAt": now,
+        "UpdatedAt": now,
+        "Spec": {
+            "Name": req["Name"],
+            "Labels": req.get("Labels", {}),
+            "DriverConfiguration": {"Name": "overlay", "Options": req.get("Options", {})},
+            "IPAMOptions": ipam,
+            "Internal": req.get("Internal", False),
+            "Attachable": req.get("Attachable", False),
+            "Ingress": ingress,
+        },
+        "DriverState": {"Name": "overlay", "Options": {VXLAN_OPTION: str(vni)}},
+        "IPAM": ipam,
+    }
+
+
+def ingress_object(network_id: str, now: str) -> dict[str, Any]:
+    req = {"Name": INGRESS_NAME, "Subnet": INGRESS_SUBNET, "Gateway": "10.255.0.1", "Labels": {}, "Options": {}}
+    return network_object(network_id, req, FIRST_VNI, now, ingress=True)
+
+
+def docker_view(network: dict[str, Any], peers: list[dict[str, str]], containers: dict[str, Any]) -> dict[str, Any]:
+    """GET /networks shape (the one `docker network inspect` prints)."""
+    spec = network["Spec"]
+    return {
+        "Name": spec["Name"],
+        "Id": network["ID"],
+        "Created": network["CreatedAt"],
+        "Scope": "swarm",
+        "Driver": "overlay",
+        "EnableIPv4": True,
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": None,
+            "Config": [{"Subnet": c["Subnet"], "Gateway": c["Gateway"]} for c in network["IPAM"]["Configs"]],
+        },
+        "Internal": spec["Internal"],
+        "Attachable": spec["Attachable"],
+        "Ingress": spec["Ingress"],
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": dict(network["DriverState"]["Options"]),
+        "Labels": spec["Labels"],
+        "Peers": peers,
+    }

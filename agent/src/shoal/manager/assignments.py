@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import copy
 import hashlib
+import json
 from typing import Any
 
+from shoal.manager.netstate import node_netstate
 from shoal.model.task import can_move
 from shoal.store.changes import Change
 from shoal.store.errors import VersionConflict
@@ -24,8 +26,9 @@ def node_tasks(store: Any, node_id: str) -> list[dict[str, Any]]:
     return [t for t in store.list("task") if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
 
 
-def signature(tasks: list[dict[str, Any]]) -> str:
+def signature(tasks: list[dict[str, Any]], extra: Any = None) -> str:
     text = ",".join(f"{t['ID']}:{t['Version']['Index']}" for t in sorted(tasks, key=lambda t: t["ID"]))
+    text += json.dumps(extra, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -36,11 +39,13 @@ async def assignments(store: Any, node_id: str, since: str | None, wait: float) 
         deadline = loop.time() + wait
         while True:
             tasks = node_tasks(store, node_id)
-            sig = signature(tasks)
+            services = store.list("service")
+            net = node_netstate(node_id, store.list("task"), services, store.list("network"), store.list("node"))
+            sig = signature(tasks, net)
             remaining = deadline - loop.time()
             if sig != since or remaining <= 0:
-                names = {s["ID"]: s["Spec"]["Name"] for s in store.list("service")}
-                return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names}
+                names = {s["ID"]: s["Spec"]["Name"] for s in services}
+                return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names, "Net": net}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sub.aget(), remaining)
     finally:

@@ -1,0 +1,80 @@
+"""What a node gets to program its dataplane: peers, load balancers, DNS, the routing mesh."""
+
+from __future__ import annotations
+
+from shoal.manager.allocator.addresses import mac_of, used_addresses
+from shoal.manager.allocator.endpoints import node_ingress_attachment, service_endpoint, task_attachments
+from shoal.manager.allocator.networks import ingress_object, network_object, validate_create
+from shoal.manager.netstate import node_netstate
+from shoal.model.objects import new_node
+from shoal.model.service import service_object, validate_service_spec
+from shoal.model.task import new_task, with_status
+
+NOW = "2026-01-01T00:00:00.000000000Z"
+
+
+def build() -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    ingress = ingress_object("ingressnet", NOW)
+    overlay = network_object(
+        "appnet",
+        validate_create({"Name": "app", "IPAM": {"Config": [{"Subnet": "172.30.0.0/24"}]}}, [ingress]),
+        4097,
+        NOW,
+    )
+    networks = [ingress, overlay]
+    nodes = [new_node(f"n{i}", f"swarm0{i}", "worker", f"10.213.0.1{i}", NOW) for i in range(2)]
+    used = used_addresses([], [], [])
+    for n in nodes:
+        n["Attachments"] = [node_ingress_attachment(networks, used)]
+    spec = validate_service_spec(
+        {
+            "Name": "web",
+            "TaskTemplate": {"ContainerSpec": {"Image": "shoal/hello"}, "Networks": [{"Target": "appnet"}]},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 80}]},
+        }
+    )
+    svc = service_object("svc", spec, NOW)
+    svc["Endpoint"] = service_endpoint(spec, "svc", [], networks, used)
+    tasks = []
+    for slot, node in ((1, "n0"), (2, "n1")):
+        t = new_task(svc, slot, None, NOW, task_id=f"task{slot}")
+        t["NetworksAttachments"] = task_attachments(svc, networks, used)
+        t["NodeID"] = node
+        tasks.append(with_status(t, "running", "started", NOW))
+    return tasks, [svc], networks, nodes
+
+
+def test_peers_are_the_other_nodes_endpoints() -> None:
+    tasks, services, networks, nodes = build()
+    state = node_netstate("n0", tasks, services, networks, nodes)
+    app = state["Networks"]["appnet"]
+    remote = tasks[1]["NetworksAttachments"][1]["Addresses"][0]
+    assert app["Peers"] == [{"IP": remote.split("/")[0], "MAC": mac_of(remote), "NodeIP": "10.213.0.11"}]
+    assert app["VNI"] == 4097 and app["Gateway"] == "172.30.0.1"
+    ingress_peers = {p["IP"] for p in state["Networks"]["ingressnet"]["Peers"]}
+    assert nodes[1]["Attachments"][0]["Addresses"][0].split("/")[0] in ingress_peers  # the other ingress sandbox
+
+
+def test_lb_dns_and_mesh_use_running_backends_only() -> None:
+    tasks, services, networks, nodes = build()
+    tasks[1] = with_status(tasks[1], "starting", "starting", NOW)
+    state = node_netstate("n0", tasks, services, networks, nodes)
+    local_ip = tasks[0]["NetworksAttachments"][1]["Addresses"][0].split("/")[0]
+    [lb] = state["LB"]
+    assert lb["NetworkID"] == "appnet" and lb["Backends"] == [local_ip] and lb["Ports"] == [(8080, "tcp")]
+    [records] = state["DNS"]  # none on the ingress network
+    assert records["Services"]["web"] == [lb["VIP"]] and records["TasksOf"]["web"] == [local_ip]
+    assert records["Names"]["web.1"] == local_ip and "web.1.task1" in records["Names"]
+    [published] = state["Published"]
+    assert published["PublishedPort"] == 80 and len(published["Backends"]) == 1
+    assert state["Ingress"]["Address"] == nodes[0]["Attachments"][0]["Addresses"][0]
+
+
+def test_node_without_tasks_still_gets_the_mesh() -> None:
+    tasks, services, networks, nodes = build()
+    nodes.append(new_node("n2", "swarm02", "worker", "10.213.0.12", NOW))
+    nodes[2]["Attachments"] = [{"Network": {"ID": "ingressnet"}, "Addresses": ["10.255.0.9/16"]}]
+    state = node_netstate("n2", tasks, services, networks, nodes)
+    assert set(state["Networks"]) == {"ingressnet"} and not state["LB"]
+    assert len(state["Published"][0]["Backends"]) == 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from integration.cluster_helpers import HOSTS, api, nodes
+from integration.cluster_helpers import HOSTS, api, nodes, wait_for, wipe_cluster
 from testbed.bed import Testbed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,9 +30,9 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 def wipe(bed: Testbed) -> None:
-    """No agent and no shoal file on any host (the state every test module starts and ends with)."""
+    """No swarm, no agent and no shoal file on any host (how this module starts and ends)."""
+    wipe_cluster(bed, "test_ansible")  # leaving ends the nodes' tasks
     for host in HOSTS:
-        bed.stop_agent(host)
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/* /etc/shoal/* /opt/shoal/*"])
 
 
@@ -178,12 +178,37 @@ def test_bad_arguments_fail_clearly_and_change_nothing(bed: Testbed, play) -> No
     assert api(bed, "swarm00").get("/swarm")["JoinTokens"]["Worker"] == token
 
 
-def test_drain_waits_then_activate_both_idempotent(bed: Testbed, play) -> None:
+SLEEPER = {
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "RestartPolicy": {"Condition": "any"},
+}
+
+
+def running_on(bed: Testbed, host: str) -> dict[str, list[str]]:
+    """Service name -> IDs of its tasks whose process runs on ``host`` (whatever their desired state)."""
+    client = api(bed, "swarm00")
+    node_id = nodes(bed, "swarm00")[host]["ID"]
+    names = {s["ID"]: s["Spec"]["Name"] for s in client.get("/services")}
+    out: dict[str, list[str]] = {}
+    for task in client.get("/tasks", filters={"node": [node_id]}):
+        if task["Status"]["State"] == "running":
+            out.setdefault(names.get(task["ServiceID"], "?"), []).append(task["ID"])
+    return out
+
+
+def test_drain_waits_until_replicated_tasks_left_then_activate_both_idempotent(bed: Testbed, play) -> None:
+    client = api(bed, "swarm00")
+    client.post("/services/create", {"Name": "web", "TaskTemplate": SLEEPER, "Mode": {"Replicated": {"Replicas": 3}}})
+    client.post("/services/create", {"Name": "everywhere", "TaskTemplate": SLEEPER, "Mode": {"Global": {}}})
+    wait_for(
+        "web on swarm01",
+        lambda: len(running_on(bed, "swarm01").get("web", [])) >= 1,
+        timeout=30,
+    )
     rc, out, recap = play("drain.yml", "-e", "node=swarm01")
     assert rc == 0 and changed(recap) == 1, out
     assert nodes(bed, "swarm00")["swarm01"]["Spec"]["Availability"] == "drain"
-    running = [t for t in _tasks_on(bed, "swarm01") if (t.get("Status") or {}).get("State") == "running"]
-    assert running == []
+    assert "web" not in running_on(bed, "swarm01")  # at once: the play waited for it
     rc, out, recap = play("drain.yml", "-e", "node=swarm01")
     assert rc == 0 and changed(recap) == 0, out
     rc, out, recap = play("activate.yml", "-e", "node=swarm01")
@@ -191,17 +216,9 @@ def test_drain_waits_then_activate_both_idempotent(bed: Testbed, play) -> None:
     assert nodes(bed, "swarm00")["swarm01"]["Spec"]["Availability"] == "active"
     rc, out, recap = play("activate.yml", "-e", "node=swarm01")
     assert rc == 0 and changed(recap) == 0, out
-
-
-def _tasks_on(bed: Testbed, host: str) -> list[dict[str, Any]]:
-    client = api(bed, "swarm00")
-    node_id = nodes(bed, "swarm00")[host]["ID"]
-    try:
-        return client.get("/tasks", filters=json.dumps({"node": [node_id]}))
-    except Exception as exc:  # the tasks endpoint comes with the services issue
-        if getattr(exc, "status", None) == 404:
-            return []
-        raise
+    for name in ("web", "everywhere"):
+        client.delete(f"/services/{name}")
+    wait_for("no tasks", lambda: not client.get("/tasks"), timeout=30)
 
 
 def test_promote_then_demote_wait_and_are_idempotent(bed: Testbed, play) -> None:

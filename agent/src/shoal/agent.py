@@ -52,6 +52,7 @@ class Agent:
         self.driver = ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
         self.executor = Executor(self.driver)
         self.tasks: TaskLoop | None = None
+        self.netagent: Any = None
         self.error: str | None = None
 
     # ---- state
@@ -89,10 +90,31 @@ class Agent:
 
     def _start_tasks(self) -> None:
         if self.tasks is None:
+            self._start_networking()
             self.tasks = TaskLoop(
                 self.executor, self.client, self.manager_addrs, lambda: self.session.leader if self.session else None
             )
+            self.tasks.netagent = self.netagent
             self.tasks.start()
+
+    def _start_networking(self) -> None:
+        """Overlays, load balancing, the routing mesh and DNS need this node's underlay address."""
+        ident = self.identity
+        if self.netagent is not None or ident is None:
+            return
+        from shoal.worker.netagent import NetAgent
+
+        try:
+            from shoal.net.dataplane import Dataplane
+            from shoal.net.dns import EmbeddedDNS
+
+            dns = EmbeddedDNS(upstreams=list(self.cfg.upstream_dns))
+            self.netagent = NetAgent(Dataplane(ident.advertise_ip), dns, self.driver)
+        except Exception as exc:  # tasks still run (loopback only), and the node says why
+            log.error("networking is unavailable on this node: %s", exc)
+            self.error = f"networking unavailable: {exc}"
+            return
+        self.executor.hooks = self.netagent
 
     def _start_session(self, ident: Identity) -> None:
         self._start_tasks()
@@ -409,6 +431,10 @@ class Agent:
                 )
             await self.stop()
             await self._remove_all_tasks()
+            if self.netagent is not None:
+                await self.netagent.cleanup()
+                self.netagent = None
+                self.executor.hooks = None
             wipe(self.cfg.data_dir)
             self.identity = None
             self.client_ctx = self.server_ctx = None

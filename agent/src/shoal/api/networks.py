@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest, Conflict, NotFound, json_body
+from shoal.api.errors import BadRequest, Conflict, Forbidden, NotFound, json_body
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.manager.allocator.addresses import mac_of
@@ -15,9 +16,12 @@ from shoal.manager.allocator.networks import docker_view, free_vni, network_obje
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.store.changes import Change
 
+# a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
+GWBRIDGE_ID = hashlib.sha256(b"shoal_gwbridge").hexdigest()
 GWBRIDGE = {
     "Name": "shoal_gwbridge",
-    "Id": "shoal_gwbridge",
+    "Id": GWBRIDGE_ID,
+    "Created": "0001-01-01T00:00:00Z",
     "Scope": "local",
     "Driver": "bridge",
     "EnableIPv4": True,
@@ -34,6 +38,10 @@ GWBRIDGE = {
     },
     "Labels": {},
 }
+
+
+def _is_gwbridge(ref: str) -> bool:
+    return ref == "shoal_gwbridge" or (len(ref) >= 3 and GWBRIDGE_ID.startswith(ref))
 
 
 def _find(networks: list[dict[str, Any]], ref: str) -> dict[str, Any]:
@@ -115,13 +123,15 @@ async def inspect(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     manager = agent.require_manager()
     ref = request.match_info["id"]
-    if ref in ("shoal_gwbridge",):
+    if _is_gwbridge(ref):
         return web.json_response(dict(GWBRIDGE))
     return web.json_response(view(agent, _find(manager.store.list("network"), ref)))
 
 
 async def remove(request: web.Request) -> web.Response:
     manager = request.app[AGENT].require_manager()
+    if _is_gwbridge(request.match_info["id"]):
+        raise Forbidden("shoal_gwbridge is a pre-defined network and cannot be removed")
     network = _find(manager.store.list("network"), request.match_info["id"])
     users = [
         s["Spec"]["Name"]

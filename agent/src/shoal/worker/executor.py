@@ -28,6 +28,7 @@ class Executor:
         self.reports: list[dict[str, Any]] = []
         self.wakeup = asyncio.Event()
         self.service_names: dict[str, str] = {}
+        self.hooks: Any = None  # networking: before_start / after_start / before_remove
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -95,8 +96,12 @@ class Executor:
         try:
             self.report(tid, "accepted", "accepted")
             await asyncio.to_thread(self.driver.prepare, task)
+            if self.hooks is not None and task.get("NetworksAttachments"):
+                await self.hooks.before_start(task)
             self.report(tid, "starting", "starting")
             handle = await asyncio.to_thread(self.driver.start, task)
+            if self.hooks is not None and task.get("NetworksAttachments"):
+                await self.hooks.after_start(task)
             self.report(tid, "running", "started", PID=handle.pid)
         except (NoSuchImage, TaskRejected) as exc:
             self.report(tid, "rejected", "rejected", Err=exc.message)
@@ -117,17 +122,28 @@ class Executor:
             grace_s = grace / 1e9 if isinstance(grace, int) else None
             status = await asyncio.to_thread(self.driver.stop, tid, grace_s)
             self.report(tid, "shutdown", "shutdown", **_exit_fields(status, asked=True))
+            await self._release(tid)
         except Exception as exc:
             log.warning("stopping task %s: %s", tid, exc)
             self.report(tid, "shutdown", "shutdown", Err=str(exc))
         finally:
             self.busy.discard(tid)
 
+    async def _release(self, tid: str) -> None:
+        """A task that ended leaves its networks at once (its record stays for `service ps`)."""
+        if self.hooks is not None:
+            try:
+                await self.hooks.before_remove(tid)
+            except Exception as exc:
+                log.warning("detaching task %s: %s", tid, exc)
+
     async def _forget(self, tid: str) -> None:
         self.busy.add(tid)
         try:
             if self.state.get(tid) == "running":
                 await asyncio.to_thread(self.driver.stop, tid, None)
+            if self.hooks is not None:
+                await self.hooks.before_remove(tid)
             await asyncio.to_thread(self.driver.remove, tid)
         except Exception as exc:
             log.debug("cleaning up task %s: %s", tid, exc)
@@ -150,6 +166,7 @@ class Executor:
             if tid in self.stop_requested:
                 continue  # _stop reports it
             fields = _exit_fields(status, asked=False)
+            self._spawn(self._release(tid))
             if status.exit_code == 0 and not status.error:
                 self.report(tid, "complete", "finished", **fields)
             else:

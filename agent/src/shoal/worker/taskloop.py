@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from shoal.aio import BackgroundLoop
 from shoal.api.errors import APIError
@@ -30,6 +31,7 @@ class TaskLoop:
         self.managers = managers
         self.leader = leader
         self.signature: str | None = None
+        self.netagent: Any = None
         self.epoch = 0
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
@@ -70,6 +72,9 @@ class TaskLoop:
             self.signature = answer.get("Signature")
             self.executor.service_names = answer.get("Services") or {}
             self.executor.apply(answer.get("Tasks") or [])
+            if self.netagent is not None:
+                await self.netagent.adopt(self.executor.assigned, self.executor.state)
+                await self.netagent.apply(answer.get("Net") or {})
 
     async def _status(self) -> None:
         while True:

@@ -82,6 +82,8 @@ def allocate_ports(
     for p in spec_ports:
         proto = p.get("Protocol", "tcp")
         port = dict(p, Protocol=proto, PublishMode=p.get("PublishMode", "ingress"))
+        if not port.get("Name"):
+            port.pop("Name", None)  # as Docker shows it: no empty name
         published = int(p.get("PublishedPort") or 0)
         if published:
             owner = in_use.get((published, proto))

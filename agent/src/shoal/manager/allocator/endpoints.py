@@ -21,6 +21,8 @@ def resolve_network(networks: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     matches = [n for n in networks if ref and n["ID"].startswith(ref)]
     if len(matches) == 1:
         return matches[0]
+    if len(matches) > 1:
+        raise SpecError(f"network {ref} is ambiguous ({len(matches)} matches found on ID prefix)")
     raise NetworkNotFound(f"network {ref} not found")
 
 

@@ -119,6 +119,16 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
     print(f"site.yml: bare hosts to a 3-node swarm in {took:.1f} s; second run changed=0 in {again:.1f} s")
 
 
+def test_swarm_info_works_from_a_worker(bed: Testbed, play) -> None:
+    rc, out, _ = play(None, "-a", json.dumps({"tasks": False}), module="shoal.swarm.swarm_info", host="swarm02")
+    assert rc == 0, out
+    facts = json.loads(out[out.index("{") :])
+    assert facts["can_talk_to_agent"] and facts["swarm_active"] and not facts["is_manager"]
+    assert sorted(n["Description"]["Hostname"] for n in facts["nodes"]) == HOSTS  # through a manager
+    assert facts["node_id"] == nodes(bed, "swarm00")["swarm02"]["ID"]
+    assert "SWMTKN" not in out
+
+
 def test_check_mode_on_the_converged_cluster_predicts_nothing(bed: Testbed, play) -> None:
     before = spec_versions(bed)
     rc, out, recap = play("site.yml", "--check")
@@ -250,3 +260,19 @@ def test_reset_leaves_stops_and_wipes_then_changes_nothing(bed: Testbed, play) -
     rc, out, recap = play("site.yml")  # and back: a new swarm on the kept installation
     assert rc == 0, out
     assert sorted(nodes(bed, "swarm00")) == HOSTS
+
+
+def test_site_forms_a_three_manager_swarm_from_the_inventory(bed: Testbed, play) -> None:
+    rc, out, _ = play("reset.yml")
+    assert rc == 0, out
+    bed.up(3, managers=3)  # the same hosts; the inventory now lists all three as managers
+    try:
+        rc, out, recap = play("site.yml")
+        assert rc == 0, out
+        listed = nodes(bed, "swarm01")
+        assert all((n.get("ManagerStatus") or {}).get("Reachability") == "reachable" for n in listed.values())
+        assert sum(1 for n in listed.values() if n["ManagerStatus"]["Leader"]) == 1
+        rc, out, recap = play("site.yml")
+        assert rc == 0 and changed(recap) == 0, out
+    finally:
+        bed.up(3, managers=1)

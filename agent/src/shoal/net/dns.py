@@ -29,7 +29,7 @@ import struct
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from pyroute2.netns import setns
 
@@ -287,6 +287,7 @@ class _Task:
     netns_path: str
     network_ids: tuple[str, ...]
     udp: asyncio.DatagramTransport | None = None
+    udp_closed: asyncio.Future[None] | None = None
     tcp: asyncio.Server | None = None
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
@@ -297,10 +298,13 @@ class _UDPServer(asyncio.DatagramProtocol):
         self.dns = dns
         self.task = task
         self.transport: asyncio.DatagramTransport | None = None
+        # the socket is closed one loop turn after transport.close(): remove_task() waits for
+        # it so that 127.0.0.11:53 is free again when it returns
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # 3.11's selector datagram transport does not subclass DatagramTransport: no isinstance
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -309,8 +313,8 @@ class _UDPServer(asyncio.DatagramProtocol):
             log.exception("dns: cannot answer a query of task %s", self.task.task_id)
             return
         if isinstance(result, bytes):
-            assert self.transport is not None
-            self.transport.sendto(result, addr)
+            if self.transport is not None:
+                self.transport.sendto(result, addr)
         elif result is not None:
             self.dns.spawn(self.task, self._relay(data, result, addr))
 
@@ -321,6 +325,10 @@ class _UDPServer(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP from a client that went away: nothing to do
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class EmbeddedDNS:
@@ -417,8 +425,8 @@ class EmbeddedDNS:
             udp, tcp = await _in_new_thread(lambda: _bind_in_netns(netns_path), _close_pair)
             task = _Task(task_id, netns_path, tuple(network_ids))
             try:
-                transport, _ = await loop.create_datagram_endpoint(lambda: _UDPServer(self, task), sock=udp)
-                task.udp = transport
+                transport, protocol = await loop.create_datagram_endpoint(lambda: _UDPServer(self, task), sock=udp)
+                task.udp, task.udp_closed = transport, protocol.closed
                 task.tcp = await asyncio.start_server(
                     lambda r, w: self._serve_tcp(task, r, w), sock=tcp, backlog=MAX_TCP_PER_TASK
                 )
@@ -458,8 +466,10 @@ class EmbeddedDNS:
             job.cancel()
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
+        if task.udp_closed is not None:
+            await task.udp_closed
         if task.tcp is not None:
-            await task.tcp.wait_closed()
+            await task.tcp.wait_closed()  # the listening socket itself is closed at once
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()

@@ -66,6 +66,7 @@ TASKS = [
     Task("client", "swarm01", [att(NET_A, "10.0.1.7")]),
     Task("lonely", "swarm02", [att(NET_I, "10.0.2.5")]),
     Task("lonely2", "swarm00", [att(NET_I, "10.0.2.6")], serve=True),
+    Task("plain", "swarm02", [], serve=True),  # on no network: only the gateway leg
 ]
 
 
@@ -138,7 +139,7 @@ def cluster(bed: Testbed) -> Iterator[Cluster]:
                 c.servers.append(subprocess.Popen(bed.exec_argv(t.host, argv), start_new_session=True))
         for t in TASKS:
             if t.serve:
-                ip = t.attachments[0].ip
+                ip = t.attachments[0].ip if t.attachments else "127.0.0.1"
                 wait_until(
                     f"{t.id} serving", lambda t=t, ip=ip: c.in_task(t, f"curl -s -m 1 {ip}:8080").returncode == 0
                 )
@@ -248,6 +249,24 @@ def test_host_mode_port_only_where_the_task_runs(cluster: Cluster) -> None:
     assert ctl_curl(f"http://10.213.0.11:{HOST_PORT}/", timeout=2).returncode != 0
     # the mesh port keeps working next to it
     assert ctl_curl(f"http://10.213.0.10:{MESH_PORT}/").stdout.startswith("Hello World!")
+
+
+def test_a_task_on_no_network_gets_the_gateway_leg_and_host_mode_ports(cluster: Cluster) -> None:
+    plain = task("plain")  # swarm02
+    links = cluster.in_task(plain, "ip -o link show").stdout
+    assert "eth0" in links and "eth1" not in links
+    gw_ip = cluster.drivers["swarm02"].call("gateway_address", task_id="plain")
+    assert "default via 172.18.0.1 dev eth0" in cluster.in_task(plain, "ip route").stdout
+    mesh = Published(MESH_PORT, "tcp", 8080, "ingress", ["10.255.0.5", "10.255.0.6"])
+    host_port = Published(HOST_PORT, "tcp", 8080, "host", [gw_ip])  # by its gateway-leg address
+    cluster.drivers["swarm02"].call(
+        "program_ingress", published=[mesh, host_port], ingress=att(INGRESS, SBOX_IP["swarm02"])
+    )
+    assert ctl_curl(f"http://10.213.0.12:{HOST_PORT}/").stdout.strip() == f"Hello World! from {gw_ip}"
+    with pytest.raises(DriverError, match="no local task"):
+        bad = Published(HOST_PORT + 1, "tcp", 8080, "host", ["10.0.1.5"])  # web1 runs on swarm00
+        cluster.drivers["swarm02"].call("program_ingress", published=[mesh, bad], ingress=att(INGRESS, "10.255.0.4"))
+    assert ctl_curl(f"http://10.213.0.12:{HOST_PORT}/").stdout.startswith("Hello World!")  # unchanged
 
 
 def test_internal_network_has_no_way_out(cluster: Cluster) -> None:

@@ -67,6 +67,7 @@ class Dataplane:
         self._peers: dict[str, list[Peer]] = {}
         self._lb: dict[str, lb.State] = {}
         self._forwarding_before: tuple[str, str] | None = None  # (underlay ifname, old value)
+        self._mesh_last: list[Published] = []  # the ingress_sbox's ports, to restore on failure
 
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[Undo]:
@@ -80,15 +81,17 @@ class Dataplane:
 
     # ---- tasks
     def attach(self, task_id: str, task_netns: str, attachments: list[NetAttachment]) -> None:
-        """Give the task eth0, eth1... on its networks (in order) and, unless all of them are
-        internal, a last ethN on the gateway bridge carrying its default route."""
+        """Give the task eth0, eth1... on its networks (in order) and, unless it has networks and
+        all of them are internal, a last ethN on the gateway bridge carrying its default route."""
         with self._call(f"attach {task_id}") as undo:
             if not ns.exists(task_netns):
                 raise DataplaneError(f"no network namespace at {task_netns}")
             ns.run(task_netns, overlay.disable_ipv6)
             for i, att in enumerate(attachments):
                 self._overlay_endpoint(undo, task_id, task_netns, f"eth{i}", att)
-            if attachments and not all(a.internal for a in attachments):
+            # a task on no network at all still gets the gateway leg: outbound traffic and
+            # host-mode ports work for it, as Docker's default bridge gives them
+            if not attachments or not all(a.internal for a in attachments):
                 ips = [a.ip for a in attachments]
                 self._gateway_leg(undo, task_id, task_netns, f"eth{len(attachments)}", ips)
 
@@ -141,6 +144,9 @@ class Dataplane:
 
     # ---- routing mesh
     def program_ingress(self, published: list[Published], ingress: NetAttachment | None) -> None:
+        """This node's published ports: the host table `shoal_mesh`, and for ingress-mode ports
+        the `ingress_sbox` balancing over the ingress overlay. Everything is checked before
+        anything changes; an empty list removes both."""
         with self._call("program published ports") as undo:
             by_port: dict[tuple[str, int], Published] = {}
             for p in published:
@@ -149,25 +155,27 @@ class Dataplane:
                     raise DataplaneError(f"port {p.published_port}/{key[0]} is published twice")
                 by_port[key] = p
             ingress_ports = [p for p in published if p.mode == "ingress"]
-            host_ports = [p for p in published if p.mode == "host"]
-            targets: list[mesh.HostTarget] = []
-            if ingress_ports:
-                if ingress is None:
-                    raise DataplaneError("ingress-mode ports need the node's ingress network attachment")
-                sbox_ip = self._ensure_ingress_sbox(undo, ingress)
-                nft.apply(ns.path_of(INGRESS_SBOX, self.netns_dir), mesh.sbox_ruleset(ingress_ports))
-                targets += [
-                    mesh.HostTarget(p.protocol.lower(), p.published_port, (sbox_ip,), None) for p in ingress_ports
-                ]
-            if host_ports:
-                targets += self._host_targets(host_ports)
-            if not targets:
+            if ingress_ports and ingress is None:
+                raise DataplaneError("ingress-mode ports need the node's ingress network attachment")
+            targets = self._host_targets([p for p in published if p.mode == "host"])
+            if not published:
                 with contextlib.suppress(nft.NftError):
                     nft.delete_table(None, mesh.TABLE)
                 self._remove_ingress_sbox()
+                self._mesh_last = []
                 return
+            if ingress_ports and ingress is not None:
+                sbox_ip = self._ensure_ingress_sbox(undo, ingress)
+                sbox = ns.path_of(INGRESS_SBOX, self.netns_dir)
+                nft.apply(sbox, mesh.sbox_ruleset(ingress_ports))
+                previous = self._mesh_last
+                undo.push(lambda: nft.apply(sbox, mesh.sbox_ruleset(previous)))
+                targets += [
+                    mesh.HostTarget(p.protocol.lower(), p.published_port, (sbox_ip,), None) for p in ingress_ports
+                ]
             self._underlay_forwarding()
             nft.apply(None, mesh.host_ruleset(targets))
+            self._mesh_last = ingress_ports
             if not ingress_ports:
                 self._remove_ingress_sbox()
 
@@ -183,6 +191,7 @@ class Dataplane:
             with contextlib.suppress(nft.NftError):
                 nft.delete_table(None, mesh.TABLE)
             self._remove_ingress_sbox()
+            self._mesh_last = []
             for name in self._sandboxes():
                 overlay.remove_sandbox(name, self.netns_dir)
             self.gw.remove()
@@ -270,6 +279,8 @@ class Dataplane:
     def _host_targets(self, host_ports: list[Published]) -> list[mesh.HostTarget]:
         """Host-mode backends to gateway-leg addresses (the host reaches tasks only there);
         backends may be given as overlay addresses or as leg addresses."""
+        if not host_ports:
+            return []
         by_overlay: dict[str, str] = {}
         legs = self.gw.legs()
         for owner, (_, leg_ip, overlay_ips) in legs.items():

@@ -32,7 +32,7 @@ class Gateway:
             idx = links.lookup(ipr, GW_BRIDGE)
             return idx is not None and bool(ipr.get_links(idx)[0]["flags"] & links.IFF_UP)
 
-        return ns.iproute(None, check) and TABLE in nft.tables(None)
+        return ns.iproute(None, check) and nft.has_table(None, TABLE)
 
     def ensure(self) -> bool:
         """Bridge, address, forwarding on it, masquerade; True if this call made it."""

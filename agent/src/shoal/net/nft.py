@@ -148,6 +148,15 @@ def delete_table(netns: str | None, name: str) -> None:
     apply(netns, [{"add": table(name)}, {"delete": table(name)}])
 
 
+def has_table(netns: str | None, name: str) -> bool:
+    """Lists that one table only (listing all tables fetches every rule of every table)."""
+    try:
+        ns.exec_in(netns, ["nft", "list", "table", FAMILY, name])
+    except OSError:
+        return False
+    return True
+
+
 def tables(netns: str | None) -> list[str]:
     try:
         out = ns.exec_in(netns, ["nft", "-j", "list", "tables"])

@@ -287,8 +287,9 @@ def test_outbound_is_masqueraded_and_tasks_are_isolated_on_the_gateway_bridge(cl
     web2_gw = cluster.drivers["swarm01"].call("gateway_address", task_id="web2")
     assert web2_gw and web2_gw.startswith("172.18.")
     assert cluster.in_task(web2, f"ip -o -4 addr show dev eth2 | grep -q {web2_gw}").returncode == 0
-    # icc off: no task-to-task traffic over the gateway bridge
+    # icc off: no task-to-task traffic over the gateway bridge (isolated bridge ports)
     assert cluster.in_task(client, f"ping -c 1 -W 1 {web2_gw}").returncode != 0
+    assert "isolated on" in cluster.sh("swarm01", "bridge -d link show dev gwweb2").stdout
 
 
 def test_attach_is_idempotent_and_peers_are_declarative(cluster: Cluster) -> None:
@@ -303,6 +304,39 @@ def test_attach_is_idempotent_and_peers_are_declarative(cluster: Cluster) -> Non
     assert cluster.in_task(client, "ping -c 1 -W 1 10.0.1.5").returncode != 0
     cluster.sync_peers()
     assert cluster.in_task(client, "ping -c 1 -W 2 10.0.1.5").returncode == 0
+
+
+def test_a_restarted_dataplane_finds_what_the_last_one_made(cluster: Cluster) -> None:
+    cluster.drivers["swarm01"].close()  # shoald restarts: a new Dataplane, nothing in memory
+    d = cluster.drivers["swarm01"] = Driver(cluster.bed, "swarm01", HOSTS["swarm01"])
+    web2, client = task("web2"), task("client")
+    sandbox = "1-" + str(NET_A["network_id"])[:10]
+
+    def state() -> str:
+        return "".join(
+            [
+                cluster.in_task(web2, "ip -o addr show").stdout,
+                cluster.in_task(web2, "ip -o link show").stdout,
+                cluster.sh("swarm01", f"ip netns exec {sandbox} bridge fdb show dev vxlan4097").stdout,
+                cluster.sh("swarm01", "ip -o link show; ip netns list").stdout,
+            ]
+        )
+
+    before = state()
+    gw_before = d.call("gateway_address", task_id="web2")
+    d.call("attach", task_id=web2.id, task_netns=web2.path, attachments=web2.attachments)
+    cluster.sync_peers()
+    assert state() == before
+    assert d.call("gateway_address", task_id="web2") == gw_before
+    # the VIP table it does not remember is replaced whole
+    vip = ServiceLB("websvc00000000000000000000", str(NET_A["network_id"]), "10.0.1.2", [(8080, "tcp")], ["10.0.1.5"])
+    d.call("program_task_lb", task_netns=client.path, services=[vip])
+    assert (
+        cluster.in_task(client, "curl -s -m 3 http://10.0.1.2:8080/").stdout.strip() == "Hello World! from 10.255.0.5"
+    )
+    mesh = Published(MESH_PORT, "tcp", 8080, "ingress", ["10.255.0.5", "10.255.0.6"])
+    d.call("program_ingress", published=[mesh], ingress=att(INGRESS, SBOX_IP["swarm01"]))
+    assert ctl_curl(f"http://10.213.0.11:{MESH_PORT}/").stdout.startswith("Hello World!")
 
 
 def test_a_failing_attach_leaves_nothing(cluster: Cluster) -> None:

@@ -103,10 +103,21 @@ def endpoint_present(ep: Endpoint) -> bool:
 
 def create_endpoint(ep: Endpoint) -> None:
     """Make the pair (replacing stale halves); on failure neither half is left."""
+    owner = (parse_alias(ep.alias) or [""])[0]
+
+    def clear_side(ipr: IPRoute) -> None:
+        idx = lookup(ipr, ep.side_name)
+        if idx is not None:
+            other = parse_alias(ipr.get_links(idx)[0].get("IFLA_IFALIAS"))
+            if other is None or other[0] != owner:
+                # names keep only a prefix of the owner (IFNAMSIZ): never take another's link
+                raise OSError(f"interface {ep.side_name} exists and is not {owner}'s")
+            delete(ipr, ep.side_name)
+
+    ns.iproute(ep.side_netns, clear_side)
     ns.iproute(ep.task_netns, lambda ipr: delete(ipr, ep.ifname))
 
     def side(ipr: IPRoute) -> None:
-        delete(ipr, ep.side_name)
         fd = os.open(ep.task_netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
             # the task end is born in the task namespace under its final name: no renames,

@@ -421,13 +421,30 @@ def _update(api: Client, service: Service, spec: Mapping[str, Any], rollback: bo
     _warnings(api.post(f"/services/{service['ID']}/update", dict(spec), version=version, **extra))
 
 
+def _modify(api: Client, ref: str, change: Any, rollback: bool = False, attempts: int = 3) -> Service:
+    """Read, change, write with the version read. The orchestrator also writes services (UpdateStatus
+    while an update runs), so a stale version is retried on a fresh read: the flags are relative."""
+    for attempt in range(attempts):
+        service = _service(api, ref)
+        try:
+            _update(api, service, change(service), rollback=rollback)
+            return service
+        except APIError as e:
+            if e.status != 409 or "out of sequence" not in e.message or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def cmd_update(api: Client, args: argparse.Namespace) -> int:
-    service = _service(api, args.service)
     resolve = _network_resolver(api)
-    spec = service_args.update_spec(service.get("Spec") or {}, args, resolve)
-    if args.rollback and spec != (service.get("Spec") or {}):
-        raise CLIError("other flags may not be combined with --rollback")
-    _update(api, service, spec, rollback=args.rollback)
+
+    def change(service: Service) -> Mapping[str, Any]:
+        spec = service_args.update_spec(service.get("Spec") or {}, args, resolve)
+        if args.rollback and spec != (service.get("Spec") or {}):
+            raise CLIError("other flags may not be combined with --rollback")
+        return spec
+
+    service = _modify(api, args.service, change, rollback=args.rollback)
     print(args.service, flush=True)
     _wait(api, str(service["ID"]), args)
     return 0
@@ -447,12 +464,15 @@ def cmd_scale(api: Client, args: argparse.Namespace) -> int:
     scaled: list[tuple[str, str]] = []
     for ref, replicas in wanted:
         try:
-            service = _service(api, ref)
-            spec = dict(service.get("Spec") or {})
-            if "Replicated" not in (spec.get("Mode") or {}):
-                raise CLIError("scale can only be used with replicated mode")
-            spec["Mode"] = {"Replicated": {**(spec["Mode"]["Replicated"] or {}), "Replicas": replicas}}
-            _update(api, service, spec)
+
+            def change(service: Service, replicas: int = replicas) -> Mapping[str, Any]:
+                spec = dict(service.get("Spec") or {})
+                if "Replicated" not in (spec.get("Mode") or {}):
+                    raise CLIError("scale can only be used with replicated mode")
+                spec["Mode"] = {"Replicated": {**(spec["Mode"]["Replicated"] or {}), "Replicas": replicas}}
+                return spec
+
+            service = _modify(api, ref, change)
         except CLIError as e:
             errors.append(f"{ref}: {e.message.removeprefix('Error: ')}")
             continue

@@ -148,7 +148,7 @@ def node_netstate(
                 records["Names"][short] = e["IP"]
             dns.append(records)
     published = []
-    for s in publishing:
+    for s in publishing if ingress_addr else []:  # the mesh needs this node's ingress sandbox address
         backends = sorted(
             e["IP"]
             for e in endpoints.get(ingress_id or "", [])

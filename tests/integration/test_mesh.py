@@ -1,0 +1,179 @@
+"""The dataplane through the agents (seed §3, §4, §5, §7, §8): overlays, the routing mesh, VIPs, DNS.
+
+Clients: the controller namespace (`shoal-ctl`, on the underlay only) and tasks themselves (`shoal exec`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from integration.cluster_helpers import HOSTS, api, cli, form_cluster, wait_for, wipe_cluster
+from testbed.bed import Testbed
+from testbed.layout import CONTROLLER_NS
+
+HELLO = {"ContainerSpec": {"Image": "shoal/hello"}, "RestartPolicy": {"Condition": "any", "Delay": 0}}
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    form_cluster(bed, managers=1)
+    yield bed
+    wipe_cluster(bed, "test_mesh")
+
+
+def curl(bed: Testbed, host: str, port: int) -> str:
+    """An HTTP GET from the controller namespace to a node's underlay address (bounded: 3 s)."""
+    address = bed.host(host).address
+    res = subprocess.run(
+        ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--max-time", "3", f"http://{address}:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return res.stdout.strip()
+
+
+def running_tasks(bed: Testbed, service: str) -> list[dict]:
+    return [
+        t
+        for t in api(bed, "swarm00").get("/tasks", filters={"service": [service]})
+        if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+    ]
+
+
+def in_task(bed: Testbed, service: str, argv: list[str]) -> tuple[int, str]:
+    task = running_tasks(bed, service)[0]
+    host = {n["ID"]: n["Description"]["Hostname"] for n in api(bed, "swarm00").get("/nodes")}[task["NodeID"]]
+    rc, out, err = cli(bed, host, "exec", task["ID"][:12], *argv)
+    return rc, out + err
+
+
+def test_published_service_answers_through_every_node(cluster: Testbed) -> None:
+    api(cluster, "swarm00").post(
+        "/services/create",
+        {
+            "Name": "nodejs",
+            "TaskTemplate": {**HELLO, "Placement": {"Constraints": ["node.role==worker"]}},
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 80}]},
+        },
+    )
+    wait_for("nodejs running", lambda: len(running_tasks(cluster, "nodejs")) == 1, timeout=20)
+    task_ip = running_tasks(cluster, "nodejs")[0]["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+    for host in HOSTS:  # also swarm00, which runs no task of it
+        answer = wait_for(f"an answer through {host}", lambda h=host: curl(cluster, h, 80), timeout=15)
+        assert answer == f"Hello World! from {task_ip}"
+
+
+def test_scaled_service_answers_round_robin(cluster: Testbed) -> None:
+    spec = api(cluster, "swarm00").get("/services/nodejs")
+    body = dict(spec["Spec"], Mode={"Replicated": {"Replicas": 2}})
+    api(cluster, "swarm00").post("/services/nodejs/update", body, version=spec["Version"]["Index"])
+    wait_for("2 running", lambda: len(running_tasks(cluster, "nodejs")) == 2, timeout=20)
+    ips = {t["NetworksAttachments"][0]["Addresses"][0].split("/")[0] for t in running_tasks(cluster, "nodejs")}
+    seen = wait_for(
+        "both backends answer",
+        lambda: (
+            (s := {curl(cluster, "swarm00", 80) for _ in range(8)}) >= {f"Hello World! from {ip}" for ip in ips} and s
+        ),
+        timeout=20,
+    )
+    assert len(seen) == 2
+
+
+def test_internal_network_vip_and_dns(cluster: Testbed) -> None:
+    api(cluster, "swarm00").post(
+        "/networks/create",
+        {
+            "Name": "internal",
+            "Driver": "overlay",
+            "Attachable": True,
+            "IPAM": {"Config": [{"Subnet": "172.30.0.0/24"}]},
+        },
+    )
+    api(cluster, "swarm00").post(
+        "/services/create",
+        {
+            "Name": "backend",
+            "TaskTemplate": {**HELLO, "Networks": [{"Target": "internal"}]},
+            "Mode": {"Replicated": {"Replicas": 2}},
+        },
+    )
+    api(cluster, "swarm00").post(
+        "/services/create",
+        {
+            "Name": "client",
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+                "Networks": [{"Target": "internal"}],
+            },
+        },
+    )
+    wait_for(
+        "backend and client running",
+        lambda: len(running_tasks(cluster, "backend")) == 2 and len(running_tasks(cluster, "client")) == 1,
+        timeout=30,
+    )
+    vip = next(v["Addr"] for v in api(cluster, "swarm00").get("/services/backend")["Endpoint"]["VirtualIPs"])
+    vip = vip.split("/")[0]
+    backend_ips = sorted(
+        t["NetworksAttachments"][0]["Addresses"][0].split("/")[0] for t in running_tasks(cluster, "backend")
+    )
+    rc, out = in_task(cluster, "client", ["cat", "/etc/resolv.conf"])
+    assert rc == 0 and "nameserver 127.0.0.11" in out
+    rc, out = wait_for(
+        "DNS answers the VIP",
+        lambda: (r := in_task(cluster, "client", ["getent", "hosts", "backend"]))[0] == 0 and r,
+        timeout=15,
+    )
+    assert out.split()[0] == vip
+    rc, out = in_task(cluster, "client", ["getent", "ahostsv4", "tasks.backend"])
+    assert sorted({line.split()[0] for line in out.splitlines()}) == backend_ips
+    answers = set()
+    for _ in range(8):
+        rc, out = in_task(cluster, "client", ["curl", "-s", "--max-time", "3", f"http://{vip}:8080/"])
+        answers.add(out.strip())
+    assert answers == {f"Hello World! from {ip}" for ip in backend_ips}
+    # by name, through DNS and the VIP
+    rc, out = in_task(cluster, "client", ["curl", "-s", "--max-time", "3", "http://backend:8080/"])
+    assert out.strip().startswith("Hello World! from 172.30.0.")
+    # a task not on `internal` cannot reach it, nor resolve its names
+    rc, out = in_task(cluster, "nodejs", ["curl", "-s", "--max-time", "2", f"http://{backend_ips[0]}:8080/"])
+    assert "Hello World" not in out
+    rc, out = in_task(cluster, "nodejs", ["getent", "hosts", "backend"])
+    assert rc != 0
+    # unknown names: no upstream resolver in tests, so an immediate failure
+    rc, out = in_task(cluster, "client", ["getent", "hosts", "example.invalid"])
+    assert rc != 0
+
+
+def test_publish_add_and_rm_expose_and_hide(cluster: Testbed) -> None:
+    rc, _, err = cli(cluster, "swarm00", "service", "update", "--detach", "--publish-add", "8081:8080", "backend")
+    assert rc == 0, err
+    answer = wait_for("backend through the mesh", lambda: curl(cluster, "swarm01", 8081), timeout=30)
+    assert answer.startswith("Hello World! from 10.255.0.")
+    rc, _, err = cli(cluster, "swarm00", "service", "update", "--detach", "--publish-rm", "8080", "backend")
+    assert rc == 0, err
+    wait_for("backend hidden again", lambda: curl(cluster, "swarm01", 8081) == "", timeout=30)
+
+
+def test_removing_everything_leaves_no_network_state(cluster: Testbed) -> None:
+    for name in ("client", "backend", "nodejs"):
+        api(cluster, "swarm00").delete(f"/services/{name}")
+    wait_for("no tasks left", lambda: not api(cluster, "swarm00").get("/tasks"), timeout=30)
+    api(cluster, "swarm00").delete("/networks/internal")
+
+    def clean() -> bool:
+        for host in HOSTS:
+            listing = cluster.run(host, ["ip", "netns", "list"]).stdout
+            if "1-" in listing or "task-" in listing:
+                return False
+        return True
+
+    wait_for("no overlay or task namespaces on any node", clean, timeout=30)
+    for host in HOSTS:
+        tables = cluster.run(host, ["nft", "list", "tables"]).stdout
+        assert "shoal_lb" not in tables

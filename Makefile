@@ -6,11 +6,13 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STATE := .state
 DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-ping curl \
-	netcat-openbsd util-linux python3 python3-venv
+	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk
 STAMP := $(STATE)/setup.stamp
 SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 
 .PHONY: setup test unit integration demo demo-down bench lint clean
+
+include mk/ansible.mk
 
 $(STAMP): $(SETUP_INPUTS)
 	@mkdir -p $(STATE)
@@ -28,9 +30,9 @@ $(STAMP): $(SETUP_INPUTS)
 
 setup: $(STAMP)
 
-lint: setup
-	$(VENV)/bin/ruff check $(wildcard agent tests bench plugins)
-	$(VENV)/bin/ruff format --check $(wildcard agent tests bench plugins)
+lint: setup collection-lint
+	$(VENV)/bin/ruff check $(wildcard agent tests bench plugins roles)
+	$(VENV)/bin/ruff format --check $(wildcard agent tests bench plugins roles)
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit

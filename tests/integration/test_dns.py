@@ -11,6 +11,7 @@ it saw as JSON; the assertions are here in the test. Everything it made is remov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -58,7 +59,9 @@ def test_embedded_dns_in_task_namespaces(bed: Testbed) -> None:
     pipelined = [sorted(r["answers"]) for r in seen["a tcp pipelined"]]
     assert pipelined == [["10.0.1.2"], ["10.0.1.3", "10.0.1.4"], ["10.0.1.3"]]
     assert seen["a udp after garbage"]["answers"] == ["10.0.1.2"]
-    assert seen["dropped"] == 4
+    assert seen["a tcp after garbage"]["answers"] == ["10.0.1.2"]
+    assert 0.8 <= seen["a tcp idle closed after"] <= 3, seen["a tcp idle closed after"]
+    assert seen["dropped"] == 5  # 4 datagrams and the TCP message
     assert seen["a api after update"] == [0, ["10.0.1.20"]]
     assert seen["a web after update"][0] == 2
     assert seen["b after remove_task"] == "no answer"
@@ -184,6 +187,27 @@ def recv_exactly(s: socket.socket, n: int) -> bytes:
     return data
 
 
+def tcp_garbage_then_query() -> dict[str, Any]:
+    """A malformed message costs only itself: the same connection answers the next one."""
+    from dnslib import DNSRecord
+
+    with socket.create_connection(("127.0.0.11", 53), timeout=5) as s:
+        started = time.monotonic()
+        packet = DNSRecord.question("web").pack()
+        s.sendall(b"\x00\x05hello" + struct.pack("!H", len(packet)) + packet)
+        (length,) = struct.unpack("!H", recv_exactly(s, 2))
+        return summary(recv_exactly(s, length), started)
+
+
+def tcp_idle_close() -> float:
+    """Seconds until the server closes a connection that sends nothing."""
+    with socket.create_connection(("127.0.0.11", 53), timeout=10) as s:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # EOF and reset both mean closed
+            s.recv(1)
+        return round(time.monotonic() - started, 2)
+
+
 def send_garbage() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         cut_question = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03we"
@@ -210,7 +234,7 @@ async def checks(ns_a: str, ns_b: str, resolv: str, stub_log: str) -> dict[str, 
 
     path_a, path_b = f"/run/netns/{ns_a}", f"/run/netns/{ns_b}"
     seen: dict[str, Any] = {}
-    dns = EmbeddedDNS()
+    dns = EmbeddedDNS(tcp_idle_timeout=1.0)
     dns.update([DNSRecordSet(**r) for r in RECORDS_V1])
     await dns.add_task("task-a", path_a, ["net-one"])
     await dns.add_task("task-b", path_b, ["net-two"])
@@ -223,6 +247,8 @@ async def checks(ns_a: str, ns_b: str, resolv: str, stub_log: str) -> dict[str, 
         seen["a udp nosuch.example"] = await in_netns(path_a, lambda: udp_ask("nosuch.example"))
         seen["a udp web AAAA"] = await in_netns(path_a, lambda: udp_ask("web", "AAAA"))
         seen["a tcp pipelined"] = await in_netns(path_a, lambda: tcp_ask(["web", "tasks.web", "web.1"]))
+        seen["a tcp after garbage"] = await in_netns(path_a, tcp_garbage_then_query)
+        seen["a tcp idle closed after"] = await in_netns(path_a, tcp_idle_close)
         await in_netns(path_a, send_garbage)
         seen["a udp after garbage"] = await in_netns(path_a, lambda: udp_ask("web"))
         seen["dropped"] = dns.stats.dropped

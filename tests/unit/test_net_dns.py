@@ -391,6 +391,20 @@ def test_too_many_forwards_in_flight_is_servfail_at_once() -> None:
     assert reply.header.rcode == RCODE.SERVFAIL and dns.stats.servfail == 1
 
 
+def test_a_bug_while_forwarding_still_answers_servfail() -> None:
+    class Broken(Forwarder):
+        async def exchange_udp(self, upstream: Upstream, packet: bytes, ident: int, question: bytes) -> bytes:
+            raise ValueError("bug")
+
+    dns = EmbeddedDNS(upstreams=["192.0.2.1"])
+    dns.forwarder = Broken(["192.0.2.1"])
+    q = query("example.com")
+    parsed = dns.resolve(q.pack(), (), udp=True)
+    assert isinstance(parsed, wire.Query)
+    reply = DNSRecord.parse(asyncio.run(dns.forward(q.pack(), parsed, tcp_client=False)))
+    assert reply.header.rcode == RCODE.SERVFAIL and reply.header.id == q.header.id
+
+
 def test_upstream_matching_checks_id_and_question() -> None:
     fwd = Forwarder([])
     q = query("Example.com")

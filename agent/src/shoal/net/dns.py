@@ -393,6 +393,9 @@ class EmbeddedDNS:
         self.stats.forwarded += 1
         try:
             return await self.forwarder.forward(data, query, tcp_client)
+        except Exception:  # a bug must still give the client an answer rather than a timeout
+            log.exception("dns: forwarding %s failed", query.name)
+            return wire.build_reply(query, wire.SERVFAIL, authoritative=False)
         finally:
             self._forwards -= 1
 

@@ -84,6 +84,60 @@ def test_scaled_service_answers_round_robin(cluster: Testbed) -> None:
     assert len(seen) == 2
 
 
+def ctl_get(url: str) -> str:
+    res = subprocess.run(
+        ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--max-time", "3", url],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return res.stdout.strip()
+
+
+def test_external_haproxy_keeps_serving_when_a_task_moves(cluster: Testbed) -> None:
+    """Seed §9: a real HAProxy (Debian's) in the client namespace, configured by `shoal lb haproxy`."""
+    rc, config, err = cli(cluster, "swarm00", "lb", "haproxy", "--port", "8088", "--service", "nodejs")
+    assert rc == 0, err
+    for host in HOSTS:
+        assert f"{cluster.host(host).address}:80 check" in config
+    path = cluster.state_dir / "haproxy.cfg"
+    path.write_text(config)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", CONTROLLER_NS, "haproxy", "-db", "-f", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for("haproxy answers", lambda: ctl_get("http://127.0.0.1:8088/"), timeout=15).startswith(
+            "Hello World! from 10.255.0."
+        )
+        names = {n["ID"]: n["Description"]["Hostname"] for n in api(cluster, "swarm00").get("/nodes")}
+        moving = names[running_tasks(cluster, "nodejs")[0]["NodeID"]]
+        rc, _, err = cli(cluster, "swarm00", "node", "update", "--availability", "drain", moving)
+        assert rc == 0, err
+        answered = sum(1 for _ in range(20) if ctl_get("http://127.0.0.1:8088/").startswith("Hello World!"))
+        wait_for(
+            "tasks moved off the drained node",
+            lambda: all(names[t["NodeID"]] != moving for t in running_tasks(cluster, "nodejs")),
+            timeout=20,
+        )
+        after = [ctl_get("http://127.0.0.1:8088/") for _ in range(10)]
+        print(
+            f"haproxy while a task moved: {answered}/20 answered, then {sum(a.startswith('Hello') for a in after)}/10"
+        )
+        assert all(a.startswith("Hello World!") for a in after)
+        assert answered >= 15  # the mesh keeps answering on every node while the task is replaced
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if moving:
+            cli(cluster, "swarm00", "node", "update", "--availability", "active", moving)
+
+
 def test_internal_network_vip_and_dns(cluster: Testbed) -> None:
     api(cluster, "swarm00").post(
         "/networks/create",
@@ -160,8 +214,23 @@ def test_publish_add_and_rm_expose_and_hide(cluster: Testbed) -> None:
     wait_for("backend hidden again", lambda: curl(cluster, "swarm01", 8081) == "", timeout=30)
 
 
+def test_host_mode_publishes_only_where_the_task_runs(cluster: Testbed) -> None:
+    api(cluster, "swarm00").post(
+        "/services/create",
+        {
+            "Name": "hostmode",
+            "TaskTemplate": {**HELLO, "Placement": {"Constraints": ["node.hostname==swarm01"]}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 8090, "PublishMode": "host"}]},
+        },
+    )
+    wait_for("hostmode running", lambda: len(running_tasks(cluster, "hostmode")) == 1, timeout=20)
+    answer = wait_for("an answer on swarm01:8090", lambda: curl(cluster, "swarm01", 8090), timeout=15)
+    assert answer.startswith("Hello World! from ")
+    assert curl(cluster, "swarm02", 8090) == "" and curl(cluster, "swarm00", 8090) == ""
+
+
 def test_removing_everything_leaves_no_network_state(cluster: Testbed) -> None:
-    for name in ("client", "backend", "nodejs"):
+    for name in ("client", "backend", "nodejs", "hostmode"):
         api(cluster, "swarm00").delete(f"/services/{name}")
     wait_for("no tasks left", lambda: not api(cluster, "swarm00").get("/tasks"), timeout=30)
     api(cluster, "swarm00").delete("/networks/internal")

@@ -142,3 +142,25 @@ def test_network_rm_refused_while_used(cluster: Testbed) -> None:
     assert rc == 0, err
     names = {n["Name"] for n in api(cluster, "swarm00").get("/networks")}
     assert names == {"ingress", "shoal_gwbridge"}
+
+
+def test_docker_sdk_creates_network_and_published_service(cluster: Testbed) -> None:
+    docker = pytest.importorskip("docker")  # installed by requirements-dev.txt: a missing one fails setup
+    client = docker.DockerClient(base_url=f"unix://{cluster.host('swarm00').socket_path}")
+    net = client.networks.create("sdknet", driver="overlay", attachable=True)
+    try:
+        assert net.attrs["Driver"] == "overlay" and net.attrs["Scope"] == "swarm"
+        assert "sdknet" in [n.name for n in client.networks.list()]
+        endpoint = docker.types.EndpointSpec(ports={8089: 8080})
+        service = client.services.create("shoal/hello", name="sdkweb", networks=["sdknet"], endpoint_spec=endpoint)
+        try:
+            service.reload()
+            assert service.attrs["Endpoint"]["Ports"][0]["PublishedPort"] == 8089
+            assert {v["NetworkID"] for v in service.attrs["Endpoint"]["VirtualIPs"]} >= {net.id}
+            assert [s.name for s in client.services.list()] == ["sdkweb"]
+        finally:
+            service.remove()
+    finally:
+        wait_for("sdkweb tasks gone", lambda: not api(cluster, "swarm00").get("/tasks"), timeout=30)
+        net.remove()
+    assert "sdknet" not in [n.name for n in client.networks.list()]

@@ -103,8 +103,11 @@ async def info(request: web.Request) -> web.Response:
                 "Leader": agent.session.leader,
                 "Error": agent.session.last_error,
             }
+    netagent = agent.netagent
+    backend = netagent.dataplane.backend() if netagent is not None else "unavailable"
     return web.json_response(
         {
+            "Shoal": {"LoadBalancerBackend": backend, "TaskRuntime": "process"},
             "ID": ident.node_id if ident else "",
             "Name": desc_host,
             "ServerVersion": __version__,

@@ -165,6 +165,20 @@ def node_netstate(
                         "Backends": backends,
                     }
                 )
+    host_ports = []
+    for t in live:
+        if t["NodeID"] != node_id or t["Status"]["State"] != "running":
+            continue
+        for p in ((svc_by_id.get(t["ServiceID"]) or {}).get("Endpoint") or {}).get("Ports") or []:
+            if p.get("PublishMode") == "host":
+                host_ports.append(
+                    {
+                        "PublishedPort": p["PublishedPort"],
+                        "Protocol": p.get("Protocol", "tcp"),
+                        "TargetPort": p["TargetPort"],
+                        "TaskID": t["ID"],
+                    }
+                )
     ingress = None
     if ingress_addr and ingress_id and publishing:
         net = by_net[ingress_id]
@@ -176,4 +190,11 @@ def node_netstate(
             "Address": ingress_addr,
             "MAC": mac_of(ingress_addr),
         }
-    return {"Networks": out_networks, "LB": lbs, "DNS": dns, "Published": published, "Ingress": ingress}
+    return {
+        "Networks": out_networks,
+        "LB": lbs,
+        "DNS": dns,
+        "Published": published,
+        "Ingress": ingress,
+        "HostPorts": host_ports,
+    }

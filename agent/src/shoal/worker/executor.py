@@ -96,11 +96,11 @@ class Executor:
         try:
             self.report(tid, "accepted", "accepted")
             await asyncio.to_thread(self.driver.prepare, task)
-            if self.hooks is not None and task.get("NetworksAttachments"):
+            if self.hooks is not None and _networked(task):
                 await self.hooks.before_start(task)
             self.report(tid, "starting", "starting")
             handle = await asyncio.to_thread(self.driver.start, task)
-            if self.hooks is not None and task.get("NetworksAttachments"):
+            if self.hooks is not None and _networked(task):
                 await self.hooks.after_start(task)
             self.report(tid, "running", "started", PID=handle.pid)
         except (NoSuchImage, TaskRejected) as exc:
@@ -171,6 +171,12 @@ class Executor:
                 self.report(tid, "complete", "finished", **fields)
             else:
                 self.report(tid, "failed", "started", **fields)
+
+
+def _networked(task: dict[str, Any]) -> bool:
+    """Tasks on overlays, or publishing host-mode ports (they need the gateway-bridge leg)."""
+    ports = (task.get("Endpoint") or {}).get("Ports") or []
+    return bool(task.get("NetworksAttachments")) or any(p.get("PublishMode") == "host" for p in ports)
 
 
 def _exit_fields(status: ExitStatus | None, asked: bool) -> dict[str, Any]:

@@ -126,7 +126,8 @@ class NetAgent:
                     await self._call(self.dataplane.program_task_lb, self.driver.netns_path(task_id), services)
             ingress = self.state.get("Ingress")
             published = self.state.get("Published") or []
-            if self._changed("mesh", [ingress, published]):
+            host_ports = [p for p in self.state.get("HostPorts") or [] if p["TaskID"] in self.attached]
+            if self._changed("mesh", [ingress, published, host_ports]):
                 att = None
                 if ingress:
                     att = NetAttachment(
@@ -149,6 +150,18 @@ class NetAgent:
                     )
                     for p in published
                 ]
+                for p in host_ports:  # mode=host: only here, straight to the local task's gateway-bridge leg
+                    ip = await self._call(self.dataplane.gateway_address, p["TaskID"])
+                    if ip:
+                        pubs.append(
+                            Published(
+                                published_port=p["PublishedPort"],
+                                protocol=p["Protocol"],
+                                target_port=p["TargetPort"],
+                                mode="host",
+                                backends=[ip],
+                            )
+                        )
                 await self._call(self.dataplane.program_ingress, pubs, att)
             if self.dns is not None and self._changed("dns", self.state.get("DNS")):
                 from shoal.net.dns import DNSRecordSet

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "agent" / "src")]
 
-from integration.cluster_helpers import HOSTS, api, start_agent, wait_for  # noqa: E402
+from integration.cluster_helpers import (  # noqa: E402
+    HOSTS,
+    api,
+    form_cluster,
+    start_agent,
+    wait_for,
+    wipe_cluster,
+)
+from shoal.model.ids import parse_rfc3339  # noqa: E402
 from testbed.bed import Testbed  # noqa: E402
 from testbed.lock import testbed_lock  # noqa: E402
 
 MANAGER = "10.213.0.10:2377"
+T = TypeVar("T")
 
 
 def fresh_cluster(managers: int = 3) -> Testbed:
@@ -53,3 +68,206 @@ def locked_main(main: object) -> None:
     """Run a benchmark's main while holding the machine's testbed lock."""
     with testbed_lock():
         main()  # type: ignore[operator]
+
+
+# ---- services benchmarks (converge, failover, task_rss)
+SLEEPER = {
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "RestartPolicy": {"Condition": "any", "Delay": 0},
+}
+
+
+def services_cluster(managers: int = 1) -> Testbed:
+    """Testbed up; swarm00 inits, the others join (managers up to `managers`); every node ready."""
+    bed = Testbed()
+    bed.up(len(HOSTS))
+    try:
+        form_cluster(bed, managers=managers)
+    except BaseException:
+        wipe(bed, "bench_setup")  # no agent left running behind a failed start
+        raise
+    return bed
+
+
+def wipe(bed: Testbed, name: str) -> None:
+    """Keep the agents' logs under .state/test-logs/NAME, then every node leaves (its tasks end)."""
+    try:
+        wipe_cluster(bed, name)
+    except Exception as exc:  # a wedged agent must not hide the figures already printed
+        print(f"cleanup: {exc!r}; stopping the agents", flush=True)
+        for host in HOSTS:
+            bed.stop_agent(host)
+            bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+    # `leave` ends every task; whatever still runs 10 s later is a leak: say so, then end it
+    until("every task supervisor gone after leave", lambda: not any(shim_pids(bed, h) for h in HOSTS), 10, 0.1)
+    for host in HOSTS:
+        left = shim_pids(bed, host)
+        if left:
+            print(f"cleanup: {len(left)} task supervisors still ran on {host} after leave: stopping them", flush=True)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # the shim ends its task, then itself
+    print(f"(agent logs kept in {bed.state_dir.parent / 'test-logs' / name})", flush=True)
+
+
+def until(
+    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.02, start: float | None = None
+) -> tuple[T | None, float]:
+    """Poll `probe` until it returns something true or `timeout` s pass (never raises on timeout).
+
+    Returns (value or None, seconds since `start`, a time.monotonic() value, or since the call).
+    A failed probe (agent busy, restarting) counts as "not yet"; on timeout, prints what it last saw.
+    """
+    t0 = time.monotonic() if start is None else start
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value, time.monotonic() - t0
+            last = value
+        except Exception as exc:  # a probe failure (agent busy, restarting) is "not yet"
+            last = exc
+        if time.monotonic() >= deadline:
+            print(f"  !! {what}: not reached within {timeout:g} s (last: {last!r})", flush=True)
+            return None, time.monotonic() - t0
+        time.sleep(interval)
+
+
+def create_service(bed: Testbed, name: str, replicas: int, template: dict | None = None, **spec: Any) -> str:
+    body = {"Name": name, "TaskTemplate": template or SLEEPER, "Mode": {"Replicated": {"Replicas": replicas}}, **spec}
+    return api(bed, "swarm00").post("/services/create", body)["ID"]
+
+
+def scale_service(bed: Testbed, service: str, replicas: int) -> None:
+    current = api(bed, "swarm00").get(f"/services/{service}")
+    spec = dict(current["Spec"], Mode={"Replicated": {"Replicas": replicas}})
+    api(bed, "swarm00").post(f"/services/{service}/update", spec, version=current["Version"]["Index"])
+
+
+def service_tasks(bed: Testbed, service: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    return api(bed, "swarm00", timeout).get("/tasks", filters={"service": [service]})
+
+
+def live_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tasks the orchestrator wants running."""
+    return [t for t in tasks if t["DesiredState"] == "running"]
+
+
+def running_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tasks wanted running that the nodes report RUNNING."""
+    return [t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "running"]
+
+
+def node_names(bed: Testbed) -> dict[str, str]:
+    """Node ID -> hostname."""
+    return {n["ID"]: n["Description"]["Hostname"] for n in api(bed, "swarm00").get("/nodes")}
+
+
+def local_tasks(bed: Testbed, host: str, service_id: str | None = None) -> list[dict[str, Any]]:
+    """Tasks that really run on `host`, as its own agent sees them (orphans included)."""
+    tasks = api(bed, host, 10).get("/shoal/local/tasks")
+    return [t for t in tasks if service_id is None or t["ServiceID"] == service_id]
+
+
+def state_counts(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in tasks:
+        key = f"{t['DesiredState']}/{t['Status']['State']}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def ts(text: str) -> float:
+    """An RFC 3339 timestamp as seconds since the epoch (time.time()'s clock: the hosts share it)."""
+    return parse_rfc3339(text) / 1e9
+
+
+def rss_mb(pid: int | None) -> float:
+    """VmRSS of a process in MB (0 when it is gone)."""
+    if not pid:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def ppid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def _process_cpu(pid: int | None) -> float:
+    """utime + stime of a process in seconds (0 when it is gone)."""
+    if not pid:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(bed: Testbed) -> dict[str, float]:
+    """Machine CPU (busy and total seconds) and each host's shoald CPU seconds, to tell a busy machine."""
+    busy, total = _machine_cpu()
+    snap = {"busy": busy, "total": total}
+    for host in HOSTS:
+        snap[host] = _process_cpu(bed.agent_pid(host))
+    return snap
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float]) -> str:
+    """'machine CPU busy 3.1 of 4.4 CPU-s (2 CPUs); shoald CPU: swarm00 0.8 s, ...' between two snapshots."""
+    busy, total = after["busy"] - before["busy"], after["total"] - before["total"]
+    agents = ", ".join(f"{h} {after[h] - before[h]:.2f} s" for h in HOSTS if h in before and h in after)
+    return f"machine CPU busy {busy:.1f} of {total:.1f} CPU-s ({os.cpu_count()} CPUs); shoald CPU: {agents}"
+
+
+def shim_pids(bed: Testbed, host: str) -> list[int]:
+    """The task supervisors (shims) alive in `host`'s network namespace, whatever its agent knows:
+    catches tasks left running behind the agent's back."""
+    try:
+        netns = os.readlink(f"/proc/{bed.holder_pid(host)}/ns/net")
+    except OSError:
+        return []
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"shoal.runtime.shim" in (entry / "cmdline").read_bytes() and os.readlink(entry / "ns/net") == netns:
+                out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
+def machine_note() -> str:
+    """What else the shared machine is doing: the figures depend on it (2 CPUs for every host)."""
+    one, five, _ = os.getloadavg()
+    return f"machine: {os.cpu_count()} CPUs, load average {one:.2f} (1 min), {five:.2f} (5 min) before the run"

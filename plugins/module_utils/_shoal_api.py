@@ -89,6 +89,14 @@ def node_path(ref: str, suffix: str = "") -> str:
     return f"/nodes/{quote(ref, safe='')}{suffix}"
 
 
+def service_path(ref: str, suffix: str = "") -> str:
+    return f"/services/{quote(ref, safe='')}{suffix}"
+
+
+def network_path(ref: str) -> str:
+    return f"/networks/{quote(ref, safe='')}"
+
+
 class ShoalClient:
     """Calls to the agent's local control API. Every failure raises ``ShoalAPIError``."""
 
@@ -164,6 +172,31 @@ class ShoalClient:
             if exc.status == 404 and "ambiguous" not in exc.message:
                 return None
             raise
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        """The service named ``name``; None when there is none (an ID prefix that happens to match
+        another service's ID is not that service)."""
+        try:
+            service = self.get(service_path(name))
+        except ShoalAPIError as exc:
+            if exc.status == 404 and "ambiguous" not in exc.message:
+                return None
+            raise
+        if service and name not in ((service.get("Spec") or {}).get("Name"), service.get("ID")):
+            return None
+        return service
+
+    def network(self, name: str) -> dict[str, Any] | None:
+        """The network named (or with the ID) ``name``, in Docker's Network shape; None when there is none."""
+        try:
+            network = self.get(network_path(name))
+        except ShoalAPIError as exc:
+            if exc.status == 404 and "ambiguous" not in exc.message:
+                return None
+            raise
+        if network and name not in (network.get("Name"), network.get("Id")):
+            return None
+        return network
 
     def optional_list(self, path: str, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """A list endpoint that an agent may not have yet (404) or not answer on a worker (503): []."""

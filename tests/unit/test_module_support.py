@@ -34,7 +34,18 @@ from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E402
 
 from shoal.manager import ca as shoal_ca  # noqa: E402
+from shoal.manager.allocator.endpoints import resolve_network, resolve_targets  # noqa: E402
+from shoal.manager.allocator.networks import (  # noqa: E402
+    docker_view,
+    free_vni,
+    ingress_object,
+    network_object,
+    validate_create,
+)
 from shoal.manager.tokens import make_join_token  # noqa: E402
+from shoal.model.errors import SpecError  # noqa: E402
+from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
+from shoal.model.service import service_object, updated_service, validate_service_spec  # noqa: E402
 
 _ROOT = shoal_ca.RootCA.create()
 _OTHER_ROOT = shoal_ca.RootCA.create()
@@ -96,6 +107,7 @@ class FakeAgent:
         self.hostname = hostname
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.fail: dict[tuple[str, str], tuple[int, str]] = {}
+        self.fail_once: dict[tuple[str, str], tuple[int, str]] = {}  # as fail, for the next such request only
         self.state = "inactive"
         self.control = False
         self.node_id = ""
@@ -110,6 +122,10 @@ class FakeAgent:
         self.pending_roles: dict[str, list[int]] = {}
         self.task_reads_until_drained = 0
         self.services_visible_to_workers = False
+        self.networks: list[dict[str, Any]] | None = None  # None: the agent has no /networks yet (404)
+        self.scheduling = False  # with enable_workloads(): tasks follow the services' specs on each /tasks read
+        self.task_reads_to_run = 0  # reads of /tasks during which new tasks stay pending
+        self.task_error = ""  # when set, new tasks fail with this error instead of running
 
     # ---- set-ups
     def make_manager(self) -> FakeAgent:
@@ -134,6 +150,15 @@ class FakeAgent:
         self.make_manager()
         self.hostname = "swarm01"
         self.control, self.node_id = False, W1_ID
+        return self
+
+    def enable_workloads(self) -> FakeAgent:
+        """A manager whose agent serves services, tasks and networks (the real spec validation and
+        network allocation of shoal), with tasks that follow the specs."""
+        self.make_manager()
+        self.services, self.tasks = [], []
+        self.networks = [ingress_object(new_id(), now_rfc3339())]
+        self.scheduling = True
         return self
 
     # ---- helpers for tests
@@ -195,6 +220,9 @@ class FakeAgent:
         self.requests.append((method, path, query, body))
         if (method, path) in self.fail:
             status, message = self.fail[(method, path)]
+            raise APIFailure(status, message)
+        if (method, path) in self.fail_once:
+            status, message = self.fail_once.pop((method, path))
             raise APIFailure(status, message)
         if method == "GET" and path == "/_ping":
             return 200, "OK"
@@ -285,6 +313,9 @@ class FakeAgent:
                     raise APIFailure(400, f"node {node['Description']['Hostname']} is not down and can't be removed")
                 del self.nodes[node["ID"]]
                 return 200, None
+        answer = self.handle_workloads(method, path, query, body)
+        if answer is not None:
+            return answer
         if method == "GET" and path in ("/tasks", "/services"):
             items = self.tasks if path == "/tasks" else self.services
             if items is None:
@@ -299,9 +330,152 @@ class FakeAgent:
                             task["Status"]["State"] = "shutdown"
                 filters = json.loads(query.get("filters") or "{}")
                 nodes = filters.get("node")
-                return 200, [t for t in items if not nodes or t["NodeID"] in nodes]
+                if self.scheduling:
+                    self.schedule()
+                    items = self.tasks or []
+                wanted = {self.find_service(ref)["ID"] for ref in filters.get("service") or []}
+                return 200, [
+                    copy.deepcopy(t)
+                    for t in items
+                    if (not nodes or t["NodeID"] in nodes) and (not wanted or t["ServiceID"] in wanted)
+                ]
             return 200, copy.deepcopy(items)
         raise APIFailure(404, f"page not found: {method} {path}")
+
+    # ---- services and networks (the agent's own validation, so that errors read as the agent's)
+    def find_service(self, ref: str) -> dict[str, Any]:
+        services = self.services or []
+        for s in services:
+            if ref in (s["ID"], s["Spec"]["Name"]):
+                return s
+        prefixed = [s for s in services if ref and s["ID"].startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        raise APIFailure(404, f"service {ref} not found")
+
+    def find_network(self, ref: str) -> dict[str, Any]:
+        try:
+            return resolve_network(self.networks or [], ref)
+        except SpecError as exc:
+            raise APIFailure(404, exc.message) from None
+
+    def network_users(self, network: dict[str, Any]) -> list[str]:
+        return sorted(
+            s["Spec"]["Name"]
+            for s in self.services or []
+            if any(a["Target"] == network["ID"] for a in s["Spec"]["TaskTemplate"].get("Networks") or [])
+        )
+
+    def handle_workloads(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | None:
+        if self.services is None and self.networks is None:
+            return None
+        try:
+            return self._workloads(method, path, query, body)
+        except SpecError as exc:
+            raise APIFailure(getattr(exc, "status", 400), exc.message) from None
+
+    def _workloads(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | None:
+        if path.startswith("/services") and self.services is not None:
+            self.require_manager()
+            if method == "POST" and path == "/services/create":
+                spec = validate_service_spec(body)
+                if any(s["Spec"]["Name"] == spec["Name"] for s in self.services):
+                    raise APIFailure(409, f"service {spec['Name']} already exists")
+                spec = resolve_targets(spec, self.networks or [])
+                service = service_object(new_id(), spec, now_rfc3339())
+                service["Version"]["Index"] = self.bump()
+                self.services.append(service)
+                return 201, {"ID": service["ID"], "Warnings": []}
+            match = re.fullmatch(r"/services/([^/]+)(/update)?", path)
+            if match:
+                service = self.find_service(unquote(match.group(1)))
+                if method == "GET" and not match.group(2):
+                    return 200, copy.deepcopy(service)
+                if method == "POST" and match.group(2):
+                    self.check_version(service, query, f"service {service['Spec']['Name']}")
+                    spec = resolve_targets(validate_service_spec(body, service["Spec"]), self.networks or [])
+                    updated = updated_service(service, spec, now_rfc3339())
+                    updated["Version"]["Index"] = self.bump()
+                    self.services[self.services.index(service)] = updated
+                    return 200, {"Warnings": []}
+                if method == "DELETE" and not match.group(2):
+                    self.services.remove(service)
+                    for task in self.tasks or []:
+                        if task["ServiceID"] == service["ID"]:
+                            task["DesiredState"] = "remove"
+                            task["Status"]["State"] = "shutdown"
+                    return 200, None
+            return None
+        if path.startswith("/networks") and self.networks is not None:
+            self.require_manager()
+            if method == "GET" and path == "/networks":
+                return 200, [docker_view(n, [], {}) for n in self.networks]
+            if method == "POST" and path == "/networks/create":
+                req = validate_create(body, self.networks)
+                network = network_object(new_id(), req, free_vni(self.networks), now_rfc3339())
+                network["Version"]["Index"] = self.bump()
+                self.networks.append(network)
+                return 201, {"Id": network["ID"], "Warning": ""}
+            match = re.fullmatch(r"/networks/([^/]+)", path)
+            if match:
+                network = self.find_network(unquote(match.group(1)))
+                if method == "GET":
+                    return 200, docker_view(network, [], {})
+                if method == "DELETE":
+                    users = self.network_users(network)
+                    if users:
+                        raise APIFailure(
+                            409, f"network {network['Spec']['Name']} is in use by service {', '.join(users)}"
+                        )
+                    if network["Spec"].get("Ingress"):
+                        raise APIFailure(409, "the ingress network cannot be removed (the routing mesh needs it)")
+                    self.networks.remove(network)
+                    return 204, None
+        return None
+
+    def schedule(self) -> None:
+        """Tasks follow the specs: out-of-date ones are shut down, missing ones made (pending for
+        ``task_reads_to_run`` reads, then running, or failed with ``task_error``)."""
+        tasks = self.tasks if self.tasks is not None else []
+        for task in tasks:
+            service = next((s for s in self.services or [] if s["ID"] == task["ServiceID"]), None)
+            stale = service is None or task["Spec"] != service["Spec"]["TaskTemplate"]
+            if task["DesiredState"] == "running" and stale:
+                task["DesiredState"] = "shutdown"
+                task["Status"]["State"] = "shutdown"
+        for service in self.services or []:
+            mode = service["Spec"]["Mode"]
+            wanted = len(self.nodes) if "Global" in mode else mode["Replicated"]["Replicas"]
+            mine = [t for t in tasks if t["ServiceID"] == service["ID"] and t["DesiredState"] == "running"]
+            for extra in mine[wanted:]:
+                extra["DesiredState"] = "shutdown"
+                extra["Status"]["State"] = "shutdown"
+            nodes = sorted(self.nodes)
+            for slot in range(len(mine), wanted):
+                tasks.append(
+                    {
+                        "ID": new_id(),
+                        "ServiceID": service["ID"],
+                        "Slot": slot + 1,
+                        "NodeID": nodes[slot % len(nodes)],
+                        "Spec": copy.deepcopy(service["Spec"]["TaskTemplate"]),
+                        "DesiredState": "running",
+                        "Status": {"State": "pending", "Timestamp": now_rfc3339(), "Err": ""},
+                        "UpdatedAt": now_rfc3339(),
+                    }
+                )
+        for task in tasks:
+            if task["DesiredState"] == "running" and task["Status"]["State"] == "pending":
+                if self.task_reads_to_run > 0:
+                    continue
+                if self.task_error:
+                    task["Status"] = {"State": "failed", "Timestamp": now_rfc3339(), "Err": self.task_error}
+                    task["DesiredState"] = "shutdown"
+                else:
+                    task["Status"]["State"] = "running"
+        if self.task_reads_to_run > 0:
+            self.task_reads_to_run -= 1
+        self.tasks = tasks
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,1210 @@
+#!/usr/bin/python
+# Copyright: shoal developers
+# Apache License 2.0 (see galaxy.yml)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: swarm_service
+short_description: Create, update and remove services of a shoal swarm
+version_added: 0.1.0
+description:
+  - Manages one service of a shoal swarm, shaped after C(docker service create|update|rm) and
+    community.docker's C(docker_swarm_service).
+  - The task must run on a manager (use C(delegate_to) and C(run_once)).
+  - Only the options you give are compared with the service in place and changed; an option left out keeps the
+    service's current value (on creation, the swarm's default). Give an empty value (V([]) or V({})) to clear one.
+    For the dictionary options (O(resources), O(restart_policy), O(update_config), O(rollback_config)), the
+    same holds for each sub-option.
+  - A change updates the service in place with the version it was read at (C(POST /services/{id}/update)),
+    which starts a rolling update when the tasks need to change. The module never removes and creates a service
+    again to apply a change; what cannot change in place (the mode, V(replicated) or V(global)) fails with a
+    message that says so.
+  - With O(wait), returns when the service has converged, that is when all its desired tasks run with the
+    current spec, or fails after O(wait_timeout) seconds with the tasks' last error.
+author:
+  - shoal developers (@shoal-swarm)
+extends_documentation_fragment:
+  - shoal.swarm.shoal
+  - shoal.swarm.shoal.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details: O(force_update=true) updates the service on every run.
+options:
+  name:
+    description:
+      - Name of the service (a DNS label; letters, digits, C(-) and C(_), at most 63 characters).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the service or brings it to the given spec; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  image:
+    description:
+      - Image of the tasks (C(shoal/hello), C(shoal/host), or an image the nodes have). Required to create a service.
+    type: str
+  command:
+    description:
+      - Command of the tasks, replacing the image's entry point; a string is split like a shell would.
+    type: raw
+  args:
+    description:
+      - Arguments of the command.
+    type: list
+    elements: str
+  env:
+    description:
+      - Environment of the tasks, as a dictionary or a list of C(KEY=value) strings.
+      - The order does not matter when comparing with the service in place.
+    type: raw
+  mode:
+    description:
+      - V(replicated) runs O(replicas) tasks; V(global) runs one task on every node that fits the placement.
+      - The mode of an existing service cannot change (remove it first).
+    type: str
+    choices: [replicated, global]
+  replicas:
+    description:
+      - Number of tasks of a replicated service. Left out, an existing service keeps its number and a new one
+        gets 1.
+    type: int
+  constraints:
+    description:
+      - Placement constraints such as C(node.role==worker), C(node.hostname!=swarm01) or C(node.labels.zone==a).
+    type: list
+    elements: str
+  placement_preferences:
+    description:
+      - Placement preferences, in order.
+    type: list
+    elements: dict
+    suboptions:
+      spread:
+        description:
+          - Spread the tasks evenly over the values of this node attribute, such as C(node.labels.zone).
+        type: str
+        required: true
+  max_replicas:
+    description:
+      - Most tasks of the service on one node (V(0) is no limit). Replicated services only.
+    type: int
+  resources:
+    description:
+      - Limits and reservations of the tasks.
+    type: dict
+    suboptions:
+      limits:
+        description: What a task may use at most.
+        type: dict
+        suboptions:
+          cpus:
+            description: CPUs (V(0.5) is half a CPU; V(0) is no limit).
+            type: float
+          memory:
+            description: Memory, such as V(64M) or V(1G) (binary units; a bare number is bytes; V(0) is no limit).
+            type: str
+          pids:
+            description: Number of processes (V(0) is no limit).
+            type: int
+      reservations:
+        description: What a node must have free to take a task.
+        type: dict
+        suboptions:
+          cpus:
+            description: CPUs.
+            type: float
+          memory:
+            description: Memory, such as V(32M).
+            type: str
+  restart_policy:
+    description:
+      - When and how the swarm restarts the tasks.
+    type: dict
+    suboptions:
+      condition:
+        description: Restart after V(any) exit, V(on-failure) only, or V(none).
+        type: str
+        choices: [none, on-failure, any]
+      delay:
+        description: Wait between restarts, as a duration such as V(5s).
+        type: str
+      max_attempts:
+        description: Most restarts within O(restart_policy.window) (V(0) is no limit).
+        type: int
+      window:
+        description: The window O(restart_policy.max_attempts) counts in, as a duration.
+        type: str
+  update_config:
+    description:
+      - How a rolling update replaces the tasks.
+    type: dict
+    suboptions:
+      parallelism:
+        description: Tasks replaced at once (V(0) is all at once).
+        type: int
+      delay:
+        description: Wait between batches, as a duration such as V(10s).
+        type: str
+      failure_action:
+        description: What to do when an update fails.
+        type: str
+        choices: [continue, pause, rollback]
+      monitor:
+        description: How long a new task must run to count as a success, as a duration.
+        type: str
+      max_failure_ratio:
+        description: Share of tasks that may fail before O(update_config.failure_action) applies (0 to 1).
+        type: float
+      order:
+        description: Stop the old task first, or start the new one first.
+        type: str
+        choices: [stop-first, start-first]
+  rollback_config:
+    description:
+      - How a rollback replaces the tasks; as O(update_config), but a rollback cannot roll back.
+    type: dict
+    suboptions:
+      parallelism:
+        description: Tasks replaced at once (V(0) is all at once).
+        type: int
+      delay:
+        description: Wait between batches, as a duration.
+        type: str
+      failure_action:
+        description: What to do when a rollback fails.
+        type: str
+        choices: [continue, pause]
+      monitor:
+        description: How long a task must run to count as a success, as a duration.
+        type: str
+      max_failure_ratio:
+        description: Share of tasks that may fail (0 to 1).
+        type: float
+      order:
+        description: Stop the old task first, or start the new one first.
+        type: str
+        choices: [stop-first, start-first]
+  networks:
+    description:
+      - Names (or IDs) of the overlay networks the tasks attach to (see M(shoal.swarm.overlay_network)).
+        The order does not matter when comparing.
+    type: list
+    elements: str
+  publish:
+    description:
+      - Ports published through the routing mesh (V(ingress), on every node) or on the nodes that run a task
+        (V(host)). The order does not matter when comparing.
+    type: list
+    elements: dict
+    suboptions:
+      published_port:
+        description: Port on the nodes. Left out, the swarm picks one (from 30000) for V(ingress).
+        type: int
+      target_port:
+        description: Port the task listens on.
+        type: int
+        required: true
+      protocol:
+        description: Protocol.
+        type: str
+        choices: [tcp, udp, sctp]
+        default: tcp
+      mode:
+        description: V(ingress) (the routing mesh) or V(host).
+        type: str
+        choices: [ingress, host]
+        default: ingress
+  endpoint_mode:
+    description:
+      - V(vip) gives the service a virtual IP that balances over its tasks; V(dnsrr) answers DNS with the tasks'
+        addresses (then ports can only be published in V(host) mode).
+    type: str
+    choices: [vip, dnsrr]
+  labels:
+    description:
+      - Labels of the service (strings; other values are turned into strings).
+    type: dict
+  container_labels:
+    description:
+      - Labels of the tasks.
+    type: dict
+  hostname:
+    description:
+      - Hostname inside the tasks.
+    type: str
+  user:
+    description:
+      - User (name or UID, with an optional C(:group)) the tasks run as.
+    type: str
+  workdir:
+    description:
+      - Working directory of the tasks (absolute).
+    type: str
+  stop_signal:
+    description:
+      - Signal that stops a task, such as V(SIGTERM).
+    type: str
+  stop_grace_period:
+    description:
+      - Time between the stop signal and SIGKILL, as a duration such as V(10s).
+    type: str
+  force_update:
+    description:
+      - Replace every task even when the spec did not change (C(docker service update --force)).
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until the service has converged (all its desired tasks run with the current spec), or, with
+        O(state=absent), until its tasks have stopped. Not in check mode.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait with O(wait).
+    type: int
+    default: 120
+notes:
+  - Durations are Go durations (V(500ms), V(10s), V(1m30s)); a bare number is seconds.
+seealso:
+  - module: shoal.swarm.overlay_network
+  - module: shoal.swarm.swarm_info
+"""
+
+EXAMPLES = r"""
+- name: The seed's web app on the workers, published on port 80 of every node
+  shoal.swarm.swarm_service:
+    name: nodejs
+    image: shoal/hello
+    replicas: 2
+    publish:
+      - published_port: 80
+        target_port: 8080
+    constraints:
+      - node.role==worker
+    wait: true
+  delegate_to: "{{ groups['managers'][0] }}"
+  run_once: true
+
+- name: Scale it, leaving everything else as it is
+  shoal.swarm.swarm_service:
+    name: nodejs
+    replicas: 3
+    wait: true
+
+- name: A global service on an overlay network, with limits and a rolling-update policy
+  shoal.swarm.swarm_service:
+    name: agent
+    image: shoal/host
+    command: sleep infinity
+    mode: global
+    networks: [backend]
+    env:
+      LOG_LEVEL: debug
+    resources:
+      limits:
+        cpus: 0.5
+        memory: 64M
+    update_config:
+      parallelism: 1
+      delay: 5s
+      order: start-first
+
+- name: Restart every task
+  shoal.swarm.swarm_service:
+    name: nodejs
+    force_update: true
+
+- name: Remove the service and wait until its tasks stopped
+  shoal.swarm.swarm_service:
+    name: nodejs
+    state: absent
+    wait: true
+"""
+
+RETURN = r"""
+service_id:
+  description: ID of the service (empty when it does not exist, or in check mode before it is created).
+  returned: always
+  type: str
+  sample: lo6p4xrhlz3nmvq3ge6xm2bwp
+service:
+  description: The service as C(GET /services/{id}) shows it (Docker's C(Service) object) after the change.
+  returned: when the service exists
+  type: dict
+  sample: {"ID": "lo6p4xrhlz3nmvq3ge6xm2bwp", "Spec": {"Name": "nodejs", "Mode": {"Replicated": {"Replicas": 2}}}}
+actions:
+  description: What was done (or would be done in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [service updated]
+changes:
+  description: Names of the options whose values differ from the service in place (V(state) for a creation or removal).
+  returned: always
+  type: list
+  elements: str
+  sample: [replicas, image]
+tasks:
+  description: With O(wait), the service's tasks that run with its current spec (Docker's C(Task) objects).
+  returned: when O(wait=true) and O(state=present), outside check mode
+  type: list
+  elements: dict
+"""
+
+import copy  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
+    ModuleClient,
+    ShoalClient,
+    common_argument_spec,
+    format_duration,
+    label_map,
+    parse_duration,
+    retry_on_conflict,
+    service_path,
+)
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+MAX_NAME = 63
+MIN_MEMORY = 4 * 1024 * 1024
+_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)$", re.I)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+
+# the options that make up the spec, in the order the diff shows them
+SPEC_OPTIONS = (
+    "image",
+    "command",
+    "args",
+    "env",
+    "mode",
+    "replicas",
+    "constraints",
+    "placement_preferences",
+    "max_replicas",
+    "resources",
+    "restart_policy",
+    "update_config",
+    "rollback_config",
+    "networks",
+    "publish",
+    "endpoint_mode",
+    "labels",
+    "container_labels",
+    "hostname",
+    "user",
+    "workdir",
+    "stop_signal",
+    "stop_grace_period",
+)
+UNORDERED = ("env", "constraints", "networks", "publish")
+SECTIONS = ("resources", "restart_policy", "update_config", "rollback_config")
+RESTART_FIELDS = {"condition": "Condition", "delay": "Delay", "max_attempts": "MaxAttempts", "window": "Window"}
+ROLLOUT_FIELDS = {
+    "parallelism": "Parallelism",
+    "delay": "Delay",
+    "failure_action": "FailureAction",
+    "monitor": "Monitor",
+    "max_failure_ratio": "MaxFailureRatio",
+    "order": "Order",
+}
+SECTION_DURATIONS = {
+    "restart_policy": ("delay", "window"),
+    "update_config": ("delay", "monitor"),
+    "rollback_config": ("delay", "monitor"),
+}
+CONTAINER_FIELDS = {
+    "image": "Image",
+    "command": "Command",
+    "args": "Args",
+    "env": "Env",
+    "container_labels": "Labels",
+    "hostname": "Hostname",
+    "user": "User",
+    "workdir": "Dir",
+    "stop_signal": "StopSignal",
+}
+# task states in their order (a desired state up to running means the swarm wants the task)
+STATE_RANK = {
+    s: i
+    for i, s in enumerate(
+        (
+            "new",
+            "pending",
+            "assigned",
+            "accepted",
+            "preparing",
+            "ready",
+            "starting",
+            "running",
+            "complete",
+            "shutdown",
+            "failed",
+            "rejected",
+            "remove",
+            "orphaned",
+        )
+    )
+}
+
+
+class ParamError(ValueError):
+    """A module argument that cannot be used; nothing has been touched yet."""
+
+
+def _rollout_spec(failure_actions: list[str]) -> dict[str, Any]:
+    return {
+        "parallelism": {"type": "int"},
+        "delay": {"type": "str"},
+        "failure_action": {"type": "str", "choices": failure_actions},
+        "monitor": {"type": "str"},
+        "max_failure_ratio": {"type": "float"},
+        "order": {"type": "str", "choices": ["stop-first", "start-first"]},
+    }
+
+
+def argument_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": {"type": "str", "required": True},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "image": {"type": "str"},
+        "command": {"type": "raw"},
+        "args": {"type": "list", "elements": "str"},
+        "env": {"type": "raw"},
+        "mode": {"type": "str", "choices": ["replicated", "global"]},
+        "replicas": {"type": "int"},
+        "constraints": {"type": "list", "elements": "str"},
+        "placement_preferences": {
+            "type": "list",
+            "elements": "dict",
+            "options": {"spread": {"type": "str", "required": True}},
+        },
+        "max_replicas": {"type": "int"},
+        "resources": {
+            "type": "dict",
+            "options": {
+                "limits": {
+                    "type": "dict",
+                    "options": {"cpus": {"type": "float"}, "memory": {"type": "str"}, "pids": {"type": "int"}},
+                },
+                "reservations": {
+                    "type": "dict",
+                    "options": {"cpus": {"type": "float"}, "memory": {"type": "str"}},
+                },
+            },
+        },
+        "restart_policy": {
+            "type": "dict",
+            "options": {
+                "condition": {"type": "str", "choices": ["none", "on-failure", "any"]},
+                "delay": {"type": "str"},
+                "max_attempts": {"type": "int"},
+                "window": {"type": "str"},
+            },
+        },
+        "update_config": {"type": "dict", "options": _rollout_spec(["continue", "pause", "rollback"])},
+        "rollback_config": {"type": "dict", "options": _rollout_spec(["continue", "pause"])},
+        "networks": {"type": "list", "elements": "str"},
+        "publish": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "published_port": {"type": "int"},
+                "target_port": {"type": "int", "required": True},
+                "protocol": {"type": "str", "choices": ["tcp", "udp", "sctp"], "default": "tcp"},
+                "mode": {"type": "str", "choices": ["ingress", "host"], "default": "ingress"},
+            },
+        },
+        "endpoint_mode": {"type": "str", "choices": ["vip", "dnsrr"]},
+        "labels": {"type": "dict"},
+        "container_labels": {"type": "dict"},
+        "hostname": {"type": "str"},
+        "user": {"type": "str"},
+        "workdir": {"type": "str"},
+        "stop_signal": {"type": "str"},
+        "stop_grace_period": {"type": "str"},
+        "force_update": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": False},
+        "wait_timeout": {"type": "int", "default": 120},
+    }
+    spec.update(common_argument_spec())
+    return spec
+
+
+# ---- values: the module's terms <-> the API's
+def parse_memory(value: Any, name: str) -> int:
+    """Bytes from V(64M), V(1.5g), V(512MiB) or a number of bytes (Docker's RAMInBytes: binary units)."""
+    if isinstance(value, bool):
+        raise ParamError(f"{name}: expected a size such as 64M, not {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = _MEMORY_RE.match(str(value).strip())
+    if not match:
+        raise ParamError(f"{name}: {value!r} is not a size (examples: 64M, 512MiB, 1G, or a number of bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _duration(value: Any, name: str) -> str:
+    try:
+        ns = parse_duration(value, name)
+    except ValueError as exc:
+        raise ParamError(str(exc)) from None
+    if ns < 0:
+        raise ParamError(f"{name} cannot be negative, not {value}")
+    return format_duration(ns)
+
+
+def _ns(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def env_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            out.append(f"{key}={'' if item is None else item}")
+        return out
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ParamError("env: a list of KEY=value strings or a dictionary is expected")
+        if any(not v.partition("=")[0] for v in value):
+            raise ParamError(f"env: invalid environment variable {next(v for v in value if not v.partition('=')[0])!r}")
+        return list(value)
+    raise ParamError(f"env: a dictionary or a list of KEY=value strings is expected, not {type(value).__name__}")
+
+
+def command_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ParamError(f"command: {exc}") from None
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    raise ParamError(f"command: a string or a list of strings is expected, not {type(value).__name__}")
+
+
+def _cpus(nano: Any) -> float:
+    return round(int(nano or 0) / 1e9, 9)
+
+
+def _section_values(params: dict[str, Any] | None, durations: tuple[str, ...], name: str) -> dict[str, Any] | None:
+    """The sub-options of a dictionary option the user set (None: the option was left out)."""
+    if params is None:
+        return None
+    out = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        out[key] = _duration(value, f"{name}.{key}") if key in durations else value
+    return out
+
+
+def desired_view(params: dict[str, Any]) -> dict[str, Any]:
+    """What the user asked for, in the module's terms and canonical units; None = leave as is.
+
+    Sections (dictionary options) hold only the sub-options that were set; ``merged_view`` lays them
+    over the service's current values."""
+    view: dict[str, Any] = {name: None for name in SPEC_OPTIONS}
+    for name in ("image", "args", "mode", "replicas", "constraints", "max_replicas", "endpoint_mode"):
+        view[name] = params.get(name)
+    for name in ("hostname", "user", "workdir", "stop_signal"):
+        view[name] = params.get(name)
+    view["command"] = command_list(params.get("command"))
+    view["env"] = env_list(params.get("env"))
+    for name in ("labels", "container_labels"):
+        if params.get(name) is not None:
+            view[name] = label_map(params[name])
+    if params.get("stop_grace_period") is not None:
+        view["stop_grace_period"] = _duration(params["stop_grace_period"], "stop_grace_period")
+    if params.get("placement_preferences") is not None:
+        view["placement_preferences"] = [{"spread": p["spread"]} for p in params["placement_preferences"]]
+    if params.get("networks") is not None:
+        view["networks"] = list(params["networks"])
+    if params.get("publish") is not None:
+        view["publish"] = [
+            {
+                "published_port": p.get("published_port") or 0,
+                "target_port": p["target_port"],
+                "protocol": p.get("protocol") or "tcp",
+                "mode": p.get("mode") or "ingress",
+            }
+            for p in params["publish"]
+        ]
+    resources = params.get("resources")
+    if resources is not None:
+        view["resources"] = {}
+        for part in ("limits", "reservations"):
+            given = resources.get(part)
+            if given is None:
+                continue
+            values: dict[str, Any] = {}
+            for key, value in given.items():
+                if value is None:
+                    continue
+                if key == "memory":
+                    values[key] = parse_memory(value, f"resources.{part}.memory")
+                elif key == "cpus":
+                    values[key] = round(float(value), 9)
+                else:
+                    values[key] = value
+            view["resources"][part] = values
+    for name in ("restart_policy", "update_config", "rollback_config"):
+        view[name] = _section_values(params.get(name), SECTION_DURATIONS.get(name, ()), name)
+    for name in ("update_config", "rollback_config"):
+        if view[name] and "max_failure_ratio" in view[name]:
+            view[name]["max_failure_ratio"] = float(view[name]["max_failure_ratio"])
+    return view
+
+
+def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[str, Any]:
+    """The service's spec in the module's terms (the agent has filled every default)."""
+    template = spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    placement = template.get("Placement") or {}
+    resources = template.get("Resources") or {}
+    limits, reservations = resources.get("Limits") or {}, resources.get("Reservations") or {}
+    restart = template.get("RestartPolicy") or {}
+    endpoint = spec.get("EndpointSpec") or {}
+    mode = spec.get("Mode") or {}
+    glob = mode.get("Global") is not None
+
+    def rollout(config: dict[str, Any] | None) -> dict[str, Any]:
+        config = config or {}
+        out = {key: config.get(field) for key, field in ROLLOUT_FIELDS.items()}
+        for key in ("delay", "monitor"):
+            out[key] = format_duration(out[key])
+        if out["max_failure_ratio"] is not None:
+            out["max_failure_ratio"] = float(out["max_failure_ratio"])
+        return out
+
+    view = {
+        "image": container.get("Image"),
+        "command": list(container.get("Command") or []),
+        "args": list(container.get("Args") or []),
+        "env": list(container.get("Env") or []),
+        "mode": "global" if glob else "replicated",
+        "replicas": None if glob else (mode.get("Replicated") or {}).get("Replicas", 1),
+        "constraints": list(placement.get("Constraints") or []),
+        "placement_preferences": [
+            {"spread": (p.get("Spread") or {}).get("SpreadDescriptor")} for p in placement.get("Preferences") or []
+        ],
+        "max_replicas": placement.get("MaxReplicas", 0),
+        "resources": {
+            "limits": {
+                "cpus": _cpus(limits.get("NanoCPUs")),
+                "memory": int(limits.get("MemoryBytes") or 0),
+                "pids": int(limits.get("Pids") or 0),
+            },
+            "reservations": {
+                "cpus": _cpus(reservations.get("NanoCPUs")),
+                "memory": int(reservations.get("MemoryBytes") or 0),
+            },
+        },
+        "restart_policy": {
+            "condition": restart.get("Condition"),
+            "delay": format_duration(restart.get("Delay")),
+            "max_attempts": restart.get("MaxAttempts"),
+            "window": format_duration(restart.get("Window")),
+        },
+        "update_config": rollout(spec.get("UpdateConfig")),
+        "rollback_config": rollout(spec.get("RollbackConfig")),
+        "networks": [network_names.get(n.get("Target"), n.get("Target")) for n in template.get("Networks") or []],
+        "publish": [
+            {
+                "published_port": p.get("PublishedPort") or 0,
+                "target_port": p.get("TargetPort"),
+                "protocol": p.get("Protocol") or "tcp",
+                "mode": p.get("PublishMode") or "ingress",
+            }
+            for p in endpoint.get("Ports") or []
+        ],
+        "endpoint_mode": endpoint.get("Mode") or "vip",
+        "labels": dict(spec.get("Labels") or {}),
+        "container_labels": dict(container.get("Labels") or {}),
+        "hostname": container.get("Hostname") or "",
+        "user": container.get("User") or "",
+        "workdir": container.get("Dir") or "",
+        "stop_signal": container.get("StopSignal") or "",
+        "stop_grace_period": format_duration(container.get("StopGracePeriod")),
+    }
+    return view
+
+
+def merged_view(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """``desired`` with each section's unset sub-options taken from ``current`` (so that they compare equal)."""
+    out = dict(desired)
+    for name in SECTIONS:
+        wanted = desired.get(name)
+        if wanted is None:
+            continue
+        have = current.get(name) or {}
+        if name == "resources":
+            out[name] = {part: {**(have.get(part) or {}), **values} for part, values in wanted.items()}
+            for part, values in have.items():
+                out[name].setdefault(part, values)
+        else:
+            out[name] = {**have, **wanted}
+    return out
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """Raise ParamError for arguments that are out of range or contradict each other."""
+    name = params["name"]
+    if not NAME_RE.match(name) or len(name) > MAX_NAME:
+        raise ParamError(
+            f"invalid service name {name!r}: use letters, digits, '-' and '_' (a DNS label of at most {MAX_NAME} "
+            "characters, starting and ending with a letter or digit)"
+        )
+    if params["state"] == "absent":
+        given = [n for n in SPEC_OPTIONS if params.get(n) is not None]
+        if params.get("force_update"):
+            given.append("force_update")
+        if given:
+            raise ParamError(
+                "state=absent removes the service; these options apply to state=present only: " + ", ".join(given)
+            )
+        return
+    if params["wait_timeout"] <= 0:
+        raise ParamError(f"wait_timeout must be a positive number of seconds, not {params['wait_timeout']}")
+    if params.get("image") is not None and not params["image"].strip():
+        raise ParamError("image cannot be empty")
+    for key in ("replicas", "max_replicas"):
+        if params.get(key) is not None and params[key] < 0:
+            raise ParamError(f"{key} must be 0 or more, not {params[key]}")
+    if params.get("mode") == "global":
+        for key in ("replicas", "max_replicas"):
+            if params.get(key) is not None and not (key == "max_replicas" and params[key] == 0):
+                raise ParamError(f"{key} applies to replicated services only, not with mode=global")
+    if params.get("workdir") and not params["workdir"].startswith("/"):
+        raise ParamError(f"workdir must be an absolute path, not {params['workdir']!r}")
+    for p in params.get("publish") or []:
+        if not 1 <= p["target_port"] <= 65535:
+            raise ParamError(f"publish: target_port must be between 1 and 65535, not {p['target_port']}")
+        if p.get("published_port") is not None and not 0 <= p["published_port"] <= 65535:
+            raise ParamError(f"publish: published_port must be between 0 and 65535, not {p['published_port']}")
+    publish = params.get("publish") or []
+    ports = [(p.get("protocol") or "tcp", p["published_port"]) for p in publish if p.get("published_port")]
+    dupes = sorted({f"{port}/{proto}" for proto, port in ports if ports.count((proto, port)) > 1})
+    if dupes:
+        raise ParamError(f"publish: port {dupes[0]} is published more than once")
+    if params.get("endpoint_mode") == "dnsrr" and any(
+        (p.get("mode") or "ingress") == "ingress" for p in params.get("publish") or []
+    ):
+        raise ParamError(
+            "endpoint_mode=dnsrr gives the service no virtual IP, which the routing mesh needs: "
+            "publish its ports with mode=host, or use endpoint_mode=vip"
+        )
+    networks = params.get("networks") or []
+    if len(set(networks)) != len(networks):
+        raise ParamError("networks: a network is listed more than once")
+    resources = params.get("resources") or {}
+    for part in ("limits", "reservations"):
+        for key in ("cpus", "pids"):
+            value = (resources.get(part) or {}).get(key)
+            if value is not None and value < 0:
+                raise ParamError(f"resources.{part}.{key} must be 0 or more, not {value}")
+    for section in ("update_config", "rollback_config"):
+        values = params.get(section) or {}
+        if values.get("parallelism") is not None and values["parallelism"] < 0:
+            raise ParamError(f"{section}.parallelism must be 0 or more, not {values['parallelism']}")
+        ratio = values.get("max_failure_ratio")
+        if ratio is not None and not 0 <= ratio <= 1:
+            raise ParamError(f"{section}.max_failure_ratio must be between 0 and 1, not {ratio}")
+    restart = params.get("restart_policy") or {}
+    if restart.get("max_attempts") is not None and restart["max_attempts"] < 0:
+        raise ParamError(f"restart_policy.max_attempts must be 0 or more, not {restart['max_attempts']}")
+    view = desired_view(params)  # sizes and durations
+    res = view.get("resources") or {}
+    for part in ("limits", "reservations"):
+        memory = (res.get(part) or {}).get("memory")
+        if memory is not None and 0 < memory < MIN_MEMORY:
+            raise ParamError(f"resources.{part}.memory must be at least 4M (or 0 for none), not {memory} bytes")
+    for key in ("cpus", "memory"):
+        limit, reservation = (res.get("limits") or {}).get(key), (res.get("reservations") or {}).get(key)
+        if limit and reservation and reservation > limit:
+            raise ParamError(f"resources: the {key} reservation ({reservation}) exceeds the limit ({limit})")
+
+
+# ---- the module's view -> a ServiceSpec
+def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], network_ids: dict[str, str]) -> None:
+    """Write the options ``names`` of ``view`` into ``spec`` (a ServiceSpec), in place."""
+    template = spec.setdefault("TaskTemplate", {})
+    container = template.setdefault("ContainerSpec", {})
+    for name in names:
+        value = view.get(name)
+        if value is None:
+            continue
+        if name in CONTAINER_FIELDS:
+            container[CONTAINER_FIELDS[name]] = copy.deepcopy(value)
+        elif name == "stop_grace_period":
+            container["StopGracePeriod"] = parse_duration(value)
+        elif name in ("mode", "replicas"):
+            mode = view.get("mode") or ("global" if "Global" in (spec.get("Mode") or {}) else "replicated")
+            if mode == "global":
+                spec["Mode"] = {"Global": {}}
+            else:
+                replicas = view.get("replicas")
+                if replicas is None:
+                    replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
+                spec["Mode"] = {"Replicated": {} if replicas is None else {"Replicas": replicas}}
+        elif name in ("constraints", "max_replicas", "placement_preferences"):
+            placement = template.setdefault("Placement", {})
+            if name == "constraints":
+                placement["Constraints"] = list(value)
+            elif name == "max_replicas":
+                placement["MaxReplicas"] = value
+            else:
+                placement["Preferences"] = [{"Spread": {"SpreadDescriptor": p["spread"]}} for p in value]
+        elif name == "resources":
+            resources = template.setdefault("Resources", {})
+            for part, field in (("limits", "Limits"), ("reservations", "Reservations")):
+                if part not in value:
+                    continue
+                out = resources.setdefault(field, {})
+                for key, item in value[part].items():
+                    if key == "cpus":
+                        out["NanoCPUs"] = round(item * 1e9)
+                    elif key == "memory":
+                        out["MemoryBytes"] = item
+                    elif key == "pids":
+                        out["Pids"] = item
+        elif name == "restart_policy":
+            policy = template.setdefault("RestartPolicy", {})
+            for key, item in value.items():
+                if item is not None:
+                    policy[RESTART_FIELDS[key]] = _ns(item) if key in ("delay", "window") else item
+        elif name in ("update_config", "rollback_config"):
+            config = spec.setdefault("UpdateConfig" if name == "update_config" else "RollbackConfig", {}) or {}
+            for key, item in value.items():
+                if item is not None:
+                    config[ROLLOUT_FIELDS[key]] = _ns(item) if key in ("delay", "monitor") else item
+            spec["UpdateConfig" if name == "update_config" else "RollbackConfig"] = config
+        elif name == "networks":
+            kept = {n.get("Target"): n for n in template.get("Networks") or []}
+            out = []
+            for ref in value:
+                target = network_ids.get(ref, ref)
+                out.append(copy.deepcopy(kept.get(target)) or {"Target": target})
+            template["Networks"] = out
+        elif name == "publish":
+            endpoint = spec.setdefault("EndpointSpec", {})
+            endpoint["Ports"] = [
+                {
+                    "Protocol": p["protocol"],
+                    "TargetPort": p["target_port"],
+                    "PublishedPort": p["published_port"],
+                    "PublishMode": p["mode"],
+                }
+                for p in value
+            ]
+        elif name == "endpoint_mode":
+            spec.setdefault("EndpointSpec", {})["Mode"] = value
+        elif name == "labels":
+            spec["Labels"] = dict(value)
+
+
+# ---- convergence
+def task_up_to_date(service: dict[str, Any], task: dict[str, Any]) -> bool:
+    """Whether ``task`` was made from the service's current spec (SwarmKit's IsTaskDirty, negated)."""
+    spec = service.get("Spec") or {}
+    if (task.get("Spec") or {}) != (spec.get("TaskTemplate") or {}):
+        return False
+    endpoint = task.get("Endpoint")
+    if endpoint is None:
+        return True
+
+    def key(e: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        return ((e or {}).get("Mode") or "vip", (e or {}).get("Ports") or [])
+
+    return key(endpoint.get("Spec")) == key(spec.get("EndpointSpec"))
+
+
+def live(task: dict[str, Any]) -> bool:
+    """The swarm wants the task (its desired state is running or before)."""
+    return STATE_RANK.get(task.get("DesiredState") or "running", 99) <= STATE_RANK["running"]
+
+
+def convergence(service: dict[str, Any], tasks: list[dict[str, Any]]) -> tuple[bool, int, int, str]:
+    """(converged, running up-to-date tasks, desired tasks, last task error) of a service."""
+    wanted = [t for t in tasks if t.get("ServiceID") == service.get("ID") and live(t)]
+    current = [t for t in wanted if task_up_to_date(service, t)]
+    running = [t for t in current if (t.get("Status") or {}).get("State") == "running"]
+    mode = (service.get("Spec") or {}).get("Mode") or {}
+    if mode.get("Global") is not None:
+        desired = len(wanted)
+        done = bool(wanted) and len(running) == len(wanted)
+    else:
+        desired = int((mode.get("Replicated") or {}).get("Replicas", 1))
+        done = len(running) == desired and len(wanted) == desired
+    mine = [t for t in tasks if t.get("ServiceID") == service.get("ID") and task_up_to_date(service, t)]
+    mine.sort(key=lambda t: (t.get("Status") or {}).get("Timestamp") or t.get("UpdatedAt") or "")
+    errors = [(t.get("Status") or {}).get("Err") for t in mine if (t.get("Status") or {}).get("Err")]
+    return done, len(running), desired, (errors[-1] if errors else "")
+
+
+class ServiceTask:
+    def __init__(self, module: AnsibleModule, api: ShoalClient) -> None:
+        self.module = module
+        self.api = api
+        self.params = module.params
+        self.name = module.params["name"]
+        self.actions: list[str] = []
+        self.changes: list[str] = []
+        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+        self._networks: list[dict[str, Any]] | None = None
+
+    def fail(self, msg: str, **extra: Any) -> None:
+        self.module.fail_json(
+            msg=msg, changed=bool(self.actions) and not self.module.check_mode, actions=self.actions, **extra
+        )
+
+    def result(self, service: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+        return {
+            "changed": bool(self.actions),
+            "actions": self.actions,
+            "changes": self.changes,
+            "diff": self.diff,
+            "service_id": (service or {}).get("ID", ""),
+            "service": service,
+            **extra,
+        }
+
+    # ---- networks: names <-> IDs
+    def networks(self) -> list[dict[str, Any]]:
+        if self._networks is None:
+            self._networks = self.api.networks()
+        return self._networks
+
+    def network_names(self) -> dict[str, str]:
+        return {n.get("Id"): n.get("Name") for n in self.networks()}
+
+    def resolve_networks(self, refs: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
+        """The networks' names (as the current view shows them) and name -> ID; unknown ones fail (or,
+        in check mode, where an earlier task may create them, warn)."""
+        if refs is None:
+            return None, {}
+        names, ids = [], {}
+        for ref in refs:
+            found = next((n for n in self.networks() if ref in (n.get("Name"), n.get("Id"))), None)
+            if found is None:
+                found = self.api.network(ref)
+            if found is None:
+                message = f"network {ref} not found: create it first (shoal.swarm.overlay_network)"
+                if not self.module.check_mode:
+                    self.fail(message)
+                self.module.warn(message)
+                names.append(ref)
+                continue
+            if found.get("Scope") not in (None, "swarm") or found.get("Ingress"):
+                what = "the routing mesh's network" if found.get("Ingress") else f"a {found.get('Scope')} network"
+                self.fail(f"network {ref} is {what}: a service can only be attached to overlay networks of the swarm")
+            names.append(found["Name"])
+            ids[found["Name"]] = found["Id"]
+        return names, ids
+
+    # ---- entry
+    def run(self) -> dict[str, Any]:
+        service = self.api.service(self.name)
+        if self.params["state"] == "absent":
+            return self.absent(service)
+        desired = desired_view(self.params)
+        desired["networks"], network_ids = self.resolve_networks(desired["networks"])
+        service = self.create(desired, network_ids) if service is None else self.update(service, desired, network_ids)
+        if self.params["wait"] and not self.module.check_mode and service is not None:
+            service, tasks = self.wait_converged(service)
+            return self.result(service, tasks=tasks)
+        return self.result(service)
+
+    def create(self, desired: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any] | None:
+        if desired.get("image") is None:
+            self.fail(f"service {self.name} does not exist: image is needed to create it")
+        given = [n for n in SPEC_OPTIONS if desired.get(n) is not None]
+        self.actions.append("service created")
+        self.changes.append("state")
+        self.diff = {"before": {"state": "absent"}, "after": {"state": "present", **{n: desired[n] for n in given}}}
+        if self.module.check_mode:
+            return None
+        spec: dict[str, Any] = {"Name": self.name}
+        apply_view(spec, desired, given, network_ids)
+        if self.params["force_update"]:
+            spec["TaskTemplate"]["ForceUpdate"] = 1
+        answer = self.api.post("/services/create", spec) or {}
+        for warning in answer.get("Warnings") or []:
+            self.module.warn(warning)
+        return self.api.service(answer.get("ID") or self.name)
+
+    def update(self, service: dict[str, Any], desired: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
+        reads = [service]
+
+        def attempt() -> tuple[Comparison, dict[str, Any]]:
+            # the first attempt uses the service just read; a retry after a version conflict reads it again
+            fresh = reads.pop() if reads else (self.api.service(service["ID"]) or service)
+            spec = fresh.get("Spec") or {}
+            current = current_view(spec, self.network_names())
+            self.refuse_mode_change(current, desired)
+            wanted = merged_view(desired, current)
+            comparison = compare(current, wanted, unordered=UNORDERED)
+            self.refuse_conflicts(comparison.after)
+            if self.params["force_update"]:
+                comparison.tracker.add("force_update", parameter=True, active=False)
+            if comparison.changed and not self.module.check_mode:
+                new_spec = copy.deepcopy(spec)
+                apply_view(new_spec, comparison.after, comparison.changes, network_ids)
+                if self.params["force_update"]:
+                    template = new_spec.setdefault("TaskTemplate", {})
+                    template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+                answer = (
+                    self.api.post(service_path(fresh["ID"], "/update"), new_spec, version=fresh["Version"]["Index"])
+                    or {}
+                )
+                for warning in answer.get("Warnings") or []:
+                    self.module.warn(warning)
+            return comparison, fresh
+
+        comparison, fresh = retry_on_conflict(attempt)
+        self.diff = comparison.diff
+        if comparison.changed:
+            self.changes += comparison.changes
+            self.actions.append("service updated" if comparison.changes != ["force_update"] else "tasks replaced")
+            if not self.module.check_mode:
+                return self.api.service(fresh["ID"]) or fresh
+        return fresh
+
+    def refuse_conflicts(self, after: dict[str, Any]) -> None:
+        """Options that conflict once merged with what the service keeps (nothing has been written yet)."""
+        ingress = [p for p in after.get("publish") or [] if p.get("mode") == "ingress"]
+        if after.get("endpoint_mode") == "dnsrr" and ingress:
+            ports = ", ".join(f"{p['published_port'] or '(any)'}:{p['target_port']}" for p in ingress)
+            self.fail(
+                f"endpoint_mode=dnsrr gives the service no virtual IP, which the routing mesh needs, and service "
+                f"{self.name} publishes {ports} in ingress mode: publish with mode=host, or use endpoint_mode=vip"
+            )
+
+    def refuse_mode_change(self, current: dict[str, Any], desired: dict[str, Any]) -> None:
+        mode = current["mode"]
+        if desired.get("mode") is not None and desired["mode"] != mode:
+            self.fail(
+                f"service {self.name} is {mode} and cannot become {desired['mode']} in place: remove it first "
+                "(state=absent), then create it again"
+            )
+        if mode == "global":
+            for key in ("replicas", "max_replicas"):
+                if desired.get(key) is not None and not (key == "max_replicas" and desired[key] == 0):
+                    self.fail(f"{key} applies to replicated services only; service {self.name} is global")
+
+    def absent(self, service: dict[str, Any] | None) -> dict[str, Any]:
+        if service is None:
+            return self.result(None)
+        self.actions.append("service removed")
+        self.changes.append("state")
+        self.diff = {"before": {"state": "present"}, "after": {"state": "absent"}}
+        if self.module.check_mode:
+            return self.result(service)
+        self.api.delete(service_path(service["ID"]))
+        if self.params["wait"]:
+            timeout = float(self.params["wait_timeout"])
+            done = wait_for(lambda: not self.running_tasks(service["ID"]), timeout)
+            if not done:
+                self.fail(
+                    f"timed out after {timeout:g} s waiting for the tasks of service {self.name} to stop: "
+                    f"{len(self.running_tasks(service['ID']))} still running"
+                )
+        return self.result(None)
+
+    def running_tasks(self, service_id: str) -> list[dict[str, Any]]:
+        return [
+            t
+            for t in self.api.tasks()
+            if t.get("ServiceID") == service_id and (t.get("Status") or {}).get("State") in ("starting", "running")
+        ]
+
+    # ---- waiting
+    def wait_converged(self, service: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        timeout = float(self.params["wait_timeout"])
+        deadline = time.monotonic() + timeout
+        settled = None  # task IDs of the last converged poll: twice the same set is converged
+        state: tuple[bool, int, int, str] = (False, 0, 0, "")
+        tasks: list[dict[str, Any]] = []
+        while True:
+            service = self.api.service(service["ID"]) or service
+            status = service.get("UpdateStatus") or {}
+            if status.get("State") in ("paused", "rollback_paused", "rollback_completed"):
+                what = {
+                    "paused": "its update was paused",
+                    "rollback_paused": "its rollback was paused",
+                    "rollback_completed": "its update was rolled back",
+                }[status["State"]]
+                self.fail(
+                    f"service {self.name} did not converge: {what}: {status.get('Message') or 'no details'}",
+                    service=service,
+                )
+            tasks = self.api.get("/tasks", filters={"service": [service["ID"]]}) or []
+            state = convergence(service, tasks)
+            done = state[0] and status.get("State") not in ("updating", "rollback_started")
+            current = sorted(t["ID"] for t in tasks if live(t) and task_up_to_date(service, t))
+            if done and settled == current:
+                break
+            settled = current if done else None
+            if time.monotonic() >= deadline:
+                running, desired, error = state[1:]
+                self.fail(
+                    f"timed out after {timeout:g} s waiting for service {self.name} to converge: {running} of "
+                    f"{desired} task(s) running with the current spec"
+                    + (f"; last task error: {error}" if error else ""),
+                    service=service,
+                )
+            time.sleep(0.25 if done else 0.5)
+        keep = [t for t in tasks if live(t) and task_up_to_date(service, t)]
+        return service, keep
+
+
+def wait_for(probe: Any, timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if probe():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        check_params(module.params)
+    except ParamError as exc:
+        module.fail_json(msg=str(exc))
+    client = ModuleClient(module)
+
+    def body() -> dict[str, Any]:
+        try:
+            return ServiceTask(module, client.api).run()
+        except ParamError as exc:
+            module.fail_json(msg=str(exc))
+            return {}
+
+    client.run(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""swarm_service and overlay_network on the testbed, through Ansible (ad-hoc module runs over ssh): check mode
+predicts and changes nothing, diff shows the change, updates happen in place and wait until converged, bad
+arguments fail clearly and change nothing, a network in use is not removed or recreated.
+
+The swarm is formed with the repository's agents (fast); test_ansible.py covers the roles and site.yml. The
+tests run in file order on one swarm; each leaves it as the next one expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration.cluster_helpers import HOSTS, api, form_cluster, nodes, wait_for, wipe_cluster
+from testbed.bed import Testbed
+from testbed.layout import CONTROLLER_NS
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / ".venv" / "bin" / "ansible"
+NODEJS: dict[str, Any] = {
+    "name": "nodejs",
+    "image": "shoal/hello",
+    "replicas": 2,
+    "publish": [{"published_port": 80, "target_port": 8080}],
+    "constraints": ["node.role==worker"],
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    form_cluster(bed, managers=1)
+    yield bed
+    wipe_cluster(bed, "test_ansible_services")
+
+
+@pytest.fixture(scope="module")
+def module(cluster: Testbed) -> Any:
+    """Runs one of the collection's modules ad hoc on a testbed host: (rc, result, output)."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(cluster.ansible_cfg_path),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "playbooks" / "collections"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
+
+    def run(
+        name: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, host: str = "swarm00"
+    ) -> tuple[int, dict[str, Any], str]:
+        argv = [str(ANSIBLE), host, "-m", f"shoal.swarm.{name}", "-a", json.dumps(args)]
+        argv += ["--check"] * check + ["--diff"] * diff
+        started = time.monotonic()
+        proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        out = proc.stdout + proc.stderr
+        print(f"{name} {sorted(args)}{' check' * check}: rc={proc.returncode} in {time.monotonic() - started:.1f} s")
+        start = out.find(" => {")
+        result = json.loads(out[start + 4 : out.rindex("}") + 1]) if start >= 0 else {}
+        return proc.returncode, result, out
+
+    return run
+
+
+def services(bed: Testbed) -> dict[str, tuple[str, int, dict[str, Any]]]:
+    """Name -> (ID, version, spec) of every service."""
+    return {
+        s["Spec"]["Name"]: (s["ID"], s["Version"]["Index"], s["Spec"]) for s in api(bed, "swarm00").get("/services")
+    }
+
+
+def networks(bed: Testbed) -> dict[str, dict[str, Any]]:
+    """Name -> the network's settings (not its peers and endpoints, which follow the tasks)."""
+    keep = ("Id", "IPAM", "Internal", "Attachable", "Labels")
+    return {
+        n["Name"]: {k: n.get(k) for k in keep}
+        for n in api(bed, "swarm00").get("/networks")
+        if n.get("Scope") == "swarm"
+    }
+
+
+def current_tasks(bed: Testbed, name: str) -> list[dict[str, Any]]:
+    """The service's tasks the swarm wants running."""
+    return [t for t in api(bed, "swarm00").get("/tasks", filters={"service": [name]}) if t["DesiredState"] == "running"]
+
+
+def curl(bed: Testbed, host: str, port: int = 80) -> str:
+    """An HTTP GET from the controller namespace to a node's underlay address (bounded: 3 s)."""
+    res = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            CONTROLLER_NS,
+            "curl",
+            "-s",
+            "--max-time",
+            "3",
+            f"http://{bed.host(host).address}:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return res.stdout.strip()
+
+
+def test_check_mode_predicts_a_new_service_and_creates_nothing(cluster: Testbed, module) -> None:
+    rc, result, out = module("swarm_service", NODEJS, check=True, diff=True)
+    assert rc == 0 and result["changed"] and result["service_id"] == "", out
+    assert '"state": "absent"' in out and '+    "replicas": 2' in out, out
+    assert "nodejs" not in services(cluster)
+
+
+def test_create_waits_until_converged_answers_through_the_mesh_and_is_idempotent(cluster: Testbed, module) -> None:
+    rc, result, out = module("swarm_service", {**NODEJS, "wait": True})
+    assert rc == 0 and result["changed"] and result["actions"] == ["service created"], out
+    assert len(result["tasks"]) == 2 and all(t["Status"]["State"] == "running" for t in result["tasks"])
+    workers = {n["ID"] for n in nodes(cluster, "swarm00").values() if n["Spec"]["Role"] == "worker"}
+    running = current_tasks(cluster, "nodejs")  # at once: the module waited
+    assert len(running) == 2 and all(t["Status"]["State"] == "running" for t in running)
+    assert {t["NodeID"] for t in running} <= workers
+    ips = {t["NetworksAttachments"][0]["Addresses"][0].split("/")[0] for t in running}
+    for host in HOSTS:
+        answer = wait_for(f"an answer through {host}", lambda h=host: curl(cluster, h), timeout=15)
+        assert answer in {f"Hello World! from {ip}" for ip in ips}, answer
+    before = services(cluster)["nodejs"]
+    rc, result, out = module("swarm_service", {**NODEJS, "wait": True})
+    assert rc == 0 and not result["changed"] and result["changes"] == [], out
+    assert services(cluster)["nodejs"] == before
+
+
+def test_diff_shows_the_change_check_mode_applies_nothing_and_the_update_is_in_place(cluster: Testbed, module) -> None:
+    service_id, version, _ = services(cluster)["nodejs"]
+    rc, result, out = module("swarm_service", {"name": "nodejs", "replicas": 3}, check=True, diff=True)
+    assert rc == 0 and result["changed"] and result["changes"] == ["replicas"], out
+    assert '-    "replicas": 2,' in out and '+    "replicas": 3,' in out, out
+    assert services(cluster)["nodejs"][:2] == (service_id, version)
+    rc, result, out = module("swarm_service", {"name": "nodejs", "replicas": 3, "wait": True}, diff=True)
+    assert rc == 0 and result["changed"], out
+    new_id, new_version, spec = services(cluster)["nodejs"]
+    assert new_id == service_id and new_version > version and spec["Mode"]["Replicated"]["Replicas"] == 3
+    assert len([t for t in current_tasks(cluster, "nodejs") if t["Status"]["State"] == "running"]) == 3
+
+
+def test_an_update_rolls_the_tasks_and_wait_returns_when_all_run_the_new_spec(cluster: Testbed, module) -> None:
+    old = {t["ID"] for t in current_tasks(cluster, "nodejs")}
+    args = {"name": "nodejs", "env": {"GREETING": "hi"}, "update_config": {"parallelism": 2}, "wait": True}
+    rc, result, out = module("swarm_service", args)
+    assert rc == 0 and result["changed"] and sorted(result["changes"]) == ["env", "update_config"], out
+    template = services(cluster)["nodejs"][2]["TaskTemplate"]
+    running = current_tasks(cluster, "nodejs")
+    assert len(running) == 3 and not {t["ID"] for t in running} & old
+    assert all(t["Status"]["State"] == "running" and t["Spec"] == template for t in running)
+    assert template["ContainerSpec"]["Env"] == ["GREETING=hi"]
+    rc, result, out = module("swarm_service", args)
+    assert rc == 0 and not result["changed"], out
+
+
+def test_bad_arguments_fail_clearly_and_change_nothing(cluster: Testbed, module) -> None:
+    before, nets = services(cluster), networks(cluster)
+    cases = [
+        ("swarm_service", {"name": "nodejs", "replicas": -5}, "replicas must be 0 or more, not -5"),
+        (
+            "swarm_service",
+            {"name": "nodejs", "publish": [{"target_port": 8080, "published_port": 80, "mode": "sideways"}]},
+            "value of mode must be one of: ingress, host, got: sideways",
+        ),
+        ("swarm_service", {"name": "nodejs", "mode": "global", "replicas": 2}, "replicas applies to replicated"),
+        ("swarm_service", {"name": "nodejs", "state": "absent", "replicas": 2}, "state=present only: replicas"),
+        (
+            "swarm_service",
+            {"name": "nodejs", "endpoint_mode": "dnsrr"},
+            "service nodejs publishes 80:8080 in ingress mode: publish with mode=host",
+        ),
+        ("swarm_service", {"name": "nodejs", "mode": "global"}, "is replicated and cannot become global in place"),
+        ("swarm_service", {"name": "nodejs", "networks": ["nosuch"]}, "network nosuch not found: create it first"),
+        ("swarm_service", {"name": "other", "replicas": 1}, "image is needed to create it"),
+        # the agent's own validation, surfaced as it words it
+        (
+            "swarm_service",
+            {"name": "nodejs", "constraints": ["node.role=worker"]},
+            'invalid constraint "node.role=worker": expected one operator from ==, !=',
+        ),
+        ("overlay_network", {"name": "backend", "subnet": "10.0.9.1/24"}, "invalid subnet '10.0.9.1/24'"),
+        ("overlay_network", {"name": "backend", "gateway": "10.0.9.1"}, "gateway needs subnet"),
+        ("overlay_network", {"name": "ingress", "state": "absent"}, "routing mesh"),
+    ]
+    for name, args, message in cases:
+        rc, result, out = module(name, args)
+        assert rc != 0 and message in result.get("msg", ""), (args, out)
+        assert not result.get("changed"), (args, out)
+    rc, result, out = module("swarm_service", {**NODEJS, "replicas": 3}, host="swarm01")  # a worker
+    assert rc != 0 and "not a swarm manager" in result["msg"], out
+    assert services(cluster) == before and networks(cluster) == nets
+
+
+def test_wait_fails_with_the_tasks_error_when_the_service_cannot_converge(cluster: Testbed, module) -> None:
+    args = {"name": "broken", "image": "nosuch/image", "wait": True, "wait_timeout": 8}
+    rc, result, out = module("swarm_service", args)
+    assert rc != 0 and result["changed"], out  # created, and said so
+    assert "timed out after 8 s waiting for service broken to converge: 0 of 1 task(s)" in result["msg"], out
+    assert "last task error: " in result["msg"], out
+    rc, result, out = module("swarm_service", {"name": "broken", "state": "absent", "wait": True})
+    assert rc == 0 and result["changed"], out
+    assert "broken" not in services(cluster)
+
+
+def test_a_network_in_use_is_neither_recreated_nor_removed(cluster: Testbed, module) -> None:
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.9.0/24"}, check=True)
+    assert rc == 0 and result["changed"] and "backend" not in networks(cluster), out
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.9.0/24", "labels": {"a": 1}})
+    assert rc == 0 and result["changed"], out
+    network_id = networks(cluster)["backend"]["Id"]
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.9.0/24", "labels": {"a": "1"}})
+    assert rc == 0 and not result["changed"], out
+    api_args = {"name": "api", "image": "shoal/host", "command": "sleep 3600", "networks": ["backend"], "wait": True}
+    rc, result, out = module("swarm_service", api_args)
+    assert rc == 0 and result["changed"], out
+    assert services(cluster)["api"][2]["TaskTemplate"]["Networks"][0]["Target"] == network_id
+    rc, result, out = module("swarm_service", api_args)
+    assert rc == 0 and not result["changed"], out  # compared by name, stored by ID
+
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.10.0/24"}, check=True)
+    assert rc == 0 and result["changed"] and "used by service(s) api" in out, out  # a warning in check mode
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.10.0/24"})
+    assert rc != 0 and not result["changed"], out
+    assert "network backend is used by service(s) api: it cannot change in place" in result["msg"], out
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.10.0/24", "force": True})
+    assert rc != 0 and not result["changed"], out
+    assert "the swarm refused to remove it: network backend is in use by service api" in result["msg"], out
+    rc, result, out = module("overlay_network", {"name": "backend", "state": "absent"})
+    assert rc != 0 and "used by service(s) api" in result["msg"], out
+    assert networks(cluster)["backend"]["Id"] == network_id
+    assert networks(cluster)["backend"]["IPAM"]["Config"][0]["Subnet"] == "10.0.9.0/24"
+
+    rc, result, out = module("swarm_service", {"name": "api", "state": "absent", "wait": True})
+    assert rc == 0 and result["changed"], out
+    rc, result, out = module("overlay_network", {"name": "backend", "subnet": "10.0.10.0/24"}, diff=True)
+    assert rc == 0 and result["changed"] and result["actions"] == ["network removed and created again"], out
+    assert '-    "subnet": "10.0.9.0/24"' in out and '+    "subnet": "10.0.10.0/24"' in out, out
+    recreated = networks(cluster)["backend"]
+    assert recreated["Id"] != network_id and recreated["IPAM"]["Config"][0]["Subnet"] == "10.0.10.0/24"
+    assert recreated["Labels"] == {"a": "1"}  # what was not given is kept
+    rc, result, out = module("overlay_network", {"name": "backend", "state": "absent"})
+    assert rc == 0 and result["changed"] and "backend" not in networks(cluster), out
+    rc, result, out = module("overlay_network", {"name": "backend", "state": "absent"})
+    assert rc == 0 and not result["changed"], out
+
+
+def test_absent_removes_the_service_and_a_second_run_changes_nothing(cluster: Testbed, module) -> None:
+    rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent"}, check=True)
+    assert rc == 0 and result["changed"] and "nodejs" in services(cluster), out
+    rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent", "wait": True})
+    assert rc == 0 and result["changed"] and "nodejs" not in services(cluster), out
+    assert not [t for t in api(cluster, "swarm00").get("/tasks") if t["Status"]["State"] == "running"]
+    rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent"})
+    assert rc == 0 and not result["changed"], out

@@ -235,14 +235,20 @@ def test_removing_everything_leaves_no_network_state(cluster: Testbed) -> None:
     wait_for("no tasks left", lambda: not api(cluster, "swarm00").get("/tasks"), timeout=30)
     api(cluster, "swarm00").delete("/networks/internal")
 
+    left: dict[str, str] = {}
+
     def clean() -> bool:
         for host in HOSTS:
             listing = cluster.run(host, ["ip", "netns", "list"]).stdout
+            left[host] = listing
             if "1-" in listing or "task-" in listing:
                 return False
         return True
 
-    wait_for("no overlay or task namespaces on any node", clean, timeout=30)
+    try:
+        wait_for("no overlay or task namespaces on any node", clean, timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {left}") from None
     for host in HOSTS:
         tables = cluster.run(host, ["nft", "list", "tables"]).stdout
         assert "shoal_lb" not in tables

@@ -411,7 +411,7 @@ class Agent:
 
     async def _remove_all_tasks(self) -> None:
         """`swarm leave` ends the node's tasks, as Docker removes a leaving node's containers."""
-        for task_id in list(self.executor.state):
+        for task_id in sorted(set(self.executor.state) | set(self.driver.task_ids())):
             try:
                 await asyncio.to_thread(self.driver.stop, task_id, None)
                 await asyncio.to_thread(self.driver.remove, task_id)

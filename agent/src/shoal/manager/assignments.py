@@ -12,6 +12,7 @@ import contextlib
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from shoal.manager.netstate import node_netstate
@@ -22,8 +23,32 @@ from shoal.store.errors import VersionConflict
 REPORT_FIELDS = ("State", "Message", "Err", "ExitCode", "PID", "Timestamp")
 
 
-def node_tasks(store: Any, node_id: str) -> list[dict[str, Any]]:
-    return [t for t in store.list("task") if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
+@dataclass
+class Snapshot:
+    index: int
+    tasks: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+    networks: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+
+
+_SNAPSHOTS: dict[int, Snapshot] = {}
+COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once per event
+
+
+def snapshot(store: Any) -> Snapshot:
+    """One read-only copy of the store per applied index, shared by every waiting node: copying the
+    task table for each node on each event saturated the manager's loop during large changes."""
+    index = store.applied_index
+    cached = _SNAPSHOTS.get(id(store))
+    if cached is None or cached.index != index:
+        cached = Snapshot(index, store.list("task"), store.list("service"), store.list("network"), store.list("node"))
+        _SNAPSHOTS[id(store)] = cached
+    return cached
+
+
+def node_tasks(tasks: list[dict[str, Any]], node_id: str) -> list[dict[str, Any]]:
+    return [t for t in tasks if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
 
 
 def signature(tasks: list[dict[str, Any]], extra: Any = None) -> str:
@@ -38,9 +63,10 @@ async def assignments(store: Any, node_id: str, since: str | None, wait: float) 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            tasks = node_tasks(store, node_id)
-            services = store.list("service")
-            net = node_netstate(node_id, store.list("task"), services, store.list("network"), store.list("node"))
+            snap = snapshot(store)
+            tasks = node_tasks(snap.tasks, node_id)
+            services = snap.services
+            net = node_netstate(node_id, snap.tasks, services, snap.networks, snap.nodes)
             sig = signature(tasks, net)
             remaining = deadline - loop.time()
             if sig != since or remaining <= 0:
@@ -48,6 +74,9 @@ async def assignments(store: Any, node_id: str, since: str | None, wait: float) 
                 return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names, "Net": net}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sub.aget(), remaining)
+                await asyncio.sleep(COALESCE)
+                while sub.get_nowait() is not None:
+                    pass
     finally:
         sub.close()
 

@@ -112,6 +112,16 @@ class Executor:
             self.report(tid, "rejected", "rejected", Err=f"{exc.__class__.__name__}: {exc}")
         finally:
             self.busy.discard(tid)
+            self._recheck(tid)
+
+    def _recheck(self, tid: str) -> None:
+        """Assignments that changed while the task was starting (removed, or told to stop) would
+        otherwise wait for the next change to reach this node: act on them now."""
+        task = self.assigned.get(tid)
+        if task is None and tid in self.state:
+            self._spawn(self._forget(tid))
+        elif task is not None and task["DesiredState"] in STOPPING and self.state.get(tid) in ("running", "starting"):
+            self._spawn(self._stop(task))
 
     async def _stop(self, task: dict[str, Any]) -> None:
         tid = task["ID"]
@@ -128,6 +138,7 @@ class Executor:
             self.report(tid, "shutdown", "shutdown", Err=str(exc))
         finally:
             self.busy.discard(tid)
+            self._recheck(tid)
 
     async def _release(self, tid: str) -> None:
         """A task that ended leaves its networks at once (its record stays for `service ps`)."""

@@ -1,0 +1,222 @@
+"""5. Security at the cluster port (2377) and overlay isolation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from chaos._util import HELLO, SLEEPER, converged, curl
+from chaos.conftest import Summary
+from integration.cluster_helpers import (
+    HOSTS,
+    MANAGER,
+    api,
+    certs,
+    cli,
+    form_cluster,
+    tls_call,
+    wait_for,
+    wipe_cluster,
+)
+from shoal.manager.ca import RootCA
+from testbed.bed import Testbed
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    form_cluster(bed, managers=1)
+    yield bed
+    wipe_cluster(bed, "chaos_security")
+
+
+def refused(address: str, path: str, **kw: Any) -> tuple[bool, str]:
+    """True when the call is refused (403/401 or the TLS handshake fails)."""
+    try:
+        status, body = tls_call(address, path, **kw)
+    except Exception as exc:  # a handshake refusal surfaces as an SSL/URL error
+        return True, f"handshake: {type(exc).__name__}"
+    return status in (401, 403), f"{status} {(body or {}).get('message') if isinstance(body, dict) else body}"
+
+
+def csr_pem() -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")]))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return csr.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_cluster_port_refusals(cluster: Testbed, summary: Summary, tmp_path_factory: pytest.TempPathFactory) -> None:
+    bed = cluster
+    ca_file = certs(bed, "swarm00") / "swarm-root-ca.crt"
+    failures: list[str] = []
+    checks = 0
+
+    def expect(what: str, ok: bool, detail: str) -> None:
+        nonlocal checks
+        checks += 1
+        if not ok:
+            failures.append(f"{what}: {detail}")
+
+    swarm = api(bed, "swarm00").get("/swarm")
+    token = swarm["JoinTokens"]["Worker"]
+    join = {"CSR": csr_pem()[0].decode(), "Hostname": "intruder", "AdvertiseIP": "10.213.0.99"}
+    # wrong token (right CA digest, wrong secret) and a garbage token
+    parts = token.split("-")
+    wrong = "-".join([*parts[:3], ("0" if parts[3][0] != "0" else "1") + parts[3][1:]])
+    for what, tok in (("wrong token", wrong), ("garbage token", "SWMTKN-1-nope-nope"), ("empty token", "")):
+        status, body = tls_call(MANAGER, "/shoal/join", method="POST", body={**join, "Token": tok}, ca_file=ca_file)
+        expect(what, status in (400, 401, 403), f"{status} {body}")
+    # rotated token stops working at once
+    api(bed, "swarm00").post("/swarm/update", swarm["Spec"], version=swarm["Version"]["Index"], rotateWorkerToken=True)
+    status, body = tls_call(MANAGER, "/shoal/join", method="POST", body={**join, "Token": token}, ca_file=ca_file)
+    expect("rotated token", status == 403, f"{status} {body}")
+    # no client certificate
+    for path, method in (("/nodes", "GET"), ("/shoal/heartbeat", "POST"), ("/shoal/assignments", "POST")):
+        ok, detail = refused(MANAGER, path, method=method, body={} if method == "POST" else None, ca_file=ca_file)
+        expect(f"no client cert {path}", ok, detail)
+    # a worker certificate on manager-only endpoints
+    worker = certs(bed, "swarm01")
+    ok, detail = refused(
+        MANAGER,
+        "/shoal/raft/join",
+        method="POST",
+        ca_file=ca_file,
+        cert_host_dir=worker,
+        body={"RaftAddr": "10.213.0.11:2378", "Addr": "10.213.0.11:2377"},
+    )
+    expect("worker cert raft join", ok, detail)
+    # a certificate from another cluster's CA (same node ID and role as the real manager)
+    other = RootCA.create()
+    manager_id = next(n["ID"] for n in api(bed, "swarm00").get("/nodes") if n["Description"]["Hostname"] == "swarm00")
+    csr, key = csr_pem()
+    foreign_dir: Path = tmp_path_factory.mktemp("foreign")
+    cert = other.issue(csr, manager_id, "manager", swarm["ID"], ips=["10.213.0.99"])
+    (foreign_dir / "swarm-node.crt").write_text(cert if isinstance(cert, str) else cert.decode())
+    (foreign_dir / "swarm-node.key").write_bytes(key)
+    for path in ("/nodes", "/shoal/raft/join"):
+        ok, detail = refused(
+            MANAGER,
+            path,
+            method="GET" if path == "/nodes" else "POST",
+            body=None if path == "/nodes" else {},
+            ca_file=ca_file,
+            cert_host_dir=foreign_dir,
+        )
+        expect(f"foreign CA cert {path}", ok, detail)
+    # a removed node's certificate (swarm02 leaves and is removed; its saved certificate is refused)
+    saved = tmp_path_factory.mktemp("removed")
+    for p in certs(bed, "swarm02").iterdir():
+        (saved / p.name).write_bytes(p.read_bytes())
+    rc, _, err = cli(bed, "swarm02", "swarm", "leave")
+    assert rc == 0, err
+    wait_for(
+        "swarm02 down",
+        lambda: any(
+            n["Description"]["Hostname"] == "swarm02" and n["Status"]["State"] == "down"
+            for n in api(bed, "swarm00").get("/nodes")
+        ),
+        timeout=15,
+    )
+    rc, _, err = cli(bed, "swarm00", "node", "rm", "swarm02")
+    assert rc == 0, err
+    for path, method in (("/nodes", "GET"), ("/shoal/heartbeat", "POST"), ("/shoal/assignments", "POST")):
+        ok, detail = refused(
+            MANAGER,
+            path,
+            method=method,
+            body={} if method == "POST" else None,
+            ca_file=saved / "swarm-root-ca.crt",
+            cert_host_dir=saved,
+        )
+        expect(f"removed node cert {path}", ok, detail)
+    # the legitimate manager certificate still works (the refusals are not a broken port)
+    status, _ = tls_call(MANAGER, "/nodes", ca_file=ca_file, cert_host_dir=certs(bed, "swarm00"))
+    expect("manager cert works", status == 200, str(status))
+    for f in failures:
+        print(f"security failure: {f}")
+    summary.add("security at 2377", checks, len(failures), "tokens, no cert, worker cert, foreign CA, removed node")
+    # put swarm02 back for the isolation test
+    new_token = api(bed, "swarm00").get("/swarm")["JoinTokens"]["Worker"]
+    rc, _, err = cli(bed, "swarm02", "swarm", "join", "--token", new_token, MANAGER)
+    assert rc == 0, err
+    assert not failures, failures
+
+
+def in_task(bed: Testbed, service: str, argv: list[str]) -> tuple[int, str]:
+    task = converged(bed, service, 1)[0]
+    host = {n["ID"]: n["Description"]["Hostname"] for n in api(bed, "swarm00").get("/nodes")}[task["NodeID"]]
+    rc, out, err = cli(bed, host, "exec", task["ID"][:12], *argv, timeout=20)
+    return rc, out + err
+
+
+def task_ip(bed: Testbed, service: str, network: str) -> str:
+    net_id = api(bed, "swarm00").get(f"/networks/{network}")["Id"]
+    task = converged(bed, service, 1)[0]
+    att = next(a for a in task["NetworksAttachments"] if a["Network"]["ID"] == net_id)
+    return att["Addresses"][0].split("/")[0]
+
+
+def test_overlay_isolation_and_unpublished_ports(cluster: Testbed, summary: Summary) -> None:
+    bed = cluster
+    wait_for(
+        "3 ready nodes",
+        lambda: sum(n["Status"]["State"] == "ready" for n in api(bed, "swarm00").get("/nodes")) == 3,
+        timeout=30,
+    )
+    for name, subnet in (("neta", "172.31.10.0/24"), ("netb", "172.31.11.0/24")):
+        api(bed, "swarm00").post(
+            "/networks/create", {"Name": name, "Driver": "overlay", "IPAM": {"Config": [{"Subnet": subnet}]}}
+        )
+    specs = {
+        "ia": ({**SLEEPER, "Networks": [{"Target": "neta"}]}, "swarm01"),
+        "ia2": ({**HELLO, "Networks": [{"Target": "neta"}]}, "swarm02"),
+        "ib": ({**HELLO, "Networks": [{"Target": "netb"}]}, "swarm02"),
+    }
+    for name, (template, host) in specs.items():
+        template = {**template, "Placement": {"Constraints": [f"node.hostname=={host}"]}}
+        api(bed, "swarm00").post(
+            "/services/create", {"Name": name, "TaskTemplate": template, "Mode": {"Replicated": {"Replicas": 1}}}
+        )
+    for name in specs:
+        converged(bed, name, 1)
+    a2, b = task_ip(bed, "ia2", "neta"), task_ip(bed, "ib", "netb")
+    failures: list[str] = []
+    curl_argv = ["curl", "-s", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}"]
+    same = wait_for(
+        "same-network reachability",
+        lambda: (r := in_task(bed, "ia", [*curl_argv, f"http://{a2}:8080/"]))[1].endswith("200") and r,
+        timeout=20,
+    )
+    del same
+    rc, out = in_task(bed, "ia", [*curl_argv, f"http://{b}:8080/"])
+    if out.strip().endswith("200"):
+        failures.append(f"task on neta reached {b}:8080 on netb: {out!r}")
+    rc, out = in_task(bed, "ia", ["ping", "-c", "1", "-W", "1", b])
+    if rc == 0:
+        failures.append(f"task on neta pinged {b} on netb")
+    # an unpublished port (ia2 listens on 8080, publishes nothing) is unreachable from shoal-ctl
+    for host in HOSTS:
+        answer = curl(bed, host, 8080, max_time=2)
+        if answer:
+            failures.append(f"unpublished 8080 answered through {host}: {answer[:60]!r}")
+    for f in failures:
+        print(f"isolation failure: {f}")
+    summary.add("overlay isolation", 2 + len(HOSTS), len(failures), "neta -/-> netb (curl, ping); unpublished port")
+    with contextlib.suppress(Exception):
+        for name in specs:
+            api(bed, "swarm00").delete(f"/services/{name}")
+    assert not failures, failures

@@ -1148,7 +1148,9 @@ class ServiceTask:
         while True:
             service = self.api.service(service["ID"]) or service
             status = service.get("UpdateStatus") or {}
-            if status.get("State") in ("paused", "rollback_paused", "rollback_completed"):
+            # a rollback this run caused means the spec asked for did not take; an older one is history
+            stopped = ("paused", "rollback_paused") + (("rollback_completed",) if self.actions else ())
+            if status.get("State") in stopped:
                 what = {
                     "paused": "its update was paused",
                     "rollback_paused": "its rollback was paused",

@@ -126,6 +126,7 @@ class FakeAgent:
         self.scheduling = False  # with enable_workloads(): tasks follow the services' specs on each /tasks read
         self.task_reads_to_run = 0  # reads of /tasks during which new tasks stay pending
         self.task_error = ""  # when set, new tasks fail with this error instead of running
+        self.update_status: dict[str, Any] | None = None  # the UpdateStatus a service update ends with (a rollback)
 
     # ---- set-ups
     def make_manager(self) -> FakeAgent:
@@ -396,6 +397,8 @@ class FakeAgent:
                     spec = resolve_targets(validate_service_spec(body, service["Spec"]), self.networks or [])
                     updated = updated_service(service, spec, now_rfc3339())
                     updated["Version"]["Index"] = self.bump()
+                    if self.update_status is not None:
+                        updated["UpdateStatus"] = copy.deepcopy(self.update_status)
                     self.services[self.services.index(service)] = updated
                     return 200, {"Warnings": []}
                 if method == "DELETE" and not match.group(2):

@@ -347,6 +347,16 @@ def test_wait_times_out_with_the_tasks_error(agent: FakeAgent, run) -> None:
     assert "last task error: image nosuch/image not found" in result["msg"]
 
 
+def test_wait_fails_when_the_update_was_rolled_back_but_not_for_an_old_rollback(agent: FakeAgent, run) -> None:
+    run(**NODEJS)
+    agent.update_status = {"State": "rollback_completed", "Message": "update rolled back due to failure"}
+    failed, result = run(name="nodejs", image="shoal/host", wait=True)
+    assert failed and result["changed"], result
+    assert "did not converge: its update was rolled back: update rolled back due to failure" in result["msg"]
+    failed, result = run(name="nodejs", wait=True)  # nothing to change: the old rollback is history
+    assert not failed and not result["changed"], result
+
+
 # ---- pure helpers
 @pytest.mark.parametrize(
     ("text", "size"),

@@ -1,5 +1,6 @@
-"""The Ansible collection on the testbed: site.yml from bare hosts, idempotence, check and diff mode,
-bad arguments, drain/activate/promote/demote plays, reset.
+"""The Ansible collection on the testbed: site.yml from bare hosts (with the inventory's default service, the
+seed's nodejs, answering through the routing mesh), idempotence, check and diff mode, bad arguments,
+drain/activate/promote/demote plays, reset.
 
 The tests run in file order on one cluster; each leaves it as the next one expects. The agent is
 installed by the agent role (/opt/shoal/venv, from the wheelhouse), not the repository's venv.
@@ -21,6 +22,7 @@ import pytest
 
 from integration.cluster_helpers import HOSTS, api, nodes, wait_for, wipe_cluster
 from testbed.bed import Testbed
+from testbed.layout import CONTROLLER_NS
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
@@ -82,6 +84,13 @@ def spec_versions(bed: Testbed) -> dict[str, Any]:
     return {name: (n["Version"]["Index"], n["Spec"]) for name, n in nodes(bed, "swarm00").items()}
 
 
+def mesh_get(bed: Testbed, host: str, port: int = 80) -> str:
+    """An HTTP GET from the controller namespace to a node's published port (bounded: 3 s)."""
+    url = f"http://{bed.host(host).address}:{port}/"
+    argv = ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--max-time", "3", url]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
 def agent_exe(bed: Testbed, host: str) -> str:
     pid = bed.agent_pid(host)
     assert pid, f"no shoald on {host}"
@@ -112,6 +121,18 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
         assert "/opt/shoal/venv/bin/shoald --config /etc/shoal/shoald.yml" in agent_exe(bed, host)
         config = bed.run(host, ["cat", "/etc/shoal/shoald.yml"]).stdout
         assert f'advertise_addr: "{bed.host(host).address}"' in config
+    # the inventory's default service, the seed's nodejs: converged when site.yml returns, on the workers,
+    # answering through the routing mesh on every node
+    client = api(bed, "swarm00")
+    workers = {n["ID"] for n in listed.values() if n["Spec"]["Role"] == "worker"}
+    (nodejs,) = [s for s in client.get("/services") if s["Spec"]["Name"] == "nodejs"]
+    tasks = [t for t in client.get("/tasks", filters={"service": ["nodejs"]}) if t["DesiredState"] == "running"]
+    assert len(tasks) == nodejs["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
+    assert all(t["Status"]["State"] == "running" and t["NodeID"] in workers for t in tasks)
+    ips = {t["NetworksAttachments"][0]["Addresses"][0].split("/")[0] for t in tasks}
+    for host in HOSTS:
+        answer = wait_for(f"nodejs through {host}", lambda h=host: mesh_get(bed, h), timeout=15)
+        assert answer in {f"Hello World! from {ip}" for ip in ips}, answer
     started = time.monotonic()
     rc, out, recap = play("site.yml")
     again = time.monotonic() - started
@@ -226,9 +247,14 @@ def test_drain_waits_until_replicated_tasks_left_then_activate_both_idempotent(b
     assert nodes(bed, "swarm00")["swarm01"]["Spec"]["Availability"] == "active"
     rc, out, recap = play("activate.yml", "-e", "node=swarm01")
     assert rc == 0 and changed(recap) == 0, out
+    ids = {s["ID"] for s in client.get("/services") if s["Spec"]["Name"] in ("web", "everywhere")}
     for name in ("web", "everywhere"):
         client.delete(f"/services/{name}")
-    wait_for("no tasks", lambda: not client.get("/tasks"), timeout=30)
+    wait_for(
+        "no tasks of web and everywhere",
+        lambda: not [t for t in client.get("/tasks") if t["ServiceID"] in ids],
+        timeout=30,
+    )
 
 
 def test_promote_then_demote_wait_and_are_idempotent(bed: Testbed, play) -> None:

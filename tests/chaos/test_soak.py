@@ -1,0 +1,189 @@
+"""6. Soak: bounded churn (scale, kill tasks, update services, create/remove networks), then no leaks
+(namespaces, links, nft tables, cgroups, shim processes, agent fds) and the agents' RSS growth."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos._util import HELLO, SLEEPER, converged, set_replicas
+from chaos.conftest import LONG, Summary
+from integration.cluster_helpers import HOSTS, api, form_cluster, wait_for, wipe_cluster
+from testbed.bed import Testbed
+
+SECONDS = 1800 if LONG else 120
+MAX_OPS = 20000 if LONG else 1500
+PORT = 8083
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    form_cluster(bed, managers=1)
+    yield bed
+    wipe_cluster(bed, "chaos_soak")
+
+
+def host_out(bed: Testbed, host: str, script: str) -> str:
+    return bed.run(host, ["sh", "-c", script], timeout=30).stdout
+
+
+def shims() -> int:
+    count = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if b"shoal.runtime.shim" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    count += 1
+    return count
+
+
+def resources(bed: Testbed) -> dict[str, object]:
+    out: dict[str, object] = {"shims": shims()}
+    for host in HOSTS:
+        pid = bed.agent_pid(host)
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        out[host] = {
+            "netns": sorted(host_out(bed, host, "ip netns list | cut -d' ' -f1").split()),
+            "links": sorted(host_out(bed, host, "ip -o link show | cut -d: -f2 | cut -d@ -f1").split()),
+            "nft": sorted(host_out(bed, host, "nft list tables").splitlines()),
+            "cgroups": sorted(host_out(bed, host, "ls /sys/fs/cgroup/shoal 2>/dev/null || true").split()),
+            "fds": len(os.listdir(f"/proc/{pid}/fd")) if pid else 0,
+            "rss_kb": rss,
+        }
+    return out
+
+
+def clean_all(bed: Testbed, keep_networks: set[str]) -> None:
+    client = api(bed, "swarm00")
+    for svc in client.get("/services"):
+        with contextlib.suppress(Exception):
+            client.delete(f"/services/{svc['ID']}")
+    wait_for("no tasks left", lambda: not client.get("/tasks"), timeout=60)
+    wait_for("no local tasks", lambda: all(not api(bed, h).get("/shoal/local/tasks") for h in HOSTS), timeout=60)
+    for net in client.get("/networks"):
+        if net["Name"].startswith("soak") and net["Name"] not in keep_networks:
+            with contextlib.suppress(Exception):
+                client.delete(f"/networks/{net['Id']}")
+
+
+def create_services(bed: Testbed) -> None:
+    client = api(bed, "swarm00")
+    client.post(
+        "/services/create",
+        {
+            "Name": "soakweb",
+            "TaskTemplate": {**HELLO, "Networks": [{"Target": "soaknet"}]},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": PORT}]},
+        },
+    )
+    client.post(
+        "/services/create",
+        {"Name": "soaksleep", "TaskTemplate": SLEEPER, "Mode": {"Replicated": {"Replicas": 2}}},
+    )
+
+
+def churn(bed: Testbed, rng: random.Random, deadline: float) -> tuple[int, dict[str, int], list[str]]:
+    ops: dict[str, int] = {}
+    errors: list[str] = []
+    n = 0
+    nets: list[str] = []
+    while time.monotonic() < deadline and n < MAX_OPS:
+        n += 1
+        op = rng.choice(["scale", "scale", "kill", "update", "net"])
+        try:
+            if op == "scale":
+                set_replicas(bed, rng.choice(["soakweb", "soaksleep"]), rng.randint(0, 5))
+            elif op == "kill":
+                host = rng.choice(HOSTS)
+                tasks = api(bed, host).get("/shoal/local/tasks")
+                if tasks:
+                    api(bed, host).post(f"/shoal/local/tasks/{rng.choice(tasks)['ID']}/kill")
+            elif op == "update":
+                name = rng.choice(["soakweb", "soaksleep"])
+                svc = api(bed, "swarm00").get(f"/services/{name}")
+                spec = svc["Spec"]
+                spec["TaskTemplate"]["ContainerSpec"]["Env"] = [f"ROUND={n}"]
+                api(bed, "swarm00").post(f"/services/{name}/update", spec, version=svc["Version"]["Index"])
+            elif op == "net":
+                if nets and (len(nets) > 3 or rng.random() < 0.5):
+                    api(bed, "swarm00").delete(f"/networks/{nets.pop(0)}")
+                else:
+                    name = f"soak-{n}"
+                    api(bed, "swarm00").post("/networks/create", {"Name": name, "Driver": "overlay"})
+                    nets.append(name)
+            ops[op] = ops.get(op, 0) + 1
+        except Exception as exc:  # 409s from racing the orchestrator are expected now and then
+            if getattr(exc, "status", None) != 409:
+                errors.append(f"{op}: {exc}")
+        time.sleep(rng.uniform(0.05, 0.4))
+    return n, ops, errors
+
+
+def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) -> None:
+    bed = cluster
+    client = api(bed, "swarm00")
+    client.post("/networks/create", {"Name": "soaknet", "Driver": "overlay", "Attachable": True})
+    # warm-up: every kind of object once, then removed, so that lazily made objects are in the baseline
+    create_services(bed)
+    converged(bed, "soakweb", 2)
+    converged(bed, "soaksleep", 2)
+    clean_all(bed, {"soaknet"})
+    time.sleep(3)
+    before = resources(bed)
+    create_services(bed)
+    rng = random.Random(7)
+    started = time.monotonic()
+    n, ops, errors = churn(bed, rng, started + SECONDS)
+    took = time.monotonic() - started
+    set_replicas(bed, "soakweb", 2)
+    converged(bed, "soakweb", 2, timeout=60)
+    clean_all(bed, {"soaknet"})
+    time.sleep(5)
+    with contextlib.suppress(AssertionError):  # the differences are reported below
+        wait_for(
+            "resources back to the baseline",
+            lambda: (
+                (r := resources(bed))
+                and r["shims"] == before["shims"]
+                and all(
+                    r[h][k] == before[h][k]  # type: ignore[index]
+                    for h in HOSTS
+                    for k in ("netns", "links", "nft", "cgroups")
+                )
+                and r
+            ),
+            timeout=30,
+        )
+    leaks: list[str] = []
+    final = resources(bed)
+    if final["shims"] != before["shims"]:
+        leaks.append(f"shim processes {before['shims']} -> {final['shims']}")
+    growth = []
+    for h in HOSTS:
+        b, a = before[h], final[h]  # type: ignore[index]
+        for key in ("netns", "links", "nft", "cgroups"):
+            if a[key] != b[key]:
+                leaks.append(f"{h} {key}: +{sorted(set(a[key]) - set(b[key]))} -{sorted(set(b[key]) - set(a[key]))}")
+        if a["fds"] > b["fds"] + 10:
+            leaks.append(f"{h} agent fds {b['fds']} -> {a['fds']}")
+        pct_ = (a["rss_kb"] - b["rss_kb"]) * 100 / max(b["rss_kb"], 1)
+        growth.append(f"{h} {b['rss_kb'] // 1024}->{a['rss_kb'] // 1024} MB ({pct_:+.0f}%)")
+    for leak in leaks:
+        print(f"soak leak: {leak}")
+    print(f"soak: {n} ops in {took:.0f} s {ops}; errors {len(errors)} {errors[:5]}; RSS {'; '.join(growth)}")
+    summary.add(
+        "soak churn",
+        n,
+        len(leaks) + len(errors),
+        f"{took:.0f} s {ops}; RSS {'; '.join(growth)}",
+    )
+    assert not leaks, leaks
+    assert not errors, errors[:10]

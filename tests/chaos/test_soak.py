@@ -1,5 +1,6 @@
 """6. Soak: bounded churn (scale, kill tasks, update services, create/remove networks), then no leaks
-(namespaces, links, nft tables, cgroups, shim processes, agent fds) and the agents' RSS growth."""
+(namespaces, links, nft tables, VXLAN FDB and permanent neighbour entries, cgroups, shim processes,
+agent fds) and the agents' RSS growth."""
 
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ def resources(bed: Testbed) -> dict[str, object]:
             "netns": sorted(host_out(bed, host, "ip netns list | cut -d' ' -f1").split()),
             "links": sorted(host_out(bed, host, "ip -o link show | cut -d: -f2 | cut -d@ -f1").split()),
             "nft": sorted(host_out(bed, host, "nft list tables").splitlines()),
+            "fdb_neigh": sorted(
+                host_out(
+                    bed,
+                    host,
+                    "for ns in $(ip netns list | cut -d' ' -f1); do "
+                    'echo "$ns fdb $(ip netns exec $ns bridge fdb show 2>/dev/null | grep -c dst)"; '
+                    'echo "$ns neigh $(ip netns exec $ns ip neigh show nud permanent 2>/dev/null | wc -l)"; done',
+                ).splitlines()
+            ),
             "cgroups": sorted(host_out(bed, host, "ls /sys/fs/cgroup/shoal 2>/dev/null || true").split()),
             "fds": len(os.listdir(f"/proc/{pid}/fd")) if pid else 0,
             "rss_kb": rss,
@@ -156,7 +166,7 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
                 and all(
                     r[h][k] == before[h][k]  # type: ignore[index]
                     for h in HOSTS
-                    for k in ("netns", "links", "nft", "cgroups")
+                    for k in ("netns", "links", "nft", "fdb_neigh", "cgroups")
                 )
                 and r
             ),
@@ -169,7 +179,7 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
     growth = []
     for h in HOSTS:
         b, a = before[h], final[h]  # type: ignore[index]
-        for key in ("netns", "links", "nft", "cgroups"):
+        for key in ("netns", "links", "nft", "fdb_neigh", "cgroups"):
             if a[key] != b[key]:
                 leaks.append(f"{h} {key}: +{sorted(set(a[key]) - set(b[key]))} -{sorted(set(b[key]) - set(a[key]))}")
         if a["fds"] > b["fds"] + 10:

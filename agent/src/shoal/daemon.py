@@ -33,7 +33,11 @@ class ClusterServer:
             return
         ident = self.agent.require_swarm()
         host, port = split_addr(ident.listen_addr)
-        runner = web.AppRunner(cluster_api.build_app(self.agent), access_log=None, handle_signals=False)
+        # nodes hold assignment long-polls open here: on shutdown, do not wait for them (a slow stop
+        # of the leader would let the others mark nodes Down and reschedule their tasks)
+        runner = web.AppRunner(
+            cluster_api.build_app(self.agent), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
         await web.TCPSite(
             runner, host, port or ident.cluster_port, ssl_context=self.agent.server_ctx, reuse_address=True
@@ -52,7 +56,7 @@ async def serve(cfg: config.Config) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     agent = Agent(cfg)
     agent.cluster_server = ClusterServer(agent)
-    local = web.AppRunner(local_api.build_app(agent), access_log=None, handle_signals=False)
+    local = web.AppRunner(local_api.build_app(agent), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await local.setup()
     sock = cfg.socket_path
     sock.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 .PHONY: setup test unit integration demo demo-down bench lint clean
 
 include mk/ansible.mk
+include mk/chaos.mk
 
 $(STAMP): $(SETUP_INPUTS)
 	@mkdir -p $(STATE)

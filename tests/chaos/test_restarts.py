@@ -51,12 +51,6 @@ def pids(bed: Testbed) -> dict[str, int]:
     return {t["ID"]: t["Pid"] for tasks in local_tasks(bed, "").values() for t in tasks}
 
 
-@pytest.mark.xfail(
-    reason="agent bug (chaos report): a manager's shoald needs ~10 s to exit on SIGTERM (the testbed's grace, "
-    "then SIGKILL), the leader marks it down after 3 s and reschedules its tasks, so a rolling restart of "
-    "three managers replaces every task",
-    strict=False,
-)
 def test_rolling_restart_keeps_tasks_and_mesh(cluster: Testbed, summary: Summary) -> None:
     bed = cluster
     api(bed, "swarm00").post(

@@ -17,7 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 tree=$tmp/ansible_collections/shoal/swarm
 mkdir -p "$tree"
 # The collection's files, tracked or new (not ignored); playbooks/collections only links back to the tree.
-(cd "$root" && git ls-files -co --exclude-standard -- galaxy.yml README.md meta plugins roles playbooks \
+(cd "$root" && git ls-files -co --exclude-standard -- galaxy.yml README.md meta plugins roles playbooks extensions \
     | grep -v '^playbooks/collections/' | while read -r f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
     | xargs -0 cp --parents -p -t "$tree")
 # The modules carry the collection's Apache-2.0 notice, not the GPLv3 header validate-modules looks for.
@@ -55,8 +55,8 @@ if [ "$what" != lint ]; then
         --color no "${args[@]}") || status=1
 fi
 if [ "$what" != sanity ]; then
-    echo "== ansible-lint --profile production (roles, playbooks)"
+    echo "== ansible-lint --profile production (roles, playbooks, extensions/molecule)"
     (cd "$tree" && HOME=$tmp ANSIBLE_HOME=$tmp/ansible ANSIBLE_COLLECTIONS_PATH=$tmp "$venv_bin/ansible-lint" --profile production \
-        --offline --nocolor roles playbooks) || status=1
+        --offline --nocolor roles playbooks extensions) || status=1
 fi
 exit $status

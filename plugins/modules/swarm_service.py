@@ -12,9 +12,10 @@ description:
     community.docker's C(docker_swarm_service).
   - The task must run on a manager (use C(delegate_to) and C(run_once)).
   - Only the options you give are compared with the service in place and changed; an option left out keeps the
-    service's current value (on creation, the swarm's default). Give an empty value (V([]) or V({})) to clear one.
-    For the dictionary options (O(resources), O(restart_policy), O(update_config), O(rollback_config)), the
-    same holds for each sub-option.
+    service's current value (on creation, the swarm's default). Give an empty list or dictionary to clear a list
+    or O(labels) (for example O(constraints=[]) or O(labels={})).
+    For the dictionary options O(resources), O(restart_policy), O(update_config) and O(rollback_config), only the
+    sub-options given are compared and changed (a limit of V(0) removes it).
   - A change updates the service in place with the version it was read at (C(POST /services/{id}/update)),
     which starts a rolling update when the tasks need to change. The module never removes and creates a service
     again to apply a change; what cannot change in place (the mode, V(replicated) or V(global)) fails with a

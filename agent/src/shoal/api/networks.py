@@ -40,8 +40,13 @@ GWBRIDGE = {
 }
 
 
-def _is_gwbridge(ref: str) -> bool:
-    return ref == "shoal_gwbridge" or (len(ref) >= 3 and GWBRIDGE_ID.startswith(ref))
+def _is_gwbridge(ref: str, networks: list[dict[str, Any]] | None = None) -> bool:
+    """Docker's order: a full ID or an exact name of a swarm network wins over the bridge's ID prefix."""
+    if ref in ("shoal_gwbridge", GWBRIDGE_ID):
+        return True
+    if any(ref in (n["ID"], n["Spec"]["Name"]) for n in networks or []):
+        return False
+    return len(ref) >= 3 and GWBRIDGE_ID.startswith(ref)
 
 
 def _find(networks: list[dict[str, Any]], ref: str) -> dict[str, Any]:
@@ -123,14 +128,14 @@ async def inspect(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     manager = agent.require_manager()
     ref = request.match_info["id"]
-    if _is_gwbridge(ref):
+    if _is_gwbridge(ref, manager.store.list("network")):
         return web.json_response(dict(GWBRIDGE))
     return web.json_response(view(agent, _find(manager.store.list("network"), ref)))
 
 
 async def remove(request: web.Request) -> web.Response:
     manager = request.app[AGENT].require_manager()
-    if _is_gwbridge(request.match_info["id"]):
+    if _is_gwbridge(request.match_info["id"], manager.store.list("network")):
         raise Forbidden("shoal_gwbridge is a pre-defined network and cannot be removed")
     network = _find(manager.store.list("network"), request.match_info["id"])
     users = [

@@ -44,12 +44,11 @@ integration: setup
 test: setup lint
 	$(VENV)/bin/pytest -q tests/unit tests/integration
 
-demo: setup
-	$(VPY) -m testbed up
-	@$(VPY) -m testbed status
+# the README's main job: testbed up, site.yml, node ls / service ps / curl through every node (mk/ansible.mk)
+demo: demo-cluster
 
 demo-down: setup
-	$(VPY) -m testbed down
+	flock /run/lock/shoal-testbed.lock $(VPY) -m testbed down
 
 bench: setup
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done

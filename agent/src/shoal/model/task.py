@@ -14,7 +14,7 @@ from shoal.model.errors import SpecError
 from shoal.model.ids import new_id, parse_duration, parse_rfc3339
 
 # Docker's TaskState enum in SwarmKit's order. "allocated" and "ready" are in the API even though
-# shoal's loops skip them; the scheduler's copy of this tuple must stay identical.
+# shoal's loops skip them. The scheduler imports this tuple.
 TASK_STATES = (
     "new",
     "allocated",

@@ -11,25 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from shoal.model.task import TASK_STATES  # one order of task states, shared with the model
+
 from .constraints import dig
 
-TASK_STATES = (
-    "new",
-    "allocated",
-    "pending",
-    "assigned",
-    "accepted",
-    "preparing",
-    "ready",
-    "starting",
-    "running",
-    "complete",
-    "shutdown",
-    "failed",
-    "rejected",
-    "remove",
-    "orphaned",
-)
 _ORDER = {s: i for i, s in enumerate(TASK_STATES)}
 _ASSIGNED = _ORDER["assigned"]
 _RUNNING = _ORDER["running"]

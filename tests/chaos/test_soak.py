@@ -83,6 +83,25 @@ def clean_all(bed: Testbed, keep_networks: set[str]) -> None:
                 client.delete(f"/networks/{net['Id']}")
 
 
+def overlay_leftovers(bed: Testbed) -> dict[str, list[str]]:
+    """Per host, the overlay sandboxes and the ingress sandbox still present."""
+    out = {}
+    for host in HOSTS:
+        names = host_out(bed, host, "ip netns list | cut -d' ' -f1").split()
+        out[host] = [n for n in names if n.startswith("1-") or n == "ingress_sbox"]
+    return out
+
+
+def dataplane_idle(bed: Testbed) -> float:
+    """With no service left, every node drops its overlay and ingress sandboxes: the baseline is
+    taken only then (a baseline caught mid-teardown reads as a leak later). Returns how long it took."""
+    started = time.monotonic()
+    while any((left := overlay_leftovers(bed)).values()):
+        assert time.monotonic() - started < 30, f"sandboxes left 30 s after the last task went: {left}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
 def create_services(bed: Testbed) -> None:
     client = api(bed, "swarm00")
     client.post(
@@ -146,7 +165,7 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
     converged(bed, "soakweb", 2)
     converged(bed, "soaksleep", 2)
     clean_all(bed, {"soaknet"})
-    time.sleep(3)
+    idle = dataplane_idle(bed)
     before = resources(bed)
     create_services(bed)
     rng = random.Random(7)
@@ -188,6 +207,7 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
         growth.append(f"{h} {b['rss_kb'] // 1024}->{a['rss_kb'] // 1024} MB ({pct_:+.0f}%)")
     for leak in leaks:
         print(f"soak leak: {leak}")
+    print(f"soak: dataplane idle {idle:.1f} s after the warm-up")
     print(f"soak: {n} ops in {took:.0f} s {ops}; errors {len(errors)} {errors[:5]}; RSS {'; '.join(growth)}")
     summary.add(
         "soak churn",

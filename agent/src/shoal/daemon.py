@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from shoal import __version__, config, logs
+from shoal import __version__, config, logs, memory
 from shoal.agent import Agent
 from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
@@ -71,6 +71,7 @@ async def serve(cfg: config.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    trimmer = loop.create_task(memory.trim_forever())
     try:
         await agent.start()
     except Exception:
@@ -78,6 +79,7 @@ async def serve(cfg: config.Config) -> None:
         agent.error = "could not resume swarm membership (see the log)"
     await stop.wait()
     log.info("shutting down")
+    trimmer.cancel()
     await agent.stop()
     await local.cleanup()
     sock.unlink(missing_ok=True)
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shoald: {exc}", file=sys.stderr)
         return 2
     logs.setup(cfg.log_level)
+    memory.limit_arenas()  # before the first thread
     asyncio.run(serve(cfg))
     return 0
 

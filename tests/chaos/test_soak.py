@@ -18,7 +18,9 @@ from chaos.conftest import LONG, Summary
 from integration.cluster_helpers import HOSTS, api, form_cluster, wait_for, wipe_cluster
 from testbed.bed import Testbed
 
-SECONDS = 1800 if LONG else 120
+# CHAOS_SOAK_SECONDS overrides the length (e.g. 600 to see where memory levels off)
+SECONDS = int(os.environ.get("CHAOS_SOAK_SECONDS") or (1800 if LONG else 120))
+SAMPLE_PERIOD = 30.0  # agents' heap sampled this often during the churn
 MAX_OPS = 20000 if LONG else 1500
 PORT = 8083
 
@@ -49,7 +51,7 @@ def resources(bed: Testbed) -> dict[str, object]:
     for host in HOSTS:
         pid = bed.agent_pid(host)
         status = Path(f"/proc/{pid}/status").read_text() if pid else ""
-        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Rss")}
         out[host] = {
             "netns": sorted(host_out(bed, host, "ip netns list | cut -d' ' -f1").split()),
             "links": sorted(host_out(bed, host, "ip -o link show | cut -d: -f2 | cut -d@ -f1").split()),
@@ -65,7 +67,9 @@ def resources(bed: Testbed) -> dict[str, object]:
             ),
             "cgroups": sorted(host_out(bed, host, "ls /sys/fs/cgroup/shoal 2>/dev/null || true").split()),
             "fds": len(os.listdir(f"/proc/{pid}/fd")) if pid else 0,
-            "rss_kb": rss,
+            "rss_kb": kb.get("RssAnon", 0) + kb.get("RssFile", 0) + kb.get("RssShmem", 0),
+            # the heap alone: managers also map their Raft journal file (pages the kernel may reclaim)
+            "anon_kb": kb.get("RssAnon", 0),
         }
     return out
 
@@ -119,12 +123,27 @@ def create_services(bed: Testbed) -> None:
     )
 
 
-def churn(bed: Testbed, rng: random.Random, deadline: float) -> tuple[int, dict[str, int], list[str]]:
+def anon_mb(bed: Testbed) -> list[int]:
+    out = []
+    for host in HOSTS:
+        pid = bed.agent_pid(host)
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+        out.append(next((int(line.split()[1]) // 1024 for line in status.splitlines() if "RssAnon" in line), 0))
+    return out
+
+
+def churn(
+    bed: Testbed, rng: random.Random, deadline: float, samples: list[list[int]]
+) -> tuple[int, dict[str, int], list[str]]:
     ops: dict[str, int] = {}
     errors: list[str] = []
     n = 0
     nets: list[str] = []
+    next_sample = time.monotonic()
     while time.monotonic() < deadline and n < MAX_OPS:
+        if time.monotonic() >= next_sample:
+            samples.append(anon_mb(bed))
+            next_sample += SAMPLE_PERIOD
         n += 1
         op = rng.choice(["scale", "scale", "kill", "update", "net"])
         try:
@@ -170,7 +189,8 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
     create_services(bed)
     rng = random.Random(7)
     started = time.monotonic()
-    n, ops, errors = churn(bed, rng, started + SECONDS)
+    samples: list[list[int]] = []
+    n, ops, errors = churn(bed, rng, started + SECONDS, samples)
     took = time.monotonic() - started
     set_replicas(bed, "soakweb", 2)
     converged(bed, "soakweb", 2, timeout=60)
@@ -204,10 +224,16 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
         if a["fds"] > b["fds"] + 10:
             leaks.append(f"{h} agent fds {b['fds']} -> {a['fds']}")
         pct_ = (a["rss_kb"] - b["rss_kb"]) * 100 / max(b["rss_kb"], 1)
-        growth.append(f"{h} {b['rss_kb'] // 1024}->{a['rss_kb'] // 1024} MB ({pct_:+.0f}%)")
+        anon = (a["anon_kb"] - b["anon_kb"]) * 100 / max(b["anon_kb"], 1)
+        growth.append(
+            f"{h} {b['rss_kb'] // 1024}->{a['rss_kb'] // 1024} MB ({pct_:+.0f}%, "
+            f"anon {b['anon_kb'] // 1024}->{a['anon_kb'] // 1024} MB {anon:+.0f}%)"
+        )
     for leak in leaks:
         print(f"soak leak: {leak}")
     print(f"soak: dataplane idle {idle:.1f} s after the warm-up")
+    for i, host in enumerate(HOSTS):  # where the heap levels off tells growth from a leak
+        print(f"soak: {host} heap every {SAMPLE_PERIOD:.0f} s (MB): {[row[i] for row in samples]}")
     print(f"soak: {n} ops in {took:.0f} s {ops}; errors {len(errors)} {errors[:5]}; RSS {'; '.join(growth)}")
     summary.add(
         "soak churn",

@@ -8,15 +8,14 @@ import secrets
 import shutil
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal import hostinfo
+from shoal import hostinfo, tls
 from shoal.api.errors import APIError, BadRequest, Unavailable
 from shoal.clusterclient import ClusterClient
 from shoal.config import Config
 from shoal.identity import Identity, cert_dir, raft_dir, wipe
-from shoal.manager import ca
-from shoal.manager.manager import ManagerRole
+from shoal.manager import tokens
 from shoal.model.ids import new_id
 from shoal.model.objects import default_swarm_spec, split_addr
 from shoal.model.validate import validate_swarm_spec
@@ -25,6 +24,9 @@ from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.session import Session
 from shoal.worker.taskloop import TaskLoop
+
+if TYPE_CHECKING:  # the manager side (Raft, orchestrator, CA) is imported when the node becomes one
+    from shoal.manager.manager import ManagerRole
 
 log = logging.getLogger("shoal.agent")
 
@@ -150,15 +152,17 @@ class Agent:
     async def _activate(self) -> None:
         ident = self.require_swarm()
         certs = cert_dir(self.cfg.data_dir)
-        ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
-        cert_pem = (certs / ca.NODE_CERT_FILE).read_bytes()
-        key_pem = (certs / ca.NODE_KEY_FILE).read_bytes()
+        ca_pem = (certs / tls.CA_CERT_FILE).read_bytes()
+        cert_pem = (certs / tls.NODE_CERT_FILE).read_bytes()
+        key_pem = (certs / tls.NODE_KEY_FILE).read_bytes()
         await self._use_credentials(ca_pem, cert_pem, key_pem)
         if ident.role == "manager":
             await self._start_manager(ident, peers=ident.raft_members)
         self._start_session(ident)
 
     async def _start_manager(self, ident: Identity, peers: list[str]) -> None:
+        from shoal.manager.manager import ManagerRole
+
         # after a restart the journal replays later membership changes on top of these peers
         self.manager = ManagerRole(
             node_id=ident.node_id,
@@ -175,8 +179,8 @@ class Agent:
     async def _use_credentials(self, ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes) -> None:
         """TLS contexts from the node's certificate; the cluster port (every node serves it: managers the
         cluster API, every node its own task logs) restarts with the new certificate."""
-        self.server_ctx = ca.server_context(cert_pem, key_pem, ca_pem)
-        self.client_ctx = ca.client_context(ca_pem, cert_pem, key_pem)
+        self.server_ctx = tls.server_context(cert_pem, key_pem, ca_pem)
+        self.client_ctx = tls.client_context(ca_pem, cert_pem, key_pem)
         if self.cluster_server:
             await self.cluster_server.stop()
             await self.cluster_server.start()
@@ -213,10 +217,12 @@ class Agent:
                 managers=[f"{advertise_ip}:{cluster_port}"],
                 raft_password=secrets.token_hex(32),
             )
+            from shoal.manager import ca  # the first manager issues certificates: it needs cryptography
+
             root = ca.RootCA.create()
-            key_pem, csr_pem = ca.new_node_key_and_csr()
+            key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             cert_pem = root.issue(csr_pem, ident.node_id, "manager", ident.cluster_id, ips=[advertise_ip])
-            ca.write_node_files(cert_dir(self.cfg.data_dir), root.cert_pem, cert_pem, key_pem)
+            tls.write_node_files(cert_dir(self.cfg.data_dir), root.cert_pem, cert_pem, key_pem)
             self.identity = ident  # the cluster server needs it while the manager starts
             try:
                 await self._use_credentials(root.cert_pem, cert_pem, key_pem)
@@ -224,7 +230,7 @@ class Agent:
                 assert self.manager is not None
                 await self._wait_leader(self.manager, 10.0)
                 desc = hostinfo.description()
-                changes = ManagerRole.initial_objects(
+                changes = type(self.manager).initial_objects(
                     cluster_id=ident.cluster_id,
                     node_id=ident.node_id,
                     hostname=desc["Hostname"],
@@ -267,12 +273,12 @@ class Agent:
             if not isinstance(remotes, list) or not remotes or not all(isinstance(r, str) for r in remotes):
                 raise BadRequest("at least one remote manager address is required (HOST:PORT)")
             try:
-                digest, _ = ca.parse_join_token(token)
-            except ca.TokenError as exc:
+                digest, _ = tokens.parse_join_token(token)
+            except tokens.TokenError as exc:
                 raise BadRequest(str(exc)) from exc
             if self.identity is not None:
-                root_pem = (cert_dir(self.cfg.data_dir) / ca.CA_CERT_FILE).read_bytes()
-                if ca.RootCA.digest_of(root_pem) != digest:
+                root_pem = (cert_dir(self.cfg.data_dir) / tls.CA_CERT_FILE).read_bytes()
+                if tokens.ca_digest(root_pem) != digest:
                     raise Unavailable(
                         f"{ALREADY_IN_SWARM} (this node is in cluster {self.identity.cluster_id}, and the token "
                         "belongs to a different cluster)"
@@ -286,16 +292,16 @@ class Agent:
             _, listen_port = split_addr(listen_addr)
             cluster_port = listen_port or self.cfg.cluster_port
             # 1. fetch the CA over an unauthenticated channel and pin it against the token's digest
-            _, answer = await ClusterClient(ca.bootstrap_client_context()).call_any(remotes, "GET", "/shoal/ca")
+            _, answer = await ClusterClient(tls.bootstrap_client_context()).call_any(remotes, "GET", "/shoal/ca")
             ca_pem = answer["CACertificate"].encode()
             try:
-                ca.verify_ca_digest(ca_pem, token)
-            except ca.TokenError as exc:
+                tokens.verify_ca_digest(ca_pem, token)
+            except tokens.TokenError as exc:
                 raise BadRequest(str(exc)) from exc
             # 2. certificate request, authenticated by the token, over TLS verified against the pinned CA
-            key_pem, csr_pem = ca.new_node_key_and_csr()
+            key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             desc = hostinfo.description()
-            pinned = ClusterClient(ca.client_context(ca_pem))
+            pinned = ClusterClient(tls.client_context(ca_pem))
             _, grant = await pinned.call_any(
                 remotes,
                 "POST",
@@ -321,7 +327,7 @@ class Agent:
                 listen_addr=listen_addr,
                 managers=grant.get("Managers") or remotes,
             )
-            ca.write_node_files(cert_dir(self.cfg.data_dir), ca_pem, grant["Certificate"].encode(), key_pem)
+            tls.write_node_files(cert_dir(self.cfg.data_dir), ca_pem, grant["Certificate"].encode(), key_pem)
             ident.save(self.cfg.data_dir)
             self.identity = ident
             await self._use_credentials(ca_pem, grant["Certificate"].encode(), key_pem)
@@ -334,9 +340,9 @@ class Agent:
     async def _become_manager(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
         ident = self.require_swarm()
         certs = cert_dir(self.cfg.data_dir)
-        ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
+        ca_pem = (certs / tls.CA_CERT_FILE).read_bytes()
         cert_pem = grant["Certificate"].encode()
-        ca.write_node_files(certs, ca_pem, cert_pem, key_pem)
+        tls.write_node_files(certs, ca_pem, cert_pem, key_pem)
         await self._use_credentials(ca_pem, cert_pem, key_pem)
         ident.role = "manager"
         ident.raft_password = grant["RaftPassword"]
@@ -362,8 +368,8 @@ class Agent:
 
         shutil.rmtree(raft_dir(self.cfg.data_dir), ignore_errors=True)
         certs = cert_dir(self.cfg.data_dir)
-        ca_pem = (certs / ca.CA_CERT_FILE).read_bytes()
-        ca.write_node_files(certs, ca_pem, grant["Certificate"].encode(), key_pem)
+        ca_pem = (certs / tls.CA_CERT_FILE).read_bytes()
+        tls.write_node_files(certs, ca_pem, grant["Certificate"].encode(), key_pem)
         await self._use_credentials(ca_pem, grant["Certificate"].encode(), key_pem)
         ident.role = "worker"
         ident.raft_password = ""
@@ -387,7 +393,7 @@ class Agent:
             self._role_change = asyncio.get_running_loop().create_task(self._demote())
 
     async def _renew(self) -> tuple[bytes, dict[str, Any]]:
-        key_pem, csr_pem = ca.new_node_key_and_csr()
+        key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
         _, grant = await self.client().call_any(self.manager_addrs(), "POST", "/shoal/renew", {"CSR": _text(csr_pem)})
         return key_pem, grant
 

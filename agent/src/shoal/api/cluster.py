@@ -8,18 +8,21 @@ certificate of this cluster naming a node that still exists; manager-only calls 
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from shoal import tls
 from shoal.agent import Agent
 from shoal.api import logs as logs_api
 from shoal.api import routes
 from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable, error_middleware, json_body
 from shoal.api.keys import AGENT
-from shoal.manager import assignments, ca
+from shoal.manager import assignments
 from shoal.manager import nodes as node_ops
-from shoal.manager.manager import ManagerRole
+
+if TYPE_CHECKING:
+    from shoal.manager.manager import ManagerRole
 
 
 def manager_of(request: web.Request) -> ManagerRole:
@@ -33,8 +36,8 @@ def caller(request: web.Request, role: str | None = None) -> tuple[str, dict[str
     """The calling node's ID from its client certificate, checked against the store."""
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     try:
-        peer = ca.peer_identity(ssl_obj) if isinstance(ssl_obj, ssl.SSLObject) else None
-    except ca.CertError as exc:
+        peer = tls.peer_identity(ssl_obj) if isinstance(ssl_obj, ssl.SSLObject) else None
+    except tls.CertError as exc:
         raise Forbidden(f"unusable client certificate: {exc.message}") from exc
     if peer is None:
         raise Forbidden("a client certificate from the cluster CA is required for this call")

@@ -28,8 +28,8 @@ from shoal.api.errors import (
 )
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
-from shoal.manager import ca
 from shoal.manager import nodes as node_ops
+from shoal.manager import tokens as join_tokens
 from shoal.model.ids import now_rfc3339
 from shoal.model.objects import cluster_info
 from shoal.model.validate import validate_swarm_spec
@@ -160,9 +160,9 @@ async def swarm_update(request: web.Request) -> web.Response:
     tokens = dict(cluster["JoinTokens"])
     digest = manager.root_ca().digest()
     if query_bool(request, "rotateWorkerToken"):
-        tokens["Worker"] = ca.make_join_token(digest)
+        tokens["Worker"] = join_tokens.make_join_token(digest)
     if query_bool(request, "rotateManagerToken"):
-        tokens["Manager"] = ca.make_join_token(digest)
+        tokens["Manager"] = join_tokens.make_join_token(digest)
     updated["JoinTokens"] = tokens
     updated["UpdatedAt"] = now_rfc3339()
     await manager.store.acommit(

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from shoal import tls
 from shoal.api.errors import BadRequest, Forbidden, NotFound, query_bool, query_int
 from shoal.api.keys import AGENT
 from shoal.api.services import resolve_service
-from shoal.manager import ca
 from shoal.runtime.base import NoSuchTask
 
 STDOUT = 1
@@ -31,7 +31,7 @@ def frame(data: bytes, stream: int = STDOUT) -> bytes:
 # ---- node side (cluster port): this node's own task log, raw bytes
 async def node_task_log(request: web.Request) -> web.StreamResponse:
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
-    peer = ca.peer_identity(ssl_obj) if ssl_obj is not None else None
+    peer = tls.peer_identity(ssl_obj) if ssl_obj is not None else None
     agent = request.app[AGENT]
     if peer is None or peer.role != "manager" or agent.identity is None or peer.cluster_id != agent.identity.cluster_id:
         raise Forbidden("task logs are served to this cluster's managers only")

@@ -1,24 +1,19 @@
-"""The cluster root CA, node certificates, TLS contexts and certificate files.
+"""The cluster root CA and node certificates: issuing, parsing, verifying (needs `cryptography`).
 
 As in SwarmKit: an ECDSA P-256 root `CN=swarm-ca` valid 20 years; each node holds a key it made
 itself and a certificate `CN=<node id>, OU=swarm-manager|swarm-worker, O=<cluster id>` that the
 CA issues from the node's CSR. The role in the certificate, not anything the peer says, decides
 what a peer may do on port 2377 (`cert_identity`, `peer_identity`).
 
-Join tokens live in `shoal.manager.tokens` and are re-exported here.
+Join tokens live in `shoal.manager.tokens`, TLS contexts and certificate files in `shoal.tls`
+(standard library only, what workers need); both are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import os
-import ssl
-import tempfile
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import NamedTuple
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +29,26 @@ from shoal.manager.tokens import (
     token_matches,
     token_role,
     verify_ca_digest,
+)
+from shoal.tls import (
+    CA_CERT_FILE,
+    CA_ROLE,
+    CERT_DIR,
+    NODE_CERT_FILE,
+    NODE_KEY_FILE,
+    ROLE_OU,
+    CertError,
+    Identity,
+    NodeCertificates,
+    as_bytes,
+    atomic_write,
+    bootstrap_client_context,
+    client_context,
+    identity_from_names,
+    peer_identity,
+    read_node_files,
+    server_context,
+    write_node_files,
 )
 
 __all__ = [
@@ -69,52 +84,24 @@ __all__ = [
 ]
 
 ROOT_CN = "swarm-ca"
-CA_ROLE = "swarm-ca"  # extra DNS SAN of managers: they are the ones that issue certificates
-ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
-_OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
 ROOT_CA_VALIDITY_DAYS = 7300  # 20 years, SwarmKit's RootCAExpiration
 NODE_CERT_VALIDITY_DAYS = 90  # SwarmKit's DefaultNodeCertExpiration (2160h)
 BACKDATE = dt.timedelta(hours=1)  # SwarmKit's CertBackdate: tolerate clocks a little behind ours
 
-CERT_DIR = Path("/var/lib/shoal/certificates")
-CA_CERT_FILE = "swarm-root-ca.crt"
-NODE_CERT_FILE = "swarm-node.crt"
-NODE_KEY_FILE = "swarm-node.key"
-
 Cert = str | bytes | x509.Certificate  # PEM text, PEM or DER bytes, or a parsed certificate
-
-
-class CertError(ValueError):
-    """A certificate or key that is unusable (unparsable, wrong issuer, expired, no identity)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class CSRError(CertError):
     """A certificate signing request the CA refuses to sign."""
 
 
-class Identity(NamedTuple):
-    """Who a certificate says its holder is."""
-
-    node_id: str
-    role: str  # "manager" | "worker"
-    cluster_id: str
-
-
 # --- parsing ------------------------------------------------------------------------------------
-
-
-def _as_bytes(data: str | bytes) -> bytes:
-    return data.encode() if isinstance(data, str) else data
 
 
 def _load_cert(cert: Cert) -> x509.Certificate:
     if isinstance(cert, x509.Certificate):
         return cert
-    raw = _as_bytes(cert)
+    raw = as_bytes(cert)
     try:
         if raw.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(raw)
@@ -125,14 +112,14 @@ def _load_cert(cert: Cert) -> x509.Certificate:
 
 def _load_certs(pem: str | bytes) -> list[x509.Certificate]:
     try:
-        return x509.load_pem_x509_certificates(_as_bytes(pem))
+        return x509.load_pem_x509_certificates(as_bytes(pem))
     except ValueError as e:
         raise CertError(f"invalid CA certificate: {e}") from None
 
 
 def _load_key(key_pem: str | bytes) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     try:
-        key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
+        key = serialization.load_pem_private_key(as_bytes(key_pem), password=None)
     except (ValueError, TypeError) as e:
         raise CertError(f"invalid private key: {e}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -330,7 +317,7 @@ def _key_usage(*, cert_sign: bool = False, encipher: bool = False) -> x509.KeyUs
 
 def _load_csr(csr_pem: str | bytes) -> x509.CertificateSigningRequest:
     try:
-        csr = x509.load_pem_x509_csr(_as_bytes(csr_pem))
+        csr = x509.load_pem_x509_csr(as_bytes(csr_pem))
     except (ValueError, TypeError) as e:
         raise CSRError(f"invalid certificate signing request: {e}") from None
     # The signature proves the requester holds the private key of the public key we certify.
@@ -367,16 +354,11 @@ def cert_identity(cert: Cert) -> Identity:
     node_id = _single(c.subject, NameOID.COMMON_NAME, "common name (node ID)")
     ou = _single(c.subject, NameOID.ORGANIZATIONAL_UNIT_NAME, "organizational unit (role)")
     cluster_id = _single(c.subject, NameOID.ORGANIZATION_NAME, "organization (cluster ID)")
-    role = _OU_ROLE.get(ou)
-    if role is None:
-        raise CertError(f"the certificate's role {ou!r} is neither swarm-manager nor swarm-worker")
     try:
         dns = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         dns = []
-    if ou not in dns or node_id not in dns:
-        raise CertError(f"the certificate's alternative names do not include {ou} and its node ID")
-    return Identity(node_id, role, cluster_id)
+    return identity_from_names(node_id, ou, cluster_id, dns)
 
 
 def cert_validity(cert: Cert) -> tuple[dt.datetime, dt.datetime]:
@@ -403,171 +385,3 @@ def verify_node_cert(cert: Cert, ca_pem: str | bytes, *, now: dt.datetime | None
     if not c.not_valid_before_utc <= now <= c.not_valid_after_utc:
         raise CertError(f"the certificate is not valid now (valid {c.not_valid_before_utc} to {c.not_valid_after_utc})")
     return cert_identity(c)
-
-
-# --- TLS ----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _pem_paths(*blobs: str | bytes) -> Iterator[list[str]]:
-    """Paths the `ssl` module can open for in-memory PEM data (it only loads chains from files).
-
-    memfd keeps the private key off every file system; elsewhere a private temporary directory.
-    """
-    fds: list[int] = []
-    try:
-        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-            for blob in blobs:
-                fd = os.memfd_create("shoal-pem", os.MFD_CLOEXEC)
-                fds.append(fd)
-                _write_all(fd, _as_bytes(blob))
-            yield [f"/proc/self/fd/{fd}" for fd in fds]
-            return
-        with tempfile.TemporaryDirectory(prefix="shoal-pem-") as tmp:
-            paths = []
-            for i, blob in enumerate(blobs):
-                path = os.path.join(tmp, f"{i}.pem")
-                atomic_write(path, _as_bytes(blob), 0o600)
-                paths.append(path)
-            yield paths
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _load_chain(ctx: ssl.SSLContext, cert_pem: str | bytes, key_pem: str | bytes) -> None:
-    # Check the pair here: OpenSSL's own error for a mismatch is "[X509: KEY_VALUES_MISMATCH]".
-    _check_matching_key(_load_cert(cert_pem), _load_key(key_pem))
-    with _pem_paths(cert_pem, key_pem) as (cert_path, key_path):
-        ctx.load_cert_chain(cert_path, key_path)
-
-
-def _base_context(protocol: int) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(protocol)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
-
-
-def server_context(cert_pem: str | bytes, key_pem: str | bytes, ca_pem: str | bytes) -> ssl.SSLContext:
-    """TLS for port 2377. A client certificate is optional because the CA-fetch and join
-    endpoints serve nodes that have none yet; handlers read `peer_identity()` and refuse what
-    the role does not allow. A client certificate that is presented but not issued by
-    `ca_pem` (or expired) fails the handshake: it never reaches a handler as "anonymous".
-    """
-    ctx = _base_context(ssl.PROTOCOL_TLS_SERVER)
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.load_verify_locations(cadata=_as_bytes(ca_pem).decode())
-    _load_chain(ctx, cert_pem, key_pem)
-    return ctx
-
-
-def client_context(
-    ca_pem: str | bytes, cert_pem: str | bytes | None = None, key_pem: str | bytes | None = None
-) -> ssl.SSLContext:
-    """TLS to a manager, verified against the cluster CA. Host names are not checked: managers
-    are dialled by IP and the CA issues only node certificates; check the role with
-    `peer_identity()` (a manager must present `swarm-manager`)."""
-    if (cert_pem is None) != (key_pem is None):
-        raise ValueError("give both the node certificate and its key, or neither")
-    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=_as_bytes(ca_pem).decode())
-    if cert_pem is not None and key_pem is not None:
-        _load_chain(ctx, cert_pem, key_pem)
-    return ctx
-
-
-def bootstrap_client_context() -> ssl.SSLContext:
-    """Unverified TLS for one thing only: fetching the root CA certificate before joining.
-
-    The fetched CA must pass `verify_ca_digest(ca_pem, token)`; then connect again with
-    `client_context(ca_pem)` to send the token and CSR. Never send the token over this one.
-    """
-    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def peer_identity(conn: ssl.SSLObject | ssl.SSLSocket) -> Identity | None:
-    """The verified identity of the other end of a TLS connection, None if it sent no certificate.
-
-    With our contexts a certificate only reaches here if it chains to the cluster CA (the
-    exception is `bootstrap_client_context`, which verifies nothing). With aiohttp:
-    `peer_identity(request.transport.get_extra_info("ssl_object"))`.
-    """
-    der = conn.getpeercert(binary_form=True)
-    return cert_identity(der) if der else None
-
-
-# --- files --------------------------------------------------------------------------------------
-
-
-class NodeCertificates(NamedTuple):
-    ca_pem: str
-    cert_pem: str
-    key_pem: str
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def atomic_write(path: str | os.PathLike[str], data: str | bytes, mode: int) -> None:
-    """Replace `path` with `data` so that readers see the old or the new file, never a torn one,
-    and a secret is never readable by others (the temporary file is created 0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        _write_all(fd, _as_bytes(data))
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def write_node_files(
-    directory: str | os.PathLike[str], ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes
-) -> None:
-    """Write `swarm-root-ca.crt` and `swarm-node.crt` (0644) and `swarm-node.key` (0600).
-
-    The directory is created 0700. The certificate goes last, so a certificate on disk always
-    has its CA beside it; a crash between key and certificate is caught by `read_node_files`.
-    """
-    d = Path(directory)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    atomic_write(d / CA_CERT_FILE, ca_pem, 0o644)
-    atomic_write(d / NODE_KEY_FILE, key_pem, 0o600)
-    atomic_write(d / NODE_CERT_FILE, cert_pem, 0o644)
-
-
-def read_node_files(directory: str | os.PathLike[str]) -> NodeCertificates | None:
-    """The node's CA, certificate and key; None if the node has none (never joined or left).
-    `CertError` if some are missing or the key does not belong to the certificate."""
-    d = Path(directory)
-    names = (CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE)
-    present = [(d / n).exists() for n in names]
-    if not any(present):
-        return None
-    if not all(present):
-        missing = ", ".join(n for n, p in zip(names, present, strict=True) if not p)
-        raise CertError(f"incomplete node certificates in {d}: missing {missing}")
-    ca_pem, cert_pem, key_pem = ((d / n).read_text() for n in names)
-    _load_certs(ca_pem)
-    _check_matching_key(_load_cert(cert_pem), _load_key(key_pem))
-    return NodeCertificates(ca_pem, cert_pem, key_pem)

@@ -8,13 +8,12 @@ secret matches decides the role of the first certificate.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
 import secrets
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from shoal.model.ids import to_base36
 
@@ -23,6 +22,7 @@ TOKEN_VERSION = "1"
 DIGEST_LENGTH = 50  # a sha256 written in base 36, zero-padded (SwarmKit's base36DigestLen)
 SECRET_LENGTH = 25  # 128 random bits in base 36 (SwarmKit's maxGeneratedSecretLength)
 _BASE36 = re.compile(r"[0-9a-z]+")
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
 class TokenError(ValueError):
@@ -41,12 +41,14 @@ def ca_digest(ca_pem: str | bytes) -> str:
     endings, trailing newline) cannot change the digest. A single certificate, the usual case,
     is hashed as exactly its DER.
     """
-    pem = ca_pem.encode() if isinstance(ca_pem, str) else ca_pem
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except ValueError as e:
+    pem = ca_pem.decode(errors="replace") if isinstance(ca_pem, bytes) else ca_pem
+    blocks = _PEM_CERT.findall(pem)
+    if not blocks:
+        raise TokenError("invalid CA certificate: no PEM certificate found")
+    try:  # the standard library suffices: workers check tokens before they have cryptography loaded
+        der = b"".join(base64.b64decode("".join(b.split()), validate=True) for b in blocks)
+    except (binascii.Error, ValueError) as e:
         raise TokenError(f"invalid CA certificate: {e}") from None
-    der = b"".join(c.public_bytes(serialization.Encoding.DER) for c in certs)
     return to_base36(int.from_bytes(hashlib.sha256(der).digest(), "big"), DIGEST_LENGTH)
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from shoal.model.errors import SpecError
 
 
@@ -16,6 +13,10 @@ def tls_info(trust_root_pem: str | bytes) -> dict[str, str]:
     The API reference calls these "base64-url-safe" but Docker sends Go's []byte JSON encoding,
     which is standard base64 (its own example contains `/` and `+`); we match what Docker sends.
     """
+    # imported here: only managers build TLSInfo, and cryptography costs every agent ~8 MB
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     pem = trust_root_pem.encode() if isinstance(trust_root_pem, str) else trust_root_pem
     try:
         issuer = x509.load_pem_x509_certificates(pem)[0]

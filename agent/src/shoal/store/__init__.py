@@ -1,7 +1,12 @@
-"""shoal.store: the Raft-replicated object store (pysyncobj). See replicated.py for the interface."""
+"""shoal.store: the Raft-replicated object store (pysyncobj). See replicated.py for the interface.
+
+Workers use the change and error types but never run a replica: the pysyncobj side (`RaftConfig`,
+`ReplicatedStore`) is imported on first use.
+"""
+
+from typing import Any
 
 from shoal.store.changes import KINDS, Change, Event
-from shoal.store.config import RaftConfig
 from shoal.store.errors import (
     AlreadyExists,
     InvalidChange,
@@ -15,7 +20,6 @@ from shoal.store.errors import (
     VersionConflict,
     WatchLost,
 )
-from shoal.store.replicated import ReplicatedStore
 from shoal.store.watch import Subscription
 
 __all__ = [
@@ -37,3 +41,15 @@ __all__ = [
     "VersionConflict",
     "WatchLost",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RaftConfig":
+        from shoal.store.config import RaftConfig
+
+        return RaftConfig
+    if name == "ReplicatedStore":
+        from shoal.store.replicated import ReplicatedStore
+
+        return ReplicatedStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,285 @@
+"""Node certificates on disk, TLS contexts for port 2377 and who the peer is: the standard library
+only, because every node needs these and workers never sign anything.
+
+Issuing and parsing certificates (the root CA, CSRs) lives in `shoal.manager.ca`, which needs the
+`cryptography` package; loading it costs each agent ~8 MB, so workers load it only when they
+join or renew. `ca` re-exports everything here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+CA_ROLE = "swarm-ca"  # extra DNS SAN of managers: they are the ones that issue certificates
+ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
+OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
+
+CERT_DIR = Path("/var/lib/shoal/certificates")
+CA_CERT_FILE = "swarm-root-ca.crt"
+NODE_CERT_FILE = "swarm-node.crt"
+NODE_KEY_FILE = "swarm-node.key"
+
+
+class CertError(ValueError):
+    """A certificate or key that is unusable (unparsable, wrong issuer, expired, no identity)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Identity(NamedTuple):
+    """Who a certificate says its holder is."""
+
+    node_id: str
+    role: str  # "manager" | "worker"
+    cluster_id: str
+
+
+def as_bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def identity_from_names(node_id: str, ou: str, cluster_id: str, dns: list[str]) -> Identity:
+    """The checks every node certificate passes: the role both as OU and as a DNS SAN, as the CA
+    issues it, and the node ID as a DNS SAN too."""
+    role = OU_ROLE.get(ou)
+    if role is None:
+        raise CertError(f"the certificate's role {ou!r} is neither swarm-manager nor swarm-worker")
+    if ou not in dns or node_id not in dns:
+        raise CertError(f"the certificate's alternative names do not include {ou} and its node ID")
+    return Identity(node_id, role, cluster_id)
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _pem_paths(*blobs: str | bytes) -> Iterator[list[str]]:
+    """Paths the `ssl` module can open for in-memory PEM data (it only loads chains from files).
+
+    memfd keeps the private key off every file system; elsewhere a private temporary directory.
+    """
+    fds: list[int] = []
+    try:
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            for blob in blobs:
+                fd = os.memfd_create("shoal-pem", os.MFD_CLOEXEC)
+                fds.append(fd)
+                _write_all(fd, as_bytes(blob))
+            yield [f"/proc/self/fd/{fd}" for fd in fds]
+            return
+        with tempfile.TemporaryDirectory(prefix="shoal-pem-") as tmp:
+            paths = []
+            for i, blob in enumerate(blobs):
+                path = os.path.join(tmp, f"{i}.pem")
+                atomic_write(path, as_bytes(blob), 0o600)
+                paths.append(path)
+            yield paths
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _load_chain(ctx: ssl.SSLContext, cert_pem: str | bytes, key_pem: str | bytes) -> None:
+    with _pem_paths(cert_pem, key_pem) as (cert_path, key_path):
+        try:
+            ctx.load_cert_chain(cert_path, key_path)
+        except ssl.SSLError as e:
+            if "KEY_VALUES_MISMATCH" in str(e):  # OpenSSL's words for it
+                raise CertError("the certificate and the private key do not match") from None
+            raise CertError(f"invalid certificate or private key: {e.reason or e}") from None
+
+
+def _load_ca(ctx: ssl.SSLContext, ca_pem: str | bytes) -> None:
+    try:
+        ctx.load_verify_locations(cadata=as_bytes(ca_pem).decode())
+    except (ssl.SSLError, ValueError, UnicodeDecodeError) as e:
+        raise CertError(f"invalid CA certificate: {e}") from None
+
+
+def _base_context(protocol: int) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def server_context(cert_pem: str | bytes, key_pem: str | bytes, ca_pem: str | bytes) -> ssl.SSLContext:
+    """TLS for port 2377. A client certificate is optional because the CA-fetch and join
+    endpoints serve nodes that have none yet; handlers read `peer_identity()` and refuse what
+    the role does not allow. A client certificate that is presented but not issued by
+    `ca_pem` (or expired) fails the handshake: it never reaches a handler as "anonymous".
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_SERVER)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    _load_ca(ctx, ca_pem)
+    _load_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def client_context(
+    ca_pem: str | bytes, cert_pem: str | bytes | None = None, key_pem: str | bytes | None = None
+) -> ssl.SSLContext:
+    """TLS to a manager, verified against the cluster CA. Host names are not checked: managers
+    are dialled by IP and the CA issues only node certificates; check the role with
+    `peer_identity()` (a manager must present `swarm-manager`)."""
+    if (cert_pem is None) != (key_pem is None):
+        raise ValueError("give both the node certificate and its key, or neither")
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    _load_ca(ctx, ca_pem)
+    if cert_pem is not None and key_pem is not None:
+        _load_chain(ctx, cert_pem, key_pem)
+    return ctx
+
+
+def bootstrap_client_context() -> ssl.SSLContext:
+    """Unverified TLS for one thing only: fetching the root CA certificate before joining.
+
+    The fetched CA must pass `verify_ca_digest(ca_pem, token)`; then connect again with
+    `client_context(ca_pem)` to send the token and CSR. Never send the token over this one.
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _single(rdns: Any, key: str, label: str) -> str:
+    values = [value for rdn in rdns or () for name, value in rdn if name == key]
+    if len(values) != 1 or not values[0]:
+        raise CertError(f"the certificate has no single {label} in its subject")
+    return str(values[0])
+
+
+def peer_identity(conn: ssl.SSLObject | ssl.SSLSocket) -> Identity | None:
+    """The verified identity of the other end of a TLS connection; None if it sent no certificate
+    or one that was not verified (only `bootstrap_client_context` lets such a one through).
+
+    With our server context a certificate only reaches here if it chains to the cluster CA; `ssl`
+    decodes a certificate only once it is verified. With aiohttp:
+    `peer_identity(request.transport.get_extra_info("ssl_object"))`.
+    """
+    info = conn.getpeercert()
+    if not info:
+        return None
+    subject = info.get("subject")
+    return identity_from_names(
+        _single(subject, "commonName", "common name (node ID)"),
+        _single(subject, "organizationalUnitName", "organizational unit (role)"),
+        _single(subject, "organizationName", "organization (cluster ID)"),
+        [value for kind, value in info.get("subjectAltName", ()) if kind == "DNS"],
+    )
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+_KEYGEN = "import json; from shoal.manager.ca import new_node_key_and_csr as f; print(json.dumps(f()))"
+
+
+def new_key_and_csr() -> tuple[str, str]:
+    """A node key and CSR (`ca.new_node_key_and_csr`). Made in a short-lived child unless this
+    process already has `cryptography` loaded: a worker then never carries it. Blocking (~0.2 s)."""
+    loaded = sys.modules.get("shoal.manager.ca")
+    if loaded is not None:
+        key_pem, csr_pem = loaded.new_node_key_and_csr()
+        return key_pem, csr_pem
+    path = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _KEYGEN],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        key_pem, csr_pem = json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        raise CertError(f"could not make the node's key: {detail.strip()[-300:]}") from None
+    return str(key_pem), str(csr_pem)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+class NodeCertificates(NamedTuple):
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def atomic_write(path: str | os.PathLike[str], data: str | bytes, mode: int) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never a torn one,
+    and a secret is never readable by others (the temporary file is created 0600)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, as_bytes(data))
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_node_files(
+    directory: str | os.PathLike[str], ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes
+) -> None:
+    """Write `swarm-root-ca.crt` and `swarm-node.crt` (0644) and `swarm-node.key` (0600).
+
+    The directory is created 0700. The certificate goes last, so a certificate on disk always
+    has its CA beside it; a crash between key and certificate is caught by `read_node_files`.
+    """
+    d = Path(directory)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(d / CA_CERT_FILE, ca_pem, 0o644)
+    atomic_write(d / NODE_KEY_FILE, key_pem, 0o600)
+    atomic_write(d / NODE_CERT_FILE, cert_pem, 0o644)
+
+
+def read_node_files(directory: str | os.PathLike[str]) -> NodeCertificates | None:
+    """The node's CA, certificate and key; None if the node has none (never joined or left).
+    `CertError` if some are missing or the key does not belong to the certificate."""
+    d = Path(directory)
+    names = (CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE)
+    present = [(d / n).exists() for n in names]
+    if not any(present):
+        return None
+    if not all(present):
+        missing = ", ".join(n for n, p in zip(names, present, strict=True) if not p)
+        raise CertError(f"incomplete node certificates in {d}: missing {missing}")
+    ca_pem, cert_pem, key_pem = ((d / n).read_text() for n in names)
+    check = _base_context(ssl.PROTOCOL_TLS_CLIENT)  # loading them checks the CA and the pair
+    _load_ca(check, ca_pem)
+    _load_chain(check, cert_pem, key_pem)
+    return NodeCertificates(ca_pem, cert_pem, key_pem)

@@ -7,7 +7,9 @@ state past running stops a task. Status changes are queued and sent in batches b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
@@ -29,6 +31,9 @@ class Executor:
         self.wakeup = asyncio.Event()
         self.service_names: dict[str, str] = {}
         self.hooks: Any = None  # networking: before_start / after_start / before_remove
+        # running task -> a pidfd of its supervisor, readable the moment the task ended: exits are
+        # noticed at once, without re-reading every task's status files several times a second
+        self.exit_fds: dict[str, int] = {}
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -103,6 +108,7 @@ class Executor:
             if self.hooks is not None and _networked(task):
                 await self.hooks.after_start(task)
             self.report(tid, "running", "started", PID=handle.pid)
+            self.watch_exit(tid)
         except (NoSuchImage, TaskRejected) as exc:
             self.report(tid, "rejected", "rejected", Err=exc.message)
         except RuntimeDriverError as exc:
@@ -164,8 +170,42 @@ class Executor:
             self.busy.discard(tid)
 
     # ---- exits
-    def check_exits(self) -> None:
+    def watch_exit(self, tid: str) -> None:
+        """Have the event loop tell when the running task ends (no-op for drivers without pidfds)."""
+        if tid in self.exit_fds or self.state.get(tid) != "running":
+            return
+        exit_fd = getattr(self.driver, "exit_fd", None)
+        fd = exit_fd(tid) if exit_fd else None
+        if fd is None:
+            return  # the slow poll in check_exits covers it
+        self.exit_fds[tid] = fd
+        asyncio.get_running_loop().add_reader(fd, self._exit_readable, tid)
+
+    def _exit_readable(self, tid: str) -> None:
+        self.unwatch_exit(tid)
+        self.check_exits([tid])
+
+    def unwatch_exit(self, tid: str) -> None:
+        fd = self.exit_fds.pop(tid, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self) -> None:
+        for tid in list(self.exit_fds):
+            self.unwatch_exit(tid)
+
+    def poll_unwatched(self) -> None:
+        """The fallback: tasks with no pidfd (adopted ones get one here) are polled."""
         for tid, state in list(self.state.items()):
+            if state == "running" and tid not in self.exit_fds and tid not in self.busy:
+                self.watch_exit(tid)
+        self.check_exits([tid for tid in self.state if tid not in self.exit_fds])
+
+    def check_exits(self, only: list[str] | None = None) -> None:
+        for tid in list(self.state) if only is None else only:
+            state = self.state.get(tid)
             if state != "running" or tid in self.busy:
                 continue
             try:

@@ -15,7 +15,7 @@ from shoal.worker.executor import Executor
 log = logging.getLogger("shoal.tasks")
 
 LONG_POLL = 10.0
-EXIT_POLL = 0.1
+EXIT_POLL = 1.0  # only for tasks without a pidfd; the others are watched by the event loop
 
 
 class TaskLoop:
@@ -92,6 +92,9 @@ class TaskLoop:
                 self.executor.wakeup.set()
 
     async def _exits(self) -> None:
-        while True:
-            self.executor.check_exits()
-            await asyncio.sleep(EXIT_POLL)
+        try:
+            while True:
+                self.executor.poll_unwatched()
+                await asyncio.sleep(EXIT_POLL)
+        finally:
+            self.executor.close()

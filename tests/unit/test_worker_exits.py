@@ -1,0 +1,79 @@
+"""The executor hears of a task's end from its supervisor's pidfd at once (no status polling),
+and the slow poll still covers tasks it cannot watch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from shoal.runtime.base import ExitStatus
+from shoal.worker.executor import Executor
+
+
+class PipeDriver:
+    """Stands in for the process driver: a pipe's read end plays the shim's pidfd."""
+
+    def __init__(self, with_fds: bool = True) -> None:
+        self.ended: dict[str, ExitStatus] = {}
+        self.writers: dict[str, int] = {}
+        self.polls = 0
+        if not with_fds:
+            self.exit_fd = None  # type: ignore[assignment]
+
+    def exit_fd(self, task_id: str) -> int | None:
+        r, w = os.pipe()
+        self.writers[task_id] = w
+        return r
+
+    def poll(self, task_id: str) -> ExitStatus | None:
+        self.polls += 1
+        return self.ended.get(task_id)
+
+    def end(self, task_id: str, code: int) -> None:
+        self.ended[task_id] = ExitStatus(exit_code=code)
+        if task_id in self.writers:
+            os.close(self.writers.pop(task_id))  # the "shim" exits: its pidfd turns readable
+
+
+async def _run(driver: Any, code: int) -> tuple[list[dict[str, Any]], float, int]:
+    ex = Executor(driver)
+    ex.state["t1"] = "running"
+    ex.watch_exit("t1")
+    polls_before = driver.polls
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    driver.end("t1", code)
+    for _ in range(200):
+        if ex.reports:
+            break
+        await asyncio.sleep(0.005)
+    took = loop.time() - started
+    ex.close()
+    return ex.take_reports(), took, driver.polls - polls_before
+
+
+def test_exit_reported_from_the_pidfd_without_polling() -> None:
+    reports, took, polls = asyncio.run(_run(PipeDriver(), 137))
+    assert [(r["ID"], r["State"], r.get("ExitCode")) for r in reports] == [("t1", "failed", 137)]
+    assert took < 0.5 and polls == 1  # one read of the status, when the fd said so
+
+
+def test_clean_exit_is_complete() -> None:
+    driver = PipeDriver()
+    reports, _, _ = asyncio.run(_run(driver, 0))
+    assert [r["State"] for r in reports] == ["complete"]
+
+
+def test_tasks_without_a_pidfd_are_polled() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        driver = PipeDriver(with_fds=False)
+        ex = Executor(driver)
+        ex.state["t1"] = "running"
+        ex.poll_unwatched()
+        assert not ex.reports and not ex.exit_fds
+        driver.end("t1", 1)
+        ex.poll_unwatched()
+        return ex.take_reports()
+
+    assert [r["State"] for r in asyncio.run(scenario())] == ["failed"]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
 import time
 from typing import Any
 
 from integration.cluster_helpers import HOSTS, api, nodes, wait_for
 from testbed.bed import Testbed
-from testbed.layout import CONTROLLER_NS
 
 SLEEPER = {
     "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
@@ -81,28 +79,3 @@ def converged(bed: Testbed, service: str, n: int, timeout: float = 30, via: str 
         return live if len(live) == n and all(t["Status"]["State"] == "running" for t in live) else None
 
     return wait_for(f"{service} to run {n} tasks", check, timeout=timeout)
-
-
-def curl(bed: Testbed, host: str, port: int, max_time: float = 2.0) -> str:
-    """HTTP GET from the controller namespace to a node's underlay address (bounded)."""
-    address = bed.host(host).address
-    try:
-        res = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                CONTROLLER_NS,
-                "curl",
-                "-s",
-                "--max-time",
-                str(max_time),
-                f"http://{address}:{port}/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=max_time + 5,
-        )
-    except subprocess.TimeoutExpired:
-        return ""
-    return res.stdout.strip()

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaos._util import HELLO, SLEEPER, converged, create_service, curl, leader_host, leaders_seen, local_tasks
+from chaos._util import HELLO, SLEEPER, converged, create_service, leader_host, leaders_seen, local_tasks
 from chaos.conftest import Summary
-from integration.cluster_helpers import HOSTS, api, form_cluster, leader_of, nodes, wait_for, wipe_cluster
+from integration.cluster_helpers import HOSTS, api, curl, form_cluster, leader_of, nodes, wait_for, wipe_cluster
 from shoal.cli.errors import APIError
 from testbed.bed import Testbed
 
@@ -124,7 +124,7 @@ def test_manager_partitions(managers3: Testbed, summary: Summary) -> None:
     create_service(bed, "psleep", replicas=3, template=SLEEPER)
     converged(bed, "pweb", 1)
     converged(bed, "psleep", 3)
-    wait_for("mesh answers", lambda: curl(bed, "swarm00", 8081).startswith("Hello"), timeout=30)
+    wait_for("mesh answers", lambda: curl(bed, "swarm00", 8081, max_time=2).startswith("Hello"), timeout=30)
     cut2 = HOSTS[1:]
     before = {h: {t["ID"]: t["Pid"] for t in ts} for h, ts in local_tasks(bed, "p").items()}
     for h in cut2:
@@ -140,7 +140,7 @@ def test_manager_partitions(managers3: Testbed, summary: Summary) -> None:
             if "no quorum" not in message:
                 failures.append(f"{h} without majority: {message!r}")
         for _ in range(10):
-            answered += curl(bed, "swarm00", 8081).startswith("Hello")
+            answered += curl(bed, "swarm00", 8081, max_time=2).startswith("Hello")
         if answered < 10:
             failures.append(f"mesh through swarm00 without quorum: {answered}/10 answered")
         during = {h: {t["ID"]: t["Pid"] for t in ts} for h, ts in local_tasks(bed, "p").items()}

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaos._util import HELLO, converged, curl, local_tasks
+from chaos._util import HELLO, converged, local_tasks
 from chaos.conftest import Summary
-from integration.cluster_helpers import HOSTS, api, form_cluster, start_agent, wait_for, wipe_cluster
+from integration.cluster_helpers import HOSTS, api, curl, form_cluster, start_agent, wait_for, wipe_cluster
 from testbed.bed import Testbed
 
 PORT = 8082
@@ -72,7 +72,11 @@ def test_rolling_restart_keeps_tasks_and_mesh(cluster: Testbed, summary: Summary
     )
     converged(bed, "rweb", 3)
     converged(bed, "rsleep", 3)
-    wait_for("mesh answers everywhere", lambda: all(curl(bed, h, PORT).startswith("Hello") for h in HOSTS), timeout=30)
+    wait_for(
+        "mesh answers everywhere",
+        lambda: all(curl(bed, h, PORT, max_time=2).startswith("Hello") for h in HOSTS),
+        timeout=30,
+    )
     before = pids(bed)
     assert len(before) == 6 and all(before.values()), before
     total_ok, failures, restart_s, stop_s = 0, [], [], []

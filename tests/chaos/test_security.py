@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chaos._util import HELLO, SLEEPER, converged, curl
+from chaos._util import HELLO, SLEEPER, converged
 from chaos.conftest import Summary
 from integration.cluster_helpers import (
     HOSTS,
@@ -21,6 +21,7 @@ from integration.cluster_helpers import (
     api,
     certs,
     cli,
+    curl,
     form_cluster,
     tls_call,
     wait_for,

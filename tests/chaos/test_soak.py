@@ -46,12 +46,17 @@ def shims() -> int:
     return count
 
 
+def rss_kb(pid: int | None) -> dict[str, int]:
+    """The agent's resident memory by kind (RssAnon, RssFile, RssShmem) in kB."""
+    status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+    return {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Rss")}
+
+
 def resources(bed: Testbed) -> dict[str, object]:
     out: dict[str, object] = {"shims": shims()}
     for host in HOSTS:
         pid = bed.agent_pid(host)
-        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
-        kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Rss")}
+        kb = rss_kb(pid)
         out[host] = {
             "netns": sorted(host_out(bed, host, "ip netns list | cut -d' ' -f1").split()),
             "links": sorted(host_out(bed, host, "ip -o link show | cut -d: -f2 | cut -d@ -f1").split()),
@@ -124,12 +129,7 @@ def create_services(bed: Testbed) -> None:
 
 
 def anon_mb(bed: Testbed) -> list[int]:
-    out = []
-    for host in HOSTS:
-        pid = bed.agent_pid(host)
-        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
-        out.append(next((int(line.split()[1]) // 1024 for line in status.splitlines() if "RssAnon" in line), 0))
-    return out
+    return [rss_kb(bed.agent_pid(host)).get("RssAnon", 0) // 1024 for host in HOSTS]
 
 
 def churn(

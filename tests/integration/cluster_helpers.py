@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +24,19 @@ HOSTS = ["swarm00", "swarm01", "swarm02"]
 
 def api(bed: Testbed, host: str, timeout: float = 30.0) -> Client:
     return Client(host=f"unix://{bed.host(host).socket_path}", timeout=timeout)
+
+
+def curl(bed: Testbed, host: str, port: int = 80, max_time: float = 3.0) -> str:
+    """An HTTP GET from the controller namespace to a node's underlay address; "" when nothing
+    answered within `max_time` seconds."""
+    argv = ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--max-time", str(max_time)]
+    try:
+        res = subprocess.run(
+            [*argv, f"http://{bed.host(host).address}:{port}/"], capture_output=True, text=True, timeout=max_time + 5
+        )
+    except subprocess.TimeoutExpired:
+        return ""
+    return res.stdout.strip()
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:

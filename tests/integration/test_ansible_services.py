@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from integration.cluster_helpers import HOSTS, api, form_cluster, nodes, wait_for, wipe_cluster
+from integration.cluster_helpers import HOSTS, api, curl, form_cluster, nodes, wait_for, wipe_cluster
 from testbed.bed import Testbed
-from testbed.layout import CONTROLLER_NS
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / ".venv" / "bin" / "ansible"
@@ -87,27 +86,6 @@ def networks(bed: Testbed) -> dict[str, dict[str, Any]]:
 def current_tasks(bed: Testbed, name: str) -> list[dict[str, Any]]:
     """The service's tasks the swarm wants running."""
     return [t for t in api(bed, "swarm00").get("/tasks", filters={"service": [name]}) if t["DesiredState"] == "running"]
-
-
-def curl(bed: Testbed, host: str, port: int = 80) -> str:
-    """An HTTP GET from the controller namespace to a node's underlay address (bounded: 3 s)."""
-    res = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            CONTROLLER_NS,
-            "curl",
-            "-s",
-            "--max-time",
-            "3",
-            f"http://{bed.host(host).address}:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return res.stdout.strip()
 
 
 def test_check_mode_predicts_a_new_service_and_creates_nothing(cluster: Testbed, module) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from integration.cluster_helpers import HOSTS, api, cli, form_cluster, wait_for, wipe_cluster
+from integration.cluster_helpers import HOSTS, api, cli, curl, form_cluster, wait_for, wipe_cluster
 from testbed.bed import Testbed
 from testbed.layout import CONTROLLER_NS
 
@@ -22,18 +22,6 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
     form_cluster(bed, managers=1)
     yield bed
     wipe_cluster(bed, "test_mesh")
-
-
-def curl(bed: Testbed, host: str, port: int) -> str:
-    """An HTTP GET from the controller namespace to a node's underlay address (bounded: 3 s)."""
-    address = bed.host(host).address
-    res = subprocess.run(
-        ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--max-time", "3", f"http://{address}:{port}/"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return res.stdout.strip()
 
 
 def running_tasks(bed: Testbed, service: str) -> list[dict]:

@@ -28,10 +28,10 @@ async def memory(request: web.Request) -> web.Response:
     group = request.query.get("group", "lineno")
     if group not in ("lineno", "traceback"):
         raise BadRequest("group must be lineno or traceback")
+    since = "previous call" if "snapshot" in _last else "start"
     # comparing snapshots of tens of MB takes seconds: off the event loop
     stats = await asyncio.to_thread(_growth, group, top)
     current, peak = tracemalloc.get_traced_memory()
-    since, _last["since"] = _last.get("since", "start"), "previous call"
     return web.json_response(
         {
             "TracedBytes": current,

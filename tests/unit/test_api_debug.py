@@ -40,12 +40,13 @@ def test_reports_where_the_heap_grew() -> None:
     debug._last.clear()
     tracemalloc.start(5)
     try:
-        first, bad, grown = asyncio.run(_calls(["", "?top=0", "grow", "?top=5"]))
+        first, bad, bad_group, grown = asyncio.run(_calls(["", "?top=0", "?group=file", "grow", "?top=5"]))
     finally:
         tracemalloc.stop()
         KEEP.clear()
     assert first[0] == 200 and first[1]["Since"] == "start"
     assert bad[0] == 400 and "top" in bad[1]["message"]
+    assert bad_group[0] == 400 and "lineno or traceback" in bad_group[1]["message"]
     assert grown[0] == 200 and grown[1]["Since"] == "previous call"
     top = grown[1]["Top"][0]
     assert top["SizeDiff"] >= 1_500_000 and any("test_api_debug.py" in f for f in top["Traceback"])

@@ -9,7 +9,7 @@ import pytest
 from shoal import config
 from shoal.api.errors import BadRequest, Conflict, NotFound
 from shoal.manager import nodes as ops
-from shoal.manager.dispatcher import liveness_changes
+from shoal.manager.dispatcher import Dispatcher, liveness_changes
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import pending_demotions
 from shoal.model.objects import new_node
@@ -94,6 +94,26 @@ def test_liveness_marks_down_after_three_periods_and_ready_again() -> None:
     assert [(c.obj_id, c.obj["Status"]["State"]) for c in changes] == [("w1", "down"), ("w2", "ready")]
     assert changes[0].expected_version == 7
     assert liveness_changes(nodes, seen, now=102.9, period=1.0, self_id="a1", addrs={})[0].obj_id == "w2"
+
+
+class ListStore:
+    def __init__(self, nodes: list[dict]) -> None:
+        self.nodes = nodes
+
+    def list(self, kind: str) -> list[dict]:
+        assert kind == "node"
+        return self.nodes
+
+
+def test_a_node_that_joins_after_the_leader_started_gets_its_grace_period() -> None:
+    store = ListStore([MGRS[0], node("w1", "w1")])
+    dispatcher = Dispatcher(store, self_id="a1", period=1.0)
+    assert dispatcher.liveness_round(100.0) == []
+    store.nodes.append(node("w2", "w2"))  # joined, its first heartbeat not sent yet
+    assert dispatcher.liveness_round(100.5) == []
+    dispatcher.last_seen["w1"] = 103.0
+    assert dispatcher.liveness_round(103.2) == []  # w2 first known at 100.5: still within 3 periods
+    assert [c.obj_id for c in dispatcher.liveness_round(103.6)] == ["w2"]
 
 
 def test_pending_demotions() -> None:

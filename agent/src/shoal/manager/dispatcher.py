@@ -72,23 +72,26 @@ class Dispatcher:
             self.addrs[node_id] = addr
 
     def start(self) -> None:
-        # a new leader gives every node a full grace period before calling it Down
-        now = time.monotonic()
-        for node in self.store.list("node"):
-            self.last_seen.setdefault(node["ID"], now)
+        self.liveness_round(time.monotonic())  # the grace period of every node starts now
         self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
 
+    def liveness_round(self, now: float) -> list[Change]:
+        """Every node gets a full grace period from when this leader first knows of it (a new
+        leader's nodes, and a node that joins later: it has not sent its first heartbeat yet)."""
+        nodes = self.store.list("node")
+        for node in nodes:
+            self.last_seen.setdefault(node["ID"], now)
+        return liveness_changes(nodes, self.last_seen, now, self.period, self.self_id, self.addrs)
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.period / 2)
             try:
-                changes = liveness_changes(
-                    self.store.list("node"), self.last_seen, time.monotonic(), self.period, self.self_id, self.addrs
-                )
+                changes = self.liveness_round(time.monotonic())
                 if changes:
                     await self.store.acommit(changes, epoch=self.epoch)
                     for c in changes:

@@ -93,11 +93,11 @@ def clean_all(bed: Testbed, keep_networks: set[str]) -> None:
 
 
 def overlay_leftovers(bed: Testbed) -> dict[str, list[str]]:
-    """Per host, the overlay sandboxes and the ingress sandbox still present."""
+    """Per host, the task namespaces, overlay sandboxes and ingress sandbox still present."""
     out = {}
     for host in HOSTS:
         names = host_out(bed, host, "ip netns list | cut -d' ' -f1").split()
-        out[host] = [n for n in names if n.startswith("1-") or n == "ingress_sbox"]
+        out[host] = [n for n in names if n.startswith(("1-", "task-")) or n == "ingress_sbox"]
     return out
 
 
@@ -106,7 +106,7 @@ def dataplane_idle(bed: Testbed) -> float:
     taken only then (a baseline caught mid-teardown reads as a leak later). Returns how long it took."""
     started = time.monotonic()
     while any((left := overlay_leftovers(bed)).values()):
-        assert time.monotonic() - started < 30, f"sandboxes left 30 s after the last task went: {left}"
+        assert time.monotonic() - started < 30, f"namespaces left 30 s after the last task went: {left}"
         time.sleep(0.2)
     return time.monotonic() - started
 

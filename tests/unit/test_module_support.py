@@ -35,16 +35,16 @@ from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E4
 
 from shoal.manager import ca as shoal_ca  # noqa: E402
 from shoal.manager.allocator.endpoints import resolve_network, resolve_targets  # noqa: E402
-from shoal.manager.allocator.networks import (  # noqa: E402
+from shoal.manager.tokens import make_join_token  # noqa: E402
+from shoal.model.errors import SpecError  # noqa: E402
+from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
+from shoal.model.network import (  # noqa: E402
     docker_view,
     free_vni,
     ingress_object,
     network_object,
     validate_create,
 )
-from shoal.manager.tokens import make_join_token  # noqa: E402
-from shoal.model.errors import SpecError  # noqa: E402
-from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
 from shoal.model.service import service_object, updated_service, validate_service_spec  # noqa: E402
 
 _ROOT = shoal_ca.RootCA.create()

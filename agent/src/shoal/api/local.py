@@ -17,17 +17,10 @@ from shoal.api import debug, localtasks, routes
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import services as services_api
-from shoal.api.errors import (
-    Conflict,
-    NotFound,
-    Unavailable,
-    error_middleware,
-    json_body,
-    query_bool,
-    query_int,
-)
+from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
+from shoal.errors import Conflict, NotFound, Unavailable
 from shoal.manager import nodes as node_ops
 from shoal.manager import tokens as join_tokens
 from shoal.model.ids import now_rfc3339

@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest, Conflict, Forbidden, NotFound, json_body
+from shoal.api.errors import json_body
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
-from shoal.manager.allocator.addresses import mac_of
+from shoal.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from shoal.manager.allocator.endpoints import NetworkNotFound, resolve_network
-from shoal.manager.allocator.networks import docker_view, free_vni, network_object, validate_create
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.network import docker_view, free_vni, mac_of, network_object, validate_create
 from shoal.store.changes import Change
 
 # a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
@@ -111,7 +111,7 @@ async def list_networks(request: web.Request) -> web.Response:
     filters = parse_filters(request)
     for key in filters:
         if key not in ("name", "id", "driver", "scope", "label", "type"):
-            raise BadRequest(f"invalid filter '{key}'")
+            raise InvalidArgument(f"invalid filter '{key}'")
     out = [view(agent, n) for n in manager.store.list("network")] + [dict(GWBRIDGE)]
     if "name" in filters:
         out = [n for n in out if any(v in n["Name"] for v in filters["name"])]
@@ -136,7 +136,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     manager = request.app[AGENT].require_manager()
     if _is_gwbridge(request.match_info["id"], manager.store.list("network")):
-        raise Forbidden("shoal_gwbridge is a pre-defined network and cannot be removed")
+        raise PermissionDenied("shoal_gwbridge is a pre-defined network and cannot be removed")
     network = _find(manager.store.list("network"), request.match_info["id"])
     users = [
         s["Spec"]["Name"]

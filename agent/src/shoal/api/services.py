@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from shoal.agent import Agent
-from shoal.api.errors import BadRequest, Conflict, NotFound, json_body, query_bool, query_int
+from shoal.api.errors import json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
+from shoal.errors import Conflict, InvalidArgument, NotFound, SpecError
 from shoal.manager import nodes as node_ops
 from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import NetworkNotFound, resolve_targets, service_endpoint
-from shoal.model.errors import SpecError
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.service import (
     rollback_spec,
@@ -127,7 +127,7 @@ def _endpoint(manager: Any, spec: dict[str, Any], current: dict[str, Any] | None
             (current or {}).get("Endpoint"),
         )
     except SpecError as exc:
-        raise Conflict(exc.message) if "in use" in exc.message else BadRequest(exc.message) from exc
+        raise Conflict(exc.message) if "in use" in exc.message else InvalidArgument(exc.message) from exc
 
 
 def _with_status(service: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def _with_status(service: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[s
 def filter_services(services: list[dict[str, Any]], filters: dict[str, list[str]]) -> list[dict[str, Any]]:
     for key in filters:
         if key not in ("id", "name", "label", "mode"):
-            raise BadRequest(f"invalid filter '{key}'")
+            raise InvalidArgument(f"invalid filter '{key}'")
     out = []
     for s in services:
         if "id" in filters and not any(s["ID"].startswith(v) for v in filters["id"]):
@@ -186,7 +186,7 @@ async def update(request: web.Request) -> web.Response:
     else:
         spec = validate_service_spec(body, current["Spec"])
     if spec["Name"] != current["Spec"]["Name"]:
-        raise BadRequest("renaming services is not supported")
+        raise InvalidArgument("renaming services is not supported")
     spec = _with_networks(manager, spec)
     updated = updated_service(current, spec, now_rfc3339())
     updated["Endpoint"] = _endpoint(manager, spec, current)
@@ -217,7 +217,7 @@ def filter_tasks(
 ) -> list[dict[str, Any]]:
     for key in filters:
         if key not in ("id", "name", "service", "node", "desired-state", "label", "_up-to-date"):
-            raise BadRequest(f"invalid filter '{key}'")
+            raise InvalidArgument(f"invalid filter '{key}'")
     if "service" in filters:
         wanted = {resolve_service(services, ref)["ID"] for ref in filters["service"]}
         tasks = [t for t in tasks if t["ServiceID"] in wanted]
@@ -228,7 +228,7 @@ def filter_tasks(
         states = set(filters["desired-state"])
         bad = states - {"running", "shutdown", "accepted", "remove", "ready"}
         if bad:
-            raise BadRequest(f"invalid filter 'desired-state={sorted(bad)[0]}'")
+            raise InvalidArgument(f"invalid filter 'desired-state={sorted(bad)[0]}'")
         tasks = [t for t in tasks if t["DesiredState"] in states]
     if "id" in filters:
         tasks = [t for t in tasks if any(t["ID"].startswith(v) for v in filters["id"])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shoal.api.errors import BadRequest, Conflict, NotFound
+from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.manager.raftview import RaftView
 from shoal.model.ids import now_rfc3339
 from shoal.model.validate import validate_node_spec
@@ -57,7 +57,7 @@ def filter_nodes(nodes: list[dict[str, Any]], filters: dict[str, list[str]]) -> 
     known = {"id", "name", "role", "membership", "node.label"}
     for key in filters:
         if key not in known:
-            raise BadRequest(f"invalid filter '{key}'")
+            raise InvalidArgument(f"invalid filter '{key}'")
     out = []
     for n in nodes:
         if "id" in filters and not any(n["ID"].startswith(v) for v in filters["id"]):
@@ -98,9 +98,9 @@ def update_node_change(
     if old_role == "manager" and new_spec["Role"] == "worker":
         managers = [n for n in nodes if n["Spec"].get("Role") == "manager"]
         if len(managers) <= 1:
-            raise BadRequest("attempting to demote the last manager of the swarm")
+            raise InvalidArgument("attempting to demote the last manager of the swarm")
         if not can_remove_manager(managers, current["ID"], raft):
-            raise BadRequest(
+            raise InvalidArgument(
                 f"can't demote node {current['Description']['Hostname']}: the remaining reachable managers "
                 "would not form a quorum (this would result in a loss of quorum)"
             )
@@ -113,10 +113,10 @@ def update_node_change(
 def remove_node_change(node: dict[str, Any], force: bool) -> Change:
     name = node["Description"]["Hostname"] or node["ID"]
     if is_manager(node):
-        raise BadRequest(
+        raise InvalidArgument(
             f"node {name} is a cluster manager and is a member of the raft cluster. "
             "It must be demoted to worker before removal"
         )
     if node["Status"]["State"] == "ready" and not force:
-        raise BadRequest(f"node {name} is not down and can't be removed (use force to remove it anyway)")
+        raise InvalidArgument(f"node {name} is not down and can't be removed (use force to remove it anyway)")
     return Change(op="delete", kind="node", obj=None, obj_id=node["ID"], expected_version=None)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shoal.errors import SpecError
 from shoal.manager.allocator.addresses import allocate_ports, take_address
-from shoal.manager.allocator.networks import INGRESS_NAME
-from shoal.model.errors import SpecError
+from shoal.model.network import INGRESS_NAME
 
 
 class NetworkNotFound(SpecError):

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 
 INGRESS_NAME = "ingress"
 INGRESS_SUBNET = "10.255.0.0/16"
@@ -30,6 +30,12 @@ def subnet_of(network: dict[str, Any]) -> ipaddress.IPv4Network:
 
 def gateway_of(network: dict[str, Any]) -> str:
     return network["IPAM"]["Configs"][0]["Gateway"]
+
+
+def mac_of(address: str) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
+    packed = ipaddress.ip_address(address.split("/")[0]).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
 def free_vni(networks: Iterable[dict[str, Any]], start: int = FIRST_VNI + 1) -> int:

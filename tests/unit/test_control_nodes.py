@@ -8,7 +8,8 @@ import pytest
 
 from shoal import config
 from shoal.errors import Conflict, InvalidArgument, NotFound
-from shoal.manager import nodes as ops
+from shoal.manager.control import nodes as ops
+from shoal.manager.control.filters import filter_nodes
 from shoal.manager.dispatcher import Dispatcher, liveness_changes
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import pending_demotions
@@ -54,10 +55,10 @@ def test_decorate_sets_leader_and_reachability() -> None:
 
 def test_filters() -> None:
     nodes = [*MGRS, node("w9", "w9")]
-    assert [n["ID"] for n in ops.filter_nodes(nodes, {"role": ["worker"]})] == ["w9"]
-    assert len(ops.filter_nodes(nodes, {"name": ["m1", "m2"]})) == 2
+    assert [n["ID"] for n in filter_nodes(nodes, {"role": ["worker"]})] == ["w9"]
+    assert len(filter_nodes(nodes, {"name": ["m1", "m2"]})) == 2
     with pytest.raises(InvalidArgument, match="invalid filter"):
-        ops.filter_nodes(nodes, {"colour": ["red"]})
+        filter_nodes(nodes, {"colour": ["red"]})
 
 
 def test_demote_refusals_last_manager_and_quorum() -> None:

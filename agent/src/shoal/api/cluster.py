@@ -17,10 +17,11 @@ from shoal.agent import Agent
 from shoal.api import logs as logs_api
 from shoal.api import routes
 from shoal.api.errors import error_middleware, json_body
+from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import assignments
-from shoal.manager import nodes as node_ops
+from shoal.manager.control import nodes as node_ops
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -129,9 +130,7 @@ async def raft_join(request: web.Request) -> web.Response:
 async def nodes_list(request: web.Request) -> web.Response:
     caller(request)
     manager = manager_of(request)
-    view = manager.raft_view()
-    nodes = sorted(manager.store.list("node"), key=lambda n: n["Description"]["Hostname"])
-    return web.json_response([node_ops.decorate(n, view) for n in nodes])
+    return web.json_response(node_ops.list_nodes(manager.store, parse_filters(request), manager.raft_view()))
 
 
 async def node_inspect(request: web.Request) -> web.Response:

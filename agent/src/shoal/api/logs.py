@@ -18,8 +18,8 @@ from aiohttp import web
 from shoal import tls
 from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
-from shoal.api.services import resolve_service
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied
+from shoal.manager.control.services import resolve_service
 from shoal.runtime.base import NoSuchTask
 
 STDOUT = 1

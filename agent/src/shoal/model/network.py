@@ -6,6 +6,7 @@ start at 4096, which the `ingress` network takes at init.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -18,6 +19,29 @@ INGRESS_SUBNET = "10.255.0.0/16"
 FIRST_VNI = 4096
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+# a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
+GWBRIDGE_ID = hashlib.sha256(b"shoal_gwbridge").hexdigest()
+GWBRIDGE = {
+    "Name": "shoal_gwbridge",
+    "Id": GWBRIDGE_ID,
+    "Created": "0001-01-01T00:00:00Z",
+    "Scope": "local",
+    "Driver": "bridge",
+    "EnableIPv4": True,
+    "EnableIPv6": False,
+    "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]},
+    "Internal": False,
+    "Attachable": False,
+    "Ingress": False,
+    "Containers": {},
+    "Options": {
+        "com.docker.network.bridge.enable_icc": "false",
+        "com.docker.network.bridge.enable_ip_masquerade": "true",
+        "com.docker.network.bridge.name": "shoal_gwbridge",
+    },
+    "Labels": {},
+}
 
 
 def vni_of(network: dict[str, Any]) -> int:

@@ -13,7 +13,7 @@ from shoal.agent import credentials
 from shoal.agent.credentials import Credentials
 from shoal.clusterclient import ClusterClient
 from shoal.config import Config
-from shoal.errors import Unavailable
+from shoal.errors import NotManager, Unavailable
 from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
 from shoal.runtime.images import ImageStore
@@ -79,7 +79,7 @@ class AgentCore:
     def require_manager(self) -> ManagerRole:
         self.require_swarm()
         if self.manager is None:
-            raise Unavailable(NOT_A_MANAGER)
+            raise NotManager(NOT_A_MANAGER)
         return self.manager
 
     def client(self) -> ClusterClient:

@@ -23,6 +23,7 @@ from shoal.model.service import (
     validate_service_spec,
 )
 from shoal.model.task import task_dirty
+from shoal.model.validate import field
 from shoal.store.changes import Change
 
 
@@ -93,7 +94,8 @@ def resolve_service(services: list[dict[str, Any]], ref: str) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     manager = _agent(request).require_manager()
     body = await json_body(request)
-    if not body.get("Name"):
+    if not field(body, "Name"):
+        body = {k: v for k, v in body.items() if k.lower() != "name"}
         body["Name"] = generated_name(manager.store)  # as dockerd names an unnamed service
     spec = validate_service_spec(body)
     if manager.store.find_by_name("service", spec["Name"]) is not None:

@@ -45,6 +45,7 @@ setup: $(STAMP) $(DOCKER_CLI)
 lint: setup collection-lint
 	$(VENV)/bin/ruff check $(wildcard agent tests bench plugins roles)
 	$(VENV)/bin/ruff format --check $(wildcard agent tests bench plugins roles)
+	$(VENV)/bin/lint-imports .importlinter
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit

@@ -167,7 +167,7 @@ def test_writes_from_the_tick_thread_are_refused(single: ReplicatedStore) -> Non
             errors.append(exc)
         done.set()
 
-    single._on_tick_thread(job)
+    single.on_tick_thread(job)
     assert done.wait(2.0) and errors and "tick thread" in str(errors[0])
 
 

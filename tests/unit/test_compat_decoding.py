@@ -10,8 +10,8 @@ from urllib.parse import unquote_plus
 import pytest
 
 from shoal.api.logs import details_prefix, task_context
-from shoal.manager.allocator.networks import validate_create
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
+from shoal.model.network import validate_create
 
 
 def test_network_create_fields_match_case_insensitively() -> None:

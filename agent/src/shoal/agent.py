@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal import hostinfo, tls
-from shoal.api.errors import APIError, BadRequest, Unavailable
 from shoal.clusterclient import ClusterClient
 from shoal.config import Config
+from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.identity import Identity, cert_dir, raft_dir, wipe
 from shoal.manager import tokens
 from shoal.model.ids import new_id
@@ -269,13 +269,13 @@ class Agent:
             token = body.get("JoinToken")
             remotes = body.get("RemoteAddrs")
             if not isinstance(token, str) or not token:
-                raise BadRequest("a join token is required (--token)")
+                raise InvalidArgument("a join token is required (--token)")
             if not isinstance(remotes, list) or not remotes or not all(isinstance(r, str) for r in remotes):
-                raise BadRequest("at least one remote manager address is required (HOST:PORT)")
+                raise InvalidArgument("at least one remote manager address is required (HOST:PORT)")
             try:
                 digest, _ = tokens.parse_join_token(token)
             except tokens.TokenError as exc:
-                raise BadRequest(str(exc)) from exc
+                raise InvalidArgument(str(exc)) from exc
             if self.identity is not None:
                 root_pem = (cert_dir(self.cfg.data_dir) / tls.CA_CERT_FILE).read_bytes()
                 if tokens.ca_digest(root_pem) != digest:
@@ -297,7 +297,7 @@ class Agent:
             try:
                 tokens.verify_ca_digest(ca_pem, token)
             except tokens.TokenError as exc:
-                raise BadRequest(str(exc)) from exc
+                raise InvalidArgument(str(exc)) from exc
             # 2. certificate request, authenticated by the token, over TLS verified against the pinned CA
             key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             desc = hostinfo.description()
@@ -403,7 +403,7 @@ class Agent:
             if grant["Role"] == "manager":
                 async with self._lock:
                     await self._become_manager(grant, key_pem)
-        except APIError as exc:
+        except ShoalError as exc:
             log.warning("promotion not finished yet: %s", exc.message)
 
     async def _demote(self) -> None:
@@ -412,7 +412,7 @@ class Agent:
             if grant["Role"] == "worker":
                 async with self._lock:
                     await self._become_worker(key_pem, grant)
-        except APIError as exc:
+        except ShoalError as exc:
             log.warning("demotion not finished yet: %s", exc.message)
 
     async def _remove_all_tasks(self) -> None:

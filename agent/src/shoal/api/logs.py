@@ -19,9 +19,10 @@ import aiohttp
 from aiohttp import web
 
 from shoal import tls
-from shoal.api.errors import BadRequest, Forbidden, NotFound, query_bool, query_int
+from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
-from shoal.api.services import resolve_service
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied
+from shoal.manager.control.services import resolve_service
 from shoal.runtime.base import NoSuchTask
 
 STDOUT = 1
@@ -52,7 +53,7 @@ async def node_task_log(request: web.Request) -> web.StreamResponse:
     peer = tls.peer_identity(ssl_obj) if ssl_obj is not None else None
     agent = request.app[AGENT]
     if peer is None or peer.role != "manager" or agent.identity is None or peer.cluster_id != agent.identity.cluster_id:
-        raise Forbidden("task logs are served to this cluster's managers only")
+        raise PermissionDenied("task logs are served to this cluster's managers only")
     tail = query_int(request, "tail")
     follow = query_bool(request, "follow")
     try:
@@ -98,7 +99,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     manager = agent.require_manager()
     service = resolve_service(manager.store.list("service"), request.match_info["id"])
     if not (query_bool(request, "stdout") or query_bool(request, "stderr")):
-        raise BadRequest("you must choose at least one stream (stdout or stderr)")
+        raise InvalidArgument("you must choose at least one stream (stdout or stderr)")
     tail = query_int(request, "tail") if request.query.get("tail") not in (None, "all") else None
     follow = query_bool(request, "follow")
     details = query_bool(request, "details")

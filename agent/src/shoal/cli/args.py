@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from shoal.cli.errors import CLIError
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import parse_duration
 
 

@@ -20,7 +20,7 @@ from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import go_time, inspect_json, natural_key, render_format
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import short_id
 from shoal.model.validate import parse_label
 

@@ -23,7 +23,7 @@ from shoal.cli.output import capitalize, human_duration, inspect_json, natural_k
 from shoal.cli.service_logs import Demuxer, Lines, LogFormatter, max_length, stream
 from shoal.cli.service_pretty import pretty_service
 from shoal.cli.service_progress import wait_for_service
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import parse_duration, parse_rfc3339, short_id
 
 Service = Mapping[str, Any]

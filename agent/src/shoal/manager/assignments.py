@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.errors import VersionConflict
 from shoal.manager.netstate import node_netstate
 from shoal.model.task import can_move
 from shoal.store.changes import Change
-from shoal.store.errors import VersionConflict
 
 REPORT_FIELDS = ("State", "Message", "Err", "ExitCode", "PID", "Timestamp")
 

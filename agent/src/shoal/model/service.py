@@ -14,8 +14,8 @@ import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shoal.manager.scheduler import ConstraintError, validate_placement
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
+from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,

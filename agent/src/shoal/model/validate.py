@@ -10,7 +10,7 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import format_duration, parse_duration
 from shoal.model.objects import (
     DATA_PATH_PORT,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.aio import BackgroundLoop
-from shoal.api.errors import APIError
 from shoal.clusterclient import ClusterClient
+from shoal.errors import ShoalError
 from shoal.worker.executor import Executor
 
 log = logging.getLogger("shoal.tasks")
@@ -62,7 +62,7 @@ class TaskLoop:
                     {"Since": self.signature, "Wait": LONG_POLL},
                     timeout=LONG_POLL + 5,
                 )
-            except APIError as exc:
+            except ShoalError as exc:
                 log.debug("no assignments: %s", exc.message)
                 await asyncio.sleep(0.5)
                 continue
@@ -85,7 +85,7 @@ class TaskLoop:
                 continue
             try:
                 await self.client().call_any(self._candidates(), "POST", "/shoal/task-status", {"Updates": reports})
-            except APIError as exc:
+            except ShoalError as exc:
                 log.debug("status not delivered yet (%s): retrying", exc.message)
                 self.executor.requeue(reports)
                 await asyncio.sleep(0.5)

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from shoal.aio import BackgroundLoop
+from shoal.errors import NotFound, StoreError
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.model.ids import now_rfc3339
-from shoal.store.errors import StoreError
 
 log = logging.getLogger("shoal.orchestrator")
 
@@ -64,7 +64,7 @@ class Orchestrator:
             while True:
                 try:
                     await self.run_once()
-                except StoreError as exc:  # a conflict with a concurrent write: the next pass sees it
+                except (StoreError, NotFound) as exc:  # a concurrent write: the next pass sees it
                     log.debug("orchestrator pass not committed: %s", exc)
                     await asyncio.sleep(0.05)
                 except Exception:

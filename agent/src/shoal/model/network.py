@@ -6,12 +6,13 @@ start at 4096, which the `ingress` network takes at init.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.validate import known_fields, not_supported_yet
 
 INGRESS_NAME = "ingress"
@@ -20,6 +21,29 @@ FIRST_VNI = 4096
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 ENCRYPTED_OPTION = "encrypted"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+# a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
+GWBRIDGE_ID = hashlib.sha256(b"shoal_gwbridge").hexdigest()
+GWBRIDGE = {
+    "Name": "shoal_gwbridge",
+    "Id": GWBRIDGE_ID,
+    "Created": "0001-01-01T00:00:00Z",
+    "Scope": "local",
+    "Driver": "bridge",
+    "EnableIPv4": True,
+    "EnableIPv6": False,
+    "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]},
+    "Internal": False,
+    "Attachable": False,
+    "Ingress": False,
+    "Containers": {},
+    "Options": {
+        "com.docker.network.bridge.enable_icc": "false",
+        "com.docker.network.bridge.enable_ip_masquerade": "true",
+        "com.docker.network.bridge.name": "shoal_gwbridge",
+    },
+    "Labels": {},
+}
 
 
 def vni_of(network: dict[str, Any]) -> int:
@@ -32,6 +56,12 @@ def subnet_of(network: dict[str, Any]) -> ipaddress.IPv4Network:
 
 def gateway_of(network: dict[str, Any]) -> str:
     return network["IPAM"]["Configs"][0]["Gateway"]
+
+
+def mac_of(address: str) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
+    packed = ipaddress.ip_address(address.split("/")[0]).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
 def free_vni(networks: Iterable[dict[str, Any]], start: int = FIRST_VNI + 1) -> int:

@@ -1,0 +1,33 @@
+"""The store as its users see it (typed seams: control calls and loops take these, not the class)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from shoal.store.changes import Change
+from shoal.store.watch import Subscription
+
+
+class StoreReader(Protocol):
+    """Local reads (may be stale; deep copies)."""
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None: ...
+
+    def list(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None: ...
+
+
+class Store(StoreReader, Protocol):
+    """Reads, watches and all-or-nothing batches (`ReplicatedStore` is the one implementation)."""
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription: ...
+
+    def commit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int: ...
+
+    async def acommit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int: ...

@@ -18,7 +18,10 @@ log = logging.getLogger("shoal.api")
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    # exactly "application/json", no charset: the docker client reads the message only then
+    # (client/request.go checkResponseErr), else it prints the raw body
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

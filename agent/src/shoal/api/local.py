@@ -25,7 +25,7 @@ from shoal.manager import tokens as join_tokens
 from shoal.manager.control import nodes as node_ops
 from shoal.model.ids import now_rfc3339
 from shoal.model.objects import cluster_info
-from shoal.model.validate import validate_swarm_spec
+from shoal.model.validate import validate_init_request, validate_join_request, validate_swarm_spec
 from shoal.store.changes import Change
 
 
@@ -121,13 +121,13 @@ async def swarm_inspect(request: web.Request) -> web.Response:
 
 
 async def swarm_init(request: web.Request) -> web.Response:
-    body = await json_body(request, required=False)
+    body = validate_init_request(await json_body(request, required=False))
     node_id = await agent_of(request).init_swarm(body)
     return web.json_response(node_id)
 
 
 async def swarm_join(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = validate_join_request(await json_body(request))
     await agent_of(request).join_swarm(body)
     return web.Response(status=200)
 

@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model.validate import known_fields, not_supported_yet
 
 INGRESS_NAME = "ingress"
 INGRESS_SUBNET = "10.255.0.0/16"
 FIRST_VNI = 4096
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+ENCRYPTED_OPTION = "encrypted"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 # a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
@@ -96,9 +98,7 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
         "ConfigFrom",
         "EnableIPv4",
     }
-    for key in body:
-        if key not in known:
-            raise SpecError(f"unknown field '{key}' in network create request")
+    body = known_fields("network create request", body, known)
     name = body.get("Name")
     if not isinstance(name, str) or not name or not NAME_RE.match(name) or len(name) > 63:
         raise SpecError(f"invalid network name {name!r}")
@@ -111,12 +111,26 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
         raise SpecError("an ingress network already exists: there can be only one")
     if body.get("EnableIPv6"):
         raise SpecError("IPv6 overlay networks are not supported")
-    configs = ((body.get("IPAM") or {}).get("Config")) or []
+    ipam = known_fields("IPAM", body.get("IPAM") or {}, ("Driver", "Config", "Options"))
+    configs = ipam.get("Config") or []
     if not isinstance(configs, list) or len(configs) > 1:
         raise SpecError("exactly one IPAM config (one IPv4 subnet) is supported")
     config = configs[0] if configs else {}
     if not isinstance(config, dict):
         raise SpecError("invalid IPAM config")
+    config = known_fields("IPAM.Config", config, ("Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"))
+    for where, value, in_effect in (
+        ("IPAM.Driver", ipam.get("Driver") or "default", "default"),
+        ("IPAM.Options", ipam.get("Options") or {}, {}),
+        ("IPAM.Config.IPRange", config.get("IPRange") or "", ""),
+        ("IPAM.Config.AuxiliaryAddresses", config.get("AuxiliaryAddresses") or {}, {}),
+        ("Scope", body.get("Scope") or "swarm", "swarm"),
+        ("ConfigOnly", bool(body.get("ConfigOnly")), False),
+        ("ConfigFrom", (body.get("ConfigFrom") or {}).get("Network") or "", ""),
+        ("EnableIPv4", body.get("EnableIPv4") is not False, True),
+    ):
+        if value != in_effect:
+            raise not_supported_yet(where, value, in_effect)
     subnet = config.get("Subnet")
     if subnet:
         try:
@@ -147,6 +161,8 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
     for what, value in (("Labels", labels), ("Options", options)):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise SpecError(f"{what} must be a map of strings")
+    if ENCRYPTED_OPTION in options:  # Docker encrypts when the key is present, whatever its value
+        raise not_supported_yet(f"network option {ENCRYPTED_OPTION!r}", options[ENCRYPTED_OPTION], "unencrypted")
     return {
         "Name": name,
         "Subnet": str(net),

@@ -18,6 +18,7 @@ from shoal.manager.control.filters import Filters, filter_services, filter_tasks
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.resolve import no_names, resolve
 from shoal.model.service import rollback_spec, service_object, service_status, updated_service, validate_service_spec
+from shoal.model.validate import field
 from shoal.store.changes import Change
 from shoal.store.protocol import StoreReader
 
@@ -77,7 +78,8 @@ def resolve_service(services: list[Obj], ref: str) -> Obj:
 def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
     """The new service and the changes that create it."""
     body = dict(body)
-    if not body.get("Name"):
+    if not field(body, "Name"):  # "name" names it too: bodies are decoded as Go does
+        body = {k: v for k, v in body.items() if not (isinstance(k, str) and k.lower() == "name")}
         body["Name"] = generated_name(store)
     spec = validate_service_spec(body)
     if store.find_by_name("service", spec["Name"]) is not None:

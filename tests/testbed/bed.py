@@ -386,7 +386,7 @@ exec sleep infinity
             raise TestbedError(f"shoald already runs on {name} (pid {pid})")
         log = open(layout.agent_log, "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            self.exec_argv(name, [str(VENV_BIN / "shoald"), *(extra or [])]),
+            self.exec_argv(name, [str(VENV_BIN / "shoald"), *observability_flags(extra or []), *(extra or [])]),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -468,3 +468,18 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+# Every testbed agent serves Prometheus metrics on Docker's documented example address, and the
+# visualizer page (managers; loopback inside each host's own network namespace).
+METRICS_ADDR = "127.0.0.1:9323"
+UI_ADDR = "127.0.0.1:8088"
+
+
+def observability_flags(extra: list[str]) -> list[str]:
+    flags = []
+    if not any(a.startswith("--metrics-addr") for a in extra):
+        flags += ["--metrics-addr", METRICS_ADDR]
+    if not any(a.startswith("--ui-addr") for a in extra):
+        flags += ["--ui-addr", UI_ADDR]
+    return flags

@@ -27,10 +27,18 @@ class Config:
     log_level: str = "info"
     heartbeat_period: float = 1.0
     upstream_dns: list[str] = field(default_factory=list)
+    # off by default, as dockerd's metrics-addr; the operator picks the (loopback) address
+    metrics_addr: str | None = None
+    # the visualizer page of a manager (token in ui_token_file); off by default
+    ui_addr: str | None = None
 
     @property
     def socket_path(self) -> Path:
         return self.run_dir / "shoal.sock"
+
+    @property
+    def ui_token_file(self) -> Path:
+        return self.data_dir / "ui.token"
 
     @property
     def pidfile(self) -> Path:
@@ -59,11 +67,20 @@ def _coerce(name: str, value: Any) -> Any:
             if level not in ("debug", "info", "warning", "error"):
                 raise ValueError
             return level
+        if name in ("metrics_addr", "ui_addr"):
+            return None if value in (None, "") else _host_port(str(value), name)
         if name == "upstream_dns":
             return [str(v) for v in value]
         return None if value is None else str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {name}: {value!r}") from exc
+
+
+def _host_port(value: str, name: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{name} must be host:port")
+    return value
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
@@ -93,9 +110,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", dest="data_dir", help="state directory (default /var/lib/shoal)")
     parser.add_argument("--run-dir", dest="run_dir", help="runtime directory with the control socket")
     parser.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--metrics-addr", dest="metrics_addr", help="serve Prometheus metrics on host:port (off)")
+    parser.add_argument("--ui-addr", dest="ui_addr", help="serve the visualizer page on host:port (managers; off)")
     parser.add_argument("--heartbeat-period", dest="heartbeat_period", type=float, help="seconds (default 1)")
 
 
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period")
+    keys += ("metrics_addr", "ui_addr")
     return load(args.config, {k: getattr(args, k) for k in keys})

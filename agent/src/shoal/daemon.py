@@ -16,6 +16,8 @@ from shoal import __version__, config, logs, memory
 from shoal.agent import Agent
 from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
+from shoal.api import metrics as metrics_api
+from shoal.api import ui as ui_api
 from shoal.model.objects import split_addr
 
 log = logging.getLogger("shoal.daemon")
@@ -51,6 +53,16 @@ class ClusterServer:
             self.runner = None
 
 
+async def start_tcp(app: web.Application, addr: str, what: str) -> web.AppRunner:
+    """A plain-HTTP listener of its own (metrics, visualizer): the operator picks a loopback address."""
+    host, port = split_addr(addr)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    log.info("%s on http://%s", what, addr)
+    return runner
+
+
 async def serve(cfg: config.Config) -> None:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +77,12 @@ async def serve(cfg: config.Config) -> None:
         await web.UnixSite(local, str(sock)).start()
     finally:
         os.umask(old_umask)
+    extra: list[web.AppRunner] = []
+    if cfg.metrics_addr:
+        extra.append(await start_tcp(metrics_api.build_app(agent), cfg.metrics_addr, "Prometheus metrics"))
+    if cfg.ui_addr:
+        token = ui_api.load_token(cfg.ui_token_file)
+        extra.append(await start_tcp(ui_api.build_app(agent, token), cfg.ui_addr, "visualizer"))
     cfg.pidfile.write_text(f"{os.getpid()}\n")
     log.info("shoald %s: control API on %s", __version__, sock)
     stop = asyncio.Event()
@@ -81,6 +99,8 @@ async def serve(cfg: config.Config) -> None:
     log.info("shutting down")
     trimmer.cancel()
     await agent.stop()
+    for runner in extra:
+        await runner.cleanup()
     await local.cleanup()
     sock.unlink(missing_ok=True)
     with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal.agent import credentials
 from shoal.agent.credentials import Credentials
+from shoal.agent.events import EventHub, follow_cluster, task_listener
 from shoal.clusterclient import ClusterClient
 from shoal.config import Config
 from shoal.errors import NotManager, Unavailable
@@ -59,6 +60,9 @@ class AgentCore:
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None
         self.error: str | None = None
+        self.events = EventHub()  # GET /events: this manager's cluster events and this node's containers
+        self.executor.listeners.append(task_listener(self.events, self.executor))
+        self._events_feed: asyncio.Task[None] | None = None
 
     # ---- state
     @property
@@ -140,11 +144,15 @@ class AgentCore:
 
     # ---- start / stop
     async def start(self) -> None:
+        self._events_feed = asyncio.get_running_loop().create_task(follow_cluster(self.events, lambda: self.manager))
         await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:
             await self._activate()
 
     async def stop(self) -> None:
+        if self._events_feed is not None:
+            self._events_feed.cancel()
+            self._events_feed = None
         if self.session:
             await self.session.stop()
             self.session = None

@@ -19,6 +19,7 @@ from shoal.api import routes
 from shoal.api.errors import error_middleware, json_body
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
+from shoal.api.metrics import request_metrics
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import assignments
 from shoal.manager.control import nodes as node_ops
@@ -164,7 +165,7 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def build_app(agent: Agent) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=256 << 10)
+    app = web.Application(middlewares=[request_metrics("cluster"), error_middleware], client_max_size=256 << 10)
     app[AGENT] = agent
     for method, path, handler in [
         ("GET", "/shoal/ca", get_ca),

@@ -14,12 +14,15 @@ from aiohttp import web
 from shoal import __version__
 from shoal.agent import NOT_A_MANAGER, Agent
 from shoal.api import debug, localtasks, routes
+from shoal.api import events as events_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import services as services_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
+from shoal.api.metrics import request_metrics
+from shoal.api.ui import load_token, page_url
 from shoal.errors import Conflict, NotFound, Unavailable
 from shoal.manager import tokens as join_tokens
 from shoal.manager.control import nodes as node_ops
@@ -209,12 +212,20 @@ async def node_delete(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def visualizer_url(request: web.Request) -> web.Response:
+    """The visualizer page's URL with its token (root only: this is the local socket)."""
+    cfg = agent_of(request).cfg
+    if not cfg.ui_addr:
+        raise NotFound("the visualizer is off on this node: set ui_addr in shoald.yml (e.g. 127.0.0.1:8088)")
+    return web.json_response({"URL": page_url(cfg.ui_addr, load_token(cfg.ui_token_file)), "Addr": cfg.ui_addr})
+
+
 async def not_found(request: web.Request) -> web.Response:
     raise NotFound(f"page not found: {request.method} {request.path}")
 
 
 def build_app(agent: Agent) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=1 << 20)
     app[AGENT] = agent
     for method, path, handler in [
         ("GET", "/_ping", ping),
@@ -230,10 +241,13 @@ def build_app(agent: Agent) -> web.Application:
         ("GET", "/nodes/{id}", node_inspect),
         ("POST", "/nodes/{id}/update", node_update),
         ("DELETE", "/nodes/{id}", node_delete),
+        ("GET", "/shoal/visualizer", visualizer_url),
     ]:
         routes.add(app, method, path, handler)
     extra = [("GET", "/services/{id}/logs", logs_api.service_logs)]
-    for method, path, handler in services_api.ROUTES + localtasks.ROUTES + networks_api.ROUTES + debug.ROUTES + extra:
+    for method, path, handler in (
+        services_api.ROUTES + events_api.ROUTES + localtasks.ROUTES + networks_api.ROUTES + debug.ROUTES + extra
+    ):
         routes.add(app, method, path, handler)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

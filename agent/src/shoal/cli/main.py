@@ -13,11 +13,22 @@ import sys
 import traceback
 
 from shoal import __version__
-from shoal.cli import image, lb, network, node, service, swarm, system, tasks
+from shoal.cli import events, image, lb, network, node, service, swarm, system, tasks, visualizer
 from shoal.cli.client import DEFAULT_HOST, HOST_ENV, Client
 from shoal.cli.errors import CLIError
 
-GROUPS = (swarm, node, service, tasks, network, image, lb, system)  # a new command group = a new module listed here
+GROUPS = (
+    swarm,
+    node,
+    service,
+    tasks,
+    network,
+    image,
+    lb,
+    system,
+    events,
+    visualizer,
+)  # a new command group = a new module listed here
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from shoal import metrics
 from shoal.aio import BackgroundLoop
 from shoal.model.ids import now_rfc3339
 from shoal.store.changes import Change
@@ -68,9 +69,15 @@ class Dispatcher:
         self._loop = BackgroundLoop("dispatcher-liveness", self._run)
 
     def heartbeat(self, node_id: str, addr: str | None) -> None:
+        metrics.DISPATCHER_HEARTBEATS.inc()
         self.last_seen[node_id] = time.monotonic()
         if addr:
             self.addrs[node_id] = addr
+
+    def live_sessions(self) -> int:
+        """Nodes heard from within the grace period (a metric)."""
+        horizon = time.monotonic() - MISSED_BEATS * self.period
+        return sum(1 for seen in list(self.last_seen.values()) if seen >= horizon)
 
     def start(self) -> None:
         self.liveness_round(time.monotonic())  # the grace period of every node starts now

@@ -23,6 +23,7 @@ from typing import Any
 
 from pysyncobj import SyncObj
 
+from shoal import metrics
 from shoal.store import membership
 from shoal.store.changes import KINDS, NAMED_KINDS, Change
 from shoal.store.commitop import CommitOp
@@ -124,7 +125,8 @@ class ReplicatedStore:
         for itself.
         """
         self._check_caller()
-        return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
+        with metrics.timed(metrics.RAFT_COMMIT_SECONDS):
+            return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
 
     def run_proposal(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
         """Drive any pysyncobj proposal (membership changes) like a write: retries, fast NoQuorum."""
@@ -143,10 +145,12 @@ class ReplicatedStore:
                 loop.call_soon_threadsafe(woken.set)
 
         op = self._new_op(changes, timeout, request_id, epoch, wake)
+        started = time.perf_counter()
         while True:
             woken.clear()
             finished, value = op.poll()
             if finished:
+                metrics.RAFT_COMMIT_SECONDS.observe(time.perf_counter() - started)
                 return int(value)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), value)

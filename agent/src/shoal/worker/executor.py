@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
@@ -35,6 +36,8 @@ class Executor:
         # running task -> a pidfd of its supervisor, readable the moment the task ended: exits are
         # noticed at once, without re-reading every task's status files several times a second
         self.exit_fds: dict[str, int] = {}
+        # observers of task state changes (task, state, report fields): the node's container events
+        self.listeners: list[Callable[[dict[str, Any], str, dict[str, Any]], None]] = []
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -66,6 +69,12 @@ class Executor:
         self.state[task_id] = state
         self.reports.append({"ID": task_id, "State": state, "Message": message, "Timestamp": now_rfc3339(), **extra})
         self.wakeup.set()
+        task = self.assigned.get(task_id) or {"ID": task_id}
+        for listener in self.listeners:
+            try:
+                listener(task, state, extra)
+            except Exception:  # an observer never breaks the task's life
+                log.exception("task state listener failed")
 
     def take_reports(self) -> list[dict[str, Any]]:
         out, self.reports = self.reports, []

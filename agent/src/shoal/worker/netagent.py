@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from shoal import metrics
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 log = logging.getLogger("shoal.netagent")
@@ -51,7 +52,8 @@ class NetAgent:
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         async with self.lock:
-            return await asyncio.to_thread(fn, *args)
+            with metrics.timed(metrics.DATAPLANE_PROGRAM_SECONDS.labels(operation=getattr(fn, "__name__", "other"))):
+                return await asyncio.to_thread(fn, *args)
 
     # ---- executor hooks
     async def before_start(self, task: dict[str, Any]) -> None:

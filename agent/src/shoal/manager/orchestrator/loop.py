@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from shoal import metrics
 from shoal.aio import BackgroundLoop
 from shoal.errors import NotFound, StoreError
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
@@ -41,6 +42,10 @@ class Orchestrator:
 
     async def run_once(self) -> int:
         """One pass; returns how many object changes it committed."""
+        with metrics.timed(metrics.ORCHESTRATOR_PASS_SECONDS):
+            return await self._pass()
+
+    async def _pass(self) -> int:
         services = self.store.list("service")
         tasks = self.store.list("task")
         nodes = self.store.list("node")
@@ -48,7 +53,8 @@ class Orchestrator:
         now_ns = time.time_ns()
         plan = reconcile(services, tasks, nodes, now_rfc3339(), now_ns, self.history_limit(), self.last_batch)
         allocate(plan, services, networks, tasks, nodes)
-        place(plan, tasks, nodes)
+        with metrics.timed(metrics.SCHEDULER_PASS_SECONDS):
+            place(plan, tasks, nodes)
         self._wake_at = plan.wake_at_ns
         if not plan.changed():
             return 0

@@ -1,0 +1,118 @@
+"""The agent's Prometheus metrics (prometheus_client, Prometheus naming: `shoal_` prefix, base
+units, `_total` counters, `_seconds` durations). Every layer records into these; nothing here
+imports the rest of shoal, so any layer may. Served on `metrics_addr` (api/metrics.py), off by
+default as Docker's `metrics-addr`.
+
+Gauges of cluster objects and Raft are read from the store at scrape time (manager/metrics.py);
+what happens over time (passes, requests, starts, pulls) is counted here as it happens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # the agent's own CPU, memory, open fds
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+# short operations (a commit, a pass, a request): 1 ms .. 10 s
+FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RAFT_COMMIT_SECONDS = Histogram(
+    "shoal_raft_commit_duration_seconds",
+    "Time from proposing a batch to its commit being acknowledged (this manager's writes).",
+    buckets=FAST,
+    registry=REGISTRY,
+)
+ORCHESTRATOR_PASS_SECONDS = Histogram(
+    "shoal_orchestrator_pass_duration_seconds",
+    "One orchestrator pass: reconcile, allocate, schedule and commit.",
+    buckets=FAST,
+    registry=REGISTRY,
+)
+SCHEDULER_PASS_SECONDS = Histogram(
+    "shoal_scheduler_pass_duration_seconds",
+    "One scheduling decision over every pending task.",
+    buckets=FAST,
+    registry=REGISTRY,
+)
+DISPATCHER_HEARTBEATS = Counter(
+    "shoal_dispatcher_heartbeats_total", "Node heartbeats received by this leader's dispatcher.", registry=REGISTRY
+)
+API_REQUESTS = Counter(
+    "shoal_api_requests_total",
+    "API requests by listener, method, route (the path template) and status code.",
+    ["listener", "method", "route", "code"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "shoal_api_request_duration_seconds",
+    "API request latency by listener, method and route (streams count until their headers are sent).",
+    ["listener", "method", "route"],
+    buckets=FAST,
+    registry=REGISTRY,
+)
+TASK_STARTS = Counter("shoal_task_starts_total", "Tasks this node started (reached running).", registry=REGISTRY)
+TASK_FAILURES = Counter(
+    "shoal_task_failures_total", "Tasks on this node that failed or were rejected.", ["state"], registry=REGISTRY
+)
+IMAGE_PULLS = Counter(
+    "shoal_image_pulls_total", "Image pulls by result (success, error).", ["result"], registry=REGISTRY
+)
+IMAGE_PULL_SECONDS = Histogram(
+    "shoal_image_pull_duration_seconds",
+    "Time to pull an image into the node's store.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
+DATAPLANE_PROGRAM_SECONDS = Histogram(
+    "shoal_dataplane_program_duration_seconds",
+    "Time to program one dataplane change (overlay peers, load balancer rules, mesh) by operation.",
+    ["operation"],
+    buckets=FAST,
+    registry=REGISTRY,
+)
+EVENT_SUBSCRIBERS = Gauge("shoal_events_subscribers", "Clients following GET /events.", registry=REGISTRY)
+EVENT_OVERFLOWS = Counter(
+    "shoal_events_dropped_subscribers_total",
+    "Event streams cut off because their client read too slowly.",
+    registry=REGISTRY,
+)
+
+
+@contextmanager
+def timed(histogram: Histogram) -> Iterator[None]:
+    """Observe the block's duration (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.observe(time.perf_counter() - start)
+
+
+def image_pulled(seconds: float, ok: bool) -> None:
+    """The hook the image store calls after each pull."""
+    IMAGE_PULLS.labels(result="success" if ok else "error").inc()
+    if ok:
+        IMAGE_PULL_SECONDS.observe(seconds)
+
+
+def task_state(state: str) -> None:
+    """The executor's task state changes: starts and failures."""
+    if state == "running":
+        TASK_STARTS.inc()
+    elif state in ("failed", "rejected"):
+        TASK_FAILURES.labels(state=state).inc()

@@ -1,0 +1,185 @@
+"""The visualizer page in a real headless Chromium (Debian's chromium + chromium-driver, driven by
+Selenium with the driver path given, so nothing is downloaded). The page listens on the manager's
+loopback inside swarm00's network namespace, so chromedriver and every Selenium call run on one
+thread that entered that namespace (setns is per thread; the driver process inherits it).
+
+Checks the DOM as the cluster changes: three node columns; `service scale nodejs=4` gives four
+cards; a drained swarm01 has an empty column; a cut swarm02 is shown Down; a node label full of
+markup renders as text. Screenshots go to .state/visualizer/.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from pyroute2.netns import setns
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from integration.cluster_helpers import cli, form_cluster, wait_for, wipe_cluster
+from testbed.bed import Testbed
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / ".state" / "visualizer"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",  # Chromium refuses to run as root otherwise
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,800",
+]
+XSS = "<script>window.pwned=1</script><b>bold</b>"
+
+
+class InNetns:
+    """Run callables on one thread that lives in a network namespace (Selenium keeps its connection
+    to chromedriver per thread's namespace, and chromedriver is started from this thread)."""
+
+    def __init__(self, name: str) -> None:
+        def enter() -> None:
+            fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+            try:
+                setns(fd, flags=0)
+            finally:
+                os.close(fd)
+
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, initializer=enter)
+
+    def __call__(self, fn: Callable[[], T], timeout: float = 60) -> T:
+        return self.pool.submit(fn).result(timeout)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(bed: Testbed) -> Iterator[Testbed]:
+    form_cluster(bed, managers=1)
+    yield bed
+    bed.set_link("swarm02", up=True)
+    wipe_cluster(bed, "test_visualizer")
+
+
+@pytest.fixture(scope="module")
+def browser(cluster: Testbed) -> Iterator[tuple[InNetns, Any, str]]:
+    code, out, err = cli(cluster, "swarm00", "visualizer", "--print-url")
+    assert code == 0, err
+    url = out.strip()
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=ROOT / ".state")
+    ns = InNetns("shoal-swarm00")
+
+    def start() -> Any:
+        options = webdriver.ChromeOptions()
+        options.binary_location = "/usr/bin/chromium"
+        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+            options.add_argument(flag)
+        return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+    driver = ns(start)
+    try:
+        yield ns, driver, url
+    finally:
+        ns(driver.quit)
+        ns.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def columns(ns: InNetns, driver: Any) -> dict[str, dict[str, Any]]:
+    def read() -> dict[str, dict[str, Any]]:
+        out = {}
+        for col in driver.find_elements(By.CSS_SELECTOR, "section.node"):
+            out[col.get_attribute("data-hostname")] = {
+                "state": col.find_element(By.CSS_SELECTOR, ".state").text,
+                "availability": col.get_attribute("data-availability"),
+                "cards": len(col.find_elements(By.CSS_SELECTOR, ".task")),
+                "classes": col.get_attribute("class"),
+                "labels": [e.text for e in col.find_elements(By.CSS_SELECTOR, ".labels")],
+                "bold": len(col.find_elements(By.TAG_NAME, "b")),
+            }
+        return out
+
+    return ns(read)
+
+
+def cards(cols: dict[str, dict[str, Any]]) -> int:
+    return sum(c["cards"] for c in cols.values())
+
+
+def shot(ns: InNetns, driver: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ns(lambda: driver.save_screenshot(str(SHOTS / f"{name}.png")))
+
+
+def test_the_board_follows_the_cluster_live(cluster: Testbed, browser: tuple[InNetns, Any, str]) -> None:
+    ns, driver, url = browser
+    code, _, err = cli(
+        cluster, "swarm00", "service", "create", "--detach", "--name", "nodejs", "--replicas", "2",
+        "--constraint", "node.role==worker", "shoal/host", "sleep", "3600",
+    )  # fmt: skip
+    assert code == 0, err
+    ns(lambda: driver.get(url))
+    cols = wait_for("three node columns", lambda: (c := columns(ns, driver)) and len(c) == 3 and c, timeout=30)
+    assert set(cols) == {"swarm00", "swarm01", "swarm02"}
+    assert "★" in ns(lambda: driver.find_element(By.CSS_SELECTOR, 'section[data-hostname="swarm00"] .head').text)
+    wait_for("two cards", lambda: cards(columns(ns, driver)) == 2, timeout=30)
+    loaded = ns(lambda: driver.execute_script("return document.body.dataset.loaded"))
+
+    assert cli(cluster, "swarm00", "service", "scale", "--detach", "nodejs=4")[0] == 0
+    wait_for("four cards", lambda: cards(columns(ns, driver)) == 4, timeout=40)
+    # live: the same page (no reload) re-rendered from the event stream
+    assert ns(lambda: driver.execute_script("return performance.getEntriesByType('navigation').length")) == 1
+    assert ns(lambda: driver.execute_script("return document.body.dataset.loaded")) != loaded
+    shot(ns, driver, "scaled")
+
+    assert cli(cluster, "swarm00", "node", "update", "--availability", "drain", "swarm01")[0] == 0
+    wait_for("swarm01's column empty", lambda: columns(ns, driver)["swarm01"]["cards"] == 0, timeout=40)
+    wait_for("four cards elsewhere", lambda: cards(columns(ns, driver)) == 4, timeout=40)
+    assert columns(ns, driver)["swarm01"]["availability"] == "drain"
+    shot(ns, driver, "drained")
+    assert cli(cluster, "swarm00", "node", "update", "--availability", "active", "swarm01")[0] == 0
+
+    cluster.set_link("swarm02", up=False)
+    try:
+        wait_for("swarm02 shown Down", lambda: columns(ns, driver)["swarm02"]["state"] == "Down", timeout=40)
+        assert "down" in columns(ns, driver)["swarm02"]["classes"]
+        shot(ns, driver, "down")
+    finally:
+        cluster.set_link("swarm02", up=True)
+    wait_for("swarm02 back", lambda: columns(ns, driver)["swarm02"]["state"] == "Ready", timeout=40)
+
+
+def test_names_render_as_text(cluster: Testbed, browser: tuple[InNetns, Any, str]) -> None:
+    ns, driver, url = browser
+    # service names are DNS labels (Docker refuses `<script>` too); node labels are free text
+    assert cli(cluster, "swarm00", "node", "update", "--label-add", f"note={XSS}", "swarm01")[0] == 0
+    ns(lambda: driver.get(url))
+    wait_for(
+        "the label shown",
+        lambda: columns(ns, driver).get("swarm01", {}).get("labels") == [f"note={XSS}"],
+        timeout=30,
+    )
+    assert columns(ns, driver)["swarm01"]["bold"] == 0
+    assert ns(lambda: driver.execute_script("return window.pwned === undefined")) is True
+    shot(ns, driver, "escaped")
+
+
+def test_without_the_token_the_page_says_401(cluster: Testbed, browser: tuple[InNetns, Any, str]) -> None:
+    ns, driver, url = browser
+    ns(lambda: driver.get(url.split("?", 1)[0]))
+    body = ns(lambda: driver.find_element(By.TAG_NAME, "body").text)
+    assert "needs its token" in body
+    assert not ns(lambda: driver.find_elements(By.CSS_SELECTOR, "section.node"))

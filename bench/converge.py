@@ -36,6 +36,7 @@ from _cluster import (
     until,
     wipe,
 )
+from _figures import record
 
 REPLICAS, SCALED = 100, 300
 DOCKER_SWARM_S = 11.8  # docker swarm, 100 replicas, same machine (issue 4)
@@ -116,6 +117,8 @@ def step(
         f"the other ~{entries - batches} are node status reports and other writes; "
         f"distinct task versions seen while polling: {seen})"
     )
+    record(f"{label}: polled", elapsed, goal=2.0 if label.startswith("create") else None)
+    record(f"{label}: timestamps", stamped)
     return elapsed, {"entries": entries, "batches": batches, "stamped": stamped}
 
 

@@ -39,6 +39,7 @@ from _cluster import (
     until,
     wipe,
 )
+from _figures import record
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 KILL_REPLICAS, LOST_REPLICAS, DRAIN_REPLICAS = 6, 30, 300
@@ -125,6 +126,8 @@ def kill_rounds(bed: Any) -> None:
             flush=True,
         )
     if stamped:
+        record("kill -> replacement: polled", polled, goal=0.3)
+        record("kill -> replacement: timestamp", stamped, goal=0.3)
         print(
             f"(a) kill -> replacement RUNNING, as a client polling GET /tasks sees it: {ms(polled)} (goal <= 300 ms); "
             f"by the replacement's own RUNNING timestamp: {ms(stamped)}"
@@ -166,6 +169,7 @@ def worker_lost(bed: Any) -> None:
         else:
             replacements = [t for t in run if ts(t["CreatedAt"]) >= t0_wall]
             last = max((ts(t["Status"]["Timestamp"]) for t in replacements), default=t0_wall) - t0_wall
+            record("worker lost -> moved: polled", elapsed, goal=5.0)
             print(
                 f"(b) worker lost -> its {len(on_lost)} tasks RUNNING elsewhere, as a client polling sees it: "
                 f"{elapsed:.2f} s (goal <= 5 s; by the tasks' timestamps {last:.2f} s; node Down after {down}; "
@@ -234,6 +238,7 @@ def drain(bed: Any) -> None:
     else:
         replacements = [t for t in run if ts(t["CreatedAt"]) >= t0_wall]
         last = max((ts(t["Status"]["Timestamp"]) for t in replacements), default=t0_wall) - t0_wall
+        record("drain -> moved: polled", elapsed, goal=3.0)
         print(
             f"(c) drain -> the {held} tasks of {DRAINED} RUNNING elsewhere, as a client polling sees it: "
             f"{elapsed:.2f} s (goal <= 3 s; by the tasks' timestamps {last:.2f} s); now {by_host(bed, run)}"

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from _cluster import HOSTS, fresh_cluster, locked_main, teardown
+from _figures import record
 
 
 def rss_mb(pid: int) -> float:
@@ -22,6 +23,7 @@ def main() -> None:
         for host in HOSTS:
             pid = bed.agent_pid(host)
             role = "manager" if host == "swarm00" else "worker"
+            record(f"{host} ({role})", rss_mb(pid), unit="MB", goal=40.0)
             print(f"{host} ({role}): shoald RSS {rss_mb(pid):.1f} MB (goal <= 40 MB)")
     finally:
         teardown(bed)

@@ -12,6 +12,7 @@ import threading
 import time
 
 from _cluster import HOSTS, api, fresh_cluster, locked_main, start_agent, teardown, wait_for
+from _figures import record
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 TARGET = "swarm02"  # the node whose labels carry the writes
@@ -118,6 +119,8 @@ def main() -> None:
         writer.stop.set()
         writer.join(5)
         teardown(bed)
+    record("kill -9 leader -> next write acknowledged", commits, goal=1.0)
+    record("kill -9 leader -> new leader", elections)
     print(f"\nleader kills: {ROUNDS}, acknowledged writes: {len(writer.acked)}, lost: {lost_total}")
     print(
         f"failover as a writing client sees it (kill -9 of the leader -> its next write acknowledged): "

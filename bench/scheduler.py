@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from _figures import record
+
 from shoal.manager.scheduler import NodeInfo, build_node_infos, schedule
 
 NODES, SERVICES, TASKS_PER_SERVICE, BATCH = 1_000, 100, 1_000, 100
@@ -88,6 +90,7 @@ def timed(label: str, fn: Callable[[], tuple[int, int]]) -> None:
     placed, unplaced = fn()
     took = time.perf_counter() - start
     rate = placed / took if took else float("inf")
+    record(label[:40], rate / 1000, unit="thousand placements/s", goal=20.0)
     print(f"{label:<58} {placed:>7} placed {unplaced:>6} pending {took:7.2f} s {rate:>10,.0f} placements/s")
 
 

@@ -57,6 +57,8 @@ def page_url(addr: str, token: str) -> str:
 async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/static/"):
         return await handler(request)  # code and style only: no cluster data
+    if request.path == "/favicon.ico":
+        return web.Response(status=204)  # browsers ask for it without the token
     given = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not given or not hmac.compare_digest(given.encode(), request.app[TOKEN].encode()):
         return error_response(401, "this page needs its token: run `shoal visualizer --print-url` on the manager")

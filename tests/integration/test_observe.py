@@ -133,12 +133,18 @@ def test_sdk_events_replay_since_until_and_filter(cluster: Testbed) -> None:
     actions = [(m["Action"], m["Actor"]["Attributes"].get("name")) for m in got]
     assert ("create", "sdkweb") in actions and ("remove", "sdkweb") in actions, actions
     assert {m["Type"] for m in got} == {"service"}
-    # a worker's own stream has its task containers (scope local), as each dockerd logs its own
-    worker = docker.DockerClient(base_url=f"unix://{cluster.host('swarm01').socket_path}", timeout=60)
-    local = list(worker.events(since=since, until=until, decode=True, filters={"type": "container"}))
-    assert local and {m["scope"] for m in local} == {"local"}
-    assert {m["Action"] for m in local} >= {"start", "die"}, [m["Action"] for m in local]
-    assert all(m["Actor"]["Attributes"]["com.docker.swarm.service.name"] == "sdkweb" for m in local)
+    # each node's own stream has its task containers (scope local), as each dockerd logs its own
+    local = []
+    for host in ("swarm00", "swarm01", "swarm02"):
+        node = docker.DockerClient(base_url=f"unix://{cluster.host(host).socket_path}", timeout=60)
+        mine = list(node.events(since=since, until=until, decode=True, filters={"type": "container"}))
+        assert all(m["scope"] == "local" for m in mine)
+        local += mine
+    ours = [m for m in local if m["Actor"]["Attributes"]["com.docker.swarm.service.name"] == "sdkweb"]
+    starts = {m["Actor"]["ID"] for m in ours if m["Action"] == "start"}
+    dies = {m["Actor"]["ID"] for m in ours if m["Action"] == "die"}
+    assert len(starts) >= 2 and starts == dies, (starts, dies)  # every task started and ended (drain, rm)
+    assert all(m["Actor"]["Attributes"]["image"] == "shoal/host" for m in ours)
 
 
 @pytest.mark.parametrize(

@@ -251,3 +251,22 @@ def test_visualizer_needs_its_token(cluster: Testbed) -> None:
     assert status(f"/?token={token}") == "200"
     mode = cluster.run("swarm00", ["stat", "-c", "%a %U", "/var/lib/shoal/ui.token"]).stdout.split()
     assert mode == ["600", "root"]
+
+
+def test_shoal_events_prints_docker_lines(cluster: Testbed) -> None:
+    since = f"{time.time():.3f}"
+    code, _, err = cli(cluster, "swarm00", "network", "create", "--driver", "overlay", "clinet")
+    assert code == 0, err
+    assert cli(cluster, "swarm00", "network", "rm", "clinet")[0] == 0
+    until = f"{time.time() + 0.3:.3f}"
+    time.sleep(0.4)
+    code, out, err = cli(cluster, "swarm00", "events", "--since", since, "--until", until, "--filter", "type=network")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert " network create " in lines[0] and lines[0].endswith("(name=clinet)")
+    assert " network remove " in lines[1]
+    code, out, _ = cli(cluster, "swarm00", "events", "--since", since, "--until", until, "--format", "{{.Action}}")
+    assert code == 0 and out.split() == ["create", "remove"]
+    code, _, err = cli(cluster, "swarm00", "events", "--filter", "colour=red", "--until", until)
+    assert code == 1 and "invalid filter 'colour'" in err

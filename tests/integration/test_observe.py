@@ -267,7 +267,17 @@ def test_shoal_events_prints_docker_lines(cluster: Testbed) -> None:
     assert " network create " in lines[0] and lines[0].endswith("(name=clinet)")
     assert " network remove " in lines[1]
     code, out, _ = cli(
-        cluster, "swarm00", "events", "--since", since, "--until", until, "-f", "type=network", "--format", "{{.Action}}"
+        cluster,
+        "swarm00",
+        "events",
+        "--since",
+        since,
+        "--until",
+        until,
+        "-f",
+        "type=network",
+        "--format",
+        "{{.Action}}",
     )
     assert code == 0 and out.split() == ["create", "remove"]
     code, _, err = cli(cluster, "swarm00", "events", "--filter", "colour=red", "--until", until)

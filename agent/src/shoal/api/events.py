@@ -51,7 +51,8 @@ async def stream(
     """The event stream of `hub` for this request (also the visualizer's SSE feed, by `encode`)."""
     since, until, filters = parse_request(request)
     resp = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
-    past, sub = hub.subscribe(filters, since)
+    # as dockerd: a window (since and/or until) replays the kept events inside it first
+    past, sub = hub.subscribe(filters, since if since is not None or until is None else 0)
     metrics.EVENT_SUBSCRIBERS.inc()
     try:
         await resp.prepare(request)

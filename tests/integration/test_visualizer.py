@@ -10,60 +10,22 @@ markup renders as text. Screenshots go to .state/visualizer/.
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from pyroute2.netns import setns
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from integration.browser import InNetns, start_chromium
 from integration.cluster_helpers import cli, form_cluster, wait_for, wipe_cluster
 from testbed.bed import Testbed
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".state" / "visualizer"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",  # Chromium refuses to run as root otherwise
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,800",
-]
 XSS = "<script>window.pwned=1</script><b>bold</b>"
-
-
-class InNetns:
-    """Run callables on one thread that lives in a network namespace (Selenium keeps its connection
-    to chromedriver per thread's namespace, and chromedriver is started from this thread)."""
-
-    def __init__(self, name: str) -> None:
-        def enter() -> None:
-            fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-            try:
-                setns(fd, flags=0)
-            finally:
-                os.close(fd)
-
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, initializer=enter)
-
-    def __call__(self, fn: Callable[[], T], timeout: float = 60) -> T:
-        return self.pool.submit(fn).result(timeout)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +43,7 @@ def browser(cluster: Testbed) -> Iterator[tuple[InNetns, Any, str]]:
     url = out.strip()
     profile = tempfile.mkdtemp(prefix="chromium-", dir=ROOT / ".state")
     ns = InNetns("shoal-swarm00")
-
-    def start() -> Any:
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-            options.add_argument(flag)
-        return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-
-    driver = ns(start)
+    driver = start_chromium(ns, profile)
     try:
         yield ns, driver, url
     finally:

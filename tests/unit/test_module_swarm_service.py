@@ -269,7 +269,10 @@ def test_absent_removes_then_changes_nothing(agent: FakeAgent, run) -> None:
         ({"replicas": -5}, "replicas must be 0 or more, not -5"),
         ({"publish": [{"target_port": 80, "mode": "sideways"}]}, "value of mode must be one of: ingress, host"),
         ({"mode": "global", "replicas": 2}, "replicas applies to replicated services only"),
-        ({"state": "absent"}, "apply to state=present only: image, replicas, constraints, publish"),
+        (
+            {"state": "absent"},
+            "state=absent: these options apply to state=present only: image, replicas, constraints, publish",
+        ),
         ({"endpoint_mode": "dnsrr"}, "endpoint_mode=dnsrr gives the service no virtual IP"),
         ({"publish": [{"target_port": 70000}]}, "target_port must be between 1 and 65535"),
         (
@@ -288,7 +291,7 @@ def test_absent_removes_then_changes_nothing(agent: FakeAgent, run) -> None:
         ({"workdir": "srv"}, "workdir must be an absolute path"),
         ({"env": ["=x"]}, "invalid environment variable"),
         ({"name": "web.app"}, "invalid service name 'web.app'"),
-        ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
+        ({"wait_timeout": 0}, "wait_timeout must be at least 1, not 0"),
     ],
 )
 def test_bad_arguments_fail_clearly_and_write_nothing(agent: FakeAgent, run, args: dict[str, Any], message) -> None:

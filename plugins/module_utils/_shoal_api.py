@@ -164,36 +164,30 @@ class ShoalClient:
     def nodes(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.get("/nodes", filters=dict(filters) if filters else None) or []
 
-    def node(self, ref: str) -> dict[str, Any] | None:
-        """A node by ID, hostname or unique ID prefix; None when the cluster has no such node."""
+    def lookup(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``; None when the API has no such object (an ambiguous reference is an error)."""
         try:
-            return self.get(node_path(ref))
+            return self.get(path)
         except ShoalAPIError as exc:
             if exc.status == 404 and "ambiguous" not in exc.message:
                 return None
             raise
 
+    def node(self, ref: str) -> dict[str, Any] | None:
+        """A node by ID, hostname or unique ID prefix; None when the cluster has no such node."""
+        return self.lookup(node_path(ref))
+
     def service(self, name: str) -> dict[str, Any] | None:
         """The service named ``name``; None when there is none (an ID prefix that happens to match
         another service's ID is not that service)."""
-        try:
-            service = self.get(service_path(name))
-        except ShoalAPIError as exc:
-            if exc.status == 404 and "ambiguous" not in exc.message:
-                return None
-            raise
+        service = self.lookup(service_path(name))
         if service and name not in ((service.get("Spec") or {}).get("Name"), service.get("ID")):
             return None
         return service
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The network named (or with the ID) ``name``, in Docker's Network shape; None when there is none."""
-        try:
-            network = self.get(network_path(name))
-        except ShoalAPIError as exc:
-            if exc.status == 404 and "ambiguous" not in exc.message:
-                return None
-            raise
+        network = self.lookup(network_path(name))
         if network and name not in (network.get("Name"), network.get("Id")):
             return None
         return network

@@ -168,7 +168,10 @@ networks:
 
 from typing import Any  # noqa: E402
 
-from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import AgentUnreachable  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
+    AgentUnreachable,
+    ShoalAPIError,
+)
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
     ParamError,
     ShoalTask,
@@ -230,9 +233,12 @@ class InfoTask(ShoalTask):
             cluster_id=(swarm.get("Cluster") or {}).get("ID", ""),
         )
         if result["is_manager"]:
-            facts = self.api.swarm()
-            result["swarm_facts"] = {k: v for k, v in facts.items() if k != "JoinTokens"}
-            result["cluster_id"] = facts.get("ID", result["cluster_id"])
+            try:
+                facts = self.api.swarm()
+                result["swarm_facts"] = {k: v for k, v in facts.items() if k != "JoinTokens"}
+                result["cluster_id"] = facts.get("ID", result["cluster_id"])
+            except ShoalAPIError as exc:  # an election under way: the facts above still hold
+                self.warn(f"could not read the swarm: {exc.message}")
         for name in LISTS:
             asked = self.params[name]
             if asked is None:  # by default, what the node can answer

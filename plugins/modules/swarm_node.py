@@ -370,10 +370,9 @@ class NodeTask(ShoalTask):
         if not pem:
             self.fail("this node is in a swarm but its CA certificate cannot be read: cannot check the join token")
         try:
-            have = ca_digest(pem or "")
+            have = ca_digest(pem)
         except ValueError as exc:
             self.fail(f"cannot check the join token against this node's CA: {exc}")
-            return
         if have != wanted:
             cluster = (swarm.get("Cluster") or {}).get("ID") or "(ID known to its managers)"
             self.fail(
@@ -410,7 +409,6 @@ class NodeTask(ShoalTask):
             return self.result(None)
         if node is None:
             self.fail(f"node {target} is not part of the swarm (join it by running swarm_node on that host)")
-            return {}
         node = self.update_spec(node, bool(swarm.get("ControlAvailable")))
         return self.result(self.wait_for(node))
 

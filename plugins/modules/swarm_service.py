@@ -1003,7 +1003,9 @@ class ServiceTask(ShoalTask):
             for warning in answer.get("Warnings") or []:
                 self.warn(warning)
 
-        read_again = lambda: self.api.service(service["ID"]) or service  # noqa: E731
+        def read_again() -> dict[str, Any]:
+            return self.api.service(service["ID"]) or service
+
         comparison, fresh = self.converge(service, read_again, compare_spec, write)
         self.record(comparison, ["service updated" if comparison.changes != ["force_update"] else "tasks replaced"])
         if comparison.changed and not self.check_mode:

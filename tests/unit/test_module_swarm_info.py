@@ -82,6 +82,15 @@ def test_a_refused_list_fails_instead_of_reading_empty(agent: FakeAgent, run, st
     assert "networks" not in result
 
 
+def test_a_manager_that_cannot_read_the_swarm_warns_and_still_answers(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    agent.fail[("GET", "/swarm")] = (503, "The swarm does not have a leader.")
+    failed, result = run(services=False, tasks=False, networks=False)
+    assert not failed and result["is_manager"] and len(result["nodes"]) == 3, result
+    assert "swarm_facts" not in result
+    assert "could not read the swarm: The swarm does not have a leader." in str(result["warnings"])
+
+
 def test_inactive_node_reads_no_lists(agent: FakeAgent, run) -> None:
     failed, result = run()
     assert not failed and result["can_talk_to_agent"] and not result["swarm_active"]

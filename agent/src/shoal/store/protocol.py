@@ -22,6 +22,12 @@ class StoreReader(Protocol):
 class Store(StoreReader, Protocol):
     """Reads, watches and all-or-nothing batches (`ReplicatedStore` is the one implementation)."""
 
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def applied_index(self) -> int: ...
+
     def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription: ...
 
     def commit(
@@ -31,3 +37,15 @@ class Store(StoreReader, Protocol):
     async def acommit(
         self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
     ) -> int: ...
+
+
+class RaftStore(Store, Protocol):
+    """A Store that is also a Raft member: what the role manager changes membership with."""
+
+    def members(self) -> list[str]: ...
+
+    def is_leader(self) -> bool: ...
+
+    def remove_member(self, addr: str, timeout: float = 5.0) -> None: ...
+
+    def transfer_leadership(self, target: str | None = None, timeout: float = 2.0) -> str | None: ...

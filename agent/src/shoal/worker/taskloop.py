@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from shoal.aio import BackgroundLoop
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError
 from shoal.worker.executor import Executor
+from shoal.worker.hooks import NodeNetwork
 
 log = logging.getLogger("shoal.tasks")
 
@@ -25,13 +25,14 @@ class TaskLoop:
         client: Callable[[], ClusterClient],
         managers: Callable[[], list[str]],
         leader: Callable[[], str | None],
+        network: NodeNetwork | None = None,
     ) -> None:
         self.executor = executor
         self.client = client
         self.managers = managers
         self.leader = leader
         self.signature: str | None = None
-        self.netagent: Any = None
+        self.network = network
         self.epoch = 0
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
@@ -72,9 +73,9 @@ class TaskLoop:
             self.signature = answer.get("Signature")
             self.executor.service_names = answer.get("Services") or {}
             self.executor.apply(answer.get("Tasks") or [])
-            if self.netagent is not None:
-                await self.netagent.adopt(self.executor.assigned, self.executor.state)
-                await self.netagent.apply(answer.get("Net") or {})
+            if self.network is not None:
+                await self.network.adopt(self.executor.assigned, self.executor.state)
+                await self.network.apply(answer.get("Net") or {})
 
     async def _status(self) -> None:
         while True:

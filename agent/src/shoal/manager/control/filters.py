@@ -120,7 +120,7 @@ def filter_tasks(tasks: list[Obj], filters: Filters, services: list[Obj], nodes:
     `name` a prefix of the task's name (`web.1` matches web.1's tasks); `id` a prefix; `label` the
     service's labels; `_up-to-date` (what `service create` polls) tasks that run the current spec."""
     check_keys(filters, TASK_FILTERS)
-    check_values(filters, "desired-state", DESIRED_STATES)
+    check_values(filters, "desired-state", DESIRED_STATES, fold=True)
     by_id = {s["ID"]: s for s in services}
     names = {s["ID"]: s["Spec"]["Name"] for s in services}
     wanted_services = {resolve(services, ref, "service")["ID"] for ref in filters.get("service", ())}
@@ -129,7 +129,7 @@ def filter_tasks(tasks: list[Obj], filters: Filters, services: list[Obj], nodes:
     checks: dict[str, Callable[[Obj, str], bool]] = {
         "id": lambda t, v: t["ID"].startswith(v),
         "name": lambda t, v: task_name(t, names).startswith(v),
-        "desired-state": lambda t, v: t["DesiredState"] == v,
+        "desired-state": lambda t, v: t["DesiredState"] == v.lower(),
     }
     out = []
     for t in tasks:

@@ -200,3 +200,28 @@ def test_snapshot_file_name_is_the_stores() -> None:
     from shoal.store.config import DUMP_FILE
 
     assert manager_metrics.DUMP_FILE == DUMP_FILE
+
+
+def test_listener_addresses_in_the_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from shoal import config
+
+    path = tmp_path / "shoald.yml"
+    path.write_text("metrics_addr: 127.0.0.1:9323\nui_addr: 127.0.0.1:8088\n")
+    cfg = config.load(path)
+    assert (cfg.metrics_addr, cfg.ui_addr) == ("127.0.0.1:9323", "127.0.0.1:8088")
+    assert config.load(None).metrics_addr is None and config.load(None).ui_addr is None  # off by default
+    for bad in ("9323", "127.0.0.1:", "127.0.0.1:99999"):
+        path.write_text(f"metrics_addr: '{bad}'\n")
+        with pytest.raises(config.ConfigError, match="metrics_addr"):
+            config.load(path)
+
+
+def test_ui_token_file_is_root_only_and_stable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shoal.api.ui import load_token
+
+    path = tmp_path / "ui.token"
+    token = load_token(path)
+    assert len(token) >= 32 and path.stat().st_mode & 0o777 == 0o600
+    assert load_token(path) == token

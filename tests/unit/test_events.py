@@ -192,3 +192,26 @@ def test_hub_replays_since_and_cuts_off_a_slow_subscriber() -> None:
         assert hub.subscribers == []
 
     asyncio.run(run())
+
+
+def test_executor_state_changes_become_container_events() -> None:
+    from shoal.agent.events import task_listener
+    from shoal.worker.executor import Executor
+
+    async def run() -> list[dict]:
+        hub = EventHub()
+        _, sub = hub.subscribe({}, None)
+        executor = Executor(driver=None)
+        executor.listeners.append(task_listener(hub, executor))
+        executor.service_names["s1"] = "web"
+        task = {"ID": "t1", "ServiceID": "s1", "NodeID": "n1", "Slot": 3, "Spec": {"ContainerSpec": {"Image": "img"}}}
+        executor.assigned = {"t1": task}
+        executor.report("t1", "starting", "starting")
+        executor.report("t1", "running", "started", PID=1)
+        executor.report("t1", "failed", "exited", ExitCode=2)
+        return [m for m in [await sub.next(0.1) for _ in range(3)] if m]
+
+    got = asyncio.run(run())
+    assert [m["Action"] for m in got] == ["create", "start", "die"]
+    assert got[0]["Actor"]["Attributes"]["name"] == "web.3.t1"
+    assert got[2]["Actor"]["Attributes"]["exitCode"] == "2"

@@ -127,6 +127,11 @@ def test_sdk_events_replay_since_until_and_filter(cluster: Testbed) -> None:
     client = docker.DockerClient(base_url=f"unix://{cluster.host('swarm00').socket_path}", timeout=60)
     since = time.time()
     tour(cluster, "sdkweb")
+
+    def stopped_everywhere() -> bool:  # `service rm` answers before the nodes have stopped the tasks
+        return not any(api(cluster, h).get("/shoal/local/tasks") for h in ("swarm00", "swarm01", "swarm02"))
+
+    wait_for("sdkweb's tasks stopped on every node", stopped_everywhere, timeout=30)
     until = time.time() + 0.5
     time.sleep(0.6)
     got = list(client.events(since=since, until=until, decode=True, filters={"type": "service"}))

@@ -44,6 +44,7 @@ def families(text: str) -> dict[str, Any]:
 
 
 def value(fams: dict[str, Any], name: str, sample: str | None = None, **labels: str) -> float:
+    """The sum of a family's samples (of one sample name: a counter also has `_created`)."""
     fam = fams[name]
     return sum(
         s.value
@@ -207,12 +208,12 @@ def test_metrics_parse_and_cover_the_cluster(cluster: Testbed) -> None:
             > 0
         )
         assert value(fams, "shoal_scheduler_pass_duration_seconds", "shoal_scheduler_pass_duration_seconds_count") > 0
-        assert value(fams, "shoal_dispatcher_heartbeats") > 0  # counters are parsed without _total
+        assert value(fams, "shoal_dispatcher_heartbeats", "shoal_dispatcher_heartbeats_total") > 0
         assert value(fams, "shoal_dispatcher_sessions") == 3
-        assert value(fams, "shoal_api_requests", route="/services/create", method="POST", code="201") >= 1
+        assert value(fams, "shoal_api_requests", "shoal_api_requests_total", route="/services/create", code="201") >= 1
         assert value(fams, "process_resident_memory_bytes") > 0
         worker = families(scrape(cluster, "swarm01"))
-        assert value(worker, "shoal_task_starts") >= 1
+        assert value(worker, "shoal_task_starts", "shoal_task_starts_total") >= 1
         assert (
             value(worker, "shoal_dataplane_program_duration_seconds", "shoal_dataplane_program_duration_seconds_count")
             > 0

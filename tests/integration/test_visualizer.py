@@ -52,21 +52,25 @@ def browser(cluster: Testbed) -> Iterator[tuple[InNetns, Any, str]]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def columns(ns: InNetns, driver: Any) -> dict[str, dict[str, Any]]:
-    def read() -> dict[str, dict[str, Any]]:
-        out = {}
-        for col in driver.find_elements(By.CSS_SELECTOR, "section.node"):
-            out[col.get_attribute("data-hostname")] = {
-                "state": col.find_element(By.CSS_SELECTOR, ".state").text,
-                "availability": col.get_attribute("data-availability"),
-                "cards": len(col.find_elements(By.CSS_SELECTOR, ".task")),
-                "classes": col.get_attribute("class"),
-                "labels": [e.text for e in col.find_elements(By.CSS_SELECTOR, ".labels")],
-                "bold": len(col.find_elements(By.TAG_NAME, "b")),
-            }
-        return out
+# read in one script: the page re-renders on every change, so element handles go stale between calls
+READ_COLUMNS = """
+const out = {};
+for (const col of document.querySelectorAll("section.node")) {
+  out[col.dataset.hostname] = {
+    state: col.querySelector(".head .state").textContent,
+    availability: col.dataset.availability,
+    cards: col.querySelectorAll(".task").length,
+    classes: col.className,
+    labels: Array.from(col.querySelectorAll(".labels"), e => e.textContent),
+    bold: col.querySelectorAll("b").length,
+  };
+}
+return out;
+"""
 
-    return ns(read)
+
+def columns(ns: InNetns, driver: Any) -> dict[str, dict[str, Any]]:
+    return ns(lambda: driver.execute_script(READ_COLUMNS))
 
 
 def cards(cols: dict[str, dict[str, Any]]) -> int:
@@ -88,7 +92,8 @@ def test_the_board_follows_the_cluster_live(cluster: Testbed, browser: tuple[InN
     ns(lambda: driver.get(url))
     cols = wait_for("three node columns", lambda: (c := columns(ns, driver)) and len(c) == 3 and c, timeout=30)
     assert set(cols) == {"swarm00", "swarm01", "swarm02"}
-    assert "★" in ns(lambda: driver.find_element(By.CSS_SELECTOR, 'section[data-hostname="swarm00"] .head').text)
+    leader = 'return document.querySelector("section[data-hostname=swarm00] .head .leader") !== null'
+    assert ns(lambda: driver.execute_script(leader)) is True
     wait_for("two cards", lambda: cards(columns(ns, driver)) == 2, timeout=30)
     loaded = ns(lambda: driver.execute_script("return document.body.dataset.loaded"))
 

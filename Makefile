@@ -14,6 +14,7 @@ SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 
 include mk/ansible.mk
 include mk/chaos.mk
+include mk/vm.mk
 
 $(STAMP): $(SETUP_INPUTS)
 	@mkdir -p $(STATE)

@@ -64,7 +64,7 @@ def test_check_host_refuses_without_qemu(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_recipe_hash_follows_the_package_list(monkeypatch: pytest.MonkeyPatch) -> None:
     before = image.recipe_hash()
-    monkeypatch.setattr(image, "PACKAGES", (*image.PACKAGES, "extra-package"))
+    monkeypatch.setattr(image, "RUNTIME_PACKAGES", (*image.RUNTIME_PACKAGES, "extra-package"))
     assert image.recipe_hash() != before
 
 

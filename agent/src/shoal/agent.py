@@ -111,7 +111,8 @@ class Agent:
             from shoal.net.dns import EmbeddedDNS
 
             dns = EmbeddedDNS(upstreams=list(self.cfg.upstream_dns))
-            self.netagent = NetAgent(Dataplane(ident.advertise_ip), dns, self.driver)
+            dataplane = Dataplane(ident.advertise_ip, lb_backend=self.cfg.lb_backend)
+            self.netagent = NetAgent(dataplane, dns, self.driver)
         except Exception as exc:  # tasks still run (loopback only), and the node says why
             log.error("networking is unavailable on this node: %s", exc)
             self.error = f"networking unavailable: {exc}"

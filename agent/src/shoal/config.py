@@ -27,6 +27,8 @@ class Config:
     log_level: str = "info"
     heartbeat_period: float = 1.0
     upstream_dns: list[str] = field(default_factory=list)
+    # service VIPs and the routing mesh: auto (IPVS where the kernel has ip_vs, else nftables), ipvs, nftables
+    lb_backend: str = "auto"
 
     @property
     def socket_path(self) -> Path:
@@ -59,6 +61,11 @@ def _coerce(name: str, value: Any) -> Any:
             if level not in ("debug", "info", "warning", "error"):
                 raise ValueError
             return level
+        if name == "lb_backend":
+            backend = str(value).lower()
+            if backend not in ("auto", "ipvs", "nftables"):
+                raise ValueError
+            return backend
         if name == "upstream_dns":
             return [str(v) for v in value]
         return None if value is None else str(value)

@@ -51,6 +51,8 @@ SSH_DEADLINE_S = float(os.environ.get("SHOAL_VM_SSH_DEADLINE", "900"))
 
 # Inventory variables for slow guests (software emulation is 15-25x slower than the host).
 SLOW_GUEST_VARS = {
+    # the VMs have no package source: the image has every package, the role must not try apt
+    "agent_install_packages": False,
     "agent_heartbeat_period": 3.0,
     "agent_start_timeout": 180,
 }

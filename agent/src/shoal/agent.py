@@ -174,6 +174,7 @@ class Agent:
             raft_password=ident.raft_password,
             heartbeat_period=self.cfg.heartbeat_period,
             on_members_changed=self._save_members,
+            election_timeout=self.cfg.election_timeout,
         )
         await self.manager.start()
 

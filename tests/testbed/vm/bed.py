@@ -55,6 +55,7 @@ SLOW_GUEST_VARS = {
     "agent_install_packages": False,
     "agent_heartbeat_period": 3.0,
     "agent_start_timeout": 180,
+    "agent_election_timeout": 3.0,
 }
 
 

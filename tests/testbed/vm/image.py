@@ -82,7 +82,15 @@ MASKED_UNITS = (
     "dpkg-db-backup.timer",
 )
 
-# Runs in the chroot after debootstrap. $1 = root's authorized public key.
+# Runs in the chroot right after debootstrap: a small initramfs from now on (the package installs trigger
+# update-initramfs; MODULES=most makes a 36 MB initrd, slow to make and to unpack under emulation).
+INITRAMFS = r"""set -eu
+sed -i 's/^MODULES=.*/MODULES=list/' /etc/initramfs-tools/initramfs.conf
+printf '%s\n' INITRD_MODULES > /etc/initramfs-tools/modules
+"""
+APT_INSTALL = "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+
+# Runs in the chroot after the packages are in. $1 = root's authorized public key.
 CONFIGURE = r"""set -eu
 echo '/dev/vda / ext4 rw,relatime 0 1' > /etc/fstab
 # the hostname comes from systemd.hostname= and the machine id from systemd.machine_id= (kernel cmdline)
@@ -92,16 +100,24 @@ rm -f /var/lib/dbus/machine-id
 printf '127.0.0.1 localhost\n' > /etc/hosts
 # no DNS: the VMs reach nothing outside their bridge
 : > /etc/resolv.conf
-# distinct ssh host keys: made at each VM's first boot, before sshd starts
+# distinct ssh host keys: made at each VM's first boot, before sshd starts; ed25519 only (an RSA key
+# takes tens of seconds to make on an emulated CPU)
 rm -f /etc/ssh/ssh_host_*
 mkdir -p /etc/systemd/system/ssh.service.d /etc/ssh/sshd_config.d /root/.ssh
+cat > /usr/local/sbin/shoal-ssh-hostkey <<'EOF'
+#!/bin/sh
+key=/etc/ssh/ssh_host_ed25519_key
+test -s "$key" || exec ssh-keygen -q -t ed25519 -N "" -f "$key"
+EOF
+chmod 755 /usr/local/sbin/shoal-ssh-hostkey
 cat > /etc/systemd/system/ssh.service.d/hostkeys.conf <<'EOF'
 [Service]
 ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/local/sbin/shoal-ssh-hostkey
 ExecStartPre=/usr/sbin/sshd -t
 EOF
 cat > /etc/ssh/sshd_config.d/shoal.conf <<'EOF'
+HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -115,8 +131,8 @@ systemctl enable systemd-networkd.service systemd-network-generator.service
 systemctl mask MASKED_UNITS
 mkdir -p /etc/systemd/journald.conf.d
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > /etc/systemd/journald.conf.d/shoal.conf
-sed -i 's/^MODULES=.*/MODULES=list/' /etc/initramfs-tools/initramfs.conf
-printf '%s\n' INITRD_MODULES > /etc/initramfs-tools/modules
+# wireless regulatory code udev would load for nothing (seconds of boot under emulation)
+printf 'blacklist cfg80211\ninstall cfg80211 /bin/false\n' > /etc/modprobe.d/shoal-vm.conf
 update-initramfs -u -k all
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log
@@ -151,13 +167,18 @@ class ImageError(RuntimeError):
     pass
 
 
+def initramfs_script() -> str:
+    return INITRAMFS.replace("INITRD_MODULES", " ".join(INITRD_MODULES))
+
+
 def configure_script() -> str:
     return CONFIGURE.replace("MASKED_UNITS", " ".join(MASKED_UNITS)).replace("INITRD_MODULES", " ".join(INITRD_MODULES))
 
 
 def recipe_hash() -> str:
     """What the image is made of; a change to any of it builds a new image."""
-    recipe = "\n".join([SUITE, IMAGE_SIZE, " ".join(BASE_PACKAGES), " ".join(RUNTIME_PACKAGES), configure_script()])
+    parts = [SUITE, IMAGE_SIZE, " ".join(BASE_PACKAGES), initramfs_script(), APT_INSTALL, " ".join(RUNTIME_PACKAGES)]
+    recipe = "\n".join([*parts, configure_script()])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
@@ -234,9 +255,9 @@ def _build(image: Image, log) -> None:
             "debootstrap",
             logfile,
         )
+        _run(["chroot", str(rootfs), "/bin/sh", "-c", initramfs_script()], "initramfs settings", logfile)
         say("installing the container runtime packages")
-        install = "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-        _run(["chroot", str(rootfs), "/bin/sh", "-c", install + " ".join(RUNTIME_PACKAGES)], "apt-get", logfile)
+        _run(["chroot", str(rootfs), "/bin/sh", "-c", APT_INSTALL + " ".join(RUNTIME_PACKAGES)], "apt-get", logfile)
         key = work / "id_ed25519"
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "shoal-vm-testbed", "-f", str(key)], "key", logfile)
         pub = key.with_suffix(".pub").read_text().strip()

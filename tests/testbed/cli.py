@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--managers", type=int, default=1, help="how many of the first hosts the inventory lists as managers"
     )
+    up.add_argument(
+        "--clock-offset",
+        action="append",
+        default=[],
+        metavar="HOST=SECONDS",
+        help="vm backend: start HOST with its clock SECONDS ahead (negative: behind), e.g. swarm02=300",
+    )
     sub.add_parser("down", parents=[common], help="remove every namespace, process, mount and file the testbed made")
     sub.add_parser("status", parents=[common])
     sub.add_parser("inventory", parents=[common], help="print the path of the Ansible inventory")
@@ -51,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(verb, parents=[common]).add_argument("host")
     sub.add_parser("reboot", parents=[common], help="reboot a VM (vm backend)").add_argument("host")
     return p
+
+
+def parse_clock_offsets(items: list[str]) -> dict[int, int]:
+    """["swarm02=300"] -> {2: 300}"""
+    out: dict[int, int] = {}
+    for item in items:
+        host, sep, seconds = item.partition("=")
+        if not sep or not host.startswith("swarm") or not host[5:].isdigit():
+            raise TestbedError(f"--clock-offset wants HOST=SECONDS (e.g. swarm02=300), not {item!r}")
+        try:
+            out[int(host[5:])] = int(seconds)
+        except ValueError:
+            raise TestbedError(f"--clock-offset: {seconds!r} is not a number of seconds") from None
+    return out
 
 
 def make_bed(backend: str) -> Testbed:
@@ -79,7 +100,12 @@ def _dispatch(bed: Testbed, args: argparse.Namespace, command: list[str]) -> int
         raise TestbedError("must run as root (it creates namespaces and mounts)")
     if verb == "up":
         started = time.monotonic()
-        bed.up(args.hosts, args.managers)
+        if args.clock_offset:
+            if args.backend != "vm":
+                raise TestbedError("--clock-offset needs --backend vm (namespaced hosts share the machine's clock)")
+            bed.up(args.hosts, args.managers, clock_offsets=parse_clock_offsets(args.clock_offset))  # type: ignore[call-arg]
+        else:
+            bed.up(args.hosts, args.managers)
         print(f"testbed up: {args.hosts} hosts in {time.monotonic() - started:.2f} s")
         _print_hosts(bed, args.backend)
         return 0

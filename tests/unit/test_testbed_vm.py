@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from testbed import bed as ns_bed
-from testbed.cli import build_parser
+from testbed.cli import build_parser, parse_clock_offsets
 from testbed.inventory import render_inventory
 from testbed.vm import image
 from testbed.vm.bed import SLOW_GUEST_VARS, check_host
@@ -103,3 +103,11 @@ def test_cli_backend_before_or_after_the_verb(argv: list[str]) -> None:
 
 def test_cli_backend_defaults_to_namespaces() -> None:
     assert build_parser().parse_args(["status"]).backend == "ns"
+
+
+def test_clock_offsets_parse_and_refuse_bad_input() -> None:
+    assert parse_clock_offsets(["swarm02=300", "swarm00=-60"]) == {2: 300, 0: -60}
+    with pytest.raises(ns_bed.TestbedError, match="HOST=SECONDS"):
+        parse_clock_offsets(["node2=300"])
+    with pytest.raises(ns_bed.TestbedError, match="not a number"):
+        parse_clock_offsets(["swarm02=5m"])

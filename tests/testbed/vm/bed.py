@@ -451,7 +451,8 @@ class VmTestbed:
         # the command returns or the connection drops: either way the guest goes down
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.run(name, ["systemctl", "reboot"], timeout=30)
-        subprocess.call([*self.ssh_argv(name, []), "-O", "exit"], stderr=subprocess.DEVNULL)
+        # the connection master talks to the old boot: close it
+        subprocess.call([*self._ssh_base(), "-O", "exit", f"root@{layout.address}"], stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + SSH_DEADLINE_S
         while time.monotonic() < deadline:
             time.sleep(3)

@@ -111,3 +111,17 @@ def test_clock_offsets_parse_and_refuse_bad_input() -> None:
         parse_clock_offsets(["node2=300"])
     with pytest.raises(ns_bed.TestbedError, match="not a number"):
         parse_clock_offsets(["swarm02=5m"])
+
+
+def test_prune_images_keeps_the_current_recipe(tmp_path: Path) -> None:
+    keep = image.image_for(tmp_path)
+    keep.dir.mkdir()
+    (tmp_path / f"{keep.dir.name}.build.log").write_text("")
+    (tmp_path / "vm-0000000000000000").mkdir()
+    (tmp_path / "vm-0000000000000000.build.log").write_text("")
+    (tmp_path / "vm-build.lock").write_text("")
+    removed = image.prune_images(keep, tmp_path)
+    assert sorted(p.name for p in removed) == ["vm-0000000000000000", "vm-0000000000000000.build.log"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [keep.dir.name, f"{keep.dir.name}.build.log", "vm-build.lock"]
+    )

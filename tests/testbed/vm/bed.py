@@ -198,6 +198,8 @@ class VmTestbed:
         started = time.monotonic()
         image = vm_image.ensure_image(log=self.log)
         self._say(f"image {image.dir} ready after {time.monotonic() - started:.0f} s")
+        for old in vm_image.prune_images(image):
+            self._say(f"removed {old} (an earlier recipe)")
         layouts = [vm_layout(i, self.state_dir) for i in range(count)]
         st = VmBedState(
             managers=managers,

@@ -215,6 +215,20 @@ def ensure_image(cache_dir: Path = CACHE_DIR, log=sys.stderr) -> Image:
     return image
 
 
+def prune_images(keep: Image, cache_dir: Path = CACHE_DIR) -> list[Path]:
+    """Remove the images of other recipes (the one testbed per machine is down when this runs)."""
+    removed = []
+    for path in sorted(cache_dir.glob("vm-*")):
+        if path.name.startswith(keep.dir.name) or path.name == "vm-build.lock":
+            continue
+        if path.is_dir():
+            remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def _run(argv: list[str], step: str, logfile: Path) -> None:
     with open(logfile, "ab") as out:
         out.write(f"\n== {step}: {' '.join(argv)}\n".encode())

@@ -53,9 +53,13 @@ SSH_DEADLINE_S = float(os.environ.get("SHOAL_VM_SSH_DEADLINE", "900"))
 SLOW_GUEST_VARS = {
     # the VMs have no package source: the image has every package, the role must not try apt
     "agent_install_packages": False,
-    "agent_heartbeat_period": 3.0,
-    "agent_start_timeout": 180,
-    "agent_election_timeout": 3.0,
+    # a guest gets a third of a core at best, under emulation: a heartbeat or a TLS handshake can take
+    # seconds, and a node is down after three missed heartbeats
+    "agent_heartbeat_period": 10.0,
+    "agent_start_timeout": 300,
+    "agent_election_timeout": 5.0,
+    "cluster_wait_timeout": 900,
+    "stack_wait_timeout": 900,
 }
 
 

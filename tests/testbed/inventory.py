@@ -52,7 +52,7 @@ def render_inventory(
     return yaml.safe_dump(inventory, sort_keys=False)
 
 
-def render_ansible_cfg(inventory: Path, ansible_dir: Path, persist_s: int = 15) -> str:
+def render_ansible_cfg(inventory: Path, ansible_dir: Path, persist_s: int = 15, connect_timeout_s: int = 10) -> str:
     # Ansible would otherwise write ~/.ansible in the shared /root (notes/dataplane.md #13).
     return "\n".join(
         [
@@ -62,6 +62,7 @@ def render_ansible_cfg(inventory: Path, ansible_dir: Path, persist_s: int = 15) 
             f"local_tmp = {ansible_dir}/tmp",
             "remote_tmp = /tmp/.ansible-remote",
             "host_key_checking = False",
+            f"timeout = {connect_timeout_s}",
             "interpreter_python = /usr/bin/python3",
             f"collections_path = {ansible_dir}/collections",
             "",

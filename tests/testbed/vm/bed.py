@@ -350,7 +350,9 @@ class VmTestbed:
                 extra_vars=SLOW_GUEST_VARS,
             )
         )
-        self.ansible_cfg_path.write_text(render_ansible_cfg(self.inventory_path, self.ansible_dir, persist_s=120))
+        self.ansible_cfg_path.write_text(
+            render_ansible_cfg(self.inventory_path, self.ansible_dir, persist_s=300, connect_timeout_s=120)
+        )
 
     # ---- using the hosts
     def _ssh_base(self) -> list[str]:

@@ -302,7 +302,7 @@ class VmTestbed:
             return "(no serial console output)"
         return "\n".join(text.replace("\r", "").splitlines()[-lines:])
 
-    def _answers(self, address: str, port: int, timeout: float = 2.0) -> bool:
+    def _answers(self, address: str, port: int, timeout: float = 15.0) -> bool:
         def probe() -> bool:
             try:
                 with socket.create_connection((address, port), timeout=timeout) as conn:

@@ -95,7 +95,8 @@ def test_sdk_service_lifecycle(bed: Testbed, clean: Transcript) -> None:
     assert spec["Mode"] == {"Replicated": {"Replicas": 3}}  # the SDK sends the mode back in its own spelling
     wait_running(bed, "sdkweb", 3)
     # without details, a log line is what the task wrote (Docker's stream, demultiplexed by the SDK)
-    lines = b"".join(service.logs(stdout=True, stderr=True)).decode().splitlines()
+    raw = service.logs(stdout=True, stderr=True)  # bytes without follow, a generator with it
+    lines = (raw if isinstance(raw, bytes) else b"".join(raw)).decode().splitlines()
     assert lines and set(lines) == {"hello: listening on :8080"}
     service.remove()
     assert client.services.list() == []

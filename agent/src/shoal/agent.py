@@ -19,7 +19,8 @@ from shoal.manager import tokens
 from shoal.model.ids import new_id
 from shoal.model.objects import default_swarm_spec, split_addr
 from shoal.model.validate import validate_swarm_spec
-from shoal.runtime.images import ImageStore
+from shoal.runtime.images import ImageStore, RegistryOptions
+from shoal.runtime.images.prune import Policy
 from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.session import Session
@@ -51,11 +52,28 @@ class Agent:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
-        self.driver = ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
+        self.images = ImageStore(
+            cfg.data_dir / "images",
+            RegistryOptions(insecure=tuple(cfg.insecure_registries)),
+            Policy(cfg.image_prune_max_bytes, cfg.image_prune_max_age),
+            in_use=self.image_in_use,
+        )
+        self.driver = ProcessDriver(state_dir=cfg.data_dir / "tasks", images=self.images)
         self.executor = Executor(self.driver)
         self.tasks: TaskLoop | None = None
         self.netagent: Any = None
         self.error: str | None = None
+
+    def image_in_use(self, image_id: str) -> bool:
+        """An image a task assigned to this node names (prune and rmi leave it alone)."""
+        for task in list(self.executor.assigned.values()):
+            ref = str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image") or "")
+            try:
+                if ref and self.images.get(ref).id == image_id:
+                    return True
+            except Exception:
+                continue
+        return False
 
     # ---- state
     @property
@@ -132,6 +150,7 @@ class Agent:
 
     # ---- start / stop
     async def start(self) -> None:
+        await asyncio.to_thread(self.images.recover)  # what a pull killed with the agent left behind
         await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:
             await self._activate()

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -150,10 +149,24 @@ def docker_config(oci_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ImageStore:
-    def __init__(self, root: Path | str = DEFAULT_ROOT, registry: RegistryOptions | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str = DEFAULT_ROOT,
+        registry: RegistryOptions | None = None,
+        policy: prune.Policy | None = None,
+        in_use: Callable[[str], bool] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.registry = registry or RegistryOptions()
-        self._threads = threading.Lock()
+        self.policy = policy or prune.Policy()  # applied after every pull
+        self.in_use = in_use  # image ID -> used by a task of this node (set by the agent)
+
+    def prepare(self) -> None:
+        self._layout()
+
+    @property
+    def policy_file(self) -> Path:
+        return self._policy
 
     # ---- paths
     @property
@@ -294,8 +307,8 @@ class ImageStore:
 
     def _pull(self, ref: Reference, registry_auth: Mapping[str, Any] | None, on_progress: Progress) -> Image:
         creds = Credentials.from_auth(registry_auth)
-        on_progress(progress.message(f"Pulling from {ref.repository}", ref.tag or ref.digest or "latest"))
         manifest, media, _, digest = inspect_raw(ref, creds, self.registry, self._policy)
+        on_progress(progress.message(f"Pulling from {ref.repository}", ref.tag or ref.digest or "latest"))
         pinned = Reference(ref.domain, ref.path, ref.tag, digest)
         index = self._index()
         known = index.get(pinned.canonical)
@@ -334,6 +347,8 @@ class ImageStore:
                 on_progress(progress.message("Pull complete", layer))
         on_progress(progress.message(f"Digest: {digest}"))
         on_progress(progress.message(f"Status: Downloaded newer image for {ref}"))
+        if self.policy.active:
+            self.prune(self.policy, in_use=lambda i: i == image_id or bool(self.in_use and self.in_use(i)))
         image = self._lookup(image_id)
         assert image is not None
         return image

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -49,7 +50,7 @@ from shoal.runtime.images.registry import (
     inspect_raw,
     scrub,
 )
-from shoal.runtime.linux import read_json, write_json
+from shoal.runtime.linux import read_json, set_parent_death_signal, write_json
 
 DEFAULT_ROOT = Path("/var/lib/shoal/images")
 UMOCI = "umoci"
@@ -361,7 +362,14 @@ class ImageStore:
         sizes: Mapping[str, int],
         on_progress: Progress,
     ) -> None:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the copy dies with the agent: a half-done pull must not go on writing into the store
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: set_parent_death_signal(signal.SIGKILL),
+        )
         try:
             assert proc.stdout is not None
             for line in proc.stdout:

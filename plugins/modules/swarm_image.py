@@ -12,7 +12,7 @@ description:
     C(docker load) and C(docker rmi) do on the node the task runs on. Services pull their images
     themselves; this pre-pulls (or loads, for hosts without a registry) so that tasks start at once.
   - With O(state=present) and O(source=pull), an image already present is left alone unless
-    O(force_source) asks the registry again (then RV(changed) says whether the tag now names other bits).
+    O(force_source) asks the registry again (then the task reports a change only when the tag now names other bits).
 author:
   - shoal developers (@shoal-swarm)
 extends_documentation_fragment:

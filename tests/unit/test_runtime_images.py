@@ -23,7 +23,7 @@ def test_builtins_are_real_oci_images(tmp_path: Path) -> None:
     assert hello.builtin and hello.rootfs is not None
     assert (hello.rootfs / "bin" / "busybox").is_file()
     assert os.access(hello.rootfs / "www" / "cgi-bin" / "index.cgi", os.X_OK)
-    assert hello.config["Entrypoint"][0] == "/bin/httpd" and "8080/tcp" in hello.config["ExposedPorts"]
+    assert hello.config["Entrypoint"] == ["/bin/hello"] and "8080/tcp" in hello.config["ExposedPorts"]
     host = store.get("shoal/host:latest")
     assert host.host_binds == ["/usr", "/bin", "/sbin", "/lib", "/lib64"]
     assert {"bin", "lib", "sbin", "usr"} <= {p.name for p in host.rootfs.iterdir()}

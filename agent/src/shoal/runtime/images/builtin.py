@@ -32,6 +32,11 @@ HELLO_CGI = """#!/bin/sh
 ip=$(ip -o -4 addr show | awk '$2 != "lo" { split($4, a, "/"); print $2, a[1] }' | sort | awk 'NR == 1 { print $2 }')
 printf 'Content-Type: text/plain; charset=utf-8\\r\\n\\r\\nHello World! from %s\\n' "${ip:-127.0.0.1}"
 """
+HELLO_MAIN = """#!/bin/sh
+# shoal/hello [PORT]: busybox httpd serving the CGI app (8080 unless told otherwise)
+echo "hello: listening on :${1:-8080}"
+exec httpd -f -p "${1:-8080}" -h /www
+"""
 BUSYBOX_APPLETS = (
     "sh",
     "ip",
@@ -83,12 +88,15 @@ def _hello(root: Path) -> dict[str, Any]:
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
     for applet in BUSYBOX_APPLETS:
         (root / "bin" / applet).symlink_to("busybox")
+    main = root / "bin" / "hello"
+    main.write_text(HELLO_MAIN)
+    main.chmod(0o755)
     cgi = root / "www" / "cgi-bin" / "index.cgi"
     cgi.parent.mkdir(parents=True, mode=0o755)
     cgi.write_text(HELLO_CGI)
     cgi.chmod(0o755)
     return {
-        "Entrypoint": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
+        "Entrypoint": ["/bin/hello"],
         "Cmd": None,
         "Env": ["PATH=/bin"],
         "WorkingDir": "/www",

@@ -237,3 +237,29 @@ def test_password_never_in_logs_inspect_or_store(node: Testbed) -> None:
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
                 assert secret not in path.read_bytes(), path
     assert api(node, HOST).get("/_ping") == "OK"
+
+
+def test_managers_resolve_a_tag_to_its_digest(node: Testbed) -> None:
+    """GET /distribution/{name}/json: what the docker CLI pins a service's image with."""
+    manager = "swarm00"
+    node.stop_agent(manager)
+    node.run(manager, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+    start_agent(node, manager)
+    try:
+        c = docker.DockerClient(base_url=f"unix://{node.host(manager).socket_path}", timeout=120)
+        with pytest.raises(DockerAPIError) as err:
+            c.api.inspect_distribution(NODE_APP, auth_config=auth())
+        assert err.value.status_code == 503  # not a manager (not in a swarm yet)
+        api(node, manager).post("/swarm/init", {"AdvertiseAddr": "eth0"})
+        out = c.api.inspect_distribution(NODE_APP, auth_config=auth())
+        client(node).api.pull(NODE_APP, auth_config=auth())
+        pulled = client(node).images.get(NODE_APP).attrs["RepoDigests"][0].split("@")[1]
+        assert out["Descriptor"]["digest"] == pulled and out["Descriptor"]["size"] > 0
+        assert out["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+        with pytest.raises(DockerAPIError) as err:
+            c.api.inspect_distribution(NODE_APP, auth_config=auth("wrong"))
+        assert err.value.status_code == 401 and "unauthorized" in err.value.explanation
+    finally:
+        api(node, manager).post("/swarm/leave", force=True)
+        node.stop_agent(manager)
+        node.run(manager, ["sh", "-c", "rm -rf /var/lib/shoal/*"])

@@ -20,7 +20,7 @@ import pytest
 from cluster_helpers import api, cli, start_agent, wait_for
 from docker.errors import APIError as DockerAPIError
 
-from testbed import registry
+from testbed import procs, registry
 from testbed.bed import Testbed
 
 HOST = "swarm01"
@@ -208,11 +208,13 @@ def test_agent_killed_mid_pull_leaves_the_store_consistent(node: Testbed) -> Non
     time.sleep(0.5)
     node.stop_agent(HOST, kill=True)
     puller.wait(timeout=30)
-    wait_for(
-        "skopeo to die with the agent",
-        lambda: "skopeo" not in node.run(HOST, ["ps", "-eo", "comm"]).stdout,
-        timeout=15,
-    )
+    netns = Path("/run/netns") / node.host(HOST).netns
+
+    def no_skopeo_left() -> bool:
+        comms = [Path(f"/proc/{pid}/comm").read_text().strip() for pid in procs.pids_in_netns(netns)]
+        return "skopeo" not in comms
+
+    wait_for("skopeo to die with the agent", no_skopeo_left, timeout=15)
     start_agent(node, HOST)
     assert sorted(i.id for i in client(node).images.list()) == before
     assert_store_consistent(node)

@@ -500,9 +500,7 @@ class ImageStore:
                     )
                     if proc.returncode != 0:
                         err = error_from(proc.stderr, str(archive))
-                        raise ImageFormatError(
-                            f"load {archive.name}: invalid image archive: {err.message.split(': ', 1)[-1]}"
-                        )
+                        raise ImageFormatError(f"load: invalid image archive: {err.message.split(': ', 1)[-1]}")
                     image_id = self._commit(stage, "load", names, None)
                 for name in names or [image_id]:
                     line = f"Loaded image: {name}" if name != image_id else f"Loaded image ID: {image_id}"
@@ -726,7 +724,7 @@ def archive_entries(archive: Path) -> tuple[str, list[tuple[str, list[str]]]]:
                 f = tar.extractfile(members["manifest.json"])
                 doc = json.loads(f.read()) if f else None
                 if not isinstance(doc, list) or not doc:
-                    raise ImageFormatError(f"load {archive.name}: invalid image archive: manifest.json lists no image")
+                    raise ImageFormatError("load: invalid image archive: manifest.json lists no image")
                 return "docker-archive", [(f":@{i}", _valid_names(e.get("RepoTags") or [])) for i, e in enumerate(doc)]
             if "oci-layout" in members and "index.json" in members:
                 f = tar.extractfile(members["index.json"])
@@ -743,14 +741,16 @@ def archive_entries(archive: Path) -> tuple[str, list[tuple[str, list[str]]]]:
                     elif len(manifests) == 1:
                         out.append(("", names))  # skopeo takes the only image of the archive
                 if not out:
-                    raise ImageFormatError(f"load {archive.name}: invalid image archive: index.json lists no image")
+                    raise ImageFormatError("load: invalid image archive: index.json lists no image")
                 return "oci-archive", out
+    except tarfile.ReadError:
+        raise ImageFormatError("load: invalid image archive: not a tar file") from None
     except (tarfile.TarError, OSError, EOFError, ValueError, AttributeError) as exc:
         if isinstance(exc, ImageFormatError):
             raise
-        raise ImageFormatError(f"load {archive.name}: invalid image archive: {exc}") from None
+        raise ImageFormatError(f"load: invalid image archive: {exc}") from None
     raise ImageFormatError(
-        f"load {archive.name}: invalid image archive: no manifest.json or oci-layout (not a docker save or OCI archive)"
+        "load: invalid image archive: no manifest.json or oci-layout (not a docker save or OCI archive)"
     )
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,3 +266,24 @@ def test_managers_resolve_a_tag_to_its_digest(node: Testbed) -> None:
         api(node, manager).post("/swarm/leave", force=True)
         node.stop_agent(manager)
         node.run(manager, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+
+
+def test_concurrent_pulls_of_one_image_download_once(node: Testbed) -> None:
+    c = client(node)
+    for image in [i for i in c.images.list() if HELLO in i.tags]:
+        c.api.remove_image(image.id, force=True)
+    results: dict[int, list[str]] = {}
+
+    def pull(i: int) -> None:
+        results[i] = [
+            m.get("status", "") for m in client(node).api.pull(HELLO, stream=True, decode=True, auth_config=auth())
+        ]
+
+    threads = [threading.Thread(target=pull, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    finals = sorted(r[-1].split(" for ")[0] for r in results.values())
+    assert finals == ["Status: Downloaded newer image"] + ["Status: Image is up to date"] * 2, results
+    assert_store_consistent(node)

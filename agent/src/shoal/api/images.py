@@ -15,8 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest, NotFound, query_bool
+from shoal.api.errors import query_bool
 from shoal.api.keys import AGENT
+from shoal.errors import InvalidArgument as BadRequest
+from shoal.errors import NotFound
 from shoal.manager.control.distribution import inspect_distribution
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.images import ImageStore, RegistryError, parse, progress

@@ -16,7 +16,8 @@ from shoal.config import Config
 from shoal.errors import NotManager, Unavailable
 from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
-from shoal.runtime.images import ImageStore
+from shoal.runtime.images import ImageStore, RegistryOptions
+from shoal.runtime.images.prune import Policy
 from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NetworkSlot
@@ -39,8 +40,16 @@ NOT_A_MANAGER = (
 )
 
 
-def default_driver(cfg: Config) -> Driver:
-    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
+def default_images(cfg: Config) -> ImageStore:
+    return ImageStore(
+        cfg.data_dir / "images",
+        RegistryOptions(insecure=tuple(cfg.insecure_registries)),
+        Policy(cfg.image_prune_max_bytes, cfg.image_prune_max_age),
+    )
+
+
+def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
+    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images or default_images(cfg))
 
 
 class AgentCore:
@@ -54,11 +63,24 @@ class AgentCore:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
-        self.driver: Any = driver or default_driver(cfg)
+        self.driver: Any = driver or default_driver(cfg, default_images(cfg))
+        self.images: ImageStore = getattr(self.driver, "images", None) or default_images(cfg)
+        self.images.in_use = self.image_in_use
         self.network = NetworkSlot()  # the NetAgent is attached once the node has an underlay address
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None
         self.error: str | None = None
+
+    def image_in_use(self, image_id: str) -> bool:
+        """An image a task assigned to this node names (prune and rmi leave it alone)."""
+        for task in list(self.executor.assigned.values()):
+            ref = str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image") or "")
+            try:
+                if ref and self.images.get(ref).id == image_id:
+                    return True
+            except Exception:  # an unknown or bad name uses no stored image
+                continue
+        return False
 
     # ---- state
     @property
@@ -140,6 +162,7 @@ class AgentCore:
 
     # ---- start / stop
     async def start(self) -> None:
+        await asyncio.to_thread(self.images.recover)  # what a pull killed with the agent left behind
         await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:
             await self._activate()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shoal.cli.image import registry_auth_header, registry_domain
+from shoal.model import pull_progress as progress
 from shoal.model.errors import SpecError
-from shoal.runtime.images import progress
 from shoal.runtime.images.prune import Candidate, Policy, choose
 from shoal.runtime.images.reference import parse
 from shoal.runtime.images.registry import Credentials, RegistryOptions, error_from

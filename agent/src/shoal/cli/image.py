@@ -16,7 +16,7 @@ from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import human_duration, render_format
 from shoal.cli.service import timestamp_ns
-from shoal.runtime.images import progress
+from shoal.model import pull_progress as progress
 
 Image = Mapping[str, Any]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from cluster_helpers import api, cli, start_agent, wait_for
 from docker.errors import APIError as DockerAPIError
 
+from integration.cluster_helpers import api, cli, start_agent, wait_for
 from testbed import procs, registry
 from testbed.bed import Testbed
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from shoal.cli.image import registry_auth_header, registry_domain
-from shoal.model import pull_progress as progress
+from shoal.cli.image_progress import PullFailed, Renderer
 from shoal.model.errors import SpecError
+from shoal.runtime.images import progress
 from shoal.runtime.images.prune import Candidate, Policy, choose
 from shoal.runtime.images.reference import parse
 from shoal.runtime.images.registry import Credentials, RegistryOptions, error_from
@@ -66,7 +67,7 @@ def test_progress_messages_are_dockers_shape() -> None:
 
 
 def test_plain_rendering_prints_each_change_once() -> None:
-    r = progress.Renderer(tty=False)
+    r = Renderer(tty=False)
     out = "".join(
         r.feed(m)
         for m in [
@@ -83,12 +84,12 @@ def test_plain_rendering_prints_each_change_once() -> None:
         "111111111111: Pull complete\nStatus: Downloaded newer image for x:1\n"
     )
     assert "\x1b" not in out
-    with pytest.raises(progress.PullFailed, match="unauthorized"):
+    with pytest.raises(PullFailed, match="unauthorized"):
         r.feed(progress.error("unauthorized: authentication required"))
 
 
 def test_terminal_rendering_rewrites_the_layers_line() -> None:
-    r = progress.Renderer(tty=True)
+    r = Renderer(tty=True)
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     assert r.feed(progress.message("Pulling fs layer", a)) == "aaaaaaaaaaaa: Pulling fs layer\n"
     assert r.feed(progress.message("Pulling fs layer", b)) == "bbbbbbbbbbbb: Pulling fs layer\n"

@@ -20,9 +20,8 @@ from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument as BadRequest
 from shoal.errors import NotFound
 from shoal.manager.control.distribution import inspect_distribution
-from shoal.model import pull_progress as progress
 from shoal.runtime.base import NoSuchImage
-from shoal.runtime.images import ImageStore, RegistryError, parse
+from shoal.runtime.images import ImageStore, RegistryError, parse, progress
 from shoal.runtime.images.registry import ImageFormatError
 
 SUPPORTED_PLATFORMS = ("", "linux", "linux/amd64")

@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shoal.cli import image_progress as progress
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import human_duration, render_format
 from shoal.cli.service import timestamp_ns
-from shoal.model import pull_progress as progress
 
 Image = Mapping[str, Any]
 

@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.model import pull_progress as progress
 from shoal.model.errors import SpecError
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.changes import apply_changes, empty_config
-from shoal.runtime.images import builtin, ocilayout, prune
+from shoal.runtime.images import builtin, ocilayout, progress, prune
 from shoal.runtime.images.reference import Reference, is_digest, parse
 from shoal.runtime.images.registry import (
     SKOPEO,

@@ -31,6 +31,11 @@ class Config:
     upstream_dns: list[str] = field(default_factory=list)
     # service VIPs and the routing mesh: auto (IPVS where the kernel has ip_vs, else nftables), ipvs, nftables
     lb_backend: str = "auto"
+    # registries reached without TLS checks (HOST[:PORT]); every other one needs a trusted CA
+    # (system CAs or /etc/shoal/certs.d/HOST:PORT/ca.crt)
+    insecure_registries: list[str] = field(default_factory=list)
+    image_prune_max_bytes: int | None = None  # unused images go, least recently used first
+    image_prune_max_age: float | None = None  # seconds an unused image may stay
 
     @property
     def socket_path(self) -> Path:
@@ -73,8 +78,17 @@ def _coerce(name: str, value: Any) -> Any:
             if backend not in ("auto", "ipvs", "nftables"):
                 raise ValueError
             return backend
-        if name == "upstream_dns":
+        if name in ("upstream_dns", "insecure_registries"):
+            if not isinstance(value, list):
+                raise ValueError
             return [str(v) for v in value]
+        if name in ("image_prune_max_bytes", "image_prune_max_age"):
+            if value is None:
+                return None
+            number = int(value) if name == "image_prune_max_bytes" else float(value)
+            if number < 0:
+                raise ValueError
+            return number
         return None if value is None else str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {name}: {value!r}") from exc

@@ -1,8 +1,10 @@
 """`service logs`: the manager gathers each task's log from the node that runs it.
 
 Every node serves its own task logs on the cluster port, to managers only. The local API answers in
-Docker's multiplexed stream format (8-byte frame headers), one line per frame, each line prefixed
-with the task's name and node as `docker service logs` prints it.
+Docker's multiplexed stream format (8-byte frame headers), one line per frame. With `details=true`
+(the docker CLI always asks for it) each line starts with the task's context as Docker writes log
+details: `key=value,key=value ` with keys sorted and both sides URL-query-escaped; the client turns
+it into the `name.slot.id@node    | ` prefix. Without details a line is sent as the task wrote it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import asyncio
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 from aiohttp import web
 
 from shoal import tls
-from shoal.api.errors import BadRequest, Forbidden, NotFound, query_bool, query_int
+from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
-from shoal.api.services import resolve_service
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied
+from shoal.manager.control.services import resolve_service
 from shoal.runtime.base import NoSuchTask
 
 STDOUT = 1
@@ -28,13 +32,28 @@ def frame(data: bytes, stream: int = STDOUT) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
+def details_prefix(attrs: dict[str, str]) -> bytes:
+    """Docker's log details (httputils' attrsByteSlice): `k=v,k=v ` sorted by key, query-escaped."""
+    pairs = ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items()))
+    return pairs.encode() + b" "
+
+
+def task_context(task: dict[str, Any]) -> dict[str, str]:
+    """The swarm context Docker attaches to every service log line."""
+    return {
+        "com.docker.swarm.node.id": task["NodeID"],
+        "com.docker.swarm.service.id": task["ServiceID"],
+        "com.docker.swarm.task.id": task["ID"],
+    }
+
+
 # ---- node side (cluster port): this node's own task log, raw bytes
 async def node_task_log(request: web.Request) -> web.StreamResponse:
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     peer = tls.peer_identity(ssl_obj) if ssl_obj is not None else None
     agent = request.app[AGENT]
     if peer is None or peer.role != "manager" or agent.identity is None or peer.cluster_id != agent.identity.cluster_id:
-        raise Forbidden("task logs are served to this cluster's managers only")
+        raise PermissionDenied("task logs are served to this cluster's managers only")
     tail = query_int(request, "tail")
     follow = query_bool(request, "follow")
     try:
@@ -80,9 +99,10 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     manager = agent.require_manager()
     service = resolve_service(manager.store.list("service"), request.match_info["id"])
     if not (query_bool(request, "stdout") or query_bool(request, "stderr")):
-        raise BadRequest("you must choose at least one stream (stdout or stderr)")
+        raise InvalidArgument("you must choose at least one stream (stdout or stderr)")
     tail = query_int(request, "tail") if request.query.get("tail") not in (None, "all") else None
     follow = query_bool(request, "follow")
+    details = query_bool(request, "details")
     nodes = {n["ID"]: n for n in manager.store.list("node")}
     tasks = [
         t
@@ -99,12 +119,11 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         node = nodes.get(task["NodeID"])
         if node is None:
             return
-        unit = task.get("Slot") or task["NodeID"]
-        prefix = f"{service['Spec']['Name']}.{unit}.{task['ID'][:12]}@{node['Description']['Hostname']}    | "
+        prefix = details_prefix(task_context(task)) if details else b""
         addr = f"{node['Status']['Addr']}:{agent.cfg.cluster_port}"
         try:
             async for line in _remote_lines(agent, addr, task["ID"], tail, follow):
-                await queue.put(frame(prefix.encode() + line))
+                await queue.put(frame(prefix + line))
         except (TimeoutError, aiohttp.ClientError, OSError):
             pass  # a node that cannot be reached has no logs to give now
 

@@ -100,10 +100,10 @@ def test_cli_pull_reads_docker_config_and_prints_plain_lines(node: Testbed, tmp_
     assert res.returncode == 0, res.stderr
     assert "\x1b[" not in res.stdout  # not a terminal: no cursor moves
     assert re.search(r"^[0-9a-f]{12}: Pull complete$", res.stdout, re.M), res.stdout
-    rc, out, _ = cli(node, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+    rc, out, _ = cli(node, HOST, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
     assert rc == 0 and f"{HELLO}" in out.split()
     # without credentials the registry says so
-    rc, _, err = cli(node, "image", "pull", HELLO.replace(":1", ":2"))
+    rc, _, err = cli(node, HOST, "image", "pull", HELLO.replace(":1", ":2"))
     assert rc == 1 and "unauthorized" in err
 
 
@@ -172,7 +172,7 @@ def test_load_archives_and_refuse_junk(node: Testbed) -> None:
     # and the CLI
     archive = node.host(HOST).state_dir / "var" / "saved.tar"
     archive.write_bytes(data)
-    rc, out, err_text = cli(node, "image", "load", "-i", "/var/lib/shoal/saved.tar")
+    rc, out, err_text = cli(node, HOST, "image", "load", "-i", "/var/lib/shoal/saved.tar")
     archive.unlink()
     assert rc == 0 and out.strip() == "Loaded image: saved/hello:7", err_text
 

@@ -7,6 +7,9 @@ VPY := $(VENV)/bin/python
 STATE := .state
 DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-ping curl \
 	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk chromium chromium-driver
+# images: skopeo pulls/loads, umoci unpacks, busybox-static makes shoal/hello and the test images,
+# docker-registry is the testbed's registry, nodejs the seed app's image
+DEB_PACKAGES += skopeo umoci busybox-static docker-registry nodejs
 STAMP := $(STATE)/setup.stamp
 SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 # The docker CLI a fresh Debian 12 gets (docker.io 20.10, API 1.41), for tests/compat only. Unpacked
@@ -17,6 +20,7 @@ DOCKER_CLI := $(STATE)/docker-cli/usr/bin/docker
 
 include mk/ansible.mk
 include mk/chaos.mk
+include mk/vm.mk
 
 $(STAMP): $(SETUP_INPUTS)
 	@mkdir -p $(STATE)

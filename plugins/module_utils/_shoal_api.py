@@ -112,35 +112,56 @@ class ShoalClient:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        raw_body: Any = None,
+        raw: bool = False,
     ) -> Any:
         full = build_path(path, query)
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Host": "localhost", "Accept": "application/json"}
+        headers = {"Host": "localhost", "Accept": "application/json", **(extra_headers or {})}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        if raw_body is not None:  # bytes or a binary file (an image archive)
+            data = raw_body
+            headers["Content-Type"] = "application/x-tar"
         conn = _UnixHTTPConnection(self.socket_path, timeout or self.timeout)
         try:
             try:
                 conn.request(method, full, body=data, headers=headers)
                 resp = conn.getresponse()
-                raw = resp.read()
+                raw_answer = resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 raise AgentUnreachable(
                     0, f"cannot talk to the shoal agent on {self.socket_path}: {exc}", method, path
                 ) from None
         finally:
             conn.close()
-        payload = _decode(raw, resp.getheader("Content-Type") or "")
+        if raw and resp.status < 400:
+            return raw_answer
+        payload = _decode(raw_answer, resp.getheader("Content-Type") or "")
         if resp.status >= 400:
             if isinstance(payload, dict) and isinstance(payload.get("message"), str):
                 message = payload["message"]
             else:
-                message = (raw.decode("utf-8", "replace").strip() or resp.reason or "error")[:2000]
+                message = (raw_answer.decode("utf-8", "replace").strip() or resp.reason or "error")[:2000]
             raise ShoalAPIError(resp.status, message, method, path)
         return payload
 
     def get(self, path: str, **query: Any) -> Any:
         return self.call("GET", path, query=query)
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """A streamed answer (pull progress, load output) as its JSON messages; a message with
+        ``error`` (Docker's way to fail after the status line) raises ShoalAPIError."""
+        raw = self.call(method, path, raw=True, **kwargs) or b""
+        messages = []
+        for line in raw.splitlines():
+            if line.strip():
+                msg = json.loads(line)
+                if isinstance(msg, dict) and msg.get("error"):
+                    raise ShoalAPIError(500, str(msg["error"]), method, path)
+                messages.append(msg)
+        return messages
 
     def post(self, path: str, body: Any = None, **query: Any) -> Any:
         return self.call("POST", path, query=query, body=body)

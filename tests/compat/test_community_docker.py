@@ -50,6 +50,11 @@ PLAY = """
         labels: "{{ {'zone': 'b'} if present else {} }}"
         labels_state: replace
         availability: active
+    - name: Service removed first (it uses the network)
+      community.docker.docker_swarm_service:
+        name: cdweb
+        state: absent
+      when: not present
     - name: Overlay network
       community.docker.docker_network:
         name: cdnet
@@ -76,7 +81,8 @@ PLAY = """
             target_port: 8080
         restart_config:
           condition: any
-        state: "{{ state }}"
+        state: present
+      when: present
     - name: Service facts
       community.docker.docker_swarm_service_info:
         name: cdweb

@@ -31,15 +31,16 @@ def test_sdk_swarm_info_and_nodes(bed: Testbed, clean: Transcript) -> None:
     assert sorted(nodes) == HOSTS
     assert [n.attrs["Description"]["Hostname"] for n in client.nodes.list(filters={"role": "manager"})] == ["swarm00"]
     node = client.nodes.get("swarm01")
-    spec = dict(node.attrs["Spec"], Labels={"disk": "ssd"}, Availability="pause")
-    assert node.update(spec) is True
-    node.reload()
-    assert node.attrs["Spec"] == {"Labels": {"disk": "ssd"}, "Role": "worker", "Availability": "pause"}
-    # an SDK caller spelling field names in lower case, as Go's decoder allows
-    client.api._post_json(
-        client.api._url("/nodes/{0}/update?version={1}", node.id, node.attrs["Version"]["Index"]),
-        data={"role": "worker", "availability": "active", "labels": {}},
-    ).raise_for_status()
+    try:
+        spec = dict(node.attrs["Spec"], Labels={"disk": "ssd"}, Availability="pause")
+        assert node.update(spec) is True
+        node.reload()
+        assert node.attrs["Spec"] == {"Labels": {"disk": "ssd"}, "Role": "worker", "Availability": "pause"}
+    finally:
+        # an SDK caller spelling field names in lower case, as Go's decoder allows
+        node.reload()
+        url = client.api._url("/nodes/{0}/update?version={1}", node.id, str(node.attrs["Version"]["Index"]))
+        client.api._post_json(url, data={"role": "worker", "availability": "active", "labels": {}}).raise_for_status()
     node.reload()
     assert node.attrs["Spec"] == {"Labels": {}, "Role": "worker", "Availability": "active"}
 
@@ -80,7 +81,7 @@ def test_sdk_service_lifecycle(bed: Testbed, clean: Transcript) -> None:
     assert service.attrs["Spec"]["TaskTemplate"]["Runtime"] == "container"
     assert [s.name for s in client.services.list(filters={"label": "tier=web"})] == ["sdkweb"]
     assert len(service.tasks(filters={"desired-state": "running"})) == 2
-    assert service.scale(3) is True
+    assert "Warnings" in service.scale(3)  # the update's answer
     wait_running(bed, "sdkweb", 3)
     service.reload()
     assert service.update(env=["GREETING=hi"]) is not None
@@ -95,7 +96,8 @@ def test_sdk_service_lifecycle(bed: Testbed, clean: Transcript) -> None:
     assert spec["Mode"] == {"Replicated": {"Replicas": 3}}  # the SDK sends the mode back in its own spelling
     wait_running(bed, "sdkweb", 3)
     # without details, a log line is what the task wrote (Docker's stream, demultiplexed by the SDK)
-    lines = b"".join(service.logs(stdout=True, stderr=True)).decode().splitlines()
+    raw = service.logs(stdout=True, stderr=True)  # bytes without follow, a generator with it
+    lines = (raw if isinstance(raw, bytes) else b"".join(raw)).decode().splitlines()
     assert lines and set(lines) == {"hello: listening on :8080"}
     service.remove()
     assert client.services.list() == []

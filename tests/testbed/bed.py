@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyroute2 import NetNS, netns
 
-from testbed import procs
+from testbed import procs, registry
 from testbed.inventory import render_ansible_cfg, render_inventory, ssh_common_args
 from testbed.layout import (
     BRIDGE,
@@ -167,10 +167,12 @@ class Testbed:
             st.save(self.state_file)
         for layout in layouts:
             self._wait_port(layout.address, 22)
+        registry.start(self.state_dir, layouts)  # 10.213.0.1:5000, trusted by every host
         self._write_ansible_files(st)
         return st
 
     def down(self) -> None:
+        registry.stop(self.state_dir)
         st = self.state()
         roots: list[int] = []
         if st:

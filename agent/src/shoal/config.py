@@ -26,11 +26,20 @@ class Config:
     raft_port: int = 2378
     log_level: str = "info"
     heartbeat_period: float = 1.0
+    # minimum Raft election timeout in seconds; the other Raft timeouts stretch with it (slow machines, VMs)
+    election_timeout: float = 0.25
     upstream_dns: list[str] = field(default_factory=list)
     # off by default, as dockerd's metrics-addr; the operator picks the (loopback) address
     metrics_addr: str | None = None
     # the visualizer page of a manager (token in ui_token_file); off by default
     ui_addr: str | None = None
+    # service VIPs and the routing mesh: auto (IPVS where the kernel has ip_vs, else nftables), ipvs, nftables
+    lb_backend: str = "auto"
+    # registries reached without TLS checks (HOST[:PORT]); every other one needs a trusted CA
+    # (system CAs or /etc/shoal/certs.d/HOST:PORT/ca.crt)
+    insecure_registries: list[str] = field(default_factory=list)
+    image_prune_max_bytes: int | None = None  # unused images go, least recently used first
+    image_prune_max_age: float | None = None  # seconds an unused image may stay
 
     @property
     def socket_path(self) -> Path:
@@ -69,8 +78,27 @@ def _coerce(name: str, value: Any) -> Any:
             return level
         if name in ("metrics_addr", "ui_addr"):
             return None if value in (None, "") else _host_port(str(value), name)
-        if name == "upstream_dns":
+        if name == "election_timeout":
+            timeout = float(value)
+            if not 0.25 <= timeout <= 60:
+                raise ValueError
+            return timeout
+        if name == "lb_backend":
+            backend = str(value).lower()
+            if backend not in ("auto", "ipvs", "nftables"):
+                raise ValueError
+            return backend
+        if name in ("upstream_dns", "insecure_registries"):
+            if not isinstance(value, list):
+                raise ValueError
             return [str(v) for v in value]
+        if name in ("image_prune_max_bytes", "image_prune_max_age"):
+            if value is None:
+                return None
+            number = int(value) if name == "image_prune_max_bytes" else float(value)
+            if number < 0:
+                raise ValueError
+            return number
         return None if value is None else str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {name}: {value!r}") from exc

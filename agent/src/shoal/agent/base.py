@@ -17,7 +17,8 @@ from shoal.config import Config
 from shoal.errors import NotManager, Unavailable
 from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
-from shoal.runtime.images import ImageStore
+from shoal.runtime.images import ImageStore, RegistryOptions
+from shoal.runtime.images.prune import Policy
 from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NetworkSlot
@@ -40,8 +41,16 @@ NOT_A_MANAGER = (
 )
 
 
-def default_driver(cfg: Config) -> Driver:
-    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
+def default_images(cfg: Config) -> ImageStore:
+    return ImageStore(
+        cfg.data_dir / "images",
+        RegistryOptions(insecure=tuple(cfg.insecure_registries)),
+        Policy(cfg.image_prune_max_bytes, cfg.image_prune_max_age),
+    )
+
+
+def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
+    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images or default_images(cfg))
 
 
 class AgentCore:
@@ -55,7 +64,9 @@ class AgentCore:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
-        self.driver: Any = driver or default_driver(cfg)
+        self.driver: Any = driver or default_driver(cfg, default_images(cfg))
+        self.images: ImageStore = getattr(self.driver, "images", None) or default_images(cfg)
+        self.images.in_use = self.image_in_use
         self.network = NetworkSlot()  # the NetAgent is attached once the node has an underlay address
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None
@@ -63,6 +74,17 @@ class AgentCore:
         self.events = EventHub()  # GET /events: this manager's cluster events and this node's containers
         self.executor.listeners.append(task_listener(self.events, self.executor))
         self._events_feed: asyncio.Task[None] | None = None
+
+    def image_in_use(self, image_id: str) -> bool:
+        """An image a task assigned to this node names (prune and rmi leave it alone)."""
+        for task in list(self.executor.assigned.values()):
+            ref = str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image") or "")
+            try:
+                if ref and self.images.get(ref).id == image_id:
+                    return True
+            except Exception:  # an unknown or bad name uses no stored image
+                continue
+        return False
 
     # ---- state
     @property
@@ -125,7 +147,8 @@ class AgentCore:
             from shoal.net.dns import EmbeddedDNS
 
             dns = EmbeddedDNS(upstreams=list(self.cfg.upstream_dns))
-            self.network.attach(NetAgent(Dataplane(ident.advertise_ip), dns, self.driver))
+            dataplane = Dataplane(ident.advertise_ip, lb_backend=self.cfg.lb_backend)
+            self.network.attach(NetAgent(dataplane, dns, self.driver))
         except Exception as exc:  # tasks still run (loopback only), and the node says why
             log.error("networking is unavailable on this node: %s", exc)
             self.error = f"networking unavailable: {exc}"
@@ -144,6 +167,7 @@ class AgentCore:
 
     # ---- start / stop
     async def start(self) -> None:
+        await asyncio.to_thread(self.images.recover)  # what a pull killed with the agent left behind
         self._events_feed = asyncio.get_running_loop().create_task(follow_cluster(self.events, lambda: self.manager))
         await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:
@@ -184,6 +208,7 @@ class AgentCore:
             raft_dir=raft_dir(self.cfg.data_dir),
             raft_password=ident.raft_password,
             heartbeat_period=self.cfg.heartbeat_period,
+            election_timeout=self.cfg.election_timeout,
             on_members_changed=self._save_members,
         )
         await self.manager.start()

@@ -15,6 +15,7 @@ from shoal import __version__
 from shoal.agent import NOT_A_MANAGER, Agent
 from shoal.api import debug, localtasks, routes
 from shoal.api import events as events_api
+from shoal.api import images as images_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import services as services_api
@@ -246,7 +247,13 @@ def build_app(agent: Agent) -> web.Application:
         routes.add(app, method, path, handler)
     extra = [("GET", "/services/{id}/logs", logs_api.service_logs)]
     for method, path, handler in (
-        services_api.ROUTES + events_api.ROUTES + localtasks.ROUTES + networks_api.ROUTES + debug.ROUTES + extra
+        services_api.ROUTES
+        + events_api.ROUTES
+        + localtasks.ROUTES
+        + images_api.ROUTES
+        + networks_api.ROUTES
+        + debug.ROUTES
+        + extra
     ):
         routes.add(app, method, path, handler)
     app.router.add_route("*", "/{tail:.*}", not_found)

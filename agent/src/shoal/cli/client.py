@@ -11,7 +11,7 @@ import http.client
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -130,6 +130,44 @@ class Client:
             return json.loads(raw)
         except ValueError:
             return raw.decode("utf-8", "replace")
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Iterator[dict[str, Any]]:
+        """A streamed answer (pull progress, load output): one JSON object per line as it comes.
+        `body` may be bytes or a binary file (sent as is, application/x-tar)."""
+        target = quote(path, safe="/:@!$&'()*+,;=-._~")
+        params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+        if params:
+            target += "?" + urlencode(params)
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if body is not None:
+            hdrs["Content-Type"] = "application/x-tar"
+        conn = UnixHTTPConnection(socket_path(self.host), timeout=self.timeout)
+        try:
+            try:
+                conn.request(method, target, body=body, headers=hdrs)
+                resp = conn.getresponse()
+            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
+                raise AgentUnreachable(f"Cannot connect to the shoal agent at {self.host}. Is shoald running?") from e
+            except (OSError, http.client.HTTPException) as e:
+                raise CLIError(f"error during connect to {self.host}: {e or type(e).__name__}") from e
+            if resp.status >= 400:
+                raise APIError(resp.status, _error_message(resp.status, resp.reason, resp.read()))
+            for line in resp:
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        yield {"stream": line.decode("utf-8", "replace")}
+        finally:
+            conn.close()
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)

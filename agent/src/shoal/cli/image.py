@@ -1,16 +1,20 @@
-"""`shoal image ls|import`: the node-local images of the process driver, like `docker image ls` and
-`docker import` (the image store is per node: import on every node that may run the service)."""
+"""`shoal image pull|load|ls|inspect|rm|prune|import`: this node's images, like `docker image ...`
+(the image store is per node; services pull on the nodes that run them)."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shoal.cli import image_progress as progress
 from shoal.cli.client import Client
-from shoal.cli.errors import CLIError
+from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import human_duration, render_format
 from shoal.cli.service import timestamp_ns
 
@@ -118,3 +122,158 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("source", metavar="DIR|TAR")
     p.add_argument("reference", metavar="NAME[:TAG]")
     p.set_defaults(func=cmd_import)
+    register_more(cmds)
+
+
+# ---- pull, load, inspect, rm, prune (Docker Engine API: /images/...)
+def docker_config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def registry_auth_header(domain: str, config_dir: str | None = None) -> str | None:
+    """X-Registry-Auth for `domain` from the docker CLI's config.json (`docker login` writes it),
+    as the docker CLI sends it: base64url of {"username", "password", "serveraddress"}."""
+    path = os.path.join(config_dir or docker_config_dir(), "config.json")
+    try:
+        with open(path) as f:
+            auths = (json.load(f) or {}).get("auths") or {}
+    except (OSError, ValueError):
+        return None
+    keys = [domain, f"https://{domain}", f"http://{domain}"]
+    if domain == "docker.io":
+        keys += ["https://index.docker.io/v1/", "index.docker.io"]
+    entry = next((auths[k] for k in keys if k in auths), None)
+    if not entry or not entry.get("auth"):
+        return None
+    try:
+        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise CLIError(f"{path}: bad auth entry for {domain}") from None
+    doc = {"username": user, "password": password, "serveraddress": domain}
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
+def registry_domain(ref: str) -> str:
+    first, _, rest = ref.partition("/")
+    return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def render_stream(messages: Iterable[Mapping[str, Any]], tty: bool) -> None:
+    renderer = progress.Renderer(tty=tty)
+    try:
+        for msg in messages:
+            sys.stdout.write(renderer.feed(msg))
+            sys.stdout.flush()
+    except progress.PullFailed as exc:
+        raise CLIError(exc.message) from None
+
+
+def cmd_pull(api: Client, args: argparse.Namespace) -> int:
+    ref = args.reference
+    name, tag = ref, ""
+    if "@" in ref:
+        name, tag = ref.split("@", 1)
+    elif ref.rfind(":") > ref.rfind("/"):
+        name, tag = ref[: ref.rfind(":")], ref[ref.rfind(":") + 1 :]
+    headers = {}
+    auth = registry_auth_header(registry_domain(name))
+    if auth:
+        headers["X-Registry-Auth"] = auth
+    query = {"fromImage": name, "tag": tag or "latest", "platform": args.platform}
+    messages = api.stream("POST", "/images/create", query=query, headers=headers)
+    render_stream(messages, tty=sys.stdout.isatty() and not args.quiet)
+    return 0
+
+
+def cmd_load(api: Client, args: argparse.Namespace) -> int:
+    if args.input in (None, "-"):
+        if sys.stdin.isatty():
+            raise CLIError("requested load from stdin, but stdin is empty: use -i FILE")
+        data: Any = sys.stdin.buffer.read()
+    else:
+        try:
+            data = open(args.input, "rb")  # noqa: SIM115 - streamed to the agent, closed below
+        except OSError as exc:
+            raise CLIError(f"open {args.input}: {exc.strerror.lower() if exc.strerror else exc}") from None
+    try:
+        render_stream(api.stream("POST", "/images/load", query={"quiet": args.quiet}, body=data), tty=False)
+    finally:
+        if hasattr(data, "close"):
+            data.close()
+    return 0
+
+
+def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
+    out, rc = [], 0
+    for name in args.names:
+        try:
+            out.append(api.get(f"/images/{name}/json"))
+        except APIError as exc:
+            print(f"Error: {exc.message}", file=sys.stderr)
+            rc = 1
+    if args.format:
+        for doc in out:
+            print(render_format(args.format, [doc], default_table=args.format, headers={}, sample=doc), end="")
+    else:
+        print(json.dumps(out, indent=4))
+    return rc
+
+
+def cmd_rm(api: Client, args: argparse.Namespace) -> int:
+    rc = 0
+    for name in args.names:
+        try:
+            for entry in api.delete(f"/images/{name}", force=args.force or None) or []:
+                for key, value in entry.items():
+                    print(f"{key}: {value}")
+        except APIError as exc:
+            print(f"Error response from daemon: {exc.message}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def cmd_prune(api: Client, args: argparse.Namespace) -> int:
+    filters = {"dangling": ["false"]} if args.all else {}
+    if not args.force:
+        what = "all images without at least one task using them" if args.all else "all dangling images"
+        print(f"WARNING! This will remove {what}.")
+        if input("Are you sure you want to continue? [y/N] ").strip().lower() not in ("y", "yes"):
+            return 0
+    resp = api.post("/images/prune", filters=filters or None) or {}
+    deleted = resp.get("ImagesDeleted") or []
+    if deleted:
+        print("Deleted Images:")
+        for entry in deleted:
+            for key, value in entry.items():
+                print(f"{key.lower()}: {value}")
+        print()
+    print(f"Total reclaimed space: {human_size(float(resp.get('SpaceReclaimed') or 0))}")
+    return 0
+
+
+def register_more(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = cmds.add_parser("pull", help="Download an image from a registry to this node")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("--platform", help="only linux/amd64 here")
+    p.add_argument("reference", metavar="NAME[:TAG|@DIGEST]")
+    p.set_defaults(func=cmd_pull)
+
+    p = cmds.add_parser("load", help="Load images from a tar archive (docker save, OCI archive)")
+    p.add_argument("-i", "--input", help="read from a tar archive file instead of stdin")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
+    p.set_defaults(func=cmd_load)
+
+    p = cmds.add_parser("inspect", help="Display detailed information on images")
+    p.add_argument("-f", "--format", help="Go-style template")
+    p.add_argument("names", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_inspect)
+
+    p = cmds.add_parser("rm", aliases=["remove"], help="Remove images")
+    p.add_argument("-f", "--force", action="store_true", help="force removal")
+    p.add_argument("names", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_rm)
+
+    p = cmds.add_parser("prune", help="Remove unused images")
+    p.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.set_defaults(func=cmd_prune)

@@ -101,12 +101,13 @@ def run(args: argparse.Namespace) -> int:
         argv, env = driver.exec_command(args.task_id, command)
         os.execve(argv[0], argv, env)
     elif verb == "images":
-        _out([img.inspect() for img in images.list()])
+        _out([{**img.inspect(), "Rootfs": str(img.rootfs)} for img in images.list()])
     elif verb == "rmi":
         _out(images.remove(args.name))
     elif verb == "import":
         source = None if args.source == "-" else args.source
-        _out(images.import_dir(source, args.name, args.change).inspect())
+        image = images.import_dir(source, args.name, args.change)
+        _out({**image.inspect(), "Rootfs": str(image.rootfs)})
     return 0
 
 

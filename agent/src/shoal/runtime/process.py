@@ -87,7 +87,9 @@ class ProcessDriver:
         # the docker CLI may pin a digest (name@sha256:...): local images have none
         image = self.images.get(str(cspec.get("Image") or "").split("@", 1)[0] or "<none>")
         cgroups.check(self.cgroups, limits)
-        root = image.rootfs or Path("/")
+        # an image asking for the host's binaries (shoal/host) runs on the host's filesystem here
+        rootfs = None if image.host_binds else image.rootfs
+        root = rootfs or Path("/")
         user = spec.resolve_user(
             str(cspec.get("User") or image.config.get("User") or ""),
             _read(root / "etc/passwd"),
@@ -105,7 +107,7 @@ class ProcessDriver:
             "gid": user.gid,
             "groups": list(user.groups),
             "hostname": hostname,
-            "rootfs": str(image.rootfs) if image.rootfs else None,
+            "rootfs": str(rootfs) if rootfs else None,
             "netns": spec.netns_name(task["ID"]),
             "netns_path": self.netns_path(task["ID"]),
             "cgroups": [],

@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# Copyright: shoal developers
+# Apache License 2.0 (see galaxy.yml)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: swarm_image
+short_description: Pull, load or remove an image on a shoal node
+version_added: 0.1.0
+description:
+  - Makes sure the node's image store holds (or no longer holds) an image, as C(docker pull),
+    C(docker load) and C(docker rmi) do on the node the task runs on. Services pull their images
+    themselves; this pre-pulls (or loads, for hosts without a registry) so that tasks start at once.
+  - With O(state=present) and O(source=pull), an image already present is left alone unless
+    O(force_source) asks the registry again (then the task reports a change only when the tag now names other bits).
+author:
+  - shoal developers (@shoal-swarm)
+extends_documentation_fragment:
+  - shoal.swarm.shoal
+  - shoal.swarm.shoal.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what it would pull, load or remove, without contacting the registry.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - The image reference, C([REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]) (tag V(latest) when none is given).
+    type: str
+    required: true
+  state:
+    description: V(present) pulls or loads the image when it is missing; V(absent) removes it from the node.
+    type: str
+    choices: [present, absent]
+    default: present
+  source:
+    description: Where a missing image comes from, the registry (V(pull)) or an archive on the host (V(load)).
+    type: str
+    choices: [pull, load]
+    default: pull
+  load_path:
+    description:
+      - Path on the managed host of a C(docker save) (docker-archive) or OCI archive that contains O(name).
+      - Required when O(source=load).
+    type: path
+  force_source:
+    description: Pull even when the image is present (asks the registry what the tag names now).
+    type: bool
+    default: false
+  force_absent:
+    description: With O(state=absent), remove the image even when a task of the node uses it.
+    type: bool
+    default: false
+  registry_username:
+    description: User name for the registry of O(name), when it needs one.
+    type: str
+  registry_password:
+    description: Password (or token) for the registry. Never logged nor returned.
+    type: str
+requirements:
+  - The shoal agent running on the managed host.
+seealso:
+  - module: shoal.swarm.swarm_service
+"""
+
+EXAMPLES = r"""
+- name: Pre-pull the app's image on every node
+  shoal.swarm.swarm_image:
+    name: 10.213.0.1:5000/kalise/nodejs-web-app:latest
+    registry_username: "{{ registry_user }}"
+    registry_password: "{{ registry_password }}"
+
+- name: Load an image saved with docker save on hosts without a registry
+  shoal.swarm.swarm_image:
+    name: web:1.2
+    source: load
+    load_path: /tmp/web-1.2.tar
+
+- name: Remove an old image
+  shoal.swarm.swarm_image:
+    name: web:1.1
+    state: absent
+"""
+
+RETURN = r"""
+image:
+  description: The image as C(docker image inspect) shows it (C(GET /images/{name}/json)); empty when absent.
+  returned: always
+  type: dict
+  sample: {"Id": "sha256:155593a8...", "RepoTags": ["web:1.2"], "Config": {"Entrypoint": ["/app"]}}
+actions:
+  description: What the module did (or would do in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["Pulled image 10.213.0.1:5000/kalise/nodejs-web-app:latest"]
+"""
+
+import base64  # noqa: E402
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
+    ShoalAPIError,
+    ShoalClient,
+    common_argument_spec,
+)
+
+
+def argument_spec() -> dict[str, Any]:
+    spec = common_argument_spec()
+    spec.update(
+        name={"type": "str", "required": True},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        source={"type": "str", "choices": ["pull", "load"], "default": "pull"},
+        load_path={"type": "path"},
+        force_source={"type": "bool", "default": False},
+        force_absent={"type": "bool", "default": False},
+        registry_username={"type": "str"},
+        registry_password={"type": "str", "no_log": True},
+    )
+    return spec
+
+
+def current(api: ShoalClient, name: str) -> dict[str, Any]:
+    try:
+        return api.get(f"/images/{name}/json") or {}
+    except ShoalAPIError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+
+
+def auth_header(params: dict[str, Any]) -> dict[str, str]:
+    """Docker's X-Registry-Auth (base64url JSON), only when credentials are given."""
+    if not params.get("registry_username"):
+        return {}
+    doc = {"username": params["registry_username"], "password": params.get("registry_password") or ""}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
+
+
+def split_reference(name: str) -> tuple[str, str]:
+    if "@" in name:
+        repo, digest = name.split("@", 1)
+        return repo, digest
+    if name.rfind(":") > name.rfind("/"):
+        return name[: name.rfind(":")], name[name.rfind(":") + 1 :]
+    return name, "latest"
+
+
+def run(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
+    params = module.params
+    name = params["name"]
+    before = current(api, name)
+    actions: list[str] = []
+    after = before
+    if params["state"] == "absent":
+        if before:
+            actions.append(f"Removed image {name}")
+            if not module.check_mode:
+                api.delete(f"/images/{name}", force=params["force_absent"] or None)
+                after = {}
+            else:
+                after = {}
+    elif params["source"] == "load":
+        if not params.get("load_path"):
+            module.fail_json(msg="load_path is required when source=load")
+        if not before:
+            actions.append(f"Loaded image {name} from {params['load_path']}")
+            if not module.check_mode:
+                try:
+                    with open(params["load_path"], "rb") as archive:
+                        api.stream("POST", "/images/load", raw_body=archive, timeout=1800)
+                except OSError as exc:
+                    module.fail_json(msg=f"cannot read {params['load_path']}: {exc}")
+                after = current(api, name)
+                if not after:
+                    module.fail_json(msg=f"{params['load_path']} does not contain {name}")
+    elif not before or params["force_source"]:
+        if module.check_mode:
+            actions.append(f"Would pull image {name}" if not before else f"Would ask the registry about {name}")
+        else:
+            repo, tag = split_reference(name)
+            api.stream(
+                "POST",
+                "/images/create",
+                query={"fromImage": repo, "tag": tag},
+                extra_headers=auth_header(params),
+                timeout=1800,
+            )
+            after = current(api, name)
+            if after.get("Id") != before.get("Id"):
+                actions.append(f"Pulled image {name}")
+    changed = bool(actions) and not (module.check_mode and params["force_source"] and before)
+    result: dict[str, Any] = {"changed": changed, "actions": actions, "image": after}
+    if module._diff:
+        result["diff"] = {
+            "before": {"name": name, "id": before.get("Id", "")} if before else {},
+            "after": {"name": name, "id": after.get("Id", "(pulled)")} if after or changed else {},
+        }
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_if=[("source", "load", ("load_path",))],
+    )
+    api = ShoalClient(module.params["socket_path"], module.params["timeout"])
+    try:
+        result = run(module, api)
+    except ShoalAPIError as exc:
+        module.fail_json(msg=exc.message, status=exc.status)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""swarm_image against a fake agent: pull when missing, idempotent, check mode, absent, load, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unit.test_module_support import APIFailure, FakeAgent, module_runner, serve_fake_agent
+
+from ansible_collections.shoal.swarm.plugins.modules import swarm_image  # isort: skip
+
+REF = "10.213.0.1:5000/kalise/nodejs-web-app:latest"
+
+
+class Images:
+    """The image part of the agent: a dict of name -> inspect, pulls from a fake registry."""
+
+    def __init__(self, agent: FakeAgent) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.registry = {REF: "sha256:" + "1" * 64}
+        self.pulls: list[tuple[str, str]] = []
+        self.password = "s3cret"
+        inner = agent.handle
+
+        def handle(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+            if path.startswith("/images/"):
+                return self.handle(method, path, query)
+            return inner(method, path, query, body)
+
+        agent.handle = handle  # type: ignore[method-assign]
+
+    def handle(self, method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        if method == "POST" and path == "/images/create":
+            ref = f"{query['fromImage']}:{query['tag']}"
+            self.pulls.append((method, ref))
+            if ref not in self.registry:
+                raise APIFailure(404, f"No such image: {ref} (manifest unknown)")
+            self.stored[ref] = {"Id": self.registry[ref], "RepoTags": [ref]}
+            return 200, {"status": f"Status: Downloaded newer image for {ref}"}
+        if method == "GET" and path.endswith("/json"):
+            name = path.removeprefix("/images/").removesuffix("/json")
+            if name not in self.stored:
+                raise APIFailure(404, f"No such image: {name}")
+            return 200, self.stored[name]
+        if method == "DELETE":
+            name = path.removeprefix("/images/")
+            self.stored.pop(name)
+            return 200, [{"Untagged": name}]
+        raise APIFailure(404, "page not found")
+
+
+@pytest.fixture
+def agent() -> Iterator[FakeAgent]:
+    with serve_fake_agent() as fake:
+        yield fake
+
+
+def test_pull_when_missing_then_idempotent(agent: FakeAgent) -> None:
+    images = Images(agent)
+    run = module_runner(swarm_image, agent)
+    failed, result = run(check=True, diff=True, name=REF)
+    assert not failed and result["changed"] and result["actions"] == [f"Would pull image {REF}"]
+    assert images.pulls == []  # check mode asks nobody
+    failed, result = run(name=REF, registry_username="shoal", registry_password="s3cret")
+    assert not failed and result["changed"] and result["image"]["Id"] == "sha256:" + "1" * 64
+    assert images.pulls == [("POST", REF)]
+    failed, result = run(name=REF)
+    assert not failed and not result["changed"] and images.pulls == [("POST", REF)]
+    assert "s3cret" not in json.dumps(result)
+    # force_source asks the registry again; same bits: no change
+    failed, result = run(name=REF, force_source=True)
+    assert not failed and not result["changed"] and len(images.pulls) == 2
+
+
+def test_absent_and_errors(agent: FakeAgent, tmp_path: Path) -> None:
+    images = Images(agent)
+    run = module_runner(swarm_image, agent)
+    images.stored[REF] = {"Id": "sha256:" + "2" * 64}
+    failed, result = run(check=True, name=REF, state="absent")
+    assert not failed and result["changed"] and REF in images.stored
+    failed, result = run(name=REF, state="absent")
+    assert not failed and result["changed"] and REF not in images.stored
+    failed, result = run(name=REF, state="absent")
+    assert not failed and not result["changed"]
+    failed, result = run(name="10.213.0.1:5000/nope:1")
+    assert failed and "manifest unknown" in result["msg"]
+    failed, result = run(name="x:1", source="load")
+    assert failed and "load_path" in result["msg"]
+
+
+def test_registry_auth_header_is_dockers() -> None:
+    header = swarm_image.auth_header({"registry_username": "u", "registry_password": "p"})
+    assert json.loads(base64.urlsafe_b64decode(header["X-Registry-Auth"])) == {"username": "u", "password": "p"}
+    assert swarm_image.auth_header({"registry_username": None}) == {}
+    assert swarm_image.split_reference("r:5000/a/b") == ("r:5000/a/b", "latest")
+    assert swarm_image.split_reference("r:5000/a/b:2") == ("r:5000/a/b", "2")

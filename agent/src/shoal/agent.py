@@ -20,7 +20,6 @@ from shoal.model.ids import new_id
 from shoal.model.objects import default_swarm_spec, split_addr
 from shoal.model.validate import validate_swarm_spec
 from shoal.runtime.images import ImageStore
-from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.session import Session
 from shoal.worker.taskloop import TaskLoop
@@ -51,7 +50,7 @@ class Agent:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
-        self.driver = ProcessDriver(state_dir=cfg.data_dir / "tasks", images=ImageStore(cfg.data_dir / "images"))
+        self.driver = make_driver(cfg)
         self.executor = Executor(self.driver)
         self.tasks: TaskLoop | None = None
         self.netagent: Any = None
@@ -445,6 +444,18 @@ class Agent:
             self.identity = None
             self.client_ctx = self.server_ctx = None
             log.info("left the swarm")
+
+
+def make_driver(cfg: Config) -> Any:
+    """The task driver the configuration names (`task_driver`)."""
+    images = ImageStore(cfg.data_dir / "images")
+    if cfg.task_driver == "oci":
+        from shoal.runtime.oci.driver import OCIDriver
+
+        return OCIDriver(state_dir=cfg.data_dir / "tasks", images=images, run_dir=cfg.run_dir, runtime=cfg.oci_runtime)
+    from shoal.runtime.process import ProcessDriver
+
+    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images)
 
 
 def _text(value: bytes | str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/shoal/shoald.yml")
+TASK_DRIVERS = ("oci", "process")
 
 
 class ConfigError(ValueError):
@@ -27,6 +28,8 @@ class Config:
     log_level: str = "info"
     heartbeat_period: float = 1.0
     upstream_dns: list[str] = field(default_factory=list)
+    task_driver: str = "process"  # "oci": OCI containers under conmon + runc/crun; "process": the old supervisor
+    oci_runtime: str | None = None  # "runc" or "crun"; default: crun on a pure cgroup v2 host, else runc
 
     @property
     def socket_path(self) -> Path:
@@ -59,6 +62,14 @@ def _coerce(name: str, value: Any) -> Any:
             if level not in ("debug", "info", "warning", "error"):
                 raise ValueError
             return level
+        if name == "task_driver":
+            if str(value) not in TASK_DRIVERS:
+                raise ValueError
+            return str(value)
+        if name == "oci_runtime":
+            if value is not None and str(value) not in ("runc", "crun"):
+                raise ValueError
+            return None if value is None else str(value)
         if name == "upstream_dns":
             return [str(v) for v in value]
         return None if value is None else str(value)
@@ -94,8 +105,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", dest="run_dir", help="runtime directory with the control socket")
     parser.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--heartbeat-period", dest="heartbeat_period", type=float, help="seconds (default 1)")
+    parser.add_argument("--task-driver", dest="task_driver", choices=TASK_DRIVERS, help="how tasks run")
 
 
 def from_args(args: argparse.Namespace) -> Config:
-    keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period")
+    keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
     return load(args.config, {k: getattr(args, k) for k in keys})

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.model.errors import SpecError
-from shoal.runtime import linux, netns, spec
+from shoal.runtime import cgroups, linux, netns, spec
 from shoal.runtime.base import ExitStatus, NoSuchTask, RuntimeDriverError, TaskHandle, TaskRejected
 from shoal.runtime.images import Image, ImageStore
 from shoal.runtime.oci import bundle, conmon
@@ -99,6 +99,7 @@ class OCIDriver:
         netns_dir: str = netns.NETNS_DIR,
         runtime: str | None = None,
         log_size_max: int = conmon.LOG_SIZE_MAX,
+        cgroup_layout: cgroups.CgroupLayout | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.images = images or ImageStore()
@@ -109,6 +110,7 @@ class OCIDriver:
         self.runtime = conmon.runtime_path(runtime)
         self.conmon = shutil.which("conmon") or "/usr/bin/conmon"
         self.log_size_max = log_size_max
+        self.cgroups = cgroup_layout if cgroup_layout is not None else cgroups.detect()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._empty_lower = self.state_dir / ".empty-root"
@@ -188,6 +190,7 @@ class OCIDriver:
             init = _which_init()
             if init is None:
                 raise TaskRejected("Init was asked for, but no init binary (catatonit or tini) is installed")
+        cgroups.check(self.cgroups, spec.limits_for(task))  # refused with the reason, never unlimited
         resources = bundle.resources_for(task)
         plan = bundle.Plan(
             task_id=task_id,
@@ -494,6 +497,10 @@ class OCIDriver:
             return json.loads(res.stdout)
         except ValueError:
             return None
+
+    def task_pids(self, task_id: str) -> set[int]:
+        """Every process of the task (its cgroup's members)."""
+        return linux.cgroup_procs(self.cgroups.task_paths(task_id))
 
     # ---- for `shoal exec`
     def exec_command(self, task_id: str, argv: list[str], tty: bool = False) -> tuple[list[str], dict[str, str]]:

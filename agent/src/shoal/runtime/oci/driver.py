@@ -430,11 +430,9 @@ class OCIDriver:
         state = self._read(task_id, STARTED)
         if state and self.poll(task_id) is None:
             self._runtime("kill", task_id, "KILL", check=False)
-            if self.wait(task_id, 5.0) is None:
-                pid = self._live_conmon(task_id, state)
-                if pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+            self.wait(task_id, 5.0)
+        if state:
+            self._reap_conmon(task_id, state)
         left = ""
         if state or (d / "config.json").exists():
             res = self._runtime("delete", "-f", task_id, check=False)
@@ -451,6 +449,20 @@ class OCIDriver:
         shutil.rmtree(d, ignore_errors=True)
         if left:
             raise RuntimeDriverError(f"task {task_id}: {left}")
+
+    def _reap_conmon(self, task_id: str, state: Mapping[str, Any], timeout: float = 5.0) -> None:
+        """conmon exits right after it wrote the exit file (and flushed the log): wait for that,
+        so that no monitor outlives its task's removal; SIGKILL a hung one."""
+        fd = self.exit_fd(task_id)
+        if fd is None:
+            return
+        try:
+            if not _wait_readable(fd, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                _wait_readable(fd, 2.0)
+        finally:
+            os.close(fd)
 
     # ---- logs
     def log_records(

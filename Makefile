@@ -6,7 +6,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STATE := .state
 DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-ping curl \
-	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk
+	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk \
+	conmon runc crun catatonit busybox-static
 STAMP := $(STATE)/setup.stamp
 SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 

@@ -265,7 +265,35 @@ class OCIDriver:
             err = self._read(task_id, START_ERR)
             if err:
                 raise RuntimeDriverError(err["error"])
+            recovered = self._recover(task_id)
+            if recovered:
+                return self._to_handle(task_id, recovered)
             return self._start(task_id)
+
+    def _recover(self, task_id: str) -> dict[str, Any] | None:
+        """A start the agent did not see through (killed between conmon's create and its own
+        record): the container exists if conmon's pidfile and `runtime state` say so; finish the
+        start and write the record instead of creating it twice."""
+        paths = self.paths(task_id)
+        if self._read(task_id, STARTED) or self._read(task_id, START_ERR) or not paths.conmon_pidfile.exists():
+            return None
+        state = self.runtime_state(task_id)
+        if not state or state.get("status") not in ("created", "running", "stopped"):
+            return None
+        if state["status"] == "created":
+            self._runtime("start", task_id, check=False)
+        pid = int(state.get("pid") or 0) or conmon.read_pid(paths.pidfile) or 0
+        conmon_pid = conmon.read_pid(paths.conmon_pidfile) or 0
+        record = {
+            "pid": pid,
+            "pid_start": linux.start_time(pid) if pid else None,
+            "conmon_pid": conmon_pid,
+            "conmon_start": linux.start_time(conmon_pid) if conmon_pid else None,
+            "boot_id": linux.boot_id(),
+            "started_at": str(state.get("created") or _now()),
+        }
+        linux.write_json(paths.bundle / STARTED, record)
+        return record
 
     def _start(self, task_id: str) -> TaskHandle:
         paths = self.paths(task_id)
@@ -497,7 +525,12 @@ class OCIDriver:
     def adopt(self) -> list[TaskHandle]:
         """After an agent restart: every bundle whose conmon (pidfile, start time, boot id) or
         container still lives is running; the others ended while the agent was away and their
-        exit codes are in conmon's exit files."""
+        exit codes are in conmon's exit files. A bundle without the agent's start record is
+        recovered from conmon's pidfile and `runtime state`."""
+        for task_id in self.task_ids():
+            if (self.task_dir(task_id) / PLAN).exists():
+                with self._lock(task_id):
+                    self._recover(task_id)
         return self.list_running()
 
     def runtime_state(self, task_id: str) -> dict[str, Any] | None:

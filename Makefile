@@ -10,8 +10,11 @@ DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-p
 	conmon runc crun catatonit busybox-static
 STAMP := $(STATE)/setup.stamp
 SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
+# The docker CLI a fresh Debian 12 gets (docker.io 20.10, API 1.41), for tests/compat only. Unpacked
+# from the .deb into .state/ and never installed: no dockerd, containerd or service is set up or started.
+DOCKER_CLI := $(STATE)/docker-cli/usr/bin/docker
 
-.PHONY: setup test unit integration demo demo-down bench lint clean
+.PHONY: setup test unit integration compat demo demo-down bench lint clean
 
 include mk/ansible.mk
 include mk/chaos.mk
@@ -30,11 +33,20 @@ $(STAMP): $(SETUP_INPUTS)
 	@echo "$(CURDIR)/tests" > "$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/shoal-tests.pth"
 	@touch $(STAMP)
 
-setup: $(STAMP)
+$(DOCKER_CLI):
+	@mkdir -p $(STATE)/docker-cli/deb
+	@cd $(STATE)/docker-cli/deb && rm -f docker.io_*.deb && { apt-get download -q docker.io >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get download -q docker.io >/dev/null 2>&1; }; }
+	dpkg-deb --fsys-tarfile $(STATE)/docker-cli/deb/docker.io_*.deb | tar -x -C $(STATE)/docker-cli ./usr/bin/docker
+	@rm -rf $(STATE)/docker-cli/deb
+	@$(DOCKER_CLI) --version
+
+setup: $(STAMP) $(DOCKER_CLI)
 
 lint: setup collection-lint
 	$(VENV)/bin/ruff check $(wildcard agent tests bench plugins roles)
 	$(VENV)/bin/ruff format --check $(wildcard agent tests bench plugins roles)
+	$(VENV)/bin/lint-imports .importlinter
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit
@@ -42,8 +54,12 @@ unit: setup
 integration: setup
 	$(VENV)/bin/pytest -q tests/integration
 
+compat: setup
+	$(VENV)/bin/pytest -q tests/compat
+
 test: setup lint
 	$(VENV)/bin/pytest -q tests/unit tests/integration
+	$(VENV)/bin/pytest -q tests/compat
 
 # the README's main job: testbed up, site.yml, node ls / service ps / curl through every node (mk/ansible.mk)
 demo: demo-cluster

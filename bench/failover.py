@@ -125,7 +125,10 @@ def kill_rounds(bed: Any) -> None:
             flush=True,
         )
     if stamped:
-        print(f"(a) kill -> replacement RUNNING: {ms(stamped)} (goal <= 300 ms); seen by polling: {ms(polled)}")
+        print(
+            f"(a) kill -> replacement RUNNING, as a client polling GET /tasks sees it: {ms(polled)} (goal <= 300 ms); "
+            f"by the replacement's own RUNNING timestamp: {ms(stamped)}"
+        )
     remove(bed, service)
 
 
@@ -164,8 +167,8 @@ def worker_lost(bed: Any) -> None:
             replacements = [t for t in run if ts(t["CreatedAt"]) >= t0_wall]
             last = max((ts(t["Status"]["Timestamp"]) for t in replacements), default=t0_wall) - t0_wall
             print(
-                f"(b) worker lost -> its {len(on_lost)} tasks RUNNING elsewhere: {last:.2f} s by the timestamps "
-                f"(seen by polling after {elapsed:.2f} s; node Down after {down}; goal <= 5 s; "
+                f"(b) worker lost -> its {len(on_lost)} tasks RUNNING elsewhere, as a client polling sees it: "
+                f"{elapsed:.2f} s (goal <= 5 s; by the tasks' timestamps {last:.2f} s; node Down after {down}; "
                 f"floor: 3 missed 1 s heartbeats); now {by_host(bed, run)}"
             )
     finally:
@@ -232,8 +235,8 @@ def drain(bed: Any) -> None:
         replacements = [t for t in run if ts(t["CreatedAt"]) >= t0_wall]
         last = max((ts(t["Status"]["Timestamp"]) for t in replacements), default=t0_wall) - t0_wall
         print(
-            f"(c) drain -> the {held} tasks of {DRAINED} RUNNING elsewhere: {last:.2f} s by the timestamps "
-            f"(seen by polling after {elapsed:.2f} s; goal <= 3 s); now {by_host(bed, run)}"
+            f"(c) drain -> the {held} tasks of {DRAINED} RUNNING elsewhere, as a client polling sees it: "
+            f"{elapsed:.2f} s (goal <= 3 s; by the tasks' timestamps {last:.2f} s); now {by_host(bed, run)}"
         )
         names = node_names(bed)
         per_node = []

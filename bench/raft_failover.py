@@ -120,12 +120,13 @@ def main() -> None:
         teardown(bed)
     print(f"\nleader kills: {ROUNDS}, acknowledged writes: {len(writer.acked)}, lost: {lost_total}")
     print(
-        f"time to new leader:   p50 {statistics.median(elections) * 1000:.0f} ms, "
-        f"p99 {pct(elections, 0.99) * 1000:.0f} ms, max {max(elections) * 1000:.0f} ms"
+        f"failover as a writing client sees it (kill -9 of the leader -> its next write acknowledged): "
+        f"p50 {statistics.median(commits) * 1000:.0f} ms, p99 {pct(commits, 0.99) * 1000:.0f} ms, "
+        f"max {max(commits) * 1000:.0f} ms (goal p99 <= 1000 ms; SwarmKit defaults 10-19 s)"
     )
     print(
-        f"time to first commit: p50 {statistics.median(commits) * 1000:.0f} ms, "
-        f"p99 {pct(commits, 0.99) * 1000:.0f} ms (goal p99 <= 1000 ms; SwarmKit defaults 10-19 s)"
+        f"  of which until a new leader was elected: p50 {statistics.median(elections) * 1000:.0f} ms, "
+        f"p99 {pct(elections, 0.99) * 1000:.0f} ms, max {max(elections) * 1000:.0f} ms"
     )
 
 

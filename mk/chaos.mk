@@ -2,18 +2,11 @@
 # restarts, API fuzz, security refusals, soak. Prints a summary table at the end.
 #   make chaos-short   CI-sized rounds (3 leader kills, 500 fuzz cases, 2 min soak; about 6 min)
 #   make chaos         long rounds (CHAOS_LONG=1: 20 leader kills, 5000 fuzz cases, 30 min soak)
-.PHONY: chaos chaos-short chaos-setup
+# hypothesis (the API fuzz) is a dev requirement (requirements-dev.txt), installed by `make setup`.
+.PHONY: chaos chaos-short
 
-CHAOS_STAMP := $(STATE)/chaos-setup.stamp
-
-$(CHAOS_STAMP): requirements-chaos.txt $(STAMP)
-	$(VPY) -m pip install -q -r requirements-chaos.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-	@touch $(CHAOS_STAMP)
-
-chaos-setup: setup $(CHAOS_STAMP)
-
-chaos-short: chaos-setup
+chaos-short: setup
 	CHAOS_LONG= $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/chaos
 
-chaos: chaos-setup
+chaos: setup
 	CHAOS_LONG=1 $(VENV)/bin/pytest -q -s -p no:cacheprovider -o timeout=3600 tests/chaos

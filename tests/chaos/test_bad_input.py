@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from chaos._util import SLEEPER, converged, create_service
 from chaos.conftest import Summary, rounds
@@ -25,10 +27,6 @@ from integration.cluster_helpers import MANAGER, api, certs, form_cluster, tls_c
 from testbed.bed import Testbed
 from testbed.layout import CONTROLLER_NS
 from testbed.nsexec import call_in_netns
-
-hypothesis = pytest.importorskip("hypothesis")  # requirements-chaos.txt
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SPEC = yaml.safe_load((Path(__file__).parent / "openapi.yaml").read_text())
 CASES = rounds(500, 5000)

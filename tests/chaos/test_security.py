@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from integration.cluster_helpers import (
 )
 from shoal.manager.ca import RootCA
 from testbed.bed import Testbed
+from testbed.layout import CONTROLLER_NS
+from testbed.nsexec import call_in_netns
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +42,49 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
     wipe_cluster(bed, "chaos_security")
 
 
-def refused(address: str, path: str, **kw: Any) -> tuple[bool, str]:
-    """True when the call is refused (403/401 or the TLS handshake fails)."""
+def refused(address: str, path: str, *, status: int, message: str, **kw: Any) -> tuple[bool, str]:
+    """Whether a handler refused the call with HTTP `status` and a message containing `message`.
+    An exception (connection refused, a timeout, a reset, a failed handshake) is not that refusal:
+    a dead port must not pass for a secure one. Handshake refusals: handshake_refused()."""
     try:
-        status, body = tls_call(address, path, **kw)
-    except Exception as exc:  # a handshake refusal surfaces as an SSL/URL error
-        return True, f"handshake: {type(exc).__name__}"
-    return status in (401, 403), f"{status} {(body or {}).get('message') if isinstance(body, dict) else body}"
+        got, body = tls_call(address, path, **kw)
+    except OSError as exc:  # ssl.SSLError and urllib's URLError are OSErrors
+        return False, f"no HTTP answer: {type(exc).__name__} {exc}"
+    text = body.get("message", "") if isinstance(body, dict) else str(body)
+    return got == status and message in text, f"{got} {text}"
+
+
+def handshake_refused(address: str, cert_dir: Path, ca_file: Path) -> tuple[bool, str]:
+    """Whether the server ends the TLS handshake because of the client certificate in `cert_dir`.
+
+    TLS 1.2 is pinned so that the server judges the client certificate inside the handshake (in
+    TLS 1.3 the client's handshake is over before the server has looked). The server is asyncio's
+    TLS, which aborts the connection without flushing its alert (CPython's sslproto: a handshake
+    error goes to _fatal_error, which closes at once), so the client reads either the alert
+    (TLSV1_ALERT_UNKNOWN_CA / SSLV3_ALERT_BAD_CERTIFICATE, should that ever be sent) or an EOF in
+    the middle of the handshake — and the very same handshake without that certificate must
+    complete, which rules out a dead port, a refused connection or a timeout."""
+    host, port = address.rsplit(":", 1)
+
+    def handshake(with_cert: bool) -> str:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_verify_locations(cafile=str(ca_file))
+        if with_cert:
+            ctx.load_cert_chain(str(cert_dir / "swarm-node.crt"), str(cert_dir / "swarm-node.key"))
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as raw, ctx.wrap_socket(raw):
+                return "completed"
+        except ssl.SSLError as exc:
+            return exc.reason or type(exc).__name__
+        except OSError as exc:
+            return type(exc).__name__
+
+    without = call_in_netns(CONTROLLER_NS, lambda: handshake(False), 15)
+    with_cert = call_in_netns(CONTROLLER_NS, lambda: handshake(True), 15)
+    refusals = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "UNEXPECTED_EOF_WHILE_READING"}
+    return without == "completed" and with_cert in refusals, f"without it: {without}; with it: {with_cert}"
 
 
 def csr_pem() -> tuple[bytes, bytes]:
@@ -78,22 +118,53 @@ def test_cluster_port_refusals(cluster: Testbed, summary: Summary, tmp_path_fact
     # wrong token (right CA digest, wrong secret) and a garbage token
     parts = token.split("-")
     wrong = "-".join([*parts[:3], ("0" if parts[3][0] != "0" else "1") + parts[3][1:]])
-    for what, tok in (("wrong token", wrong), ("garbage token", "SWMTKN-1-nope-nope"), ("empty token", "")):
-        status, body = tls_call(MANAGER, "/shoal/join", method="POST", body={**join, "Token": tok}, ca_file=ca_file)
-        expect(what, status in (400, 401, 403), f"{status} {body}")
+    bad_token = "A valid join token is necessary"
+    for what, tok, status, message in (
+        ("wrong token", wrong, 403, bad_token),
+        ("garbage token", "SWMTKN-1-nope-nope", 403, bad_token),
+        ("empty token", "", 400, "missing or invalid field Token"),
+    ):
+        ok, detail = refused(
+            MANAGER,
+            "/shoal/join",
+            status=status,
+            message=message,
+            method="POST",
+            body={**join, "Token": tok},
+            ca_file=ca_file,
+        )
+        expect(what, ok, detail)
     # rotated token stops working at once
     api(bed, "swarm00").post("/swarm/update", swarm["Spec"], version=swarm["Version"]["Index"], rotateWorkerToken=True)
-    status, body = tls_call(MANAGER, "/shoal/join", method="POST", body={**join, "Token": token}, ca_file=ca_file)
-    expect("rotated token", status == 403, f"{status} {body}")
+    ok, detail = refused(
+        MANAGER,
+        "/shoal/join",
+        status=403,
+        message=bad_token,
+        method="POST",
+        body={**join, "Token": token},
+        ca_file=ca_file,
+    )
+    expect("rotated token", ok, detail)
     # no client certificate
     for path, method in (("/nodes", "GET"), ("/shoal/heartbeat", "POST"), ("/shoal/assignments", "POST")):
-        ok, detail = refused(MANAGER, path, method=method, body={} if method == "POST" else None, ca_file=ca_file)
+        ok, detail = refused(
+            MANAGER,
+            path,
+            status=403,
+            message="client certificate",
+            method=method,
+            body={} if method == "POST" else None,
+            ca_file=ca_file,
+        )
         expect(f"no client cert {path}", ok, detail)
     # a worker certificate on manager-only endpoints
     worker = certs(bed, "swarm01")
     ok, detail = refused(
         MANAGER,
         "/shoal/raft/join",
+        status=403,
+        message="manager",
         method="POST",
         ca_file=ca_file,
         cert_host_dir=worker,
@@ -108,16 +179,8 @@ def test_cluster_port_refusals(cluster: Testbed, summary: Summary, tmp_path_fact
     cert = other.issue(csr, manager_id, "manager", swarm["ID"], ips=["10.213.0.99"])
     (foreign_dir / "swarm-node.crt").write_text(cert if isinstance(cert, str) else cert.decode())
     (foreign_dir / "swarm-node.key").write_bytes(key)
-    for path in ("/nodes", "/shoal/raft/join"):
-        ok, detail = refused(
-            MANAGER,
-            path,
-            method="GET" if path == "/nodes" else "POST",
-            body=None if path == "/nodes" else {},
-            ca_file=ca_file,
-            cert_host_dir=foreign_dir,
-        )
-        expect(f"foreign CA cert {path}", ok, detail)
+    ok, detail = handshake_refused(MANAGER, foreign_dir, ca_file)
+    expect("foreign CA cert", ok, detail)
     # a removed node's certificate (swarm02 leaves and is removed; its saved certificate is refused)
     saved = tmp_path_factory.mktemp("removed")
     for p in certs(bed, "swarm02").iterdir():
@@ -138,6 +201,8 @@ def test_cluster_port_refusals(cluster: Testbed, summary: Summary, tmp_path_fact
         ok, detail = refused(
             MANAGER,
             path,
+            status=403,
+            message="removed",
             method=method,
             body={} if method == "POST" else None,
             ca_file=saved / "swarm-root-ca.crt",

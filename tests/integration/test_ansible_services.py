@@ -2,8 +2,9 @@
 predicts and changes nothing, diff shows the change, updates happen in place and wait until converged, bad
 arguments fail clearly and change nothing, a network in use is not removed or recreated.
 
-The swarm is formed with the repository's agents (fast); test_ansible.py covers the roles and site.yml. The
-tests run in file order on one swarm; each leaves it as the next one expects.
+The swarm is formed with the repository's agents (fast); test_ansible.py covers the roles and site.yml. Each
+test states what it starts from (`no_nodejs`, `nodejs(replicas)`; an autouse fixture removes what other tests
+made), so the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -88,6 +89,59 @@ def current_tasks(bed: Testbed, name: str) -> list[dict[str, Any]]:
     return [t for t in api(bed, "swarm00").get("/tasks", filters={"service": [name]}) if t["DesiredState"] == "running"]
 
 
+def remove_service(bed: Testbed, name: str) -> None:
+    client = api(bed, "swarm00")
+    service_id = client.get(f"/services/{name}")["ID"]
+    client.delete(f"/services/{name}")
+    wait_for(
+        f"{name}'s tasks gone",  # listed unfiltered: a filter naming a removed service is a 404, as in Docker
+        lambda: not [t for t in client.get("/tasks") if t["ServiceID"] == service_id],
+        timeout=30,
+    )
+
+
+@pytest.fixture(autouse=True)
+def only_nodejs(cluster: Testbed) -> None:
+    """Services and the network other tests made are gone (nodejs is each test's own business)."""
+    for name in set(services(cluster)) - {"nodejs"}:
+        remove_service(cluster, name)
+    if "backend" in networks(cluster):
+        api(cluster, "swarm00").delete("/networks/backend")
+
+
+@pytest.fixture
+def no_nodejs(cluster: Testbed) -> None:
+    if "nodejs" in services(cluster):
+        remove_service(cluster, "nodejs")
+
+
+@pytest.fixture
+def nodejs(cluster: Testbed, module) -> Any:
+    """deploy(replicas): nodejs as NODEJS creates it, with `replicas`, converged. Made anew when a test
+    left it otherwise (replicas, env, update config: what the tests change)."""
+
+    def deploy(replicas: int) -> None:
+        current = services(cluster).get("nodejs")
+        if current:
+            spec = current[2]
+            pristine = (
+                spec["Mode"].get("Replicated", {}).get("Replicas") == replicas
+                and not spec["TaskTemplate"]["ContainerSpec"].get("Env")
+                and (spec.get("UpdateConfig") or {}).get("Parallelism", 1) == 1
+            )
+            if (
+                pristine
+                and len([t for t in current_tasks(cluster, "nodejs") if t["Status"]["State"] == "running"]) == replicas
+            ):
+                return
+            remove_service(cluster, "nodejs")
+        rc, _, out = module("swarm_service", {**NODEJS, "replicas": replicas, "wait": True})
+        assert rc == 0, out
+
+    return deploy
+
+
+@pytest.mark.usefixtures("no_nodejs")
 def test_check_mode_predicts_a_new_service_and_creates_nothing(cluster: Testbed, module) -> None:
     rc, result, out = module("swarm_service", NODEJS, check=True, diff=True)
     assert rc == 0 and result["changed"] and result["service_id"] == "", out
@@ -95,6 +149,7 @@ def test_check_mode_predicts_a_new_service_and_creates_nothing(cluster: Testbed,
     assert "nodejs" not in services(cluster)
 
 
+@pytest.mark.usefixtures("no_nodejs")
 def test_create_waits_until_converged_answers_through_the_mesh_and_is_idempotent(cluster: Testbed, module) -> None:
     rc, result, out = module("swarm_service", {**NODEJS, "wait": True})
     assert rc == 0 and result["changed"] and result["actions"] == ["service created"], out
@@ -113,7 +168,10 @@ def test_create_waits_until_converged_answers_through_the_mesh_and_is_idempotent
     assert services(cluster)["nodejs"] == before
 
 
-def test_diff_shows_the_change_check_mode_applies_nothing_and_the_update_is_in_place(cluster: Testbed, module) -> None:
+def test_diff_shows_the_change_check_mode_applies_nothing_and_the_update_is_in_place(
+    cluster: Testbed, module, nodejs
+) -> None:
+    nodejs(2)
     service_id, version, _ = services(cluster)["nodejs"]
     rc, result, out = module("swarm_service", {"name": "nodejs", "replicas": 3}, check=True, diff=True)
     assert rc == 0 and result["changed"] and result["changes"] == ["replicas"], out
@@ -126,7 +184,8 @@ def test_diff_shows_the_change_check_mode_applies_nothing_and_the_update_is_in_p
     assert len([t for t in current_tasks(cluster, "nodejs") if t["Status"]["State"] == "running"]) == 3
 
 
-def test_an_update_rolls_the_tasks_and_wait_returns_when_all_run_the_new_spec(cluster: Testbed, module) -> None:
+def test_an_update_rolls_the_tasks_and_wait_returns_when_all_run_the_new_spec(cluster: Testbed, module, nodejs) -> None:
+    nodejs(3)
     old = {t["ID"] for t in current_tasks(cluster, "nodejs")}
     args = {"name": "nodejs", "env": {"GREETING": "hi"}, "update_config": {"parallelism": 2}, "wait": True}
     rc, result, out = module("swarm_service", args)
@@ -140,7 +199,8 @@ def test_an_update_rolls_the_tasks_and_wait_returns_when_all_run_the_new_spec(cl
     assert rc == 0 and not result["changed"], out
 
 
-def test_bad_arguments_fail_clearly_and_change_nothing(cluster: Testbed, module) -> None:
+def test_bad_arguments_fail_clearly_and_change_nothing(cluster: Testbed, module, nodejs) -> None:
+    nodejs(2)
     before, nets = services(cluster), networks(cluster)
     cases = [
         ("swarm_service", {"name": "nodejs", "replicas": -5}, "replicas must be 0 or more, not -5"),
@@ -231,7 +291,8 @@ def test_a_network_in_use_is_neither_recreated_nor_removed(cluster: Testbed, mod
     assert rc == 0 and not result["changed"], out
 
 
-def test_absent_removes_the_service_and_a_second_run_changes_nothing(cluster: Testbed, module) -> None:
+def test_absent_removes_the_service_and_a_second_run_changes_nothing(cluster: Testbed, module, nodejs) -> None:
+    nodejs(2)
     rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent"}, check=True)
     assert rc == 0 and result["changed"] and "nodejs" in services(cluster), out
     rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent", "wait": True})

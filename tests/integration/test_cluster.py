@@ -1,6 +1,8 @@
 """Cluster core on the testbed: init, join, node lifecycle, failover, partitions, security, bad input.
 
-The tests run in file order on one cluster; each leaves it as the next one expects.
+Each test asks for the cluster it needs (`fresh_agents`, `one_manager`, `three_managers`): the fixture
+reuses the cluster the previous test left when it has that shape and forms it anew otherwise, so the
+tests pass in any order (`pytest -p randomly`, or the node IDs given in reverse order).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from integration.cluster_helpers import (
     api,
     certs,
     cli,
+    form_cluster,
     leader_of,
     nodes,
     save_logs,
@@ -22,7 +25,7 @@ from integration.cluster_helpers import (
     tls_call,
     wait_for,
 )
-from shoal.cli.errors import APIError
+from shoal.cli.errors import APIError, CLIError
 from testbed.bed import Testbed
 
 MANAGER = "10.213.0.10:2377"
@@ -30,10 +33,7 @@ MANAGER = "10.213.0.10:2377"
 
 @pytest.fixture(scope="module")
 def cluster(bed: Testbed) -> Iterator[Testbed]:
-    for host in HOSTS:
-        bed.stop_agent(host)
-        bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
-        start_agent(bed, host)
+    """The module's testbed; the agents' logs are kept and their state wiped at the end."""
     yield bed
     save_logs(bed, "test_cluster")
     for host in HOSTS:
@@ -41,10 +41,62 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
 
 
+@pytest.fixture
+def fresh_agents(cluster: Testbed) -> Testbed:
+    """Every agent running with empty state, in no swarm."""
+    for host in HOSTS:
+        cluster.stop_agent(host)
+        cluster.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
+        start_agent(cluster, host)
+    return cluster
+
+
+def has_shape(bed: Testbed, managers: int) -> bool:
+    """The swarm is whole: every host a ready, active node; swarm00 plus the next `managers - 1`
+    hosts are reachable managers, the others workers; every manager sees the same single leader."""
+    try:
+        listed = nodes(bed, "swarm00")
+        if sorted(listed) != HOSTS:
+            return False
+        for i, host in enumerate(HOSTS):
+            node = listed[host]
+            role = "manager" if i < managers else "worker"
+            if node["Status"]["State"] != "ready" or node["Spec"]["Availability"] != "active":
+                return False
+            if node["Spec"]["Role"] != role or (role == "worker") != ("ManagerStatus" not in node):
+                return False
+            if role == "manager" and node["ManagerStatus"]["Reachability"] != "reachable":
+                return False
+        leaders = {leader_of(bed, host) for host in HOSTS[:managers]}
+        return len(leaders) == 1 and None not in leaders
+    except (APIError, CLIError, OSError, KeyError):
+        return False
+
+
+def cluster_of(bed: Testbed, managers: int) -> Testbed:
+    if not has_shape(bed, managers):
+        form_cluster(bed, managers=managers)
+        wait_for(f"a swarm of {managers} manager(s)", lambda: has_shape(bed, managers), timeout=30)
+    return bed
+
+
+@pytest.fixture
+def one_manager(cluster: Testbed) -> Testbed:
+    """swarm00 the only manager (and leader), swarm01 and swarm02 workers, all ready and active."""
+    return cluster_of(cluster, 1)
+
+
+@pytest.fixture
+def three_managers(cluster: Testbed) -> Testbed:
+    """Every host a reachable manager; one leader."""
+    return cluster_of(cluster, 3)
+
+
 def join_token(bed: Testbed, role: str, host: str = "swarm00") -> str:
     return api(bed, host).get("/swarm")["JoinTokens"][role.capitalize()]
 
 
+@pytest.mark.usefixtures("fresh_agents")
 def test_init_with_interface_name_and_join_workers(cluster: Testbed) -> None:
     rc, out, err = cli(cluster, "swarm00", "swarm", "init", "--advertise-addr", "eth0")
     assert rc == 0, err
@@ -67,6 +119,7 @@ def test_init_with_interface_name_and_join_workers(cluster: Testbed) -> None:
     assert "ManagerStatus" not in listed["swarm01"] and listed["swarm01"]["Spec"]["Role"] == "worker"
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_node_ls_from_every_host_marks_local_node(cluster: Testbed) -> None:
     for host in HOSTS:
         rc, out, err = cli(cluster, host, "node", "ls")
@@ -78,6 +131,7 @@ def test_node_ls_from_every_host_marks_local_node(cluster: Testbed) -> None:
         assert any("swarm00" in line and "Leader" in line for line in lines)
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_join_token_command_and_rotation(cluster: Testbed) -> None:
     rc, out, _ = cli(cluster, "swarm00", "swarm", "join-token", "worker")
     assert rc == 0 and "shoal swarm join --token SWMTKN-1-" in out and MANAGER in out
@@ -95,6 +149,7 @@ def test_join_token_command_and_rotation(cluster: Testbed) -> None:
     assert status == 403 and "join token" in body["message"]
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_join_refusals(cluster: Testbed) -> None:
     token = join_token(cluster, "worker")
     # joining again from a node that is in a swarm
@@ -114,6 +169,7 @@ def test_join_refusals(cluster: Testbed) -> None:
         assert exc.value.status in (400, 503)
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_cluster_port_needs_a_client_certificate(cluster: Testbed) -> None:
     ca_file = certs(cluster, "swarm00") / "swarm-root-ca.crt"
     status, body = tls_call(MANAGER, "/nodes", ca_file=ca_file)
@@ -138,6 +194,7 @@ def test_cluster_port_needs_a_client_certificate(cluster: Testbed) -> None:
     assert status == 200 and "BEGIN CERTIFICATE" in body["CACertificate"]
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_bad_input_is_refused_and_changes_nothing(cluster: Testbed) -> None:
     client = api(cluster, "swarm00")
     before = client.get("/nodes/swarm01")
@@ -179,6 +236,7 @@ def test_bad_input_is_refused_and_changes_nothing(cluster: Testbed) -> None:
     assert rc != 0 and "sideways" in err
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_drain_pause_active_and_labels(cluster: Testbed) -> None:
     for availability in ("drain", "pause", "active"):
         rc, _, err = cli(cluster, "swarm00", "node", "update", "--availability", availability, "swarm01")
@@ -193,6 +251,7 @@ def test_drain_pause_active_and_labels(cluster: Testbed) -> None:
     assert nodes(cluster, "swarm02")["swarm01"]["Spec"]["Labels"] == {"zone": "a"}  # read through a worker
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_remove_refusals(cluster: Testbed) -> None:
     rc, _, err = cli(cluster, "swarm00", "node", "rm", "swarm01")
     assert rc != 0 and "is not down" in err
@@ -203,21 +262,23 @@ def test_remove_refusals(cluster: Testbed) -> None:
     assert len(nodes(cluster, "swarm00")) == 3
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_worker_cannot_write(cluster: Testbed) -> None:
     rc, _, err = cli(cluster, "swarm01", "node", "update", "--availability", "drain", "swarm02")
     assert rc != 0 and "not a swarm manager" in err
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_promote_both_workers(cluster: Testbed) -> None:
     rc, _out, err = cli(cluster, "swarm00", "node", "promote", "swarm01", "swarm02")
     assert rc == 0, err
 
-    def three_managers() -> dict | None:
+    def all_reachable() -> dict | None:
         n = nodes(cluster, "swarm00")
         statuses = [(x.get("ManagerStatus") or {}).get("Reachability") for x in n.values()]
         return n if statuses == ["reachable"] * 3 else None
 
-    wait_for("3 reachable managers", three_managers, timeout=30)
+    wait_for("3 reachable managers", all_reachable, timeout=30)
     for host in HOSTS:
         wait_for(
             f"{host} sees one leader",
@@ -226,7 +287,10 @@ def test_promote_both_workers(cluster: Testbed) -> None:
         assert api(cluster, host).get("/info")["Swarm"]["ControlAvailable"] is True
 
 
-def test_kill_leader_new_leader_within_a_second_and_nothing_lost(cluster: Testbed) -> None:
+@pytest.mark.usefixtures("three_managers")
+def test_kill_leader_elects_another_and_loses_nothing(cluster: Testbed) -> None:
+    """Invariants only: another manager becomes leader, the write acknowledged before the kill and
+    one made after it are on every manager, and all agree on one leader. How fast: bench/raft_failover.py."""
     old = leader_of(cluster, "swarm00")
     assert old is not None
     survivors = [h for h in HOSTS if h != old]
@@ -235,36 +299,38 @@ def test_kill_leader_new_leader_within_a_second_and_nothing_lost(cluster: Testbe
     spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "before": "kill"})
     client.post(f"/nodes/{survivors[1]}/update", spec, version=node["Version"]["Index"])
     cluster.stop_agent(old, kill=True)
-    started = time.monotonic()
 
     def new_leader() -> str | None:
-        info = api(cluster, survivors[0], 2).get("/info")["Swarm"]["Raft"]
-        return info["Leader"] if info["Leader"] and not info["Leader"].startswith(cluster.host(old).address) else None
+        seen = {leader_of(cluster, host) for host in survivors}
+        return seen.pop() if len(seen) == 1 and None not in seen and old not in seen else None
 
-    wait_for("a new leader", new_leader, timeout=10, interval=0.01)
-    elected = time.monotonic() - started
+    elected = wait_for("both survivors agree on a new leader", new_leader, timeout=60)
+    assert elected in survivors
     node = client.get(f"/nodes/{survivors[1]}")
     spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "after": "kill"})
     client.post(f"/nodes/{survivors[1]}/update", spec, version=node["Version"]["Index"])
-    committed = time.monotonic() - started
-    print(f"failover: new leader after {elected:.2f} s, first commit after {committed:.2f} s")
-    assert elected < 3.0  # the 1 s goal is measured by bench/raft_failover.py; this only catches a hang
     # restart it: it comes back Reachable and has everything
     start_agent(cluster, old)
     wait_for(
         f"{old} reachable again",
         lambda: nodes(cluster, survivors[0])[old]["ManagerStatus"]["Reachability"] == "reachable",
-        timeout=20,
+        timeout=30,
     )
     labels = wait_for(
         "replicated labels on the restarted manager",
         lambda: (lab := nodes(cluster, old)[survivors[1]]["Spec"]["Labels"]).get("after") and lab,
     )
     assert labels["before"] == "kill" and labels["after"] == "kill"
-    assert leader_of(cluster, old) != old or True  # either is fine; exactly one leader:
-    assert sum(1 for n in nodes(cluster, old).values() if n["ManagerStatus"]["Leader"]) == 1
+    agreed = wait_for(
+        "every manager names the same single leader",
+        lambda: len(seen := {leader_of(cluster, host) for host in HOSTS}) == 1 and None not in seen and seen,
+    )
+    assert agreed <= set(HOSTS)
+    for host in HOSTS:  # and no node list shows two
+        assert sum(1 for n in nodes(cluster, host).values() if n["ManagerStatus"]["Leader"]) == 1
 
 
+@pytest.mark.usefixtures("three_managers")
 def test_minority_manager_refuses_writes_then_catches_up(cluster: Testbed) -> None:
     leader = wait_for("a leader", lambda: leader_of(cluster, "swarm00"))
     cut = next(h for h in HOSTS if h != leader)
@@ -274,10 +340,8 @@ def test_minority_manager_refuses_writes_then_catches_up(cluster: Testbed) -> No
         time.sleep(1.5)  # the cut manager's leader lease runs out
         node = api(cluster, cut).get(f"/nodes/{cut}")
         spec = dict(node["Spec"], Labels={**node["Spec"]["Labels"], "cut": "yes"})
-        started = time.monotonic()
-        with pytest.raises(APIError) as exc:
+        with pytest.raises(APIError) as exc:  # refused, not left hanging (the client gives up after 30 s)
             api(cluster, cut).post(f"/nodes/{cut}/update", spec, version=node["Version"]["Index"])
-        assert time.monotonic() - started <= 2.5
         assert exc.value.status == 503 and "no quorum" in exc.value.message
         assert api(cluster, cut).get("/nodes")  # reads still answer
         # the majority goes on
@@ -302,6 +366,7 @@ def test_minority_manager_refuses_writes_then_catches_up(cluster: Testbed) -> No
     )
 
 
+@pytest.mark.usefixtures("three_managers")
 def test_demote_remove_and_rejoin_with_fresh_state(cluster: Testbed) -> None:
     rc, _, err = cli(cluster, "swarm00", "node", "demote", "swarm02")
     assert rc == 0, err
@@ -335,8 +400,10 @@ def test_demote_remove_and_rejoin_with_fresh_state(cluster: Testbed) -> None:
     assert fresh["ID"] != old_id
 
 
+@pytest.mark.usefixtures("one_manager")
 def test_docker_sdk_talks_to_a_manager(cluster: Testbed) -> None:
-    docker = pytest.importorskip("docker")  # installed by requirements-dev.txt: a missing one fails setup
+    import docker  # requirements-dev.txt: a missing SDK fails the test
+
     client = docker.DockerClient(base_url=f"unix://{cluster.host('swarm00').socket_path}")  # negotiates via /version
     assert client.swarm.attrs["ID"]
     listed = client.nodes.list()

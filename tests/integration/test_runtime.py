@@ -197,13 +197,12 @@ def test_stop_sends_sigterm_then_sigkill_after_grace(bed: Testbed, tasks: list[s
     start(bed, tasks, stubborn)
     for t in (polite, stubborn):
         wait_for(lambda t=t: "ready" in rt(bed, "logs", t["ID"]), what="ready")
-    t0 = time.monotonic()
     status = rt(bed, "stop", polite["ID"], "--grace", "10")
-    assert status["exit_code"] == 0 and time.monotonic() - t0 < 5  # SIGTERM honoured, no wait for grace
+    assert status["exit_code"] == 0  # SIGTERM honoured: it exited by itself (after the grace it would be 137)
     assert rt(bed, "logs", polite["ID"], "--tail", "1") == "got TERM"
     t0 = time.monotonic()
     status = rt(bed, "stop", stubborn["ID"])  # the spec's StopGracePeriod: 0.5 s
-    assert status["exit_code"] == 137 and 0.4 < time.monotonic() - t0 < 5
+    assert status["exit_code"] == 137 and time.monotonic() - t0 >= 0.5  # SIGKILL only after the grace period
 
 
 def test_adopt_after_the_agent_was_killed(bed: Testbed, tasks: list[str]) -> None:

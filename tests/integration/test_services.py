@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,24 +138,29 @@ def test_global_service_one_task_per_node(cluster: Testbed) -> None:
 
 
 def test_agent_restart_keeps_tasks_running(cluster: Testbed) -> None:
-    before = {t["ID"]: t["Status"]["ContainerStatus"]["PID"] for t in running(cluster, "web")}
+    """The very same processes run on after their agents restart, and the agents adopt them: each
+    node's own list of running tasks names the same pids, and each pid is still the process that
+    was started then (same start time in /proc, so not a new task that got a recycled pid)."""
+    before = live_processes(cluster)
+    assert len(before) == 2, before
     for host in ("swarm01", "swarm02"):
         cluster.stop_agent(host)
         start_agent(cluster, host)
-    time.sleep(2)
-    after = {t["ID"]: t["Status"]["ContainerStatus"]["PID"] for t in running(cluster, "web")}
-    assert after == before
+    wait_for("the restarted agents adopted their tasks", lambda: set(live_processes(cluster)) == set(before))
+    assert live_processes(cluster) == before
 
 
 def test_managers_down_tasks_keep_running(cluster: Testbed) -> None:
     """Seed §10: with the only manager gone, workers keep their tasks; nothing can be changed."""
-    tasks = running(cluster, "web")
-    pids = {t["Status"]["ContainerStatus"]["PID"] for t in tasks if t["NodeID"] != _node_id(cluster, "swarm00")}
+    workers = {_node_id(cluster, "swarm01"), _node_id(cluster, "swarm02")}
+    on_workers = {t["ID"] for t in running(cluster, "web") if t["NodeID"] in workers}
+    processes = {k: v for k, v in live_processes(cluster).items() if k in on_workers}
+    assert processes and all(started for _, started in processes.values()), processes
     cluster.stop_agent("swarm00")
     try:
-        time.sleep(3)
-        for pid in pids:
-            assert _alive(pid)
+        time.sleep(3)  # three heartbeat periods without a manager
+        for pid, started in processes.values():
+            assert start_time(pid) == started, f"process {pid} of a task on a worker ended"
         with pytest.raises(APIError):
             api(cluster, "swarm01").get("/services")
     finally:
@@ -254,8 +260,15 @@ def test_logs_and_rm(cluster: Testbed) -> None:
         "logs", lambda: (r := cli(cluster, "swarm00", "service", "logs", "talker"))[1].count("hello from") == 2 and r[1]
     )
     assert "talker.1." in out and "@swarm0" in out
-    remove(cluster, "talker")
+    # filters as Docker reads them: values of one key are ORed, keys ANDed; `name` is a prefix of the
+    # task's name (service.slot), `service` a service name or ID
+    talker = api(cluster, "swarm00").get("/services/talker")["ID"]
+    one = api(cluster, "swarm00").get("/tasks", filters={"service": ["talker"], "name": ["talker.1"]})
+    assert one and {(t["ServiceID"], t["Slot"]) for t in one} == {(talker, 1)}, one
+    both = api(cluster, "swarm00").get("/tasks", filters={"service": [talker], "name": ["talker.1", "talker.2"]})
+    assert {t["Slot"] for t in both} == {1, 2}, both
     assert not api(cluster, "swarm00").get("/tasks", filters={"service": ["web"], "name": ["talker"]})
+    remove(cluster, "talker")
 
 
 def _spec(bed: Testbed, name: str, replicas: int | None = None) -> dict:
@@ -273,14 +286,26 @@ def _node_id(bed: Testbed, host: str) -> str:
     return next(k for k, v in node_names(bed).items() if v == host)
 
 
-def _alive(pid: int) -> bool:
-    import os
-
+def start_time(pid: int | None) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), None when it is
+    gone or a zombie: a pid with the same start time is the same process. Read here rather than
+    through the agent's runtime helpers, so that the check outlives a change of runtime."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def live_processes(bed: Testbed, prefix: str = "web.") -> dict[str, tuple[int, int | None]]:
+    """Task ID -> (pid, start time) of the tasks each node's agent says it runs (its local API asks
+    the runtime), as seen in /proc of this machine: testbed hosts share its pid namespace."""
+    out = {}
+    for host in HOSTS:
+        for task in api(bed, host).get("/shoal/local/tasks"):
+            if task["Name"].startswith(prefix) and task.get("Pid"):
+                out[task["ID"]] = (task["Pid"], start_time(task["Pid"]))
+    return out
 
 
 def _local_running(bed: Testbed) -> list[dict]:

@@ -11,7 +11,6 @@ from shoal.cli import args as argtypes
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.main import build_parser
 from shoal.cli.node import (
-    filter_nodes,
     format_nodes,
     manager_status,
     node_row,
@@ -155,32 +154,6 @@ def test_bad_templates_are_refused_even_without_rows(fmt: str, message: str) -> 
 
 def hosts(nodes: list[dict[str, Any]]) -> list[str]:
     return sorted(n["Description"]["Hostname"] for n in nodes)
-
-
-def test_filters_by_role_name_id_and_labels() -> None:
-    labelled = node("zz9", "db1", labels={"zone": "a", "ssd": ""}, engine_labels={"os": "debian"})
-    nodes = [*SEED, labelled]
-    assert hosts(filter_nodes(nodes, {"role": ["manager"]})) == ["swarm00", "swarm01", "swarm02"]
-    assert hosts(filter_nodes(nodes, {"role": ["worker"]})) == ["db1", "swarm03"]
-    assert hosts(filter_nodes(nodes, {"name": ["swarm0"], "role": ["worker"]})) == ["swarm03"]
-    assert hosts(filter_nodes(nodes, {"id": ["ick", "zz"]})) == ["db1", "swarm01"]
-    assert hosts(filter_nodes(nodes, {"node.label": ["zone=a", "ssd"]})) == ["db1"]
-    assert hosts(filter_nodes(nodes, {"node.label": ["zone=b"]})) == []
-    assert hosts(filter_nodes(nodes, {"label": ["os=debian"]})) == ["db1"]
-    assert len(filter_nodes(nodes, {})) == 5
-
-
-@pytest.mark.parametrize(
-    ("filters", "message"),
-    [
-        ({"colour": ["red"]}, "invalid filter 'colour'"),
-        ({"role": ["boss"]}, "Invalid role filter value"),
-        ({"membership": ["maybe"]}, "Invalid membership filter value"),
-    ],
-)
-def test_bad_filters_are_errors(filters: dict[str, list[str]], message: str) -> None:
-    with pytest.raises(CLIError, match=message):
-        filter_nodes(SEED, filters)
 
 
 def test_parse_filters() -> None:

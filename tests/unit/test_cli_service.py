@@ -15,8 +15,6 @@ from shoal.cli.errors import CLIError
 from shoal.cli.image import format_images, human_size, import_request, split_reference
 from shoal.cli.main import build_parser
 from shoal.cli.service import (
-    filter_services,
-    filter_tasks,
     format_services,
     format_tasks,
     ports_text,
@@ -424,12 +422,6 @@ def test_ports_column_skips_host_mode_and_splits_protocols() -> None:
 
 def test_service_filters_and_status_from_tasks() -> None:
     svc = seed_service(Labels={"tier": "front"})
-    assert filter_services([svc], {"name": ["node"]}) == [svc]
-    assert filter_services([svc], {"id": ["xyz"]}) == []
-    assert filter_services([svc], {"label": ["tier=front"], "mode": ["replicated"]}) == [svc]
-    assert filter_services([svc], {"label": ["tier=back"]}) == []
-    with pytest.raises(CLIError, match="invalid filter"):
-        filter_services([svc], {"color": ["red"]})
     tasks = [
         task("t1", 1, "ickjus9bta1julsad2ls3paum", "running"),
         task("t2", 1, "ryc6zlbxrhvblc7lk8pl3jsva", "running"),  # on a down node: not counted as running
@@ -488,18 +480,6 @@ def test_task_names_are_not_indented_outside_tables() -> None:
     assert [r["Name"] for r in rows] == ["web.1", "web.1"]
     assert rows[0]["Node"] == "n1"  # an unknown node shows its ID
     assert task_name({"Slot": 3}, "web") == "web.3"
-
-
-def test_task_filters() -> None:
-    tasks = [task("a1", 1, "n1", "running"), task("b2", 2, "n2", "failed", desired="shutdown")]
-    names = {"a1": "web.1", "b2": "web.2"}
-    assert filter_tasks(tasks, {"desired-state": ["Running"]}, names) == tasks[:1]
-    assert filter_tasks(tasks, {"node": ["n2"]}, names) == tasks[1:]
-    assert filter_tasks(tasks, {"name": ["web.2"], "id": ["b"]}, names) == tasks[1:]
-    assert filter_tasks(tasks, {}, names) == tasks
-
-
-# --- service inspect --pretty ---------------------------------------------------------------------
 
 
 def test_pretty_matches_the_seed_layout() -> None:

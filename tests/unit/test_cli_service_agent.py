@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from shoal.cli import service_progress
+from shoal.manager.control.filters import filter_services
 from shoal.model.ids import new_id, now_rfc3339
-from unit.test_cli_agent import FakeAgent, run
+from unit.test_cli_agent import FakeAgent, filtered, run
 
 WORKER = "ickjus9bta1julsad2ls3paum"
 AGENT_SRC = str(Path(__file__).resolve().parents[2] / "agent" / "src")
@@ -130,7 +131,8 @@ class FakeSwarm(FakeAgent):
             self.converge(svc)
             return 201, {"ID": svc["ID"], "Warnings": ["image shoal/host could not be accessed on a registry"]}
         if (method, path) == ("GET", "/services"):
-            return 200, [self.service_out(s, q.get("status") == ["true"]) for s in self.services.values()]
+            out = [self.service_out(s, q.get("status") == ["true"]) for s in self.services.values()]
+            return filtered(q, lambda f: filter_services(out, f))
         if parts[0] == "services" and len(parts) >= 2:
             svc = self.find(parts[1])
             if svc is None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from shoal import config
-from shoal.api.errors import BadRequest, Conflict, NotFound
-from shoal.manager import nodes as ops
+from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.manager.control import nodes as ops
+from shoal.manager.control.filters import filter_nodes
 from shoal.manager.dispatcher import Dispatcher, liveness_changes
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import pending_demotions
@@ -54,18 +55,18 @@ def test_decorate_sets_leader_and_reachability() -> None:
 
 def test_filters() -> None:
     nodes = [*MGRS, node("w9", "w9")]
-    assert [n["ID"] for n in ops.filter_nodes(nodes, {"role": ["worker"]})] == ["w9"]
-    assert len(ops.filter_nodes(nodes, {"name": ["m1", "m2"]})) == 2
-    with pytest.raises(BadRequest, match="invalid filter"):
-        ops.filter_nodes(nodes, {"colour": ["red"]})
+    assert [n["ID"] for n in filter_nodes(nodes, {"role": ["worker"]})] == ["w9"]
+    assert len(filter_nodes(nodes, {"name": ["m1", "m2"]})) == 2
+    with pytest.raises(InvalidArgument, match="invalid filter"):
+        filter_nodes(nodes, {"colour": ["red"]})
 
 
 def test_demote_refusals_last_manager_and_quorum() -> None:
     spec = {"Role": "worker", "Availability": "active", "Labels": {}}
-    with pytest.raises(BadRequest, match="last manager"):
+    with pytest.raises(InvalidArgument, match="last manager"):
         ops.update_node_change(MGRS[0], spec, 7, [MGRS[0]], view())
     # m3 unreachable: demoting m2 leaves m1 + unreachable m3 -> 1 of 2 reachable, quorum is 2
-    with pytest.raises(BadRequest, match="quorum"):
+    with pytest.raises(InvalidArgument, match="quorum"):
         ops.update_node_change(MGRS[1], spec, 7, MGRS, view(up=("10.0.0.2:2378",)))
     change = ops.update_node_change(MGRS[1], spec, 7, MGRS, view())
     assert change.obj["Spec"]["Role"] == "worker" and change.expected_version == 7
@@ -79,9 +80,9 @@ def test_update_checks_version_and_spec() -> None:
 
 
 def test_remove_refusals() -> None:
-    with pytest.raises(BadRequest, match="demoted to worker"):
+    with pytest.raises(InvalidArgument, match="demoted to worker"):
         ops.remove_node_change(MGRS[0], force=True)
-    with pytest.raises(BadRequest, match="not down"):
+    with pytest.raises(InvalidArgument, match="not down"):
         ops.remove_node_change(node("w1", "w1"), force=False)
     assert ops.remove_node_change(node("w1", "w1"), force=True).op == "delete"
     assert ops.remove_node_change(node("w1", "w1", state="down"), force=False).obj_id == "w1"

@@ -71,7 +71,7 @@ def test_minimal_spec_gets_docker_defaults() -> None:
     assert tt["Placement"] == {"Constraints": [], "Preferences": [], "MaxReplicas": 0, "Platforms": []}
     assert tt["Networks"] == []
     assert tt["ForceUpdate"] == 0
-    assert tt["Runtime"] == "process"
+    assert tt["Runtime"] == "container"
     assert out["Mode"] == {"Replicated": {"Replicas": 1}}
     update = {
         "Parallelism": 1,
@@ -97,7 +97,7 @@ def test_validation_is_idempotent() -> None:
                 "Constraints": ["node.role==worker"],
                 "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.dc"}}],
             },
-            Networks=[{"Target": "net1", "Aliases": ["x"]}],
+            Networks=[{"Target": "net1", "Aliases": []}],
         ),
         EndpointSpec={"Ports": [{"TargetPort": 8080, "PublishedPort": 80}]},
     )
@@ -166,10 +166,43 @@ def test_replicas_null_means_one_and_float_integers_pass() -> None:
     assert validate_service_spec(spec(Mode={"Replicated": {"Replicas": 3.0}}))["Mode"]["Replicated"]["Replicas"] == 3
 
 
-def test_runtime_aliases() -> None:
-    for given, want in (("container", "process"), ("", "process"), ("process", "process"), ("podman", "podman")):
-        assert validate_service_spec(spec(TaskTemplate=task_template(Runtime=given)))["TaskTemplate"]["Runtime"] == want
-    bad(spec(TaskTemplate=task_template(Runtime="plugin")), "invalid TaskTemplate.Runtime: 'plugin'")
+def test_runtime_reads_container_whatever_the_driver() -> None:
+    # the docker CLI refuses to update a ContainerSpec service whose Runtime is not "container"
+    for given in ("container", "", None, "Container"):
+        out = validate_service_spec(spec(TaskTemplate=task_template(Runtime=given)))
+        assert out["TaskTemplate"]["Runtime"] == "container"
+    bad(spec(TaskTemplate=task_template(Runtime="process")), "invalid TaskTemplate.Runtime: 'process'")
+    bad(spec(TaskTemplate=task_template(Runtime="podman")), "TaskTemplate.Runtime 'podman' is not supported yet")
+    bad(spec(TaskTemplate=task_template(Runtime="plugin")), "TaskTemplate.Runtime 'plugin' is not supported yet")
+
+
+def test_network_aliases_are_refused_until_dns_answers_them() -> None:
+    bad(
+        spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["db"]}])),
+        "TaskTemplate.Networks[0].Aliases ['db'] is not supported yet",
+    )
+    out = validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": None}])))
+    assert out["TaskTemplate"]["Networks"] == [{"Target": "net1", "Aliases": []}]
+
+
+def test_field_names_match_case_insensitively_as_go_decodes() -> None:
+    # community.docker (docker SDK) sends {"replicated": {"Replicas": 2}}
+    body = {
+        "name": "web",
+        "taskTemplate": {"containerSpec": {"image": "img", "env": ["A=1"]}, "restartpolicy": {"condition": "none"}},
+        "mode": {"replicated": {"replicas": 2}},
+        "endpointSpec": {"ports": [{"targetPort": 80, "publishedPort": 8080}]},
+    }
+    out = validate_service_spec(body)
+    assert out["Name"] == "web"
+    assert out["Mode"] == {"Replicated": {"Replicas": 2}}
+    assert out["TaskTemplate"]["ContainerSpec"]["Env"] == ["A=1"]
+    assert out["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
+    assert out["EndpointSpec"]["Ports"][0]["PublishedPort"] == 8080
+    # map keys (labels, env) keep their case; the later of two spellings wins, as in Go
+    labelled = validate_service_spec({**body, "Labels": {"Tier": "a"}, "labels": {"Tier": "b"}})
+    assert labelled["Labels"] == {"Tier": "b"}
+    bad({**body, "Mode": {"replicatedd": {}}}, "unknown field 'replicatedd' in Mode")
 
 
 def test_docker_cli_zero_values_are_accepted_and_dropped() -> None:

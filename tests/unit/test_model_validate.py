@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from shoal.model import (
     validate_node_spec,
     validate_swarm_spec,
 )
+from shoal.model.validate import field, known_fields, validate_init_request, validate_join_request
 
 
 def test_spec_error_is_a_400_value_error() -> None:
@@ -112,17 +115,28 @@ def test_swarm_spec_empty_gives_defaults() -> None:
 
 
 def test_swarm_spec_merges_over_base_per_field() -> None:
-    base = validate_swarm_spec({"Raft": {"SnapshotInterval": 50}, "Labels": {"env": "prod"}})
-    updated = validate_swarm_spec(
-        {"Dispatcher": {"HeartbeatPeriod": "5s"}, "CAConfig": {"NodeCertExpiry": "48h"}, "Raft": {"ElectionTick": 20}},
-        base,
-    )
-    assert updated["Dispatcher"]["HeartbeatPeriod"] == 5_000_000_000
-    assert updated["CAConfig"]["NodeCertExpiry"] == 48 * 3600 * 10**9
-    assert updated["Raft"]["SnapshotInterval"] == 50  # kept from base
-    assert updated["Raft"]["ElectionTick"] == 20
+    base = validate_swarm_spec({"Orchestration": {"TaskHistoryRetentionLimit": 7}, "Labels": {"env": "prod"}})
+    updated = validate_swarm_spec({"Name": "default", "Dispatcher": {"HeartbeatPeriod": "1s"}}, base)
+    assert updated["Dispatcher"]["HeartbeatPeriod"] == 1_000_000_000
+    assert updated["Orchestration"]["TaskHistoryRetentionLimit"] == 7  # kept from base
     assert updated["Labels"] == {"env": "prod"}  # kept: Labels absent from the update
     assert validate_swarm_spec({"Labels": {}}, base)["Labels"] == {}
+    assert validate_swarm_spec({"Orchestration": {"TaskHistoryRetentionLimit": 0}}, base)["Orchestration"] == {
+        "TaskHistoryRetentionLimit": 0  # a pointer in Docker: 0 is a value, null keeps
+    }
+
+
+def test_swarm_spec_zero_keeps_the_current_value_as_docker_merges() -> None:
+    # what `docker swarm init` (20.10) sends: ElectionTick and HeartbeatTick are not omitempty
+    body = {
+        "Orchestration": {},
+        "Raft": {"ElectionTick": 0, "HeartbeatTick": 0},
+        "Dispatcher": {"HeartbeatPeriod": 0},
+        "CAConfig": {"NodeCertExpiry": 0},
+        "TaskDefaults": {},
+        "EncryptionConfig": {"AutoLockManagers": False},
+    }
+    assert validate_swarm_spec(body) == default_swarm_spec()
 
 
 def test_swarm_spec_full_docker_body_round_trips() -> None:
@@ -134,21 +148,18 @@ def test_swarm_spec_full_docker_body_round_trips() -> None:
             "SnapshotInterval": 10000,
             "KeepOldSnapshots": 0,
             "LogEntriesForSlowFollowers": 500,
-            "ElectionTick": 3,
+            "ElectionTick": 10,
             "HeartbeatTick": 1,
         },
-        "Dispatcher": {"HeartbeatPeriod": 5000000000},
-        "CAConfig": {"NodeCertExpiry": 7.776e15, "ExternalCAs": [{"URL": "https://ca.example/sign"}]},
-        "TaskDefaults": {"LogDriver": {"Name": "json-file", "Options": {"max-file": "10"}}},
+        "Dispatcher": {"HeartbeatPeriod": 1000000000},
+        "CAConfig": {"NodeCertExpiry": 7.776e15, "ExternalCAs": []},
+        "TaskDefaults": {},
         "EncryptionConfig": {"AutoLockManagers": False},
     }
     out = validate_swarm_spec(body)
-    assert out["CAConfig"] == {
-        "NodeCertExpiry": 7776000000000000,
-        "ExternalCAs": [{"Protocol": "cfssl", "URL": "https://ca.example/sign"}],
-    }
+    assert out["CAConfig"] == {"NodeCertExpiry": 7776000000000000}
     assert isinstance(out["CAConfig"]["NodeCertExpiry"], int)
-    assert out["TaskDefaults"] == {"LogDriver": {"Name": "json-file", "Options": {"max-file": "10"}}}
+    assert out["TaskDefaults"] == {}
     assert out["Orchestration"]["TaskHistoryRetentionLimit"] == -1
     assert validate_swarm_spec(out) == out
 
@@ -157,12 +168,12 @@ def test_swarm_spec_full_docker_body_round_trips() -> None:
     ("spec", "message"),
     [
         ({"Raft": {"ElectionTick": 1, "HeartbeatTick": 1}}, "ElectionTick must be greater than Raft.HeartbeatTick"),
-        ({"Raft": {"HeartbeatTick": 0}}, "Raft.HeartbeatTick must be at least 1"),
+        ({"Raft": {"HeartbeatTick": -1}}, "Raft.HeartbeatTick must be at least 0"),
         ({"Raft": {"SnapshotInterval": -1}}, "Raft.SnapshotInterval must be at least 0"),
         ({"Raft": {"SnapshotInterval": "many"}}, "Raft.SnapshotInterval must be an integer"),
         ({"Raft": {"SnapshotInterval": True}}, "Raft.SnapshotInterval must be an integer"),
         ({"Raft": {"Ticks": 1}}, "unknown field 'Ticks' in Raft"),
-        ({"Dispatcher": {"HeartbeatPeriod": 0}}, "heartbeat period must be positive"),
+        ({"Dispatcher": {"HeartbeatPeriod": -1}}, "heartbeat period must be positive"),
         ({"Dispatcher": {"HeartbeatPeriod": "soon"}}, "Dispatcher.HeartbeatPeriod: invalid duration 'soon'"),
         ({"CAConfig": {"NodeCertExpiry": "30m"}}, "minimum certificate expiry time is: 1h0m0s"),
         ({"CAConfig": {"ExternalCAs": [{"Protocol": "acme", "URL": "x"}]}}, "invalid CAConfig.ExternalCAs[0].Protocol"),
@@ -185,7 +196,7 @@ def test_swarm_spec_rejects(spec: Any, message: str) -> None:
 
 def test_swarm_spec_does_not_mutate_base() -> None:
     base = default_swarm_spec()
-    validate_swarm_spec({"Raft": {"SnapshotInterval": 1}}, base)
+    validate_swarm_spec({"Labels": {"a": "b"}, "Orchestration": {"TaskHistoryRetentionLimit": 1}}, base)
     assert base == default_swarm_spec()
 
 
@@ -201,3 +212,156 @@ def test_parse_label() -> None:
     for bad in ("", "=v", " =v"):
         with pytest.raises(SpecError, match="invalid label"):
             parse_label(bad)
+
+
+# --- Go's case-insensitive field names --------------------------------------------------------------
+
+
+def test_known_fields_match_as_go_encoding_json() -> None:
+    assert known_fields("x", {"role": "worker", "AVAILABILITY": "drain"}, ("Role", "Availability")) == {
+        "Role": "worker",
+        "Availability": "drain",
+    }
+    # an exact match and a folded one name the same field: the later key wins, as in Go
+    assert known_fields("x", {"Role": "a", "role": "b"}, ("Role",)) == {"Role": "b"}
+    assert known_fields("x", {"role": "b", "Role": "a"}, ("Role",)) == {"Role": "a"}
+    with pytest.raises(SpecError, match="unknown field 'Rolle' in x"):
+        known_fields("x", {"Rolle": "a"}, ("Role",))
+    assert field({"name": "a"}, "Name") == "a"
+    assert field({"Name": "a", "NAME": "b"}, "Name") == "b"
+    assert field({}, "Name") is None
+
+
+def test_node_and_swarm_specs_decode_case_insensitively() -> None:
+    assert validate_node_spec({"role": "worker", "availability": "pause", "labels": {"Zone": "A"}}) == {
+        "Role": "worker",
+        "Availability": "pause",
+        "Labels": {"Zone": "A"},  # map keys keep their case
+    }
+    out = validate_swarm_spec({"orchestration": {"taskHistoryRetentionLimit": 2}, "labels": {"K": "v"}})
+    assert out["Orchestration"] == {"TaskHistoryRetentionLimit": 2}
+    assert out["Labels"] == {"K": "v"}
+
+
+# --- settings shoal does not act on yet: refused unless they keep the value in effect -------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"EncryptionConfig": {"AutoLockManagers": True}},
+            "EncryptionConfig.AutoLockManagers True is not supported yet",
+        ),
+        ({"CAConfig": {"ExternalCAs": [{"URL": "https://ca.example/sign"}]}}, "CAConfig.ExternalCAs"),
+        ({"CAConfig": {"ForceRotate": 1}}, "CAConfig.ForceRotate 1 is not supported yet"),
+        ({"CAConfig": {"SigningCACert": "PEM"}}, "CAConfig.SigningCACert 'PEM' is not supported yet"),
+        ({"CAConfig": {"NodeCertExpiry": "48h"}}, "CAConfig.NodeCertExpiry '48h0m0s' is not supported yet"),
+        ({"Dispatcher": {"HeartbeatPeriod": "5s"}}, "Dispatcher.HeartbeatPeriod '5s' is not supported yet"),
+        (
+            {"Raft": {"SnapshotInterval": 50}},
+            "Raft.SnapshotInterval 50 is not supported yet by shoal (in effect: 10000)",
+        ),
+        ({"Raft": {"ElectionTick": 20}}, "Raft.ElectionTick 20 is not supported yet"),
+        ({"Raft": {"HeartbeatTick": 2, "ElectionTick": 10}}, "Raft.HeartbeatTick 2 is not supported yet"),
+        ({"Raft": {"KeepOldSnapshots": 3}}, "Raft.KeepOldSnapshots 3 is not supported yet"),
+        ({"Raft": {"LogEntriesForSlowFollowers": 9}}, "Raft.LogEntriesForSlowFollowers 9 is not supported yet"),
+        ({"TaskDefaults": {"LogDriver": {"Name": "json-file"}}}, "TaskDefaults.LogDriver"),
+    ],
+)
+def test_swarm_settings_not_acted_on_are_refused(spec: Any, message: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        validate_swarm_spec(spec)
+    assert message in exc.value.message
+    assert exc.value.status == 400
+
+
+def test_swarm_update_with_the_spec_read_back_passes() -> None:
+    # `docker swarm update` and community.docker send back the whole spec from GET /swarm
+    current = validate_swarm_spec({"Labels": {"a": "b"}})
+    assert validate_swarm_spec(copy.deepcopy(current), current) == current
+
+
+# what the docker CLI 20.10 sends for `docker swarm init --advertise-addr eth0`
+DOCKER_CLI_INIT = {
+    "ListenAddr": "0.0.0.0:2377",
+    "AdvertiseAddr": "eth0",
+    "DataPathAddr": "",
+    "DataPathPort": 0,
+    "ForceNewCluster": False,
+    "Spec": {
+        "Labels": None,
+        "Orchestration": {},
+        "Raft": {"ElectionTick": 0, "HeartbeatTick": 0},
+        "Dispatcher": {},
+        "CAConfig": {},
+        "TaskDefaults": {},
+        "EncryptionConfig": {"AutoLockManagers": False},
+    },
+    "AutoLockManagers": False,
+    "Availability": "",
+    "DefaultAddrPool": None,
+    "SubnetSize": 24,
+}
+
+
+def test_init_request_from_the_docker_cli_passes() -> None:
+    req = validate_init_request(DOCKER_CLI_INIT)
+    assert req == {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": "eth0",
+        "Spec": default_swarm_spec(),
+        "DefaultAddrPool": ["10.0.0.0/8"],
+        "SubnetSize": 24,
+    }
+    assert validate_init_request({"advertiseaddr": "eth1"})["AdvertiseAddr"] == "eth1"
+    assert validate_init_request(None)["ListenAddr"] == ""
+    assert validate_init_request({**DOCKER_CLI_INIT, "DataPathPort": 4789, "DefaultAddrPool": ["10.0.0.0/8"]})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SubnetSize": 26}, "SubnetSize 26 is not supported yet by shoal (in effect: 24)"),
+        ({"DefaultAddrPool": ["10.20.0.0/16"]}, "DefaultAddrPool ['10.20.0.0/16'] is not supported yet"),
+        ({"DataPathPort": 4790}, "DataPathPort 4790 is not supported yet by shoal (in effect: 4789)"),
+        ({"DataPathAddr": "10.0.0.5"}, "DataPathAddr '10.0.0.5' is not supported yet"),
+        ({"AutoLockManagers": True}, "AutoLockManagers True is not supported yet"),
+        ({"ForceNewCluster": True}, "ForceNewCluster True is not supported yet"),
+        ({"Availability": "drain"}, "Availability 'drain' is not supported yet"),
+        ({"Spec": {"EncryptionConfig": {"AutoLockManagers": True}}}, "EncryptionConfig.AutoLockManagers True"),
+        ({"Spec": {"Raft": {"SnapshotInterval": 5}}}, "Raft.SnapshotInterval 5 is not supported yet"),
+        ({"SubnetSize": "24"}, "SubnetSize must be an integer"),
+        ({"Bogus": 1}, "unknown field 'Bogus' in swarm init request"),
+    ],
+)
+def test_init_request_refusals(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        validate_init_request({**DOCKER_CLI_INIT, **change})
+    assert message in exc.value.message
+    assert exc.value.status == 400
+
+
+def test_join_request() -> None:
+    cli = {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": "",
+        "DataPathAddr": "",
+        "RemoteAddrs": ["10.213.0.10:2377"],
+        "JoinToken": "SWMTKN-1-x-y",
+        "Availability": "",
+    }
+    assert validate_join_request(cli) == {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": "",
+        "RemoteAddrs": ["10.213.0.10:2377"],
+        "JoinToken": "SWMTKN-1-x-y",
+    }
+    assert validate_join_request({"joinToken": "t", "remoteAddrs": ["a"]})["JoinToken"] == "t"
+    for change, message in (
+        ({"DataPathAddr": "eth1"}, "DataPathAddr 'eth1' is not supported yet"),
+        ({"Availability": "pause"}, "Availability 'pause' is not supported yet"),
+        ({"Availability": "sideways"}, "invalid Availability"),
+    ):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            validate_join_request({**cli, **change})

@@ -33,18 +33,18 @@ if str(COLLECTIONS) not in sys.path:
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E402
 
+from shoal.errors import ShoalError  # noqa: E402
 from shoal.manager import ca as shoal_ca  # noqa: E402
 from shoal.manager.allocator.endpoints import resolve_network, resolve_targets  # noqa: E402
-from shoal.manager.allocator.networks import (  # noqa: E402
+from shoal.manager.tokens import make_join_token  # noqa: E402
+from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
+from shoal.model.network import (  # noqa: E402
     docker_view,
     free_vni,
     ingress_object,
     network_object,
     validate_create,
 )
-from shoal.manager.tokens import make_join_token  # noqa: E402
-from shoal.model.errors import SpecError  # noqa: E402
-from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
 from shoal.model.service import service_object, updated_service, validate_service_spec  # noqa: E402
 
 _ROOT = shoal_ca.RootCA.create()
@@ -357,8 +357,8 @@ class FakeAgent:
     def find_network(self, ref: str) -> dict[str, Any]:
         try:
             return resolve_network(self.networks or [], ref)
-        except SpecError as exc:
-            raise APIFailure(404, exc.message) from None
+        except ShoalError as exc:
+            raise APIFailure(exc.status, exc.message) from None
 
     def network_users(self, network: dict[str, Any]) -> list[str]:
         return sorted(
@@ -372,7 +372,7 @@ class FakeAgent:
             return None
         try:
             return self._workloads(method, path, query, body)
-        except SpecError as exc:
+        except ShoalError as exc:
             raise APIFailure(getattr(exc, "status", 400), exc.message) from None
 
     def _workloads(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | None:

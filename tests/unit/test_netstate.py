@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shoal.manager.allocator.addresses import mac_of, used_addresses
+from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import node_ingress_attachment, service_endpoint, task_attachments
-from shoal.manager.allocator.networks import ingress_object, network_object, validate_create
 from shoal.manager.netstate import node_netstate
+from shoal.model.network import ingress_object, mac_of, network_object, validate_create
 from shoal.model.objects import new_node
 from shoal.model.service import service_object, validate_service_spec
 from shoal.model.task import new_task, with_status

@@ -189,6 +189,27 @@ def test_rolling_update_parallelism_one() -> None:
     assert len(run([new], tasks, ns, now_ns=T0 + 3 * S).creates) == 1
 
 
+def test_update_completes_only_after_the_monitor_period() -> None:
+    # The docker CLI stops following an update when it reads "completed": SwarmKit's updater says so
+    # only after the last new task has run for Monitor (default 5s) without failing.
+    ns = nodes(1)
+    old = service(1)
+    tasks = commit([], run([old], [], ns))
+    set_state(tasks, "running")
+    new = service(1, version=20)
+    new["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/hello"
+    plan = run([new], tasks, ns, now_ns=T0 + S)
+    new, tasks = plan.service_updates["svc1"], commit(tasks, plan)
+    fresh = [t for t in tasks if t["Spec"]["ContainerSpec"]["Image"] == "shoal/hello"]
+    set_state(tasks, "running", lambda t: t in fresh)
+    fresh[0]["Status"]["Timestamp"] = format_rfc3339(T0 + 2 * S)
+    early = run([new], tasks, ns, now_ns=T0 + 3 * S)
+    assert "svc1" not in early.service_updates  # still "updating"
+    assert early.wake_at_ns == T0 + 7 * S  # running since T0+2s, Monitor 5s
+    done = run([new], tasks, ns, now_ns=T0 + 7 * S)
+    assert done.service_updates["svc1"]["UpdateStatus"]["State"] == "completed"
+
+
 def test_history_is_pruned_to_limit() -> None:
     ns = nodes()
     svc = service(1, RestartPolicy={"Condition": "any", "Delay": 0})

@@ -1,4 +1,4 @@
-"""Constraint parsing and matching, placement validation (shoal.manager.scheduler.constraints)."""
+"""Constraint parsing and matching, placement validation (shoal.model.constraints)."""
 
 from __future__ import annotations
 

@@ -157,3 +157,40 @@ def test_snapshot_round_trip_and_diff_events() -> None:
     assert sorted((e.kind, e.action) for e in events) == [("node", "create"), ("service", "update"), ("task", "delete")]
     with pytest.raises(ValueError):
         StoreState.from_dict({"format": 99})
+
+
+def test_none_newer_refuses_a_delete_once_a_service_was_written_after_the_read() -> None:
+    # how `network rm` stays safe against a concurrent `service create` using that network
+    st = StoreState()
+    st.apply_batch(
+        2, "r1", wire(create("network", {"ID": "n", "Spec": {"Name": "net"}}), create("service", svc("a", "web"))), None
+    )
+    remove = wire(Change.none_newer("service", 2), Change("delete", "network", obj_id="n"))
+    st.apply_batch(3, "r2", wire(create("service", svc("b", "api"))), None)  # committed between read and delete
+    out, events = st.apply_batch(4, "r3", remove, None)
+    assert out[:2] == ("err", "VersionConflict") and events == []
+    assert "n" in st.objects["network"]
+    out, events = st.apply_batch(
+        5, "r4", wire(Change.none_newer("service", 3), Change("delete", "network", obj_id="n")), None
+    )
+    assert out == ("ok", 5) and [(e.kind, e.action) for e in events] == [("network", "delete")]
+
+
+def test_exists_refuses_a_create_whose_network_was_deleted() -> None:
+    st = StoreState()
+    st.apply_batch(2, "r1", wire(create("network", {"ID": "n", "Spec": {"Name": "net"}})), None)
+    st.apply_batch(3, "r2", wire(Change("delete", "network", obj_id="n")), None)
+    out, _ = st.apply_batch(4, "r3", wire(Change.exists("network", "n"), create("service", svc("a", "web"))), None)
+    assert out[:2] == ("err", "NotFound") and st.objects["service"] == {}
+    st.apply_batch(5, "r4", wire(create("network", {"ID": "m", "Spec": {"Name": "net2"}})), None)
+    out, _ = st.apply_batch(6, "r5", wire(Change.exists("network", "m", 4), create("service", svc("a", "web"))), None)
+    assert out[:2] == ("err", "VersionConflict")
+    out, events = st.apply_batch(
+        7, "r6", wire(Change.exists("network", "m", 5), create("service", svc("a", "web"))), None
+    )
+    assert out == ("ok", 7) and [e.kind for e in events] == ["service"]  # a precondition is no event
+
+
+def test_an_unchanged_precondition_needs_an_index() -> None:
+    with pytest.raises(InvalidChange):
+        Change(op="unchanged", kind="service")

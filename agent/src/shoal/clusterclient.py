@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from shoal.api.errors import APIError, Unavailable
+from shoal.errors import ShoalError, Unavailable
 
 
 class ClusterClient:
@@ -28,7 +28,7 @@ class ClusterClient:
                 data = await resp.json(content_type=None) if resp.content_length != 0 else None
                 if resp.status >= 400:
                     message = data.get("message") if isinstance(data, dict) else None
-                    raise APIError(message or f"{addr}: HTTP {resp.status}", resp.status)
+                    raise ShoalError(message or f"{addr}: HTTP {resp.status}", resp.status)
                 return data
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             raise Unavailable(f"cannot reach manager {addr}: {exc.__class__.__name__}: {exc}") from exc
@@ -37,7 +37,7 @@ class ClusterClient:
         self, addrs: list[str], method: str, path: str, body: Any = None, *, timeout: float | None = None
     ) -> tuple[str, Any]:
         """First manager that answers (an API error is an answer; unreachable ones are skipped)."""
-        last: APIError | None = None
+        last: ShoalError | None = None
         for addr in addrs:
             try:
                 return addr, await self.call(addr, method, path, body, timeout=timeout)

@@ -14,7 +14,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from shoal import __version__
-from shoal.api.errors import BadRequest
+from shoal.errors import InvalidArgument
 
 
 def interface_address(name: str) -> str | None:
@@ -24,7 +24,7 @@ def interface_address(name: str) -> str | None:
             return None
         for addr in ipr.get_addr(index=idx[0], family=socket.AF_INET):
             return str(addr.get_attr("IFA_ADDRESS"))
-    raise BadRequest(f"interface {name} has no IPv4 address")
+    raise InvalidArgument(f"interface {name} has no IPv4 address")
 
 
 def local_addresses() -> list[str]:
@@ -45,14 +45,18 @@ def resolve_advertise(value: str | None) -> str:
             pass
         addr = interface_address(host)
         if addr is None:
-            raise BadRequest(f"advertise address must be a non-zero IP address or network interface (got {value!r})")
+            raise InvalidArgument(
+                f"advertise address must be a non-zero IP address or network interface (got {value!r})"
+            )
         return addr
     candidates = [a for a in local_addresses() if not a.startswith("127.")]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise BadRequest("could not choose an IP address to advertise since this system has no non-loopback address")
-    raise BadRequest(
+        raise InvalidArgument(
+            "could not choose an IP address to advertise since this system has no non-loopback address"
+        )
+    raise InvalidArgument(
         "could not choose an IP address to advertise since this system has multiple addresses "
         f"({', '.join(candidates)}): specify one with --advertise-addr"
     )

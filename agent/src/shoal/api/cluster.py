@@ -16,10 +16,12 @@ from shoal import tls
 from shoal.agent import Agent
 from shoal.api import logs as logs_api
 from shoal.api import routes
-from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable, error_middleware, json_body
+from shoal.api.errors import error_middleware, json_body
+from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import assignments
-from shoal.manager import nodes as node_ops
+from shoal.manager.control import nodes as node_ops
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -38,12 +40,12 @@ def caller(request: web.Request, role: str | None = None) -> tuple[str, dict[str
     try:
         peer = tls.peer_identity(ssl_obj) if isinstance(ssl_obj, ssl.SSLObject) else None
     except tls.CertError as exc:
-        raise Forbidden(f"unusable client certificate: {exc.message}") from exc
+        raise PermissionDenied(f"unusable client certificate: {exc.message}") from exc
     if peer is None:
-        raise Forbidden("a client certificate from the cluster CA is required for this call")
+        raise PermissionDenied("a client certificate from the cluster CA is required for this call")
     node_id, cert_role, cluster_id = peer
     if role == "manager" and cert_role != "manager":
-        raise Forbidden("this call needs a manager certificate")
+        raise PermissionDenied("this call needs a manager certificate")
     node = manager_of(request).check_member(node_id, cluster_id, role)
     return node_id, node
 
@@ -51,7 +53,7 @@ def caller(request: web.Request, role: str | None = None) -> tuple[str, dict[str
 def text_field(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise BadRequest(f"missing or invalid field {key}")
+        raise InvalidArgument(f"missing or invalid field {key}")
     return value
 
 
@@ -68,7 +70,7 @@ async def join(request: web.Request) -> web.Response:
     desc = body.get("Description") if isinstance(body.get("Description"), dict) else {}
     ports = [body.get("ClusterPort", 2377), body.get("RaftPort", 2378)]
     if not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
-        raise BadRequest("invalid ClusterPort or RaftPort")
+        raise InvalidArgument("invalid ClusterPort or RaftPort")
     grant = await manager.join(
         text_field(body, "Token"),
         text_field(body, "CSR"),
@@ -128,9 +130,7 @@ async def raft_join(request: web.Request) -> web.Response:
 async def nodes_list(request: web.Request) -> web.Response:
     caller(request)
     manager = manager_of(request)
-    view = manager.raft_view()
-    nodes = sorted(manager.store.list("node"), key=lambda n: n["Description"]["Hostname"])
-    return web.json_response([node_ops.decorate(n, view) for n in nodes])
+    return web.json_response(node_ops.list_nodes(manager.store, parse_filters(request), manager.raft_view()))
 
 
 async def node_inspect(request: web.Request) -> web.Response:
@@ -154,7 +154,7 @@ async def task_status(request: web.Request) -> web.Response:
     body = await json_body(request, limit=4 << 20)
     updates = body.get("Updates")
     if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
-        raise BadRequest("Updates must be a list of task status objects")
+        raise InvalidArgument("Updates must be a list of task status objects")
     applied = await assignments.apply_reports(manager_of(request).store, node_id, updates)
     return web.json_response({"Applied": applied})
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest, Unavailable, query_int
+from shoal.api.errors import query_int
+from shoal.errors import InvalidArgument, Unavailable
 
 _last: dict[str, Any] = {}
 
@@ -24,10 +25,10 @@ async def memory(request: web.Request) -> web.Response:
     top = query_int(request, "top")
     top = 25 if top is None else top
     if not 1 <= top <= 500:
-        raise BadRequest("top must be between 1 and 500")
+        raise InvalidArgument("top must be between 1 and 500")
     group = request.query.get("group", "lineno")
     if group not in ("lineno", "traceback"):
-        raise BadRequest("group must be lineno or traceback")
+        raise InvalidArgument("group must be lineno or traceback")
     since = "previous call" if "snapshot" in _last else "start"
     # comparing snapshots of tens of MB takes seconds: off the event loop
     stats = await asyncio.to_thread(_growth, group, top)

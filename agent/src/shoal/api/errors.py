@@ -1,4 +1,8 @@
-"""API errors: every failure is JSON `{"message": ...}` with the right status (DESIGN §7)."""
+"""Errors at the HTTP edge: every failure is JSON `{"message": ...}` with its status (DESIGN §7).
+
+The errors themselves are `shoal.errors`; this module only maps them (and request parsing
+failures) to responses.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +12,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from shoal.errors import InvalidArgument, ShoalError
+
 log = logging.getLogger("shoal.api")
 
 
-class APIError(Exception):
-    status = 500
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-
-class BadRequest(APIError):
-    status = 400
-
-
-class Forbidden(APIError):
-    status = 403
-
-
-class NotFound(APIError):
-    status = 404
-
-
-class Conflict(APIError):
-    status = 409
-
-
-class Unavailable(APIError):
-    """503: no quorum, not a manager, node not part of a swarm."""
-
-    status = 503
-
-
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    # exactly "application/json", no charset: the docker client reads the message only then
+    # (client/request.go checkResponseErr), else it prints the raw body
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except APIError as exc:
+    except ShoalError as exc:
         return error_response(exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400:
@@ -74,20 +51,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def json_body(request: web.Request, *, required: bool = True, limit: int = 1 << 20) -> dict:
     """The request's JSON object; malformed or oversize bodies are 400s, not 500s."""
     if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(f"request body too large ({request.content_length} bytes, limit {limit})")
+        raise InvalidArgument(f"request body too large ({request.content_length} bytes, limit {limit})")
     raw = await request.read()
     if len(raw) > limit:
-        raise BadRequest(f"request body too large (limit {limit} bytes)")
+        raise InvalidArgument(f"request body too large (limit {limit} bytes)")
     if not raw.strip():
         if required:
-            raise BadRequest("request body is empty; expected a JSON object")
+            raise InvalidArgument("request body is empty; expected a JSON object")
         return {}
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from exc
+        raise InvalidArgument(f"malformed JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object")
+        raise InvalidArgument("expected a JSON object")
     return body
 
 
@@ -95,12 +72,12 @@ def query_int(request: web.Request, name: str, *, required: bool = False) -> int
     raw = request.query.get(name)
     if raw is None or raw == "":
         if required:
-            raise BadRequest(f"missing query parameter {name}")
+            raise InvalidArgument(f"missing query parameter {name}")
         return None
     try:
         return int(raw)
     except ValueError as exc:
-        raise BadRequest(f"invalid {name} {raw!r}: expected an integer") from exc
+        raise InvalidArgument(f"invalid {name} {raw!r}: expected an integer") from exc
 
 
 def query_bool(request: web.Request, name: str) -> bool:
@@ -109,4 +86,4 @@ def query_bool(request: web.Request, name: str) -> bool:
         return False
     if raw in ("1", "true", "yes"):
         return True
-    raise BadRequest(f"invalid {name} {raw!r}: expected true or false")
+    raise InvalidArgument(f"invalid {name} {raw!r}: expected true or false")

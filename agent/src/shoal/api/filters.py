@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest
+from shoal.errors import InvalidArgument
 
 
 def parse_filters(request: web.Request) -> dict[str, list[str]]:
@@ -16,9 +16,9 @@ def parse_filters(request: web.Request) -> dict[str, list[str]]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise BadRequest(f"invalid filters: {exc}") from exc
+        raise InvalidArgument(f"invalid filters: {exc}") from exc
     if not isinstance(data, dict):
-        raise BadRequest("invalid filters: expected a JSON object")
+        raise InvalidArgument("invalid filters: expected a JSON object")
     out: dict[str, list[str]] = {}
     for key, value in data.items():
         if isinstance(value, dict):  # the docker CLI sends {"role": {"manager": true}}
@@ -26,5 +26,5 @@ def parse_filters(request: web.Request) -> dict[str, list[str]]:
         elif isinstance(value, list):
             out[key] = [str(v) for v in value]
         else:
-            raise BadRequest(f"invalid filter value for {key}")
+            raise InvalidArgument(f"invalid filter value for {key}")
     return out

@@ -17,22 +17,15 @@ from shoal.api import debug, localtasks, routes
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import services as services_api
-from shoal.api.errors import (
-    Conflict,
-    NotFound,
-    Unavailable,
-    error_middleware,
-    json_body,
-    query_bool,
-    query_int,
-)
+from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
-from shoal.manager import nodes as node_ops
+from shoal.errors import Conflict, NotFound, Unavailable
 from shoal.manager import tokens as join_tokens
+from shoal.manager.control import nodes as node_ops
 from shoal.model.ids import now_rfc3339
 from shoal.model.objects import cluster_info
-from shoal.model.validate import validate_swarm_spec
+from shoal.model.validate import validate_init_request, validate_join_request, validate_swarm_spec
 from shoal.store.changes import Change
 
 
@@ -128,13 +121,13 @@ async def swarm_inspect(request: web.Request) -> web.Response:
 
 
 async def swarm_init(request: web.Request) -> web.Response:
-    body = await json_body(request, required=False)
+    body = validate_init_request(await json_body(request, required=False))
     node_id = await agent_of(request).init_swarm(body)
     return web.json_response(node_id)
 
 
 async def swarm_join(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = validate_join_request(await json_body(request))
     await agent_of(request).join_swarm(body)
     return web.Response(status=200)
 
@@ -185,10 +178,7 @@ async def nodes_list(request: web.Request) -> web.Response:
     if agent.manager is None:
         query = f"?{request.query_string}" if request.query_string else ""
         return web.json_response(await _remote_read(agent, f"/nodes{query}"))
-    view = agent.manager.raft_view()
-    nodes = node_ops.filter_nodes(agent.manager.store.list("node"), filters)
-    nodes.sort(key=lambda n: n["Description"]["Hostname"])
-    return web.json_response([node_ops.decorate(n, view) for n in nodes])
+    return web.json_response(node_ops.list_nodes(agent.manager.store, filters, agent.manager.raft_view()))
 
 
 async def node_inspect(request: web.Request) -> web.Response:

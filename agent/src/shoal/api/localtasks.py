@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import BadRequest, Conflict, NotFound, json_body, query_bool
+from shoal.api.errors import json_body, query_bool
 from shoal.api.keys import AGENT
+from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.runtime.base import NoSuchImage, NoSuchTask, RuntimeDriverError
 
 
@@ -40,7 +41,7 @@ async def kill(request: web.Request) -> web.Response:
     try:
         sig = int(name) if name.isdigit() else int(signal.Signals[f"SIG{name}"])
     except KeyError as exc:
-        raise BadRequest(f"invalid signal {name}") from exc
+        raise InvalidArgument(f"invalid signal {name}") from exc
     try:
         request.app[AGENT].driver.kill(task["ID"], sig)
     except NoSuchTask as exc:
@@ -53,9 +54,9 @@ async def exec_info(request: web.Request) -> web.Response:
     try:
         cmd = json.loads(request.query.get("cmd", "[]"))
     except ValueError as exc:
-        raise BadRequest(f"cmd must be a JSON list of strings: {exc}") from exc
+        raise InvalidArgument(f"cmd must be a JSON list of strings: {exc}") from exc
     if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
-        raise BadRequest("cmd must be a non-empty JSON list of strings")
+        raise InvalidArgument("cmd must be a non-empty JSON list of strings")
     driver = request.app[AGENT].driver
     try:
         if driver.name == "oci":  # `runc exec --tty` makes the terminal of `shoal exec -t`
@@ -97,11 +98,11 @@ async def import_image(request: web.Request) -> web.Response:
     body = await json_body(request)
     name = body.get("Name")
     if not isinstance(name, str) or not name:
-        raise BadRequest("Name is required")
+        raise InvalidArgument("Name is required")
     ref = f"{name}:{body['Tag']}" if body.get("Tag") else name
     changes = body.get("Changes") or []
     if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
-        raise BadRequest("Changes must be a list of strings")
+        raise InvalidArgument("Changes must be a list of strings")
     try:
         image = request.app[AGENT].driver.images.import_dir(body.get("Source"), ref, changes)
     except NoSuchImage as exc:

@@ -3,9 +3,10 @@
 Every node serves its own task logs on the cluster port, to managers only, as conmon's k8s-file
 records (`<timestamp> <stdout|stderr> <P|F> <line>`). The local API answers in Docker's
 multiplexed stream format (8-byte frame headers, stream 1 stdout, 2 stderr), one line per frame:
-`[<timestamp> ][<details> ]<line>`, where details are `com.docker.swarm.node.id=...,
-com.docker.swarm.service.id=...,com.docker.swarm.task.id=...` as Docker sends them (the CLI turns
-them into the `web.1.<id>@node    | ` prefix). With follow, tasks that start later join the stream.
+`[<timestamp> ][<details> ]<line>`. With `details=true` (the docker CLI always asks for it) the
+details are the task's context as Docker writes log details: `key=value,key=value ` with keys
+sorted and both sides URL-query-escaped; the client turns it into the `name.slot.id@node    | `
+prefix. With follow, tasks that start later join the stream from their first line.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import asyncio
 import struct
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 from aiohttp import web
 
 from shoal import tls
-from shoal.api.errors import BadRequest, Forbidden, NotFound, query_bool, query_int
+from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
-from shoal.api.services import resolve_service
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied
+from shoal.manager.control.services import resolve_service
 from shoal.runtime.base import NoSuchTask
 from shoal.runtime.oci.k8slog import Record, parse_line
 
@@ -42,7 +45,7 @@ def query_since(request: web.Request) -> float | None:
     try:
         return float(raw)
     except ValueError as exc:
-        raise BadRequest(f"invalid since {raw!r}: expected a Unix timestamp") from exc
+        raise InvalidArgument(f"invalid since {raw!r}: expected a Unix timestamp") from exc
 
 
 def task_records(driver: Any, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
@@ -52,10 +55,24 @@ def task_records(driver: Any, task_id: str, tail: int | None, follow: bool, sinc
     return (Record("", STDOUT, line) for line in driver.logs(task_id, tail=tail, follow=follow))
 
 
-def format_line(stamp: str, data: bytes, *, timestamps: bool, details: str | None) -> bytes:
+def details_prefix(attrs: dict[str, str]) -> bytes:
+    """Docker's log details (httputils' attrsByteSlice): `k=v,k=v ` sorted by key, query-escaped."""
+    pairs = ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items()))
+    return pairs.encode() + b" "
+
+
+def task_context(task: dict[str, Any]) -> dict[str, str]:
+    """The swarm context Docker attaches to every service log line."""
+    return {
+        "com.docker.swarm.node.id": task["NodeID"],
+        "com.docker.swarm.service.id": task["ServiceID"],
+        "com.docker.swarm.task.id": task["ID"],
+    }
+
+
+def format_line(stamp: str, data: bytes, *, timestamps: bool, details: bytes) -> bytes:
     """Docker's log line: `[timestamp ][details ]message`."""
-    head = (stamp + " " if timestamps and stamp else "") + (details + " " if details is not None else "")
-    return head.encode() + data
+    return ((stamp + " ").encode() if timestamps and stamp else b"") + details + data
 
 
 # ---- node side (cluster port): this node's own task log, raw bytes
@@ -64,7 +81,7 @@ async def node_task_log(request: web.Request) -> web.StreamResponse:
     peer = tls.peer_identity(ssl_obj) if ssl_obj is not None else None
     agent = request.app[AGENT]
     if peer is None or peer.role != "manager" or agent.identity is None or peer.cluster_id != agent.identity.cluster_id:
-        raise Forbidden("task logs are served to this cluster's managers only")
+        raise PermissionDenied("task logs are served to this cluster's managers only")
     tail = query_int(request, "tail")
     follow = query_bool(request, "follow")
     since = query_since(request)
@@ -116,7 +133,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     service = resolve_service(manager.store.list("service"), request.match_info["id"])
     want = {STDOUT: query_bool(request, "stdout"), STDERR: query_bool(request, "stderr")}
     if not any(want.values()):
-        raise BadRequest("you must choose at least one stream (stdout or stderr)")
+        raise InvalidArgument("you must choose at least one stream (stdout or stderr)")
     tail = query_int(request, "tail") if request.query.get("tail") not in (None, "all") else None
     follow = query_bool(request, "follow")
     timestamps = query_bool(request, "timestamps")
@@ -137,10 +154,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         node = manager.store.get("node", task["NodeID"])
         if node is None:
             return
-        context = (
-            f"com.docker.swarm.node.id={task['NodeID']},com.docker.swarm.service.id={service['ID']},"
-            f"com.docker.swarm.task.id={task['ID']}"
-        )
+        prefix = details_prefix(task_context(task)) if details else b""
         addr = f"{node['Status']['Addr']}:{agent.cfg.cluster_port}"
         try:
             async for line in _remote_lines(agent, addr, task["ID"], tail, follow, since):
@@ -150,7 +164,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
                 stamp, stream, partial, data = parsed
                 if want[stream]:
                     body = data if partial else data + b"\n"
-                    out = format_line(stamp, body, timestamps=timestamps, details=context if details else None)
+                    out = format_line(stamp, body, timestamps=timestamps, details=prefix)
                     await queue.put(frame(out, stream))
         except (TimeoutError, aiohttp.ClientError, OSError):
             pass  # a node that cannot be reached has no logs to give now

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from shoal.cli.errors import CLIError
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import parse_duration
 
 
@@ -58,10 +58,3 @@ def parse_filters(items: Iterable[str] | None) -> dict[str, list[str]]:
             raise CLIError(f"bad format of filter {item!r} (expected name=value)")
         filters.setdefault(key.strip().lower(), []).append(value.strip())
     return filters
-
-
-def check_filters(filters: dict[str, list[str]], accepted: Iterable[str]) -> None:
-    allowed = set(accepted)
-    for key in filters:
-        if key not in allowed:
-            raise CLIError(f"invalid filter '{key}' (valid: {', '.join(sorted(allowed))})")

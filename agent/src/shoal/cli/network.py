@@ -20,7 +20,7 @@ from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import go_time, inspect_json, natural_key, render_format
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import short_id
 from shoal.model.validate import parse_label
 
@@ -183,63 +183,6 @@ def format_networks(
     return render_format(fmt, rows, default_table=LS_TABLE, headers=LS_HEADERS, sample=network_row({}))
 
 
-def _matches(pattern: str, text: str) -> bool:
-    """docker's filters.Args.Match: equal, or the value as a regular expression found in the text."""
-    if pattern == text:
-        return True
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return False
-
-
-def _labels_match(labels: Mapping[str, str], wanted: Sequence[str]) -> bool:
-    # `label=key` wants the key, `label=key=value` the pair; several values: all of them (docker)
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
-def builtin(net: Network) -> bool:
-    """Networks shoal makes itself: the ingress and the local gateway bridge."""
-    return bool(net.get("Ingress")) or net.get("Scope") == "local"
-
-
-def validate_filters(filters: Mapping[str, Sequence[str]]) -> None:
-    argtypes.check_filters(dict(filters), LS_FILTERS)
-    for scope in filters.get("scope", ()):
-        if scope not in SCOPES:
-            raise CLIError(f"Invalid filter: 'scope'='{scope}' (use swarm, global or local)")
-    for kind in filters.get("type", ()):
-        if kind not in ("builtin", "custom"):
-            raise CLIError(f"Invalid filter: 'type'='{kind}' (use builtin or custom)")
-
-
-def filter_networks(networks: Iterable[Network], filters: Mapping[str, Sequence[str]]) -> list[Network]:
-    """docker's network filters: `name` and `id` match like docker's (equal or regular expression),
-    `driver`/`scope` exactly, `label` all of them, `type` builtin or custom. Different keys must all
-    match, several values of one key any of them."""
-    validate_filters(filters)
-
-    def keep(n: Network) -> bool:
-        checks = {
-            "name": lambda v: _matches(v, str(n.get("Name", ""))),
-            "id": lambda v: _matches(v, str(n.get("Id", ""))),
-            "driver": lambda v: n.get("Driver") == v,
-            "scope": lambda v: n.get("Scope") == v,
-            "type": lambda v: builtin(n) == (v == "builtin"),
-        }
-        for key, check in checks.items():
-            values = filters.get(key)
-            if values and not any(check(v) for v in values):
-                return False
-        return not (filters.get("label") and not _labels_match(n.get("Labels") or {}, filters["label"]))
-
-    return [n for n in networks if keep(n)]
-
-
 # --- pure helpers: inspect --format -------------------------------------------------------------------
 
 # `{{.IPAM.Config}}`, `{{json .IPAM.Config}}`: a dotted path, which the shared mini-template does
@@ -304,8 +247,7 @@ def cmd_create(api: Client, args: argparse.Namespace) -> int:
 
 def cmd_ls(api: Client, args: argparse.Namespace) -> int:
     filters = argtypes.parse_filters(args.filter)
-    validate_filters(filters)  # before any call: a typo is the user's, not the agent's, error
-    networks = filter_networks(api.get("/networks") or [], filters)
+    networks = api.get("/networks", filters=filters or None) or []  # filtered by the agent only
     print(format_networks(networks, args.format, args.quiet, trunc=not args.no_trunc), end="")
     return 0
 

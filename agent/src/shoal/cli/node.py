@@ -16,7 +16,9 @@ from shoal.cli.client import Client
 from shoal.cli.errors import CLIError
 from shoal.cli.node_pretty import pretty_node
 from shoal.cli.output import capitalize, inspect_json, natural_key, render_format
+from shoal.errors import NotFound
 from shoal.model.objects import NODE_AVAILABILITIES, NODE_ROLES
+from shoal.model.resolve import resolve
 from shoal.model.validate import parse_label
 
 Node = Mapping[str, Any]
@@ -82,51 +84,6 @@ def sort_nodes(nodes: Iterable[Node]) -> list[Node]:
     return sorted(nodes, key=lambda n: (natural_key(hostname(n)), hostname(n), n.get("ID", "")))
 
 
-def _labels_match(labels: Mapping[str, str], wanted: Sequence[str]) -> bool:
-    # `label=key` wants the key, `label=key=value` the pair; several values: all of them (docker)
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
-def validate_filters(filters: Mapping[str, Sequence[str]]) -> None:
-    argtypes.check_filters(dict(filters), FILTERS)
-    for role in filters.get("role", ()):
-        if role not in NODE_ROLES:
-            raise CLIError(f"Invalid role filter value {role!r}: use manager or worker")
-    for membership in filters.get("membership", ()):
-        if membership not in ("accepted", "pending"):
-            raise CLIError(f"Invalid membership filter value {membership!r}: use accepted or pending")
-
-
-def filter_nodes(nodes: Iterable[Node], filters: Mapping[str, Sequence[str]]) -> list[Node]:
-    """docker's node filters, applied client-side.
-    `id` and `name` match prefixes (SwarmKit's IDPrefixes/NamePrefixes); different keys must all
-    match, several values of one key any of them (labels: all of them)."""
-    validate_filters(filters)
-
-    def keep(n: Node) -> bool:
-        spec = n.get("Spec", {})
-        checks = {
-            "id": lambda v: str(n.get("ID", "")).startswith(v),
-            "name": lambda v: any(name.startswith(v) for name in (hostname(n), spec.get("Name")) if name),
-            "role": lambda v: spec.get("Role") == v,
-            "membership": lambda v: spec.get("Membership", "accepted") == v,
-        }
-        for key, check in checks.items():
-            values = filters.get(key)
-            if values and not any(check(v) for v in values):
-                return False
-        engine_labels = n.get("Description", {}).get("Engine", {}).get("Labels") or {}
-        if filters.get("label") and not _labels_match(engine_labels, filters["label"]):
-            return False
-        return not (filters.get("node.label") and not _labels_match(spec.get("Labels") or {}, filters["node.label"]))
-
-    return [n for n in nodes if keep(n)]
-
-
 def format_nodes(
     nodes: Iterable[Node],
     self_id: str = "",
@@ -150,18 +107,12 @@ def resolve_node(nodes: Sequence[Node], ref: str, self_id: str = "") -> Node:
         if not self_id:
             raise CLIError("Error: this node is not part of a swarm, so 'self' names no node")
         ref = self_id
-    for n in nodes:
-        if n.get("ID") == ref:
-            return n
-    for candidates in (
-        [n for n in nodes if ref in (hostname(n), n.get("Spec", {}).get("Name"))],
-        [n for n in nodes if ref and str(n.get("ID", "")).startswith(ref)],
-    ):
-        if len(candidates) == 1:
-            return candidates[0]
-        if len(candidates) > 1:
-            raise CLIError(f"Error: node {ref} is ambiguous ({len(candidates)} matches found)")
-    raise CLIError(f"Error: No such node: {ref}")
+    try:
+        return resolve(
+            list(nodes), ref, "node", lambda n: [x for x in (hostname(n), n.get("Spec", {}).get("Name")) if x]
+        )
+    except NotFound as e:
+        raise CLIError(f"Error: {e.message}" if "ambiguous" in e.message else f"Error: No such node: {ref}") from None
 
 
 def validate_update(availability: str | None, role: str | None) -> tuple[str | None, str | None]:
@@ -235,13 +186,11 @@ def _resolve_one(api: Client, ref: str) -> Node:
 
 def cmd_ls(api: Client, args: argparse.Namespace) -> int:
     filters = argtypes.parse_filters(args.filter)
-    validate_filters(filters)  # before any call: a typo is the user's, not the agent's, error
-    # filtered here, not by the agent, so that every filter means the same on every agent version
-    nodes = api.get("/nodes")
+    nodes = api.get("/nodes", filters=filters or None)  # filtered by the agent only (docker's way)
     swarm = api.get("/info").get("Swarm") or {}
     cluster_tls = (swarm.get("Cluster") or {}).get("TLSInfo")
     print(
-        format_nodes(filter_nodes(nodes, filters), swarm.get("NodeID", ""), cluster_tls, args.format, args.quiet),
+        format_nodes(nodes, swarm.get("NodeID", ""), cluster_tls, args.format, args.quiet),
         end="",
     )
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shoal.cli import args as argtypes
@@ -23,7 +23,7 @@ from shoal.cli.output import capitalize, human_duration, inspect_json, natural_k
 from shoal.cli.service_logs import Demuxer, Lines, LogFormatter, max_length, stream
 from shoal.cli.service_pretty import pretty_service
 from shoal.cli.service_progress import wait_for_service
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import parse_duration, parse_rfc3339, short_id
 
 Service = Mapping[str, Any]
@@ -139,33 +139,6 @@ def service_row(service: Service) -> dict[str, Any]:
     }
 
 
-def filter_services(services: Iterable[Service], filters: Mapping[str, Sequence[str]]) -> list[Service]:
-    """docker's service ls filters (id and name are prefixes; labels `k` or `k=v`), client-side."""
-    argtypes.check_filters(dict(filters), LS_FILTERS)
-
-    def labels_ok(s: Service) -> bool:
-        labels = (s.get("Spec") or {}).get("Labels") or {}
-        for item in filters.get("label", ()):
-            key, sep, value = item.partition("=")
-            if key not in labels or (sep and labels[key] != value):
-                return False
-        return True
-
-    def keep(s: Service) -> bool:
-        checks: dict[str, Callable[[str], bool]] = {
-            "id": lambda v: str(s.get("ID", "")).startswith(v),
-            "name": lambda v: str((s.get("Spec") or {}).get("Name", "")).startswith(v),
-            "mode": lambda v: service_mode(s) == v,
-        }
-        for key, check in checks.items():
-            values = filters.get(key)
-            if values and not any(check(v) for v in values):
-                return False
-        return labels_ok(s)
-
-    return [s for s in services if keep(s)]
-
-
 def format_services(services: Iterable[Service], fmt: str | None = None, quiet: bool = False) -> str:
     ordered = sorted(services, key=lambda s: natural_key(str((s.get("Spec") or {}).get("Name", ""))))
     if quiet:
@@ -243,22 +216,6 @@ def format_tasks(
         rows.append(task_row(t, shown, node_names.get(node_id, node_id), now_ns, trunc))
     sample = task_row({}, "", "", now_ns)
     return render_format(fmt, rows, default_table=PS_TABLE, headers=PS_HEADERS, sample=sample)
-
-
-def filter_tasks(tasks: Iterable[Task], filters: Mapping[str, Sequence[str]], names: Mapping[str, str]) -> list[Task]:
-    """The `service ps` filters applied client-side as well (they are also sent to the agent):
-    `id` and `name` are prefixes; `node` values are node IDs already."""
-
-    def keep(t: Task) -> bool:
-        checks: dict[str, Callable[[str], bool]] = {
-            "id": lambda v: str(t.get("ID", "")).startswith(v),
-            "name": lambda v: names.get(str(t.get("ID")), "").startswith(v),
-            "node": lambda v: t.get("NodeID") == v,
-            "desired-state": lambda v: t.get("DesiredState") == v.lower(),
-        }
-        return all(not filters.get(k) or any(check(v) for v in filters[k]) for k, check in checks.items())
-
-    return [t for t in tasks if keep(t)]
 
 
 def since_value(text: str, now_s: float) -> str:
@@ -344,8 +301,7 @@ def cmd_create(api: Client, args: argparse.Namespace) -> int:
 
 def cmd_ls(api: Client, args: argparse.Namespace) -> int:
     filters = argtypes.parse_filters(args.filter)
-    argtypes.check_filters(filters, LS_FILTERS)
-    services = filter_services(api.get("/services", status=True) or [], filters)
+    services = api.get("/services", status=True, filters=filters or None) or []  # filtered by the agent only
     if not args.quiet and any("ServiceStatus" not in s for s in services):
         nodes = api.get("/nodes") or []
         active = {str(n.get("ID")) for n in nodes if (n.get("Status") or {}).get("State") != "down"}
@@ -357,10 +313,7 @@ def cmd_ls(api: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_ps(api: Client, args: argparse.Namespace) -> int:
-    filters = argtypes.parse_filters(args.filter)
-    argtypes.check_filters(filters, PS_FILTERS)
-    if "desired-state" in filters:
-        filters["desired-state"] = [v.lower() for v in filters["desired-state"]]
+    filters = argtypes.parse_filters(args.filter)  # filtered by the agent only (docker's way)
     found, errors = [], []
     for ref in args.services:
         try:
@@ -379,8 +332,6 @@ def cmd_ps(api: Client, args: argparse.Namespace) -> int:
         tasks = api.get("/tasks", filters=query) or []
     service_names = {str(s["ID"]): str((s.get("Spec") or {}).get("Name", "")) for s in found}
     tasks = [t for t in tasks if t.get("ServiceID") in service_names]
-    names = {str(t.get("ID")): task_name(t, service_names[t["ServiceID"]]) for t in tasks}
-    tasks = filter_tasks(tasks, filters, names)
     if found:
         out = format_tasks(
             tasks,

@@ -15,10 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.errors import VersionConflict
 from shoal.manager.netstate import node_netstate
 from shoal.model.task import can_move
 from shoal.store.changes import Change
-from shoal.store.errors import VersionConflict
+from shoal.store.protocol import Store
 
 REPORT_FIELDS = ("State", "Message", "Err", "ExitCode", "PID", "Timestamp")
 
@@ -36,7 +37,7 @@ _SNAPSHOTS: dict[int, Snapshot] = {}
 COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once per event
 
 
-def snapshot(store: Any) -> Snapshot:
+def snapshot(store: Store) -> Snapshot:
     """One read-only copy of the store per applied index, shared by every waiting node: copying the
     task table for each node on each event saturated the manager's loop during large changes."""
     index = store.applied_index
@@ -57,7 +58,7 @@ def signature(tasks: list[dict[str, Any]], extra: Any = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-async def assignments(store: Any, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
+async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
     sub = store.subscribe(asyncio.get_running_loop())
     try:
         loop = asyncio.get_running_loop()
@@ -81,7 +82,7 @@ async def assignments(store: Any, node_id: str, since: str | None, wait: float) 
         sub.close()
 
 
-def status_changes(store: Any, node_id: str, reports: list[dict[str, Any]]) -> list[Change]:
+def status_changes(store: Store, node_id: str, reports: list[dict[str, Any]]) -> list[Change]:
     """Task updates for the reports that move a task of this node forward (others are stale).
 
     Several reports on one task (accepted, starting, running) fold into one change: a batch may
@@ -120,7 +121,7 @@ def status_changes(store: Any, node_id: str, reports: list[dict[str, Any]]) -> l
     ]
 
 
-async def apply_reports(store: Any, node_id: str, reports: list[dict[str, Any]]) -> int:
+async def apply_reports(store: Store, node_id: str, reports: list[dict[str, Any]]) -> int:
     for _ in range(5):  # the orchestrator may have touched a task meanwhile: re-read and retry
         batch = status_changes(store, node_id, reports)
         if not batch:

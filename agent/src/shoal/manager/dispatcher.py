@@ -16,6 +16,7 @@ from typing import Any
 from shoal.aio import BackgroundLoop
 from shoal.model.ids import now_rfc3339
 from shoal.store.changes import Change
+from shoal.store.protocol import Store
 
 log = logging.getLogger("shoal.dispatcher")
 
@@ -57,7 +58,7 @@ def liveness_changes(
 
 
 class Dispatcher:
-    def __init__(self, store: Any, self_id: str, period: float) -> None:
+    def __init__(self, store: Store, self_id: str, period: float) -> None:
         self.store = store
         self.self_id = self_id
         self.period = period

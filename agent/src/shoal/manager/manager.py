@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from shoal.aio import BackgroundLoop
-from shoal.api.errors import BadRequest, Forbidden, NotFound, Unavailable
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import ca
-from shoal.manager.allocator.networks import ingress_object
 from shoal.manager.dispatcher import Dispatcher
 from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import RoleManager
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.network import ingress_object
 from shoal.model.objects import manager_status, new_node
 from shoal.model.tlsinfo import tls_info
 from shoal.store.changes import Change
@@ -194,7 +194,9 @@ class ManagerRole:
         elif ca.token_matches(token, tokens["Worker"]):
             role = "worker"
         else:
-            raise Forbidden("A valid join token is necessary to join this cluster (the token is wrong or was rotated)")
+            raise PermissionDenied(
+                "A valid join token is necessary to join this cluster (the token is wrong or was rotated)"
+            )
         root = self.root_ca()
         node_id = new_id()
         cert = root.issue(csr_pem, node_id, role, self.cluster_id, ips=[advertise_ip])
@@ -233,7 +235,7 @@ class ManagerRole:
             raise Unavailable("not the leader")
         node = self.store.get("node", node_id)
         if node is None or node["Spec"].get("Role") != "manager":
-            raise Forbidden(f"node {node_id} is not a manager")
+            raise PermissionDenied(f"node {node_id} is not a manager")
         if raft_addr not in self.store.members() and raft_addr != self.raft_addr:
             await asyncio.to_thread(self.store.add_member, raft_addr)
         fresh = self.store.get("node", node_id) or node
@@ -250,12 +252,12 @@ class ManagerRole:
     def check_member(self, node_id: str, cluster_id: str, role: str | None = None) -> dict[str, Any]:
         """The caller's certificate must name a current node of this cluster (and role)."""
         if cluster_id != self.cluster_id:
-            raise Forbidden("certificate from another cluster")
+            raise PermissionDenied("certificate from another cluster")
         node = self.store.get("node", node_id)
         if node is None:
-            raise Forbidden(f"node {node_id} has been removed from the swarm or is unknown")
+            raise PermissionDenied(f"node {node_id} has been removed from the swarm or is unknown")
         if role == "manager" and node["Spec"].get("Role") != "manager":
-            raise Forbidden("this call needs a manager node")
+            raise PermissionDenied("this call needs a manager node")
         return node
 
 
@@ -292,5 +294,5 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def bad(msg: str) -> BadRequest:
-    return BadRequest(msg)
+def bad(msg: str) -> InvalidArgument:
+    return InvalidArgument(msg)

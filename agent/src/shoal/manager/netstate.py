@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from shoal.manager.allocator.addresses import mac_of
-from shoal.manager.allocator.networks import gateway_of, subnet_of, vni_of
+from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
 

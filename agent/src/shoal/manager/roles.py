@@ -15,6 +15,7 @@ from typing import Any
 from shoal.aio import BackgroundLoop
 from shoal.model.ids import now_rfc3339
 from shoal.store.changes import Change
+from shoal.store.protocol import RaftStore
 
 log = logging.getLogger("shoal.roles")
 
@@ -24,7 +25,7 @@ def pending_demotions(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class RoleManager:
-    def __init__(self, store: Any, self_id: str, period: float) -> None:
+    def __init__(self, store: RaftStore, self_id: str, period: float) -> None:
         self.store = store
         self.self_id = self_id
         self.period = period

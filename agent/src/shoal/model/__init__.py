@@ -4,7 +4,7 @@ Objects are plain JSON-ready dicts in the Docker Engine API's shapes (not datacl
 they travel unchanged through the Raft log, the HTTP API and the docker SDK.
 """
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import (
     format_duration,
     format_rfc3339,

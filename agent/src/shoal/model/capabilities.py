@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 
 # moby's oci.DefaultCapabilities()
 DEFAULT_CAPS = (

@@ -1,13 +1,7 @@
-"""Errors raised by the pure model helpers."""
+"""Kept for imports from before `shoal.errors`: the model's errors are defined there."""
 
 from __future__ import annotations
 
+from shoal.errors import SpecError
 
-class SpecError(ValueError):
-    """A user-supplied spec or value is invalid: the API answers 400 with `message`."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = ["SpecError"]

@@ -7,7 +7,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 
 ID_LENGTH = 25  # 128 random bits written in base 36 fit in 25 characters (SwarmKit's identity.NewID)
 SHORT_ID_LENGTH = 12

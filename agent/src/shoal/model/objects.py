@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal import __version__
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.tlsinfo import tls_info
 
 DATA_PATH_PORT = 4789

@@ -14,11 +14,20 @@ import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shoal.manager.scheduler import ConstraintError, validate_placement
+from shoal.errors import SpecError
 from shoal.model.capabilities import capabilities
-from shoal.model.errors import SpecError
+from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
-from shoal.model.validate import _choice, _duration, _fail_unknown, _int, _object, _str, validate_labels
+from shoal.model.validate import (
+    _choice,
+    _duration,
+    _int,
+    _object,
+    _str,
+    known_fields,
+    not_supported_yet,
+    validate_labels,
+)
 
 NS = 1_000_000_000
 DEFAULT_STOP_GRACE = 10 * NS
@@ -34,9 +43,10 @@ UPDATE_ORDERS = ("stop-first", "start-first")
 ENDPOINT_MODES = ("vip", "dnsrr")
 PROTOCOLS = ("tcp", "udp", "sctp")
 PUBLISH_MODES = ("ingress", "host")
-RUNTIMES = ("process", "podman")
-# Docker reports "container" for its default runtime; a spec copied from Docker means our default.
-_RUNTIME_ALIASES = {"": "process", "container": "process"}
+# The kind of task, as Docker names it: the docker CLI refuses a ContainerSpec whose Runtime is not
+# "container" ("mismatched runtime with container spec"), whatever driver runs it on the node.
+RUNTIMES = ("container",)
+RUNTIMES_NOT_YET = ("plugin", "attachment", "podman")
 
 # SwarmKit's isValidDNSName: no dots, because `<service>.<slot>` names tasks and DNS would split it.
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
@@ -98,9 +108,7 @@ def _section(where: str, value: Any, known: Iterable[str]) -> Mapping[str, Any]:
     """An optional object: null is an empty one (Go decodes it so)."""
     if value is None:
         return {}
-    obj = _object(where, value)
-    _fail_unknown(where, obj, known)
-    return obj
+    return known_fields(where, _object(where, value), known)
 
 
 def _strings(where: str, value: Any) -> list[str]:
@@ -292,12 +300,21 @@ def _networks(where: str, value: Any) -> list[dict[str, Any]]:
         if target in seen:
             raise SpecError(f"{where}: network {target!r} is attached more than once")
         seen.add(target)
-        att: dict[str, Any] = {"Target": target, "Aliases": _strings(f"{where}[{i}].Aliases", n.get("Aliases"))}
+        aliases = _strings(f"{where}[{i}].Aliases", n.get("Aliases"))
+        if aliases:  # the embedded DNS answers service and task names only
+            raise not_supported_yet(f"{where}[{i}].Aliases", aliases, "no aliases")
+        att: dict[str, Any] = {"Target": target, "Aliases": []}
         opts = validate_labels(f"{where}[{i}].DriverOpts", n.get("DriverOpts"))
         if opts:
             att["DriverOpts"] = opts
         out.append(att)
     return out
+
+
+def _runtime(where: str, value: str) -> str:
+    if value.lower() in RUNTIMES_NOT_YET:
+        raise not_supported_yet(where, value, "container")
+    return _choice(where, value or "container", RUNTIMES)
 
 
 def _task_template(value: Any, global_mode: bool, legacy_networks: Any) -> dict[str, Any]:
@@ -316,7 +333,7 @@ def _task_template(value: Any, global_mode: bool, legacy_networks: Any) -> dict[
         "Placement": _placement(f"{where}.Placement", t.get("Placement"), global_mode),
         "Networks": networks or legacy,  # Docker moves the deprecated top-level Networks here too
         "ForceUpdate": _int(f"{where}.ForceUpdate", _opt(t.get("ForceUpdate"), 0), minimum=0),
-        "Runtime": _choice(f"{where}.Runtime", _RUNTIME_ALIASES.get(runtime.lower(), runtime), RUNTIMES),
+        "Runtime": _runtime(f"{where}.Runtime", runtime),
     }
 
 

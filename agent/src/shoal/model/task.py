@@ -10,7 +10,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import new_id, parse_duration, parse_rfc3339
 
 # Docker's TaskState enum in SwarmKit's order. "allocated" and "ready" are in the API even though

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 
 
 def tls_info(trust_root_pem: str | bytes) -> dict[str, str]:

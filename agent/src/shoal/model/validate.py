@@ -10,9 +10,16 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.model.ids import format_duration, parse_duration
-from shoal.model.objects import NODE_AVAILABILITIES, NODE_ROLES, default_swarm_spec
+from shoal.model.objects import (
+    DATA_PATH_PORT,
+    DEFAULT_ADDR_POOL,
+    DEFAULT_SUBNET_SIZE,
+    NODE_AVAILABILITIES,
+    NODE_ROLES,
+    default_swarm_spec,
+)
 
 MIN_NODE_CERT_EXPIRY = 3600 * 1_000_000_000  # SwarmKit's ca.MinNodeCertExpiration (1h)
 
@@ -20,10 +27,33 @@ MIN_NODE_CERT_EXPIRY = 3600 * 1_000_000_000  # SwarmKit's ca.MinNodeCertExpirati
 # --- scalar checks ------------------------------------------------------------------------------
 
 
-def _fail_unknown(where: str, value: Mapping[str, Any], known: Iterable[str]) -> None:
-    unknown = sorted(set(value) - set(known))
+def known_fields(where: str, value: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
+    """`value` with its keys under their canonical names, matched as Go's encoding/json matches
+    struct fields (Docker decodes every request body so): the exact name, else the one that
+    differs only in case; when two keys name the same field the later one wins. Any other key
+    is refused: shoal accepts nothing it would ignore."""
+    names = tuple(known)
+    folded = {name.lower(): name for name in names}
+    out: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, item in value.items():
+        name = key if key in names else folded.get(key.lower()) if isinstance(key, str) else None
+        if name is None:
+            unknown.append(str(key))
+        else:
+            out[name] = item
     if unknown:
-        raise SpecError(f"unknown field {unknown[0]!r} in {where} (known fields: {', '.join(sorted(known))})")
+        raise SpecError(f"unknown field {min(unknown)!r} in {where} (known fields: {', '.join(sorted(names))})")
+    return out
+
+
+def field(value: Mapping[str, Any], name: str) -> Any:
+    """`value[name]` matched as `known_fields` matches (exact, else case-insensitive; last wins)."""
+    found = None
+    for key, item in value.items():
+        if isinstance(key, str) and key.lower() == name.lower():
+            found = item
+    return found
 
 
 def _object(where: str, value: Any) -> Mapping[str, Any]:
@@ -113,8 +143,7 @@ def validate_node_spec(spec: Any, current: Mapping[str, Any] | None = None) -> d
     Role and Availability are required, as in Docker (`invalid Role: ""`), unless `current`
     (the node's present spec) supplies them: fields absent from `spec` keep their current value.
     """
-    spec = _object("node spec", spec)
-    _fail_unknown("node spec", spec, _NODE_FIELDS)
+    spec = known_fields("node spec", _object("node spec", spec), _NODE_FIELDS)
     base = dict(current or {})
     merged = {**base, **{k: v for k, v in spec.items() if v is not None or k == "Labels"}}
     out: dict[str, Any] = {"Labels": validate_labels("Labels", merged.get("Labels"))}
@@ -151,8 +180,7 @@ def _dispatcher(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _external_ca(where: str, value: Any) -> dict[str, Any]:
-    ca = _object(where, value)
-    _fail_unknown(where, ca, ("Protocol", "URL", "Options", "CACert"))
+    ca = known_fields(where, _object(where, value), ("Protocol", "URL", "Options", "CACert"))
     out: dict[str, Any] = {"Protocol": _choice(f"{where}.Protocol", ca.get("Protocol", "cfssl"), ("cfssl",))}
     out["URL"] = _str(f"{where}.URL", ca.get("URL", ""))
     if not out["URL"]:
@@ -189,8 +217,7 @@ def _task_defaults(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
     driver = value.get("LogDriver")
     if driver is None:
         return {}
-    driver = _object(f"{where}.LogDriver", driver)
-    _fail_unknown(f"{where}.LogDriver", driver, ("Name", "Options"))
+    driver = known_fields(f"{where}.LogDriver", _object(f"{where}.LogDriver", driver), ("Name", "Options"))
     out: dict[str, Any] = {"Name": _str(f"{where}.LogDriver.Name", driver.get("Name", ""))}
     if driver.get("Options") is not None:
         out["Options"] = validate_labels(f"{where}.LogDriver.Options", driver["Options"])
@@ -221,13 +248,52 @@ _SECTIONS: dict[str, tuple[tuple[str, ...], Callable[[str, Mapping[str, Any]], d
 }
 
 
+# Docker merges a SwarmSpec into the current one field by field and reads 0 in these as "keep the
+# current value" (convert.MergeSwarmSpecToGRPC): `docker swarm init` sends ElectionTick: 0.
+_ZERO_KEEPS = ("SnapshotInterval", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick", "HeartbeatPeriod")
+_ZERO_KEEPS_BY_SECTION = {"Raft": _ZERO_KEEPS, "Dispatcher": _ZERO_KEEPS, "CAConfig": ("NodeCertExpiry",)}
+
+# Settings shoal checks but does not act on yet. Docker honours a setting or rejects it, so a value
+# other than the one in effect (the default) is refused; sending the current spec back still works.
+NOT_YET_SUPPORTED = {
+    "Raft": ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick"),
+    "Dispatcher": ("HeartbeatPeriod",),
+    "CAConfig": ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate"),
+    "TaskDefaults": ("LogDriver",),
+    "EncryptionConfig": ("AutoLockManagers",),
+}
+
+
+def not_supported_yet(where: str, value: Any, in_effect: Any) -> SpecError:
+    if isinstance(in_effect, bool) or in_effect in (None, ""):
+        shown = "" if in_effect in (None, "") else f" (in effect: {str(in_effect).lower()})"
+    else:
+        shown = f" (in effect: {in_effect})"
+    return SpecError(f"{where} {value!r} is not supported yet by shoal{shown}")
+
+
+def _refuse_unsupported(spec: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    for section, fields in NOT_YET_SUPPORTED.items():
+        for name in fields:
+            value = (spec.get(section) or {}).get(name)
+            in_effect = (defaults.get(section) or {}).get(name)
+            if value == in_effect or (in_effect is None and not value):
+                continue
+            if name in ("HeartbeatPeriod", "NodeCertExpiry"):
+                value, in_effect = format_duration(value), format_duration(in_effect)
+            raise not_supported_yet(f"{section}.{name}", value, in_effect)
+
+
 def validate_swarm_spec(spec: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A complete, normalised SwarmSpec: fields absent from `spec` (or null sections) keep their
-    value in `base` — the current spec on update, Docker's defaults (`default_swarm_spec()`) on init.
-    Durations may be given as Go strings ("5s") and come back as nanoseconds.
+    """A complete, normalised SwarmSpec: fields absent from `spec` (or null sections, or 0 where
+    Docker reads 0 as "unchanged") keep their value in `base` — the current spec on update,
+    Docker's defaults (`default_swarm_spec()`) on init. Durations may be given as Go strings
+    ("5s") and come back as nanoseconds. Settings shoal does not implement yet must keep their
+    value in effect (`NOT_YET_SUPPORTED`).
     """
-    spec = _object("swarm spec", spec if spec is not None else {})
-    _fail_unknown("swarm spec", spec, ("Name", "Labels", *_SECTIONS))
+    spec = known_fields(
+        "swarm spec", _object("swarm spec", spec if spec is not None else {}), ("Name", "Labels", *_SECTIONS)
+    )
     base_spec = copy.deepcopy(dict(base)) if base is not None else default_swarm_spec()
     defaults = default_swarm_spec()
     out: dict[str, Any] = {
@@ -238,8 +304,90 @@ def validate_swarm_spec(spec: Any, base: Mapping[str, Any] | None = None) -> dic
         given = spec.get(section)
         merged = {**defaults[section], **(base_spec.get(section) or {})}
         if given is not None:
-            given = _object(section, given)
-            _fail_unknown(section, given, known)
-            merged.update({k: v for k, v in given.items() if v is not None})
+            given = known_fields(section, _object(section, given), known)
+            keeps = _ZERO_KEEPS_BY_SECTION.get(section, ())
+            merged.update({k: v for k, v in given.items() if v is not None and not (k in keeps and v == 0)})
         out[section] = check(section, merged)
+    _refuse_unsupported(out, defaults)
     return out
+
+
+# --- swarm init and join requests ---------------------------------------------------------------
+
+_INIT_FIELDS = (
+    "ListenAddr",
+    "AdvertiseAddr",
+    "DataPathAddr",
+    "DataPathPort",
+    "ForceNewCluster",
+    "Spec",
+    "AutoLockManagers",
+    "Availability",
+    "DefaultAddrPool",
+    "SubnetSize",
+)
+_JOIN_FIELDS = ("ListenAddr", "AdvertiseAddr", "DataPathAddr", "RemoteAddrs", "JoinToken", "Availability")
+
+
+def _refuse_request_settings(where: str, req: Mapping[str, Any]) -> None:
+    """The init/join settings shoal does not implement yet, at their zero or in-effect value only."""
+    if _str(f"{where}.DataPathAddr", _opt_str(req.get("DataPathAddr"))):
+        raise not_supported_yet("DataPathAddr", req["DataPathAddr"], "the advertise address")
+    availability = _str(f"{where}.Availability", _opt_str(req.get("Availability")))
+    if availability and _choice("Availability", availability, NODE_AVAILABILITIES) != "active":
+        raise not_supported_yet("Availability", availability, "active")
+
+
+def _opt_str(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def validate_init_request(body: Any) -> dict[str, Any]:
+    """A SwarmInitRequest checked and normalised: {ListenAddr, AdvertiseAddr, Spec (complete),
+    DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24, DataPathPort 0 and
+    AutoLockManagers false: those zero or in-effect values pass, any other is refused."""
+    req = known_fields(
+        "swarm init request", _object("swarm init request", body if body is not None else {}), _INIT_FIELDS
+    )
+    where = "swarm init request"
+    _refuse_request_settings(where, req)
+    port = _int("DataPathPort", _opt(req.get("DataPathPort"), 0), minimum=0)
+    if port not in (0, DATA_PATH_PORT):
+        raise not_supported_yet("DataPathPort", port, DATA_PATH_PORT)
+    if _bool("ForceNewCluster", _opt(req.get("ForceNewCluster"), False)):
+        raise not_supported_yet("ForceNewCluster", True, False)
+    if _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False)):
+        raise not_supported_yet("AutoLockManagers", True, False)
+    pool = req.get("DefaultAddrPool") or []
+    if not isinstance(pool, list) or not all(isinstance(p, str) for p in pool):
+        raise SpecError(f"DefaultAddrPool must be a list of subnets, not {pool!r}")
+    if pool and pool != list(DEFAULT_ADDR_POOL):
+        raise not_supported_yet("DefaultAddrPool", pool, list(DEFAULT_ADDR_POOL))
+    size = _int("SubnetSize", _opt(req.get("SubnetSize"), 0), minimum=0)
+    if size not in (0, DEFAULT_SUBNET_SIZE):
+        raise not_supported_yet("SubnetSize", size, DEFAULT_SUBNET_SIZE)
+    return {
+        "ListenAddr": _str("ListenAddr", _opt_str(req.get("ListenAddr"))),
+        "AdvertiseAddr": _str("AdvertiseAddr", _opt_str(req.get("AdvertiseAddr"))),
+        "Spec": validate_swarm_spec(req.get("Spec"), default_swarm_spec()),
+        "DefaultAddrPool": list(DEFAULT_ADDR_POOL),
+        "SubnetSize": DEFAULT_SUBNET_SIZE,
+    }
+
+
+def validate_join_request(body: Any) -> dict[str, Any]:
+    """A SwarmJoinRequest with canonical field names; the agent checks the token and addresses."""
+    req = known_fields(
+        "swarm join request", _object("swarm join request", body if body is not None else {}), _JOIN_FIELDS
+    )
+    _refuse_request_settings("swarm join request", req)
+    return {
+        "ListenAddr": _str("ListenAddr", _opt_str(req.get("ListenAddr"))),
+        "AdvertiseAddr": _str("AdvertiseAddr", _opt_str(req.get("AdvertiseAddr"))),
+        "RemoteAddrs": req.get("RemoteAddrs"),
+        "JoinToken": req.get("JoinToken"),
+    }
+
+
+def _opt(value: Any, default: Any) -> Any:
+    return default if value is None else value

@@ -19,7 +19,7 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON
 
-from shoal.store.errors import BY_NAME, NoQuorum, StoreError, Timeout
+from shoal.store.errors import BY_NAME, Denied, NoQuorum, StoreError, Timeout
 
 # Answers after which a proposal may be retried with the same request id.
 RETRYABLE = {
@@ -34,12 +34,6 @@ IDLE_POLL = 0.01  # how often a write waiting for a leader looks again
 RETRY_PAUSE = 0.01  # between a retryable answer and the next proposal
 
 Callback = Callable[[Any, int], None]
-
-
-class Denied(StoreError):
-    """pysyncobj refused a membership change (another one is in flight, or it is already done)."""
-
-    status = 409
 
 
 def outcome_value(outcome: Any) -> int:

@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoal.errors import ShoalError
 from shoal.store.changes import Change
 from shoal.store.config import RaftConfig
-from shoal.store.errors import StoreError
 from shoal.store.replicated import ReplicatedStore
 
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             answer: dict[str, Any] = {"id": req.get("id")}
             try:
                 answer["result"] = handle(store, req)
-            except StoreError as exc:
+            except ShoalError as exc:
                 answer.update(
                     error=type(exc).__name__,
                     status=exc.status,

@@ -10,24 +10,41 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pysyncobj import FAIL_REASON
+from pysyncobj import FAIL_REASON, SyncObj
 
-from shoal.store.commitop import Denied
+from shoal.store.changes import Change
 from shoal.store.config import check_addr
-from shoal.store.errors import InvalidChange, NotLeader, Timeout
-
-if TYPE_CHECKING:
-    from shoal.store.replicated import ReplicatedStore
+from shoal.store.errors import Denied, InvalidChange, NotLeader, Timeout
 
 
-def change_membership(store: ReplicatedStore, addr: str, add: bool, timeout: float) -> None:
+class RaftMember(Protocol):
+    """What these calls need of the replica (`ReplicatedStore` provides it)."""
+
+    addr: str
+
+    @property
+    def raft(self) -> SyncObj | None: ...
+
+    def members(self) -> list[str]: ...
+
+    def leader(self) -> str | None: ...
+
+    def commit(self, changes: list[Change], timeout: float = 2.0) -> int: ...
+
+    def run_proposal(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any: ...
+
+    def on_tick_thread(self, job: Callable[[], None]) -> None: ...
+
+
+def change_membership(store: RaftMember, addr: str, add: bool, timeout: float) -> None:
     check_addr(addr, "member address")
     if not add and addr == store.addr:
         raise InvalidChange("a manager cannot remove itself from Raft: transfer leadership, ask another manager")
-    sync = store._sync
+    sync = store.raft
     assert sync is not None
     change = sync.addNodeToCluster if add else sync.removeNodeFromCluster
     deadline = time.monotonic() + timeout
@@ -37,7 +54,7 @@ def change_membership(store: ReplicatedStore, addr: str, add: bool, timeout: flo
             store.commit([], timeout=max(0.1, remaining))  # barrier: the change before it is committed
             return
         try:
-            store._run(partial(_with_callback, change, addr), remaining, decode=_none)
+            store.run_proposal(partial(_with_callback, change, addr), remaining, decode=_none)
             return
         except Denied:
             if time.monotonic() >= deadline:
@@ -45,8 +62,8 @@ def change_membership(store: ReplicatedStore, addr: str, add: bool, timeout: flo
             time.sleep(0.05)  # another change (or the new leader's no-op) is still committing
 
 
-def transfer_leadership(store: ReplicatedStore, target: str | None, timeout: float) -> str | None:
-    sync = store._sync
+def transfer_leadership(store: RaftMember, target: str | None, timeout: float) -> str | None:
+    sync = store.raft
     assert sync is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,7 +80,7 @@ def transfer_leadership(store: ReplicatedStore, target: str | None, timeout: flo
             done.set()
 
         # pysyncobj's transferLeadership sends on the transport: only safe on the tick thread
-        store._on_tick_thread(lambda: sync.transferLeadership(node=target, callback=callback))
+        store.on_tick_thread(lambda: sync.transferLeadership(node=target, callback=callback))
         done.wait(max(0.0, deadline - time.monotonic()))
         if answer and answer[0] == FAIL_REASON.SUCCESS:
             while time.monotonic() < deadline:

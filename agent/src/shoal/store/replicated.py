@@ -126,7 +126,7 @@ class ReplicatedStore:
         self._check_caller()
         return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
 
-    def _run(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
+    def run_proposal(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
         """Drive any pysyncobj proposal (membership changes) like a write: retries, fast NoQuorum."""
         return _drive(lambda wake: self._op(propose, timeout, wake, **kw))
 
@@ -304,7 +304,12 @@ class ReplicatedStore:
         self._notifier.close()
 
     # ---- tick thread
-    def _on_tick_thread(self, job: Callable[[], None]) -> None:
+    @property
+    def raft(self) -> SyncObj | None:
+        """The pysyncobj replica (None while closing): for `membership.py`."""
+        return self._sync
+
+    def on_tick_thread(self, job: Callable[[], None]) -> None:
         self._tick_jobs.put(job)
 
     def _on_tick(self) -> None:

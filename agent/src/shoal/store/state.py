@@ -14,7 +14,7 @@ import copy
 from collections import OrderedDict
 from typing import Any
 
-from shoal.store.changes import KINDS, NAMED_KINDS, OPS, Event, WireChange
+from shoal.store.changes import KINDS, NAMED_KINDS, OPS, PRECONDITIONS, Event, WireChange
 
 # How many request ids each replica remembers to recognise a retried command. Part of the replicated
 # semantics (every replica evicts the same ids), so it is a constant, not a setting.
@@ -107,6 +107,9 @@ class StoreState:
             op, kind, obj, obj_id, expected = change
             if op not in OPS or kind not in KINDS:
                 raise _Reject("InvalidChange", f"unknown change {op!r} of kind {kind!r}")
+            if op in PRECONDITIONS:
+                self._check_precondition(op, kind, obj_id, expected)
+                continue
             if op != "delete":
                 if not isinstance(obj, dict) or not isinstance(obj.get("ID"), str):
                     raise _Reject("InvalidChange", f"{op} of a {kind} needs an object with a string ID")
@@ -148,6 +151,24 @@ class StoreState:
             pending[(kind, obj_id)] = obj
             events.append(Event(kind, op, obj, index))
         return pending, names, events
+
+    def _check_precondition(self, op: str, kind: str, obj_id: Any, expected: Any) -> None:
+        """A precondition holds against the state before the batch, or the batch is refused."""
+        if op == "unchanged":
+            if not isinstance(expected, int):
+                raise _Reject("InvalidChange", "an 'unchanged' precondition needs an index")
+            for obj in self.objects[kind].values():
+                if (obj.get("Version") or {}).get("Index", 0) > expected:
+                    raise _Reject("VersionConflict", f"a {kind} changed after index {expected}: read again")
+            return
+        if not isinstance(obj_id, str) or not obj_id:
+            raise _Reject("InvalidChange", f"check of a {kind} needs an ID")
+        old = self.objects[kind].get(obj_id)
+        if old is None:
+            raise _Reject("NotFound", f"{kind} {obj_id} not found")
+        stored = (old.get("Version") or {}).get("Index")
+        if expected is not None and expected != stored:
+            raise _Reject("VersionConflict", f"{kind} {obj_id} changed: it is at version {stored}, not {expected}")
 
     def _remember(self, request_id: str, outcome: Outcome) -> None:
         self.recent[request_id] = outcome

@@ -14,6 +14,7 @@ from typing import Any
 
 from shoal.model.ids import now_rfc3339
 from shoal.runtime.base import ExitStatus, NoSuchImage, RuntimeDriverError, TaskRejected
+from shoal.worker.hooks import NetworkHooks
 
 log = logging.getLogger("shoal.executor")
 
@@ -21,7 +22,7 @@ STOPPING = ("shutdown", "remove", "orphaned")
 
 
 class Executor:
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, hooks: NetworkHooks | None = None) -> None:
         self.driver = driver
         self.assigned: dict[str, dict[str, Any]] = {}
         self.state: dict[str, str] = {}  # what this node last reported per task
@@ -30,7 +31,7 @@ class Executor:
         self.reports: list[dict[str, Any]] = []
         self.wakeup = asyncio.Event()
         self.service_names: dict[str, str] = {}
-        self.hooks: Any = None  # networking: before_start / after_start / before_remove
+        self.hooks = hooks  # networking: before_start / after_start / before_remove
         # running task -> a pidfd of its supervisor, readable the moment the task ended: exits are
         # noticed at once, without re-reading every task's status files several times a second
         self.exit_fds: dict[str, int] = {}

@@ -12,8 +12,7 @@ import json
 import logging
 from typing import Any
 
-from shoal.manager.allocator.addresses import mac_of
-from shoal.manager.allocator.networks import gateway_of, subnet_of, vni_of
+from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 log = logging.getLogger("shoal.netagent")
 

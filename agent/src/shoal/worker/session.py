@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shoal.aio import BackgroundLoop
-from shoal.api.errors import APIError, Unavailable
 from shoal.clusterclient import ClusterClient
+from shoal.errors import ShoalError, Unavailable
 
 log = logging.getLogger("shoal.session")
 
@@ -60,7 +60,7 @@ class Session:
             except Unavailable as exc:
                 self.last_error = exc.message
                 continue
-            except APIError as exc:
+            except ShoalError as exc:
                 self.last_error = exc.message
                 log.warning("heartbeat refused by %s: %s", addr, exc.message)
                 continue

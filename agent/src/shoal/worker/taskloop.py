@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from shoal.aio import BackgroundLoop
-from shoal.api.errors import APIError
 from shoal.clusterclient import ClusterClient
+from shoal.errors import ShoalError
 from shoal.worker.executor import Executor
+from shoal.worker.hooks import NodeNetwork
 
 log = logging.getLogger("shoal.tasks")
 
@@ -25,13 +25,14 @@ class TaskLoop:
         client: Callable[[], ClusterClient],
         managers: Callable[[], list[str]],
         leader: Callable[[], str | None],
+        network: NodeNetwork | None = None,
     ) -> None:
         self.executor = executor
         self.client = client
         self.managers = managers
         self.leader = leader
         self.signature: str | None = None
-        self.netagent: Any = None
+        self.network = network
         self.epoch = 0
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
@@ -62,7 +63,7 @@ class TaskLoop:
                     {"Since": self.signature, "Wait": LONG_POLL},
                     timeout=LONG_POLL + 5,
                 )
-            except APIError as exc:
+            except ShoalError as exc:
                 log.debug("no assignments: %s", exc.message)
                 await asyncio.sleep(0.5)
                 continue
@@ -72,9 +73,9 @@ class TaskLoop:
             self.signature = answer.get("Signature")
             self.executor.service_names = answer.get("Services") or {}
             self.executor.apply(answer.get("Tasks") or [])
-            if self.netagent is not None:
-                await self.netagent.adopt(self.executor.assigned, self.executor.state)
-                await self.netagent.apply(answer.get("Net") or {})
+            if self.network is not None:
+                await self.network.adopt(self.executor.assigned, self.executor.state)
+                await self.network.apply(answer.get("Net") or {})
 
     async def _status(self) -> None:
         while True:
@@ -85,7 +86,7 @@ class TaskLoop:
                 continue
             try:
                 await self.client().call_any(self._candidates(), "POST", "/shoal/task-status", {"Updates": reports})
-            except APIError as exc:
+            except ShoalError as exc:
                 log.debug("status not delivered yet (%s): retrying", exc.message)
                 self.executor.requeue(reports)
                 await asyncio.sleep(0.5)

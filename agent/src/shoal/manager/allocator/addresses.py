@@ -6,12 +6,11 @@ task or service frees its addresses with it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from shoal.manager.allocator.networks import gateway_of, subnet_of
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
+from shoal.model.network import gateway_of, subnet_of
 
 PUBLISHED_RANGE = (30000, 32767)
 
@@ -45,12 +44,6 @@ def take_address(network: dict[str, Any], used: dict[str, set[str]]) -> str:
             taken.add(ip)
             return f"{ip}/{net.prefixlen}"
     raise SpecError(f"no address left on network {network['Spec']['Name']} ({net})")
-
-
-def mac_of(address: str) -> str:
-    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
-    packed = ipaddress.ip_address(address.split("/")[0]).packed
-    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
 def published_in_use(services: Iterable[dict[str, Any]], skip_service: str | None = None) -> dict[tuple[int, str], str]:

@@ -5,25 +5,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shoal.errors import SpecError
 from shoal.manager.allocator.addresses import allocate_ports, take_address
-from shoal.manager.allocator.networks import INGRESS_NAME
-from shoal.model.errors import SpecError
-
-
-class NetworkNotFound(SpecError):
-    status = 404
+from shoal.model.network import INGRESS_NAME
+from shoal.model.resolve import resolve
 
 
 def resolve_network(networks: list[dict[str, Any]], ref: str) -> dict[str, Any]:
-    for n in networks:
-        if ref in (n["ID"], n["Spec"]["Name"]):
-            return n
-    matches = [n for n in networks if ref and n["ID"].startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise SpecError(f"network {ref} is ambiguous ({len(matches)} matches found on ID prefix)")
-    raise NetworkNotFound(f"network {ref} not found")
+    """By ID, name or unique ID prefix: NotFound (404) if none, 400 if the prefix is ambiguous."""
+    return resolve(networks, ref, "network", ambiguous=SpecError)
 
 
 def ingress_network(networks: list[dict[str, Any]]) -> dict[str, Any] | None:

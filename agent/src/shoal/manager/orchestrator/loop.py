@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from shoal.aio import BackgroundLoop
+from shoal.errors import NotFound, StoreError
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.model.ids import now_rfc3339
-from shoal.store.errors import StoreError
+from shoal.store.protocol import Store
 
 log = logging.getLogger("shoal.orchestrator")
 
@@ -20,7 +20,7 @@ DEBOUNCE = 0.005  # gather a burst of events into one pass
 
 
 class Orchestrator:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.epoch = 0
         self.last_batch: dict[str, int] = {}
@@ -64,7 +64,7 @@ class Orchestrator:
             while True:
                 try:
                     await self.run_once()
-                except StoreError as exc:  # a conflict with a concurrent write: the next pass sees it
+                except (StoreError, NotFound) as exc:  # a concurrent write: the next pass sees it
                     log.debug("orchestrator pass not committed: %s", exc)
                     await asyncio.sleep(0.05)
                 except Exception:

@@ -3,7 +3,9 @@
 Each pass replaces at most `Parallelism` out-of-date tasks that are not already being replaced,
 waits `Delay` between batches, and applies `FailureAction` when more than `MaxFailureRatio` of
 the tasks fail after the update started (a simplification: SwarmKit watches each new task for
-`Monitor` only).
+`Monitor` only). As SwarmKit's updater, the update is completed only once the last new task has
+run for `Monitor` without failing: the docker CLI stops following an update as soon as it reads
+"completed", so an early one cuts its progress short.
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def step(
             )
             return set(dirty), False
     if not dirty and not in_flight:
+        if state in ("updating", "rollback_started") and fresh_since:
+            settled_ns = max(parse_rfc3339(t["Status"]["Timestamp"]) for t in fresh_since) + int(cfg.get("Monitor", 0))
+            if now_ns < settled_ns:
+                plan.wake(settled_ns)
+                return set(), False
         if state in ("updating", "rollback_started"):
             done = "rollback_completed" if state == "rollback_started" else "completed"
             _set_status(

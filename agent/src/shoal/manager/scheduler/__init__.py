@@ -7,7 +7,7 @@ Status.Err = the reason. For global services it asks `eligible_nodes` where task
 The API calls `validate_placement` / `parse_constraints` to answer 400 on bad specs.
 """
 
-from .constraints import (
+from shoal.model.constraints import (
     Constraint,
     ConstraintError,
     node_matches,
@@ -16,6 +16,7 @@ from .constraints import (
     spread_descriptors,
     validate_placement,
 )
+
 from .filters import (
     ConstraintFilter,
     Filter,

@@ -15,7 +15,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .constraints import ConstraintError, dig, node_matches, parse_constraints
+from shoal.model.constraints import ConstraintError, dig, node_matches, parse_constraints
+
 from .nodeinfo import NodeInfo, host_ports, reservations
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from shoal.model.constraints import dig
 from shoal.model.task import TASK_STATES  # one order of task states, shared with the model
-
-from .constraints import dig
 
 _ORDER = {s: i for i, s in enumerate(TASK_STATES)}
 _ASSIGNED = _ORDER["assigned"]

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constraints import attribute_getter, dig, spread_descriptors
+from shoal.model.constraints import attribute_getter, dig, spread_descriptors
+
 from .filters import ConstraintFilter, Filter, Pipeline, PlatformFilter, ReadyFilter, no_suitable_node
 from .nodeinfo import NodeInfo, TaskUse, host_ports, is_active, on_node, reservations, task_use
 

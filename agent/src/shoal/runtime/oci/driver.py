@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
 from shoal.runtime import cgroups, linux, netns, spec
 from shoal.runtime.base import ExitStatus, NoSuchTask, RuntimeDriverError, TaskHandle, TaskRejected
 from shoal.runtime.images import Image, ImageStore

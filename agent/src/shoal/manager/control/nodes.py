@@ -9,27 +9,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shoal.api.errors import BadRequest, Conflict, NotFound
+from shoal.errors import Conflict, InvalidArgument
+from shoal.manager.control.filters import Filters, filter_nodes, node_names
 from shoal.manager.raftview import RaftView
 from shoal.model.ids import now_rfc3339
+from shoal.model.resolve import resolve
 from shoal.model.validate import validate_node_spec
 from shoal.store.changes import Change
+from shoal.store.protocol import StoreReader
 
 
 def resolve_node(nodes: list[dict[str, Any]], ref: str) -> dict[str, Any]:
-    """A node by full ID, hostname or unique ID prefix (as `docker node inspect` accepts)."""
-    for node in nodes:
-        if node["ID"] == ref:
-            return node
-    by_name = [n for n in nodes if n["Description"]["Hostname"] == ref]
-    if len(by_name) == 1:
-        return by_name[0]
-    by_prefix = [n for n in nodes if n["ID"].startswith(ref)] if ref else []
-    if len(by_prefix) == 1:
-        return by_prefix[0]
-    if len(by_name) > 1 or len(by_prefix) > 1:
-        raise NotFound(f"node {ref} is ambiguous ({len(by_name) + len(by_prefix)} matches)")
-    raise NotFound(f"node {ref} not found")
+    """A node by full ID, hostname (or Spec.Name) or unique ID prefix (as `docker node inspect`)."""
+    return resolve(nodes, ref, "node", node_names)
 
 
 def is_manager(node: dict[str, Any]) -> bool:
@@ -53,28 +45,10 @@ def decorate(node: dict[str, Any], raft: RaftView) -> dict[str, Any]:
     return node
 
 
-def filter_nodes(nodes: list[dict[str, Any]], filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-    known = {"id", "name", "role", "membership", "node.label"}
-    for key in filters:
-        if key not in known:
-            raise BadRequest(f"invalid filter '{key}'")
-    out = []
-    for n in nodes:
-        if "id" in filters and not any(n["ID"].startswith(v) for v in filters["id"]):
-            continue
-        if "name" in filters and n["Description"]["Hostname"] not in filters["name"]:
-            continue
-        if "role" in filters and n["Spec"]["Role"] not in filters["role"]:
-            continue
-        if "membership" in filters and "accepted" not in filters["membership"]:
-            continue
-        if "node.label" in filters:
-            labels = n["Spec"].get("Labels") or {}
-            wanted = [v.split("=", 1) for v in filters["node.label"]]
-            if not all((labels.get(k) == v[0]) if v else k in labels for k, *v in wanted):
-                continue
-        out.append(n)
-    return out
+def list_nodes(store: StoreReader, filters: Filters, raft: RaftView) -> list[dict[str, Any]]:
+    nodes = filter_nodes(store.list("node"), filters)
+    nodes.sort(key=lambda n: n["Description"]["Hostname"])
+    return [decorate(n, raft) for n in nodes]
 
 
 def can_remove_manager(managers: list[dict[str, Any]], removed_id: str, raft: RaftView) -> bool:
@@ -98,9 +72,9 @@ def update_node_change(
     if old_role == "manager" and new_spec["Role"] == "worker":
         managers = [n for n in nodes if n["Spec"].get("Role") == "manager"]
         if len(managers) <= 1:
-            raise BadRequest("attempting to demote the last manager of the swarm")
+            raise InvalidArgument("attempting to demote the last manager of the swarm")
         if not can_remove_manager(managers, current["ID"], raft):
-            raise BadRequest(
+            raise InvalidArgument(
                 f"can't demote node {current['Description']['Hostname']}: the remaining reachable managers "
                 "would not form a quorum (this would result in a loss of quorum)"
             )
@@ -113,10 +87,10 @@ def update_node_change(
 def remove_node_change(node: dict[str, Any], force: bool) -> Change:
     name = node["Description"]["Hostname"] or node["ID"]
     if is_manager(node):
-        raise BadRequest(
+        raise InvalidArgument(
             f"node {name} is a cluster manager and is a member of the raft cluster. "
             "It must be demoted to worker before removal"
         )
     if node["Status"]["State"] == "ready" and not force:
-        raise BadRequest(f"node {name} is not down and can't be removed (use force to remove it anyway)")
+        raise InvalidArgument(f"node {name} is not down and can't be removed (use force to remove it anyway)")
     return Change(op="delete", kind="node", obj=None, obj_id=node["ID"], expected_version=None)

@@ -6,18 +6,44 @@ start at 4096, which the `ingress` network takes at init.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from shoal.model.errors import SpecError
+from shoal.errors import SpecError
+from shoal.model.validate import known_fields, not_supported_yet
 
 INGRESS_NAME = "ingress"
 INGRESS_SUBNET = "10.255.0.0/16"
 FIRST_VNI = 4096
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+ENCRYPTED_OPTION = "encrypted"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+# a local bridge, not a swarm object: a fixed ID (64 hex characters, as docker's) names it on every node
+GWBRIDGE_ID = hashlib.sha256(b"shoal_gwbridge").hexdigest()
+GWBRIDGE = {
+    "Name": "shoal_gwbridge",
+    "Id": GWBRIDGE_ID,
+    "Created": "0001-01-01T00:00:00Z",
+    "Scope": "local",
+    "Driver": "bridge",
+    "EnableIPv4": True,
+    "EnableIPv6": False,
+    "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]},
+    "Internal": False,
+    "Attachable": False,
+    "Ingress": False,
+    "Containers": {},
+    "Options": {
+        "com.docker.network.bridge.enable_icc": "false",
+        "com.docker.network.bridge.enable_ip_masquerade": "true",
+        "com.docker.network.bridge.name": "shoal_gwbridge",
+    },
+    "Labels": {},
+}
 
 
 def vni_of(network: dict[str, Any]) -> int:
@@ -30,6 +56,12 @@ def subnet_of(network: dict[str, Any]) -> ipaddress.IPv4Network:
 
 def gateway_of(network: dict[str, Any]) -> str:
     return network["IPAM"]["Configs"][0]["Gateway"]
+
+
+def mac_of(address: str) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
+    packed = ipaddress.ip_address(address.split("/")[0]).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
 def free_vni(networks: Iterable[dict[str, Any]], start: int = FIRST_VNI + 1) -> int:
@@ -66,9 +98,7 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
         "ConfigFrom",
         "EnableIPv4",
     }
-    for key in body:
-        if key not in known:
-            raise SpecError(f"unknown field '{key}' in network create request")
+    body = known_fields("network create request", body, known)
     name = body.get("Name")
     if not isinstance(name, str) or not name or not NAME_RE.match(name) or len(name) > 63:
         raise SpecError(f"invalid network name {name!r}")
@@ -81,12 +111,26 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
         raise SpecError("an ingress network already exists: there can be only one")
     if body.get("EnableIPv6"):
         raise SpecError("IPv6 overlay networks are not supported")
-    configs = ((body.get("IPAM") or {}).get("Config")) or []
+    ipam = known_fields("IPAM", body.get("IPAM") or {}, ("Driver", "Config", "Options"))
+    configs = ipam.get("Config") or []
     if not isinstance(configs, list) or len(configs) > 1:
         raise SpecError("exactly one IPAM config (one IPv4 subnet) is supported")
     config = configs[0] if configs else {}
     if not isinstance(config, dict):
         raise SpecError("invalid IPAM config")
+    config = known_fields("IPAM.Config", config, ("Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"))
+    for where, value, in_effect in (
+        ("IPAM.Driver", ipam.get("Driver") or "default", "default"),
+        ("IPAM.Options", ipam.get("Options") or {}, {}),
+        ("IPAM.Config.IPRange", config.get("IPRange") or "", ""),
+        ("IPAM.Config.AuxiliaryAddresses", config.get("AuxiliaryAddresses") or {}, {}),
+        ("Scope", body.get("Scope") or "swarm", "swarm"),
+        ("ConfigOnly", bool(body.get("ConfigOnly")), False),
+        ("ConfigFrom", (body.get("ConfigFrom") or {}).get("Network") or "", ""),
+        ("EnableIPv4", body.get("EnableIPv4") is not False, True),
+    ):
+        if value != in_effect:
+            raise not_supported_yet(where, value, in_effect)
     subnet = config.get("Subnet")
     if subnet:
         try:
@@ -117,6 +161,8 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
     for what, value in (("Labels", labels), ("Options", options)):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise SpecError(f"{what} must be a map of strings")
+    if ENCRYPTED_OPTION in options:  # Docker encrypts when the key is present, whatever its value
+        raise not_supported_yet(f"network option {ENCRYPTED_OPTION!r}", options[ENCRYPTED_OPTION], "unencrypted")
     return {
         "Name": name,
         "Subnet": str(net),

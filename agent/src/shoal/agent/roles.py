@@ -1,0 +1,100 @@
+"""Role changes: promotion to manager and demotion to worker, driven by the managers' answers.
+
+Part of `Agent` (node.py), on top of its parts (base.py): the node learns its desired role from
+each session answer, renews its certificate for that role, and starts or stops its manager side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from typing import Any
+
+from shoal import tls
+from shoal.agent import credentials
+from shoal.agent.base import AgentCore
+from shoal.errors import ShoalError
+from shoal.identity import raft_dir
+
+log = logging.getLogger("shoal.agent")
+
+
+class RoleChanges(AgentCore):
+    async def _become_manager(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
+        ident = self.require_swarm()
+        creds = credentials.save(
+            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem
+        )
+        await self._use_credentials(creds)
+        ident.role = "manager"
+        ident.raft_password = grant["RaftPassword"]
+        ident.managers = grant.get("Managers") or ident.managers
+        ident.raft_members = grant["RaftMembers"]
+        ident.save(self.cfg.data_dir)
+        # a new member must be running before the leader adds it (notes/raft.md)
+        await self._start_manager(ident, peers=grant["RaftMembers"])
+        await self.client().call_any(
+            ident.managers,
+            "POST",
+            "/shoal/raft/join",
+            {"RaftAddr": ident.raft_addr, "Addr": ident.cluster_addr},
+            timeout=10.0,
+        )
+        log.info("this node is now a manager (Raft member %s)", ident.raft_addr)
+
+    async def _become_worker(self, key_pem: str | bytes, grant: dict[str, Any]) -> None:
+        ident = self.require_swarm()
+        if self.manager:
+            await self.manager.stop()
+            self.manager = None
+
+        shutil.rmtree(raft_dir(self.cfg.data_dir), ignore_errors=True)
+        creds = credentials.save(
+            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem
+        )
+        await self._use_credentials(creds)
+        ident.role = "worker"
+        ident.raft_password = ""
+        ident.save(self.cfg.data_dir)
+        log.info("this node is now a worker")
+
+    async def _on_session_answer(self, answer: dict[str, Any]) -> None:
+        ident = self.identity
+        if ident is None:
+            return
+        if answer.get("Managers") and answer["Managers"] != ident.managers:
+            ident.managers = answer["Managers"]
+            ident.save(self.cfg.data_dir)
+        desired = answer.get("Role")
+        member = answer.get("RaftMember", False)
+        if self._role_change and not self._role_change.done():
+            return
+        if desired == "manager" and ident.role == "worker":
+            self._role_change = asyncio.get_running_loop().create_task(self._promote())
+        elif desired == "worker" and ident.role == "manager" and not member:
+            self._role_change = asyncio.get_running_loop().create_task(self._demote())
+
+    async def _renew(self) -> tuple[str | bytes, dict[str, Any]]:
+        key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
+        body = {"CSR": credentials.text(csr_pem)}
+        _, grant = await self.client().call_any(self.manager_addrs(), "POST", "/shoal/renew", body)
+        return key_pem, grant
+
+    async def _promote(self) -> None:
+        try:
+            key_pem, grant = await self._renew()
+            if grant["Role"] == "manager":
+                async with self._lock:
+                    await self._become_manager(grant, key_pem)
+        except ShoalError as exc:
+            log.warning("promotion not finished yet: %s", exc.message)
+
+    async def _demote(self) -> None:
+        try:
+            key_pem, grant = await self._renew()
+            if grant["Role"] == "worker":
+                async with self._lock:
+                    await self._become_worker(key_pem, grant)
+        except ShoalError as exc:
+            log.warning("demotion not finished yet: %s", exc.message)

@@ -1,0 +1,162 @@
+"""Service and task control calls (SwarmKit's controlapi/service.go, task.go) over the store.
+
+Create, update (and the manual rollback), remove: name checks, version checks, network targets,
+published ports and VIPs (checked now, so that a conflict is the caller's 4xx and not a stuck
+task). Each returns the changes to commit; a create or update that attaches to networks carries a
+precondition that they still exist, so a concurrent `network rm` makes one of the two fail.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from shoal.errors import Conflict, InvalidArgument, SpecError
+from shoal.manager.allocator.addresses import used_addresses
+from shoal.manager.allocator.endpoints import resolve_targets, service_endpoint
+from shoal.manager.control.filters import Filters, filter_services, filter_tasks
+from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.resolve import no_names, resolve
+from shoal.model.service import rollback_spec, service_object, service_status, updated_service, validate_service_spec
+from shoal.model.validate import field
+from shoal.store.changes import Change
+from shoal.store.protocol import StoreReader
+
+Obj = dict[str, Any]
+
+ADJECTIVES = (
+    "brave",
+    "calm",
+    "eager",
+    "fancy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "quirky",
+    "serene",
+    "tender",
+    "vibrant",
+    "witty",
+)
+SCIENTISTS = (
+    "archimedes",
+    "curie",
+    "darwin",
+    "euler",
+    "fermi",
+    "gauss",
+    "hopper",
+    "kepler",
+    "lovelace",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "turing",
+    "wozniak",
+    "yonath",
+)
+
+
+def generated_name(store: StoreReader) -> str:
+    """What dockerd names an unnamed service."""
+    for _ in range(100):
+        name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SCIENTISTS)}"
+        if store.find_by_name("service", name) is None:
+            return name
+    return f"service_{new_id()[:8]}"
+
+
+def resolve_service(services: list[Obj], ref: str) -> Obj:
+    return resolve(services, ref, "service")
+
+
+def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
+    """The new service and the changes that create it."""
+    body = dict(body)
+    if not field(body, "Name"):  # "name" names it too: bodies are decoded as Go does
+        body = {k: v for k, v in body.items() if not (isinstance(k, str) and k.lower() == "name")}
+        body["Name"] = generated_name(store)
+    spec = validate_service_spec(body)
+    if store.find_by_name("service", spec["Name"]) is not None:
+        raise Conflict(f"service {spec['Name']} already exists (name conflicts with an existing object)")
+    spec = resolve_targets(spec, store.list("network"))
+    service = service_object(new_id(), spec, now_rfc3339())
+    service["Endpoint"] = _endpoint(store, spec, None)
+    return service, [*_networks_exist(spec), Change(op="create", kind="service", obj=service)]
+
+
+def update(store: StoreReader, ref: str, version: int, body: Obj | None) -> list[Change]:
+    """`body` is the new spec; None asks for the manual rollback (`rollback=previous`)."""
+    current = resolve_service(store.list("service"), ref)
+    if current["Version"]["Index"] != version:
+        raise Conflict(
+            f"update out of sequence: service {current['Spec']['Name']} is at version "
+            f"{current['Version']['Index']}, the update was for version {version}"
+        )
+    spec = rollback_spec(current) if body is None else validate_service_spec(body, current["Spec"])
+    if spec["Name"] != current["Spec"]["Name"]:
+        raise InvalidArgument("renaming services is not supported")
+    spec = resolve_targets(spec, store.list("network"))
+    updated = updated_service(current, spec, now_rfc3339())
+    updated["Endpoint"] = _endpoint(store, spec, current)
+    if body is None:
+        updated["UpdateStatus"] = {
+            "State": "rollback_started",
+            "StartedAt": updated["UpdatedAt"],
+            "Message": "manually requested rollback",
+        }
+    change = Change(op="update", kind="service", obj=updated, obj_id=current["ID"], expected_version=version)
+    return [*_networks_exist(spec), change]
+
+
+def remove(store: StoreReader, ref: str) -> list[Change]:
+    service = resolve_service(store.list("service"), ref)
+    return [Change(op="delete", kind="service", obj_id=service["ID"])]
+
+
+def _networks_exist(spec: Obj) -> list[Change]:
+    targets = sorted({a["Target"] for a in spec["TaskTemplate"].get("Networks") or []})
+    return [Change.exists("network", target) for target in targets]
+
+
+def _endpoint(store: StoreReader, spec: Obj, current: Obj | None) -> Obj:
+    """Published ports and VIPs, allocated now: a port in use is a 409, a bad spec a 400."""
+    services = store.list("service")
+    used = used_addresses(store.list("task"), services, store.list("node"))
+    try:
+        return service_endpoint(
+            spec,
+            current["ID"] if current else None,
+            services,
+            store.list("network"),
+            used,
+            (current or {}).get("Endpoint"),
+        )
+    except SpecError as exc:
+        raise Conflict(exc.message) if "in use" in exc.message else InvalidArgument(exc.message) from exc
+
+
+def list_services(store: StoreReader, filters: Filters, with_status: bool) -> list[Obj]:
+    services = filter_services(store.list("service"), filters)
+    services.sort(key=lambda s: s["Spec"]["Name"])
+    if with_status:
+        tasks = store.list("task")
+        services = [
+            {**s, "ServiceStatus": service_status(s, [t for t in tasks if t["ServiceID"] == s["ID"]])} for s in services
+        ]
+    return services
+
+
+def list_tasks(store: StoreReader, filters: Filters) -> list[Obj]:
+    tasks = filter_tasks(store.list("task"), filters, store.list("service"), store.list("node"))
+    tasks.sort(key=lambda t: (t["ServiceID"], t.get("Slot") or 0, t.get("NodeID") or "", t["CreatedAt"]))
+    return tasks
+
+
+def inspect_task(store: StoreReader, ref: str) -> Obj:
+    return resolve(store.list("task"), ref, "task", no_names)

@@ -1,0 +1,51 @@
+"""The store as its users see it (typed seams: control calls and loops take these, not the class)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from shoal.store.changes import Change
+from shoal.store.watch import Subscription
+
+
+class StoreReader(Protocol):
+    """Local reads (may be stale; deep copies)."""
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None: ...
+
+    def list(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None: ...
+
+
+class Store(StoreReader, Protocol):
+    """Reads, watches and all-or-nothing batches (`ReplicatedStore` is the one implementation)."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def applied_index(self) -> int: ...
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription: ...
+
+    def commit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int: ...
+
+    async def acommit(
+        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+    ) -> int: ...
+
+
+class RaftStore(Store, Protocol):
+    """A Store that is also a Raft member: what the role manager changes membership with."""
+
+    def members(self) -> list[str]: ...
+
+    def is_leader(self) -> bool: ...
+
+    def remove_member(self, addr: str, timeout: float = 5.0) -> None: ...
+
+    def transfer_leadership(self, target: str | None = None, timeout: float = 2.0) -> str | None: ...

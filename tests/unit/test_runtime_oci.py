@@ -294,3 +294,16 @@ def test_k8s_file_follow_reads_on_after_conmon_restarts_the_log(tmp_path: Path) 
     start = time.monotonic()
     got = [r.data for r in k8slog.read_records(path, follow=True, running=running)]
     assert got == [b"one\n", b"two\n"] and time.monotonic() - start < 5
+
+
+def test_registry_auth_travels_in_pull_options() -> None:
+    import base64
+    import json
+
+    from shoal.runtime.oci.driver import task_registry_auth
+
+    auth = base64.urlsafe_b64encode(json.dumps({"username": "u", "password": "p"}).encode()).decode().rstrip("=")
+    t = task(PullOptions={"RegistryAuth": auth})
+    assert task_registry_auth(t) == {"username": "u", "password": "p"}
+    assert task_registry_auth(task()) is None
+    assert task_registry_auth(task(PullOptions={"RegistryAuth": "%%%"})) is None

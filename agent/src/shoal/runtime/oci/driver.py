@@ -18,6 +18,8 @@ Identity of a pid is trusted only with its start time and the boot id (pids are 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
@@ -55,6 +57,20 @@ def _which_init() -> str | None:
         if found:
             return found
     return None
+
+
+def task_registry_auth(task: Mapping[str, Any]) -> dict[str, Any] | None:
+    """ContainerSpec.PullOptions.RegistryAuth (SwarmKit's place for what `--with-registry-auth`
+    sends): base64url of a JSON AuthConfig, as the X-Registry-Auth header. None when absent or
+    unreadable (the pull then goes without credentials and the registry says why)."""
+    raw = str(((spec.container_spec(task).get("PullOptions") or {}).get("RegistryAuth")) or "").strip()
+    if not raw:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc else None
 
 
 def host_top_level_dirs(root: str = "/") -> tuple[str, ...]:
@@ -161,7 +177,7 @@ class OCIDriver:
         ref = str(spec.container_spec(task).get("Image") or "")
         ensure = getattr(self.images, "ensure", None)
         if ensure is not None:  # a store that pulls (registry auth travels with the task)
-            return ensure(ref, registry_auth=(task.get("Spec") or {}).get("PullOptions"))
+            return ensure(ref, registry_auth=task_registry_auth(task))
         return self.images.get(ref.split("@", 1)[0] or "<none>")
 
     def resolve(self, task: Mapping[str, Any], image: Image) -> tuple[bundle.Plan, dict[str, Any]]:

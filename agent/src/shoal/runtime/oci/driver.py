@@ -239,7 +239,7 @@ class OCIDriver:
         d = self.task_dir(plan.task_id)
         try:
             d.mkdir(parents=True, exist_ok=True)
-            linux.write_json(d / "task.json", dict(task))
+            _dump(d / "task.json", dict(task))
             (d / "hostname").write_text(plan.hostname + "\n")
             (d / "hosts").write_text(spec.hosts_file(plan.hostname))
             (d / "resolv.conf").write_text(spec.resolv_conf())
@@ -248,7 +248,7 @@ class OCIDriver:
             if image.rootfs is None:
                 host_skeleton(self._empty_lower)
             self._mount_root(d, extra["lower"])
-            linux.write_json(d / "config.json", bundle.config(plan))
+            _dump(d / "config.json", bundle.config(plan))
             try:
                 netns.create(extra["netns"], self.netns_dir)
             except OSError as exc:
@@ -571,6 +571,13 @@ class OCIDriver:
             raise RuntimeDriverError(f"task {task_id} is not running")
         cmd = [self.runtime, f"--root={self.runtime_root}", "exec", *(["--tty"] if tty else []), task_id, *argv]
         return cmd, {"PATH": spec.DEFAULT_PATH}
+
+
+def _dump(path: Path, obj: Any) -> None:
+    """Compact JSON through the C encoder, no fsync: files that prepare() writes again when it did
+    not finish (plan.json, written last with fsync, says it did). ~1 ms less per task start."""
+    with open(path, "w") as f:
+        f.write(json.dumps(obj, separators=(",", ":")))
 
 
 def _read(path: Path) -> str:

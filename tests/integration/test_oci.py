@@ -181,6 +181,13 @@ def test_host_image_namespaces_files_env_limits_exec_and_remove(bed: Testbed, ta
     assert_gone(bed, task["ID"], pid, conmon)
 
 
+def test_memory_limit_is_enforced_and_oom_is_recorded(bed: Testbed, tasks: list[str]) -> None:
+    hog = make_task("shoal/host", ["python3", "-c", "x = bytearray(256 << 20)"], Limits={"MemoryBytes": 16 << 20})
+    start(bed, tasks, hog)
+    status = rt(bed, "wait", hog["ID"], "--timeout", "20")
+    assert status["exit_code"] == 137 and status["oom_killed"], status
+
+
 def test_hello_answers_and_sigkill_is_137_from_the_exit_file(bed: Testbed, tasks: list[str]) -> None:
     task = make_task("shoal/hello")
     pid = start(bed, tasks, task)["pid"]

@@ -43,8 +43,12 @@ from shoal.runtime.records import LOST_EXIT_CODE, check_id
 DEFAULT_STATE_DIR = Path("/var/lib/shoal/tasks")
 DEFAULT_RUN_DIR = Path("/run/shoal")
 HOST_BINDS_LABEL = "io.shoal.host-binds"
-# an image without a root filesystem of its own sees these host directories (read-only)
-HOST_TOP_LEVEL_SKIP = frozenset({"proc", "sys", "dev", "run", "tmp", "boot", "lost+found", "mnt", "media", "srv"})
+# an image without a root filesystem of its own sees the host's top-level directories read-only,
+# but not these: kernel and runtime filesystems the container gets its own of, and /var, /root and
+# /home (the agent's state, certificates and users' files are none of a task's business)
+HOST_TOP_LEVEL_SKIP = frozenset(
+    {"proc", "sys", "dev", "run", "tmp", "boot", "lost+found", "mnt", "media", "srv", "var", "root", "home"}
+)
 INIT_BINARIES = ("catatonit", "tini", "tini-static", "docker-init")
 PLAN, STARTED, START_ERR = "plan.json", "started.json", "start.err"
 

@@ -44,10 +44,11 @@ DEFAULT_STATE_DIR = Path("/var/lib/shoal/tasks")
 DEFAULT_RUN_DIR = Path("/run/shoal")
 HOST_BINDS_LABEL = "io.shoal.host-binds"
 # an image without a root filesystem of its own sees the host's top-level directories read-only,
-# but not these: kernel and runtime filesystems the container gets its own of, and /var, /root and
-# /home (the agent's state, certificates and users' files are none of a task's business)
+# but not these: kernel and runtime filesystems the container gets its own of, and /var and /home
+# (the agent's state, certificates and users' files are none of a task's business; /root stays:
+# a Python the agent runs from may live there, e.g. pyenv's)
 HOST_TOP_LEVEL_SKIP = frozenset(
-    {"proc", "sys", "dev", "run", "tmp", "boot", "lost+found", "mnt", "media", "srv", "var", "root", "home"}
+    {"proc", "sys", "dev", "run", "tmp", "boot", "lost+found", "mnt", "media", "srv", "var", "home"}
 )
 INIT_BINARIES = ("catatonit", "tini", "tini-static", "docker-init")
 PLAN, STARTED, START_ERR = "plan.json", "started.json", "start.err"

@@ -6,7 +6,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STATE := .state
 DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-ping curl \
-	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk chromium chromium-driver
+	netcat-openbsd util-linux python3 python3-venv haproxy dnsutils iperf3 wrk chromium chromium-driver \
+	conmon runc crun catatonit
 # images: skopeo pulls/loads, umoci unpacks, busybox-static makes shoal/hello and the test images,
 # docker-registry is the testbed's registry, nodejs the seed app's image
 DEB_PACKAGES += skopeo umoci busybox-static docker-registry nodejs

@@ -1,6 +1,7 @@
 """Service convergence on three hosts: create 100 replicas, scale 100 -> 300, remove.
 
-Prints, for `shoal/host sleep 3600` with restart delay 0: create -> all 100 RUNNING (goal <= 2 s;
+Prints, per task driver (`--driver oci|process|both`; both by default, side by side), for
+`shoal/host sleep 3600` with restart delay 0: machine CPU per task start, create -> all 100 RUNNING (goal <= 2 s;
 Docker Swarm took 11.8 s for the same on this machine), scale 100 -> 300 -> all RUNNING, rm ->
 no task left (in the store, and on the nodes), and the Raft log entries each step used (from the
 objects' Version.Index, which is the log index of the command that last wrote them) with how many
@@ -18,6 +19,7 @@ from typing import Any
 from _cluster import (
     HOSTS,
     api,
+    cpu_per_task,
     cpu_report,
     cpu_snapshot,
     create_service,
@@ -84,7 +86,8 @@ def step(
     before = set(watch.versions)
     watch.polls, watch.poll_time = 0, 0.0
     run, elapsed = until(f"{n} tasks RUNNING", lambda: watch.converged(n), TIMEOUT, POLL, start=t0)
-    cpu = cpu_report(cpu0, cpu_snapshot(bed))
+    after = cpu_snapshot(bed)
+    cpu = cpu_report(cpu0, after)
     if run is None:
         print(f"  {label}: NOT converged after {elapsed:.1f} s; tasks: {state_counts(watch.tasks)}")
         return None, {}
@@ -111,6 +114,7 @@ def step(
         f"RUNNING per node: {'; '.join(per_node)}"
     )
     print(f"  {label}: {cpu}")
+    print(f"  {label}: {cpu_per_task(cpu0, after, len(new))}")
     print(
         f"  {label}: Raft log entries {first_index + 1}..{last_index} = {entries} "
         f"(orchestrator batches that created the {len(new)} tasks: {batches}; "
@@ -154,11 +158,18 @@ def removal(bed: Any, service_id: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--managers", type=int, default=1, choices=(1, 3))
+    parser.add_argument("--driver", choices=("oci", "process", "both"), default="both", help="task driver(s)")
     args = parser.parse_args()
+    for driver in ("process", "oci") if args.driver == "both" else (args.driver,):
+        run(args, driver)
+
+
+def run(args: argparse.Namespace, driver: str) -> None:
     layout = "1 manager + 2 workers" if args.managers == 1 else "3 managers"
+    print(f"== task driver {driver}")
     print(f"cluster: {len(HOSTS)} hosts, {layout}; service: {REPLICAS} x `shoal/host sleep 3600`, restart delay 0")
     print(machine_note(), flush=True)
-    bed = services_cluster(managers=args.managers)
+    bed = services_cluster(managers=args.managers, driver=driver)
     try:
         cpu0 = cpu_snapshot(bed)
         t0_wall, t0 = time.time(), time.monotonic()

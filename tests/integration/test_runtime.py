@@ -20,7 +20,7 @@ import pytest
 from testbed.bed import Testbed
 
 HOST = "swarm01"
-RT = ["python", "-m", "shoal.runtime"]
+RT = ["python", "-m", "shoal.runtime", "--driver", "process"]
 CGROUP_V1 = ("memory", "cpu", "pids")
 
 

@@ -183,6 +183,7 @@ class Testbed:
         for name in ours:
             roots += procs.pids_in_netns(Path("/run/netns") / name)
         procs.stop(procs.descendants([p for p in roots if procs.alive(p)]))
+        remove_task_cgroups()
         for name in ours:
             try:
                 netns.remove(name)
@@ -445,6 +446,17 @@ exec sleep infinity
                 }
             )
         return rows
+
+
+def remove_task_cgroups(root: Path = Path("/sys/fs/cgroup")) -> None:
+    """The oci driver's tasks get `shoal/<task-id>` cgroups from runc, removed by `runc delete`
+    when a task is removed; tasks killed with their hosts never get there: remove what is empty."""
+    for group in root.glob("*/shoal/*"):
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    for parent in root.glob("*/shoal"):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def cgroup_mount_steps(mounts: str | None = None) -> list[str]:

@@ -229,6 +229,14 @@ def test_docker_cli_zero_values_are_accepted_and_dropped() -> None:
     assert "LogDriver" not in out["TaskTemplate"]
 
 
+def test_oci_container_fields_are_kept() -> None:
+    container = {"Image": "img", "Init": True, "ReadOnly": True}
+    container |= {"CapabilityAdd": ["NET_ADMIN"], "CapabilityDrop": ["ALL"]}
+    out = validate_service_spec(spec(TaskTemplate=task_template(ContainerSpec=container)))["TaskTemplate"]
+    c = out["ContainerSpec"]
+    assert (c["Init"], c["ReadOnly"], c["CapabilityAdd"], c["CapabilityDrop"]) == (True, True, ["NET_ADMIN"], ["ALL"])
+
+
 def test_top_level_networks_move_into_the_task_template() -> None:
     out = validate_service_spec(spec(Networks=[{"Target": "net1"}]))
     assert out["TaskTemplate"]["Networks"] == [{"Target": "net1", "Aliases": []}]
@@ -314,7 +322,15 @@ def test_minimum_resources_pass() -> None:
             "stop-grace-period cannot be negative",
         ),
         (spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Mounts": [{"Target": "/x"}]}}), "Mounts is not supported"),
-        (spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Init": True}}), "ContainerSpec.Init is not supported"),
+        (
+            spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Init": "yes"}}),
+            "ContainerSpec.Init: expected true or false",
+        ),
+        (
+            spec(TaskTemplate={"ContainerSpec": {"Image": "i", "CapabilityAdd": ["CAP_FLY"]}}),
+            "CapabilityAdd: unknown capability: 'CAP_FLY'",
+        ),
+        (spec(TaskTemplate={"ContainerSpec": {"Image": "i", "TTY": True}}), "ContainerSpec.TTY is not supported"),
         (spec(TaskTemplate=task_template(LogDriver={"Name": "syslog"})), "TaskTemplate.LogDriver is not supported"),
         (spec(TaskTemplate=task_template(ForceUpdate=-1)), "ForceUpdate must be at least 0"),
     ],

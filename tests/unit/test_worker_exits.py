@@ -77,3 +77,35 @@ def test_tasks_without_a_pidfd_are_polled() -> None:
         return ex.take_reports()
 
     assert [r["State"] for r in asyncio.run(scenario())] == ["failed"]
+
+
+def test_a_task_that_ended_while_no_agent_ran_is_reported_with_its_exit_code() -> None:
+    """After a restart the store still says running; the driver's record has the exit code."""
+    from shoal.runtime.base import NoSuchTask
+
+    class Restarted(PipeDriver):
+        def poll(self, task_id: str) -> ExitStatus | None:
+            if task_id == "gone":
+                raise NoSuchTask(task_id)
+            return super().poll(task_id)
+
+    async def scenario() -> list[dict[str, Any]]:
+        driver = Restarted(with_fds=False)
+        driver.end("t1", 42)
+        ex = Executor(driver)
+        tasks = [
+            {"ID": tid, "ServiceID": "s", "DesiredState": "running", "Status": {"State": "running"}, "Spec": {}}
+            for tid in ("t1", "gone")
+        ]
+        ex.apply(tasks)
+        for _ in range(200):
+            if len(ex.reports) == 2:
+                break
+            await asyncio.sleep(0.005)
+        return ex.take_reports()
+
+    got = {r["ID"]: (r["State"], r.get("ExitCode"), r.get("Err")) for r in asyncio.run(scenario())}
+    assert got == {
+        "t1": ("failed", 42, "task: non-zero exit (42)"),
+        "gone": ("failed", None, "task: not found on this node after the agent restarted"),
+    }

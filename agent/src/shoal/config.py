@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/shoal/shoald.yml")
+TASK_DRIVERS = ("oci", "process")
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,8 @@ class Config:
     insecure_registries: list[str] = field(default_factory=list)
     image_prune_max_bytes: int | None = None  # unused images go, least recently used first
     image_prune_max_age: float | None = None  # seconds an unused image may stay
+    task_driver: str = "process"  # "oci": OCI containers under conmon + runc/crun; "process": the old supervisor
+    oci_runtime: str | None = None  # "runc" or "crun"; default: crun on a pure cgroup v2 host, else runc
 
     @property
     def socket_path(self) -> Path:
@@ -92,6 +95,14 @@ def _coerce(name: str, value: Any) -> Any:
             if not isinstance(value, list):
                 raise ValueError
             return [str(v) for v in value]
+        if name == "task_driver":
+            if str(value) not in TASK_DRIVERS:
+                raise ValueError
+            return str(value)
+        if name == "oci_runtime":
+            if value is not None and str(value) not in ("runc", "crun"):
+                raise ValueError
+            return None if value is None else str(value)
         if name in ("image_prune_max_bytes", "image_prune_max_age"):
             if value is None:
                 return None
@@ -141,9 +152,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-addr", dest="metrics_addr", help="serve Prometheus metrics on host:port (off)")
     parser.add_argument("--ui-addr", dest="ui_addr", help="serve the visualizer page on host:port (managers; off)")
     parser.add_argument("--heartbeat-period", dest="heartbeat_period", type=float, help="seconds (default 1)")
+    parser.add_argument("--task-driver", dest="task_driver", choices=TASK_DRIVERS, help="how tasks run")
 
 
 def from_args(args: argparse.Namespace) -> Config:
-    keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period")
+    keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
     keys += ("metrics_addr", "ui_addr")
     return load(args.config, {k: getattr(args, k) for k in keys})

@@ -19,7 +19,6 @@ from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
 from shoal.runtime.images import ImageStore, RegistryOptions
 from shoal.runtime.images.prune import Policy
-from shoal.runtime.process import ProcessDriver
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NetworkSlot
 from shoal.worker.session import Session
@@ -50,7 +49,15 @@ def default_images(cfg: Config) -> ImageStore:
 
 
 def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
-    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images or default_images(cfg))
+    """The task driver the configuration names (`task_driver`)."""
+    images = images or default_images(cfg)
+    if cfg.task_driver == "oci":
+        from shoal.runtime.oci.driver import OCIDriver
+
+        return OCIDriver(state_dir=cfg.data_dir / "tasks", images=images, run_dir=cfg.run_dir, runtime=cfg.oci_runtime)
+    from shoal.runtime.process import ProcessDriver
+
+    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images)
 
 
 class AgentCore:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from typing import Any
 
 from aiohttp import web
 
-from shoal.api.errors import json_body
+from shoal.api.errors import json_body, query_bool
 from shoal.api.keys import AGENT
-from shoal.errors import InvalidArgument, NotFound
-from shoal.runtime.base import NoSuchImage, NoSuchTask
+from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.runtime.base import NoSuchImage, NoSuchTask, RuntimeDriverError
 
 
 def _local(request: web.Request, ref: str) -> dict[str, Any]:
@@ -24,11 +25,12 @@ def _local(request: web.Request, ref: str) -> dict[str, Any]:
 async def list_local(request: web.Request) -> web.Response:
     executor = request.app[AGENT].executor
     out = []
+    running = {h.task_id: h for h in await asyncio.to_thread(executor.driver.list_running)}
     for task_id, state in executor.state.items():
         task = executor.assigned.get(task_id)
         if task is None or state != "running":
             continue
-        handle = next((h for h in executor.driver.list_running() if h.task_id == task_id), None)
+        handle = running.get(task_id)
         out.append({**task, "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None})
     return web.json_response(out)
 
@@ -55,7 +57,16 @@ async def exec_info(request: web.Request) -> web.Response:
         raise InvalidArgument(f"cmd must be a JSON list of strings: {exc}") from exc
     if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
         raise InvalidArgument("cmd must be a non-empty JSON list of strings")
-    argv, env = request.app[AGENT].driver.exec_command(task["ID"], cmd)
+    driver = request.app[AGENT].driver
+    try:
+        if driver.name == "oci":  # `runc exec --tty` makes the terminal of `shoal exec -t`
+            argv, env = driver.exec_command(task["ID"], cmd, tty=query_bool(request, "tty"))
+        else:
+            argv, env = driver.exec_command(task["ID"], cmd)
+    except NoSuchTask as exc:
+        raise NotFound(exc.message) from exc
+    except RuntimeDriverError as exc:
+        raise Conflict(exc.message) from exc
     return web.json_response({"Argv": argv, "Env": env})
 
 

@@ -155,7 +155,7 @@ def cmd_exec(api: Client, args: argparse.Namespace) -> int:
         raise CLIError('"shoal exec" requires at least 2 arguments: TASK COMMAND [ARG...]')
     if args.interactive and args.tty and not os.isatty(0):
         raise CLIError("the input device is not a TTY")
-    resp = api.get(f"/shoal/local/tasks/{args.task}/exec", cmd=list(args.cmd))
+    resp = api.get(f"/shoal/local/tasks/{args.task}/exec", cmd=list(args.cmd), tty=int(bool(args.tty)))
     argv = [str(a) for a in (resp or {}).get("Argv") or ()]
     if not argv:
         raise CLIError(f"the agent gave no command to enter task {args.task}")

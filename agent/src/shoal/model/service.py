@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model.capabilities import capabilities
 from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
@@ -56,10 +57,8 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
 _CONTAINER_ZERO_ONLY = (
     "Groups",
     "Privileges",
-    "Init",
     "TTY",
     "OpenStdin",
-    "ReadOnly",
     "Mounts",
     "HealthCheck",
     "Hosts",
@@ -68,8 +67,6 @@ _CONTAINER_ZERO_ONLY = (
     "Configs",
     "Isolation",
     "Sysctls",
-    "CapabilityAdd",
-    "CapabilityDrop",
     "Ulimits",
     "OomScoreAdj",
 )
@@ -84,6 +81,10 @@ _CONTAINER_FIELDS = (
     "Hostname",
     "StopGracePeriod",
     "StopSignal",
+    "Init",
+    "ReadOnly",
+    "CapabilityAdd",
+    "CapabilityDrop",
     *_CONTAINER_ZERO_ONLY,
 )
 _TASK_ZERO_ONLY = ("PluginSpec", "NetworkAttachmentSpec", "LogDriver")
@@ -192,7 +193,30 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         if grace is None
         else _non_negative_duration(f"{where}.StopGracePeriod", grace, "stop-grace-period"),
         "StopSignal": _signal(f"{where}.StopSignal", _opt(c.get("StopSignal"), "")),
+        # run by the oci task driver (runtime/oci); the process driver rejects tasks that set them
+        **_optional_bool(where, c, "Init"),
+        **_optional_bool(where, c, "ReadOnly"),
+        **_capabilities(where, c),
     }
+
+
+def _optional_bool(where: str, c: Mapping[str, Any], key: str) -> dict[str, bool]:
+    value = c.get(key)
+    if value is None or value is False:
+        return {}  # Docker's zero value: left out, as `service inspect` shows it
+    if value is not True:
+        raise SpecError(f"{where}.{key}: expected true or false, got {value!r}")
+    return {key: True}
+
+
+def _capabilities(where: str, c: Mapping[str, Any]) -> dict[str, list[str]]:
+    out = {}
+    for key in ("CapabilityAdd", "CapabilityDrop"):
+        names = _strings(f"{where}.{key}", c.get(key))
+        if names:
+            out[key] = names
+    capabilities(out.get("CapabilityAdd", ()), out.get("CapabilityDrop", ()))  # unknown names: 400
+    return out
 
 
 def _resource_values(where: str, value: Any, fields: tuple[str, ...]) -> dict[str, int]:

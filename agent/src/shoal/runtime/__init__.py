@@ -1,4 +1,5 @@
-"""shoal.runtime: task drivers (`process`: namespaces + cgroups) and the node-local image store.
+"""shoal.runtime: task drivers (`oci`: OCI containers under conmon + runc; `process`: namespaces +
+cgroups under a Python supervisor) and the node-local image store.
 
 Names are loaded lazily: the per-task shim imports `shoal.runtime.linux` at every task start
 and must not pay for dataclasses, typing or the image store.
@@ -19,6 +20,7 @@ _EXPORTS = {
     "Image": "images",
     "ImageStore": "images",
     "ProcessDriver": "process",
+    "OCIDriver": "oci.driver",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""`python -m shoal.runtime VERB`: drive the process driver by hand (like `ctr` for containerd).
+"""`python -m shoal.runtime VERB`: drive a task driver by hand (like `ctr` for containerd).
 
 For debugging a node and for the integration tests, which run it inside testbed hosts.
 Output is JSON; errors print `{"error": ...}` and exit 1.
@@ -14,10 +14,12 @@ import sys
 import time
 from typing import Any
 
+from shoal.config import Config
 from shoal.model.errors import SpecError
 from shoal.runtime.base import RuntimeDriverError
 from shoal.runtime.images import DEFAULT_ROOT, ImageStore
-from shoal.runtime.process import DEFAULT_STATE_DIR, ProcessDriver
+
+DEFAULT_STATE_DIR = "/var/lib/shoal/tasks"
 
 
 def _out(obj: Any) -> None:
@@ -28,11 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shoal.runtime", description=__doc__)
     p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
     p.add_argument("--images", default=str(DEFAULT_ROOT), help="image store root")
+    p.add_argument("--driver", choices=("oci", "process"), default=Config().task_driver, help="task driver")
+    p.add_argument("--run-dir", default="/run/shoal", help="the agent's runtime directory (oci: runc state)")
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("run", help="prepare and start the Task read as JSON from stdin")
     sub.add_parser("hold", help="as run, then stay alive (an agent to kill in tests)")
     sub.add_parser("rm-all", help="remove every task of this node (running ones are killed)")
-    for verb in ("poll", "rm", "pids"):
+    for verb in ("poll", "rm", "pids", "state"):
         sub.add_parser(verb).add_argument("task_id")
     w = sub.add_parser("wait")
     w.add_argument("task_id")
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ps", help="running tasks")
     sub.add_parser("adopt", help="find running tasks after a restart")
     ex = sub.add_parser("exec", help="run a command inside a running task")
+    ex.add_argument("-t", "--tty", action="store_true")
     ex.add_argument("task_id")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     sub.add_parser("images")
@@ -63,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     images = ImageStore(args.images)
-    driver = ProcessDriver(args.state_dir, images=images)
+    driver: Any
+    if args.driver == "oci":
+        from shoal.runtime.oci.driver import OCIDriver
+
+        driver = OCIDriver(args.state_dir, images=images, run_dir=args.run_dir)
+    else:
+        from shoal.runtime.process import ProcessDriver
+
+        driver = ProcessDriver(args.state_dir, images=images)
     verb = args.verb
     if verb in ("run", "hold"):
         task = json.load(sys.stdin)
@@ -90,15 +103,24 @@ def run(args: argparse.Namespace) -> int:
             driver.remove(task_id)
     elif verb == "pids":
         _out(sorted(driver.task_pids(args.task_id)))
+    elif verb == "logs" and args.driver == "oci":
+        for rec in driver.log_records(args.task_id, tail=args.tail, follow=args.follow):
+            sys.stdout.buffer.write(rec.to_line())
+            sys.stdout.buffer.flush()
     elif verb == "logs":
         for line in driver.logs(args.task_id, tail=args.tail, follow=args.follow):
             sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()
+    elif verb == "state":
+        _out(driver.runtime_state(args.task_id))
     elif verb in ("ps", "adopt"):
         _out([h.to_dict() for h in (driver.list_running() if verb == "ps" else driver.adopt())])
     elif verb == "exec":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        argv, env = driver.exec_command(args.task_id, command)
+        if args.driver == "oci":
+            argv, env = driver.exec_command(args.task_id, command, tty=args.tty)
+        else:
+            argv, env = driver.exec_command(args.task_id, command)
         os.execve(argv[0], argv, env)
     elif verb == "images":
         _out([{**img.inspect(), "Rootfs": str(img.rootfs)} for img in images.list()])

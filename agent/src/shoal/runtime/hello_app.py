@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
+import signal
 import socket
 import struct
 import sys
@@ -67,6 +68,8 @@ def main(argv: list[str]) -> int:
     port = int(argv[1]) if len(argv) > 1 else 8080
     server = Server(("0.0.0.0", port), Hello)
     print(f"hello: listening on :{port}", flush=True)
+    # as a container's PID 1 no signal has a default action: SIGTERM (docker stop) must be handled
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

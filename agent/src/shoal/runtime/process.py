@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.runtime import cgroups, linux, netns, spec
-from shoal.runtime.base import ExitStatus, NoSuchTask, RuntimeDriverError, TaskHandle
+from shoal.runtime.base import ExitStatus, NoSuchTask, RuntimeDriverError, TaskHandle, TaskRejected
 from shoal.runtime.images import ImageStore
 from shoal.runtime.logfile import read_lines
 from shoal.runtime.records import TaskRecords, check_id
@@ -83,6 +83,10 @@ class ProcessDriver:
     def _resolve(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """Everything the shim needs, computed before anything is created."""
         cspec = spec.container_spec(task)
+        oci_only = [k for k in ("Init", "ReadOnly", "CapabilityAdd", "CapabilityDrop") if cspec.get(k)]
+        if oci_only:
+            why = "not supported by the process task driver (use task_driver: oci)"
+            raise TaskRejected(f"{', '.join(oci_only)}: {why}")
         limits = spec.limits_for(task)
         # the docker CLI may pin a digest (name@sha256:...): local images have none
         image = self.images.get(str(cspec.get("Image") or "").split("@", 1)[0] or "<none>")

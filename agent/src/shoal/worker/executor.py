@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
-from shoal.runtime.base import ExitStatus, NoSuchImage, RuntimeDriverError, TaskRejected
+from shoal.runtime.base import ExitStatus, NoSuchImage, NoSuchTask, RuntimeDriverError, TaskRejected
 from shoal.worker.hooks import NetworkHooks
 
 log = logging.getLogger("shoal.executor")
@@ -98,6 +98,8 @@ class Executor:
                 self._spawn(self._stop(task))
             elif known is None and desired in STOPPING and task["Status"]["State"] in ("assigned", "accepted"):
                 self.report(tid, "shutdown", "shutdown before start")
+            elif known is None and desired == "running" and task["Status"]["State"] in ("starting", "running"):
+                self._spawn(self._reclaim(task))  # the agent restarted and the task was not adopted
         for tid in list(self.state):
             if tid not in self.assigned and tid not in self.busy:
                 self._spawn(self._forget(tid))  # deleted from the store: stop if needed and clean up
@@ -126,6 +128,35 @@ class Executor:
         except Exception as exc:
             log.exception("starting task %s failed", tid)
             self.report(tid, "rejected", "rejected", Err=f"{exc.__class__.__name__}: {exc}")
+        finally:
+            self.busy.discard(tid)
+            self._recheck(tid)
+
+    async def _reclaim(self, task: dict[str, Any]) -> None:
+        """A task the store has as starting or running that this agent did not adopt: it ended
+        while no agent ran (its exit code is in the driver's record), its start was cut short by
+        the restart (the driver finishes it), or its record is gone."""
+        tid = task["ID"]
+        self.busy.add(tid)
+        try:
+            try:
+                status = await asyncio.to_thread(self.driver.poll, tid)
+            except NoSuchTask:
+                self.report(tid, "failed", "lost", Err="task: not found on this node after the agent restarted")
+                return
+            if status is None:
+                handle = await asyncio.to_thread(self.driver.start, task)
+                self.report(tid, "running", "started", PID=handle.pid)
+                self.watch_exit(tid)
+            else:
+                self.state[tid] = "running"
+                self.busy.discard(tid)
+                self.check_exits([tid])  # reports complete or failed with the exit code
+        except RuntimeDriverError as exc:
+            self.report(tid, "failed", "starting container failed", Err=exc.message, ExitCode=127)
+        except Exception as exc:
+            log.exception("reclaiming task %s failed", tid)
+            self.report(tid, "failed", "lost", Err=f"{exc.__class__.__name__}: {exc}")
         finally:
             self.busy.discard(tid)
             self._recheck(tid)

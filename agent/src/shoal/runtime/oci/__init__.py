@@ -1,0 +1,1 @@
+"""The `oci` task driver: OCI bundles run by runc (or crun) under conmon."""

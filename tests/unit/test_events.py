@@ -215,3 +215,39 @@ def test_executor_state_changes_become_container_events() -> None:
     assert [m["Action"] for m in got] == ["create", "start", "die"]
     assert got[0]["Actor"]["Attributes"]["name"] == "web.3.t1"
     assert got[2]["Actor"]["Attributes"]["exitCode"] == "2"
+
+
+def test_a_running_task_deleted_from_the_store_still_dies_as_an_event() -> None:
+    """`service rm` deletes the tasks: the node stops them without a report to the managers, but
+    its container events must still say the container died (docker events shows it)."""
+    from shoal.agent.events import task_listener
+    from shoal.runtime.base import ExitStatus
+    from shoal.worker.executor import Executor
+
+    class StoppingDriver:
+        def stop(self, task_id: str, grace: float | None = None) -> ExitStatus:
+            return ExitStatus(exit_code=143, signal=15)
+
+        def remove(self, task_id: str) -> None:
+            return None
+
+    async def run() -> list[dict]:
+        hub = EventHub()
+        _, sub = hub.subscribe({}, None)
+        executor = Executor(driver=StoppingDriver())
+        executor.listeners.append(task_listener(hub, executor))
+        executor.service_names["s1"] = "web"
+        task = {"ID": "t1", "ServiceID": "s1", "NodeID": "n1", "Slot": 1, "DesiredState": "running"}
+        executor.assigned = {"t1": task}
+        executor.state["t1"] = "running"
+        executor.apply([])  # the store no longer has it
+        for _ in range(50):
+            if "t1" not in executor.state:
+                break
+            await asyncio.sleep(0.01)
+        return [m for m in [await sub.next(0.1)] if m]
+
+    got = asyncio.run(run())
+    assert [m["Action"] for m in got] == ["die"]
+    assert got[0]["Actor"]["Attributes"]["name"] == "web.1.t1"
+    assert got[0]["Actor"]["Attributes"]["exitCode"] == "143"

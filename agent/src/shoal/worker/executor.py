@@ -38,6 +38,7 @@ class Executor:
         self.exit_fds: dict[str, int] = {}
         # observers of task state changes (task, state, report fields): the node's container events
         self.listeners: list[Callable[[dict[str, Any], str, dict[str, Any]], None]] = []
+        self.removed: dict[str, dict[str, Any]] = {}
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -69,7 +70,9 @@ class Executor:
         self.state[task_id] = state
         self.reports.append({"ID": task_id, "State": state, "Message": message, "Timestamp": now_rfc3339(), **extra})
         self.wakeup.set()
-        task = self.assigned.get(task_id) or {"ID": task_id}
+        self._notify(self.assigned.get(task_id) or {"ID": task_id}, state, extra)
+
+    def _notify(self, task: dict[str, Any], state: str, extra: dict[str, Any]) -> None:
         for listener in self.listeners:
             try:
                 listener(task, state, extra)
@@ -85,7 +88,10 @@ class Executor:
 
     # ---- reconcile with assignments
     def apply(self, tasks: list[dict[str, Any]]) -> None:
-        self.assigned = {t["ID"]: t for t in tasks}
+        assigned = {t["ID"]: t for t in tasks}
+        # the last copy of a task deleted from the store: its stop is still told to the listeners
+        self.removed.update((tid, t) for tid, t in self.assigned.items() if tid not in assigned and tid in self.state)
+        self.assigned = assigned
         for task in tasks:
             tid = task["ID"]
             if tid in self.busy:
@@ -199,7 +205,9 @@ class Executor:
         self.busy.add(tid)
         try:
             if self.state.get(tid) == "running":
-                await asyncio.to_thread(self.driver.stop, tid, None)
+                status = await asyncio.to_thread(self.driver.stop, tid, None)
+                task = self.removed.get(tid) or {"ID": tid}
+                self._notify(task, "shutdown", _exit_fields(status, asked=True))
             if self.hooks is not None:
                 await self.hooks.before_remove(tid)
             await asyncio.to_thread(self.driver.remove, tid)
@@ -207,6 +215,7 @@ class Executor:
             log.debug("cleaning up task %s: %s", tid, exc)
         finally:
             self.state.pop(tid, None)
+            self.removed.pop(tid, None)
             self.stop_requested.discard(tid)
             self.busy.discard(tid)
 

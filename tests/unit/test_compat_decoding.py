@@ -11,6 +11,7 @@ import pytest
 
 from shoal.api.logs import details_prefix, task_context
 from shoal.errors import SpecError
+from shoal.manager.control import services as services_control
 from shoal.model.network import validate_create
 
 
@@ -95,3 +96,28 @@ def test_details_are_query_escaped() -> None:
     raw = details_prefix({"b": "x y,z=1", "a": "é"})
     assert raw == b"a=%C3%A9,b=x+y%2Cz%3D1 "
     assert parse_details_as_docker_cli(raw.decode().rstrip(" ")) == {"a": "é", "b": "x y,z=1"}
+
+
+class FakeStore:
+    """A StoreReader over plain lists (an empty cluster but for what a test puts in)."""
+
+    def __init__(self, **objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        return next((o for o in self.list(kind) if o["ID"] == obj_id), None)
+
+    def list(self, kind: str) -> list[dict[str, Any]]:
+        return [dict(o) for o in self.objects.get(kind, [])]
+
+    def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
+        return next((o for o in self.list(kind) if o["Spec"]["Name"] == name), None)
+
+
+@pytest.mark.parametrize("key", ["Name", "name", "NAME"])
+def test_service_create_takes_the_name_in_any_case(key: str) -> None:
+    service, _ = services_control.create(FakeStore(), {key: "web", "taskTemplate": {"containerSpec": {"image": "i"}}})
+    assert service["Spec"]["Name"] == "web"
+    assert service["Spec"]["TaskTemplate"]["Runtime"] == "container"
+    unnamed, _ = services_control.create(FakeStore(), {key: "", "TaskTemplate": {"ContainerSpec": {"Image": "i"}}})
+    assert unnamed["Spec"]["Name"] not in ("", "web")  # generated, as dockerd names an unnamed service

@@ -164,59 +164,43 @@ class ShoalClient:
     def nodes(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.get("/nodes", filters=dict(filters) if filters else None) or []
 
-    def node(self, ref: str) -> dict[str, Any] | None:
-        """A node by ID, hostname or unique ID prefix; None when the cluster has no such node."""
+    def lookup(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``; None when the API has no such object (an ambiguous reference is an error)."""
         try:
-            return self.get(node_path(ref))
+            return self.get(path)
         except ShoalAPIError as exc:
             if exc.status == 404 and "ambiguous" not in exc.message:
                 return None
             raise
 
+    def node(self, ref: str) -> dict[str, Any] | None:
+        """A node by ID, hostname or unique ID prefix; None when the cluster has no such node."""
+        return self.lookup(node_path(ref))
+
     def service(self, name: str) -> dict[str, Any] | None:
         """The service named ``name``; None when there is none (an ID prefix that happens to match
         another service's ID is not that service)."""
-        try:
-            service = self.get(service_path(name))
-        except ShoalAPIError as exc:
-            if exc.status == 404 and "ambiguous" not in exc.message:
-                return None
-            raise
+        service = self.lookup(service_path(name))
         if service and name not in ((service.get("Spec") or {}).get("Name"), service.get("ID")):
             return None
         return service
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The network named (or with the ID) ``name``, in Docker's Network shape; None when there is none."""
-        try:
-            network = self.get(network_path(name))
-        except ShoalAPIError as exc:
-            if exc.status == 404 and "ambiguous" not in exc.message:
-                return None
-            raise
+        network = self.lookup(network_path(name))
         if network and name not in (network.get("Name"), network.get("Id")):
             return None
         return network
 
-    def optional_list(self, path: str, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """A list endpoint that an agent may not have yet (404) or not answer on a worker (503): []."""
-        try:
-            return self.get(path, filters=dict(filters) if filters else None) or []
-        except AgentUnreachable:
-            raise
-        except ShoalAPIError as exc:
-            if exc.status in (404, 503):
-                return []
-            raise
-
     def tasks(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.optional_list("/tasks", filters)
+        return self.get("/tasks", filters=dict(filters) if filters else None) or []
 
-    def services(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.optional_list("/services", filters)
+    def services(self, filters: Mapping[str, Any] | None = None, status: bool = False) -> list[dict[str, Any]]:
+        """The services; with ``status``, each with its ``ServiceStatus`` (running, desired and completed tasks)."""
+        return self.get("/services", filters=dict(filters) if filters else None, status=status or None) or []
 
     def networks(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.optional_list("/networks", filters)
+        return self.get("/networks", filters=dict(filters) if filters else None) or []
 
 
 def _decode(raw: bytes, content_type: str) -> Any:
@@ -249,8 +233,9 @@ def wait_until(
 ) -> tuple[bool, T | None]:
     """Call ``probe`` until it returns something true or ``timeout`` seconds passed.
 
-    Returns (done, last value). A ``ShoalAPIError`` raised by the probe counts as "not yet"
-    (an election or a restart may be under way) until the deadline, then it is raised.
+    Returns (done, last value). An agent that does not answer, or answers 5xx, counts as "not yet"
+    (an election or a restart may be under way) until the deadline, then the error is raised; a 4xx
+    answer (a refusal that waiting does not change) is raised at once.
     """
     clock = clock or time.monotonic
     deadline = clock() + timeout
@@ -261,6 +246,8 @@ def wait_until(
                 return True, value
             last_error: ShoalAPIError | None = None
         except ShoalAPIError as exc:
+            if 400 <= exc.status < 500:
+                raise
             value, last_error = None, exc
         if clock() >= deadline:
             if last_error is not None:
@@ -377,22 +364,3 @@ def label_map(labels: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             out[str(key)] = "" if value is None else str(value)
     return out
-
-
-class ModuleClient:
-    """A ``ShoalClient`` bound to an AnsibleModule: ``run()`` turns API errors into ``fail_json``."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.api = ShoalClient(module.params["socket_path"], module.params["timeout"])
-
-    def fail(self, exc: ShoalAPIError, **extra: Any) -> None:
-        self.module.fail_json(msg=exc.message, status=exc.status, **extra)
-
-    def run(self, body: Callable[[], dict[str, Any]]) -> None:
-        try:
-            result = body()
-        except ShoalAPIError as exc:
-            self.fail(exc)
-            return
-        self.module.exit_json(**result)

@@ -127,64 +127,46 @@ import ipaddress  # noqa: E402
 import re  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
-    ModuleClient,
     ShoalAPIError,
     ShoalClient,
-    common_argument_spec,
     label_map,
     network_path,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
+    ParamError,
+    ShoalTask,
+    run_task,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 OPTIONS = ("subnet", "gateway", "attachable", "internal", "labels")
 
 
-def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": {"type": "str", "required": True},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "subnet": {"type": "str"},
-        "gateway": {"type": "str"},
-        "attachable": {"type": "bool"},
-        "internal": {"type": "bool"},
-        "labels": {"type": "dict"},
-        "force": {"type": "bool", "default": False},
-    }
-    spec.update(common_argument_spec())
-    return spec
-
-
-def check_params(params: dict[str, Any]) -> str | None:
-    """A message for arguments that are invalid or contradict each other, else None."""
+def check_addresses(params: dict[str, Any]) -> None:
+    """The subnet and the gateway are usable together (the argument spec already requires a subnet for a gateway)."""
     name = params["name"]
     if not NAME_RE.match(name) or len(name) > 63:
-        return f"invalid network name {name!r}: use letters, digits, '_', '.' and '-' (at most 63 characters)"
-    if params["state"] == "absent":
-        given = [n for n in OPTIONS if params.get(n) is not None]
-        if given:
-            return "state=absent removes the network; these options apply to state=present only: " + ", ".join(given)
-        return None
-    subnet = None
-    if params.get("subnet") is not None:
-        try:
-            subnet = ipaddress.ip_network(params["subnet"], strict=True)
-        except ValueError as exc:
-            return f"invalid subnet {params['subnet']!r}: {exc}"
-        if subnet.version != 4 or subnet.prefixlen > 29:
-            return f"invalid subnet {params['subnet']}: an IPv4 subnet of /29 or larger is needed"
-    if params.get("gateway") is not None:
-        try:
-            gateway = ipaddress.ip_address(params["gateway"])
-        except ValueError:
-            return f"invalid gateway {params['gateway']!r}: an IPv4 address is expected"
-        if subnet is None:
-            return "gateway needs subnet: give the subnet the gateway belongs to"
-        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
-            return f"gateway {gateway} is not a usable address of subnet {subnet}"
-    return None
+        raise ParamError(
+            f"invalid network name {name!r}: use letters, digits, '_', '.' and '-' (at most 63 characters)"
+        )
+    if params.get("subnet") is None:
+        return
+    try:
+        subnet = ipaddress.ip_network(params["subnet"], strict=True)
+    except ValueError as exc:
+        raise ParamError(f"invalid subnet {params['subnet']!r}: {exc}") from None
+    if subnet.version != 4 or subnet.prefixlen > 29:
+        raise ParamError(f"invalid subnet {params['subnet']}: an IPv4 subnet of /29 or larger is needed")
+    if params.get("gateway") is None:
+        return
+    try:
+        gateway = ipaddress.ip_address(params["gateway"])
+    except ValueError:
+        raise ParamError(f"invalid gateway {params['gateway']!r}: an IPv4 address is expected") from None
+    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise ParamError(f"gateway {gateway} is not a usable address of subnet {subnet}")
 
 
 def network_view(network: dict[str, Any]) -> dict[str, Any]:
@@ -234,28 +216,32 @@ def users_of(api: ShoalClient, network: dict[str, Any]) -> list[str]:
     return sorted(users)
 
 
-class NetworkTask:
-    def __init__(self, module: AnsibleModule, api: ShoalClient) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.actions: list[str] = []
-        self.changes: list[str] = []
-        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+class NetworkTask(ShoalTask):
+    rules = {"required_by": {"gateway": "subnet"}}
+    state_options = {"present": OPTIONS}
 
-    def fail(self, msg: str, **extra: Any) -> None:
-        self.module.fail_json(msg=msg, changed=False, actions=self.actions, changes=self.changes, **extra)
-
-    def result(self, network: dict[str, Any] | None) -> dict[str, Any]:
+    @staticmethod
+    def argument_spec() -> dict[str, Any]:
         return {
-            "changed": bool(self.actions),
-            "actions": self.actions,
-            "changes": self.changes,
-            "diff": self.diff,
-            "network_id": (network or {}).get("Id", ""),
-            "network": network,
+            "name": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "subnet": {"type": "str"},
+            "gateway": {"type": "str"},
+            "attachable": {"type": "bool"},
+            "internal": {"type": "bool"},
+            "labels": {"type": "dict"},
+            "force": {"type": "bool", "default": False},
         }
+
+    def validate(self) -> None:
+        check_addresses(self.params)
+
+    @property
+    def name(self) -> str:
+        return self.params["name"]
+
+    def result(self, network: dict[str, Any] | None = None, **facts: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().result(network_id=(network or {}).get("Id", ""), network=network, **facts)
 
     def run(self) -> dict[str, Any]:
         network = self.api.network(self.name)
@@ -270,15 +256,13 @@ class NetworkTask:
         return self.present(network, desired)
 
     def create(self, desired: dict[str, Any]) -> dict[str, Any]:
-        self.actions.append("network created")
-        self.changes.append("state")
         given = {k: v for k, v in desired.items() if v is not None}
-        self.diff = {"before": {"state": "absent"}, "after": {"state": "present", **given}}
-        if self.module.check_mode:
+        self.record_state("network created", {"state": "absent"}, {"state": "present", **given})
+        if self.check_mode:
             return self.result(None)
         answer = self.api.post("/networks/create", create_body(self.name, desired)) or {}
         if answer.get("Warning"):
-            self.module.warn(answer["Warning"])
+            self.warn(answer["Warning"])
         return self.result(self.api.network(answer.get("Id") or self.name))
 
     def in_use(self, network: dict[str, Any], what: str) -> None:
@@ -287,8 +271,8 @@ class NetworkTask:
         if not users:
             return
         message = f"network {self.name} is used by service(s) {', '.join(users)}: {what}"
-        if self.module.check_mode:
-            self.module.warn(message)
+        if self.check_mode:
+            self.warn(message)
         else:
             self.fail(message, services=users)
 
@@ -311,9 +295,8 @@ class NetworkTask:
                 "those services first (or set force=true to try anyway; the swarm refuses while they use it)",
             )
         self.check_subnet_free(network, comparison.after)
-        self.actions.append("network removed and created again")
-        self.changes += comparison.changes
-        if self.module.check_mode:
+        self.record(comparison, ["network removed and created again"])
+        if self.check_mode:
             return self.result(network)
         try:
             self.api.delete(network_path(network["Id"]))
@@ -328,8 +311,8 @@ class NetworkTask:
             answer = self.api.post("/networks/create", create_body(self.name, comparison.after)) or {}
         except ShoalAPIError as exc:
             restored = self.restore(current)
-            self.module.fail_json(
-                msg=f"network {self.name} was removed to be created again, but the swarm refused the new one: "
+            self.fail(
+                f"network {self.name} was removed to be created again, but the swarm refused the new one: "
                 f"{exc.message}. "
                 + (
                     "The old network was created again (with a new ID)."
@@ -339,7 +322,6 @@ class NetworkTask:
                 changed=not restored,
                 status=exc.status,
             )
-            return {}
         return self.result(self.api.network(answer.get("Id") or self.name))
 
     def check_subnet_free(self, network: dict[str, Any], after: dict[str, Any]) -> None:
@@ -369,21 +351,14 @@ class NetworkTask:
         if network is None:
             return self.result(None)
         self.in_use(network, "the swarm does not remove a network in use; remove or detach those services first")
-        self.actions.append("network removed")
-        self.changes.append("state")
-        self.diff = {"before": {"state": "present", **network_view(network)}, "after": {"state": "absent"}}
-        if not self.module.check_mode:
+        self.record_state("network removed", {"state": "present", **network_view(network)}, {"state": "absent"})
+        if not self.check_mode:
             self.api.delete(network_path(network["Id"]))
         return self.result(None)
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    problem = check_params(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    client = ModuleClient(module)
-    client.run(lambda: NetworkTask(module, client.api).run())
+    run_task(NetworkTask)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ version_added: 0.1.0
 description:
   - Asks the shoal agent of the managed host about its swarm, as C(docker info), C(docker node ls),
     C(docker service ls), C(docker service ps) and C(docker network ls) would.
-  - Works on any node. Managers answer everything; workers answer the node list through a manager and
-    return empty lists for what they cannot see. Lists the agent does not serve yet are empty.
+  - Works on any node. Managers answer every list; workers answer the node list through a manager. By default
+    the module reads the lists the node can answer; a list asked for explicitly that the agent refuses (a
+    worker asked for services, or an agent that does not serve a list) fails with the agent's message.
   - Never fails because the agent is down; RV(can_talk_to_agent) says whether it answered.
 author:
   - shoal developers (@shoal-swarm)
@@ -29,31 +30,39 @@ attributes:
     support: full
 options:
   nodes:
-    description: Return the swarm's nodes in RV(nodes).
+    description:
+      - Return the swarm's nodes in RV(nodes); V(false) does not read them.
+      - Left out, they are read when the node can answer (any node of a swarm).
+      - V(true) on a node that cannot answer fails with the agent's message.
     type: bool
-    default: true
   nodes_filters:
     description:
       - Filters for the node list, as C(docker node ls --filter) takes them (C(role), C(name), C(node.label), ...).
     type: dict
   services:
-    description: Return the swarm's services in RV(services).
+    description:
+      - Return the swarm's services in RV(services); V(false) does not read them.
+      - Left out, they are read when the node can answer (managers).
+      - V(true) on a node that cannot answer fails with the agent's message.
     type: bool
-    default: true
   services_filters:
     description: Filters for the service list (C(name), C(label), C(mode), ...).
     type: dict
   tasks:
-    description: Return the swarm's tasks in RV(tasks).
+    description:
+      - Return the swarm's tasks in RV(tasks); V(false) does not read them.
+      - Left out, they are read when the node can answer (managers).
+      - V(true) on a node that cannot answer fails with the agent's message.
     type: bool
-    default: true
   tasks_filters:
     description: Filters for the task list (C(node), C(service), C(desired-state), ...).
     type: dict
   networks:
-    description: Return the swarm's networks in RV(networks).
+    description:
+      - Return the swarm's networks in RV(networks); V(false) does not read them.
+      - Left out, they are read when the node can answer (managers).
+      - V(true) on a node that cannot answer fails with the agent's message.
     type: bool
-    default: true
   networks_filters:
     description: Filters for the network list (C(name), C(driver), C(scope), ...).
     type: dict
@@ -75,6 +84,7 @@ EXAMPLES = r"""
 
 - name: Only the managers, and no tasks or services
   shoal.swarm.swarm_info:
+    nodes: true
     nodes_filters:
       role: [manager]
     services: false
@@ -135,47 +145,40 @@ swarm_facts:
   returned: on managers
   type: dict
 nodes:
-  description: The nodes (Docker's C(Node) objects), empty when not asked for or not visible from this node.
-  returned: always
+  description: The nodes (Docker's C(Node) objects).
+  returned: when read (see O(nodes))
   type: list
   elements: dict
 services:
   description: The services (Docker's C(Service) objects).
-  returned: always
+  returned: when read (see O(services))
   type: list
   elements: dict
 tasks:
   description: The tasks (Docker's C(Task) objects).
-  returned: always
+  returned: when read (see O(tasks))
   type: list
   elements: dict
 networks:
   description: The networks (Docker's C(Network) objects).
-  returned: always
+  returned: when read (see O(networks))
   type: list
   elements: dict
 """
 
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
     AgentUnreachable,
     ShoalAPIError,
-    ShoalClient,
-    common_argument_spec,
+)
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
+    ParamError,
+    ShoalTask,
+    run_task,
 )
 
 LISTS = ("nodes", "services", "tasks", "networks")
-
-
-def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    for name in LISTS:
-        spec[name] = {"type": "bool", "default": True}
-        spec[f"{name}_filters"] = {"type": "dict"}
-    spec.update(common_argument_spec())
-    return spec
 
 
 def normalise_filters(filters: dict[str, Any] | None) -> dict[str, list[str]] | None:
@@ -189,63 +192,64 @@ def normalise_filters(filters: dict[str, Any] | None) -> dict[str, list[str]] | 
     return out
 
 
-def gather(api: ShoalClient, params: dict[str, Any], warn: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "changed": False,
-        "can_talk_to_agent": False,
-        "swarm_active": False,
-        "is_manager": False,
-        "local_node_state": "",
-        "node_id": "",
-        "cluster_id": "",
-        **{name: [] for name in LISTS},
-    }
-    try:
-        info = api.info()
-    except AgentUnreachable as exc:
-        result["msg"] = exc.message
-        return result
-    swarm = info.get("Swarm") or {}
-    result.update(
-        can_talk_to_agent=True,
-        host_info=info,
-        agent_version=info.get("ServerVersion", ""),
-        local_node_state=swarm.get("LocalNodeState", ""),
-        swarm_active=swarm.get("LocalNodeState") == "active",
-        is_manager=bool(swarm.get("ControlAvailable")),
-        node_id=swarm.get("NodeID", ""),
-        cluster_id=(swarm.get("Cluster") or {}).get("ID", ""),
-    )
-    if not result["swarm_active"]:
-        return result
-    if result["is_manager"]:
+class InfoTask(ShoalTask):
+    @staticmethod
+    def argument_spec() -> dict[str, Any]:
+        spec: dict[str, Any] = {}
+        for name in LISTS:
+            spec[name] = {"type": "bool"}
+            spec[f"{name}_filters"] = {"type": "dict"}
+        return spec
+
+    def validate(self) -> None:
+        ignored = [f"{n}_filters" for n in LISTS if self.params[n] is False and self.params[f"{n}_filters"]]
+        if ignored:
+            raise ParamError(f"{', '.join(ignored)} given, but the list is not read ({ignored[0][:-8]}=false)")
+
+    def run(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "changed": False,
+            "can_talk_to_agent": False,
+            "swarm_active": False,
+            "is_manager": False,
+            "local_node_state": "",
+            "node_id": "",
+            "cluster_id": "",
+        }
         try:
-            facts = api.swarm()
-            result["swarm_facts"] = {k: v for k, v in facts.items() if k != "JoinTokens"}
-            result["cluster_id"] = facts.get("ID", result["cluster_id"])
-        except ShoalAPIError as exc:
-            warn(f"could not read the swarm: {exc.message}")
-    for name in LISTS:
-        if not params[name]:
-            continue
-        try:
-            result[name] = api.get(f"/{name}", filters=normalise_filters(params.get(f"{name}_filters"))) or []
-        except AgentUnreachable:
-            raise
-        except ShoalAPIError as exc:
-            if exc.status not in (404, 503):  # not served (yet), or not visible from a worker
-                warn(f"could not list {name}: {exc.message}")
-    return result
+            info = self.api.info()
+        except AgentUnreachable as exc:
+            result["msg"] = exc.message
+            return result
+        swarm = info.get("Swarm") or {}
+        result.update(
+            can_talk_to_agent=True,
+            host_info=info,
+            agent_version=info.get("ServerVersion", ""),
+            local_node_state=swarm.get("LocalNodeState", ""),
+            swarm_active=swarm.get("LocalNodeState") == "active",
+            is_manager=bool(swarm.get("ControlAvailable")),
+            node_id=swarm.get("NodeID", ""),
+            cluster_id=(swarm.get("Cluster") or {}).get("ID", ""),
+        )
+        if result["is_manager"]:
+            try:
+                facts = self.api.swarm()
+                result["swarm_facts"] = {k: v for k, v in facts.items() if k != "JoinTokens"}
+                result["cluster_id"] = facts.get("ID", result["cluster_id"])
+            except ShoalAPIError as exc:  # an election under way: the facts above still hold
+                self.warn(f"could not read the swarm: {exc.message}")
+        for name in LISTS:
+            asked = self.params[name]
+            if asked is None:  # by default, what the node can answer
+                asked = result["is_manager"] or (name == "nodes" and result["swarm_active"])
+            if asked:  # an agent that refuses (404, 503) fails the task with its message
+                result[name] = self.api.get(f"/{name}", filters=normalise_filters(self.params[f"{name}_filters"])) or []
+        return result
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    api = ShoalClient(module.params["socket_path"], module.params["timeout"])
-    try:
-        result = gather(api, module.params, module.warn)
-    except ShoalAPIError as exc:
-        module.fail_json(msg=exc.message, status=exc.status)
-    module.exit_json(**result)
+    run_task(InfoTask)
 
 
 if __name__ == "__main__":

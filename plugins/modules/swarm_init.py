@@ -194,17 +194,17 @@ changes:
 
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
-    ModuleClient,
-    ShoalClient,
-    common_argument_spec,
     format_duration,
     label_map,
     parse_duration,
-    retry_on_conflict,
 )
-from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
+    ParamError,
+    ShoalTask,
+    run_task,
+)
 
 # option name -> (section of the SwarmSpec, field); None section = top level
 SPEC_FIELDS: dict[str, tuple[str | None, str]] = {
@@ -219,59 +219,13 @@ SPEC_FIELDS: dict[str, tuple[str | None, str]] = {
     "heartbeat_tick": ("Raft", "HeartbeatTick"),
 }
 DURATIONS = ("dispatcher_heartbeat_period", "node_cert_expiry")
-CREATION_ONLY = ("advertise_addr", "listen_addr", "default_addr_pool", "subnet_size")
-
-
-def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "advertise_addr": {"type": "str"},
-        "listen_addr": {"type": "str"},
-        "default_addr_pool": {"type": "list", "elements": "str"},
-        "subnet_size": {"type": "int"},
-        "labels": {"type": "dict"},
-        "task_history_limit": {"type": "int"},
-        "dispatcher_heartbeat_period": {"type": "str"},
-        "node_cert_expiry": {"type": "str"},
-        "snapshot_interval": {"type": "int"},
-        "keep_old_snapshots": {"type": "int"},
-        "log_entries_for_slow_followers": {"type": "int"},
-        "election_tick": {"type": "int"},
-        "heartbeat_tick": {"type": "int"},
-        "rotate_worker_token": {"type": "bool", "default": False},
-        "rotate_manager_token": {"type": "bool", "default": False},
-        "force": {"type": "bool", "default": False},
-    }
-    spec.update(common_argument_spec())
-    return spec
-
-
-def check_params(params: dict[str, Any]) -> str | None:
-    """A message for arguments that contradict each other or are out of range, else None."""
-    if params["state"] == "absent":
-        given = [n for n in (*SPEC_FIELDS, *CREATION_ONLY) if params.get(n) is not None]
-        given += [n for n in ("rotate_worker_token", "rotate_manager_token") if params.get(n)]
-        if given:
-            return f"state=absent leaves the swarm; these options apply to state=present only: {', '.join(given)}"
-        return None
-    if params["state"] == "present" and params.get("force"):
-        return "force applies to state=absent only"
-    for name in ("task_history_limit", "snapshot_interval", "keep_old_snapshots", "log_entries_for_slow_followers"):
-        if params.get(name) is not None and params[name] < 0:
-            return f"{name} must be 0 or more, not {params[name]}"
-    for name in ("election_tick", "heartbeat_tick"):
-        if params.get(name) is not None and params[name] < 1:
-            return f"{name} must be at least 1, not {params[name]}"
-    if params.get("subnet_size") is not None and not 1 <= params["subnet_size"] <= 32:
-        return f"subnet_size must be between 1 and 32, not {params['subnet_size']}"
-    for name in DURATIONS:
-        if params.get(name) is not None:
-            try:
-                if parse_duration(params[name], name) <= 0:
-                    return f"{name} must be positive"
-            except ValueError as exc:
-                return str(exc)
-    return None
+# option -> field of POST /swarm/init
+CREATION_ONLY = {
+    "advertise_addr": "AdvertiseAddr",
+    "listen_addr": "ListenAddr",
+    "default_addr_pool": "DefaultAddrPool",
+    "subnet_size": "SubnetSize",
+}
 
 
 def desired_view(params: dict[str, Any]) -> dict[str, Any]:
@@ -328,23 +282,6 @@ def apply_patch(spec: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def swarm_result(api: ShoalClient, info: dict[str, Any]) -> dict[str, Any]:
-    swarm = api.swarm()
-    tokens = swarm.get("JoinTokens") or {}
-    remote = (info.get("Swarm") or {}).get("RemoteManagers") or []
-    return {
-        "cluster_id": swarm.get("ID", ""),
-        "node_id": (info.get("Swarm") or {}).get("NodeID", ""),
-        "join_tokens": {"worker": tokens.get("Worker", ""), "manager": tokens.get("Manager", "")},
-        "manager_addrs": sorted(m["Addr"] for m in remote if m.get("Addr")),
-        "swarm_facts": {k: v for k, v in swarm.items() if k != "JoinTokens"},
-    }
-
-
-def empty_result() -> dict[str, Any]:
-    return {"cluster_id": "", "node_id": "", "join_tokens": {"worker": "", "manager": ""}, "manager_addrs": []}
-
-
 def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[str, Any]) -> list[str]:
     warnings = []
     if params.get("default_addr_pool") is not None and list(params["default_addr_pool"]) != list(
@@ -362,94 +299,142 @@ def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[
     return warnings
 
 
-def present(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
-    params = module.params
-    desired = desired_view(params)
-    info = api.info()
-    swarm_info = info.get("Swarm") or {}
-    state = swarm_info.get("LocalNodeState", "inactive")
-    if state == "inactive":
-        before = {"state": "absent"}
-        after = {"state": "present", **{k: v for k, v in desired.items() if v is not None}}
-        result: dict[str, Any] = {
-            "changed": True,
-            "actions": ["swarm initialized"],
-            "changes": ["state"],
-            "diff": {"before": before, "after": after},
-        }
-        if module.check_mode:
-            return {**empty_result(), **result}
-        body: dict[str, Any] = {"Spec": spec_patch(desired)}
-        for key, param in (
-            ("AdvertiseAddr", "advertise_addr"),
-            ("ListenAddr", "listen_addr"),
-            ("DefaultAddrPool", "default_addr_pool"),
-            ("SubnetSize", "subnet_size"),
-        ):
-            if params.get(param) is not None:
-                body[key] = params[param]
-        api.post("/swarm/init", body)
-        return {**swarm_result(api, api.info()), **result}
-    if state != "active":
-        error = swarm_info.get("Error") or "no details"
-        module.fail_json(msg=f"this node's swarm membership is in state {state!r}: {error}")
-    if not swarm_info.get("ControlAvailable"):
-        cluster = (swarm_info.get("Cluster") or {}).get("ID") or "a swarm"
-        module.fail_json(
-            msg=f"this node is a worker of {cluster}; swarm_init creates a swarm or manages it from a manager "
-            "(run it on a manager, or leave the swarm first with state=absent)",
-            node_id=swarm_info.get("NodeID", ""),
-        )
-    rotate = {"Worker": params["rotate_worker_token"], "Manager": params["rotate_manager_token"]}
+class SwarmTask(ShoalTask):
+    state_options = {
+        "present": (*SPEC_FIELDS, *CREATION_ONLY, "rotate_worker_token", "rotate_manager_token"),
+        "absent": ("force",),
+    }
+    bounds = {
+        "task_history_limit": (0, None),
+        "snapshot_interval": (0, None),
+        "keep_old_snapshots": (0, None),
+        "log_entries_for_slow_followers": (0, None),
+        "election_tick": (1, None),
+        "heartbeat_tick": (1, None),
+        "subnet_size": (1, 32),
+    }
 
-    def attempt() -> dict[str, Any]:
-        swarm = api.swarm()
-        comparison = compare(current_view(swarm.get("Spec") or {}), desired)
-        actions = [f"{name} updated" for name in comparison.changes]
-        actions += [f"{role.lower()} join token rotated" for role, wanted in rotate.items() if wanted]
-        changed = bool(actions)
-        out: dict[str, Any] = {**comparison.result(), "changed": changed, "actions": actions}
-        for warning in creation_warnings(params, info, swarm):
-            module.warn(warning)
-        if changed and not module.check_mode:
-            spec = apply_patch(swarm.get("Spec") or {}, spec_patch({k: desired[k] for k in comparison.changes}))
-            api.post(
+    @staticmethod
+    def argument_spec() -> dict[str, Any]:
+        return {
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "advertise_addr": {"type": "str"},
+            "listen_addr": {"type": "str"},
+            "default_addr_pool": {"type": "list", "elements": "str"},
+            "subnet_size": {"type": "int"},
+            "labels": {"type": "dict"},
+            "task_history_limit": {"type": "int"},
+            "dispatcher_heartbeat_period": {"type": "str"},
+            "node_cert_expiry": {"type": "str"},
+            "snapshot_interval": {"type": "int"},
+            "keep_old_snapshots": {"type": "int"},
+            "log_entries_for_slow_followers": {"type": "int"},
+            "election_tick": {"type": "int"},
+            "heartbeat_tick": {"type": "int"},
+            "rotate_worker_token": {"type": "bool", "default": False},
+            "rotate_manager_token": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": False},
+        }
+
+    def validate(self) -> None:
+        for name in DURATIONS:
+            if self.params.get(name) is not None:
+                try:
+                    positive = parse_duration(self.params[name], name) > 0
+                except ValueError as exc:
+                    raise ParamError(str(exc)) from None
+                if not positive:
+                    raise ParamError(f"{name} must be positive")
+
+    def result(self, **facts: Any) -> dict[str, Any]:
+        empty = {"cluster_id": "", "node_id": "", "join_tokens": {"worker": "", "manager": ""}, "manager_addrs": []}
+        return super().result(**{**empty, **facts})
+
+    def swarm_facts(self, info: dict[str, Any]) -> dict[str, Any]:
+        swarm = self.api.swarm()
+        tokens = swarm.get("JoinTokens") or {}
+        remote = (info.get("Swarm") or {}).get("RemoteManagers") or []
+        return {
+            "cluster_id": swarm.get("ID", ""),
+            "node_id": (info.get("Swarm") or {}).get("NodeID", ""),
+            "join_tokens": {"worker": tokens.get("Worker", ""), "manager": tokens.get("Manager", "")},
+            "manager_addrs": sorted(m["Addr"] for m in remote if m.get("Addr")),
+            "swarm_facts": {k: v for k, v in swarm.items() if k != "JoinTokens"},
+        }
+
+    def run(self) -> dict[str, Any]:
+        info = self.api.info()
+        swarm = info.get("Swarm") or {}
+        state = swarm.get("LocalNodeState", "inactive")
+        if self.params["state"] == "absent":
+            return self.leave(state)
+        if state == "inactive":
+            return self.init()
+        if state != "active":
+            self.fail(f"this node's swarm membership is in state {state!r}: {swarm.get('Error') or 'no details'}")
+        if not swarm.get("ControlAvailable"):
+            cluster = (swarm.get("Cluster") or {}).get("ID") or "a swarm"
+            self.fail(
+                f"this node is a worker of {cluster}; swarm_init creates a swarm or manages it from a manager "
+                "(run it on a manager, or leave the swarm first with state=absent)",
+                node_id=swarm.get("NodeID", ""),
+            )
+        return self.update(info)
+
+    def init(self) -> dict[str, Any]:
+        desired = desired_view(self.params)
+        self.record_state(
+            "swarm initialized",
+            {"state": "absent"},
+            {"state": "present", **{k: v for k, v in desired.items() if v is not None}},
+        )
+        if self.check_mode:
+            return self.result()
+        body: dict[str, Any] = {"Spec": spec_patch(desired)}
+        body.update({field: self.params[n] for n, field in CREATION_ONLY.items() if self.params.get(n) is not None})
+        self.api.post("/swarm/init", body)
+        return self.result(**self.swarm_facts(self.api.info()))
+
+    def update(self, info: dict[str, Any]) -> dict[str, Any]:
+        desired = desired_view(self.params)
+        rotate = {"Worker": self.params["rotate_worker_token"], "Manager": self.params["rotate_manager_token"]}
+
+        def compare_spec(swarm: dict[str, Any]) -> Comparison:
+            comparison = compare(current_view(swarm.get("Spec") or {}), desired)
+            for role, wanted in rotate.items():
+                if wanted:
+                    comparison.tracker.add(f"{role.lower()}_join_token", parameter="(new)", active="(current)")
+            return comparison
+
+        def write(swarm: dict[str, Any], comparison: Comparison) -> None:
+            changed = {k: desired[k] for k in comparison.changes if k in SPEC_FIELDS}
+            self.api.post(
                 "/swarm/update",
-                spec,
+                apply_patch(swarm.get("Spec") or {}, spec_patch(changed)),
                 version=swarm["Version"]["Index"],
                 rotateWorkerToken=rotate["Worker"] or None,
                 rotateManagerToken=rotate["Manager"] or None,
             )
-        return out
 
-    result = retry_on_conflict(attempt)
-    return {**swarm_result(api, info), **result}
+        comparison, swarm = self.converge(self.api.swarm(), self.api.swarm, compare_spec, write)
+        for warning in creation_warnings(self.params, info, swarm):
+            self.warn(warning)
+        actions = [f"{n} updated" for n in comparison.changes if n in SPEC_FIELDS]
+        actions += [f"{role.lower()} join token rotated" for role, wanted in rotate.items() if wanted]
+        self.record(comparison, actions)
+        return self.result(**self.swarm_facts(info))
 
-
-def absent(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
-    info = api.info()
-    swarm_info = info.get("Swarm") or {}
-    if swarm_info.get("LocalNodeState", "inactive") == "inactive":
-        return {**empty_result(), "changed": False, "actions": [], "changes": [], "diff": {"before": {}, "after": {}}}
-    result = {
-        "changed": True,
-        "actions": ["left the swarm"],
-        "changes": ["state"],
-        "diff": {"before": {"state": "present"}, "after": {"state": "absent"}},
-    }
-    if not module.check_mode:
-        api.post("/swarm/leave", force=bool(module.params["force"]) or None)
-    return {**empty_result(), **result}
+    def leave(self, state: str) -> dict[str, Any]:
+        if state == "inactive":
+            return self.result()
+        self.record_state("left the swarm", {"state": "present"}, {"state": "absent"})
+        if not self.check_mode:
+            self.api.post("/swarm/leave", force=bool(self.params["force"]) or None)
+        return self.result()
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    problem = check_params(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    client = ModuleClient(module)
-    handler = present if module.params["state"] == "present" else absent
-    client.run(lambda: handler(module, client.api))
+    run_task(SwarmTask)
 
 
 if __name__ == "__main__":

@@ -54,15 +54,18 @@ options:
   remote_addrs:
     description:
       - Cluster API addresses (C(host:port), the port defaults to 2377) of managers to join through.
+      - Given together with O(join_token).
     type: list
     elements: str
   advertise_addr:
     description:
       - Address (IP or interface name) this node advertises when it joins. Default is the agent's own setting.
+      - Needs O(join_token) (it applies to a join only).
     type: str
   listen_addr:
     description:
       - Cluster API listen address (C(host:port)) this node uses when it joins as a manager.
+      - Needs O(join_token) (it applies to a join only).
     type: str
   role:
     description:
@@ -172,70 +175,25 @@ changes:
 
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
-    ModuleClient,
     ShoalAPIError,
     ShoalClient,
     ca_digest,
-    common_argument_spec,
     label_map,
     node_path,
     parse_join_token,
-    retry_on_conflict,
     wait_until,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
+    ParamError,
+    ShoalTask,
+    run_task,
+)
 
 JOIN_OPTIONS = ("join_token", "remote_addrs", "advertise_addr", "listen_addr")
 SPEC_OPTIONS = ("role", "availability", "labels", "labels_to_remove")
 DEFAULT_CA_FILE = "/var/lib/shoal/certificates/swarm-root-ca.crt"
-
-
-def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "hostname": {"type": "str"},
-        "join_token": {"type": "str", "no_log": True},
-        "remote_addrs": {"type": "list", "elements": "str"},
-        "advertise_addr": {"type": "str"},
-        "listen_addr": {"type": "str"},
-        "role": {"type": "str", "choices": ["manager", "worker"]},
-        "availability": {"type": "str", "choices": ["active", "pause", "drain"]},
-        "labels": {"type": "dict"},
-        "labels_state": {"type": "str", "choices": ["merge", "replace"], "default": "merge"},
-        "labels_to_remove": {"type": "list", "elements": "str"},
-        "wait": {"type": "bool", "default": False},
-        "wait_timeout": {"type": "int", "default": 120},
-        "force": {"type": "bool", "default": False},
-    }
-    spec.update(common_argument_spec())
-    return spec
-
-
-def check_params(params: dict[str, Any]) -> str | None:
-    """A message for arguments that contradict each other, else None (nothing has been touched yet)."""
-    if params["state"] == "absent":
-        given = [n for n in (*SPEC_OPTIONS, *JOIN_OPTIONS) if params.get(n) is not None]
-        if given:
-            return "state=absent leaves or removes the node; these options apply to state=present only: " + ", ".join(
-                given
-            )
-    if params.get("join_token") is not None:
-        try:
-            parse_join_token(params["join_token"])
-        except ValueError as exc:
-            return str(exc)
-        if not params.get("remote_addrs"):
-            return "join_token needs remote_addrs: the manager addresses (host:port) to join through"
-    elif params.get("remote_addrs") is not None:
-        return "remote_addrs needs join_token: the swarm's worker or manager token"
-    both = sorted(set(params.get("labels") or {}) & set(params.get("labels_to_remove") or []))
-    if both:
-        return f"label {both[0]!r} is both in labels and in labels_to_remove"
-    if params["wait_timeout"] <= 0:
-        return f"wait_timeout must be a positive number of seconds, not {params['wait_timeout']}"
-    return None
 
 
 def desired_labels(current: dict[str, str], params: dict[str, Any]) -> dict[str, str] | None:
@@ -288,27 +246,45 @@ def updated_spec(node: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-class NodeTask:
-    def __init__(self, module: AnsibleModule, api: ShoalClient) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.actions: list[str] = []
-        self.changes: list[str] = []
-        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+class NodeTask(ShoalTask):
+    rules = {
+        "required_together": [("join_token", "remote_addrs")],
+        "required_by": {"advertise_addr": "join_token", "listen_addr": "join_token"},
+    }
+    state_options = {"present": (*SPEC_OPTIONS, *JOIN_OPTIONS)}
+    bounds = {"wait_timeout": (1, None)}
 
-    def fail(self, msg: str, **extra: Any) -> None:
-        self.module.fail_json(msg=msg, changed=bool(self.actions), actions=self.actions, **extra)
-
-    def result(self, node: dict[str, Any] | None) -> dict[str, Any]:
+    @staticmethod
+    def argument_spec() -> dict[str, Any]:
         return {
-            "changed": bool(self.actions),
-            "actions": self.actions,
-            "changes": self.changes,
-            "diff": self.diff,
-            "node_id": (node or {}).get("ID", ""),
-            "node": node,
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "hostname": {"type": "str"},
+            "join_token": {"type": "str", "no_log": True},
+            "remote_addrs": {"type": "list", "elements": "str"},
+            "advertise_addr": {"type": "str"},
+            "listen_addr": {"type": "str"},
+            "role": {"type": "str", "choices": ["manager", "worker"]},
+            "availability": {"type": "str", "choices": ["active", "pause", "drain"]},
+            "labels": {"type": "dict"},
+            "labels_state": {"type": "str", "choices": ["merge", "replace"], "default": "merge"},
+            "labels_to_remove": {"type": "list", "elements": "str"},
+            "wait": {"type": "bool", "default": False},
+            "wait_timeout": {"type": "int", "default": 120},
+            "force": {"type": "bool", "default": False},
         }
+
+    def validate(self) -> None:
+        if self.params.get("join_token") is not None:
+            try:
+                parse_join_token(self.params["join_token"])
+            except ValueError as exc:
+                raise ParamError(str(exc)) from None
+        both = sorted(set(self.params.get("labels") or {}) & set(self.params.get("labels_to_remove") or []))
+        if both:
+            raise ParamError(f"label {both[0]!r} is both in labels and in labels_to_remove")
+
+    def result(self, node: dict[str, Any] | None = None, **facts: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().result(node_id=(node or {}).get("ID", ""), node=node, **facts)
 
     # ---- entry
     def run(self) -> dict[str, Any]:
@@ -342,11 +318,9 @@ class NodeTask:
                     "this node is not part of a swarm: give join_token and remote_addrs to join one "
                     "(shoal.swarm.swarm_init creates a new swarm)"
                 )
-            self.actions.append("joined the swarm")
-            self.changes.append("state")
             wanted = {k: v for k, v in desired_view({}, self.params).items() if v is not None}
-            self.diff = {"before": {"state": "absent"}, "after": {"state": "present", **wanted}}
-            if self.module.check_mode:
+            self.record_state("joined the swarm", {"state": "absent"}, {"state": "present", **wanted})
+            if self.check_mode:
                 return self.result(None)
             self.join()
             info = self.api.info()
@@ -396,10 +370,9 @@ class NodeTask:
         if not pem:
             self.fail("this node is in a swarm but its CA certificate cannot be read: cannot check the join token")
         try:
-            have = ca_digest(pem or "")
+            have = ca_digest(pem)
         except ValueError as exc:
             self.fail(f"cannot check the join token against this node's CA: {exc}")
-            return
         if have != wanted:
             cluster = (swarm.get("Cluster") or {}).get("ID") or "(ID known to its managers)"
             self.fail(
@@ -412,10 +385,8 @@ class NodeTask:
     def leave(self, state: str) -> dict[str, Any]:
         if state == "inactive":
             return self.result(None)
-        self.actions.append("left the swarm")
-        self.changes.append("state")
-        self.diff = {"before": {"state": "present"}, "after": {"state": "absent"}}
-        if not self.module.check_mode:
+        self.record_state("left the swarm", {"state": "present"}, {"state": "absent"})
+        if not self.check_mode:
             self.api.post("/swarm/leave", force=True if self.params["force"] else None)
         return self.result(None)
 
@@ -430,25 +401,20 @@ class NodeTask:
                 return self.result(None)
             if not swarm.get("ControlAvailable"):
                 self.fail(f"removing node {target} needs a manager: run the task on a manager (delegate_to)")
-            self.actions.append(f"removed node {node_name(node)} from the swarm")
-            self.changes.append("state")
-            self.diff = {"before": {"state": "present"}, "after": {"state": "absent"}}
-            if not self.module.check_mode:
+            self.record_state(
+                f"removed node {node_name(node)} from the swarm", {"state": "present"}, {"state": "absent"}
+            )
+            if not self.check_mode:
                 self.api.delete(node_path(node["ID"]), force=True if self.params["force"] else None)
             return self.result(None)
         if node is None:
             self.fail(f"node {target} is not part of the swarm (join it by running swarm_node on that host)")
-            return {}
         node = self.update_spec(node, bool(swarm.get("ControlAvailable")))
         return self.result(self.wait_for(node))
 
     # ---- spec
     def update_spec(self, node: dict[str, Any], can_write: bool) -> dict[str, Any]:
-        reads = [node]
-
-        def attempt() -> tuple[Comparison, dict[str, Any]]:
-            # the first attempt uses the node just read; a retry after a version conflict reads it again
-            fresh = reads.pop() if reads else (self.api.node(node["ID"]) or node)
+        def compare_node(fresh: dict[str, Any]) -> Comparison:
             comparison = compare(node_view(fresh), desired_view(fresh, self.params))
             if comparison.changed and not can_write:
                 self.fail(
@@ -456,31 +422,21 @@ class NodeTask:
                     f"can make: run this task on a manager (delegate_to) with hostname: {node_name(fresh)}",
                     changes=comparison.changes,
                 )
-            if comparison.changed and not self.module.check_mode:
-                self.api.post(
-                    node_path(fresh["ID"], "/update"),
-                    updated_spec(fresh, comparison.after),
-                    version=fresh["Version"]["Index"],
-                )
-            return comparison, fresh
+            return comparison
 
-        comparison, fresh = retry_on_conflict(attempt)
-        if comparison.changed:
-            self.actions += describe(comparison.changes, comparison.after)
-            self.changes += comparison.changes
-            if self.diff["before"]:
-                self.diff["after"].update(comparison.after)
-            else:
-                self.diff = comparison.diff
-            if not self.module.check_mode:
-                return self.api.node(fresh["ID"]) or fresh
-        elif not self.diff["before"]:
-            self.diff = comparison.diff
+        def write(fresh: dict[str, Any], comparison: Comparison) -> None:
+            body = updated_spec(fresh, comparison.after)
+            self.api.post(node_path(fresh["ID"], "/update"), body, version=fresh["Version"]["Index"])
+
+        comparison, fresh = self.converge(node, lambda: self.api.node(node["ID"]) or node, compare_node, write)
+        self.record(comparison, describe(comparison.changes, comparison.after))
+        if comparison.changed and not self.check_mode:
+            return self.api.node(fresh["ID"]) or fresh
         return fresh
 
     # ---- waiting
     def wait_for(self, node: dict[str, Any]) -> dict[str, Any]:
-        if not self.params["wait"] or self.module.check_mode:
+        if not self.params["wait"] or self.check_mode:
             return node
         timeout = float(self.params["wait_timeout"])
         node_id = node["ID"]
@@ -544,12 +500,7 @@ def running_replicated_tasks(api: ShoalClient, node_id: str) -> list[dict[str, A
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    problem = check_params(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    client = ModuleClient(module)
-    client.run(lambda: NodeTask(module, client.api).run())
+    run_task(NodeTask)
 
 
 if __name__ == "__main__":

@@ -366,18 +366,19 @@ import shlex  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
-    ModuleClient,
-    ShoalClient,
-    common_argument_spec,
     format_duration,
     label_map,
     parse_duration,
-    retry_on_conflict,
     service_path,
+    wait_until,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
+    ParamError,
+    ShoalTask,
+    run_task,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
 MAX_NAME = 63
@@ -438,32 +439,6 @@ CONTAINER_FIELDS = {
     "workdir": "Dir",
     "stop_signal": "StopSignal",
 }
-# task states in their order (a desired state up to running means the swarm wants the task)
-STATE_RANK = {
-    s: i
-    for i, s in enumerate(
-        (
-            "new",
-            "pending",
-            "assigned",
-            "accepted",
-            "preparing",
-            "ready",
-            "starting",
-            "running",
-            "complete",
-            "shutdown",
-            "failed",
-            "rejected",
-            "remove",
-            "orphaned",
-        )
-    )
-}
-
-
-class ParamError(ValueError):
-    """A module argument that cannot be used; nothing has been touched yet."""
 
 
 def _rollout_spec(failure_actions: list[str]) -> dict[str, Any]:
@@ -478,7 +453,7 @@ def _rollout_spec(failure_actions: list[str]) -> dict[str, Any]:
 
 
 def argument_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    return {
         "name": {"type": "str", "required": True},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "image": {"type": "str"},
@@ -541,8 +516,6 @@ def argument_spec() -> dict[str, Any]:
         "wait": {"type": "bool", "default": False},
         "wait_timeout": {"type": "int", "default": 120},
     }
-    spec.update(common_argument_spec())
-    return spec
 
 
 # ---- values: the module's terms <-> the API's
@@ -768,8 +741,25 @@ def merged_view(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, A
     return out
 
 
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "replicas": (0, None),
+    "max_replicas": (0, None),
+    "wait_timeout": (1, None),
+    "publish.target_port": (1, 65535),
+    "publish.published_port": (0, 65535),
+    "resources.limits.cpus": (0, None),
+    "resources.limits.pids": (0, None),
+    "resources.reservations.cpus": (0, None),
+    "restart_policy.max_attempts": (0, None),
+    "update_config.parallelism": (0, None),
+    "update_config.max_failure_ratio": (0, 1),
+    "rollback_config.parallelism": (0, None),
+    "rollback_config.max_failure_ratio": (0, 1),
+}
+
+
 def check_params(params: dict[str, Any]) -> None:
-    """Raise ParamError for arguments that are out of range or contradict each other."""
+    """Raise ParamError for arguments that contradict each other (what the argument spec and BOUNDS cannot say)."""
     name = params["name"]
     if not NAME_RE.match(name) or len(name) > MAX_NAME:
         raise ParamError(
@@ -777,40 +767,21 @@ def check_params(params: dict[str, Any]) -> None:
             "characters, starting and ending with a letter or digit)"
         )
     if params["state"] == "absent":
-        given = [n for n in SPEC_OPTIONS if params.get(n) is not None]
-        if params.get("force_update"):
-            given.append("force_update")
-        if given:
-            raise ParamError(
-                "state=absent removes the service; these options apply to state=present only: " + ", ".join(given)
-            )
         return
-    if params["wait_timeout"] <= 0:
-        raise ParamError(f"wait_timeout must be a positive number of seconds, not {params['wait_timeout']}")
     if params.get("image") is not None and not params["image"].strip():
         raise ParamError("image cannot be empty")
-    for key in ("replicas", "max_replicas"):
-        if params.get(key) is not None and params[key] < 0:
-            raise ParamError(f"{key} must be 0 or more, not {params[key]}")
     if params.get("mode") == "global":
         for key in ("replicas", "max_replicas"):
             if params.get(key) is not None and not (key == "max_replicas" and params[key] == 0):
                 raise ParamError(f"{key} applies to replicated services only, not with mode=global")
     if params.get("workdir") and not params["workdir"].startswith("/"):
         raise ParamError(f"workdir must be an absolute path, not {params['workdir']!r}")
-    for p in params.get("publish") or []:
-        if not 1 <= p["target_port"] <= 65535:
-            raise ParamError(f"publish: target_port must be between 1 and 65535, not {p['target_port']}")
-        if p.get("published_port") is not None and not 0 <= p["published_port"] <= 65535:
-            raise ParamError(f"publish: published_port must be between 0 and 65535, not {p['published_port']}")
     publish = params.get("publish") or []
     ports = [(p.get("protocol") or "tcp", p["published_port"]) for p in publish if p.get("published_port")]
     dupes = sorted({f"{port}/{proto}" for proto, port in ports if ports.count((proto, port)) > 1})
     if dupes:
         raise ParamError(f"publish: port {dupes[0]} is published more than once")
-    if params.get("endpoint_mode") == "dnsrr" and any(
-        (p.get("mode") or "ingress") == "ingress" for p in params.get("publish") or []
-    ):
+    if params.get("endpoint_mode") == "dnsrr" and any((p.get("mode") or "ingress") == "ingress" for p in publish):
         raise ParamError(
             "endpoint_mode=dnsrr gives the service no virtual IP, which the routing mesh needs: "
             "publish its ports with mode=host, or use endpoint_mode=vip"
@@ -818,22 +789,6 @@ def check_params(params: dict[str, Any]) -> None:
     networks = params.get("networks") or []
     if len(set(networks)) != len(networks):
         raise ParamError("networks: a network is listed more than once")
-    resources = params.get("resources") or {}
-    for part in ("limits", "reservations"):
-        for key in ("cpus", "pids"):
-            value = (resources.get(part) or {}).get(key)
-            if value is not None and value < 0:
-                raise ParamError(f"resources.{part}.{key} must be 0 or more, not {value}")
-    for section in ("update_config", "rollback_config"):
-        values = params.get(section) or {}
-        if values.get("parallelism") is not None and values["parallelism"] < 0:
-            raise ParamError(f"{section}.parallelism must be 0 or more, not {values['parallelism']}")
-        ratio = values.get("max_failure_ratio")
-        if ratio is not None and not 0 <= ratio <= 1:
-            raise ParamError(f"{section}.max_failure_ratio must be between 0 and 1, not {ratio}")
-    restart = params.get("restart_policy") or {}
-    if restart.get("max_attempts") is not None and restart["max_attempts"] < 0:
-        raise ParamError(f"restart_policy.max_attempts must be 0 or more, not {restart['max_attempts']}")
     view = desired_view(params)  # sizes and durations
     res = view.get("resources") or {}
     for part in ("limits", "reservations"):
@@ -924,71 +879,44 @@ def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], net
             spec["Labels"] = dict(value)
 
 
-# ---- convergence
-def task_up_to_date(service: dict[str, Any], task: dict[str, Any]) -> bool:
-    """Whether ``task`` was made from the service's current spec (SwarmKit's IsTaskDirty, negated)."""
-    spec = service.get("Spec") or {}
-    if (task.get("Spec") or {}) != (spec.get("TaskTemplate") or {}):
-        return False
-    endpoint = task.get("Endpoint")
-    if endpoint is None:
-        return True
-
-    def key(e: dict[str, Any] | None) -> tuple[str, list[Any]]:
-        return ((e or {}).get("Mode") or "vip", (e or {}).get("Ports") or [])
-
-    return key(endpoint.get("Spec")) == key(spec.get("EndpointSpec"))
+# ---- convergence, as the API sees it
+UPDATE_STOPPED = {
+    "paused": "its update was paused",
+    "rollback_paused": "its rollback was paused",
+    "rollback_completed": "its update was rolled back",
+}
 
 
-def live(task: dict[str, Any]) -> bool:
-    """The swarm wants the task (its desired state is running or before)."""
-    return STATE_RANK.get(task.get("DesiredState") or "running", 99) <= STATE_RANK["running"]
+def converged(service: dict[str, Any], current: list[dict[str, Any]]) -> tuple[bool, int, int]:
+    """(converged, running up-to-date tasks, desired tasks) of a service read with ``status=true``, given
+    ``current``, its tasks that the API counts as up to date (``_up-to-date``) and wanted (desired state running).
+
+    Converged: no rolling update under way, every desired task runs the current spec, and no other task runs
+    (``ServiceStatus.RunningTasks`` counts the stale ones too). A global service needs at least one task."""
+    status = service.get("ServiceStatus") or {}
+    desired, running_all = int(status.get("DesiredTasks") or 0), int(status.get("RunningTasks") or 0)
+    running = sum(1 for t in current if (t.get("Status") or {}).get("State") == "running")
+    rolling = (service.get("UpdateStatus") or {}).get("State") in ("updating", "rollback_started")
+    glob = ((service.get("Spec") or {}).get("Mode") or {}).get("Global") is not None
+    done = not rolling and running == len(current) == desired == running_all and (desired > 0 or not glob)
+    return done, running, desired
 
 
-def convergence(service: dict[str, Any], tasks: list[dict[str, Any]]) -> tuple[bool, int, int, str]:
-    """(converged, running up-to-date tasks, desired tasks, last task error) of a service."""
-    wanted = [t for t in tasks if t.get("ServiceID") == service.get("ID") and live(t)]
-    current = [t for t in wanted if task_up_to_date(service, t)]
-    running = [t for t in current if (t.get("Status") or {}).get("State") == "running"]
-    mode = (service.get("Spec") or {}).get("Mode") or {}
-    if mode.get("Global") is not None:
-        desired = len(wanted)
-        done = bool(wanted) and len(running) == len(wanted)
-    else:
-        desired = int((mode.get("Replicated") or {}).get("Replicas", 1))
-        done = len(running) == desired and len(wanted) == desired
-    mine = [t for t in tasks if t.get("ServiceID") == service.get("ID") and task_up_to_date(service, t)]
-    mine.sort(key=lambda t: (t.get("Status") or {}).get("Timestamp") or t.get("UpdatedAt") or "")
-    errors = [(t.get("Status") or {}).get("Err") for t in mine if (t.get("Status") or {}).get("Err")]
-    return done, len(running), desired, (errors[-1] if errors else "")
+class ServiceTask(ShoalTask):
+    argument_spec = staticmethod(argument_spec)
+    state_options = {"present": (*SPEC_OPTIONS, "force_update")}
+    bounds = BOUNDS
 
-
-class ServiceTask:
-    def __init__(self, module: AnsibleModule, api: ShoalClient) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.name = module.params["name"]
-        self.actions: list[str] = []
-        self.changes: list[str] = []
-        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+    def __init__(self, module: Any) -> None:
+        super().__init__(module)
+        self.name: str = self.params["name"]
         self._networks: list[dict[str, Any]] | None = None
 
-    def fail(self, msg: str, **extra: Any) -> None:
-        self.module.fail_json(
-            msg=msg, changed=bool(self.actions) and not self.module.check_mode, actions=self.actions, **extra
-        )
+    def validate(self) -> None:
+        check_params(self.params)
 
-    def result(self, service: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-        return {
-            "changed": bool(self.actions),
-            "actions": self.actions,
-            "changes": self.changes,
-            "diff": self.diff,
-            "service_id": (service or {}).get("ID", ""),
-            "service": service,
-            **extra,
-        }
+    def result(self, service: dict[str, Any] | None = None, **facts: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().result(service_id=(service or {}).get("ID", ""), service=service, **facts)
 
     # ---- networks: names <-> IDs
     def networks(self) -> list[dict[str, Any]]:
@@ -1011,9 +939,9 @@ class ServiceTask:
                 found = self.api.network(ref)
             if found is None:
                 message = f"network {ref} not found: create it first (shoal.swarm.overlay_network)"
-                if not self.module.check_mode:
+                if not self.check_mode:
                     self.fail(message)
-                self.module.warn(message)
+                self.warn(message)
                 names.append(ref)
                 continue
             if found.get("Scope") not in (None, "swarm") or found.get("Ingress"):
@@ -1031,7 +959,7 @@ class ServiceTask:
         desired = desired_view(self.params)
         desired["networks"], network_ids = self.resolve_networks(desired["networks"])
         service = self.create(desired, network_ids) if service is None else self.update(service, desired, network_ids)
-        if self.params["wait"] and not self.module.check_mode and service is not None:
+        if self.params["wait"] and not self.check_mode and service is not None:
             service, tasks = self.wait_converged(service)
             return self.result(service, tasks=tasks)
         return self.result(service)
@@ -1040,10 +968,10 @@ class ServiceTask:
         if desired.get("image") is None:
             self.fail(f"service {self.name} does not exist: image is needed to create it")
         given = [n for n in SPEC_OPTIONS if desired.get(n) is not None]
-        self.actions.append("service created")
-        self.changes.append("state")
-        self.diff = {"before": {"state": "absent"}, "after": {"state": "present", **{n: desired[n] for n in given}}}
-        if self.module.check_mode:
+        self.record_state(
+            "service created", {"state": "absent"}, {"state": "present", **{n: desired[n] for n in given}}
+        )
+        if self.check_mode:
             return None
         spec: dict[str, Any] = {"Name": self.name}
         apply_view(spec, desired, given, network_ids)
@@ -1051,44 +979,37 @@ class ServiceTask:
             spec["TaskTemplate"]["ForceUpdate"] = 1
         answer = self.api.post("/services/create", spec) or {}
         for warning in answer.get("Warnings") or []:
-            self.module.warn(warning)
+            self.warn(warning)
         return self.api.service(answer.get("ID") or self.name)
 
     def update(self, service: dict[str, Any], desired: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
-        reads = [service]
-
-        def attempt() -> tuple[Comparison, dict[str, Any]]:
-            # the first attempt uses the service just read; a retry after a version conflict reads it again
-            fresh = reads.pop() if reads else (self.api.service(service["ID"]) or service)
-            spec = fresh.get("Spec") or {}
-            current = current_view(spec, self.network_names())
+        def compare_spec(fresh: dict[str, Any]) -> Comparison:
+            current = current_view(fresh.get("Spec") or {}, self.network_names())
             self.refuse_mode_change(current, desired)
-            wanted = merged_view(desired, current)
-            comparison = compare(current, wanted, unordered=UNORDERED)
+            comparison = compare(current, merged_view(desired, current), unordered=UNORDERED)
             self.refuse_conflicts(comparison.after)
             if self.params["force_update"]:
                 comparison.tracker.add("force_update", parameter=True, active=False)
-            if comparison.changed and not self.module.check_mode:
-                new_spec = copy.deepcopy(spec)
-                apply_view(new_spec, comparison.after, comparison.changes, network_ids)
-                if self.params["force_update"]:
-                    template = new_spec.setdefault("TaskTemplate", {})
-                    template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-                answer = (
-                    self.api.post(service_path(fresh["ID"], "/update"), new_spec, version=fresh["Version"]["Index"])
-                    or {}
-                )
-                for warning in answer.get("Warnings") or []:
-                    self.module.warn(warning)
-            return comparison, fresh
+            return comparison
 
-        comparison, fresh = retry_on_conflict(attempt)
-        self.diff = comparison.diff
-        if comparison.changed:
-            self.changes += comparison.changes
-            self.actions.append("service updated" if comparison.changes != ["force_update"] else "tasks replaced")
-            if not self.module.check_mode:
-                return self.api.service(fresh["ID"]) or fresh
+        def write(fresh: dict[str, Any], comparison: Comparison) -> None:
+            new_spec = copy.deepcopy(fresh.get("Spec") or {})
+            apply_view(new_spec, comparison.after, comparison.changes, network_ids)
+            if self.params["force_update"]:
+                template = new_spec.setdefault("TaskTemplate", {})
+                template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+            path = service_path(fresh["ID"], "/update")
+            answer = self.api.post(path, new_spec, version=fresh["Version"]["Index"]) or {}
+            for warning in answer.get("Warnings") or []:
+                self.warn(warning)
+
+        def read_again() -> dict[str, Any]:
+            return self.api.service(service["ID"]) or service
+
+        comparison, fresh = self.converge(service, read_again, compare_spec, write)
+        self.record(comparison, ["service updated" if comparison.changes != ["force_update"] else "tasks replaced"])
+        if comparison.changed and not self.check_mode:
+            return self.api.service(fresh["ID"]) or fresh
         return fresh
 
     def refuse_conflicts(self, after: dict[str, Any]) -> None:
@@ -1116,16 +1037,13 @@ class ServiceTask:
     def absent(self, service: dict[str, Any] | None) -> dict[str, Any]:
         if service is None:
             return self.result(None)
-        self.actions.append("service removed")
-        self.changes.append("state")
-        self.diff = {"before": {"state": "present"}, "after": {"state": "absent"}}
-        if self.module.check_mode:
+        self.record_state("service removed", {"state": "present"}, {"state": "absent"})
+        if self.check_mode:
             return self.result(service)
         self.api.delete(service_path(service["ID"]))
         if self.params["wait"]:
             timeout = float(self.params["wait_timeout"])
-            done = wait_for(lambda: not self.running_tasks(service["ID"]), timeout)
-            if not done:
+            if not wait_until(lambda: not self.running_tasks(service["ID"]), timeout)[0]:
                 self.fail(
                     f"timed out after {timeout:g} s waiting for the tasks of service {self.name} to stop: "
                     f"{len(self.running_tasks(service['ID']))} still running"
@@ -1133,80 +1051,62 @@ class ServiceTask:
         return self.result(None)
 
     def running_tasks(self, service_id: str) -> list[dict[str, Any]]:
+        """The tasks of a removed service that still run (the API no longer resolves its ID in filters)."""
         return [
             t
             for t in self.api.tasks()
             if t.get("ServiceID") == service_id and (t.get("Status") or {}).get("State") in ("starting", "running")
         ]
 
-    # ---- waiting
+    # ---- waiting: the API's own view (GET /services?status=true, the _up-to-date task filter, UpdateStatus)
+    def read_status(self, service_id: str) -> dict[str, Any]:
+        found = [s for s in self.api.services({"id": [service_id]}, status=True) if s.get("ID") == service_id]
+        if not found:
+            self.fail(f"service {self.name} disappeared while waiting for it to converge")
+        return found[0]
+
+    def current_tasks(self, service_id: str, wanted_only: bool = True) -> list[dict[str, Any]]:
+        """The service's tasks that run its current spec, as the API counts them (what `docker service
+        create` polls); ``wanted_only``: those the swarm still wants running."""
+        filters = {"service": [service_id], "_up-to-date": ["true"]}
+        if wanted_only:
+            filters["desired-state"] = ["running"]
+        return self.api.tasks(filters)
+
     def wait_converged(self, service: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         timeout = float(self.params["wait_timeout"])
         deadline = time.monotonic() + timeout
         settled = None  # task IDs of the last converged poll: twice the same set is converged
-        state: tuple[bool, int, int, str] = (False, 0, 0, "")
-        tasks: list[dict[str, Any]] = []
         while True:
-            service = self.api.service(service["ID"]) or service
-            status = service.get("UpdateStatus") or {}
+            service = self.read_status(service["ID"])
+            state = (service.get("UpdateStatus") or {}).get("State")
             # a rollback this run caused means the spec asked for did not take; an older one is history
-            stopped = ("paused", "rollback_paused") + (("rollback_completed",) if self.actions else ())
-            if status.get("State") in stopped:
-                what = {
-                    "paused": "its update was paused",
-                    "rollback_paused": "its rollback was paused",
-                    "rollback_completed": "its update was rolled back",
-                }[status["State"]]
-                self.fail(
-                    f"service {self.name} did not converge: {what}: {status.get('Message') or 'no details'}",
-                    service=service,
-                )
-            tasks = self.api.get("/tasks", filters={"service": [service["ID"]]}) or []
-            state = convergence(service, tasks)
-            done = state[0] and status.get("State") not in ("updating", "rollback_started")
-            current = sorted(t["ID"] for t in tasks if live(t) and task_up_to_date(service, t))
-            if done and settled == current:
-                break
-            settled = current if done else None
+            if state in UPDATE_STOPPED and (state != "rollback_completed" or self.actions):
+                message = (service.get("UpdateStatus") or {}).get("Message") or "no details"
+                self.fail(f"service {self.name} did not converge: {UPDATE_STOPPED[state]}: {message}", service=service)
+            tasks = self.current_tasks(service["ID"])
+            done, running, desired = converged(service, tasks)
+            ids = sorted(t["ID"] for t in tasks)
+            if done and settled == ids:
+                return service, tasks
+            settled = ids if done else None
             if time.monotonic() >= deadline:
-                running, desired, error = state[1:]
                 self.fail(
                     f"timed out after {timeout:g} s waiting for service {self.name} to converge: {running} of "
-                    f"{desired} task(s) running with the current spec"
-                    + (f"; last task error: {error}" if error else ""),
+                    f"{desired} task(s) running with the current spec" + self.last_task_error(service["ID"]),
                     service=service,
                 )
             time.sleep(0.25 if done else 0.5)
-        keep = [t for t in tasks if live(t) and task_up_to_date(service, t)]
-        return service, keep
 
-
-def wait_for(probe: Any, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if probe():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+    def last_task_error(self, service_id: str) -> str:
+        tasks = self.current_tasks(service_id, wanted_only=False)
+        tasks.sort(key=lambda t: (t.get("Status") or {}).get("Timestamp") or t.get("UpdatedAt") or "")
+        errors = [(t.get("Status") or {}).get("Err") for t in tasks if (t.get("Status") or {}).get("Err")]
+        return f"; last task error: {errors[-1]}" if errors else ""
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        check_params(module.params)
-    except ParamError as exc:
-        module.fail_json(msg=str(exc))
-    client = ModuleClient(module)
-
-    def body() -> dict[str, Any]:
-        try:
-            return ServiceTask(module, client.api).run()
-        except ParamError as exc:
-            module.fail_json(msg=str(exc))
-            return {}
-
-    client.run(body)
+    run_task(ServiceTask)
 
 
 if __name__ == "__main__":

@@ -180,8 +180,8 @@ def test_bad_arguments_fail_clearly_and_change_nothing(bed: Testbed, play) -> No
     cases = [
         ("swarm00", {"hostname": "swarm01", "availability": "sideways"}, "value of availability must be one of"),
         ("swarm00", {"hostname": "swarm01", "role": "king"}, "value of role must be one of: manager, worker"),
-        ("swarm01", {"remote_addrs": [MANAGER]}, "remote_addrs needs join_token"),
-        ("swarm01", {"join_token": token}, "join_token needs remote_addrs"),
+        ("swarm01", {"remote_addrs": [MANAGER]}, "parameters are required together: join_token, remote_addrs"),
+        ("swarm01", {"join_token": token}, "parameters are required together: join_token, remote_addrs"),
         ("swarm00", {"hostname": "swarm01", "state": "absent", "availability": "drain"}, "state=present only"),
         (
             "swarm00",

@@ -226,7 +226,11 @@ def test_bad_arguments_fail_clearly_and_change_nothing(cluster: Testbed, module,
             'invalid constraint "node.role=worker": expected one operator from ==, !=',
         ),
         ("overlay_network", {"name": "backend", "subnet": "10.0.9.1/24"}, "invalid subnet '10.0.9.1/24'"),
-        ("overlay_network", {"name": "backend", "gateway": "10.0.9.1"}, "gateway needs subnet"),
+        (
+            "overlay_network",
+            {"name": "backend", "gateway": "10.0.9.1"},
+            "missing parameter(s) required by 'gateway': subnet",
+        ),
         ("overlay_network", {"name": "ingress", "state": "absent"}, "routing mesh"),
     ]
     for name, args, message in cases:

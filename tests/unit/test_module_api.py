@@ -68,9 +68,9 @@ def test_queries_booleans_filters_and_node_paths(agent: FakeAgent) -> None:
     assert build_path("/tasks", {"filters": {"node": ["a"]}}) == "/tasks?filters=%7B%22node%22%3A%5B%22a%22%5D%7D"
     agent.make_manager()
     client = ShoalClient(agent.sock, 5)
-    client.tasks({"node": ["x"]})
-    assert agent.requests[-1][0:2] == ("GET", "/tasks")
-    assert client.tasks({"node": ["x"]}) == []  # /tasks not served: no tasks
+    with pytest.raises(ShoalAPIError) as refused:  # /tasks not served: an error, not "no tasks"
+        client.tasks({"node": ["x"]})
+    assert refused.value.status == 404 and agent.requests[-1][0:2] == ("GET", "/tasks")
     agent.tasks = [{"ID": "t1", "NodeID": "x", "Status": {"State": "running"}}]
     assert [t["ID"] for t in client.tasks({"node": ["x"]})] == ["t1"]
     assert client.tasks({"node": ["y"]}) == []
@@ -131,6 +131,15 @@ def test_wait_until_returns_the_value_or_times_out() -> None:
 
     with pytest.raises(ShoalAPIError, match="no quorum"):
         wait_until(broken, timeout=2, interval=0, clock=lambda: next(ticks))
+    calls = []
+
+    def refused() -> None:
+        calls.append(1)
+        raise ShoalAPIError(404, "page not found: GET /tasks")
+
+    with pytest.raises(ShoalAPIError, match="page not found"):
+        wait_until(refused, timeout=50, interval=0, clock=lambda: next(ticks))
+    assert len(calls) == 1  # a refusal is not waited out
 
 
 def test_ca_digest_is_the_agents_and_pins_the_token() -> None:

@@ -161,9 +161,9 @@ def test_ingress_cannot_be_managed(agent: FakeAgent, run) -> None:
         ({"subnet": "10.0.9.1/24"}, "invalid subnet '10.0.9.1/24'"),
         ({"subnet": "10.0.9.0/30"}, "an IPv4 subnet of /29 or larger is needed"),
         ({"subnet": "10.0.9.0/24", "gateway": "10.0.8.1"}, "gateway 10.0.8.1 is not a usable address"),
-        ({"gateway": "10.0.9.1"}, "gateway needs subnet"),
+        ({"gateway": "10.0.9.1"}, "missing parameter(s) required by 'gateway': subnet"),
         ({"gateway": "nope", "subnet": "10.0.9.0/24"}, "invalid gateway 'nope'"),
-        ({"state": "absent", "internal": True}, "apply to state=present only: internal"),
+        ({"state": "absent", "internal": True}, "state=absent: these options apply to state=present only: internal"),
         ({"name": "bad name"}, "invalid network name 'bad name'"),
     ],
 )

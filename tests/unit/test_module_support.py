@@ -45,7 +45,13 @@ from shoal.model.network import (  # noqa: E402
     network_object,
     validate_create,
 )
-from shoal.model.service import service_object, updated_service, validate_service_spec  # noqa: E402
+from shoal.model.service import (  # noqa: E402
+    service_object,
+    service_status,
+    updated_service,
+    validate_service_spec,
+)
+from shoal.model.task import task_dirty  # noqa: E402
 
 _ROOT = shoal_ca.RootCA.create()
 _OTHER_ROOT = shoal_ca.RootCA.create()
@@ -335,12 +341,22 @@ class FakeAgent:
                     self.schedule()
                     items = self.tasks or []
                 wanted = {self.find_service(ref)["ID"] for ref in filters.get("service") or []}
+                states = set(filters.get("desired-state") or [])
+                by_id = {s["ID"]: s for s in self.services or []}
+                up_to_date = (filters.get("_up-to-date") or ["false"])[0] in ("1", "true")
                 return 200, [
                     copy.deepcopy(t)
                     for t in items
-                    if (not nodes or t["NodeID"] in nodes) and (not wanted or t["ServiceID"] in wanted)
+                    if (not nodes or t["NodeID"] in nodes)
+                    and (not wanted or t["ServiceID"] in wanted)
+                    and (not states or t["DesiredState"] in states)
+                    and (not up_to_date or (t["ServiceID"] in by_id and not task_dirty(by_id[t["ServiceID"]], t)))
                 ]
-            return 200, copy.deepcopy(items)
+            filters = json.loads(query.get("filters") or "{}")
+            services = [s for s in items if not filters.get("id") or any(s["ID"].startswith(v) for v in filters["id"])]
+            if query.get("status") == "true":  # the agent's own ServiceStatus
+                services = [{**s, "ServiceStatus": service_status(s, self.tasks or [])} for s in services]
+            return 200, copy.deepcopy(services)
         raise APIFailure(404, f"page not found: {method} {path}")
 
     # ---- services and networks (the agent's own validation, so that errors read as the agent's)

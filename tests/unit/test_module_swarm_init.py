@@ -152,7 +152,7 @@ def test_leave_needs_force_on_a_manager_and_is_idempotent(agent: FakeAgent, run)
     [
         ({"state": "absent", "task_history_limit": 3}, "apply to state=present only: task_history_limit"),
         ({"state": "absent", "rotate_worker_token": True}, "rotate_worker_token"),
-        ({"force": True}, "force applies to state=absent only"),
+        ({"force": True}, "state=present: these options apply to state=absent only: force"),
         ({"task_history_limit": -1}, "task_history_limit must be 0 or more"),
         ({"election_tick": 0}, "election_tick must be at least 1"),
         ({"subnet_size": 40}, "subnet_size must be between 1 and 32"),

@@ -274,10 +274,12 @@ def test_drain_wait_times_out_naming_the_tasks(agent: FakeAgent, run, monkeypatc
     assert failed and "to drain: 1 task(s) of replicated services still running (web.1)" in result["msg"]
 
 
-def test_drain_wait_without_a_tasks_endpoint_is_immediate(agent: FakeAgent, run) -> None:
-    agent.make_manager()
+def test_drain_wait_fails_at_once_when_the_agent_cannot_list_tasks(agent: FakeAgent, run) -> None:
+    agent.make_manager()  # an agent without /tasks: the drain cannot be seen, which is not "drained"
     failed, result = run(hostname="swarm01", availability="drain", wait=True)
-    assert not failed and result["changed"]
+    assert failed and result["changed"] and result["status"] == 404, result
+    assert result["msg"] == "page not found: GET /tasks"
+    assert [r for r in agent.requests if r[1] == "/tasks"] == [agent.requests[-1]]
 
 
 # ---- bad input
@@ -286,12 +288,16 @@ def test_drain_wait_without_a_tasks_endpoint_is_immediate(agent: FakeAgent, run)
     [
         ({"availability": "sideways"}, "value of availability must be one of: active, pause, drain, got: sideways"),
         ({"role": "king"}, "value of role must be one of: manager, worker"),
-        ({"join_token": WORKER_TOKEN}, "join_token needs remote_addrs"),
-        ({"remote_addrs": MANAGER}, "remote_addrs needs join_token"),
+        ({"join_token": WORKER_TOKEN}, "parameters are required together: join_token, remote_addrs"),
+        ({"remote_addrs": MANAGER}, "parameters are required together: join_token, remote_addrs"),
+        ({"advertise_addr": "eth0"}, "missing parameter(s) required by 'advertise_addr': join_token"),
         ({"join_token": "SWMTKN-1-bad", "remote_addrs": MANAGER}, "invalid join token"),
-        ({"state": "absent", "availability": "drain"}, "apply to state=present only: availability"),
+        (
+            {"state": "absent", "availability": "drain"},
+            "state=absent: these options apply to state=present only: availability",
+        ),
         ({"labels": {"a": "1"}, "labels_to_remove": ["a"]}, "'a' is both in labels and in labels_to_remove"),
-        ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
+        ({"wait_timeout": 0}, "wait_timeout must be at least 1, not 0"),
     ],
 )
 def test_bad_arguments_fail_clearly_and_touch_nothing(agent: FakeAgent, run, args, message) -> None:

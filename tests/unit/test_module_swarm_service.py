@@ -3,6 +3,7 @@ version, what is compared (only what the user set), check and diff mode, bad arg
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -269,7 +270,10 @@ def test_absent_removes_then_changes_nothing(agent: FakeAgent, run) -> None:
         ({"replicas": -5}, "replicas must be 0 or more, not -5"),
         ({"publish": [{"target_port": 80, "mode": "sideways"}]}, "value of mode must be one of: ingress, host"),
         ({"mode": "global", "replicas": 2}, "replicas applies to replicated services only"),
-        ({"state": "absent"}, "apply to state=present only: image, replicas, constraints, publish"),
+        (
+            {"state": "absent"},
+            "state=absent: these options apply to state=present only: image, replicas, constraints, publish",
+        ),
         ({"endpoint_mode": "dnsrr"}, "endpoint_mode=dnsrr gives the service no virtual IP"),
         ({"publish": [{"target_port": 70000}]}, "target_port must be between 1 and 65535"),
         (
@@ -288,7 +292,7 @@ def test_absent_removes_then_changes_nothing(agent: FakeAgent, run) -> None:
         ({"workdir": "srv"}, "workdir must be an absolute path"),
         ({"env": ["=x"]}, "invalid environment variable"),
         ({"name": "web.app"}, "invalid service name 'web.app'"),
-        ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
+        ({"wait_timeout": 0}, "wait_timeout must be at least 1, not 0"),
     ],
 )
 def test_bad_arguments_fail_clearly_and_write_nothing(agent: FakeAgent, run, args: dict[str, Any], message) -> None:
@@ -355,6 +359,59 @@ def test_wait_fails_when_the_update_was_rolled_back_but_not_for_an_old_rollback(
     assert "did not converge: its update was rolled back: update rolled back due to failure" in result["msg"]
     failed, result = run(name="nodejs", wait=True)  # nothing to change: the old rollback is history
     assert not failed and not result["changed"], result
+
+
+def test_wait_asks_the_api_for_its_up_to_date_view(agent: FakeAgent, run) -> None:
+    failed, result = run(**NODEJS, wait=True)
+    assert not failed, result
+    service_id = result["service_id"]
+    reads = [r for r in agent.requests if r[0] == "GET" and r[1] in ("/services", "/tasks")]
+    assert ("/services", {"id": [service_id]}) in [(p, json.loads(q["filters"])) for _, p, q, _ in reads if q]
+    assert all(q.get("status") == "true" for _, p, q, _ in reads if p == "/services")
+    task_filters = [json.loads(q["filters"]) for _, p, q, _ in reads if p == "/tasks"]
+    assert task_filters and all(
+        f == {"service": [service_id], "_up-to-date": ["true"], "desired-state": ["running"]} for f in task_filters
+    )
+
+
+def _task(task_id: str, state: str) -> dict[str, Any]:
+    return {"ID": task_id, "DesiredState": "running", "Status": {"State": state}}
+
+
+@pytest.mark.parametrize(
+    ("service", "current", "expected"),
+    [
+        # every desired task runs the current spec and nothing else runs
+        (
+            {"ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 2}},
+            [_task("a", "running"), _task("b", "running")],
+            True,
+        ),
+        # an old task still runs next to the new ones (RunningTasks counts it)
+        (
+            {"ServiceStatus": {"RunningTasks": 3, "DesiredTasks": 2}},
+            [_task("a", "running"), _task("b", "running")],
+            False,
+        ),
+        # one new task is still starting
+        (
+            {"ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 2}},
+            [_task("a", "running"), _task("b", "starting")],
+            False,
+        ),
+        # a rolling update is under way
+        (
+            {"ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1}, "UpdateStatus": {"State": "updating"}},
+            [_task("a", "running")],
+            False,
+        ),
+        # a global service with no task yet has not converged; a replicated one scaled to 0 has
+        ({"Spec": {"Mode": {"Global": {}}}, "ServiceStatus": {"RunningTasks": 0, "DesiredTasks": 0}}, [], False),
+        ({"Spec": {"Mode": {"Replicated": {"Replicas": 0}}}, "ServiceStatus": {"DesiredTasks": 0}}, [], True),
+    ],
+)
+def test_convergence_reads_the_apis_service_status(service: dict[str, Any], current, expected: bool) -> None:
+    assert swarm_service.converged(service, current)[0] is expected
 
 
 # ---- pure helpers

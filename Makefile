@@ -17,6 +17,7 @@ DOCKER_CLI := $(STATE)/docker-cli/usr/bin/docker
 
 include mk/ansible.mk
 include mk/chaos.mk
+include mk/vm.mk
 
 $(STAMP): $(SETUP_INPUTS)
 	@mkdir -p $(STATE)

@@ -26,7 +26,11 @@ class Config:
     raft_port: int = 2378
     log_level: str = "info"
     heartbeat_period: float = 1.0
+    # minimum Raft election timeout in seconds; the other Raft timeouts stretch with it (slow machines, VMs)
+    election_timeout: float = 0.25
     upstream_dns: list[str] = field(default_factory=list)
+    # service VIPs and the routing mesh: auto (IPVS where the kernel has ip_vs, else nftables), ipvs, nftables
+    lb_backend: str = "auto"
 
     @property
     def socket_path(self) -> Path:
@@ -59,6 +63,16 @@ def _coerce(name: str, value: Any) -> Any:
             if level not in ("debug", "info", "warning", "error"):
                 raise ValueError
             return level
+        if name == "election_timeout":
+            timeout = float(value)
+            if not 0.25 <= timeout <= 60:
+                raise ValueError
+            return timeout
+        if name == "lb_backend":
+            backend = str(value).lower()
+            if backend not in ("auto", "ipvs", "nftables"):
+                raise ValueError
+            return backend
         if name == "upstream_dns":
             return [str(v) for v in value]
         return None if value is None else str(value)

@@ -1,6 +1,10 @@
 #!/bin/sh
 # Install shoal from the wheelhouse archive, offline, into its own virtual environment.
-# pip runs from its wheel in the archive, so the venv is made without pip (much faster).
+# The wheelhouse is already resolved (build_wheelhouse.py): installing is unpacking each wheel into
+# the venv's site-packages and writing its console scripts, which the few lines of Python below do
+# with the standard library. pip (in the archive too) would take minutes of CPU on a slow host (a
+# VM under software emulation) to reach the same result. Files of an earlier version of a project
+# (its RECORD) are removed first, so an upgrade leaves nothing stale.
 # Usage: install_wheelhouse.sh PYTHON PREFIX ARCHIVE MARKER
 set -eu
 python=$1
@@ -12,19 +16,94 @@ venv="$prefix/venv"
 rm -rf "$wheels"
 mkdir -p "$wheels"
 tar -xf "$archive" -C "$wheels"
-fresh=no
 if [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
     "$python" -m venv --without-pip "$venv"
-    fresh=yes
 fi
-set -- "$wheels"/pip-*.whl
-pip="$venv/bin/python $1/pip --disable-pip-version-check --no-input"
-$pip install --quiet --no-index --no-compile --find-links "$wheels" shoal
-if [ "$fresh" = no ]; then
-    # shoal's version does not change between builds of its source: reinstall it
-    $pip install --quiet --no-index --no-compile --no-deps --force-reinstall "$wheels"/shoal-*.whl
-fi
+"$venv/bin/python" - "$venv" "$wheels" <<'EOF'
+import base64
+import configparser
+import csv
+import hashlib
+import io
+import os
+import re
+import shutil
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+venv, wheels = Path(sys.argv[1]), Path(sys.argv[2])
+site = Path(sysconfig.get_paths()["purelib"])
+bindir = venv / "bin"
+
+
+def project(name):
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def uninstall(name):
+    for info in site.glob("*.dist-info"):
+        if project(info.name.rsplit("-", 1)[0]) != name:
+            continue
+        record = info / "RECORD"
+        if record.exists():
+            for row in csv.reader(io.StringIO(record.read_text())):
+                if row and not row[0].startswith(".."):
+                    path = site / row[0]
+                    if path.is_file() or path.is_symlink():
+                        path.unlink()
+                elif row:
+                    (site / row[0]).resolve().unlink(missing_ok=True)
+        shutil.rmtree(info, ignore_errors=True)
+
+
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+for whl in sorted(wheels.glob("*.whl")):
+    name = project(whl.name.split("-")[0])
+    if name == "pip":
+        continue
+    uninstall(name)
+    records = []
+    with zipfile.ZipFile(whl) as z:
+        distinfo = next(n.split("/")[0] for n in z.namelist() if n.split("/")[0].endswith(".dist-info"))
+        for item in z.infolist():
+            if item.is_dir():
+                continue
+            parts = item.filename.split("/")
+            if parts[0].endswith(".data"):
+                kind, rest = parts[1], "/".join(parts[2:])
+                dest = {"purelib": site, "platlib": site, "scripts": bindir}.get(kind, venv) / rest
+            else:
+                dest = site / item.filename
+            data = z.read(item)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            if (item.external_attr >> 16) & 0o111:
+                dest.chmod(0o755)
+            records.append((os.path.relpath(dest, site), digest(data), str(len(data))))
+    entry_points = site / distinfo / "entry_points.txt"
+    if entry_points.exists():
+        parser = configparser.ConfigParser(delimiters=("=",))
+        parser.optionxform = str
+        parser.read(entry_points)
+        for script, target in parser.items("console_scripts") if parser.has_section("console_scripts") else []:
+            module, _, attr = target.strip().partition(":")
+            path = bindir / script
+            path.write_text(
+                f"#!{bindir / 'python'}\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
+                f"sys.exit({attr}())\n"
+            )
+            path.chmod(0o755)
+            records.append((os.path.relpath(path, site), "", ""))
+    (site / distinfo / "INSTALLER").write_text("shoal\n")
+    with open(site / distinfo / "RECORD", "w", newline="") as out:
+        csv.writer(out).writerows([*records, (f"{distinfo}/RECORD", "", "")])
+EOF
 "$venv/bin/shoald" --version
 rm -f "$venv"/.shoal-wheelhouse-*
 touch "$marker"

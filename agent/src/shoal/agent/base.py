@@ -121,7 +121,8 @@ class AgentCore:
             from shoal.net.dns import EmbeddedDNS
 
             dns = EmbeddedDNS(upstreams=list(self.cfg.upstream_dns))
-            self.network.attach(NetAgent(Dataplane(ident.advertise_ip), dns, self.driver))
+            dataplane = Dataplane(ident.advertise_ip, lb_backend=self.cfg.lb_backend)
+            self.network.attach(NetAgent(dataplane, dns, self.driver))
         except Exception as exc:  # tasks still run (loopback only), and the node says why
             log.error("networking is unavailable on this node: %s", exc)
             self.error = f"networking unavailable: {exc}"
@@ -176,6 +177,7 @@ class AgentCore:
             raft_dir=raft_dir(self.cfg.data_dir),
             raft_password=ident.raft_password,
             heartbeat_period=self.cfg.heartbeat_period,
+            election_timeout=self.cfg.election_timeout,
             on_members_changed=self._save_members,
         )
         await self.manager.start()

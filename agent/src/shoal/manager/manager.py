@@ -40,6 +40,7 @@ class ManagerRole:
         raft_password: str,
         heartbeat_period: float,
         on_members_changed: Callable[[list[str]], None],
+        election_timeout: float = 0.25,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -47,7 +48,8 @@ class ManagerRole:
         self.raft_password = raft_password
         raft_dir.mkdir(parents=True, exist_ok=True)
         self.store = ReplicatedStore(
-            RaftConfig(
+            RaftConfig.scaled(
+                election_timeout,
                 self_addr=raft_addr,
                 peers=[p for p in peers if p != raft_addr],
                 data_dir=raft_dir,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from shoal.net import lb, links, mesh, nft, ns, overlay
+from shoal.net import ipvs, lb, links, mesh, nft, ns, overlay
 from shoal.net.gwbridge import Gateway
 from shoal.net.model import (
     INGRESS_SBOX,
@@ -58,9 +59,34 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+LB_BACKENDS = ("auto", "ipvs", "nftables")
+
+
+def choose_backend(wanted: str, ipvs_usable: Callable[[], bool] = ipvs.available) -> str:
+    """`auto`: IPVS where the kernel has ip_vs (loading the module), nftables otherwise."""
+    if wanted not in LB_BACKENDS:
+        raise DataplaneError(f"unknown load balancer backend {wanted!r} (one of {', '.join(LB_BACKENDS)})")
+    if wanted == "nftables":
+        return "nftables"
+    if ipvs_usable():
+        return "ipvs"
+    if wanted == "ipvs":
+        raise DataplaneError("lb_backend is ipvs, but this kernel has no ip_vs module")
+    return "nftables"
+
+
 class Dataplane:
-    def __init__(self, node_ip: str, run_netns_dir: str = "/run/netns", gw_subnet: str = "172.18.0.0/16") -> None:
+    def __init__(
+        self,
+        node_ip: str,
+        run_netns_dir: str = "/run/netns",
+        gw_subnet: str = "172.18.0.0/16",
+        lb_backend: str = "nftables",
+    ) -> None:
         self.node_ip = node_ip
+        self._backend = choose_backend(lb_backend)
+        # IPVS loaded: services left by an earlier run on the other backend are removed
+        self._ipvs_loaded = self._backend == "ipvs" or os.path.exists("/proc/net/ip_vs")
         self.netns_dir = run_netns_dir
         self.gw = Gateway(gw_subnet)
         self._lock = threading.RLock()
@@ -128,9 +154,20 @@ class Dataplane:
             if not new:
                 if ns.exists(task_netns):
                     nft.delete_table(task_netns, lb.TABLE)
+                    if self._ipvs_loaded:
+                        ipvs.clear(task_netns)
                 self._lb.pop(task_netns, None)
                 return
             old = self._lb.get(task_netns)
+            if self._backend == "ipvs":
+                # IPVS first: a VIP gets its mark only once its virtual server exists
+                if old != new:
+                    ipvs.sync(task_netns, ipvs.task_servers(new))
+                    nft.apply(task_netns, ipvs.task_ruleset(new))
+                self._lb[task_netns] = new
+                return
+            if old is None and self._ipvs_loaded:
+                ipvs.clear(task_netns)  # left by a run on the IPVS backend
             if old is not None:
                 try:
                     nft.apply(task_netns, lb.diff(old, new))
@@ -167,9 +204,19 @@ class Dataplane:
             if ingress_ports and ingress is not None:
                 sbox_ip = self._ensure_ingress_sbox(undo, ingress)
                 sbox = ns.path_of(INGRESS_SBOX, self.netns_dir)
-                nft.apply(sbox, mesh.sbox_ruleset(ingress_ports))
                 previous = self._mesh_last
-                undo.push(lambda: nft.apply(sbox, mesh.sbox_ruleset(previous)))
+                if self._backend == "ipvs":
+                    ipvs.sync(sbox, ipvs.ingress_servers(ingress_ports))
+                    undo.push(lambda: ipvs.sync(sbox, ipvs.ingress_servers(previous)))
+                    nft.apply(sbox, ipvs.ingress_ruleset(ingress_ports, mesh.SBOX_GW_IF, mesh.SBOX_OVERLAY_IF))
+                    undo.push(
+                        lambda: nft.apply(sbox, ipvs.ingress_ruleset(previous, mesh.SBOX_GW_IF, mesh.SBOX_OVERLAY_IF))
+                    )
+                else:
+                    if self._ipvs_loaded:
+                        ipvs.clear(sbox)  # left by a run on the IPVS backend
+                    nft.apply(sbox, mesh.sbox_ruleset(ingress_ports))
+                    undo.push(lambda: nft.apply(sbox, mesh.sbox_ruleset(previous)))
                 targets += [
                     mesh.HostTarget(p.protocol.lower(), p.published_port, (sbox_ip,), None) for p in ingress_ports
                 ]
@@ -202,9 +249,8 @@ class Dataplane:
                 self._forwarding_before = None
 
     def backend(self) -> str:
-        """The VIP backend in use. Always nftables: the IPVS backend is not built (this kind of
-        machine has no ip_vs to test it on); ipvs_available() says whether the kernel has it."""
-        return "nftables"
+        """The load balancer backend in use: ipvs or nftables (chosen once, at start)."""
+        return self._backend
 
     def ipvs_available(self) -> bool:
         return lb.ipvs_available()
@@ -264,6 +310,9 @@ class Dataplane:
         def sysctls() -> None:
             overlay.disable_ipv6()
             ns.sysctl_write("net.ipv4.ip_forward", "1")  # its own namespace only
+            if self._backend == "ipvs":
+                # the masquerade rule must see IPVS's connections (Docker's ingress sandbox does the same)
+                ns.sysctl_write("net.ipv4.vs.conntrack", "1")
 
         ns.run(path, sysctls)
         self._overlay_endpoint(undo, INGRESS_SBOX, path, mesh.SBOX_OVERLAY_IF, ingress)

@@ -56,6 +56,21 @@ class RaftConfig:
         if not self.raft_min_timeout > 3 * self.append_entries_period:
             raise ValueError("raft_min_timeout must exceed three append_entries periods")
 
+    @classmethod
+    def scaled(cls, election_timeout: float, **kwargs: object) -> RaftConfig:
+        """Timeouts for a slower machine: the defaults stretched so that the minimum election
+        timeout is `election_timeout` seconds (0.25 = the defaults). Periods stay as they are:
+        a slow guest needs patience, not more traffic."""
+        cfg = cls(**kwargs)  # type: ignore[arg-type]
+        factor = max(1.0, election_timeout / cfg.raft_min_timeout)
+        cfg.raft_min_timeout *= factor
+        cfg.raft_max_timeout *= factor
+        cfg.leader_fallback_timeout *= factor
+        cfg.connection_timeout *= factor
+        cfg.quorum_wait *= factor
+        cfg.catchup_stall_timeout *= factor
+        return cfg
+
     def other_peers(self) -> list[str]:
         return sorted({p for p in self.peers if p != self.self_addr})
 

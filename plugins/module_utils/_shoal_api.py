@@ -177,17 +177,28 @@ class ShoalClient:
         """A node by ID, hostname or unique ID prefix; None when the cluster has no such node."""
         return self.lookup(node_path(ref))
 
+    def named(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path`` when ``path`` ends in a name. The API answers a reference by ID,
+        then exact name, then unique ID prefix; names of services and networks are unique, so
+        "ambiguous" can only mean that no object has the name and it merely prefixes several IDs."""
+        try:
+            return self.lookup(path)
+        except ShoalAPIError as exc:
+            if exc.status in (400, 404) and "is ambiguous" in exc.message:  # Docker: 400 for networks
+                return None
+            raise
+
     def service(self, name: str) -> dict[str, Any] | None:
         """The service named ``name``; None when there is none (an ID prefix that happens to match
         another service's ID is not that service)."""
-        service = self.lookup(service_path(name))
+        service = self.named(service_path(name))
         if service and name not in ((service.get("Spec") or {}).get("Name"), service.get("ID")):
             return None
         return service
 
     def network(self, name: str) -> dict[str, Any] | None:
         """The network named (or with the ID) ``name``, in Docker's Network shape; None when there is none."""
-        network = self.lookup(network_path(name))
+        network = self.named(network_path(name))
         if network and name not in (network.get("Name"), network.get("Id")):
             return None
         return network

@@ -177,3 +177,15 @@ def test_the_agents_refusal_is_surfaced(agent: FakeAgent, run) -> None:
     run(name="a", subnet="10.0.9.0/24")
     failed, result = run(name="b", subnet="10.0.9.0/25")
     assert failed and "overlaps with the subnet of network a" in result["msg"] and result["status"] == 400
+
+
+def test_a_name_that_only_prefixes_other_ids_is_a_new_network(agent: FakeAgent, run) -> None:
+    """The API resolves a reference by ID, name, then unique ID prefix: a new network's name that
+    happens to prefix two existing IDs ("ambiguous") names no network, so it is created."""
+    run(name="a", subnet="10.0.9.0/24")
+    prefix = "b"
+    for network in agent.networks:  # two networks whose IDs start like the new name
+        network["ID"] = prefix + network["ID"][1:]
+    failed, result = run(name=prefix, subnet="10.0.10.0/24")
+    assert not failed and result["changed"], result.get("msg")
+    assert [n["Spec"]["Name"] for n in agent.networks if n["Spec"]["Name"] == prefix] == [prefix]

@@ -54,8 +54,8 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, in
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def start_agent(bed: Testbed, host: str) -> None:
-    bed.start_agent(host)
+def start_agent(bed: Testbed, host: str, extra: list[str] | None = None) -> None:
+    bed.start_agent(host, extra)
     wait_for(f"shoald on {host}", lambda: api(bed, host, 2).get("/_ping") == "OK", timeout=20)
 
 
@@ -127,12 +127,13 @@ def save_logs(bed: Testbed, name: str) -> Path:
 MANAGER = "10.213.0.10:2377"
 
 
-def form_cluster(bed: Testbed, managers: int = 1) -> None:
-    """Agents restarted with empty state; swarm00 inits; the others join (as managers up to `managers`)."""
+def form_cluster(bed: Testbed, managers: int = 1, agent_args: list[str] | None = None) -> None:
+    """Agents restarted with empty state (and `agent_args`); swarm00 inits; the others join (as
+    managers up to `managers`)."""
     for host in HOSTS:
         bed.stop_agent(host)
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
-        start_agent(bed, host)
+        start_agent(bed, host, agent_args)
     api(bed, "swarm00").post("/swarm/init", {"AdvertiseAddr": "eth0"})
     tokens = api(bed, "swarm00").get("/swarm")["JoinTokens"]
     for i, host in enumerate(HOSTS[1:], start=1):

@@ -7,6 +7,7 @@ read-only root, init and capabilities, cleanup. Everything runs inside swarm01 t
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from testbed import registry
 from testbed.bed import Testbed
 
 HOST = "swarm01"
@@ -153,7 +155,8 @@ def test_host_image_namespaces_files_env_limits_exec_and_remove(bed: Testbed, ta
     state = rt(bed, "state", task["ID"])
     assert state["status"] == "running" and state["pid"] == pid
     env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    assert b"FOO=bar" in env and b"HOSTNAME=web-1" in env and b"PATH=/usr/bin:/bin" in env and b"HOME=/root" in env
+    # shoal/host has no /etc/passwd: root's HOME is then "/", as Docker (libcontainer) sets it
+    assert b"FOO=bar" in env and b"HOSTNAME=web-1" in env and b"PATH=/usr/bin:/bin" in env and b"HOME=/" in env
     # runc exec: the task's namespaces, environment and working directory
     out = rt(
         bed,
@@ -320,8 +323,13 @@ def test_logs_keep_streams_apart_with_timestamps_and_join_partial_lines(
 
 
 def test_rejections_and_start_errors(bed: Testbed, tasks: list[str], busybox: str) -> None:
-    err = rt(bed, "run", task=make_task("nosuch", ["true"]), ok=False)
-    assert err == {"error": "No such image: nosuch", "kind": "NoSuchImage"}
+    # an image nobody has: the testbed registry (the only one tests may ask) answers manifest unknown
+    missing = registry.ref("testbed/nosuch:1")
+    auth = {"username": registry.USER, "password": registry.password(), "serveraddress": registry.HOST}
+    pull = {"RegistryAuth": base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()}
+    err = rt(bed, "run", task=make_task(missing, ["true"], PullOptions=pull), ok=False)
+    assert err == {"error": f"No such image: {missing} (manifest unknown)", "kind": "RegistryError"}
+    assert registry.password() not in json.dumps(err)
     err = rt(bed, "run", task=make_task(busybox, ["true"], Limits={"MemoryBytes": 1 << 20}), ok=False)
     assert "minimum memory limit allowed is 4MB" in err["error"] and err["kind"] == "SpecError"
     bad = make_task(busybox, Command=["no-such-command"])

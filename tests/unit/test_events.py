@@ -251,3 +251,35 @@ def test_a_running_task_deleted_from_the_store_still_dies_as_an_event() -> None:
     assert [m["Action"] for m in got] == ["die"]
     assert got[0]["Actor"]["Attributes"]["name"] == "web.1.t1"
     assert got[0]["Actor"]["Attributes"]["exitCode"] == "143"
+
+
+def test_a_task_stopped_after_its_service_was_removed_dies_under_the_service_name() -> None:
+    """`service rm`: the assignment that tells the node to stop the task no longer names the
+    service, yet the die event must carry `com.docker.swarm.service.name` as the start did."""
+    from shoal.agent.events import task_listener
+    from shoal.worker.executor import Executor
+
+    async def run() -> list[dict]:
+        hub = EventHub()
+        _, sub = hub.subscribe({}, None)
+        executor = Executor(driver=None)
+        executor.listeners.append(task_listener(hub, executor))
+        task = {"ID": "t1", "ServiceID": "s1", "NodeID": "n1", "Slot": 1, "DesiredState": "running"}
+        executor.busy.add("t1")  # a start in flight: apply() leaves the task to it
+        executor.apply([task], {"s1": "web", "s2": "db"})
+        executor.apply([{**task, "DesiredState": "remove"}], {"s2": "db"})  # the service is gone
+        assert executor.service_names == {"s1": "web", "s2": "db"}
+        executor.report("t1", "shutdown", "shutdown", ExitCode=0)
+        executor.busy.discard("t1")
+        executor.apply([], {})  # the task is deleted: the node forgets it, and then the name
+        for _ in range(50):
+            if "t1" not in executor.state:
+                break
+            await asyncio.sleep(0.01)
+        executor.apply([], {})
+        assert executor.service_names == {}
+        return [m for m in [await sub.next(0.1)] if m]
+
+    got = asyncio.run(run())
+    assert [m["Action"] for m in got] == ["die"]
+    assert got[0]["Actor"]["Attributes"]["com.docker.swarm.service.name"] == "web"

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
@@ -70,7 +70,7 @@ class Executor:
         self.state[task_id] = state
         self.reports.append({"ID": task_id, "State": state, "Message": message, "Timestamp": now_rfc3339(), **extra})
         self.wakeup.set()
-        self._notify(self.assigned.get(task_id) or {"ID": task_id}, state, extra)
+        self._notify(self.assigned.get(task_id) or self.removed.get(task_id) or {"ID": task_id}, state, extra)
 
     def _notify(self, task: dict[str, Any], state: str, extra: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -87,11 +87,16 @@ class Executor:
         self.reports = reports + self.reports
 
     # ---- reconcile with assignments
-    def apply(self, tasks: list[dict[str, Any]]) -> None:
+    def apply(self, tasks: list[dict[str, Any]], service_names: Mapping[str, str] | None = None) -> None:
         assigned = {t["ID"]: t for t in tasks}
         # the last copy of a task deleted from the store: its stop is still told to the listeners
         self.removed.update((tid, t) for tid, t in self.assigned.items() if tid not in assigned and tid in self.state)
         self.assigned = assigned
+        if service_names is not None:
+            # a removed service's name stays while its tasks are still here: their die events name it
+            kept = {t.get("ServiceID") for t in (*self.assigned.values(), *self.removed.values())}
+            old = {sid: name for sid, name in self.service_names.items() if sid in kept}
+            self.service_names = {**old, **service_names}
         for task in tasks:
             tid = task["ID"]
             if tid in self.busy:

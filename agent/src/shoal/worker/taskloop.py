@@ -71,8 +71,7 @@ class TaskLoop:
                 continue  # from a deposed leader's replica: an older epoch never gives orders
             self.epoch = int(answer.get("Epoch", 0))
             self.signature = answer.get("Signature")
-            self.executor.service_names = answer.get("Services") or {}
-            self.executor.apply(answer.get("Tasks") or [])
+            self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
                 await self.network.apply(answer.get("Net") or {})

@@ -24,7 +24,7 @@ EMPTY_AUTH = base64.urlsafe_b64encode(b"{}").decode()  # what the docker CLI sen
 
 def registry_domain(image: str) -> str:
     """The registry of an image reference (Docker Hub's is ``docker.io``)."""
-    first, _, rest = image.split("@", 1)[0].partition("/")
+    first, _sep, rest = image.split("@", 1)[0].partition("/")
     return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
 
 
@@ -48,7 +48,7 @@ def docker_config_auth(domain: str, config_dir: str | None = None) -> str | None
     if not isinstance(entry, dict) or not entry.get("auth"):
         return None
     try:
-        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        user, _sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return None
     return encode_auth(user, password, domain)

@@ -17,6 +17,7 @@ from typing import Any
 
 from shoal.cli.client import Client
 from shoal.cli.errors import CLIError
+from shoal.cli.registry_auth import registry_auth_header, registry_domain
 
 RESOLVE_ALWAYS, RESOLVE_CHANGED, RESOLVE_NEVER = "always", "changed", "never"
 RESOLVE_MODES = (RESOLVE_ALWAYS, RESOLVE_CHANGED, RESOLVE_NEVER)
@@ -48,8 +49,6 @@ def add_flags(p: argparse.ArgumentParser, default_resolve: str) -> None:
 def registry_auth(image: str) -> str:
     """X-Registry-Auth for `image`'s registry from config.json; an empty AuthConfig (`{}`, as the
     docker CLI sends) when there is none, so that an update clears stale credentials."""
-    from shoal.cli.image import registry_auth_header, registry_domain  # image.py imports service.py
-
     return registry_auth_header(registry_domain(image.split("@", 1)[0])) or "e30="
 
 

@@ -385,7 +385,9 @@ service_id:
   type: str
   sample: lo6p4xrhlz3nmvq3ge6xm2bwp
 service:
-  description: The service as C(GET /services/{id}) shows it (Docker's C(Service) object) after the change.
+  description:
+    - The service as C(GET /services/{id}) shows it (Docker's C(Service) object) after the change.
+    - Registry credentials sent with O(with_registry_auth) are never part of it.
   returned: when the service exists
   type: dict
   sample: {"ID": "lo6p4xrhlz3nmvq3ge6xm2bwp", "Spec": {"Name": "nodejs", "Mode": {"Replicated": {"Replicas": 2}}}}

@@ -49,7 +49,44 @@ options:
     default: present
   image:
     description:
-      - Image of the tasks (C(shoal/hello), C(shoal/host), or an image the nodes have). Required to create a service.
+      - Image of the tasks (C(shoal/hello), C(shoal/host), an image the nodes have, or one of a registry, which each
+        node pulls before it starts a task). Required to create a service.
+      - Without a digest, it is compared with the service's image without its digest, so that an image pinned by
+        O(resolve_image) or by C(shoal service create) does not count as a change.
+    type: str
+  resolve_image:
+    description:
+      - Whether to ask the image's registry (through the manager, C(GET /distribution/{name}/json)) for the digest
+        its tag names now and pin the service to C(image:tag@sha256:...), so that every node runs the same bits.
+      - V(always) asks on every run and updates the service when the tag names other bits now.
+      - V(changed) asks only when the service is created or O(image) names another tag than the service has.
+      - V(never) uses O(image) as given (community.docker's C(resolve_image=false)); each node then pulls the tag.
+      - An image given with a digest is never resolved. A registry that cannot answer fails the task with its
+        reason.
+    type: str
+    choices: [always, changed, never]
+    default: never
+  with_registry_auth:
+    description:
+      - Send registry credentials with the creation or update, so that the workers pull the image with them
+        (C(docker service create --with-registry-auth)). They are kept with the service's tasks and never shown
+        by the API, in the diff or in the module's result.
+      - The credentials are O(registry_username) and O(registry_password) when given, otherwise those that
+        C(docker login) stored for the image's registry in the docker CLI's C(config.json) on the managed host
+        (C($DOCKER_CONFIG) or C(~/.docker)); without either, an empty set of credentials is sent, which removes the
+        ones the service had.
+      - They are also used to ask the registry for the digest (O(resolve_image)).
+      - Credentials alone are not a change (they cannot be read back); they are sent when other options change the
+        service or create it. Tasks that already pulled their image are not replaced for new credentials only.
+    type: bool
+    default: false
+  registry_username:
+    description:
+      - User name for the image's registry, sent with O(with_registry_auth=true).
+    type: str
+  registry_password:
+    description:
+      - Password or token for the image's registry, sent with O(with_registry_auth=true). Never logged nor returned.
     type: str
   command:
     description:
@@ -318,6 +355,17 @@ EXAMPLES = r"""
       delay: 5s
       order: start-first
 
+- name: The seed's app from a private registry, pinned to the digest its tag names now
+  shoal.swarm.swarm_service:
+    name: nodejs
+    image: 10.213.0.1:5000/kalise/nodejs-web-app:latest
+    resolve_image: changed
+    with_registry_auth: true
+    registry_username: "{{ registry_user }}"
+    registry_password: "{{ registry_password }}"
+    replicas: 2
+    wait: true
+
 - name: Restart every task
   shoal.swarm.swarm_service:
     name: nodejs
@@ -337,7 +385,9 @@ service_id:
   type: str
   sample: lo6p4xrhlz3nmvq3ge6xm2bwp
 service:
-  description: The service as C(GET /services/{id}) shows it (Docker's C(Service) object) after the change.
+  description:
+    - The service as C(GET /services/{id}) shows it (Docker's C(Service) object) after the change.
+    - Registry credentials sent with O(with_registry_auth) are never part of it.
   returned: when the service exists
   type: dict
   sample: {"ID": "lo6p4xrhlz3nmvq3ge6xm2bwp", "Spec": {"Name": "nodejs", "Mode": {"Replicated": {"Replicas": 2}}}}
@@ -374,6 +424,11 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  #
     wait_until,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import (  # noqa: E402
+    auth_for,
+    resolve_digest,
+    tagged,
+)
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
     ParamError,
     ShoalTask,
@@ -412,6 +467,7 @@ SPEC_OPTIONS = (
     "stop_signal",
     "stop_grace_period",
 )
+REGISTRY_OPTIONS = ("resolve_image", "with_registry_auth", "registry_username", "registry_password")
 UNORDERED = ("env", "constraints", "networks", "publish")
 SECTIONS = ("resources", "restart_policy", "update_config", "rollback_config")
 RESTART_FIELDS = {"condition": "Condition", "delay": "Delay", "max_attempts": "MaxAttempts", "window": "Window"}
@@ -513,6 +569,10 @@ def argument_spec() -> dict[str, Any]:
         "stop_signal": {"type": "str"},
         "stop_grace_period": {"type": "str"},
         "force_update": {"type": "bool", "default": False},
+        "resolve_image": {"type": "str", "choices": ["always", "changed", "never"], "default": "never"},
+        "with_registry_auth": {"type": "bool", "default": False},
+        "registry_username": {"type": "str"},
+        "registry_password": {"type": "str", "no_log": True},
         "wait": {"type": "bool", "default": False},
         "wait_timeout": {"type": "int", "default": 120},
     }
@@ -770,6 +830,8 @@ def check_params(params: dict[str, Any]) -> None:
         return
     if params.get("image") is not None and not params["image"].strip():
         raise ParamError("image cannot be empty")
+    if params.get("registry_username") and not params.get("with_registry_auth"):
+        raise ParamError("registry_username and registry_password are only used with with_registry_auth=true")
     if params.get("mode") == "global":
         for key in ("replicas", "max_replicas"):
             if params.get(key) is not None and not (key == "max_replicas" and params[key] == 0):
@@ -904,7 +966,8 @@ def converged(service: dict[str, Any], current: list[dict[str, Any]]) -> tuple[b
 
 class ServiceTask(ShoalTask):
     argument_spec = staticmethod(argument_spec)
-    state_options = {"present": (*SPEC_OPTIONS, "force_update")}
+    state_options = {"present": (*SPEC_OPTIONS, "force_update", *REGISTRY_OPTIONS)}
+    rules = {"required_together": [["registry_username", "registry_password"]]}
     bounds = BOUNDS
 
     def __init__(self, module: Any) -> None:
@@ -957,12 +1020,36 @@ class ServiceTask(ShoalTask):
         if self.params["state"] == "absent":
             return self.absent(service)
         desired = desired_view(self.params)
+        current_image = (((service or {}).get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        desired["image"] = self.image_to_run(desired["image"], current_image.get("Image"))
         desired["networks"], network_ids = self.resolve_networks(desired["networks"])
         service = self.create(desired, network_ids) if service is None else self.update(service, desired, network_ids)
         if self.params["wait"] and not self.check_mode and service is not None:
             service, tasks = self.wait_converged(service)
             return self.result(service, tasks=tasks)
         return self.result(service)
+
+    # ---- the image and the registry's credentials
+    def registry_auth(self, image: str) -> str | None:
+        """X-Registry-Auth with with_registry_auth=true (never logged: registry_password is no_log)."""
+        if not self.params["with_registry_auth"]:
+            return None
+        return auth_for(image, self.params.get("registry_username"), self.params.get("registry_password"))
+
+    def auth_headers(self, image: str | None) -> dict[str, str] | None:
+        auth = self.registry_auth(image or "")
+        return {"X-Registry-Auth": auth} if auth else None
+
+    def image_to_run(self, image: str | None, current: str | None) -> str | None:
+        """The image to compare and write: pinned where resolve_image asks, the current pinned image
+        when ``image`` names the same tag without a digest (community.docker's rule)."""
+        if image is None or "@" in image:
+            return image
+        same_tag = current is not None and tagged(current) == tagged(image)
+        mode = self.params["resolve_image"]
+        if mode == "never" or (mode == "changed" and same_tag):
+            return current if same_tag else image
+        return resolve_digest(self.api, image, self.registry_auth(image))
 
     def create(self, desired: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any] | None:
         if desired.get("image") is None:
@@ -977,7 +1064,8 @@ class ServiceTask(ShoalTask):
         apply_view(spec, desired, given, network_ids)
         if self.params["force_update"]:
             spec["TaskTemplate"]["ForceUpdate"] = 1
-        answer = self.api.post("/services/create", spec) or {}
+        headers = self.auth_headers(desired["image"])
+        answer = self.api.call("POST", "/services/create", body=spec, extra_headers=headers) or {}
         for warning in answer.get("Warnings") or []:
             self.warn(warning)
         return self.api.service(answer.get("ID") or self.name)
@@ -999,7 +1087,10 @@ class ServiceTask(ShoalTask):
                 template = new_spec.setdefault("TaskTemplate", {})
                 template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
             path = service_path(fresh["ID"], "/update")
-            answer = self.api.post(path, new_spec, version=fresh["Version"]["Index"]) or {}
+            image = ((new_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image")
+            query = {"version": fresh["Version"]["Index"]}
+            answer = self.api.call("POST", path, query=query, body=new_spec, extra_headers=self.auth_headers(image))
+            answer = answer or {}
             for warning in answer.get("Warnings") or []:
                 self.warn(warning)
 

@@ -3,12 +3,15 @@ each output checked, not only the exit code."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
+from pathlib import Path
 
-from compat.clients import MANAGER, Transcript, docker_cli, ok, wait_nodes_ready, wait_running
+from compat.clients import DOCKER, MANAGER, SOCKET, Transcript, docker_cli, ok, wait_nodes_ready, wait_running
 from integration.cluster_helpers import HOSTS, api, wait_for
+from testbed import registry
 from testbed.bed import Testbed
 
 TOKEN = r"SWMTKN-1-[0-9a-z]+-[0-9a-z]+"
@@ -246,3 +249,29 @@ def test_settings_shoal_does_not_act_on_are_refused_and_the_rest_round_trips(bed
         ),
         "TaskTemplate.Networks[0].Aliases ['db'] is not supported yet by shoal",
     )
+
+
+def test_service_create_with_registry_auth_pins_the_digest_and_hides_the_password(
+    bed: Testbed, clean: Transcript, tmp_path: Path
+) -> None:
+    """`docker service create --with-registry-auth`: the docker CLI asks shoal's
+    `/distribution/{name}/json` with the config's credentials (the registry wants them: without
+    them there is no digest to pin) and sends them with the create; no answer shows them."""
+    token = base64.b64encode(f"{registry.USER}:{registry.password()}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {registry.HOST: {"auth": token}}}))
+    image = registry.ref(registry.HELLO)
+    argv = ["env", f"DOCKER_CONFIG={tmp_path}", str(DOCKER), "-H", SOCKET, "service", "create", "--detach"]
+    res = bed.run("swarm00", [*argv, "--name", "private", "--with-registry-auth", image], timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "could not be accessed on a registry" not in res.stderr
+    digest = registry.manifest_digest("testbed/hello", "1")
+    spec = api(bed, "swarm00").get("/services/private")["Spec"]
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == f"{image}@{digest}"
+    shown = ok(docker_cli(bed, "swarm00", "service", "inspect", "private"))
+    shown += ok(docker_cli(bed, "swarm00", "service", "ps", "--no-trunc", "private"))
+    assert registry.password() not in shown and "PullOptions" not in shown
+    # without the flag the CLI asks anonymously: the registry refuses, docker warns, nothing is pinned
+    res = bed.run("swarm00", [*argv, "--name", "anon", image], timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"image {image} could not be accessed on a registry to record" in res.stderr
+    assert api(bed, "swarm00").get("/services/anon")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == image

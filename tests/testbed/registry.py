@@ -71,6 +71,16 @@ def ca_cert() -> Path:
     return CACHE / "ca.crt"
 
 
+def manifest_digest(name: str, tag: str) -> str:
+    """The registry's own digest for `name:tag` (asked from the controller namespace, with the CA)."""
+    return subprocess.run(
+        ["ip", "netns", "exec", CONTROLLER_NS, "curl", "-s", "--cacert", str(ca_cert()), "-u",
+         f"{USER}:{password()}", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+         "-o", "/dev/null", "-w", "%header{docker-content-digest}", f"https://{HOST}/v2/{name}/manifests/{tag}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def ref(name: str) -> str:
     return f"{HOST}/{name}"
 

@@ -44,6 +44,7 @@ class FakeAgent:
     def __init__(self, sock: str) -> None:
         self.sock = sock
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, in the order of `requests`
         self.fail: dict[tuple[str, str], tuple[int, bytes]] = {}  # (method, path) -> canned error
         self.control = True
         self.nodes: dict[str, dict[str, Any]] = {
@@ -71,6 +72,7 @@ class FakeAgent:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 agent.requests.append((self.command, url.path, parse_qs(url.query), body))
+                agent.headers.append(dict(self.headers))
                 if (self.command, url.path) in agent.fail:
                     status, raw = agent.fail[(self.command, url.path)]
                     return self._send(status, raw)

@@ -112,6 +112,7 @@ class FakeAgent:
         self.sock = sock
         self.hostname = hostname
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.headers: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of every request
         self.fail: dict[tuple[str, str], tuple[int, str]] = {}
         self.fail_once: dict[tuple[str, str], tuple[int, str]] = {}  # as fail, for the next such request only
         self.state = "inactive"
@@ -509,6 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
+        self.server.agent.headers.append((self.command, parts.path, dict(self.headers)))  # type: ignore[attr-defined]
         try:
             status, payload = self.server.agent.handle(self.command, parts.path, query, body)  # type: ignore[attr-defined]
             data = b"" if payload is None else (payload.encode() if payload == "OK" else json.dumps(payload).encode())

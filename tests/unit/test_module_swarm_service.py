@@ -428,3 +428,122 @@ def test_env_as_dict_or_list() -> None:
     assert swarm_service.env_list(["A=1", "UNSET"]) == ["A=1", "UNSET"]
     with pytest.raises(swarm_service.ParamError):
         swarm_service.env_list("A=1")
+
+
+# ---- registry: resolve_image, with_registry_auth (the docker CLI's way)
+REGISTRY = "10.213.0.1:5000"
+PRIVATE = f"{REGISTRY}/testbed/hello:1"
+DIGEST_1, DIGEST_2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def answer_distribution(agent: FakeAgent, digests: dict[str, str]) -> list[str]:
+    """The fake manager answers `/distribution/{name}/json` from `digests` (the registry's view);
+    returns the list of names it was asked about."""
+    asked: list[str] = []
+    handle = agent.handle
+
+    def with_distribution(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if method == "GET" and path.startswith("/distribution/") and path.endswith("/json"):
+            name = path[len("/distribution/") : -len("/json")]
+            asked.append(name)
+            if name not in digests:
+                return 401, {"message": f"pull {name}: unauthorized: authentication required"}
+            return 200, {"Descriptor": {"digest": digests[name], "size": 1, "mediaType": "x"}, "Platforms": []}
+        return handle(method, path, query, body)
+
+    agent.handle = with_distribution  # type: ignore[method-assign]
+    return asked
+
+
+def sent_auth(agent: FakeAgent, method: str, prefix: str) -> list[dict[str, Any] | None]:
+    import base64
+
+    out: list[dict[str, Any] | None] = []
+    for m, path, headers in agent.headers:
+        if m == method and path.startswith(prefix):
+            raw = headers.get("X-Registry-Auth")
+            out.append(None if raw is None else json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))))
+    return out
+
+
+def test_resolve_image_pins_the_digest_and_a_second_run_is_not_a_change(agent: FakeAgent, run) -> None:
+    registry = {PRIVATE: DIGEST_1}
+    asked = answer_distribution(agent, registry)
+    args = {"name": "web", "image": PRIVATE, "resolve_image": "always"}
+    failed, result = run(**args)
+    assert not failed and result["changed"], result
+    assert spec_of(agent, "web")["TaskTemplate"]["ContainerSpec"]["Image"] == f"{PRIVATE}@{DIGEST_1}"
+    failed, again = run(diff=True, **args)
+    assert not failed and not again["changed"], again
+    # "changed" does not even ask when the tag is the same; "never" compares without the digest
+    for mode in ("changed", "never"):
+        failed, again = run(name="web", image=PRIVATE, resolve_image=mode)
+        assert not failed and not again["changed"], again
+    assert asked == [PRIVATE, PRIVATE]
+    # the tag now names other bits: always sees it (check mode predicts it, diff shows the new pin)
+    registry[PRIVATE] = DIGEST_2
+    failed, check = run(check=True, diff=True, **args)
+    assert not failed and check["changed"] and check["changes"] == ["image"], check
+    assert check["diff"]["after"]["image"] == f"{PRIVATE}@{DIGEST_2}"
+    assert spec_of(agent, "web")["TaskTemplate"]["ContainerSpec"]["Image"] == f"{PRIVATE}@{DIGEST_1}"
+    failed, result = run(**args)
+    assert not failed and result["changed"]
+    assert spec_of(agent, "web")["TaskTemplate"]["ContainerSpec"]["Image"] == f"{PRIVATE}@{DIGEST_2}"
+
+
+def test_a_registry_that_cannot_tell_fails_with_its_reason_and_writes_nothing(agent: FakeAgent, run) -> None:
+    answer_distribution(agent, {})
+    failed, result = run(name="web", image=PRIVATE, resolve_image="changed")
+    assert failed and "unauthorized" in result["msg"], result
+    assert service_writes(agent) == []
+
+
+def test_with_registry_auth_sends_the_credentials_and_never_returns_them(agent: FakeAgent, run) -> None:
+    answer_distribution(agent, {PRIVATE: DIGEST_1})
+    secret = "no-one-may-see-this"
+    creds = {"with_registry_auth": True, "registry_username": "shoal", "registry_password": secret}
+    failed, result = run(diff=True, name="web", image=PRIVATE, resolve_image="always", **creds)
+    assert not failed and result["changed"], result
+    auth = {"username": "shoal", "password": secret, "serveraddress": REGISTRY}
+    assert sent_auth(agent, "GET", "/distribution/") == [auth]
+    assert sent_auth(agent, "POST", "/services/create") == [auth]
+    assert secret not in json.dumps(result)
+    # credentials alone are no change; an update sends them; without the option none are sent
+    failed, again = run(name="web", image=PRIVATE, **creds)
+    assert not failed and not again["changed"], again
+    failed, result = run(name="web", replicas=2, **creds)
+    assert not failed and result["changed"] and secret not in json.dumps(result)
+    failed, result = run(name="web", replicas=3)
+    assert not failed and result["changed"]
+    assert sent_auth(agent, "POST", "/services/") == [auth, auth, None]
+
+
+def test_with_registry_auth_reads_the_docker_config(agent: FakeAgent, run, tmp_path, monkeypatch) -> None:
+    import base64
+
+    token = base64.b64encode(b"shoal:from-config").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {REGISTRY: {"auth": token}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    failed, result = run(name="web", image=PRIVATE, with_registry_auth=True)
+    assert not failed, result
+    assert sent_auth(agent, "POST", "/services/create") == [
+        {"username": "shoal", "password": "from-config", "serveraddress": REGISTRY}
+    ]
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "none"))
+    failed, result = run(name="web", image=PRIVATE, replicas=2, with_registry_auth=True)
+    assert not failed, result
+    assert sent_auth(agent, "POST", "/services/")[-1] == {}  # an empty AuthConfig: no credentials
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"registry_username": "u", "registry_password": "p"}, "only used with with_registry_auth=true"),
+        ({"registry_username": "u", "with_registry_auth": True}, "parameters are required together"),
+        ({"resolve_image": "sometimes"}, "value of resolve_image must be one of"),
+    ],
+)
+def test_bad_registry_arguments_fail_and_write_nothing(agent: FakeAgent, run, args, message) -> None:
+    failed, result = run(name="web", image=PRIVATE, **args)
+    assert failed and message in result["msg"], result
+    assert service_writes(agent) == []

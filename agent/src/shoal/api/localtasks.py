@@ -12,6 +12,7 @@ from aiohttp import web
 from shoal.api.errors import json_body, query_bool
 from shoal.api.keys import AGENT
 from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.model.pulloptions import public_task
 from shoal.runtime.base import NoSuchImage, NoSuchTask, RuntimeDriverError
 
 
@@ -31,7 +32,9 @@ async def list_local(request: web.Request) -> web.Response:
         if task is None or state != "running":
             continue
         handle = running.get(task_id)
-        out.append({**task, "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None})
+        out.append(
+            {**public_task(task), "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None}
+        )
     return web.json_response(out)
 
 

@@ -9,13 +9,25 @@ from aiohttp import web
 
 from shoal.api.errors import json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
+from shoal.api.images import registry_auth
 from shoal.api.keys import AGENT
 from shoal.manager.control import services as control
 
 
+def registry_auth_header(request: web.Request) -> str | None:
+    """X-Registry-Auth as sent (checked to be base64url JSON; the message never echoes it), ""
+    for an empty AuthConfig (`{}`: what the docker CLI sends when it has no credentials), None
+    when absent."""
+    raw = request.headers.get("X-Registry-Auth", "").strip()
+    if not raw:
+        return None
+    return raw if registry_auth(request) else ""
+
+
 async def create(request: web.Request) -> web.Response:
     manager = request.app[AGENT].require_manager()
-    service, changes = control.create(manager.store, await json_body(request))
+    auth = registry_auth_header(request)
+    service, changes = control.create(manager.store, await json_body(request), auth)
     await manager.store.acommit(changes)
     return web.json_response({"ID": service["ID"], "Warnings": []}, status=201)
 
@@ -28,7 +40,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     manager = request.app[AGENT].require_manager()
-    return web.json_response(control.resolve_service(manager.store.list("service"), request.match_info["id"]))
+    return web.json_response(control.inspect_service(manager.store, request.match_info["id"]))
 
 
 async def update(request: web.Request) -> web.Response:
@@ -37,7 +49,11 @@ async def update(request: web.Request) -> web.Response:
     assert version is not None
     rollback = request.query.get("rollback") == "previous"
     body = await json_body(request, required=not rollback)
-    changes = control.update(manager.store, request.match_info["id"], version, None if rollback else body)
+    auth = registry_auth_header(request)
+    auth_from = request.query.get("registryAuthFrom", "")
+    changes = control.update(
+        manager.store, request.match_info["id"], version, None if rollback else body, auth, auth_from
+    )
     await manager.store.acommit(changes)
     return web.json_response({"Warnings": []})
 

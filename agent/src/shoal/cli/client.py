@@ -94,12 +94,13 @@ class Client:
         *,
         query: Mapping[str, Any] | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         target = quote(path, safe="/:@!$&'()*+,;=-._~")
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         if params:
             target += "?" + urlencode(params)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()

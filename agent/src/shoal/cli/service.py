@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shoal.cli import args as argtypes
-from shoal.cli import service_args
+from shoal.cli import service_args, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.node import hostname, resolve_node
@@ -291,7 +291,8 @@ def _wait(api: Client, service_id: str, args: argparse.Namespace) -> None:
 
 def cmd_create(api: Client, args: argparse.Namespace) -> int:
     spec = service_args.create_spec(args, _network_resolver(api))
-    resp = api.post("/services/create", spec)
+    headers = service_image.prepare_image(api, args, spec, image_changed=True)
+    resp = api.request("POST", "/services/create", body=spec, headers=headers)
     _warnings(resp)
     service_id = str(resp.get("ID", ""))
     print(service_id, flush=True)
@@ -366,19 +367,39 @@ def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _update(api: Client, service: Service, spec: Mapping[str, Any], rollback: bool = False) -> None:
+def _update(
+    api: Client,
+    service: Service,
+    spec: Mapping[str, Any],
+    rollback: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     version = (service.get("Version") or {}).get("Index", 0)
-    extra = {"rollback": "previous"} if rollback else {}
-    _warnings(api.post(f"/services/{service['ID']}/update", dict(spec), version=version, **extra))
+    # without new credentials the service keeps those it has (registryAuthFrom's default: spec)
+    query: dict[str, Any] = {"version": version}
+    if rollback:
+        query["rollback"] = "previous"
+    path = f"/services/{service['ID']}/update"
+    _warnings(api.request("POST", path, query=query, body=dict(spec), headers=headers))
 
 
-def _modify(api: Client, ref: str, change: Any, rollback: bool = False, attempts: int = 3) -> Service:
+def _modify(
+    api: Client,
+    ref: str,
+    change: Any,
+    rollback: bool = False,
+    attempts: int = 3,
+    prepare: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+) -> Service:
     """Read, change, write with the version read. The orchestrator also writes services (UpdateStatus
-    while an update runs), so a stale version is retried on a fresh read: the flags are relative."""
+    while an update runs), so a stale version is retried on a fresh read: the flags are relative.
+    `prepare` pins the new spec's image and gives the call's headers (`service_image`)."""
     for attempt in range(attempts):
         service = _service(api, ref)
         try:
-            _update(api, service, change(service), rollback=rollback)
+            spec = dict(change(service))
+            headers = prepare(spec) if prepare else None
+            _update(api, service, spec, rollback=rollback, headers=headers)
             return service
         except APIError as e:
             if e.status != 409 or "out of sequence" not in e.message or attempt == attempts - 1:
@@ -391,11 +412,14 @@ def cmd_update(api: Client, args: argparse.Namespace) -> int:
 
     def change(service: Service) -> Mapping[str, Any]:
         spec = service_args.update_spec(service.get("Spec") or {}, args, resolve)
-        if args.rollback and spec != (service.get("Spec") or {}):
+        if args.rollback and (spec != (service.get("Spec") or {}) or args.with_registry_auth):
             raise CLIError("other flags may not be combined with --rollback")
         return spec
 
-    service = _modify(api, args.service, change, rollback=args.rollback)
+    def prepare(spec: dict[str, Any]) -> dict[str, str]:
+        return {} if args.rollback else service_image.prepare_image(api, args, spec, args.image is not None)
+
+    service = _modify(api, args.service, change, rollback=args.rollback, prepare=prepare)
     print(args.service, flush=True)
     _wait(api, str(service["ID"]), args)
     return 0

@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from shoal.cli import args as argtypes
+from shoal.cli import service_image
 from shoal.cli.errors import CLIError
 from shoal.model.validate import parse_label
 
@@ -377,6 +378,7 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="publish a port: published:target[/proto] or mode=host,target=,published=",
     )
+    service_image.add_flags(p, default_resolve=service_image.RESOLVE_ALWAYS)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -407,6 +409,7 @@ def add_update_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--network-add", type=network, action="append", metavar="NET", help="add a network")
     p.add_argument("--network-rm", action="append", metavar="NET", help="remove a network")
+    service_image.add_flags(p, default_resolve=service_image.RESOLVE_CHANGED)
     p.add_argument("service", metavar="SERVICE")
 
 

@@ -85,6 +85,7 @@ _CONTAINER_FIELDS = (
     "ReadOnly",
     "CapabilityAdd",
     "CapabilityDrop",
+    "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
     *_CONTAINER_ZERO_ONLY,
 )
 _TASK_ZERO_ONLY = ("PluginSpec", "NetworkAttachmentSpec", "LogDriver")
@@ -169,6 +170,11 @@ def _signal(where: str, value: Any) -> str:
 def _container_spec(where: str, value: Any) -> dict[str, Any]:
     c = _section(where, value, _CONTAINER_FIELDS)
     _refuse_set(where, c, _CONTAINER_ZERO_ONLY)
+    if c.get("PullOptions") is not None:
+        raise SpecError(
+            f"{where}.PullOptions cannot be set in the spec: send registry credentials in the "
+            "X-Registry-Auth header (`--with-registry-auth`)"
+        )
     image = c.get("Image")
     if not isinstance(image, str) or not image.strip():
         raise SpecError("ContainerSpec: image reference must be provided")

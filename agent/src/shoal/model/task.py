@@ -12,6 +12,7 @@ from typing import Any
 
 from shoal.errors import SpecError
 from shoal.model.ids import new_id, parse_duration, parse_rfc3339
+from shoal.model.pulloptions import same_but_pull_options
 
 # Docker's TaskState enum in SwarmKit's order. "allocated" and "ready" are in the API even though
 # shoal's loops skip them. The scheduler imports this tuple.
@@ -169,11 +170,22 @@ def exit_message(exit_code: int) -> str:
     return f"task: non-zero exit ({exit_code})" if exit_code else ""
 
 
+def _pulled_with_other_options(spec: Mapping[str, Any], task: Mapping[str, Any]) -> bool:
+    """SwarmKit's exception in IsTaskDirty (swarmkit#971): a task meant to run that is past its
+    pull (ready to running) is not replaced because only the credentials to pull with changed,
+    as `service update --with-registry-auth` with fresh credentials changes them."""
+    state = (task.get("Status") or {}).get("State") or "new"
+    desired = task.get("DesiredState") or "running"
+    if not (state_rank(desired) <= _RUNNING and _RANK["ready"] <= state_rank(state) <= _RUNNING):
+        return False
+    return same_but_pull_options(task.get("Spec"), spec.get("TaskTemplate"))
+
+
 def task_dirty(service: Mapping[str, Any], task: Mapping[str, Any]) -> bool:
     """True when `task` was made from another TaskTemplate or EndpointSpec than the service's
     (SwarmKit's IsTaskDirty): the rolling update must replace it."""
     spec = service.get("Spec") or {}
-    if (task.get("Spec") or {}) != (spec.get("TaskTemplate") or {}):
+    if (task.get("Spec") or {}) != (spec.get("TaskTemplate") or {}) and not _pulled_with_other_options(spec, task):
         return True
     if task.get("Endpoint") is None:
         return False

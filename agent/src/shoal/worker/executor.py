@@ -15,6 +15,7 @@ from typing import Any
 
 from shoal.model.ids import now_rfc3339
 from shoal.runtime.base import ExitStatus, NoSuchImage, NoSuchTask, RuntimeDriverError, TaskRejected
+from shoal.runtime.images.registry import ImageFormatError, RegistryError
 from shoal.worker.hooks import NetworkHooks
 
 log = logging.getLogger("shoal.executor")
@@ -132,7 +133,8 @@ class Executor:
                 await self.hooks.after_start(task)
             self.report(tid, "running", "started", PID=handle.pid)
             self.watch_exit(tid)
-        except (NoSuchImage, TaskRejected) as exc:
+        except (NoSuchImage, TaskRejected, RegistryError, ImageFormatError) as exc:
+            # a pull that failed: the registry's reason (`No such image`, `unauthorized`, ...)
             self.report(tid, "rejected", "rejected", Err=exc.message)
         except RuntimeDriverError as exc:
             self.report(tid, "failed", "starting container failed", Err=exc.message, ExitCode=127)

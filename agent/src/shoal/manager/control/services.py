@@ -16,6 +16,14 @@ from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import resolve_targets, service_endpoint
 from shoal.manager.control.filters import Filters, filter_services, filter_tasks
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.pulloptions import (
+    AUTH_FROM,
+    options_for_update,
+    public_service,
+    public_task,
+    registry_auth_options,
+    with_pull_options,
+)
 from shoal.model.resolve import no_names, resolve
 from shoal.model.service import rollback_spec, service_object, service_status, updated_service, validate_service_spec
 from shoal.model.validate import field
@@ -75,13 +83,14 @@ def resolve_service(services: list[Obj], ref: str) -> Obj:
     return resolve(services, ref, "service")
 
 
-def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
-    """The new service and the changes that create it."""
+def create(store: StoreReader, body: Obj, registry_auth: str | None = None) -> tuple[Obj, list[Change]]:
+    """The new service and the changes that create it. `registry_auth` is the X-Registry-Auth
+    header its tasks pull with (None: not sent; "": an empty AuthConfig, no credentials)."""
     body = dict(body)
     if not field(body, "Name"):  # "name" names it too: bodies are decoded as Go does
         body = {k: v for k, v in body.items() if not (isinstance(k, str) and k.lower() == "name")}
         body["Name"] = generated_name(store)
-    spec = validate_service_spec(body)
+    spec = with_pull_options(validate_service_spec(body), registry_auth_options(registry_auth or ""))
     if store.find_by_name("service", spec["Name"]) is not None:
         raise Conflict(f"service {spec['Name']} already exists (name conflicts with an existing object)")
     spec = resolve_targets(spec, store.list("network"))
@@ -90,15 +99,33 @@ def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
     return service, [*_networks_exist(spec), Change(op="create", kind="service", obj=service)]
 
 
-def update(store: StoreReader, ref: str, version: int, body: Obj | None) -> list[Change]:
-    """`body` is the new spec; None asks for the manual rollback (`rollback=previous`)."""
+def update(
+    store: StoreReader,
+    ref: str,
+    version: int,
+    body: Obj | None,
+    registry_auth: str | None = None,
+    auth_from: str = "",
+) -> list[Change]:
+    """`body` is the new spec; None asks for the manual rollback (`rollback=previous`), which
+    returns to the previous spec with the credentials it had. `registry_auth` and `auth_from`
+    (registryAuthFrom) choose the credentials of the new spec: `options_for_update`."""
     current = resolve_service(store.list("service"), ref)
     if current["Version"]["Index"] != version:
         raise Conflict(
             f"update out of sequence: service {current['Spec']['Name']} is at version "
             f"{current['Version']['Index']}, the update was for version {version}"
         )
-    spec = rollback_spec(current) if body is None else validate_service_spec(body, current["Spec"])
+    if auth_from not in AUTH_FROM:
+        raise InvalidArgument(f"unsupported registryAuthFrom value {auth_from!r} (must be spec or previous-spec)")
+    if body is None:
+        if registry_auth is not None:
+            raise InvalidArgument(
+                "X-Registry-Auth cannot be sent with rollback=previous: a rollback keeps its credentials"
+            )
+        spec = rollback_spec(current)
+    else:
+        spec = options_for_update(validate_service_spec(body, current["Spec"]), current, registry_auth, auth_from)
     if spec["Name"] != current["Spec"]["Name"]:
         raise InvalidArgument("renaming services is not supported")
     spec = resolve_targets(spec, store.list("network"))
@@ -141,6 +168,13 @@ def _endpoint(store: StoreReader, spec: Obj, current: Obj | None) -> Obj:
         raise Conflict(exc.message) if "in use" in exc.message else InvalidArgument(exc.message) from exc
 
 
+# What clients read (services, tasks) leaves out the registry credentials: `public_service`.
+
+
+def inspect_service(store: StoreReader, ref: str) -> Obj:
+    return public_service(resolve_service(store.list("service"), ref))
+
+
 def list_services(store: StoreReader, filters: Filters, with_status: bool) -> list[Obj]:
     services = filter_services(store.list("service"), filters)
     services.sort(key=lambda s: s["Spec"]["Name"])
@@ -149,14 +183,14 @@ def list_services(store: StoreReader, filters: Filters, with_status: bool) -> li
         services = [
             {**s, "ServiceStatus": service_status(s, [t for t in tasks if t["ServiceID"] == s["ID"]])} for s in services
         ]
-    return services
+    return [public_service(s) for s in services]
 
 
 def list_tasks(store: StoreReader, filters: Filters) -> list[Obj]:
     tasks = filter_tasks(store.list("task"), filters, store.list("service"), store.list("node"))
     tasks.sort(key=lambda t: (t["ServiceID"], t.get("Slot") or 0, t.get("NodeID") or "", t["CreatedAt"]))
-    return tasks
+    return [public_task(t) for t in tasks]
 
 
 def inspect_task(store: StoreReader, ref: str) -> Obj:
-    return resolve(store.list("task"), ref, "task", no_names)
+    return public_task(resolve(store.list("task"), ref, "task", no_names))

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model.pulloptions import public_task
 from shoal.runtime import cgroups, linux, netns, spec
 from shoal.runtime.base import (
     LOST_EXIT_CODE,
@@ -251,7 +252,7 @@ class OCIDriver:
         d = self.task_dir(plan.task_id)
         try:
             d.mkdir(parents=True, exist_ok=True)
-            _dump(d / "task.json", dict(task))
+            _dump(d / "task.json", public_task(task))  # no registry credentials on disk
             (d / "hostname").write_text(plan.hostname + "\n")
             (d / "hosts").write_text(spec.hosts_file(plan.hostname))
             (d / "resolv.conf").write_text(spec.resolv_conf())

@@ -279,6 +279,25 @@ def shim_pids(bed: Testbed, host: str) -> list[int]:
     return out
 
 
+def runc_floor(bed: Testbed, host: str, n: int = 30) -> dict[str, float] | None:
+    """The runtime alone (bench/_runc_floor.py in `host`): n sequential conmon + runc starts as the
+    oci driver makes them, no shoal. {"n", "wall_s", "cpu_s"} or None (printed why)."""
+    import json
+    import subprocess
+
+    script = str(Path(__file__).with_name("_runc_floor.py"))
+    try:
+        res = bed.run(host, [sys.executable, script, str(n)], timeout=120)
+    except subprocess.TimeoutExpired:
+        print("  !! runc floor: timed out", flush=True)
+        return None
+    for line in res.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    print(f"  !! runc floor: {res.stderr.strip()[-300:]}", flush=True)
+    return None
+
+
 def machine_note() -> str:
     """What else the shared machine is doing: the figures depend on it (2 CPUs for every host)."""
     one, five, _ = os.getloadavg()

@@ -1,10 +1,10 @@
-"""Task and node failover on three hosts (1 manager + 2 workers), restart delay 0.
+"""Task and node failover on three hosts (1 manager + 2 workers, oci driver: conmon + runc), restart delay 0.
 
 (a) kill -9 a task (the node's `POST /shoal/local/tasks/{id}/kill?signal=KILL`, what `shoal kill`
     does) -> its replacement RUNNING (goal <= 0.3 s), ROUNDS rounds, p50/max;
 (b) a worker's agent killed (-9; heartbeat 1 s, Down after 3 missed beats) -> its tasks RUNNING
     elsewhere (goal <= 5 s); the agent restarted -> exactly N tasks run, counted on the nodes;
-(c) drain a node holding ~100 tasks -> all RUNNING elsewhere (goal <= 3 s).
+(c) drain a node holding ~100 tasks -> all RUNNING elsewhere (goal <= 3.5 s).
 Figures only, nothing asserted.
 
     .venv/bin/python bench/failover.py [ROUNDS]
@@ -238,10 +238,10 @@ def drain(bed: Any) -> None:
     else:
         replacements = [t for t in run if ts(t["CreatedAt"]) >= t0_wall]
         last = max((ts(t["Status"]["Timestamp"]) for t in replacements), default=t0_wall) - t0_wall
-        record("drain -> moved: polled", elapsed, goal=3.0)
+        record("drain -> moved: polled", elapsed, goal=3.5)
         print(
             f"(c) drain -> the {held} tasks of {DRAINED} RUNNING elsewhere, as a client polling sees it: "
-            f"{elapsed:.2f} s (goal <= 3 s; by the tasks' timestamps {last:.2f} s); now {by_host(bed, run)}"
+            f"{elapsed:.2f} s (goal <= 3.5 s; by the tasks' timestamps {last:.2f} s); now {by_host(bed, run)}"
         )
         names = node_names(bed)
         per_node = []
@@ -267,9 +267,9 @@ def drain(bed: Any) -> None:
 
 
 def main() -> None:
-    print(f"cluster: {len(HOSTS)} hosts, 1 manager (swarm00) + 2 workers; tasks `shoal/host sleep 3600`")
+    print(f"cluster: {len(HOSTS)} hosts, 1 manager (swarm00) + 2 workers, oci driver; tasks `shoal/host sleep 3600`")
     print(machine_note(), flush=True)
-    bed = services_cluster(managers=1)
+    bed = services_cluster(managers=1, driver="oci")
     try:
         kill_rounds(bed)
         worker_lost(bed)

@@ -242,12 +242,56 @@ def _process_cpu(pid: int | None) -> float:
 
 
 def cpu_snapshot(bed: Testbed) -> dict[str, float]:
-    """Machine CPU (busy and total seconds) and each host's shoald CPU seconds, to tell a busy machine."""
+    """Machine CPU (busy and total seconds), each host's shoald CPU seconds, and "testbed": the CPU
+    of every process in the testbed's hosts (agents, conmons, the runc calls they waited for, the
+    tasks): what the shared machine's other work (other sessions' builds and tests) does not blur."""
     busy, total = _machine_cpu()
     snap = {"busy": busy, "total": total}
     for host in HOSTS:
         snap[host] = _process_cpu(bed.agent_pid(host))
+    _TESTBED_PROCS[id(snap)] = testbed_procs(bed)
     return snap
+
+
+_TESTBED_PROCS: dict[int, dict[tuple[int, str], float]] = {}
+
+
+def process_cpu_with_children(pid: int) -> tuple[str, float] | None:
+    """(start time, utime + stime + cutime + cstime in s): the process and the children it waited for."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19], sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def testbed_procs(bed: Testbed) -> dict[tuple[int, str], float]:
+    """(pid, start time) -> CPU seconds with waited-for children, for every process in a testbed host."""
+    nets = set()
+    for host in HOSTS:
+        with contextlib.suppress(Exception):
+            nets.add(os.readlink(f"/proc/{bed.holder_pid(host)}/ns/net"))
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns/net") not in nets:
+                continue
+        except OSError:
+            continue
+        got = process_cpu_with_children(int(entry.name))
+        if got:
+            out[(int(entry.name), got[0])] = got[1]
+    return out
+
+
+def testbed_cpu(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU seconds the testbed's processes used between two cpu_snapshot()s (a process that ended
+    in between counts only if a live one waited for it)."""
+    old, new = _TESTBED_PROCS.get(id(before), {}), _TESTBED_PROCS.get(id(after), {})
+    return sum(max(0.0, cpu - old.get(key, 0.0)) for key, cpu in new.items())
 
 
 def cpu_per_task(before: dict[str, float], after: dict[str, float], tasks: int) -> str:

@@ -1,10 +1,12 @@
 """How many times a task start runs the OCI runtime (bench/converge.py's CPU figure rests on it):
-conmon runs `runtime create`, the driver `runtime start`, and nothing else; a task started once
-is never started again."""
+conmon runs `runtime create`; with runc the driver then opens the exec FIFO as `runc start` would
+(no second runc), with another runtime it runs `runtime start`; nothing else, and a task started
+once is never started again."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from shoal.runtime.cgroups import CgroupLayout
 from shoal.runtime.images import ImageStore
-from shoal.runtime.oci import conmon
+from shoal.runtime.oci import conmon, execfifo
 from shoal.runtime.oci import driver as oci_driver
 from shoal.runtime.oci.driver import OCIDriver
 
@@ -20,8 +22,9 @@ TASK_ID = "abcdefghijklmnopqrstuvwxy"
 V1 = CgroupLayout(1, {"memory": "/sys/fs/cgroup/memory"})
 
 
-def test_a_start_runs_the_runtime_twice_create_by_conmon_then_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("runtime", ["/usr/sbin/runc", "/usr/bin/crun"])
+def test_a_start_runs_runc_once_and_another_runtime_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
 ) -> None:
     driver = OCIDriver(
         tmp_path / "tasks", images=ImageStore(tmp_path / "img"), run_dir=tmp_path / "run", cgroup_layout=V1
@@ -30,8 +33,14 @@ def test_a_start_runs_the_runtime_twice_create_by_conmon_then_start(
     conmon_runs: list[list[str]] = []
 
     def fake_conmon(argv: list[str], paths: conmon.Paths, timeout: float = 0) -> int:
+        """`runtime create`: the container's init waits on the exec FIFO (runc's; crun's own way)."""
         conmon_runs.append(list(argv))
         paths.conmon_pidfile.write_text(str(os.getpid()))
+        if runtime.endswith("runc"):
+            fifo = execfifo.fifo_path(driver.runtime_root, TASK_ID)
+            fifo.parent.mkdir(parents=True)
+            os.mkfifo(fifo)
+            threading.Thread(target=lambda: os.write(fd := os.open(fifo, os.O_WRONLY), b"0") and os.close(fd)).start()
         return os.getpid()
 
     def fake_runtime(*args: str, check: bool = True) -> Any:
@@ -40,6 +49,7 @@ def test_a_start_runs_the_runtime_twice_create_by_conmon_then_start(
 
     monkeypatch.setattr(oci_driver.conmon, "start", fake_conmon)
     monkeypatch.setattr(driver, "_runtime", fake_runtime)
+    driver.runtime = runtime
     monkeypatch.setattr(driver, "prepare", lambda task: driver.task_dir(TASK_ID).mkdir(parents=True, exist_ok=True))
     task = {"ID": TASK_ID}
     handle = driver.start(task)
@@ -49,4 +59,8 @@ def test_a_start_runs_the_runtime_twice_create_by_conmon_then_start(
     assert len(conmon_runs) == 1  # conmon runs `runtime create` (its -r) once
     argv = conmon_runs[0]
     assert argv[argv.index("-r") + 1] == driver.runtime
-    assert runtime_calls == [("start", TASK_ID)]
+    if runtime.endswith("runc"):
+        assert runtime_calls == []  # started through the exec FIFO, as `runc start` does
+        assert not execfifo.fifo_path(driver.runtime_root, TASK_ID).exists()
+    else:
+        assert runtime_calls == [("start", TASK_ID)]

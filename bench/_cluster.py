@@ -328,15 +328,16 @@ def shim_pids(bed: Testbed, host: str) -> list[int]:
     return out
 
 
-def runc_floor(bed: Testbed, host: str, n: int = 30) -> dict[str, float] | None:
-    """The runtime alone (bench/_runc_floor.py in `host`): n sequential conmon + runc starts as the
-    oci driver makes them, no shoal. {"n", "wall_s", "cpu_s"} or None (printed why)."""
+def runc_floor(bed: Testbed, host: str, n: int = 30, fifo: bool = False) -> dict[str, Any] | None:
+    """The runtime alone (bench/_runc_floor.py in `host`): n sequential conmon + runc create + start
+    (`fifo`: started through the exec FIFO as shoal's driver does), no shoal.
+    {"n", "wall_s", "cpu_s", "proc_cpu_s"} or None (printed why)."""
     import json
     import subprocess
 
     script = str(Path(__file__).with_name("_runc_floor.py"))
     try:
-        res = bed.run(host, [sys.executable, script, str(n)], timeout=120)
+        res = bed.run(host, [sys.executable, script, str(n), *(["fifo"] if fifo else [])], timeout=120)
     except subprocess.TimeoutExpired:
         print("  !! runc floor: timed out", flush=True)
         return None

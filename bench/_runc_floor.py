@@ -5,7 +5,10 @@ runc's default namespaces (a new network namespace each), `sleep 3600`. Prints o
 {"n", "wall_s", "cpu_s": machine CPU (/proc/stat, every process on the machine), "proc_cpu_s": the
 CPU of the processes involved (the runc calls, conmons, containers)}, then removes every container.
 
-    python bench/_runc_floor.py N
+    python bench/_runc_floor.py N [fifo]
+
+With `fifo`, each container is started the way shoal's driver does it with runc (the exec FIFO
+that `runc start` opens, shoal.runtime.oci.execfifo), not by a second runc process.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from shoal.runtime.oci import conmon
+from shoal.runtime.oci import conmon, execfifo
 
 ROOT = Path(f"/tmp/shoal-runc-floor-{os.getpid()}")
 RUNC_ROOT = str(ROOT / "runc")
@@ -60,6 +63,7 @@ def config(runtime: str, cid: str) -> dict:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    fifo = len(sys.argv) > 2 and sys.argv[2] == "fifo"
     runtime = conmon.runtime_path()
     rootfs = ROOT / "rootfs"
     (rootfs / "usr").mkdir(parents=True)
@@ -77,11 +81,25 @@ def main() -> None:
     try:
         busy0, t0, children0 = machine_busy(), time.monotonic(), children_cpu()
         for paths, argv in zip(bundles, argvs, strict=True):
-            conmon.start(argv, paths)
-            subprocess.run([runtime, f"--root={RUNC_ROOT}", "start", paths.task_id], check=True, capture_output=True)
+            pid = conmon.start(argv, paths)
+            if fifo:
+                execfifo.start(execfifo.fifo_path(RUNC_ROOT, paths.task_id), pid)
+            else:
+                subprocess.run(
+                    [runtime, f"--root={RUNC_ROOT}", "start", paths.task_id], check=True, capture_output=True
+                )
         wall, cpu = time.monotonic() - t0, machine_busy() - busy0
         procs = children_cpu() - children0 + sum(conmon_cpu(p) for p in bundles)
-        print(json.dumps({"n": n, "wall_s": wall, "cpu_s": cpu, "proc_cpu_s": procs}), flush=True)
+        states = {
+            json.loads(
+                subprocess.run([runtime, f"--root={RUNC_ROOT}", "state", p.task_id], capture_output=True).stdout or "{}"
+            ).get("status")
+            for p in bundles
+        }
+        print(
+            json.dumps({"n": n, "wall_s": wall, "cpu_s": cpu, "proc_cpu_s": procs, "states": sorted(map(str, states))}),
+            flush=True,
+        )
     finally:
         for paths in bundles:
             subprocess.run([runtime, f"--root={RUNC_ROOT}", "kill", paths.task_id, "KILL"], capture_output=True)

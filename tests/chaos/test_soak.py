@@ -50,13 +50,12 @@ def host_out(bed: Testbed, host: str, script: str) -> str:
 
 
 def shims() -> int:
-    """Task monitors: the process driver's Python shims and the oci driver's conmons."""
+    """Task monitors: the oci driver's conmons."""
     count = 0
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             with contextlib.suppress(OSError):
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"shoal.runtime.shim" in cmdline or Path(f"/proc/{pid}/comm").read_text().strip() == "conmon":
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "conmon":
                     count += 1
     return count
 

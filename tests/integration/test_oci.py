@@ -201,6 +201,13 @@ def test_hello_answers_and_sigkill_is_137_from_the_exit_file(bed: Testbed, tasks
         return res.stdout
 
     assert wait_for(answer, what="hello on 8080") == "Hello World! from 127.0.0.1\n"
+    # once interfaces are attached it answers with the first one's address (by name: eth0);
+    # a veth pair with both ends inside the task's namespace stands in for the overlay's
+    setup = "ip link add eth1 type veth peer name eth0 && ip addr add 10.99.0.6/24 dev eth1 && "
+    setup += "ip addr add 10.99.0.5/24 dev eth0 && ip link set eth0 up && ip link set eth1 up"
+    assert bed.run(HOST, ["nsenter", "-t", str(pid), "-n", "sh", "-c", setup]).returncode == 0
+    assert answer() == "Hello World! from 10.99.0.5\n"
+    # nothing listens on the host's own 8080: the server lives in the task's namespace
     assert bed.run(HOST, ["curl", "-s", "-m", "1", "127.0.0.1:8080"]).returncode != 0
     os.kill(pid, 9)
     status = rt(bed, "wait", task["ID"], "--timeout", "10")
@@ -288,6 +295,8 @@ def test_busybox_image_user_readonly_init_caps_overlay(bed: Testbed, tasks: list
     wait_for(lambda: len(log_lines(bed, task["ID"])) >= 2, what="the task's output")
     lines = [line for _, _, line in log_lines(bed, task["ID"])]
     assert lines[0] == "rc=1" and lines[-1] == "1000"  # read-only root, runs as app
+    # exec runs as the task's user, with its HOME (from the image's /etc/passwd) and directory
+    assert rt(bed, "exec", task["ID"], "--", "sh", "-c", "id -u; echo $HOME; pwd") == "1000\n/home/app\n/home/app"
     ps = rt(bed, "exec", task["ID"], "--", "ps", "-o", "pid,user,args")
     assert ps.splitlines()[1].split(None, 2) == ["1", "app", "/dev/init -- /bin/sh -c " + script]
     status = rt(bed, "exec", task["ID"], "--", "cat", "/proc/self/status")

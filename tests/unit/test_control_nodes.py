@@ -136,3 +136,24 @@ def test_config_file_and_flag_overrides(tmp_path: Path) -> None:
         config.load(path)
     with pytest.raises(config.ConfigError, match="no such file"):
         config.load(tmp_path / "missing.yml")
+
+
+def test_task_driver_is_oci_and_the_removed_process_driver_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal import daemon
+
+    path = tmp_path / "shoald.yml"
+    path.write_text("log_level: info\n")
+    assert config.load(path).task_driver == "oci"
+    path.write_text("task_driver: process\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert str(err.value).startswith("task_driver: the process driver (a Python supervisor per task) was removed")
+    path.write_text("task_driver: lxc\n")
+    with pytest.raises(config.ConfigError, match="bad value for task_driver: 'lxc'"):
+        config.load(path)
+    # the flag gets the same reason (not argparse's "invalid choice"), and shoald exits 2
+    path.write_text("")
+    assert daemon.main(["--config", str(path), "--task-driver", "process"]) == 2
+    assert "shoald: task_driver: the process driver" in capsys.readouterr().err

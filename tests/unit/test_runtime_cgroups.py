@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from shoal.runtime.base import TaskRejected
-from shoal.runtime.cgroups import CgroupLayout, check, create, parse_mounts, remove, select
+from shoal.runtime.cgroups import CgroupLayout, check, parse_mounts, select
 from shoal.runtime.spec import Limits
 
 HYBRID = """tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
@@ -71,38 +69,3 @@ def test_no_cgroups_rejects_limits_but_not_plain_tasks() -> None:
         check(layout, Limits(nano_cpus=1, memory_bytes=8 << 20))
     assert "the memory limit and the cpu limit" in err.value.message
     assert "neither cgroup v2 nor v1" in err.value.message
-
-
-def test_create_writes_v1_limits_and_remove_cleans(tmp_path: Path) -> None:
-    mounts = {c: str(tmp_path / c) for c in ("memory", "cpu", "pids")}
-    layout = CgroupLayout(1, mounts)
-    paths = create(layout, "t1", Limits(nano_cpus=1_500_000_000, memory_bytes=32 << 20))
-    assert paths == [f"{tmp_path}/{c}/shoal/t1" for c in ("cpu", "memory", "pids")]
-    assert (tmp_path / "memory/shoal/t1/memory.limit_in_bytes").read_text() == str(32 << 20)
-    assert (tmp_path / "cpu/shoal/t1/cpu.cfs_quota_us").read_text() == "150000"
-    assert (tmp_path / "cpu/shoal/t1/cpu.cfs_period_us").read_text() == "100000"
-    for path in paths:  # a real cgroup directory has only kernel files: empty it as rmdir would
-        for f in Path(path).iterdir():
-            f.unlink()
-    assert remove(paths) == []
-    assert not (tmp_path / "memory/shoal").exists()  # the empty parent goes too
-
-
-def test_create_v2_enables_controllers_level_by_level(tmp_path: Path) -> None:
-    (tmp_path / "shoal").mkdir()
-    for level in (tmp_path, tmp_path / "shoal"):
-        (level / "cgroup.subtree_control").write_text("")
-    layout = CgroupLayout(2, {c: str(tmp_path) for c in ("memory", "cpu", "pids")})
-    assert create(layout, "t2", Limits(nano_cpus=250_000_000, memory_bytes=8 << 20)) == [f"{tmp_path}/shoal/t2"]
-    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
-    assert (tmp_path / "shoal/t2/memory.max").read_text() == str(8 << 20)
-    assert (tmp_path / "shoal/t2/cpu.max").read_text() == "25000 100000"
-
-
-def test_create_failure_rejects_only_when_limits_were_asked(tmp_path: Path) -> None:
-    blocker = tmp_path / "memory"
-    blocker.write_text("not a directory")  # mkdir below it fails
-    layout = CgroupLayout(1, {"memory": str(blocker)})
-    assert create(layout, "t3", Limits()) == []  # no limits: the task runs without a group
-    with pytest.raises(TaskRejected, match="cannot apply resource limits: cgroup v1"):
-        create(layout, "t3", Limits(memory_bytes=8 << 20))

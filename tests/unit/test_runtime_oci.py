@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shoal.model.errors import SpecError
-from shoal.runtime import Driver, TaskRejected
+from shoal.runtime import Driver, NoSuchImage, NoSuchTask, TaskRejected
 from shoal.runtime.cgroups import CgroupLayout
 from shoal.runtime.images import Image, ImageStore
 from shoal.runtime.linux import boot_id, write_json
@@ -57,6 +57,37 @@ def config_of(driver: OCIDriver, t: dict[str, Any], img: Image) -> tuple[dict[st
 
 def test_is_a_driver(driver: OCIDriver) -> None:
     assert isinstance(driver, Driver) and driver.name == "oci"
+
+
+class LocalOnly:
+    """An image store that never pulls: one config-only image, no registry."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        store.import_dir(None, "app:1")
+
+    def get(self, ref: str) -> Image:
+        return self.store.get(ref)
+
+
+def test_rejections_happen_before_any_side_effect(tmp_path: Path) -> None:
+    no_cgroups = OCIDriver(
+        tmp_path / "tasks",
+        images=LocalOnly(ImageStore(tmp_path / "images")),  # type: ignore[arg-type]
+        run_dir=tmp_path / "run",
+        cgroup_layout=CgroupLayout(0),
+    )
+    with pytest.raises(NoSuchImage, match="No such image: nosuch:1"):
+        no_cgroups.prepare(task(Image="nosuch:1", Args=["true"]))
+    with pytest.raises(SpecError, match="4MB"):
+        no_cgroups.prepare(task(Args=["true"], Resources={"Limits": {"MemoryBytes": 1024}}))
+    with pytest.raises(TaskRejected, match="neither cgroup v2 nor v1"):  # limits without cgroups
+        no_cgroups.prepare(task(Args=["true"], Resources={"Limits": {"MemoryBytes": 64 << 20}}))
+    with pytest.raises(SpecError, match="invalid task ID"):
+        no_cgroups.prepare({"ID": "../etc", "Spec": {"ContainerSpec": {"Image": "app:1"}}})
+    assert not no_cgroups.state_dir.exists() and no_cgroups.task_ids() == []
+    with pytest.raises(NoSuchTask, match=f"No such task: {TASK_ID}"):
+        no_cgroups.poll(TASK_ID)
 
 
 # ---- config.json ------------------------------------------------------------------------------
@@ -276,6 +307,16 @@ def test_k8s_file_tail_and_since(tmp_path: Path) -> None:
     since = k8slog.parse_time("2026-12-02T11:24:17.150000000Z")
     assert [r.data for r in k8slog.read_records(path, since=since)] == [b"between\n", b"\n"]
     assert list(k8slog.read_records(tmp_path / "missing.log")) == []
+
+
+def test_k8s_file_tail_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(k8slog, "BLOCK", 7)
+    path = tmp_path / "ctr.log"
+    lines = [b"2026-12-02T11:24:17.0+00:00 stdout F line %d\n" % i for i in range(50)]
+    path.write_bytes(b"".join(lines) + b"2026-12-02T11:24:18.0+00:00 stdout P last")
+    got = [r.data for r in k8slog.read_records(path, tail=13)]
+    assert got == [b"line %d\n" % i for i in range(38, 50)] + [b"last"]  # a piece without its end counts
+    assert list(k8slog.read_records(path, tail=0)) == []
 
 
 def test_k8s_file_follow_reads_on_after_conmon_restarts_the_log(tmp_path: Path) -> None:

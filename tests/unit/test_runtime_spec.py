@@ -1,4 +1,4 @@
-"""Command, environment, user and limit resolution of the process driver (pure)."""
+"""Command, environment, user and limit resolution of a task spec against its image (pure)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The executor hears of a task's end from its supervisor's pidfd at once (no status polling),
+"""The executor hears of a task's end from its monitor's pidfd at once (no status polling),
 and the slow poll still covers tasks it cannot watch."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from shoal.worker.executor import Executor
 
 
 class PipeDriver:
-    """Stands in for the process driver: a pipe's read end plays the shim's pidfd."""
+    """Stands in for the oci driver: a pipe's read end plays the pidfd of the task's conmon."""
 
     def __init__(self, with_fds: bool = True) -> None:
         self.ended: dict[str, ExitStatus] = {}
@@ -36,7 +36,7 @@ class PipeDriver:
     def end(self, task_id: str, code: int) -> None:
         self.ended[task_id] = ExitStatus(exit_code=code)
         if task_id in self.writers:
-            os.close(self.writers.pop(task_id))  # the "shim" exits: its pidfd turns readable
+            os.close(self.writers.pop(task_id))  # the "conmon" exits: its pidfd turns readable
 
 
 async def _run(driver: Any, code: int) -> tuple[list[dict[str, Any]], float, int]:

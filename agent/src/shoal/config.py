@@ -10,7 +10,12 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/shoal/shoald.yml")
-TASK_DRIVERS = ("oci", "process")
+TASK_DRIVERS = ("oci",)
+# drivers that existed once: refused with what to use instead, never silently replaced
+REMOVED_TASK_DRIVERS = {
+    "process": "the process driver (a Python supervisor per task) was removed: tasks run as OCI containers "
+    "under conmon + runc (task_driver: oci, the default)",
+}
 
 
 class ConfigError(ValueError):
@@ -41,7 +46,7 @@ class Config:
     insecure_registries: list[str] = field(default_factory=list)
     image_prune_max_bytes: int | None = None  # unused images go, least recently used first
     image_prune_max_age: float | None = None  # seconds an unused image may stay
-    task_driver: str = "process"  # "oci": OCI containers under conmon + runc/crun; "process": the old supervisor
+    task_driver: str = "oci"  # OCI containers under conmon + runc/crun (agent/base.py default_driver)
     oci_runtime: str | None = None  # "runc" or "crun"; default: crun on a pure cgroup v2 host, else runc
 
     @property
@@ -61,6 +66,8 @@ def _coerce(name: str, value: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Config)}
     if name not in kinds:
         raise ConfigError(f"unknown setting {name!r} (known: {', '.join(sorted(kinds))})")
+    if name == "task_driver" and str(value) in REMOVED_TASK_DRIVERS:
+        raise ConfigError(f"task_driver: {REMOVED_TASK_DRIVERS[str(value)]}")
     try:
         if name in ("data_dir", "run_dir"):
             return Path(value)
@@ -152,7 +159,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-addr", dest="metrics_addr", help="serve Prometheus metrics on host:port (off)")
     parser.add_argument("--ui-addr", dest="ui_addr", help="serve the visualizer page on host:port (managers; off)")
     parser.add_argument("--heartbeat-period", dest="heartbeat_period", type=float, help="seconds (default 1)")
-    parser.add_argument("--task-driver", dest="task_driver", choices=TASK_DRIVERS, help="how tasks run")
+    # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
+    parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")
 
 
 def from_args(args: argparse.Namespace) -> Config:

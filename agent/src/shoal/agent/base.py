@@ -13,7 +13,7 @@ from shoal.agent import credentials
 from shoal.agent.credentials import Credentials
 from shoal.agent.events import EventHub, follow_cluster, task_listener
 from shoal.clusterclient import ClientPool, ClusterClient
-from shoal.config import Config
+from shoal.config import Config, ConfigError
 from shoal.errors import NotManager, Unavailable
 from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
@@ -49,15 +49,13 @@ def default_images(cfg: Config) -> ImageStore:
 
 
 def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
-    """The task driver the configuration names (`task_driver`)."""
+    """The task driver the configuration names (`task_driver`; config.TASK_DRIVERS lists them)."""
     images = images or default_images(cfg)
     if cfg.task_driver == "oci":
         from shoal.runtime.oci.driver import OCIDriver
 
         return OCIDriver(state_dir=cfg.data_dir / "tasks", images=images, run_dir=cfg.run_dir, runtime=cfg.oci_runtime)
-    from shoal.runtime.process import ProcessDriver
-
-    return ProcessDriver(state_dir=cfg.data_dir / "tasks", images=images)
+    raise ConfigError(f"unknown task_driver {cfg.task_driver!r}")
 
 
 class AgentCore:

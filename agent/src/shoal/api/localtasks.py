@@ -59,10 +59,8 @@ async def exec_info(request: web.Request) -> web.Response:
         raise InvalidArgument("cmd must be a non-empty JSON list of strings")
     driver = request.app[AGENT].driver
     try:
-        if driver.name == "oci":  # `runc exec --tty` makes the terminal of `shoal exec -t`
-            argv, env = driver.exec_command(task["ID"], cmd, tty=query_bool(request, "tty"))
-        else:
-            argv, env = driver.exec_command(task["ID"], cmd)
+        # `runc exec --tty` makes the terminal of `shoal exec -t`
+        argv, env = driver.exec_command(task["ID"], cmd, tty=query_bool(request, "tty"))
     except NoSuchTask as exc:
         raise NotFound(exc.message) from exc
     except RuntimeDriverError as exc:

@@ -49,7 +49,7 @@ def query_since(request: web.Request) -> float | None:
 
 
 def task_records(driver: Any, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
-    """The task's log records; a driver without timestamps (the process driver) gives bare lines."""
+    """The task's log records; a driver without timestamps (only `Driver.logs`) gives bare lines."""
     if hasattr(driver, "log_records"):
         return driver.log_records(task_id, tail=tail, follow=follow, since=since)
     return (Record("", STDOUT, line) for line in driver.logs(task_id, tail=tail, follow=follow))

@@ -193,7 +193,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         if grace is None
         else _non_negative_duration(f"{where}.StopGracePeriod", grace, "stop-grace-period"),
         "StopSignal": _signal(f"{where}.StopSignal", _opt(c.get("StopSignal"), "")),
-        # run by the oci task driver (runtime/oci); the process driver rejects tasks that set them
+        # run by the oci task driver (runtime/oci): catatonit/tini, a read-only root, capabilities
         **_optional_bool(where, c, "Init"),
         **_optional_bool(where, c, "ReadOnly"),
         **_capabilities(where, c),

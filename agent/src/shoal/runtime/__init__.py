@@ -1,8 +1,8 @@
-"""shoal.runtime: task drivers (`oci`: OCI containers under conmon + runc; `process`: namespaces +
-cgroups under a Python supervisor) and the node-local image store.
+"""shoal.runtime: the task driver (`oci`: OCI containers under conmon + runc) and the node-local
+image store.
 
-Names are loaded lazily: the per-task shim imports `shoal.runtime.linux` at every task start
-and must not pay for dataclasses, typing or the image store.
+Names are loaded lazily: `python -m shoal.runtime` and the CLI must not pay for the image store
+or the driver when they do not use them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ _EXPORTS = {
     "TaskRejected": "base",
     "Image": "images",
     "ImageStore": "images",
-    "ProcessDriver": "process",
     "OCIDriver": "oci.driver",
 }
 

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from shoal.errors import SpecError
+
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+LOST_EXIT_CODE = 255  # neither the task nor its monitor left an exit code (monitor killed, node restarted)
+
+
+def check_id(task_id: Any) -> str:
+    """A task ID that is safe as a directory name and a runtime container ID."""
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+        raise SpecError(f"invalid task ID {task_id!r}")
+    return task_id
 
 
 class RuntimeDriverError(RuntimeError):

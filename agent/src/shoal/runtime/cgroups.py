@@ -1,24 +1,22 @@
 """Per-task cgroups: `shoal/<task-id>` under the cgroup v2 root where v2 is the unified mode,
 else under each cgroup v1 controller hierarchy (memory, cpu, pids).
 
-Groups sit at the root of each hierarchy (as Docker's cgroupfs driver puts `/docker/<id>`), not
-below the agent's own group, so that they outlive the agent's session and its cgroup.
-Limits that were asked for and cannot be applied reject the task: never silently unlimited.
+runc makes the groups from config.json's cgroupsPath (bundle.py) and `runc delete` removes them;
+this module finds the hierarchies, so that the driver can list a task's processes and refuse
+limits that cannot be applied (never silently unlimited). Groups sit at the root of each
+hierarchy (as Docker's cgroupfs driver puts `/docker/<id>`), not below the agent's own group, so
+that they outlive the agent's session and its cgroup.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoal.runtime.base import TaskRejected
-from shoal.runtime.linux import cgroup_oom_killed, cgroup_procs
-from shoal.runtime.spec import CPU_PERIOD_US, Limits
+from shoal.runtime.spec import Limits
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 PARENT = "shoal"
@@ -114,93 +112,3 @@ def check(layout: CgroupLayout, limits: Limits) -> None:
         raise TaskRejected(
             f"cannot apply {what}: no cgroup {controllers} controller is mounted (neither cgroup v2 nor v1)"
         )
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
-
-
-def _enable_v2(mount: str, controllers: Iterable[str]) -> None:
-    """v2 hands controllers down level by level: enable them at the root and in `shoal/`."""
-    wanted = " ".join(f"+{c}" for c in controllers)
-    for level in (mount, os.path.join(mount, PARENT)):
-        os.makedirs(level, exist_ok=True)
-        current = set(Path(level, "cgroup.subtree_control").read_text().split())
-        if not set(controllers) <= current:
-            _write(os.path.join(level, "cgroup.subtree_control"), wanted)
-
-
-def _makedirs(path: str) -> None:
-    # another task's remove() may rmdir the empty `shoal/` parent between our two mkdirs
-    for attempt in range(3):
-        try:
-            os.makedirs(path, exist_ok=True)
-            return
-        except FileNotFoundError:
-            if attempt == 2:
-                raise
-
-
-def create(layout: CgroupLayout, task_id: str, limits: Limits) -> list[str]:
-    """Make the task's groups and apply its limits; returns their paths.
-
-    Without limits a failure is not fatal (the driver still finds task processes through their
-    network namespace); with limits it rejects the task with the reason."""
-    check(layout, limits)
-    paths = layout.task_paths(task_id)
-    try:
-        if layout.version == 2:
-            _enable_v2(layout.mounts[next(iter(layout.mounts))], sorted(layout.controllers))
-        for path in paths:
-            _makedirs(path)
-        _apply(layout, task_id, limits)
-    except OSError as exc:
-        remove(paths)
-        if limits.any:
-            raise TaskRejected(f"cannot apply resource limits: cgroup v{layout.version}: {exc}") from None
-        return []
-    return paths
-
-
-def _apply(layout: CgroupLayout, task_id: str, limits: Limits) -> None:
-    def at(ctrl: str, name: str) -> str:
-        return os.path.join(layout.mounts[ctrl], PARENT, task_id, name)
-
-    if layout.version == 2:
-        if limits.memory_bytes:
-            _write(at("memory", "memory.max"), str(limits.memory_bytes))
-        if limits.nano_cpus:
-            _write(at("cpu", "cpu.max"), f"{limits.cpu_quota_us} {CPU_PERIOD_US}")
-    elif layout.version == 1:
-        if limits.memory_bytes:
-            _write(at("memory", "memory.limit_in_bytes"), str(limits.memory_bytes))
-        if limits.nano_cpus:
-            _write(at("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-            _write(at("cpu", "cpu.cfs_quota_us"), str(limits.cpu_quota_us))
-
-
-procs = cgroup_procs
-oom_killed = cgroup_oom_killed
-
-
-def remove(paths: Iterable[str], timeout: float = 2.0) -> list[str]:
-    """rmdir each group (the kernel refuses while a process is still exiting: retry briefly),
-    then the `shoal/` parent when it is empty. Returns what could not be removed."""
-    left = []
-    for path in paths:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                os.rmdir(path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    left.append(path)
-                    break
-                time.sleep(0.01)
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(path))  # busy or not empty while other tasks run: fine
-    return left

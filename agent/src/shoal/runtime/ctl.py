@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from shoal.config import Config
+from shoal.config import TASK_DRIVERS, Config
 from shoal.model.errors import SpecError
 from shoal.runtime.base import RuntimeDriverError
 from shoal.runtime.images import DEFAULT_ROOT, ImageStore
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shoal.runtime", description=__doc__)
     p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
     p.add_argument("--images", default=str(DEFAULT_ROOT), help="image store root")
-    p.add_argument("--driver", choices=("oci", "process"), default=Config().task_driver, help="task driver")
+    p.add_argument("--driver", choices=TASK_DRIVERS, default=Config().task_driver, help="task driver")
     p.add_argument("--run-dir", default="/run/shoal", help="the agent's runtime directory (oci: runc state)")
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("run", help="prepare and start the Task read as JSON from stdin")
@@ -67,16 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shoal.runtime.oci.driver import OCIDriver
+
     images = ImageStore(args.images)
-    driver: Any
-    if args.driver == "oci":
-        from shoal.runtime.oci.driver import OCIDriver
-
-        driver = OCIDriver(args.state_dir, images=images, run_dir=args.run_dir)
-    else:
-        from shoal.runtime.process import ProcessDriver
-
-        driver = ProcessDriver(args.state_dir, images=images)
+    driver = OCIDriver(args.state_dir, images=images, run_dir=args.run_dir)
     verb = args.verb
     if verb in ("run", "hold"):
         task = json.load(sys.stdin)
@@ -103,13 +97,9 @@ def run(args: argparse.Namespace) -> int:
             driver.remove(task_id)
     elif verb == "pids":
         _out(sorted(driver.task_pids(args.task_id)))
-    elif verb == "logs" and args.driver == "oci":
+    elif verb == "logs":
         for rec in driver.log_records(args.task_id, tail=args.tail, follow=args.follow):
             sys.stdout.buffer.write(rec.to_line())
-            sys.stdout.buffer.flush()
-    elif verb == "logs":
-        for line in driver.logs(args.task_id, tail=args.tail, follow=args.follow):
-            sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()
     elif verb == "state":
         _out(driver.runtime_state(args.task_id))
@@ -117,10 +107,7 @@ def run(args: argparse.Namespace) -> int:
         _out([h.to_dict() for h in (driver.list_running() if verb == "ps" else driver.adopt())])
     elif verb == "exec":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        if args.driver == "oci":
-            argv, env = driver.exec_command(args.task_id, command, tty=args.tty)
-        else:
-            argv, env = driver.exec_command(args.task_id, command)
+        argv, env = driver.exec_command(args.task_id, command, tty=args.tty)
         os.execve(argv[0], argv, env)
     elif verb == "images":
         _out([{**img.inspect(), "Rootfs": str(img.rootfs)} for img in images.list()])

@@ -1,8 +1,5 @@
 """Thin Linux syscall wrappers the standard library of Python 3.11 lacks (setns, unshare, mount),
-process identity, cgroup file readers and atomic files.
-
-Imported by the shim, which starts with `python -S` for every task: keep this module cheap
-(os, ctypes, json only; no pathlib or dataclasses, each costs milliseconds per task start).
+process identity, cgroup file readers and atomic files (os, ctypes, json only).
 """
 
 from __future__ import annotations
@@ -10,26 +7,16 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+from typing import Any
 
-TYPE_CHECKING = False  # typing itself costs ~5 ms per task start in the shim
-if TYPE_CHECKING:
-    from typing import Any
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
 CLONE_NEWNET = 0x40000000
 
-MS_RDONLY = 0x1
 MS_BIND = 0x1000
 MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 
 PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
-PR_SET_CHILD_SUBREAPER = 36
 
 _libc: ctypes.CDLL | None = None
 
@@ -68,22 +55,8 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(libc().umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
 
 
-def sethostname(name: str) -> None:
-    raw = name.encode()
-    _check(libc().sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
-
-
-def set_comm(name: str) -> None:
-    """The name `ps` and /proc/PID/comm show (15 bytes at most)."""
-    _check(libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0), "prctl(PR_SET_NAME)")
-
-
 def set_parent_death_signal(sig: int) -> None:
     _check(libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-
-
-def set_child_subreaper() -> None:
-    _check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 # --- process identity: a pid alone is reused; (pid, start time, boot id) is not ---------------
@@ -125,32 +98,7 @@ def same_process(pid: int, started: int | None) -> bool:
     return st is not None and st[0] not in ("Z", "X") and (started is None or st[2] == started)
 
 
-def ns_inode(pid: int | str, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
-
-
-def all_pids() -> list[int]:
-    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
-
-
-def task_pids(netns_ino: int | None, cgroups: list[str], parent: int | None = None) -> set[int]:
-    """Processes of a task: in its cgroups, in its network namespace (works without cgroups and
-    catches `exec` sessions), or children of `parent` (its shim, the subreaper of its orphans)."""
-    found = cgroup_procs(cgroups)
-    for pid in all_pids():
-        st = proc_stat(pid)
-        if st and st[0] != "Z" and (st[1] == parent or (netns_ino and ns_inode(pid, "net") == netns_ino)):
-            found.add(pid)
-    found.discard(os.getpid())
-    if parent:
-        found.discard(parent)
-    return found
-
-
-# --- cgroup files (the shim reads them too) ----------------------------------------------------
+# --- cgroup files ----------------------------------------------------
 
 
 def cgroup_procs(paths: list[str]) -> set[int]:
@@ -160,22 +108,11 @@ def cgroup_procs(paths: list[str]) -> set[int]:
     return found
 
 
-def cgroup_oom_killed(paths: list[str]) -> bool:
-    """The kernel's OOM killer hit a process of the group (v2 memory.events, v1 oom_control)."""
-    for path in paths:
-        for name in ("memory.events", "memory.oom_control"):
-            for line in (read_text(os.path.join(path, name)) or "").splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and value.strip() not in ("", "0"):
-                    return True
-    return False
-
-
 # --- files ------------------------------------------------------------------------------------
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o644) -> None:
-    """Readers see the old or the new content, never half a file (agent and shim share files)."""
+    """Readers see the old or the new content, never half a file (a restarted agent reads them)."""
     head, tail = os.path.split(os.fspath(path))
     tmp = os.path.join(head, f".{tail}.{os.getpid()}.tmp")
     raw = data.encode() if isinstance(data, str) else data

@@ -33,7 +33,7 @@ class Executor:
         self.wakeup = asyncio.Event()
         self.service_names: dict[str, str] = {}
         self.hooks = hooks  # networking: before_start / after_start / before_remove
-        # running task -> a pidfd of its supervisor, readable the moment the task ended: exits are
+        # running task -> a pidfd of its monitor (conmon), readable the moment the task ended: exits are
         # noticed at once, without re-reading every task's status files several times a second
         self.exit_fds: dict[str, int] = {}
         # observers of task state changes (task, state, report fields): the node's container events

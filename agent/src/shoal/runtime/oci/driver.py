@@ -34,11 +34,18 @@ from typing import Any
 
 from shoal.errors import SpecError
 from shoal.runtime import cgroups, linux, netns, spec
-from shoal.runtime.base import ExitStatus, NoSuchTask, RuntimeDriverError, TaskHandle, TaskRejected
+from shoal.runtime.base import (
+    LOST_EXIT_CODE,
+    ExitStatus,
+    NoSuchTask,
+    RuntimeDriverError,
+    TaskHandle,
+    TaskRejected,
+    check_id,
+)
 from shoal.runtime.images import Image, ImageStore
 from shoal.runtime.oci import bundle, conmon, execfifo
 from shoal.runtime.oci.k8slog import Record, read_records
-from shoal.runtime.records import LOST_EXIT_CODE, check_id
 
 DEFAULT_STATE_DIR = Path("/var/lib/shoal/tasks")
 DEFAULT_RUN_DIR = Path("/run/shoal")

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from shoal.runtime.logfile import BLOCK, tail_offset
-
+BLOCK = 64 * 1024
 FOLLOW_POLL = 0.05  # seconds between looks at a quiet log
 STREAMS = {b"stdout": 1, b"stderr": 2}
 
@@ -37,6 +36,26 @@ class Record:
         whole = self.data.endswith(b"\n")
         body = self.data[:-1] if whole else self.data
         return b"%s %s %s %s\n" % (self.timestamp.encode(), name, b"F" if whole else b"P", body)
+
+
+def tail_offset(f: int, lines: int) -> int:
+    """Offset of the start of the last `lines` lines of the open file (a last line without
+    its newline counts as a line)."""
+    end = os.fstat(f).st_size
+    if lines <= 0:
+        return end
+    pos, seen = end, 0
+    while pos > 0:
+        size = min(BLOCK, pos)
+        pos -= size
+        block = os.pread(f, size, pos)
+        for i in range(len(block) - 1, -1, -1):
+            if block[i] != 0x0A or pos + i == end - 1:
+                continue  # a newline that ends the file closes the last line: not a separator
+            seen += 1
+            if seen == lines:
+                return pos + i + 1
+    return 0
 
 
 def parse_time(stamp: str) -> float:

@@ -194,7 +194,8 @@ def main() -> None:
     print(f"cluster: {len(HOSTS)} hosts, {layout}, task driver oci (conmon + runc)")
     print(f"service: {REPLICAS} x `shoal/host sleep 3600`, restart delay 0")
     print(machine_note(), flush=True)
-    bed = services_cluster(managers=args.managers, driver=DRIVER)
+    print("heartbeat period 3 s (node Down after 9 s): the shared machine's load spikes must not fake node losses")
+    bed = services_cluster(managers=args.managers, driver=DRIVER, heartbeat=3.0)
     try:
         floors = {}
         for how, fifo in (("runc create + runc start", False), ("runc create + exec FIFO (shoal's way)", True)):

@@ -68,7 +68,7 @@ def converge(bed: Any, service: str, n: int) -> bool:
 def main() -> None:
     print(f"cluster: 1 manager + 2 workers, oci driver; measured: {WORKER}'s shoald (a worker) and its conmons")
     print(machine_note(), flush=True)
-    bed = services_cluster(managers=1, driver="oci")
+    bed = services_cluster(managers=1, driver="oci", heartbeat=3.0)  # no node loss faked by the machine's load
     try:
         time.sleep(SETTLE)
         idle = agent_mb(bed)

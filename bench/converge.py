@@ -9,7 +9,7 @@ floor measured in the same run (bench/_runc_floor.py: conmon + runc as the drive
 shoal) and shoal's share = the difference (goal <= 7 ms); and the Raft log entries each step used
 (from the objects' Version.Index) with how many were orchestrator batches. Figures only.
 
-    .venv/bin/python bench/converge.py [--managers 1|3] [--floor N]
+    .venv/bin/python bench/converge.py [--managers 1|3] [--floor N] [--create-only]
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def step(
     return elapsed, {"entries": entries, "batches": batches, "stamped": stamped, "cpu_ms": in_bed}
 
 
-def removal(bed: Any, service_id: str) -> None:
+def removal(bed: Any, service_id: str, n: int) -> None:
     cpu0 = cpu_snapshot(bed)
     t0 = time.monotonic()
     api(bed, "swarm00").delete(f"/services/{service_id}")
@@ -179,7 +179,7 @@ def removal(bed: Any, service_id: str) -> None:
 
     ok, ended = until("no task running on any node", stopped, TIMEOUT, POLL, start=t0)
     print(
-        f"rm {SCALED} tasks: none left in the store after {gone:.2f} s, "
+        f"rm {n} tasks: none left in the store after {gone:.2f} s, "
         f"no task (nor shim process) left on the nodes after {ended:.2f} s" + ("" if ok else f" (still there: {left})")
     )
     print(f"  rm: {cpu_report(cpu0, cpu_snapshot(bed))}")
@@ -189,6 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--managers", type=int, default=1, choices=(1, 3))
     parser.add_argument("--floor", type=int, default=30, help="containers for the runc floor (0: skip)")
+    parser.add_argument("--create-only", action="store_true", help="no scale to 300 (shorter A/B runs)")
     args = parser.parse_args()
     layout = "1 manager + 2 workers" if args.managers == 1 else "3 managers"
     print(f"cluster: {len(HOSTS)} hosts, {layout}, task driver oci (conmon + runc)")
@@ -210,12 +211,12 @@ def main() -> None:
                     f"{floor['wall_s'] / floor['n'] * 1000:.1f} ms wall"
                 )
         floor_ms = floors.get("runc create + exec FIFO (shoal's way)")
-        run(bed, floor_ms)
+        run(bed, floor_ms, scale=not args.create_only)
     finally:
         wipe(bed, "bench_converge")
 
 
-def run(bed: Any, floor_ms: float | None) -> None:
+def run(bed: Any, floor_ms: float | None, scale: bool = True) -> None:
     cpu0 = cpu_snapshot(bed)
     t0_wall, t0 = time.time(), time.monotonic()
     service_id = create_service(bed, NAME, REPLICAS)
@@ -228,6 +229,9 @@ def run(bed: Any, floor_ms: float | None) -> None:
             f"Docker Swarm: {DOCKER_SWARM_S} s; by the tasks' own RUNNING timestamps: {info['stamped']:.2f} s)"
         )
         share(info["cpu_ms"], floor_ms)
+    if not scale:
+        removal(bed, service_id, REPLICAS)
+        return
     cpu0 = cpu_snapshot(bed)
     t0_wall, t0 = time.time(), time.monotonic()
     scale_service(bed, service_id, SCALED)
@@ -239,7 +243,7 @@ def run(bed: Any, floor_ms: float | None) -> None:
             f"by the tasks' timestamps: {info['stamped']:.2f} s)"
         )
         share(info["cpu_ms"], floor_ms)
-    removal(bed, service_id)
+    removal(bed, service_id, SCALED)
 
 
 def share(per_task_ms: float, floor_ms: float | None) -> None:

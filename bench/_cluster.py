@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -109,17 +108,26 @@ def wipe(bed: Testbed, name: str) -> None:
         print(f"cleanup: {exc!r}; stopping the agents", flush=True)
         for host in HOSTS:
             bed.stop_agent(host)
+            remove_containers(bed, host)  # conmon outlives its agent: never leave a container behind
             bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
     # `leave` ends every task; whatever still runs 10 s later is a leak: say so, then end it
     until("every task supervisor gone after leave", lambda: not any(shim_pids(bed, h) for h in HOSTS), 10, 0.1)
     for host in HOSTS:
         left = shim_pids(bed, host)
         if left:
-            print(f"cleanup: {len(left)} task supervisors still ran on {host} after leave: stopping them", flush=True)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # the shim ends its task, then itself
+            print(f"cleanup: {len(left)} conmons still ran on {host} after leave: removing containers", flush=True)
+            remove_containers(bed, host)
     print(f"(agent logs kept in {bed.state_dir.parent / 'test-logs' / name})", flush=True)
+
+
+RUNC = "runc --root /run/shoal/runc"
+
+
+def remove_containers(bed: Testbed, host: str) -> None:
+    """`runc delete -f` every container the host's runc knows (its conmon then exits)."""
+    script = f"for c in $({RUNC} list -q 2>/dev/null); do {RUNC} delete -f $c >/dev/null 2>&1; done"
+    with contextlib.suppress(Exception):
+        bed.run(host, ["sh", "-c", script], timeout=300)
 
 
 def until(

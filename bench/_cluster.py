@@ -75,8 +75,10 @@ def locked_main(main: object) -> None:
 
 
 # ---- services benchmarks (converge, failover, task_rss)
+# `sleep` is PID 1 of its container, and PID 1 ignores the signals it has no handler for: stopped
+# with SIGTERM, each task would sit out its 10 s grace period (rm, drain and `leave` of hundreds)
 SLEEPER = {
-    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "StopSignal": "SIGKILL"},
     "RestartPolicy": {"Condition": "any", "Delay": 0},
 }
 

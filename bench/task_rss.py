@@ -74,7 +74,7 @@ def main() -> None:
         idle = agent_mb(bed)
         print(f"  0 tasks:   shoald RSS {idle:.1f} MB")
         template = {
-            "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+            "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "StopSignal": "SIGKILL"},
             "RestartPolicy": {"Condition": "any", "Delay": 0},
             "Placement": {"Constraints": [f"node.hostname=={WORKER}"]},
         }

@@ -284,7 +284,11 @@ def test_promote_both_workers(cluster: Testbed) -> None:
             f"{host} sees one leader",
             lambda h=host: sum(1 for x in nodes(cluster, h).values() if x["ManagerStatus"]["Leader"]) == 1,
         )
-        assert api(cluster, host).get("/info")["Swarm"]["ControlAvailable"] is True
+        info = api(cluster, host).get("/info")
+        assert info["Swarm"]["ControlAvailable"] is True
+        # tasks are OCI containers: Docker's runtime fields name runc (this host's cgroups refuse crun)
+        assert info["Shoal"]["TaskRuntime"] == "oci" and info["DefaultRuntime"] == "runc"
+        assert info["Runtimes"] == {"runc": {"path": "/usr/sbin/runc"}}
 
 
 @pytest.mark.usefixtures("three_managers")

@@ -39,6 +39,18 @@ def in_task(bed: Testbed, service: str, argv: list[str]) -> tuple[int, str]:
     return rc, out + err
 
 
+def host_tools_in_task(bed: Testbed, service: str, argv: list[str]) -> tuple[int, str]:
+    """The host's tools (curl, getent: shoal/hello's busybox has neither) in a task's network
+    namespace, with the task's resolv.conf over /etc/resolv.conf (in the private mount namespace
+    `ip netns exec` makes), so that they see what the task sees."""
+    task = running_tasks(bed, service)[0]
+    host = {n["ID"]: n["Description"]["Hostname"] for n in api(bed, "swarm00").get("/nodes")}[task["NodeID"]]
+    resolv = f"/var/lib/shoal/tasks/{task['ID']}/resolv.conf"
+    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+    res = bed.run(host, ["ip", "netns", "exec", f"task-{task['ID'][:12]}", "sh", "-c", script, resolv, *argv])
+    return res.returncode, res.stdout + res.stderr
+
+
 def test_published_service_answers_through_every_node(cluster: Testbed) -> None:
     api(cluster, "swarm00").post(
         "/services/create",
@@ -182,10 +194,15 @@ def test_internal_network_vip_and_dns(cluster: Testbed) -> None:
     # by name, through DNS and the VIP
     rc, out = in_task(cluster, "client", ["curl", "-s", "--max-time", "3", "http://backend:8080/"])
     assert out.strip().startswith("Hello World! from 172.30.0.")
-    # a task not on `internal` cannot reach it, nor resolve its names
-    rc, out = in_task(cluster, "nodejs", ["curl", "-s", "--max-time", "2", f"http://{backend_ips[0]}:8080/"])
-    assert "Hello World" not in out
-    rc, out = in_task(cluster, "nodejs", ["getent", "hosts", "backend"])
+    # a task not on `internal` cannot reach it, nor resolve its names (while the tools work there:
+    # it reaches itself, and its resolver is the embedded DNS)
+    rc, out = host_tools_in_task(cluster, "nodejs", ["curl", "-s", "--max-time", "2", "http://127.0.0.1:8080/"])
+    assert rc == 0 and out.startswith("Hello World! from "), out
+    rc, out = host_tools_in_task(cluster, "nodejs", ["cat", "/etc/resolv.conf"])
+    assert rc == 0 and "nameserver 127.0.0.11" in out, out
+    rc, out = host_tools_in_task(cluster, "nodejs", ["curl", "-s", "--max-time", "2", f"http://{backend_ips[0]}:8080/"])
+    assert rc != 0 and "Hello World" not in out
+    rc, out = host_tools_in_task(cluster, "nodejs", ["getent", "hosts", "backend"])
     assert rc != 0
     # unknown names: no upstream resolver in tests, so an immediate failure
     rc, out = in_task(cluster, "client", ["getent", "hosts", "example.invalid"])

@@ -343,7 +343,10 @@ exec sleep infinity
     def _write_ansible_files(self, st: BedState) -> None:
         layouts = [host_layout(h.index, self.state_dir) for h in st.hosts]
         self.ansible_dir.mkdir(parents=True, exist_ok=True)
-        self.inventory_path.write_text(render_inventory(layouts, st.managers, self.client_key, self.known_hosts))
+        inventory = render_inventory(
+            layouts, st.managers, self.client_key, self.known_hosts, extra_vars=registry.inventory_vars()
+        )
+        self.inventory_path.write_text(inventory)
         self.ansible_cfg_path.write_text(render_ansible_cfg(self.inventory_path, self.ansible_dir))
 
     # ---- using the hosts

@@ -75,6 +75,24 @@ def ref(name: str) -> str:
     return f"{HOST}/{name}"
 
 
+def inventory_vars() -> dict[str, object]:
+    """What the inventory gives site.yml and the agent role to deploy the seed's app from this
+    registry: the image, the CA per registry (agent_registry_cas, written to /etc/shoal/certs.d) and
+    the credentials. CA and password are file lookups on the controller, read when a play runs:
+    the password is never written into the inventory (and swarm_image never logs it)."""
+    return {
+        "shoal_nodejs_image": ref(NODEJS_APP),
+        "shoal_registry_username": USER,
+        "shoal_registry_password": _file_lookup(CACHE / "password"),
+        "agent_registry_cas": {HOST: _file_lookup(ca_cert(), "rstrip=false")},
+    }
+
+
+def _file_lookup(path: Path, *options: str) -> str:
+    args = ", ".join(["'ansible.builtin.file'", f"'{path}'", *options])
+    return "{{ lookup(" + args + ") }}"
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

@@ -484,7 +484,9 @@ def test_info_text_prints_what_the_agent_has() -> None:
     info = {
         "ServerVersion": "0.1.0",
         "Swarm": {"LocalNodeState": "inactive"},
-        "Shoal": {"LoadBalancerBackend": "nftables", "DataplaneMode": "kernel"},
+        "Shoal": {"LoadBalancerBackend": "nftables", "DataplaneMode": "kernel", "TaskRuntime": "oci"},
+        "DefaultRuntime": "runc",
+        "Runtimes": {"runc": {"path": "/usr/sbin/runc"}},
         "KernelVersion": "6.1.0",
         "NCPU": 4,
         "MemTotal": 8_232_370_176,
@@ -497,6 +499,9 @@ def test_info_text_prints_what_the_agent_has() -> None:
         " Swarm: inactive\n"
         " Load balancer backend: nftables\n"
         " Dataplane Mode: kernel\n"
+        " Task driver: oci\n"
+        " Runtimes: runc\n"
+        " Default Runtime: runc\n"
         " Kernel Version: 6.1.0\n"
         " CPUs: 4\n"
         " Total Memory: 7.667GiB\n"

@@ -189,3 +189,30 @@ def test_garbage_collection_removes_what_a_killed_pull_left(tmp_path: Path) -> N
     assert not (sha / ("0" * 64)).exists() and not (sha / "oci-put-blob123").exists()
     assert not stale.exists() and not half.exists()
     assert store.get("keep:1").id == img.id and (img.rootfs / "bin" / "app").exists()
+
+
+def test_pulls_are_counted_by_result_and_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """shoal_image_pulls_total{result} and shoal_image_pull_duration_seconds follow every pull
+    (the registry itself is exercised by tests/integration/test_images.py)."""
+    from shoal import metrics
+    from shoal.runtime.images.registry import RegistryError
+
+    def count(result: str) -> float:
+        return metrics.REGISTRY.get_sample_value("shoal_image_pulls_total", {"result": result}) or 0.0
+
+    def timed() -> float:
+        return metrics.REGISTRY.get_sample_value("shoal_image_pull_duration_seconds_count") or 0.0
+
+    store = ImageStore(tmp_path / "images")
+    hello = store.get("shoal/hello")
+    ok_before, err_before, timed_before = count("success"), count("error"), timed()
+    monkeypatch.setattr(store, "_pull", lambda ref, auth, progress: hello)
+    assert store.pull("10.213.0.1:5000/testbed/hello:1") is hello
+
+    def refuse(ref: object, auth: object, progress: object) -> None:
+        raise RegistryError("No such image: x (manifest unknown)", "manifest unknown", 404)
+
+    monkeypatch.setattr(store, "_pull", refuse)
+    with pytest.raises(RegistryError):
+        store.ensure("10.213.0.1:5000/testbed/nosuch:1")
+    assert (count("success"), count("error"), timed()) == (ok_before + 1, err_before + 1, timed_before + 1)

@@ -16,10 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from shoal.api.errors import query_bool
+from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument as BadRequest
 from shoal.errors import NotFound
 from shoal.manager.control.distribution import inspect_distribution
+from shoal.manager.control.filters import TRUE_FALSE, check_keys, check_values, labels_match
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.images import ImageStore, RegistryError, parse, progress
 from shoal.runtime.images.registry import ImageFormatError
@@ -45,22 +47,11 @@ def registry_auth(request: web.Request) -> dict[str, Any] | None:
     return doc or None
 
 
-def _filters(request: web.Request, allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    raw = request.query.get("filters", "")
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"invalid filters: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("invalid filters: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in doc.items():
-        if key not in allowed:
-            raise BadRequest(f"invalid filter '{key}' (supported: {', '.join(allowed)})")
-        out[key] = list(value) if isinstance(value, list) else [k for k, v in dict(value).items() if v]
-    return out
+def _filters(request: web.Request, known: tuple[str, ...]) -> dict[str, list[str]]:
+    filters = parse_filters(request)
+    check_keys(filters, known)
+    check_values(filters, "dangling", TRUE_FALSE)
+    return filters
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -68,21 +59,16 @@ async def list_images(request: web.Request) -> web.Response:
     images = await asyncio.to_thread(_store(request).list)
     out = []
     for image in images:
-        if "dangling" in filters and (filters["dangling"] == ["true"]) != (not image.repo_tags):
+        if "dangling" in filters and TRUE_FALSE[filters["dangling"][-1]] != (not image.repo_tags):
             continue
         if "reference" in filters and not any(
             t == r or t.split(":")[0] == r for t in image.repo_tags for r in filters["reference"]
         ):
             continue
-        if "label" in filters and not all(_has_label(image.labels, f) for f in filters["label"]):
+        if "label" in filters and not labels_match(image.labels, filters["label"]):
             continue
         out.append(image.summary())
     return web.json_response(out)
-
-
-def _has_label(labels: dict[str, str], spec: str) -> bool:
-    key, eq, value = spec.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 def _image_or_404(store: ImageStore, name: str) -> Any:
@@ -110,7 +96,7 @@ async def remove_image(request: web.Request) -> web.Response:
 
 async def prune_images(request: web.Request) -> web.Response:
     filters = _filters(request, ("dangling",))
-    dangling = filters.get("dangling", ["true"]) != ["false"]
+    dangling = TRUE_FALSE[filters.get("dangling", ["true"])[-1]]
     store = _store(request)
     deleted, reclaimed = await asyncio.to_thread(
         store.prune, None, all_unused=not dangling, in_use=store.in_use, dangling_only=dangling

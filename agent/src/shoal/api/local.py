@@ -6,6 +6,7 @@ asking a manager over the cluster API, and refuse writes as Docker does.
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import Any
 
@@ -102,9 +103,14 @@ async def info(request: web.Request) -> web.Response:
             }
     netagent = agent.netagent
     backend = netagent.dataplane.backend() if netagent is not None else "unavailable"
+    # Docker's runtime fields name the OCI runtime (runc/crun); shoal's own says which task driver runs it
+    runtime = str(getattr(agent.driver, "runtime", "") or "")
+    runtimes = {os.path.basename(runtime): {"path": runtime}} if runtime else {}
     return web.json_response(
         {
-            "Shoal": {"LoadBalancerBackend": backend, "TaskRuntime": "process"},
+            "Shoal": {"LoadBalancerBackend": backend, "TaskRuntime": agent.driver.name},
+            "DefaultRuntime": next(iter(runtimes), ""),
+            "Runtimes": runtimes,
             "ID": ident.node_id if ident else "",
             "Name": desc_host,
             "ServerVersion": __version__,

@@ -18,7 +18,7 @@ from shoal.cli.output import bytes_size, compact_json, human_duration, table
 # known keys get docker-style labels, others are shown with their name split into words.
 SHOAL_LABELS = {
     "LoadBalancerBackend": "Load balancer backend",
-    "Runtime": "Task runtime",
+    "TaskRuntime": "Task driver",
     "StateDir": "State Dir",
 }
 
@@ -102,6 +102,10 @@ def info_text(info: Mapping[str, Any]) -> str:
     lines += swarm_lines(info.get("Swarm") or {})
     for key, value in (info.get("Shoal") or {}).items():
         lines.append(f" {SHOAL_LABELS.get(key, _words(key))}: {_value(value)}")
+    if info.get("Runtimes"):
+        lines.append(f" Runtimes: {' '.join(sorted(info['Runtimes']))}")
+    if info.get("DefaultRuntime"):
+        lines.append(f" Default Runtime: {info['DefaultRuntime']}")
     for label, key in (
         ("Kernel Version", "KernelVersion"),
         ("Operating System", "OperatingSystem"),

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal import metrics
 from shoal.model.errors import SpecError
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.changes import apply_changes, empty_config
@@ -292,7 +293,7 @@ class ImageStore:
             image = self.get(ref)
         if image is None:
             with self._ref_lock(parsed.key):
-                image = self._lookup(parsed.key) or self._pull(parsed, registry_auth, on_progress)
+                image = self._lookup(parsed.key) or self._measured_pull(parsed, registry_auth, on_progress)
         self.mark_used(image)
         return image
 
@@ -302,8 +303,19 @@ class ImageStore:
         if builtin.is_builtin(ref):
             return self.get(ref)
         with self._ref_lock(parsed.key):
-            image = self._pull(parsed, registry_auth, on_progress)
+            image = self._measured_pull(parsed, registry_auth, on_progress)
         self.mark_used(image)
+        return image
+
+    def _measured_pull(self, ref: Reference, registry_auth: Mapping[str, Any] | None, on_progress: Progress) -> Image:
+        """A pull, counted by result and timed when it succeeds (shoal_image_pulls_total, ...)."""
+        started = time.monotonic()
+        try:
+            image = self._pull(ref, registry_auth, on_progress)
+        except Exception:
+            metrics.image_pulled(time.monotonic() - started, ok=False)
+            raise
+        metrics.image_pulled(time.monotonic() - started, ok=True)
         return image
 
     def _pull(self, ref: Reference, registry_auth: Mapping[str, Any] | None, on_progress: Progress) -> Image:

@@ -64,12 +64,8 @@ def teardown(bed: Testbed) -> None:
 
 
 def locked_main(main: object) -> None:
-    """Run a benchmark's main while holding the machine's testbed lock (unless the caller says it
-    holds it already: SHOAL_TESTBED_LOCKED=1 under `flock /run/lock/shoal-testbed.lock`, so that
-    several benchmarks run back to back in one turn)."""
-    if os.environ.get("SHOAL_TESTBED_LOCKED") == "1":
-        main()  # type: ignore[operator]
-        return
+    """Run a benchmark's main while holding the machine's testbed lock (SHOAL_TESTBED_LOCKED=1 under
+    `flock /run/lock/shoal-testbed.lock`: several benchmarks back to back in one turn)."""
     with testbed_lock():
         main()  # type: ignore[operator]
 

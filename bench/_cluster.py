@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -65,25 +64,31 @@ def teardown(bed: Testbed) -> None:
 
 
 def locked_main(main: object) -> None:
-    """Run a benchmark's main while holding the machine's testbed lock."""
+    """Run a benchmark's main while holding the machine's testbed lock (SHOAL_TESTBED_LOCKED=1 under
+    `flock /run/lock/shoal-testbed.lock`: several benchmarks back to back in one turn)."""
     with testbed_lock():
         main()  # type: ignore[operator]
 
 
 # ---- services benchmarks (converge, failover, task_rss)
+# `sleep` is PID 1 of its container, and PID 1 ignores the signals it has no handler for: stopped
+# with SIGTERM, each task would sit out its 10 s grace period (rm, drain and `leave` of hundreds)
 SLEEPER = {
-    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "StopSignal": "SIGKILL"},
     "RestartPolicy": {"Condition": "any", "Delay": 0},
 }
 
 
-def services_cluster(managers: int = 1, driver: str | None = None) -> Testbed:
+def services_cluster(managers: int = 1, driver: str | None = None, heartbeat: float | None = None) -> Testbed:
     """Testbed up; swarm00 inits, the others join (managers up to `managers`); every node ready.
-    `driver` ("oci", "process") goes into every host's /etc/shoal/shoald.yml as `task_driver`."""
+    `driver` ("oci") goes into every host's /etc/shoal/shoald.yml as `task_driver`, `heartbeat` as
+    `heartbeat_period` (a node is Down after 3 missed beats: benchmarks that do not measure node
+    loss use 3 s, so that a load spike of the shared machine does not fake one)."""
     bed = Testbed()
     bed.up(len(HOSTS))
     for host in HOSTS:
         conf = f"task_driver: {driver}\n" if driver else ""
+        conf += f"heartbeat_period: {heartbeat:g}\n" if heartbeat else ""
         bed.run(host, ["sh", "-c", f"mkdir -p /etc/shoal && printf '{conf}' > /etc/shoal/shoald.yml"])
     try:
         form_cluster(bed, managers=managers)
@@ -101,17 +106,26 @@ def wipe(bed: Testbed, name: str) -> None:
         print(f"cleanup: {exc!r}; stopping the agents", flush=True)
         for host in HOSTS:
             bed.stop_agent(host)
+            remove_containers(bed, host)  # conmon outlives its agent: never leave a container behind
             bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
     # `leave` ends every task; whatever still runs 10 s later is a leak: say so, then end it
     until("every task supervisor gone after leave", lambda: not any(shim_pids(bed, h) for h in HOSTS), 10, 0.1)
     for host in HOSTS:
         left = shim_pids(bed, host)
         if left:
-            print(f"cleanup: {len(left)} task supervisors still ran on {host} after leave: stopping them", flush=True)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # the shim ends its task, then itself
+            print(f"cleanup: {len(left)} conmons still ran on {host} after leave: removing containers", flush=True)
+            remove_containers(bed, host)
     print(f"(agent logs kept in {bed.state_dir.parent / 'test-logs' / name})", flush=True)
+
+
+RUNC = "runc --root /run/shoal/runc"
+
+
+def remove_containers(bed: Testbed, host: str) -> None:
+    """`runc delete -f` every container the host's runc knows (its conmon then exits)."""
+    script = f"for c in $({RUNC} list -q 2>/dev/null); do {RUNC} delete -f $c >/dev/null 2>&1; done"
+    with contextlib.suppress(Exception):
+        bed.run(host, ["sh", "-c", script], timeout=300)
 
 
 def until(
@@ -237,12 +251,56 @@ def _process_cpu(pid: int | None) -> float:
 
 
 def cpu_snapshot(bed: Testbed) -> dict[str, float]:
-    """Machine CPU (busy and total seconds) and each host's shoald CPU seconds, to tell a busy machine."""
+    """Machine CPU (busy and total seconds), each host's shoald CPU seconds, and "testbed": the CPU
+    of every process in the testbed's hosts (agents, conmons, the runc calls they waited for, the
+    tasks): what the shared machine's other work (other sessions' builds and tests) does not blur."""
     busy, total = _machine_cpu()
     snap = {"busy": busy, "total": total}
     for host in HOSTS:
         snap[host] = _process_cpu(bed.agent_pid(host))
+    _TESTBED_PROCS[id(snap)] = testbed_procs(bed)
     return snap
+
+
+_TESTBED_PROCS: dict[int, dict[tuple[int, str], float]] = {}
+
+
+def process_cpu_with_children(pid: int) -> tuple[str, float] | None:
+    """(start time, utime + stime + cutime + cstime in s): the process and the children it waited for."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19], sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def testbed_procs(bed: Testbed) -> dict[tuple[int, str], float]:
+    """(pid, start time) -> CPU seconds with waited-for children, for every process in a testbed host."""
+    nets = set()
+    for host in HOSTS:
+        with contextlib.suppress(Exception):
+            nets.add(os.readlink(f"/proc/{bed.holder_pid(host)}/ns/net"))
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns/net") not in nets:
+                continue
+        except OSError:
+            continue
+        got = process_cpu_with_children(int(entry.name))
+        if got:
+            out[(int(entry.name), got[0])] = got[1]
+    return out
+
+
+def testbed_cpu(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU seconds the testbed's processes used between two cpu_snapshot()s (a process that ended
+    in between counts only if a live one waited for it)."""
+    old, new = _TESTBED_PROCS.get(id(before), {}), _TESTBED_PROCS.get(id(after), {})
+    return sum(max(0.0, cpu - old.get(key, 0.0)) for key, cpu in new.items())
 
 
 def cpu_per_task(before: dict[str, float], after: dict[str, float], tasks: int) -> str:
@@ -277,6 +335,26 @@ def shim_pids(bed: Testbed, host: str) -> list[int]:
         except OSError:
             continue
     return out
+
+
+def runc_floor(bed: Testbed, host: str, n: int = 30, fifo: bool = False) -> dict[str, Any] | None:
+    """The runtime alone (bench/_runc_floor.py in `host`): n sequential conmon + runc create + start
+    (`fifo`: started through the exec FIFO as shoal's driver does), no shoal.
+    {"n", "wall_s", "cpu_s", "proc_cpu_s"} or None (printed why)."""
+    import json
+    import subprocess
+
+    script = str(Path(__file__).with_name("_runc_floor.py"))
+    try:
+        res = bed.run(host, [sys.executable, script, str(n), *(["fifo"] if fifo else [])], timeout=120)
+    except subprocess.TimeoutExpired:
+        print("  !! runc floor: timed out", flush=True)
+        return None
+    for line in res.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    print(f"  !! runc floor: {res.stderr.strip()[-300:]}", flush=True)
+    return None
 
 
 def machine_note() -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 from shoal.runtime.base import ExitStatus
@@ -109,3 +112,47 @@ def test_a_task_that_ended_while_no_agent_ran_is_reported_with_its_exit_code() -
         "t1": ("failed", 42, "task: non-zero exit (42)"),
         "gone": ("failed", None, "task: not found on this node after the agent restarted"),
     }
+
+
+class SlowStartDriver:
+    """Records when each task's prepare and start run (both take a little while)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def prepare(self, task: dict[str, Any]) -> None:
+        self.calls.append(f"prepare {task['ID']}")
+        time.sleep(0.01)
+
+    def start(self, task: dict[str, Any]) -> Any:
+        self.calls.append(f"start {task['ID']}")
+        time.sleep(0.01)
+        return SimpleNamespace(pid=4242)
+
+    def exit_fd(self, task_id: str) -> None:
+        return None
+
+
+def _assigned(tid: str) -> dict[str, Any]:
+    return {"ID": tid, "ServiceID": "s1", "Slot": 1, "DesiredState": "running", "Status": {"State": "assigned"}}
+
+
+def test_many_tasks_each_start_as_soon_as_prepared_and_report_in_order() -> None:
+    async def scenario() -> tuple[list[str], list[dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(2))  # fewer threads than tasks, as 33 on 6
+        driver = SlowStartDriver()
+        ex = Executor(driver)
+        ex.apply([_assigned(f"t{i}") for i in range(8)])
+        for _ in range(400):
+            if sum(r["State"] == "running" for r in ex.reports) == 8:
+                break
+            await asyncio.sleep(0.01)
+        return driver.calls, ex.take_reports()
+
+    calls, reports = asyncio.run(scenario())
+    # the first task started before the last ones were even being prepared
+    assert calls.index("start t0") < calls.index("prepare t7")
+    for i in range(8):
+        states = [r["State"] for r in reports if r["ID"] == f"t{i}"]
+        assert states == ["accepted", "starting", "running"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -13,25 +14,33 @@ from shoal.errors import ShoalError, Unavailable
 class ClusterClient:
     """Calls managers' cluster API with this node's certificate (or none, for join)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, timeout: float = 5.0) -> None:
+    def __init__(
+        self, ssl_context: ssl.SSLContext, timeout: float = 5.0, session: aiohttp.ClientSession | None = None
+    ) -> None:
         self.ssl_context = ssl_context
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0))
+        self.session = session  # kept connections (ClientPool); None: one connection per call
 
     async def call(self, addr: str, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
         url = f"https://{addr}{path}"
         to = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0)) if timeout else self.timeout
         try:
-            async with (
-                aiohttp.ClientSession(timeout=to) as session,
-                session.request(method, url, json=body, ssl=self.ssl_context) as resp,
-            ):
-                data = await resp.json(content_type=None) if resp.content_length != 0 else None
-                if resp.status >= 400:
-                    message = data.get("message") if isinstance(data, dict) else None
-                    raise ShoalError(message or f"{addr}: HTTP {resp.status}", resp.status)
-                return data
+            if self.session is None or self.session.closed:
+                async with aiohttp.ClientSession(timeout=to) as session:
+                    return await self._request(session, addr, method, url, body, to)
+            return await self._request(self.session, addr, method, url, body, to)
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             raise Unavailable(f"cannot reach manager {addr}: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _request(
+        self, session: aiohttp.ClientSession, addr: str, method: str, url: str, body: Any, to: aiohttp.ClientTimeout
+    ) -> Any:
+        async with session.request(method, url, json=body, ssl=self.ssl_context, timeout=to) as resp:
+            data = await resp.json(content_type=None) if resp.content_length != 0 else None
+            if resp.status >= 400:
+                message = data.get("message") if isinstance(data, dict) else None
+                raise ShoalError(message or f"{addr}: HTTP {resp.status}", resp.status)
+            return data
 
     async def call_any(
         self, addrs: list[str], method: str, path: str, body: Any = None, *, timeout: float | None = None
@@ -44,3 +53,32 @@ class ClusterClient:
             except Unavailable as exc:
                 last = exc
         raise last or Unavailable("no manager address known")
+
+
+class ClientPool:
+    """A node's kept TLS connections to the managers, for its steady calls (heartbeats, the
+    assignments long poll, task status): a TCP + TLS handshake per call cost both ends CPU on
+    every status batch (twice in the leader, which also serves its own worker)."""
+
+    def __init__(self) -> None:
+        self._ctx: ssl.SSLContext | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def client(self, ssl_context: ssl.SSLContext) -> ClusterClient:
+        if ssl_context is not self._ctx or self._session is None or self._session.closed:
+            self._drop()
+            self._ctx = ssl_context
+            # idle connections close after 30 s, before the managers' own 75 s keep-alive ends them
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=30))
+        return ClusterClient(ssl_context, session=self._session)
+
+    def _drop(self) -> None:
+        """Close the connections of a context given up (new certificate, left the swarm)."""
+        old, self._session, self._ctx = self._session, None, None
+        if old is not None and not old.closed:
+            asyncio.get_running_loop().create_task(old.close())
+
+    async def close(self) -> None:
+        old, self._session, self._ctx = self._session, None, None
+        if old is not None:
+            await old.close()

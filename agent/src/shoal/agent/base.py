@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.agent import credentials
 from shoal.agent.credentials import Credentials
 from shoal.agent.events import EventHub, follow_cluster, task_listener
-from shoal.clusterclient import ClusterClient
+from shoal.clusterclient import ClientPool, ClusterClient
 from shoal.config import Config, ConfigError
 from shoal.errors import NotManager, Unavailable
 from shoal.identity import Identity, raft_dir
@@ -79,6 +79,7 @@ class AgentCore:
         self.events = EventHub()  # GET /events: this manager's cluster events and this node's containers
         self.executor.listeners.append(task_listener(self.events, self.executor))
         self._events_feed: asyncio.Task[None] | None = None
+        self._pool = ClientPool()  # kept connections to the managers
 
     def image_in_use(self, image_id: str) -> bool:
         """An image a task assigned to this node names (prune and rmi leave it alone)."""
@@ -116,7 +117,7 @@ class AgentCore:
     def client(self) -> ClusterClient:
         if self.client_ctx is None:
             raise Unavailable(NOT_IN_SWARM)
-        return ClusterClient(self.client_ctx)
+        return self._pool.client(self.client_ctx)
 
     def manager_addrs(self) -> list[str]:
         if self.manager is not None:
@@ -193,6 +194,7 @@ class AgentCore:
             self.manager = None
         if self.cluster_server:
             await self.cluster_server.stop()
+        await self._pool.close()
 
     async def _activate(self) -> None:
         ident = self.require_swarm()

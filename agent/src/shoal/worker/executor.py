@@ -124,13 +124,14 @@ class Executor:
         self.busy.add(tid)
         try:
             self.report(tid, "accepted", "accepted")
-            await asyncio.to_thread(self.driver.prepare, task)
             if self.hooks is not None and _networked(task):
+                await asyncio.to_thread(self.driver.prepare, task)
                 await self.hooks.before_start(task)
-            self.report(tid, "starting", "starting")
-            handle = await asyncio.to_thread(self.driver.start, task)
-            if self.hooks is not None and _networked(task):
+                self.report(tid, "starting", "starting")
+                handle = await asyncio.to_thread(self.driver.start, task)
                 await self.hooks.after_start(task)
+            else:
+                handle = await asyncio.to_thread(self._prepare_and_start, task, asyncio.get_running_loop())
             self.report(tid, "running", "started", PID=handle.pid)
             self.watch_exit(tid)
         except (NoSuchImage, TaskRejected, RegistryError, ImageFormatError) as exc:
@@ -144,6 +145,14 @@ class Executor:
         finally:
             self.busy.discard(tid)
             self._recheck(tid)
+
+    def _prepare_and_start(self, task: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Any:
+        """prepare + start in one trip to a worker thread (a task without network hooks): each task
+        starts as soon as it is prepared, instead of its start queueing behind every other task's
+        prepare when many arrive at once (100 replicas: the first RUNNING came after all prepares)."""
+        self.driver.prepare(task)
+        loop.call_soon_threadsafe(self.report, task["ID"], "starting", "starting")  # before "running"
+        return self.driver.start(task)
 
     async def _reclaim(self, task: dict[str, Any]) -> None:
         """A task the store has as starting or running that this agent did not adopt: it ended

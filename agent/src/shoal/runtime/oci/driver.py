@@ -45,7 +45,7 @@ from shoal.runtime.base import (
     check_id,
 )
 from shoal.runtime.images import Image, ImageStore
-from shoal.runtime.oci import bundle, conmon
+from shoal.runtime.oci import bundle, conmon, execfifo
 from shoal.runtime.oci.k8slog import Record, read_records
 
 DEFAULT_STATE_DIR = Path("/var/lib/shoal/tasks")
@@ -283,7 +283,8 @@ class OCIDriver:
 
     # ---- start
     def start(self, task: Mapping[str, Any]) -> TaskHandle:
-        """conmon runs `<runtime> create`, then `<runtime> start`: two runtime calls per task.
+        """conmon runs `<runtime> create`, then the driver starts it as `<runtime> start` would: one
+        runc process per task (two with another runtime).
         A task that started once is never started again."""
         task_id = check_id(task.get("ID"))
         self.prepare(task)
@@ -329,8 +330,8 @@ class OCIDriver:
         argv = conmon.conmon_argv(self.conmon, self.runtime, self.runtime_root, paths, self.log_size_max)
         try:
             pid = conmon.start(argv, paths)
-            self._runtime("start", task_id)
-        except (conmon.ConmonError, subprocess.SubprocessError, OSError) as exc:
+            self._start_created(task_id, pid)
+        except (conmon.ConmonError, execfifo.StartError, subprocess.SubprocessError, OSError) as exc:
             message = f"starting container failed: {_clean(str(exc))}"
             linux.write_json(paths.bundle / START_ERR, {"error": message, "finished_at": _now()})
             with contextlib.suppress(Exception):
@@ -347,6 +348,15 @@ class OCIDriver:
         }
         linux.write_json(paths.bundle / STARTED, state)
         return self._to_handle(task_id, state)
+
+    def _start_created(self, task_id: str, pid: int) -> None:
+        """runc: what `runc start` does (execfifo.py), without a second runc process per task;
+        another runtime (crun): `<runtime> start`."""
+        fifo = execfifo.fifo_path(self.runtime_root, task_id)
+        if os.path.basename(self.runtime) == "runc" and fifo.exists():
+            execfifo.start(fifo, pid)
+        else:
+            self._runtime("start", task_id)
 
     def _runtime(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         res = subprocess.run(

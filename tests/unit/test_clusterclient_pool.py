@@ -1,0 +1,100 @@
+"""A node's steady calls to the managers reuse their TLS connections (ClientPool), and a kept
+connection the manager closed is replaced without the caller seeing an error."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from shoal import tls
+from shoal.clusterclient import ClientPool, ClusterClient
+from shoal.manager import ca
+
+
+async def serve(root: ca.RootCA, peers: list[Any]) -> tuple[web.AppRunner, str]:
+    key, csr = tls.new_key_and_csr()
+    cert = root.issue(csr, "mgr1", "manager", "cluster1")
+
+    async def ping(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return web.json_response({"Seen": len(peers)})
+
+    app = web.Application()
+    app.router.add_post("/ping", ping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context(cert, key, root.cert_pem))
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"127.0.0.1:{port}"
+
+
+def client_ctx(root: ca.RootCA) -> Any:
+    key, csr = tls.new_key_and_csr()
+    return tls.client_context(root.cert_pem, root.issue(csr, "node1", "worker", "cluster1"), key)
+
+
+def test_pooled_calls_share_one_connection_and_single_calls_do_not() -> None:
+    async def main() -> tuple[int, int]:
+        root = ca.RootCA.create()
+        peers: list[Any] = []
+        runner, addr = await serve(root, peers)
+        ctx = client_ctx(root)
+        pool = ClientPool()
+        try:
+            for _ in range(4):
+                await pool.client(ctx).call(addr, "POST", "/ping", {})
+            pooled = len(set(peers))
+            peers.clear()
+            for _ in range(4):
+                await ClusterClient(ctx).call(addr, "POST", "/ping", {})
+            single = len(set(peers))
+        finally:
+            await pool.close()
+            await runner.cleanup()
+        return pooled, single
+
+    assert asyncio.run(main()) == (1, 4)
+
+
+def test_a_kept_connection_closed_by_the_manager_is_replaced() -> None:
+    async def main() -> tuple[dict[str, Any], int]:
+        root = ca.RootCA.create()
+        peers: list[Any] = []
+        runner, addr = await serve(root, peers)
+        ctx = client_ctx(root)
+        pool = ClientPool()
+        try:
+            await pool.client(ctx).call(addr, "POST", "/ping", {})
+            # the manager drops every idle kept connection (as a restart of its cluster port does)
+            for conn in list(runner.server.connections) if runner.server else []:
+                conn.force_close()
+            await asyncio.sleep(0.05)
+            answer = await pool.client(ctx).call(addr, "POST", "/ping", {})
+        finally:
+            await pool.close()
+            await runner.cleanup()
+        return answer, len(set(peers))
+
+    answer, connections = asyncio.run(main())
+    assert answer == {"Seen": 2}
+    assert connections == 2
+
+
+def test_a_new_certificate_gets_new_connections() -> None:
+    async def main() -> int:
+        root = ca.RootCA.create()
+        peers: list[Any] = []
+        runner, addr = await serve(root, peers)
+        pool = ClientPool()
+        try:
+            await pool.client(client_ctx(root)).call(addr, "POST", "/ping", {})
+            await pool.client(client_ctx(root)).call(addr, "POST", "/ping", {})  # renewed: another context
+        finally:
+            await pool.close()
+            await runner.cleanup()
+        return len(set(peers))
+
+    assert asyncio.run(main()) == 2

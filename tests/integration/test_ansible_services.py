@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from integration.cluster_helpers import HOSTS, api, curl, form_cluster, nodes, wait_for, wipe_cluster
+from testbed import registry
 from testbed.bed import Testbed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -243,7 +244,8 @@ def test_bad_arguments_fail_clearly_and_change_nothing(cluster: Testbed, module,
 
 
 def test_wait_fails_with_the_tasks_error_when_the_service_cannot_converge(cluster: Testbed, module) -> None:
-    args = {"name": "broken", "image": "nosuch/image", "wait": True, "wait_timeout": 8}
+    # the testbed registry (the only one tests may ask) refuses it: no credentials
+    args = {"name": "broken", "image": registry.ref("testbed/nosuch:1"), "wait": True, "wait_timeout": 8}
     rc, result, out = module("swarm_service", args)
     assert rc != 0 and result["changed"], out  # created, and said so
     assert "timed out after 8 s waiting for service broken to converge: 0 of 1 task(s)" in result["msg"], out

@@ -50,8 +50,11 @@ def tasks_of(bed: Testbed, service: str) -> list[dict[str, Any]]:
 
 
 def remove(bed: Testbed, service: str) -> None:
+    service_id = api(bed, "swarm00").get(f"/services/{service}")["ID"]
     api(bed, "swarm00").delete(f"/services/{service}")
-    wait_for(f"{service}'s tasks gone", lambda: not tasks_of(bed, service), timeout=60)
+    # by ID over every task: a filter naming the removed service is a 404 now
+    gone = lambda: not [t for t in api(bed, "swarm00").get("/tasks") if t["ServiceID"] == service_id]  # noqa: E731
+    wait_for(f"{service}'s tasks gone", gone, timeout=60)
 
 
 def everything_a_client_or_operator_reads(bed: Testbed, service: str) -> str:

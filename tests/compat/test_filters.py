@@ -14,46 +14,35 @@ def lines(text: str) -> list[str]:
     return sorted(line for line in text.splitlines() if line.strip())
 
 
-def node_names(bed: Testbed, key: str, value: str) -> list[str]:
-    """Hostnames `node ls --filter key=value` lists, the same from every client (or the test fails)."""
-    flag = f"{key}={value}"
-    docker = lines(ok(docker_cli(bed, "swarm00", "node", "ls", "--filter", flag, "--format", "{{.Hostname}}")))
-    rc, out, err = cli(bed, "swarm00", "node", "ls", "--filter", flag, "--format", "{{.Hostname}}")
+def listed_everywhere(bed: Testbed, argv: list[str], fmt: str, key: str, value: str, python: list[str]) -> list[str]:
+    """What `argv --filter key=value` lists through the docker CLI and the shoal CLI, which must be
+    what the SDK listed (`python`) — the same from every client, or the test fails."""
+    args = [*argv[:2], "--filter", f"{key}={value}", "--format", fmt, *argv[2:]]
+    docker = lines(ok(docker_cli(bed, "swarm00", *args)))
+    rc, out, err = cli(bed, "swarm00", *args)
     assert rc == 0, err
-    python = sorted(n.attrs["Description"]["Hostname"] for n in sdk(bed).nodes.list(filters={key: value}))
-    assert docker == lines(out) == python, (docker, out, python)
+    assert docker == lines(out) == sorted(python), (docker, out, python)
     return docker
+
+
+def node_names(bed: Testbed, key: str, value: str) -> list[str]:
+    python = [n.attrs["Description"]["Hostname"] for n in sdk(bed).nodes.list(filters={key: value})]
+    return listed_everywhere(bed, ["node", "ls"], "{{.Hostname}}", key, value, python)
 
 
 def service_names(bed: Testbed, key: str, value: str) -> list[str]:
-    flag = f"{key}={value}"
-    docker = lines(ok(docker_cli(bed, "swarm00", "service", "ls", "--filter", flag, "--format", "{{.Name}}")))
-    rc, out, err = cli(bed, "swarm00", "service", "ls", "--filter", flag, "--format", "{{.Name}}")
-    assert rc == 0, err
-    python = sorted(s.name for s in sdk(bed).services.list(filters={key: value}))
-    assert docker == lines(out) == python, (docker, out, python)
-    return docker
+    python = [s.name for s in sdk(bed).services.list(filters={key: value})]
+    return listed_everywhere(bed, ["service", "ls"], "{{.Name}}", key, value, python)
 
 
 def network_names(bed: Testbed, key: str, value: str) -> list[str]:
-    flag = f"{key}={value}"
-    docker = lines(ok(docker_cli(bed, "swarm00", "network", "ls", "--filter", flag, "--format", "{{.Name}}")))
-    rc, out, err = cli(bed, "swarm00", "network", "ls", "--filter", flag, "--format", "{{.Name}}")
-    assert rc == 0, err
-    python = sorted(n.name for n in sdk(bed).networks.list(filters={key: value}))
-    assert docker == lines(out) == python, (docker, out, python)
-    return docker
+    python = [n.name for n in sdk(bed).networks.list(filters={key: value})]
+    return listed_everywhere(bed, ["network", "ls"], "{{.Name}}", key, value, python)
 
 
 def task_names(bed: Testbed, service: str, key: str, value: str) -> list[str]:
-    flag = f"{key}={value}"
-    docker = lines(ok(docker_cli(bed, "swarm00", "service", "ps", "--filter", flag, "--format", "{{.Name}}", service)))
-    rc, out, err = cli(bed, "swarm00", "service", "ps", "--filter", flag, "--format", "{{.Name}}", service)
-    assert rc == 0, err
-    tasks = sdk(bed).services.get(service).tasks(filters={key: value})
-    python = sorted(f"{service}.{t['Slot']}" for t in tasks)
-    assert docker == lines(out) == python, (docker, out, python)
-    return docker
+    python = [f"{service}.{t['Slot']}" for t in sdk(bed).services.get(service).tasks(filters={key: value})]
+    return listed_everywhere(bed, ["service", "ps", service], "{{.Name}}", key, value, python)
 
 
 def test_node_filters(bed: Testbed, clean: Transcript) -> None:
@@ -76,38 +65,10 @@ def test_node_filters(bed: Testbed, clean: Transcript) -> None:
 
 
 def test_service_and_task_filters(bed: Testbed, clean: Transcript) -> None:
-    ok(
-        docker_cli(
-            bed,
-            "swarm00",
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "front",
-            "--label",
-            "tier=web",
-            "--replicas",
-            "1",
-            "shoal/hello",
-        )
-    )
-    ok(
-        docker_cli(
-            bed,
-            "swarm00",
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "frontier",
-            "--mode",
-            "global",
-            "--constraint",
-            "node.hostname==nowhere",
-            "shoal/hello",
-        )
-    )
+    create = ["service", "create", "--detach", "--name"]
+    ok(docker_cli(bed, "swarm00", *create, "front", "--label", "tier=web", "--replicas", "1", "shoal/hello"))
+    global_nowhere = ["--mode", "global", "--constraint", "node.hostname==nowhere"]
+    ok(docker_cli(bed, "swarm00", *create, "frontier", *global_nowhere, "shoal/hello"))
     assert service_names(bed, "name", "fro") == ["front", "frontier"]
     assert service_names(bed, "name", "frontier") == ["frontier"]
     assert service_names(bed, "mode", "global") == ["frontier"]

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from chaos._util import SLEEPER, converged, create_service
 from chaos.conftest import Summary, rounds
 from integration.cluster_helpers import MANAGER, api, certs, form_cluster, tls_call, wipe_cluster
+from testbed import registry
 from testbed.bed import Testbed
 from testbed.layout import CONTROLLER_NS
 from testbed.nsexec import call_in_netns
@@ -122,6 +123,8 @@ def from_schema(schema: dict, depth: int = 0, key: str = "") -> st.SearchStrateg
     kind = schema.get("type")
     if key == "Replicas":  # never ask for a huge number of real tasks
         good: st.SearchStrategy = st.integers(-3, 2)
+    elif key == "Image":  # a random name is a docker.io reference: tests pull only from the testbed's registry
+        good = st.sampled_from(["shoal/host", "shoal/hello", registry.ref("testbed/nosuch:1"), "", "UPPER/case", "a b"])
     elif key in ("Command", "Args"):  # only harmless commands run as tasks
         good = st.lists(st.sampled_from(["true", "sleep", "1", "-x"]), max_size=3)
     elif "enum" in schema:

@@ -27,9 +27,26 @@ def interface_address(name: str) -> str | None:
     raise InvalidArgument(f"interface {name} has no IPv4 address")
 
 
+# Links that carry no host address worth advertising: bridges (shoal_gwbridge, docker0), tunnels, and
+# the like. Docker's Linux resolver keeps only links of type "device"; we keep veth too, because a test
+# host's or a container's underlay is a veth.
+VIRTUAL_LINK_KINDS = frozenset({"bridge", "vxlan", "dummy", "macvlan", "ipvlan", "tun", "wireguard", "geneve"})
+
+
+def _link_kind(link: Any) -> str | None:
+    info = link.get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+
 def local_addresses() -> list[str]:
+    """IPv4 addresses on links that are up and not virtual (see VIRTUAL_LINK_KINDS)."""
     with IPRoute() as ipr:
-        return [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET)]
+        usable = {
+            link["index"]
+            for link in ipr.get_links()
+            if link["flags"] & 1 and _link_kind(link) not in VIRTUAL_LINK_KINDS  # IFF_UP
+        }
+        return [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET) if a["index"] in usable]
 
 
 def resolve_advertise(value: str | None) -> str:

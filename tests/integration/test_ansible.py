@@ -214,7 +214,7 @@ def test_bad_arguments_fail_clearly_and_change_nothing(bed: Testbed, play) -> No
 
 
 SLEEPER = {
-    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "Init": True},
     "RestartPolicy": {"Condition": "any"},
 }
 

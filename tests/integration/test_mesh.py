@@ -161,7 +161,7 @@ def test_internal_network_vip_and_dns(cluster: Testbed) -> None:
         {
             "Name": "client",
             "TaskTemplate": {
-                "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+                "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "Init": True},
                 "Networks": [{"Target": "internal"}],
             },
         },

@@ -23,7 +23,7 @@ from testbed.bed import METRICS_ADDR, UI_ADDR, Testbed
 
 DOCKER = Path(__file__).resolve().parents[2] / ".state" / "docker-cli" / "usr" / "bin" / "docker"
 SOCK = "unix:///run/shoal/shoal.sock"
-SLEEPER = {"ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]}}
+SLEEPER = {"ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "Init": True}}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def tour(bed: Testbed, name: str) -> None:
     """The seed tour's operations, quickly: create, scale, drain/activate, a network, remove."""
     for argv in (
         ["network", "create", "--driver", "overlay", f"{name}-net"],
-        ["service", "create", "--detach", "--name", name, "--replicas", "1", "shoal/host", "sleep", "3600"],
+        ["service", "create", "--detach", "--name", name, "--replicas", "1", "--init", "shoal/host", "sleep", "3600"],
         ["service", "scale", "--detach", f"{name}=2"],
         ["node", "update", "--availability", "drain", "swarm02"],
         ["node", "update", "--availability", "active", "swarm02"],
@@ -189,7 +189,18 @@ def test_a_client_that_goes_away_leaves_nothing(cluster: Testbed) -> None:
 
 def test_metrics_parse_and_cover_the_cluster(cluster: Testbed) -> None:
     code, _, err = cli(
-        cluster, "swarm00", "service", "create", "--name", "metweb", "--replicas", "3", "shoal/host", "sleep", "3600"
+        cluster,
+        "swarm00",
+        "service",
+        "create",
+        "--name",
+        "metweb",
+        "--replicas",
+        "3",
+        "--init",
+        "shoal/host",
+        "sleep",
+        "3600",
     )
     assert code == 0, err
     try:

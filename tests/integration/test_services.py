@@ -16,7 +16,7 @@ from testbed import registry
 from testbed.bed import Testbed
 
 SLEEPER = {
-    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"]},
+    "ContainerSpec": {"Image": "shoal/host", "Command": ["sleep", "3600"], "Init": True},
     "RestartPolicy": {"Condition": "any", "Delay": 0},
 }
 
@@ -256,7 +256,11 @@ def test_bad_specs_are_refused_and_change_nothing(cluster: Testbed) -> None:
 
 def test_logs_and_rm(cluster: Testbed) -> None:
     template = {
-        "ContainerSpec": {"Image": "shoal/host", "Command": ["sh", "-c", "echo hello from $HOSTNAME; sleep 3600"]}
+        "ContainerSpec": {
+            "Image": "shoal/host",
+            "Command": ["sh", "-c", "echo hello from $HOSTNAME; sleep 3600"],
+            "Init": True,
+        }
     }
     create(cluster, "talker", 2, template)
     converged(cluster, "talker", 2)
@@ -332,6 +336,7 @@ def test_cli_create_waits_until_converged_and_names_unnamed_services(cluster: Te
         "2",
         "--update-monitor",
         "100ms",
+        "--init",
         "shoal/host",
         "sleep",
         "3600",
@@ -339,7 +344,7 @@ def test_cli_create_waits_until_converged_and_names_unnamed_services(cluster: Te
     assert rc == 0, err
     assert "converged" in out
     assert len(running(cluster, "waited")) == 2
-    rc, out, err = cli(cluster, "swarm00", "service", "create", "-d", "shoal/host", "sleep", "3600")
+    rc, out, err = cli(cluster, "swarm00", "service", "create", "-d", "--init", "shoal/host", "sleep", "3600")
     assert rc == 0, err
     unnamed = api(cluster, "swarm00").get(f"/services/{out.strip()}")
     assert "_" in unnamed["Spec"]["Name"]

@@ -86,7 +86,7 @@ def test_the_board_follows_the_cluster_live(cluster: Testbed, browser: tuple[InN
     ns, driver, url = browser
     code, _, err = cli(
         cluster, "swarm00", "service", "create", "--detach", "--name", "nodejs", "--replicas", "2",
-        "--constraint", "node.role==worker", "shoal/host", "sleep", "3600",
+        "--constraint", "node.role==worker", "--init", "shoal/host", "sleep", "3600",
     )  # fmt: skip
     assert code == 0, err
     ns(lambda: driver.get(url))

@@ -43,7 +43,7 @@ class RoleChanges(AgentCore):
         )
         log.info("this node is now a manager (Raft member %s)", ident.raft_addr)
 
-    async def _become_worker(self, key_pem: str | bytes, grant: dict[str, Any]) -> None:
+    async def _become_worker(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
         ident = self.require_swarm()
         if self.manager:
             await self.manager.stop()
@@ -71,9 +71,9 @@ class RoleChanges(AgentCore):
         if self._role_change and not self._role_change.done():
             return
         if desired == "manager" and ident.role == "worker":
-            self._role_change = asyncio.get_running_loop().create_task(self._promote())
+            self._role_change = asyncio.get_running_loop().create_task(self._change_role("manager"))
         elif desired == "worker" and ident.role == "manager" and not member:
-            self._role_change = asyncio.get_running_loop().create_task(self._demote())
+            self._role_change = asyncio.get_running_loop().create_task(self._change_role("worker"))
 
     async def _renew(self) -> tuple[str | bytes, dict[str, Any]]:
         key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
@@ -81,20 +81,16 @@ class RoleChanges(AgentCore):
         _, grant = await self.client().call_any(self.manager_addrs(), "POST", "/shoal/renew", body)
         return key_pem, grant
 
-    async def _promote(self) -> None:
+    async def _change_role(self, want: str) -> None:
+        """Renew the certificate for role `want`; once the managers grant it, become that role."""
         try:
             key_pem, grant = await self._renew()
-            if grant["Role"] == "manager":
-                async with self._lock:
+            if grant["Role"] != want:
+                return  # the managers changed their mind meanwhile: the next answer says what to do
+            async with self._lock:
+                if want == "manager":
                     await self._become_manager(grant, key_pem)
+                else:
+                    await self._become_worker(grant, key_pem)
         except ShoalError as exc:
-            log.warning("promotion not finished yet: %s", exc.message)
-
-    async def _demote(self) -> None:
-        try:
-            key_pem, grant = await self._renew()
-            if grant["Role"] == "worker":
-                async with self._lock:
-                    await self._become_worker(key_pem, grant)
-        except ShoalError as exc:
-            log.warning("demotion not finished yet: %s", exc.message)
+            log.warning("change to %s not finished yet: %s", want, exc.message)

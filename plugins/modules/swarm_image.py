@@ -100,8 +100,6 @@ actions:
   sample: ["Pulled image 10.213.0.1:5000/kalise/nodejs-web-app:latest"]
 """
 
-import base64  # noqa: E402
-import json  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -109,6 +107,12 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  #
     ShoalAPIError,
     ShoalClient,
     common_argument_spec,
+)
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import (  # noqa: E402
+    encode_auth,
+    registry_domain,
+    repository,
+    tagged,
 )
 
 
@@ -137,20 +141,20 @@ def current(api: ShoalClient, name: str) -> dict[str, Any]:
 
 
 def auth_header(params: dict[str, Any]) -> dict[str, str]:
-    """Docker's X-Registry-Auth (base64url JSON), only when credentials are given."""
+    """Docker's X-Registry-Auth, only when credentials are given (a pull without them is anonymous)."""
     if not params.get("registry_username"):
         return {}
-    doc = {"username": params["registry_username"], "password": params.get("registry_password") or ""}
-    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
+    domain = registry_domain(params["name"])
+    return {"X-Registry-Auth": encode_auth(params["registry_username"], params.get("registry_password") or "", domain)}
 
 
 def split_reference(name: str) -> tuple[str, str]:
+    """(repository, tag or digest) as /images/create takes them (fromImage, tag)."""
     if "@" in name:
-        repo, digest = name.split("@", 1)
-        return repo, digest
-    if name.rfind(":") > name.rfind("/"):
-        return name[: name.rfind(":")], name[name.rfind(":") + 1 :]
-    return name, "latest"
+        named, digest = name.split("@", 1)
+        return named, digest  # a tag before the digest stays with the name, as the pull records it
+    repo = repository(name)
+    return repo, tagged(name)[len(repo) + 1 :]
 
 
 def run(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:

@@ -94,8 +94,11 @@ def test_absent_and_errors(agent: FakeAgent, tmp_path: Path) -> None:
 
 
 def test_registry_auth_header_is_dockers() -> None:
-    header = swarm_image.auth_header({"registry_username": "u", "registry_password": "p"})
-    assert json.loads(base64.urlsafe_b64decode(header["X-Registry-Auth"])) == {"username": "u", "password": "p"}
+    params = {"name": "r:5000/a/b:2", "registry_username": "u", "registry_password": "p"}
+    header = swarm_image.auth_header(params)
+    decoded = json.loads(base64.urlsafe_b64decode(header["X-Registry-Auth"]))
+    assert decoded == {"username": "u", "password": "p", "serveraddress": "r:5000"}
     assert swarm_image.auth_header({"registry_username": None}) == {}
     assert swarm_image.split_reference("r:5000/a/b") == ("r:5000/a/b", "latest")
     assert swarm_image.split_reference("r:5000/a/b:2") == ("r:5000/a/b", "2")
+    assert swarm_image.split_reference("r:5000/a/b:2@sha256:ab") == ("r:5000/a/b:2", "sha256:ab")

@@ -66,6 +66,15 @@ def remove(store: StoreReader, ref: str) -> list[Change]:
     ]
 
 
+def _attached(task: Obj, services: dict[str, str]) -> bool:
+    """A task counts as on the network while it runs and is meant to: not once its service is removed
+    or it is being stopped (community.docker's docker_network disconnects every listed container
+    before removing a network, and a task on its way out has nothing left to disconnect)."""
+    return (
+        task["Status"]["State"] == "running" and task.get("DesiredState") == "running" and task["ServiceID"] in services
+    )
+
+
 def view(store: StoreReader, network: Obj, local_node_id: str) -> Obj:
     """Docker's Network: peers (nodes with running tasks on it) and this node's endpoints."""
     nodes = {n["ID"]: n for n in store.list("node")}
@@ -74,7 +83,7 @@ def view(store: StoreReader, network: Obj, local_node_id: str) -> Obj:
     names = {s["ID"]: s["Spec"]["Name"] for s in store.list("service")}
     for t in store.list("task"):
         for att in t.get("NetworksAttachments") or []:
-            if att["Network"]["ID"] != network["ID"] or t["Status"]["State"] != "running":
+            if att["Network"]["ID"] != network["ID"] or not _attached(t, names):
                 continue
             node = nodes.get(t.get("NodeID", ""))
             if node is not None:

@@ -254,7 +254,7 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
             "resources back to the baseline",
             lambda: (
                 (r := resources(bed))
-                and r["shims"] == before["shims"]
+                and r["shims"] <= before["shims"]
                 and all(
                     r[h][k] == before[h][k]  # type: ignore[index]
                     for h in HOSTS
@@ -266,7 +266,8 @@ def test_soak_churn_leaves_nothing_behind(cluster: Testbed, summary: Summary) ->
         )
     leaks: list[str] = []
     final = resources(bed)
-    if final["shims"] != before["shims"]:
+    # fewer is no leak: the baseline can still count an earlier module's tasks on their way out (CI saw 4 -> 0)
+    if final["shims"] > before["shims"]:
         leaks.append(f"shim processes {before['shims']} -> {final['shims']}")
     growth = []
     for h in HOSTS:

@@ -15,6 +15,7 @@ from pyroute2 import IPRoute
 
 from shoal import __version__
 from shoal.errors import InvalidArgument
+from shoal.net.links import IFF_UP
 
 
 def interface_address(name: str) -> str | None:
@@ -44,7 +45,7 @@ def local_addresses() -> list[str]:
         usable = {
             link["index"]
             for link in ipr.get_links()
-            if link["flags"] & 1 and _link_kind(link) not in VIRTUAL_LINK_KINDS  # IFF_UP
+            if link["flags"] & IFF_UP and _link_kind(link) not in VIRTUAL_LINK_KINDS
         }
         return [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET) if a["index"] in usable]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.manager.assignments import signature, status_changes
+from shoal.manager.assignments import Snapshot, signature, status_changes
 
 
 class FakeStore:
@@ -55,7 +55,34 @@ def test_stale_foreign_and_unknown_reports_are_dropped() -> None:
     assert changes[0].obj["Status"]["Err"] == "task: non-zero exit (137)"
 
 
-def test_signature_changes_with_versions() -> None:
+def snap(tasks: list[dict[str, Any]]) -> Snapshot:
+    return Snapshot(1, tasks, [], [], [])
+
+
+def test_signature_ignores_order_and_status_reports() -> None:
+    a = [task("a", "n1", "assigned", 4), task("b", "n1", "assigned", 5)]
+    s = snap(a)
+    assert signature(s, a) == signature(s, list(reversed(a)))
+    # a status report: new Version, UpdatedAt and Status, nothing the node acts on
+    reported = dict(a[0], Version={"Index": 9}, UpdatedAt="t9", Status={"State": "running"})
+    assert signature(s, [reported, a[1]]) == signature(s, a)
+
+
+def test_signature_changes_with_what_the_node_acts_on() -> None:
     a = [task("a", "n1", "running", 4), task("b", "n1", "running", 5)]
-    assert signature(a) == signature(list(reversed(a)))
-    assert signature(a) != signature([task("a", "n1", "running", 6), a[1]])
+    s = snap(a)
+    base = signature(s, a)
+    assert signature(s, [dict(a[0], DesiredState="shutdown", Version={"Index": 6}), a[1]]) != base
+    assert signature(s, a[:1]) != base
+    assert signature(s, a, {"net": 1}) != base
+
+
+def test_each_task_version_is_hashed_once() -> None:
+    t = task("a", "n1", "running", 4)
+    s = snap([t])
+    first = s.stable_hash(t)
+    s.stable["a"] = (4, "cached")  # the same version again: the cache answers, nothing is rehashed
+    assert s.stable_hash(t) == "cached"
+    changed = dict(t, DesiredState="shutdown", Version={"Index": 5})
+    assert s.stable_hash(changed) not in ("cached", first)
+    assert s.stable["a"][0] == 5

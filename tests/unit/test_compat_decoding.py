@@ -110,6 +110,9 @@ class FakeStore:
     def list(self, kind: str) -> list[dict[str, Any]]:
         return [dict(o) for o in self.objects.get(kind, [])]
 
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.objects.get(kind, []))
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((o for o in self.list(kind) if o["Spec"]["Name"] == name), None)
 

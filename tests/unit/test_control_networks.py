@@ -23,6 +23,8 @@ class _Store:
     def list(self, kind: str) -> list[dict]:
         return list(self.kinds.get(kind, []))
 
+    list_shared = list
+
 
 def _task(task_id: str, service_id: str, desired: str, state: str = "running") -> dict:
     attachment = {"Network": {"ID": "net1"}, "Addresses": [f"10.32.0.{len(task_id) + 2}/24"]}

@@ -105,6 +105,8 @@ class ListStore:
         assert kind == "node"
         return self.nodes
 
+    list_shared = list
+
 
 def test_a_node_that_joins_after_the_leader_started_gets_its_grace_period() -> None:
     store = ListStore([MGRS[0], node("w1", "w1")])

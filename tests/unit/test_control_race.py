@@ -35,6 +35,9 @@ class StateStore:
     def list(self, kind: str) -> list[dict[str, Any]]:
         return copy.deepcopy(list(self.state.objects[kind].values()))
 
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.state.objects[kind].values())
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((o for o in self.list(kind) if o["Spec"].get("Name") == name), None)
 

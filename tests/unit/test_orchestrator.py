@@ -41,9 +41,13 @@ def service(replicas: int | None = 3, version: int = 10, **template: Any) -> dic
 
 
 def run(services: list[dict], tasks: list[dict], ns: list[dict], now_ns: int = T0, **kw: Any) -> Plan:
+    """One pass; it must leave its inputs as they were: the orchestrator hands it the stored
+    objects themselves (`Store.list_shared`)."""
+    before = copy.deepcopy((services, tasks, ns))
     plan = reconcile(services, tasks, ns, format_rfc3339(now_ns), now_ns, **kw)
-    allocate(plan)
+    allocate(plan, services, [], tasks, ns)
     place(plan, tasks, ns)
+    assert (services, tasks, ns) == before, "a pass modified the stored objects it was given"
     return plan
 
 
@@ -150,6 +154,11 @@ def test_unplaceable_task_stays_pending_with_reason() -> None:
     task = plan.creates[0]
     assert task["Status"]["State"] == "pending"
     assert task["Status"]["Err"].startswith("no suitable node (3 nodes did not satisfy constraints")
+    # a node that satisfies it arrives: the stored pending task is placed (the stored one untouched)
+    tasks = commit([], plan)
+    ns[1]["Description"]["Hostname"] = "nowhere"
+    later = run([service(1, Placement={"Constraints": ["node.hostname==nowhere"]})], tasks, ns)
+    assert [(t["NodeID"], t["Status"]["State"]) for t in later.updates.values()] == [("node1", "assigned")]
 
 
 def test_global_one_per_eligible_node() -> None:

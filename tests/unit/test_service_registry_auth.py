@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shoal.api import services as services_api
 from shoal.api.errors import error_middleware
 from shoal.api.keys import AGENT
-from shoal.model.pulloptions import public_task
+from shoal.model.pulloptions import public_service, public_task
 from shoal.model.service import validate_service_spec
 from shoal.model.task import task_dirty
 from shoal.store.changes import Change
@@ -191,3 +191,16 @@ def test_only_new_credentials_do_not_make_a_pulled_task_dirty() -> None:
     assert (
         public_task(task("running", template=new["TaskTemplate"]))["Spec"]["ContainerSpec"].get("PullOptions") is None
     )
+
+
+def test_public_views_leave_the_stored_object_as_it_is() -> None:
+    template = {"ContainerSpec": {"Image": "i", "PullOptions": {"RegistryAuth": "secret"}}}
+    service = {"ID": "s", "Spec": {"TaskTemplate": template}, "PreviousSpec": {"TaskTemplate": template}}
+    before = json.dumps(service, sort_keys=True)
+    view = public_service(service)
+    assert "secret" not in json.dumps(view)
+    assert view["Spec"]["TaskTemplate"]["ContainerSpec"] == {"Image": "i"}
+    task = {"ID": "t", "Spec": template}
+    assert public_task(task)["Spec"]["ContainerSpec"] == {"Image": "i"}
+    assert json.dumps(service, sort_keys=True) == before and task["Spec"] is template
+    assert template["ContainerSpec"]["PullOptions"] == {"RegistryAuth": "secret"}

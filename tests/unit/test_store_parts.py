@@ -178,6 +178,25 @@ def test_async_subscription() -> None:
     assert asyncio.run(main()) == [1, 2]
 
 
+def test_wait_says_that_something_changed_and_discard_drops_it_unread() -> None:
+    async def main() -> None:
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        sub = hub.add(0, loop, 3)
+        assert await sub.wait(0.01) is False  # nothing yet: the timeout
+        loop.call_later(0.01, hub.publish, [ev(1), ev(2)])
+        assert await sub.wait(1.0) is True
+        sub.discard()
+        assert sub.get_nowait() is None and await sub.wait(0.01) is False
+        hub.publish([ev(3), ev(4)])
+        hub.publish([ev(5), ev(6)])  # 4 behind with room for 3: dropped
+        assert await sub.wait(0.01) is True
+        with pytest.raises(WatchLost):
+            sub.discard()
+
+    asyncio.run(main())
+
+
 # ---- config
 
 

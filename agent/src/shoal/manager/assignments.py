@@ -8,14 +8,13 @@ Status reports are applied in one batch, and only when they move a task's state 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.errors import VersionConflict
+from shoal.errors import VersionConflict, WatchLost
 from shoal.manager.netstate import node_netstate
 from shoal.model.task import can_move
 from shoal.store.changes import Change
@@ -24,13 +23,36 @@ from shoal.store.protocol import Store
 REPORT_FIELDS = ("State", "Message", "Err", "ExitCode", "PID", "Timestamp")
 
 
+# What a node acts on. A status report only moves Status (and the Version and UpdatedAt that come
+# with any write): it changes nothing the node must do, so it does not re-send the node its whole
+# task list (SwarmKit's TasksEqualStable compares tasks the same way).
+UNSTABLE_FIELDS = frozenset({"Status", "Version", "UpdatedAt"})
+
+
 @dataclass
 class Snapshot:
+    """The store as of one applied index, shared read-only by every waiting node: the stored
+    objects themselves (`Store.list_shared`), never modified here, only serialized."""
+
     index: int
     tasks: list[dict[str, Any]]
     services: list[dict[str, Any]]
     networks: list[dict[str, Any]]
     nodes: list[dict[str, Any]]
+    # task ID -> (Version.Index, hash of its stable fields): carried from one snapshot to the next,
+    # so that each task version is hashed once
+    stable: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def stable_hash(self, task: dict[str, Any]) -> str:
+        version = task["Version"]["Index"]
+        known = self.stable.get(task["ID"])
+        if known is not None and known[0] == version:
+            return known[1]
+        body = {k: v for k, v in task.items() if k not in UNSTABLE_FIELDS}
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        self.stable[task["ID"]] = (version, digest)
+        return digest
 
 
 _SNAPSHOTS: dict[int, Snapshot] = {}
@@ -38,12 +60,22 @@ COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once
 
 
 def snapshot(store: Store) -> Snapshot:
-    """One read-only copy of the store per applied index, shared by every waiting node: copying the
-    task table for each node on each event saturated the manager's loop during large changes."""
+    """One snapshot per applied index, shared by every waiting node: copying the task table for
+    each node on each event saturated the manager's loop during large changes."""
     index = store.applied_index
     cached = _SNAPSHOTS.get(id(store))
     if cached is None or cached.index != index:
-        cached = Snapshot(index, store.list("task"), store.list("service"), store.list("network"), store.list("node"))
+        tasks = store.list_shared("task")
+        live = {t["ID"] for t in tasks}
+        stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
+        cached = Snapshot(
+            index,
+            tasks,
+            store.list_shared("service"),
+            store.list_shared("network"),
+            store.list_shared("node"),
+            stable,
+        )
         _SNAPSHOTS[id(store)] = cached
     return cached
 
@@ -52,32 +84,36 @@ def node_tasks(tasks: list[dict[str, Any]], node_id: str) -> list[dict[str, Any]
     return [t for t in tasks if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
 
 
-def signature(tasks: list[dict[str, Any]], extra: Any = None) -> str:
-    text = ",".join(f"{t['ID']}:{t['Version']['Index']}" for t in sorted(tasks, key=lambda t: t["ID"]))
+def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) -> str:
+    """Changes when a task of the node is added, removed, or changed in a field it acts on, or when
+    `extra` (the node's network state) changes; not on status reports."""
+    text = ",".join(f"{t['ID']}:{snap.stable_hash(t)}" for t in sorted(tasks, key=lambda t: t["ID"]))
     text += json.dumps(extra, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
-    sub = store.subscribe(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    sub = store.subscribe(loop)
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
         while True:
             snap = snapshot(store)
             tasks = node_tasks(snap.tasks, node_id)
             services = snap.services
             net = node_netstate(node_id, snap.tasks, services, snap.networks, snap.nodes)
-            sig = signature(tasks, net)
+            sig = signature(snap, tasks, net)
             remaining = deadline - loop.time()
             if sig != since or remaining <= 0:
                 names = {s["ID"]: s["Spec"]["Name"] for s in services}
                 return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names, "Net": net}
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.aget(), remaining)
+            if await sub.wait(remaining):
                 await asyncio.sleep(COALESCE)
-                while sub.get_nowait() is not None:
-                    pass
+                try:
+                    sub.discard()
+                except WatchLost:  # fell behind during a burst: watch again, then look again
+                    sub.close()
+                    sub = store.subscribe(loop)
     finally:
         sub.close()
 

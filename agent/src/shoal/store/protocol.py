@@ -10,11 +10,15 @@ from shoal.store.watch import Subscription
 
 
 class StoreReader(Protocol):
-    """Local reads (may be stale; deep copies)."""
+    """Local reads (may be stale; deep copies, but for `list_shared`)."""
 
     def get(self, kind: str, obj_id: str) -> dict[str, Any] | None: ...
 
     def list(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        """The stored objects, read-only (no copy): never modify what it returns."""
+        ...
 
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None: ...
 

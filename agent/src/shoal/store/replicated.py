@@ -93,6 +93,12 @@ class ReplicatedStore:
             objs = list(self._machine.state.objects.get(kind, {}).values())
         return clone(objs)  # type: ignore[no-any-return]
 
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        """The stored objects themselves, not copies: for readers that only read and serialize
+        (stored objects are never mutated in place, so each is a stable snapshot). Never modify them."""
+        with self._machine.lock:
+            return list(self._machine.state.objects.get(kind, {}).values())
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
         with self._machine.lock:
             state = self._machine.state

@@ -100,6 +100,28 @@ class Subscription:
                 self._aevent.clear()
             await self._aevent.wait()
 
+    async def wait(self, timeout: float) -> bool:
+        """True once an event is queued (or the watch was dropped or closed), False after `timeout`
+        seconds: for waiters that only need to know that something changed, without a copy of each
+        event. Only on the loop given to subscribe()."""
+        if self._aevent is None:
+            raise RuntimeError("subscribe(loop=...) to use wait()")
+        with self._cond:
+            if self._items or self._closed:
+                return True
+            self._aevent.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._aevent.wait(), timeout)
+        with self._cond:
+            return bool(self._items) or self._closed
+
+    def discard(self) -> None:
+        """Drop the queued events unread; WatchLost if the watch was dropped for falling behind."""
+        with self._cond:
+            self._items.clear()
+            if self._lost:
+                raise WatchLost("watch fell too far behind and was dropped: list again and resubscribe")
+
     def close(self) -> None:
         self._hub.remove(self)
         with self._cond:

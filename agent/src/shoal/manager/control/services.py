@@ -168,18 +168,19 @@ def _endpoint(store: StoreReader, spec: Obj, current: Obj | None) -> Obj:
         raise Conflict(exc.message) if "in use" in exc.message else InvalidArgument(exc.message) from exc
 
 
-# What clients read (services, tasks) leaves out the registry credentials: `public_service`.
+# What clients read (services, tasks) leaves out the registry credentials: `public_service`. Reads
+# share the stored objects (`list_shared`): these views are serialized, never modified.
 
 
 def inspect_service(store: StoreReader, ref: str) -> Obj:
-    return public_service(resolve_service(store.list("service"), ref))
+    return public_service(resolve_service(store.list_shared("service"), ref))
 
 
 def list_services(store: StoreReader, filters: Filters, with_status: bool) -> list[Obj]:
-    services = filter_services(store.list("service"), filters)
+    services = filter_services(store.list_shared("service"), filters)
     services.sort(key=lambda s: s["Spec"]["Name"])
     if with_status:
-        tasks = store.list("task")
+        tasks = store.list_shared("task")
         services = [
             {**s, "ServiceStatus": service_status(s, [t for t in tasks if t["ServiceID"] == s["ID"]])} for s in services
         ]
@@ -187,10 +188,10 @@ def list_services(store: StoreReader, filters: Filters, with_status: bool) -> li
 
 
 def list_tasks(store: StoreReader, filters: Filters) -> list[Obj]:
-    tasks = filter_tasks(store.list("task"), filters, store.list("service"), store.list("node"))
+    tasks = filter_tasks(store.list_shared("task"), filters, store.list_shared("service"), store.list_shared("node"))
     tasks.sort(key=lambda t: (t["ServiceID"], t.get("Slot") or 0, t.get("NodeID") or "", t["CreatedAt"]))
     return [public_task(t) for t in tasks]
 
 
 def inspect_task(store: StoreReader, ref: str) -> Obj:
-    return public_task(resolve(store.list("task"), ref, "task", no_names))
+    return public_task(resolve(store.list_shared("task"), ref, "task", no_names))

@@ -8,7 +8,7 @@ import time
 
 from shoal import metrics
 from shoal.aio import BackgroundLoop
-from shoal.errors import NotFound, StoreError
+from shoal.errors import NotFound, StoreError, WatchLost
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.model.ids import now_rfc3339
@@ -36,7 +36,7 @@ class Orchestrator:
         await self._loop.stop()
 
     def history_limit(self) -> int:
-        for cluster in self.store.list("cluster"):
+        for cluster in self.store.list_shared("cluster"):
             return int(cluster["Spec"].get("Orchestration", {}).get("TaskHistoryRetentionLimit", 5))
         return 5
 
@@ -46,10 +46,13 @@ class Orchestrator:
             return await self._pass()
 
     async def _pass(self) -> int:
-        services = self.store.list("service")
-        tasks = self.store.list("task")
-        nodes = self.store.list("node")
-        networks = self.store.list("network")
+        # The stored objects themselves: reconcile, allocate and place build new objects for what
+        # they change and never modify their inputs (tests/unit/test_orchestrator.py checks it);
+        # a copy of every table on each pass was most of a pass's cost at a few hundred tasks.
+        services = self.store.list_shared("service")
+        tasks = self.store.list_shared("task")
+        nodes = self.store.list_shared("node")
+        networks = self.store.list_shared("network")
         now_ns = time.time_ns()
         plan = reconcile(services, tasks, nodes, now_rfc3339(), now_ns, self.history_limit(), self.last_batch)
         allocate(plan, services, networks, tasks, nodes)
@@ -79,12 +82,12 @@ class Orchestrator:
                 timeout = IDLE_PERIOD
                 if self._wake_at is not None:
                     timeout = max(0.0, min(timeout, (self._wake_at - time.time_ns()) / 1e9))
-                try:
-                    await asyncio.wait_for(sub.aget(), timeout)
+                if await sub.wait(timeout):  # what changed is read in the next pass, not from events
                     await asyncio.sleep(DEBOUNCE)
-                    while sub.get_nowait() is not None:
-                        pass
-                except TimeoutError:
-                    pass
+                    try:
+                        sub.discard()
+                    except WatchLost:  # fell behind during a burst: watch again (the pass re-reads)
+                        sub.close()
+                        sub = self.store.subscribe(asyncio.get_running_loop())
         finally:
             sub.close()

@@ -19,7 +19,6 @@ from shoal.api.errors import query_bool
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument as BadRequest
-from shoal.errors import NotFound
 from shoal.manager.control.distribution import inspect_distribution
 from shoal.manager.control.filters import TRUE_FALSE, check_keys, check_values, labels_match
 from shoal.runtime.base import NoSuchImage
@@ -71,15 +70,8 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-def _image_or_404(store: ImageStore, name: str) -> Any:
-    try:
-        return store.get(name)
-    except NoSuchImage as exc:
-        raise NotFound(exc.message) from None
-
-
 async def inspect_image(request: web.Request) -> web.Response:
-    image = await asyncio.to_thread(_image_or_404, _store(request), request.match_info["name"])
+    image = await asyncio.to_thread(_store(request).get, request.match_info["name"])  # NoSuchImage: a 404
     return web.json_response(image.inspect())
 
 
@@ -87,10 +79,7 @@ async def remove_image(request: web.Request) -> web.Response:
     store = _store(request)
     force = query_bool(request, "force")
     query_bool(request, "noprune")  # blobs of a removed image go unless another image uses them
-    try:
-        out = await asyncio.to_thread(store.remove, request.match_info["name"], force, store.in_use)
-    except NoSuchImage as exc:
-        raise NotFound(exc.message) from None
+    out = await asyncio.to_thread(store.remove, request.match_info["name"], force, store.in_use)  # NoSuchImage: 404
     return web.json_response(out)
 
 

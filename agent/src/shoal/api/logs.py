@@ -23,9 +23,8 @@ from aiohttp import web
 from shoal import tls
 from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
-from shoal.errors import InvalidArgument, NotFound, PermissionDenied
+from shoal.errors import InvalidArgument, PermissionDenied
 from shoal.manager.control.services import resolve_service
-from shoal.runtime.base import NoSuchTask
 from shoal.runtime.oci.k8slog import Record, parse_line
 
 STDOUT, STDERR = 1, 2
@@ -85,10 +84,7 @@ async def node_task_log(request: web.Request) -> web.StreamResponse:
     tail = query_int(request, "tail")
     follow = query_bool(request, "follow")
     since = query_since(request)
-    try:
-        records = task_records(agent.driver, request.match_info["id"], tail, follow, since)
-    except NoSuchTask as exc:
-        raise NotFound(exc.message) from exc
+    records = task_records(agent.driver, request.match_info["id"], tail, follow, since)  # NoSuchTask: a 404
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
     iterator = iter(records)

@@ -28,6 +28,7 @@ from shoal.api.ui import load_token, page_url
 from shoal.errors import NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops
 from shoal.manager.control import swarm as swarm_ops
+from shoal.manager.control.commit import commit_retrying
 from shoal.model.objects import cluster_info
 from shoal.model.validate import validate_init_request, validate_join_request
 
@@ -187,17 +188,15 @@ async def node_update(request: web.Request) -> web.Response:
     version_ = query_int(request, "version", required=True)
     assert version_ is not None
     spec = await json_body(request)
-    nodes = manager.store.list("node")
-    current = node_ops.resolve_node(nodes, request.match_info["id"])
-    change = node_ops.update_node_change(current, spec, version_, nodes, manager.raft_view())
-    await manager.store.acommit([change])
+    ref = request.match_info["id"]
+    await manager.store.acommit(node_ops.update(manager.store, ref, version_, spec, manager.raft_view()))
     return web.Response(status=200)
 
 
 async def node_delete(request: web.Request) -> web.Response:
     manager = agent_of(request).require_manager()
-    node = node_ops.resolve_node(manager.store.list("node"), request.match_info["id"])
-    await manager.store.acommit([node_ops.remove_node_change(node, query_bool(request, "force"))])
+    ref, force = request.match_info["id"], query_bool(request, "force")
+    await commit_retrying(manager.store, lambda: node_ops.remove(manager.store, ref, force))
     return web.Response(status=200)
 
 

@@ -88,7 +88,7 @@ def image_rows(image: Any) -> list[dict[str, Any]]:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    images = request.app[AGENT].driver.images.list()
+    images = request.app[AGENT].images.list()
     return web.json_response([row for image in images for row in image_rows(image)])
 
 
@@ -101,7 +101,7 @@ async def import_image(request: web.Request) -> web.Response:
     changes = body.get("Changes") or []
     if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
         raise InvalidArgument("Changes must be a list of strings")
-    image = request.app[AGENT].driver.images.import_dir(body.get("Source"), ref, changes)  # NoSuchImage: a 404
+    image = request.app[AGENT].images.import_dir(body.get("Source"), ref, changes)  # NoSuchImage: a 404
     return web.json_response(image_rows(image)[0], status=201)
 
 

@@ -25,6 +25,7 @@ from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied
 from shoal.manager.control.services import log_tasks
+from shoal.runtime.base import Driver
 from shoal.runtime.oci.k8slog import Record, parse_line
 
 STDOUT, STDERR = 1, 2
@@ -46,7 +47,7 @@ def query_since(request: web.Request) -> float | None:
         raise InvalidArgument(f"invalid since {raw!r}: expected a Unix timestamp") from exc
 
 
-def task_records(driver: Any, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
+def task_records(driver: Driver, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
     """The task's log records; a driver without timestamps (only `Driver.logs`) gives bare lines."""
     if hasattr(driver, "log_records"):
         return driver.log_records(task_id, tail=tail, follow=follow, since=since)

@@ -32,13 +32,17 @@ def cluster() -> dict[str, Any]:
     }
 
 
-def never() -> str:
-    raise AssertionError("the CA is read only for a valid request")
+def never(*_: Any) -> Any:
+    raise AssertionError("the CA and the rotation flags are read only for a valid request")
+
+
+def no_rotation(role: str) -> bool:
+    return False
 
 
 def test_update_sets_the_spec_and_keeps_the_tokens_with_a_version_precondition() -> None:
     current = cluster()
-    (change,) = swarm.update(current, 9, {"Labels": {"a": "b"}}, lambda: DIGEST, {})
+    (change,) = swarm.update(current, 9, {"Labels": {"a": "b"}}, lambda: DIGEST, no_rotation)
     assert (change.op, change.kind, change.obj_id, change.expected_version) == ("update", "cluster", "c1", 9)
     assert change.obj["Spec"]["Labels"] == {"a": "b"}
     assert change.obj["JoinTokens"] == TOKENS
@@ -47,21 +51,21 @@ def test_update_sets_the_spec_and_keeps_the_tokens_with_a_version_precondition()
 
 
 def test_rotation_renews_only_the_tokens_asked_for_pinned_to_the_ca() -> None:
-    (change,) = swarm.update(cluster(), 9, {}, lambda: DIGEST, {"Worker": True, "Manager": False})
+    (change,) = swarm.update(cluster(), 9, {}, lambda: DIGEST, {"Worker": True, "Manager": False}.__getitem__)
     tokens = change.obj["JoinTokens"]
     assert tokens["Manager"] == TOKENS["Manager"]
     assert tokens["Worker"] != TOKENS["Worker"] and parse_join_token(tokens["Worker"])[0] == DIGEST
-    (both,) = swarm.update(cluster(), 9, {}, lambda: DIGEST, {"Worker": True, "Manager": True})
+    (both,) = swarm.update(cluster(), 9, {}, lambda: DIGEST, lambda role: True)
     assert all(parse_join_token(t)[0] == DIGEST for t in both.obj["JoinTokens"].values())
 
 
 def test_an_old_version_or_a_bad_spec_is_refused_before_the_ca_is_read() -> None:
     with pytest.raises(Conflict) as conflict:
-        swarm.update(cluster(), 8, {}, never, {"Worker": True})
+        swarm.update(cluster(), 8, {}, never, never)
     assert conflict.value.status == 409
     assert conflict.value.message == "update out of sequence: the swarm is at version 9, the update was for version 8"
     with pytest.raises(SpecError) as bad:
-        swarm.update(cluster(), 9, {"Raft": {"SnapshotInterval": 5}}, never, {})
+        swarm.update(cluster(), 9, {"Raft": {"SnapshotInterval": 5}}, never, never)
     assert bad.value.status == 400
 
 
@@ -95,15 +99,23 @@ def test_the_handler_passes_the_query_and_commits_what_the_call_returns() -> Non
         app.router.add_post("/swarm/update", local.swarm_update)
         async with TestClient(TestServer(app)) as client:
             out = []
-            for query in ("version=9&rotateManagerToken=true", "version=3", "rotateWorkerToken=1"):
+            for query in (
+                "version=9&rotateManagerToken=true",
+                "version=3",
+                "rotateWorkerToken=1",
+                "version=3&rotateWorkerToken=maybe",  # the stale version is the answer, as it always was
+                "version=9&rotateWorkerToken=maybe",
+            ):
                 resp = await client.post(f"/swarm/update?{query}", json={})
                 out.append((resp.status, await resp.json() if resp.status >= 400 else None))
             return out
 
-    rotated, stale, unversioned = asyncio.run(run())
+    rotated, stale, unversioned, stale_and_bad_flag, bad_flag = asyncio.run(run())
     assert rotated == (200, None)
     (change,) = manager.committed
     assert change.obj["JoinTokens"]["Worker"] == TOKENS["Worker"]
     assert parse_join_token(change.obj["JoinTokens"]["Manager"])[0] == DIGEST
     assert stale[0] == 409 and "the update was for version 3" in stale[1]["message"]
     assert unversioned == (400, {"message": "missing query parameter version"})
+    assert stale_and_bad_flag[0] == 409
+    assert bad_flag == (400, {"message": "invalid rotateWorkerToken 'maybe': expected true or false"})

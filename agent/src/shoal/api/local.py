@@ -151,7 +151,10 @@ async def swarm_update(request: web.Request) -> web.Response:
     version_ = query_int(request, "version", required=True)
     assert version_ is not None
     body = await json_body(request)
-    rotate = {"Worker": query_bool(request, "rotateWorkerToken"), "Manager": query_bool(request, "rotateManagerToken")}
+
+    def rotate(role: str) -> bool:  # rotateWorkerToken, rotateManagerToken
+        return query_bool(request, f"rotate{role}Token")
+
     changes = swarm_ops.update(manager.cluster(), version_, body, lambda: manager.root_ca().digest(), rotate)
     await manager.store.acommit(changes)
     return web.Response(status=200)

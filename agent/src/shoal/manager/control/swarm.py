@@ -6,7 +6,7 @@ refused only when they differ) and the join-token rotation; returns the change t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import Conflict
@@ -16,14 +16,16 @@ from shoal.model.validate import validate_swarm_spec
 from shoal.store.changes import Change
 
 Obj = dict[str, Any]
-ROLES = ("Worker", "Manager")  # the JoinTokens keys, as `rotate` names them
+ROLES = ("Worker", "Manager")  # the JoinTokens keys, as `rotate` is asked about them
 
 
 def update(
-    cluster: Obj, version: int, body: Obj, ca_digest: Callable[[], str], rotate: Mapping[str, bool]
+    cluster: Obj, version: int, body: Obj, ca_digest: Callable[[], str], rotate: Callable[[str], bool]
 ) -> list[Change]:
-    """The cluster with its new spec and, for each role `rotate` asks for, a new join token pinned
-    to the root CA's digest (`ca_digest()`, read only once the request is known to be valid)."""
+    """The cluster with its new spec and, for each role for which `rotate(role)` is true, a new join
+    token pinned to the root CA's digest. Both are asked only once the version and the spec are
+    known to be good: a request wrong in several ways answers with the same first error as ever
+    (the version, the spec, then the CA, then the rotation flags the API parses in `rotate`)."""
     if cluster["Version"]["Index"] != version:
         raise Conflict(
             f"update out of sequence: the swarm is at version {cluster['Version']['Index']}, "
@@ -34,7 +36,7 @@ def update(
     digest = ca_digest()
     tokens = dict(cluster["JoinTokens"])
     for role in ROLES:
-        if rotate.get(role):
+        if rotate(role):
             tokens[role] = join_tokens.make_join_token(digest)
     updated["JoinTokens"] = tokens
     updated["UpdatedAt"] = now_rfc3339()

@@ -120,6 +120,8 @@ def test_node_update_and_remove_over_http() -> None:
             for method, path, body in [
                 ("POST", f"/nodes/w1/update?version={version}", {"Role": "worker", "Availability": "drain"}),
                 ("POST", f"/nodes/w1/update?version={version}", {"Role": "worker"}),
+                ("DELETE", "/nodes/nobody?force=maybe", None),  # the unknown node is the answer
+                ("DELETE", "/nodes/w1?force=maybe", None),
                 ("", "", None),
                 ("DELETE", "/nodes/w1", None),
                 ("DELETE", "/nodes/w1?force=true", None),
@@ -131,9 +133,11 @@ def test_node_update_and_remove_over_http() -> None:
                 out.append((resp.status, await resp.json() if resp.status >= 400 else None))
         return out
 
-    updated, stale, ready, removed = asyncio.run(run())
+    updated, stale, unknown, bad_flag, ready, removed = asyncio.run(run())
     assert updated == (200, None)
     assert stale[0] == 409 and "update out of sequence" in stale[1]["message"]
+    assert unknown == (404, {"message": "node nobody not found"})
+    assert bad_flag == (400, {"message": "invalid force 'maybe': expected true or false"})
     assert ready == (
         400,  # re-planned after the VersionConflict, not a bare 409
         {"message": "node w1 is not down and can't be removed (use force to remove it anyway)"},

@@ -25,7 +25,7 @@ from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
 from shoal.api.ui import load_token, page_url
-from shoal.errors import NotFound, Unavailable
+from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops
 from shoal.manager.control import swarm as swarm_ops
 from shoal.manager.control.commit import commit_retrying
@@ -198,7 +198,12 @@ async def node_update(request: web.Request) -> web.Response:
 
 async def node_delete(request: web.Request) -> web.Response:
     manager = agent_of(request).require_manager()
-    ref, force = request.match_info["id"], query_bool(request, "force")
+    ref = request.match_info["id"]
+    try:
+        force = query_bool(request, "force")
+    except InvalidArgument:  # an unknown node is still the 404 it always was, before a bad flag
+        node_ops.resolve_node(manager.store.list("node"), ref)
+        raise
     await commit_retrying(manager.store, lambda: node_ops.remove(manager.store, ref, force))
     return web.Response(status=200)
 

@@ -98,15 +98,19 @@ actions:
   type: list
   elements: str
   sample: ["Pulled image 10.213.0.1:5000/kalise/nodejs-web-app:latest"]
+changes:
+  description: V(state) when the image was pulled, loaded or removed; V(id) when a forced pull got other bits.
+  returned: always
+  type: list
+  elements: str
+  sample: [state]
 """
 
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
     ShoalAPIError,
     ShoalClient,
-    common_argument_spec,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import (  # noqa: E402
     encode_auth,
@@ -114,21 +118,9 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import
     repository,
     tagged,
 )
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import ShoalTask, run_task  # noqa: E402
 
-
-def argument_spec() -> dict[str, Any]:
-    spec = common_argument_spec()
-    spec.update(
-        name={"type": "str", "required": True},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        source={"type": "str", "choices": ["pull", "load"], "default": "pull"},
-        load_path={"type": "path"},
-        force_source={"type": "bool", "default": False},
-        force_absent={"type": "bool", "default": False},
-        registry_username={"type": "str"},
-        registry_password={"type": "str", "no_log": True},
-    )
-    return spec
+PULL_TIMEOUT = 1800  # seconds: a large image over a slow link
 
 
 def current(api: ShoalClient, name: str) -> dict[str, Any]:
@@ -157,71 +149,104 @@ def split_reference(name: str) -> tuple[str, str]:
     return repo, tagged(name)[len(repo) + 1 :]
 
 
-def run(module: AnsibleModule, api: ShoalClient) -> dict[str, Any]:
-    params = module.params
-    name = params["name"]
-    before = current(api, name)
-    actions: list[str] = []
-    after = before
-    if params["state"] == "absent":
-        if before:
-            actions.append(f"Removed image {name}")
-            if not module.check_mode:
-                api.delete(f"/images/{name}", force=params["force_absent"] or None)
-                after = {}
-            else:
-                after = {}
-    elif params["source"] == "load":
-        if not params.get("load_path"):
-            module.fail_json(msg="load_path is required when source=load")
-        if not before:
-            actions.append(f"Loaded image {name} from {params['load_path']}")
-            if not module.check_mode:
-                try:
-                    with open(params["load_path"], "rb") as archive:
-                        api.stream("POST", "/images/load", raw_body=archive, timeout=1800)
-                except OSError as exc:
-                    module.fail_json(msg=f"cannot read {params['load_path']}: {exc}")
-                after = current(api, name)
-                if not after:
-                    module.fail_json(msg=f"{params['load_path']} does not contain {name}")
-    elif not before or params["force_source"]:
-        if module.check_mode:
-            actions.append(f"Would pull image {name}" if not before else f"Would ask the registry about {name}")
-        else:
-            repo, tag = split_reference(name)
-            api.stream(
-                "POST",
-                "/images/create",
-                query={"fromImage": repo, "tag": tag},
-                extra_headers=auth_header(params),
-                timeout=1800,
-            )
-            after = current(api, name)
-            if after.get("Id") != before.get("Id"):
-                actions.append(f"Pulled image {name}")
-    changed = bool(actions) and not (module.check_mode and params["force_source"] and before)
-    result: dict[str, Any] = {"changed": changed, "actions": actions, "image": after}
-    if module._diff:
-        result["diff"] = {
-            "before": {"name": name, "id": before.get("Id", "")} if before else {},
-            "after": {"name": name, "id": after.get("Id", "(pulled)")} if after or changed else {},
+class ImageTask(ShoalTask):
+    rules = {"required_if": [("source", "load", ("load_path",))]}
+
+    @staticmethod
+    def argument_spec() -> dict[str, Any]:
+        return {
+            "name": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "source": {"type": "str", "choices": ["pull", "load"], "default": "pull"},
+            "load_path": {"type": "path"},
+            "force_source": {"type": "bool", "default": False},
+            "force_absent": {"type": "bool", "default": False},
+            "registry_username": {"type": "str"},
+            "registry_password": {"type": "str", "no_log": True},
         }
-    return result
+
+    # check mode with force_source on a present image: the registry is not asked, so whether the
+    # tag now names other bits is unknown; the action says so but the task reports no change
+    unknown: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.params["name"]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions) and not self.unknown
+
+    def run(self) -> dict[str, Any]:
+        before = current(self.api, self.name)
+        if self.params["state"] == "absent":
+            after = self.absent(before)
+        elif self.params["source"] == "load":
+            after = self.load(before)
+        elif not before or self.params["force_source"]:
+            after = self.pull(before)
+        else:
+            after = before
+        self.diff = {
+            "before": {"name": self.name, "id": before.get("Id", "")} if before else {},
+            "after": {"name": self.name, "id": after.get("Id", "(pulled)")} if after or self.changed else {},
+        }
+        return self.result(image=after)
+
+    def absent(self, before: dict[str, Any]) -> dict[str, Any]:
+        if before:
+            self.act(f"Removed image {self.name}", "state")
+            if not self.check_mode:
+                self.api.delete(f"/images/{self.name}", force=self.params["force_absent"] or None)
+        return {}
+
+    def load(self, before: dict[str, Any]) -> dict[str, Any]:
+        if before:
+            return before
+        path = self.params["load_path"]
+        self.act(f"Loaded image {self.name} from {path}", "state")
+        if self.check_mode:
+            return before
+        try:
+            with open(path, "rb") as archive:
+                self.api.stream("POST", "/images/load", raw_body=archive, timeout=PULL_TIMEOUT)
+        except OSError as exc:
+            self.fail(f"cannot read {path}: {exc}")
+        after = current(self.api, self.name)
+        if not after:
+            self.fail(f"{path} does not contain {self.name}")
+        return after
+
+    def pull(self, before: dict[str, Any]) -> dict[str, Any]:
+        if self.check_mode:
+            self.unknown = bool(before)
+            if before:
+                self.act(f"Would ask the registry about {self.name}", None)
+            else:
+                self.act(f"Would pull image {self.name}", "state")
+            return before
+        repo, tag = split_reference(self.name)
+        self.api.stream(
+            "POST",
+            "/images/create",
+            query={"fromImage": repo, "tag": tag},
+            extra_headers=auth_header(self.params),
+            timeout=PULL_TIMEOUT,
+        )
+        after = current(self.api, self.name)
+        if after.get("Id") != before.get("Id"):
+            self.act(f"Pulled image {self.name}", "id" if before else "state")
+        return after
+
+    def act(self, action: str, change: str | None) -> None:
+        """An action and what it changes (None: unknown until the registry is asked)."""
+        self.actions.append(action)
+        if change is not None:
+            self.changes.append(change)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        required_if=[("source", "load", ("load_path",))],
-    )
-    api = ShoalClient(module.params["socket_path"], module.params["timeout"])
-    try:
-        result = run(module, api)
-    except ShoalAPIError as exc:
-        module.fail_json(msg=exc.message, status=exc.status)
-    module.exit_json(**result)
+    run_task(ImageTask)
 
 
 if __name__ == "__main__":

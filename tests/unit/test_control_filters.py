@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from shoal.errors import InvalidArgument, NotFound
-from shoal.manager.control.filters import filter_networks, filter_nodes, filter_services, filter_tasks
+from shoal.manager.control.filters import (
+    filter_images,
+    filter_networks,
+    filter_nodes,
+    filter_services,
+    filter_tasks,
+    prune_dangling_only,
+)
 from shoal.model.network import GWBRIDGE
 from shoal.model.objects import new_node
 
@@ -164,3 +172,59 @@ def test_networks() -> None:
 def test_networks_refusals(filters: dict[str, list[str]], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         networks(filters)
+
+
+# ---- images
+@dataclass
+class Img:
+    id: str
+    repo_tags: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+IMAGES = [
+    Img("i1", ["web:1.0", "web:latest"], {"tier": "front"}),
+    Img("i2", ["db:15"], {"tier": "back", "ssd": ""}),
+    Img("i3", []),  # untagged: dangling
+]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, ["i1", "i2", "i3"]),
+        ({"reference": ["web"]}, ["i1"]),  # a name: any of its tags
+        ({"reference": ["web:1.0"]}, ["i1"]),
+        ({"reference": ["web:2.0"]}, []),
+        ({"reference": ["web:1.0", "db"]}, ["i1", "i2"]),  # several values: any of them
+        ({"reference": ["we"]}, []),  # not a prefix
+        ({"dangling": ["true"]}, ["i3"]),
+        ({"dangling": ["false"]}, ["i1", "i2"]),
+        ({"dangling": ["true", "0"]}, ["i1", "i2"]),  # the last value counts
+        ({"label": ["tier"]}, ["i1", "i2"]),
+        ({"label": ["tier=back", "ssd"]}, ["i2"]),  # labels: all of them
+        ({"label": ["tier=back"], "reference": ["web"]}, []),  # different keys: all of them
+        ({"dangling": []}, ["i1", "i2", "i3"]),  # a key with no values filters nothing
+    ],
+)
+def test_image_filters(filters: dict[str, list[str]], expected: list[str]) -> None:
+    assert [i.id for i in filter_images(IMAGES, filters)] == expected
+
+
+def test_image_filters_refuse_unknown_keys_and_values() -> None:
+    for filters, message in [
+        ({"colour": ["red"]}, "invalid filter 'colour'"),
+        ({"dangling": ["maybe"]}, "invalid filter 'dangling=maybe'"),
+        ({"reference": ["web"], "until": ["1h"]}, "invalid filter 'until'"),
+    ]:
+        with pytest.raises(InvalidArgument) as exc:
+            filter_images(IMAGES, filters)
+        assert exc.value.message == message and exc.value.status == 400
+
+
+def test_prune_takes_dangling_only() -> None:
+    assert prune_dangling_only({}) is True
+    assert prune_dangling_only({"dangling": ["false"]}) is False
+    assert prune_dangling_only({"dangling": ["false", "1"]}) is True
+    with pytest.raises(InvalidArgument, match="invalid filter 'label'"):
+        prune_dangling_only({"label": ["a"]})

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shoal import config
 from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.manager.control import nodes as ops
+from shoal.manager.control.commit import commit_retrying
 from shoal.manager.control.filters import filter_nodes
 from shoal.manager.dispatcher import Dispatcher, liveness_changes
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import pending_demotions
 from shoal.model.objects import new_node
+from shoal.store.changes import Change
+from unit.test_control_race import StateStore
 
 
 def node(nid: str, host: str, role: str = "worker", state: str = "ready", raft: str | None = None) -> dict:
@@ -159,3 +165,38 @@ def test_task_driver_is_oci_and_the_removed_process_driver_is_refused(
     path.write_text("")
     assert daemon.main(["--config", str(path), "--task-driver", "process"]) == 2
     assert "shoald: task_driver: the process driver" in capsys.readouterr().err
+
+
+def _stored(store: Any, n: dict) -> None:
+    n = copy.deepcopy(n)
+    n["Version"] = {"Index": 0}
+    store.commit([Change(op="create", kind="node", obj=n)])
+
+
+def test_update_and_remove_resolve_the_reference_and_return_the_changes() -> None:
+    store = StateStore()
+    _stored(store, node("w1id", "w1", state="down"))
+    version = store.get("node", "w1id")["Version"]["Index"]
+    (change,) = ops.update(store, "w1", version, {"Role": "worker", "Availability": "drain"}, view())
+    assert (change.obj_id, change.expected_version, change.obj["Spec"]["Availability"]) == ("w1id", version, "drain")
+    with pytest.raises(Conflict, match="update out of sequence"):
+        ops.update(store, "w1id", version - 1, {"Role": "worker"}, view())
+    (delete,) = ops.remove(store, "w1i", force=False)  # a unique ID prefix
+    assert (delete.op, delete.obj_id, delete.expected_version) == ("delete", "w1id", version)
+    with pytest.raises(NotFound):
+        ops.remove(store, "nobody", force=True)
+
+
+def test_a_node_back_up_between_the_check_and_the_delete_is_not_removed() -> None:
+    store = StateStore()
+    _stored(store, node("w1id", "w1", state="down"))
+
+    def back_up() -> None:  # a heartbeat lands after `node rm` checked that the node is down
+        n = store.get("node", "w1id")
+        n["Status"]["State"] = "ready"
+        store.commit([Change(op="update", kind="node", obj=n, obj_id="w1id")])
+
+    store.meanwhile = back_up
+    with pytest.raises(InvalidArgument, match="node w1 is not down and can't be removed"):
+        asyncio.run(commit_retrying(store, lambda: ops.remove(store, "w1", force=False)))
+    assert [n["ID"] for n in store.list("node")] == ["w1id"]

@@ -16,6 +16,7 @@ from shoal.model import (
     validate_node_spec,
     validate_swarm_spec,
 )
+from shoal.model.network import validate_create
 from shoal.model.validate import field, known_fields, validate_init_request, validate_join_request
 
 
@@ -365,3 +366,10 @@ def test_join_request() -> None:
     ):
         with pytest.raises(SpecError, match=re.escape(message)):
             validate_join_request({**cli, **change})
+
+
+def test_a_list_where_an_object_belongs_is_a_spec_error_not_a_crash() -> None:
+    with pytest.raises(SpecError, match="IPAM must be an object, not list"):
+        validate_create({"Name": "n", "Driver": "overlay", "IPAM": [{"Subnet": "10.9.0.0/24"}]}, [])
+    with pytest.raises(SpecError, match="x must be an object, not str"):
+        known_fields("x", "Role", ("Role",))  # type: ignore[arg-type]

@@ -504,11 +504,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_args: Any) -> None:
         pass
 
+    def _body(self) -> bytes:
+        """The whole request body, also when it comes chunked (a file the client streams): answering
+        before reading it would close the socket under the client's writes (a broken pipe)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+        self.rfile.readline()  # the CRLF after the last (empty) chunk
+        return b"".join(chunks)
+
     def _serve(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         body = json.loads(raw) if raw else None
         self.server.agent.headers.append((self.command, parts.path, dict(self.headers)))  # type: ignore[attr-defined]
         try:

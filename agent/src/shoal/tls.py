@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from shoal.errors import InvalidArgument
+
 CA_ROLE = "swarm-ca"  # extra DNS SAN of managers: they are the ones that issue certificates
 ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
 OU_ROLE = {ou: role for role, ou in ROLE_OU.items()}
@@ -29,12 +31,12 @@ NODE_CERT_FILE = "swarm-node.crt"
 NODE_KEY_FILE = "swarm-node.key"
 
 
-class CertError(ValueError):
-    """A certificate or key that is unusable (unparsable, wrong issuer, expired, no identity)."""
+class CertError(InvalidArgument):
+    """A certificate or key that is unusable (unparsable, wrong issuer, expired, no identity): a
+    400 when a caller sent it (a CSR, a client certificate the handler does not map itself)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
 class Identity(NamedTuple):

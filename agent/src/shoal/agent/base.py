@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shoal.agent import credentials
@@ -40,11 +41,12 @@ NOT_A_MANAGER = (
 )
 
 
-def default_images(cfg: Config) -> ImageStore:
+def default_images(cfg: Config, in_use: Callable[[str], bool] | None = None) -> ImageStore:
     return ImageStore(
         cfg.data_dir / "images",
         RegistryOptions(insecure=tuple(cfg.insecure_registries)),
         Policy(cfg.image_prune_max_bytes, cfg.image_prune_max_age),
+        in_use,
     )
 
 
@@ -59,7 +61,7 @@ def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
 
 
 class AgentCore:
-    def __init__(self, cfg: Config, driver: Driver | None = None) -> None:
+    def __init__(self, cfg: Config, driver: Driver | None = None, images: ImageStore | None = None) -> None:
         self.cfg = cfg
         self.identity: Identity | None = Identity.load(cfg.data_dir)
         self.manager: ManagerRole | None = None
@@ -69,9 +71,10 @@ class AgentCore:
         self.cluster_server: Any = None  # set by the daemon: starts/stops the TLS cluster API
         self._lock = asyncio.Lock()
         self._role_change: asyncio.Task[None] | None = None
-        self.driver: Any = driver or default_driver(cfg, default_images(cfg))
-        self.images: ImageStore = getattr(self.driver, "images", None) or default_images(cfg)
-        self.images.in_use = self.image_in_use
+        # this node's images ask the tasks assigned here what is in use (prune and rmi keep those);
+        # the driver pulls and unpacks into the same store
+        self.images: ImageStore = images or default_images(cfg, in_use=self.image_in_use)
+        self.driver: Driver = driver or default_driver(cfg, self.images)
         self.network = NetworkSlot()  # the NetAgent is attached once the node has an underlay address
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None

@@ -1,7 +1,8 @@
 """Errors at the HTTP edge: every failure is JSON `{"message": ...}` with its status (DESIGN §7).
 
-The errors themselves are `shoal.errors`; this module only maps them (and request parsing
-failures) to responses.
+The errors themselves are `shoal.errors` (the runtime's, the CA's and the tokens' derive from
+them); this module only maps them (and request parsing failures) to responses. Anything else is
+a bug: a 500 `internal error: ...`, logged.
 """
 
 from __future__ import annotations
@@ -37,13 +38,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status >= 400:
             return error_response(exc.status, exc.reason or "error")
         raise
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        message = getattr(exc, "message", None)
-        if isinstance(status, int) and 400 <= status < 600 and isinstance(message, str):
-            return error_response(status, message)  # store, spec and CA errors carry both
-        if isinstance(exc, ValueError):
-            return error_response(400, str(exc))
+    except Exception as exc:  # not a shoal error: a bug, whatever its class (a stray ValueError too)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, f"internal error: {exc}")
 

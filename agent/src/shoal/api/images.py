@@ -19,9 +19,8 @@ from shoal.api.errors import query_bool
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument as BadRequest
-from shoal.errors import NotFound
 from shoal.manager.control.distribution import inspect_distribution
-from shoal.manager.control.filters import TRUE_FALSE, check_keys, check_values, labels_match
+from shoal.manager.control.filters import filter_images, prune_dangling_only
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.images import ImageStore, RegistryError, parse, progress
 from shoal.runtime.images.registry import ImageFormatError
@@ -47,39 +46,14 @@ def registry_auth(request: web.Request) -> dict[str, Any] | None:
     return doc or None
 
 
-def _filters(request: web.Request, known: tuple[str, ...]) -> dict[str, list[str]]:
-    filters = parse_filters(request)
-    check_keys(filters, known)
-    check_values(filters, "dangling", TRUE_FALSE)
-    return filters
-
-
 async def list_images(request: web.Request) -> web.Response:
-    filters = _filters(request, ("reference", "dangling", "label"))
+    filters = parse_filters(request)
     images = await asyncio.to_thread(_store(request).list)
-    out = []
-    for image in images:
-        if "dangling" in filters and TRUE_FALSE[filters["dangling"][-1]] != (not image.repo_tags):
-            continue
-        if "reference" in filters and not any(
-            t == r or t.split(":")[0] == r for t in image.repo_tags for r in filters["reference"]
-        ):
-            continue
-        if "label" in filters and not labels_match(image.labels, filters["label"]):
-            continue
-        out.append(image.summary())
-    return web.json_response(out)
-
-
-def _image_or_404(store: ImageStore, name: str) -> Any:
-    try:
-        return store.get(name)
-    except NoSuchImage as exc:
-        raise NotFound(exc.message) from None
+    return web.json_response([image.summary() for image in filter_images(images, filters)])
 
 
 async def inspect_image(request: web.Request) -> web.Response:
-    image = await asyncio.to_thread(_image_or_404, _store(request), request.match_info["name"])
+    image = await asyncio.to_thread(_store(request).get, request.match_info["name"])  # NoSuchImage: a 404
     return web.json_response(image.inspect())
 
 
@@ -87,16 +61,12 @@ async def remove_image(request: web.Request) -> web.Response:
     store = _store(request)
     force = query_bool(request, "force")
     query_bool(request, "noprune")  # blobs of a removed image go unless another image uses them
-    try:
-        out = await asyncio.to_thread(store.remove, request.match_info["name"], force, store.in_use)
-    except NoSuchImage as exc:
-        raise NotFound(exc.message) from None
+    out = await asyncio.to_thread(store.remove, request.match_info["name"], force, store.in_use)  # NoSuchImage: 404
     return web.json_response(out)
 
 
 async def prune_images(request: web.Request) -> web.Response:
-    filters = _filters(request, ("dangling",))
-    dangling = TRUE_FALSE[filters.get("dangling", ["true"])[-1]]
+    dangling = prune_dangling_only(parse_filters(request))
     store = _store(request)
     deleted, reclaimed = await asyncio.to_thread(
         store.prune, None, all_unused=not dangling, in_use=store.in_use, dangling_only=dangling

@@ -25,13 +25,12 @@ from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
 from shoal.api.ui import load_token, page_url
-from shoal.errors import Conflict, NotFound, Unavailable
-from shoal.manager import tokens as join_tokens
+from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops
-from shoal.model.ids import now_rfc3339
+from shoal.manager.control import swarm as swarm_ops
+from shoal.manager.control.commit import commit_retrying
 from shoal.model.objects import cluster_info
-from shoal.model.validate import validate_init_request, validate_join_request, validate_swarm_spec
-from shoal.store.changes import Change
+from shoal.model.validate import validate_init_request, validate_join_request
 
 
 def agent_of(request: web.Request) -> Agent:
@@ -150,27 +149,14 @@ async def swarm_leave(request: web.Request) -> web.Response:
 async def swarm_update(request: web.Request) -> web.Response:
     manager = agent_of(request).require_manager()
     version_ = query_int(request, "version", required=True)
+    assert version_ is not None
     body = await json_body(request)
-    cluster = manager.cluster()
-    if cluster["Version"]["Index"] != version_:
-        raise Conflict(
-            f"update out of sequence: the swarm is at version {cluster['Version']['Index']}, "
-            f"the update was for version {version_}"
-        )
-    spec = validate_swarm_spec(body, cluster["Spec"])
-    updated = dict(cluster)
-    updated["Spec"] = spec
-    tokens = dict(cluster["JoinTokens"])
-    digest = manager.root_ca().digest()
-    if query_bool(request, "rotateWorkerToken"):
-        tokens["Worker"] = join_tokens.make_join_token(digest)
-    if query_bool(request, "rotateManagerToken"):
-        tokens["Manager"] = join_tokens.make_join_token(digest)
-    updated["JoinTokens"] = tokens
-    updated["UpdatedAt"] = now_rfc3339()
-    await manager.store.acommit(
-        [Change(op="update", kind="cluster", obj=updated, obj_id=cluster["ID"], expected_version=version_)]
-    )
+
+    def rotate(role: str) -> bool:  # rotateWorkerToken, rotateManagerToken
+        return query_bool(request, f"rotate{role}Token")
+
+    changes = swarm_ops.update(manager.cluster(), version_, body, lambda: manager.root_ca().digest(), rotate)
+    await manager.store.acommit(changes)
     return web.Response(status=200)
 
 
@@ -205,17 +191,20 @@ async def node_update(request: web.Request) -> web.Response:
     version_ = query_int(request, "version", required=True)
     assert version_ is not None
     spec = await json_body(request)
-    nodes = manager.store.list("node")
-    current = node_ops.resolve_node(nodes, request.match_info["id"])
-    change = node_ops.update_node_change(current, spec, version_, nodes, manager.raft_view())
-    await manager.store.acommit([change])
+    ref = request.match_info["id"]
+    await manager.store.acommit(node_ops.update(manager.store, ref, version_, spec, manager.raft_view()))
     return web.Response(status=200)
 
 
 async def node_delete(request: web.Request) -> web.Response:
     manager = agent_of(request).require_manager()
-    node = node_ops.resolve_node(manager.store.list("node"), request.match_info["id"])
-    await manager.store.acommit([node_ops.remove_node_change(node, query_bool(request, "force"))])
+    ref = request.match_info["id"]
+    try:
+        force = query_bool(request, "force")
+    except InvalidArgument:  # an unknown node is still the 404 it always was, before a bad flag
+        node_ops.resolve_node(manager.store.list("node"), ref)
+        raise
+    await commit_retrying(manager.store, lambda: node_ops.remove(manager.store, ref, force))
     return web.Response(status=200)
 
 

@@ -13,7 +13,7 @@ from shoal.api.errors import json_body, query_bool
 from shoal.api.keys import AGENT
 from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.model.pulloptions import public_task
-from shoal.runtime.base import NoSuchImage, NoSuchTask, RuntimeDriverError
+from shoal.runtime.base import NoSuchTask, RuntimeDriverError
 
 
 def _local(request: web.Request, ref: str) -> dict[str, Any]:
@@ -45,10 +45,7 @@ async def kill(request: web.Request) -> web.Response:
         sig = int(name) if name.isdigit() else int(signal.Signals[f"SIG{name}"])
     except KeyError as exc:
         raise InvalidArgument(f"invalid signal {name}") from exc
-    try:
-        request.app[AGENT].driver.kill(task["ID"], sig)
-    except NoSuchTask as exc:
-        raise NotFound(exc.message) from exc
+    request.app[AGENT].driver.kill(task["ID"], sig)  # NoSuchTask: a 404
     return web.Response(status=204)
 
 
@@ -64,9 +61,9 @@ async def exec_info(request: web.Request) -> web.Response:
     try:
         # `runc exec --tty` makes the terminal of `shoal exec -t`
         argv, env = driver.exec_command(task["ID"], cmd, tty=query_bool(request, "tty"))
-    except NoSuchTask as exc:
-        raise NotFound(exc.message) from exc
-    except RuntimeDriverError as exc:
+    except NoSuchTask:
+        raise  # a 404 as it is
+    except RuntimeDriverError as exc:  # not running: Docker's exec answers 409, not the driver's 500
         raise Conflict(exc.message) from exc
     return web.json_response({"Argv": argv, "Env": env})
 
@@ -91,7 +88,7 @@ def image_rows(image: Any) -> list[dict[str, Any]]:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    images = request.app[AGENT].driver.images.list()
+    images = request.app[AGENT].images.list()
     return web.json_response([row for image in images for row in image_rows(image)])
 
 
@@ -104,10 +101,7 @@ async def import_image(request: web.Request) -> web.Response:
     changes = body.get("Changes") or []
     if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
         raise InvalidArgument("Changes must be a list of strings")
-    try:
-        image = request.app[AGENT].driver.images.import_dir(body.get("Source"), ref, changes)
-    except NoSuchImage as exc:
-        raise NotFound(exc.message) from exc
+    image = request.app[AGENT].images.import_dir(body.get("Source"), ref, changes)  # NoSuchImage: a 404
     return web.json_response(image_rows(image)[0], status=201)
 
 

@@ -24,13 +24,12 @@ from shoal import tls
 from shoal.api.errors import query_bool, query_int
 from shoal.api.keys import AGENT
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied
-from shoal.manager.control.services import resolve_service
-from shoal.runtime.base import NoSuchTask
+from shoal.manager.control.services import log_tasks
+from shoal.runtime.base import Driver
 from shoal.runtime.oci.k8slog import Record, parse_line
 
 STDOUT, STDERR = 1, 2
 NEW_TASKS_PERIOD = 1.0  # seconds between looks for tasks that started since (follow mode)
-NOT_STARTED = ("new", "pending", "assigned", "rejected")
 
 
 def frame(data: bytes, stream: int = STDOUT) -> bytes:
@@ -48,7 +47,7 @@ def query_since(request: web.Request) -> float | None:
         raise InvalidArgument(f"invalid since {raw!r}: expected a Unix timestamp") from exc
 
 
-def task_records(driver: Any, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
+def task_records(driver: Driver, task_id: str, tail: int | None, follow: bool, since: float | None) -> Iterator[Record]:
     """The task's log records; a driver without timestamps (only `Driver.logs`) gives bare lines."""
     if hasattr(driver, "log_records"):
         return driver.log_records(task_id, tail=tail, follow=follow, since=since)
@@ -85,10 +84,7 @@ async def node_task_log(request: web.Request) -> web.StreamResponse:
     tail = query_int(request, "tail")
     follow = query_bool(request, "follow")
     since = query_since(request)
-    try:
-        records = task_records(agent.driver, request.match_info["id"], tail, follow, since)
-    except NoSuchTask as exc:
-        raise NotFound(exc.message) from exc
+    records = task_records(agent.driver, request.match_info["id"], tail, follow, since)  # NoSuchTask: a 404
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
     iterator = iter(records)
@@ -130,7 +126,7 @@ async def _remote_lines(
 async def service_logs(request: web.Request) -> web.StreamResponse:
     agent = request.app[AGENT]
     manager = agent.require_manager()
-    service = resolve_service(manager.store.list("service"), request.match_info["id"])
+    service, tasks = log_tasks(manager.store, request.match_info["id"])
     want = {STDOUT: query_bool(request, "stdout"), STDERR: query_bool(request, "stderr")}
     if not any(want.values()):
         raise InvalidArgument("you must choose at least one stream (stdout or stderr)")
@@ -142,13 +138,6 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/vnd.docker.multiplexed-stream"})
     await resp.prepare(request)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
-
-    def current_tasks() -> list[dict[str, Any]]:
-        return [
-            t
-            for t in manager.store.list("task")
-            if t["ServiceID"] == service["ID"] and t.get("NodeID") and t["Status"]["State"] not in NOT_STARTED
-        ]
 
     async def pump(task: dict[str, Any], tail: int | None) -> None:
         node = manager.store.get("node", task["NodeID"])
@@ -169,15 +158,18 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         except (TimeoutError, aiohttp.ClientError, OSError):
             pass  # a node that cannot be reached has no logs to give now
 
-    pumps: dict[str, asyncio.Task[None]] = {t["ID"]: asyncio.create_task(pump(t, tail)) for t in current_tasks()}
+    pumps: dict[str, asyncio.Task[None]] = {t["ID"]: asyncio.create_task(pump(t, tail)) for t in tasks}
 
     async def closer() -> None:
-        if follow:  # docker's -f also shows tasks that start later, from their first line
-            while any(s["ID"] == service["ID"] for s in manager.store.list("service")):
-                await asyncio.sleep(NEW_TASKS_PERIOD)
-                for t in current_tasks():
-                    if t["ID"] not in pumps:
-                        pumps[t["ID"]] = asyncio.create_task(pump(t, None))
+        while follow:  # docker's -f also shows tasks that start later, from their first line
+            await asyncio.sleep(NEW_TASKS_PERIOD)
+            try:
+                _, now = log_tasks(manager.store, service["ID"])
+            except NotFound:  # the service was removed: no more tasks will come
+                break
+            for t in now:
+                if t["ID"] not in pumps:
+                    pumps[t["ID"]] = asyncio.create_task(pump(t, None))
         await asyncio.gather(*pumps.values(), return_exceptions=True)
         await queue.put(None)
 

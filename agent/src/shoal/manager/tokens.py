@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 
+from shoal.errors import InvalidArgument
 from shoal.model.ids import to_base36
 
 TOKEN_PREFIX = "SWMTKN"
@@ -25,12 +26,11 @@ _BASE36 = re.compile(r"[0-9a-z]+")
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
-class TokenError(ValueError):
-    """A malformed or non-matching join token; `message` is safe to show to the user."""
+class TokenError(InvalidArgument):
+    """A malformed or non-matching join token (400); `message` is safe to show to the user."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
 def ca_digest(ca_pem: str | bytes) -> str:

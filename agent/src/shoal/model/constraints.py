@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.errors import SpecError
+
 NODE_LABEL_PREFIX = "node.labels."
 ENGINE_LABEL_PREFIX = "engine.labels."
 OPERATORS = ("==", "!=")
@@ -22,8 +24,9 @@ _KEY_RE = re.compile(r"^[a-z_][a-z0-9\-_.]+$", re.IGNORECASE)
 _VALUE_RE = re.compile(r"^[a-z0-9:\-_\s.*()?+\[\]\\^$|/]+$", re.IGNORECASE)
 
 
-class ConstraintError(ValueError):
-    """A constraint or placement preference the scheduler cannot use (the API answers 400)."""
+class ConstraintError(SpecError):
+    """A constraint or placement preference the scheduler cannot use: a 400 (and a ValueError,
+    as SpecError is, for the callers that catch it as one)."""
 
 
 def dig(d: Mapping[str, Any] | None, *keys: str) -> Any:

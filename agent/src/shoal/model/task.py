@@ -46,11 +46,12 @@ CREATED_MESSAGE = "created"
 
 
 def state_rank(state: str) -> int:
-    """The position of `state` in the task lifecycle; ValueError for an unknown state."""
+    """The position of `state` in the task lifecycle; SpecError (a 400, and a ValueError) for an
+    unknown state, which a worker's status report may carry."""
     try:
         return _RANK[state]
     except KeyError:
-        raise ValueError(f"unknown task state {state!r}") from None
+        raise SpecError(f"unknown task state {state!r}") from None
 
 
 def is_terminal(state: str) -> bool:

@@ -31,7 +31,10 @@ def known_fields(where: str, value: Mapping[str, Any], known: Iterable[str]) -> 
     """`value` with its keys under their canonical names, matched as Go's encoding/json matches
     struct fields (Docker decodes every request body so): the exact name, else the one that
     differs only in case; when two keys name the same field the later one wins. Any other key
-    is refused: shoal accepts nothing it would ignore."""
+    is refused: shoal accepts nothing it would ignore. A `value` that is not an object is refused
+    too (a list or a string where Docker expects an object is a 400, never a crash)."""
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where} must be an object, not {type(value).__name__}")
     names = tuple(known)
     folded = {name.lower(): name for name in names}
     out: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from shoal.errors import SpecError
+from shoal.errors import NotFound, ShoalError, SpecError
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LOST_EXIT_CODE = 255  # neither the task nor its monitor left an exit code (monitor killed, node restarted)
@@ -20,15 +20,16 @@ def check_id(task_id: Any) -> str:
     return task_id
 
 
-class RuntimeDriverError(RuntimeError):
-    """A task cannot be prepared or started; `message` is what the task status shows."""
+class RuntimeDriverError(ShoalError, RuntimeError):
+    """A task cannot be prepared or started; `message` is what the task status shows. At the API
+    a 500 (Docker's errdefs.System: the node failed, not the request) unless a subclass says
+    otherwise; still a RuntimeError for callers that catch it as one."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
-class NoSuchImage(RuntimeDriverError):
+class NoSuchImage(RuntimeDriverError, NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"No such image: {name}")
         self.name = name
@@ -38,7 +39,7 @@ class TaskRejected(RuntimeDriverError):
     """The node cannot run the task as specified (e.g. limits without a usable cgroup)."""
 
 
-class NoSuchTask(RuntimeDriverError):
+class NoSuchTask(RuntimeDriverError, NotFound):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"No such task: {task_id}")
         self.task_id = task_id
@@ -107,3 +108,11 @@ class Driver(Protocol):
     def list_running(self) -> list[TaskHandle]: ...
 
     def adopt(self) -> list[TaskHandle]: ...
+
+    def netns_path(self, task_id: str) -> str:
+        """Where the task's network namespace is bound (the node's networking attaches it there)."""
+        ...
+
+    def exec_command(self, task_id: str, argv: list[str], tty: bool = False) -> tuple[list[str], dict[str, str]]:
+        """(argv, env) that runs `argv` in the running task (`shoal exec`)."""
+        ...

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
-from shoal.runtime.base import ExitStatus, NoSuchImage, NoSuchTask, RuntimeDriverError, TaskRejected
+from shoal.runtime.base import Driver, ExitStatus, NoSuchImage, NoSuchTask, RuntimeDriverError, TaskRejected
 from shoal.runtime.images.registry import ImageFormatError, RegistryError
 from shoal.worker.hooks import NetworkHooks
 
@@ -24,7 +24,7 @@ STOPPING = ("shutdown", "remove", "orphaned")
 
 
 class Executor:
-    def __init__(self, driver: Any, hooks: NetworkHooks | None = None) -> None:
+    def __init__(self, driver: Driver, hooks: NetworkHooks | None = None) -> None:
         self.driver = driver
         self.assigned: dict[str, dict[str, Any]] = {}
         self.state: dict[str, str] = {}  # what this node last reported per task

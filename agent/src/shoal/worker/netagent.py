@@ -10,10 +10,15 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal import metrics
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
+from shoal.runtime.base import Driver
+
+if TYPE_CHECKING:  # the dataplane (pyroute2, nft) is imported only once networking starts
+    from shoal.net.dataplane import Dataplane
+    from shoal.net.dns import EmbeddedDNS
 
 log = logging.getLogger("shoal.netagent")
 
@@ -41,7 +46,7 @@ def attachments_of(task: dict[str, Any]) -> list[Any]:
 
 
 class NetAgent:
-    def __init__(self, dataplane: Any, dns: Any, driver: Any) -> None:
+    def __init__(self, dataplane: Dataplane, dns: EmbeddedDNS | None, driver: Driver) -> None:
         self.dataplane = dataplane
         self.dns = dns
         self.driver = driver

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from shoal.errors import InvalidArgument
 from shoal.model.resolve import resolve
@@ -23,6 +23,8 @@ NODE_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
 SERVICE_FILTERS = ("id", "label", "mode", "name")
 TASK_FILTERS = ("desired-state", "id", "label", "name", "node", "service", "_up-to-date")
 NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+IMAGE_FILTERS = ("dangling", "label", "reference")
+IMAGE_PRUNE_FILTERS = ("dangling",)
 
 SERVICE_MODES = {
     "replicated": "Replicated",
@@ -181,3 +183,47 @@ def filter_networks(views: list[Obj], filters: Filters, in_use: set[str]) -> lis
     }
     wanted = filters.get("label", ())
     return [n for n in views if _keep(n, filters, checks) and labels_match(n.get("Labels"), wanted)]
+
+
+# ---- images (this node's: `GET /images/json`, `POST /images/prune`)
+class ImageLike(Protocol):
+    """What the image filters read of a stored image (`runtime.images.Image`)."""
+
+    @property
+    def repo_tags(self) -> list[str]: ...
+
+    @property
+    def labels(self) -> Mapping[str, str] | None: ...
+
+
+def _reference_match(image: ImageLike, wanted: Sequence[str]) -> bool:
+    return any(t == r or t.split(":")[0] == r for t in image.repo_tags for r in wanted)
+
+
+Image = TypeVar("Image", bound=ImageLike)
+
+
+def filter_images(images: Iterable[Image], filters: Filters) -> list[Image]:
+    """`reference` a name:tag or a name (any of its tags); `dangling` true for untagged images only,
+    false for tagged ones (the last value given counts); `label` the image's labels. A key given
+    with no values filters nothing, as for the other kinds."""
+    check_keys(filters, IMAGE_FILTERS)
+    check_values(filters, "dangling", TRUE_FALSE)
+    out = []
+    for image in images:
+        if filters.get("dangling") and TRUE_FALSE[filters["dangling"][-1]] != (not image.repo_tags):
+            continue
+        if filters.get("reference") and not _reference_match(image, filters["reference"]):
+            continue
+        if filters.get("label") and not labels_match(image.labels, filters["label"]):
+            continue
+        out.append(image)
+    return out
+
+
+def prune_dangling_only(filters: Filters) -> bool:
+    """`POST /images/prune`: `dangling=true` (the default) prunes untagged images only, `false` every
+    unused image (the last value given counts)."""
+    check_keys(filters, IMAGE_PRUNE_FILTERS)
+    check_values(filters, "dangling", TRUE_FALSE)
+    return TRUE_FALSE[(filters.get("dangling") or ["true"])[-1]]

@@ -93,4 +93,20 @@ def remove_node_change(node: dict[str, Any], force: bool) -> Change:
         )
     if node["Status"]["State"] == "ready" and not force:
         raise InvalidArgument(f"node {name} is not down and can't be removed (use force to remove it anyway)")
-    return Change(op="delete", kind="node", obj=None, obj_id=node["ID"], expected_version=None)
+    # at the version checked: a node that came back (or was promoted) meanwhile fails the batch, and
+    # the caller re-plans from what is there now (`commit_retrying`) instead of removing it blindly
+    return Change(op="delete", kind="node", obj=None, obj_id=node["ID"], expected_version=node["Version"]["Index"])
+
+
+# ---- the entry points the API calls: resolve the reference, check, return the changes to commit
+
+
+def update(store: StoreReader, ref: str, version: int, spec: Any, raft: RaftView) -> list[Change]:
+    """`POST /nodes/{ref}/update?version=`: the new spec, at the version the caller read."""
+    nodes = store.list("node")
+    return [update_node_change(resolve_node(nodes, ref), spec, version, nodes, raft)]
+
+
+def remove(store: StoreReader, ref: str, force: bool) -> list[Change]:
+    """`DELETE /nodes/{ref}`: commit with `commit_retrying`, which re-plans on a VersionConflict."""
+    return [remove_node_change(resolve_node(store.list("node"), ref), force)]

@@ -195,3 +195,20 @@ def list_tasks(store: StoreReader, filters: Filters) -> list[Obj]:
 
 def inspect_task(store: StoreReader, ref: str) -> Obj:
     return public_task(resolve(store.list_shared("task"), ref, "task", no_names))
+
+
+# ---- `service logs`: which tasks to ask for logs (the fan-out to their nodes is the API's transport)
+NOT_STARTED = ("new", "pending", "assigned", "rejected")  # no process has run: nothing was logged
+
+
+def log_tasks(store: StoreReader, ref: str) -> tuple[Obj, list[Obj]]:
+    """The service `ref` names (NotFound once it is gone: a follow stops there) and those of its
+    tasks that have a log on some node: placed and started, running or ended since. Shared reads:
+    the caller only reads them."""
+    service = resolve_service(store.list_shared("service"), ref)
+    tasks = [
+        t
+        for t in store.list_shared("task")
+        if t["ServiceID"] == service["ID"] and t.get("NodeID") and t["Status"]["State"] not in NOT_STARTED
+    ]
+    return service, tasks

@@ -1,0 +1,43 @@
+"""`POST /swarm/update` (SwarmKit's controlapi/cluster.go UpdateCluster) over the store.
+
+The version check, the spec's validation (against what is in effect: settings not built yet are
+refused only when they differ) and the join-token rotation; returns the change to commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shoal.errors import Conflict
+from shoal.manager import tokens as join_tokens
+from shoal.model.ids import now_rfc3339
+from shoal.model.validate import validate_swarm_spec
+from shoal.store.changes import Change
+
+Obj = dict[str, Any]
+ROLES = ("Worker", "Manager")  # the JoinTokens keys, as `rotate` is asked about them
+
+
+def update(
+    cluster: Obj, version: int, body: Obj, ca_digest: Callable[[], str], rotate: Callable[[str], bool]
+) -> list[Change]:
+    """The cluster with its new spec and, for each role for which `rotate(role)` is true, a new join
+    token pinned to the root CA's digest. Both are asked only once the version and the spec are
+    known to be good: a request wrong in several ways answers with the same first error as ever
+    (the version, the spec, then the CA, then the rotation flags the API parses in `rotate`)."""
+    if cluster["Version"]["Index"] != version:
+        raise Conflict(
+            f"update out of sequence: the swarm is at version {cluster['Version']['Index']}, "
+            f"the update was for version {version}"
+        )
+    updated = dict(cluster)
+    updated["Spec"] = validate_swarm_spec(body, cluster["Spec"])
+    digest = ca_digest()
+    tokens = dict(cluster["JoinTokens"])
+    for role in ROLES:
+        if rotate(role):
+            tokens[role] = join_tokens.make_join_token(digest)
+    updated["JoinTokens"] = tokens
+    updated["UpdatedAt"] = now_rfc3339()
+    return [Change(op="update", kind="cluster", obj=updated, obj_id=cluster["ID"], expected_version=version)]

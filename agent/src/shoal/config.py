@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/shoal/shoald.yml")
-TASK_DRIVERS = ("oci",)
+TASK_DRIVERS = ("oci", "sim")  # sim: tasks only recorded (scale tests, runtime/sim.py)
 # drivers that existed once: refused with what to use instead, never silently replaced
 REMOVED_TASK_DRIVERS = {
     "process": "the process driver (a Python supervisor per task) was removed: tasks run as OCI containers "

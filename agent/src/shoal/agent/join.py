@@ -39,9 +39,14 @@ def parse_join_request(body: dict[str, Any]) -> JoinRequest:
 
 
 async def request_certificate(
-    req: JoinRequest, advertise_ip: str, cluster_port: int, raft_port: int
+    req: JoinRequest,
+    advertise_ip: str,
+    cluster_port: int,
+    raft_port: int,
+    description: dict[str, Any] | None = None,
 ) -> tuple[bytes, str | bytes, dict[str, Any]]:
-    """(CA, key, the manager's grant: NodeID, ClusterID, Role, Certificate, Managers...)."""
+    """(CA, key, the manager's grant: NodeID, ClusterID, Role, Certificate, Managers...).
+    `description`: this host's (hostinfo) unless given (simulated nodes name their own)."""
     _, answer = await ClusterClient(tls.bootstrap_client_context()).call_any(req.remotes, "GET", "/shoal/ca")
     ca_pem = answer["CACertificate"].encode()
     try:
@@ -49,7 +54,7 @@ async def request_certificate(
     except tokens.TokenError as exc:
         raise InvalidArgument(str(exc)) from exc
     key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
-    desc = hostinfo.description()
+    desc = description or hostinfo.description()
     pinned = ClusterClient(tls.client_context(ca_pem))
     _, grant = await pinned.call_any(
         req.remotes,

@@ -107,3 +107,13 @@ class Driver(Protocol):
     def list_running(self) -> list[TaskHandle]: ...
 
     def adopt(self) -> list[TaskHandle]: ...
+
+
+@runtime_checkable
+class LoopDriver(Protocol):
+    """A driver whose calls never block (`sim`): the executor calls it on the event loop instead of
+    in a worker thread, and awaits `ready(task_id)` after `start` before it reports the task running."""
+
+    blocking: bool
+
+    async def ready(self, task_id: str) -> None: ...

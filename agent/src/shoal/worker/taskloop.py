@@ -26,6 +26,7 @@ class TaskLoop:
         managers: Callable[[], list[str]],
         leader: Callable[[], str | None],
         network: NodeNetwork | None = None,
+        exit_poll: float = EXIT_POLL,
     ) -> None:
         self.executor = executor
         self.client = client
@@ -34,6 +35,7 @@ class TaskLoop:
         self.signature: str | None = None
         self.network = network
         self.epoch = 0
+        self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
             BackgroundLoop("task-status", self._status),
@@ -95,6 +97,6 @@ class TaskLoop:
         try:
             while True:
                 self.executor.poll_unwatched()
-                await asyncio.sleep(EXIT_POLL)
+                await asyncio.sleep(self.exit_poll)
         finally:
             self.executor.close()

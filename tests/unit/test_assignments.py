@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.manager.assignments import Snapshot, signature, status_changes
+from shoal.manager.assignments import Snapshot, net_only_change, signature, status_changes
 
 
 class FakeStore:
@@ -86,3 +86,12 @@ def test_each_task_version_is_hashed_once() -> None:
     changed = dict(t, DesiredState="shutdown", Version={"Index": 5})
     assert s.stable_hash(changed) not in ("cached", first)
     assert s.stable["a"][0] == 5
+
+
+def test_a_change_of_the_network_state_alone_is_told_apart() -> None:
+    a = [task("a", "n1", "running", 4)]
+    s = snap(a)
+    base = signature(s, a, "net1")
+    assert net_only_change(signature(s, a, "net2"), base)
+    assert not net_only_change(signature(s, a[:0], "net2"), base)  # its tasks changed: answer at once
+    assert not net_only_change(base, base) and not net_only_change(base, None)

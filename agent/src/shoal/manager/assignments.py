@@ -12,10 +12,11 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from shoal.errors import VersionConflict, WatchLost
-from shoal.manager.netstate import node_netstate
+from shoal.manager.netstate import NetView
 from shoal.model.task import can_move
 from shoal.store.changes import Change
 from shoal.store.protocol import Store
@@ -43,6 +44,23 @@ class Snapshot:
     # so that each task version is hashed once
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
 
+    @cached_property
+    def by_node(self) -> dict[str, list[dict[str, Any]]]:
+        """Node ID -> its tasks past pending: one pass for every waiting node, not one per node."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in self.tasks:
+            if t.get("NodeID") and t["Status"]["State"] != "pending":
+                out.setdefault(t["NodeID"], []).append(t)
+        return out
+
+    @cached_property
+    def net(self) -> NetView:
+        return NetView(self.tasks, self.services, self.networks, self.nodes)
+
+    @cached_property
+    def service_names(self) -> dict[str, str]:
+        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
+
     def stable_hash(self, task: dict[str, Any]) -> str:
         version = task["Version"]["Index"]
         known = self.stable.get(task["ID"])
@@ -57,6 +75,12 @@ class Snapshot:
 
 _SNAPSHOTS: dict[int, Snapshot] = {}
 COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once per event
+# A change in a node's network state alone (peers, backends elsewhere; not its own tasks) may wait
+# this long per endpoint on its networks, up to NET_COALESCE_MAX, to be sent with the next ones:
+# each answer carries the networks' whole state, so while thousands of tasks start on one overlay,
+# answering every node at every event was O(nodes x endpoints) per event. Small clusters: ~0 s.
+NET_COALESCE_PER_ENDPOINT = 1 / 20000
+NET_COALESCE_MAX = 1.0
 
 
 def snapshot(store: Store) -> Snapshot:
@@ -80,34 +104,49 @@ def snapshot(store: Store) -> Snapshot:
     return cached
 
 
-def node_tasks(tasks: list[dict[str, Any]], node_id: str) -> list[dict[str, Any]]:
-    return [t for t in tasks if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
-
-
 def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) -> str:
     """Changes when a task of the node is added, removed, or changed in a field it acts on, or when
-    `extra` (the node's network state) changes; not on status reports."""
+    `extra` (the node's network state, or its digest) changes; not on status reports. Two parts,
+    "TASKS.NET", so that a change of the network state alone can be told apart."""
     text = ",".join(f"{t['ID']}:{snap.stable_hash(t)}" for t in sorted(tasks, key=lambda t: t["ID"]))
-    text += json.dumps(extra, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    net = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.{net}"
+
+
+def net_only_change(sig: str, since: str | None) -> bool:
+    return since is not None and sig != since and sig.split(".")[0] == since.split(".")[0]
 
 
 async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    net_changed_at: float | None = None
     sub = store.subscribe(loop)
     try:
         while True:
             snap = snapshot(store)
-            tasks = node_tasks(snap.tasks, node_id)
-            services = snap.services
-            net = node_netstate(node_id, snap.tasks, services, snap.networks, snap.nodes)
-            sig = signature(snap, tasks, net)
-            remaining = deadline - loop.time()
+            tasks = snap.by_node.get(node_id, [])
+            sig = signature(snap, tasks, snap.net.digest(node_id))
+            now = loop.time()
+            remaining = deadline - now
+            pause = remaining
             if sig != since or remaining <= 0:
-                names = {s["ID"]: s["Spec"]["Name"] for s in services}
-                return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names, "Net": net}
-            if await sub.wait(remaining):
+                hold = 0.0
+                if remaining > 0 and net_only_change(sig, since):
+                    net_changed_at = net_changed_at or now
+                    batch = min(NET_COALESCE_MAX, snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT)
+                    hold = net_changed_at + batch - now
+                if hold <= 0:
+                    net = snap.net.for_node(node_id)
+                    return {
+                        "Signature": sig,
+                        "Epoch": store.epoch,
+                        "Tasks": tasks,
+                        "Services": snap.service_names,
+                        "Net": net,
+                    }
+                pause = min(remaining, hold)
+            if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
                 try:
                     sub.discard()

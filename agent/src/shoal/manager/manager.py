@@ -64,6 +64,7 @@ class ManagerRole:
         self._members_watch = BackgroundLoop("raft-members", self._watch_members)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leading = False
+        self._managers: tuple[int, list[dict[str, Any]]] = (-1, [])  # (applied index, ManagerStatus list)
 
     # ---- lifecycle
     async def start(self) -> None:
@@ -125,16 +126,25 @@ class ManagerRole:
             raise Unavailable("the cluster CA is not replicated to this manager yet")
         return ca.RootCA.load(meta["cert"], meta["key"])
 
+    def _manager_statuses(self) -> list[dict[str, Any]]:
+        """The managers' ManagerStatus, read once per applied index. Every heartbeat answer names
+        the leader and the managers: copying all node objects for each beat made a beat cost
+        O(nodes), so O(nodes^2) per heartbeat period on the leader."""
+        index = self.store.applied_index
+        if self._managers[0] != index:
+            statuses = [dict(n["ManagerStatus"]) for n in self.store.list_shared("node") if n.get("ManagerStatus")]
+            self._managers = (index, statuses)
+        return self._managers[1]
+
     def leader_cluster_addr(self) -> str | None:
         leader = self.store.leader()
-        for node in self.store.list("node"):
-            status = node.get("ManagerStatus") or {}
+        for status in self._manager_statuses():
             if status.get("RaftAddr") == leader:
                 return status.get("Addr")
         return None
 
     def manager_addrs(self) -> list[str]:
-        return [n["ManagerStatus"]["Addr"] for n in self.store.list("node") if n.get("ManagerStatus")]
+        return [status["Addr"] for status in self._manager_statuses()]
 
     # ---- the first manager
     @staticmethod

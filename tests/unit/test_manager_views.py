@@ -1,0 +1,44 @@
+"""Heartbeat answers name the leader and the managers without reading every node per beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.manager.manager import ManagerRole
+
+
+class CountingStore:
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.nodes = nodes
+        self.applied_index = 7
+        self.reads = 0
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        self.reads += 1
+        return self.nodes
+
+    def leader(self) -> str:
+        return "10.0.0.2:2378"
+
+
+def role(store: CountingStore) -> ManagerRole:
+    manager = ManagerRole.__new__(ManagerRole)  # only the views: no Raft
+    manager.store = store  # type: ignore[assignment]
+    manager._managers = (-1, [])
+    return manager
+
+
+def test_manager_views_read_the_nodes_once_per_applied_index() -> None:
+    nodes = [{"ID": f"w{i}"} for i in range(1000)]
+    nodes += [
+        {"ID": f"m{i}", "ManagerStatus": {"RaftAddr": f"10.0.0.{i}:2378", "Addr": f"10.0.0.{i}:2377"}} for i in (1, 2)
+    ]
+    store = CountingStore(nodes)
+    manager = role(store)
+    for _ in range(100):
+        assert manager.leader_cluster_addr() == "10.0.0.2:2377"
+        assert manager.manager_addrs() == ["10.0.0.1:2377", "10.0.0.2:2377"]
+    assert store.reads == 1
+    nodes[-1] = {"ID": "m2", "ManagerStatus": {"RaftAddr": "10.0.0.2:2378", "Addr": "10.0.0.9:2377"}}
+    store.applied_index = 8  # a committed change: read again
+    assert manager.leader_cluster_addr() == "10.0.0.9:2377" and store.reads == 2

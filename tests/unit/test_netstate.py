@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from shoal.manager.allocator.addresses import used_addresses
@@ -150,3 +151,12 @@ def test_netview_digest_follows_the_node_state() -> None:
     for n in nodes:
         if view.for_node(n["ID"]) != old.for_node(n["ID"]):
             assert view.digest(n["ID"]) != before[n["ID"]], n["ID"]
+
+
+def test_netview_json_is_the_node_state_encoded() -> None:
+    for seed in range(40):
+        tasks, services, nets, nodes = random_cluster(seed)
+        view = NetView(tasks, services, nets, nodes)
+        for node in [*nodes, {"ID": "unknown"}]:
+            wire = json.loads(json.dumps(view.for_node(node["ID"])))  # tuples go out as lists
+            assert json.loads(view.for_node_json(node["ID"])) == wire, (seed, node["ID"])

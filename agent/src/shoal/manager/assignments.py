@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -43,6 +44,8 @@ class Snapshot:
     # task ID -> (Version.Index, hash of its stable fields): carried from one snapshot to the next,
     # so that each task version is hashed once
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
+    built_at: float = 0.0  # time.monotonic() when it was built
+    cost: float = 0.0  # seconds its build took (with the network view every answer needs)
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -83,12 +86,28 @@ NET_COALESCE_PER_ENDPOINT = 1 / 20000
 NET_COALESCE_MAX = 1.0
 
 
+# A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
+# COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with status
+# reports committing many times a second, rebuilding at each index kept the leader's loop busy.
+# A node that saw an older snapshot looks again once it may be rebuilt (`fresh_in`).
+REBUILD_FACTOR = 2.0
+REBUILD_MAX = 5.0
+
+
+def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
+    """Seconds until a newer snapshot may be built, if `snap` is behind the store; else None."""
+    if snap.index == store.applied_index:
+        return None
+    return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
+
+
 def snapshot(store: Store) -> Snapshot:
     """One snapshot per applied index, shared by every waiting node: copying the task table for
     each node on each event saturated the manager's loop during large changes."""
     index = store.applied_index
     cached = _SNAPSHOTS.get(id(store))
-    if cached is None or cached.index != index:
+    now = time.monotonic()
+    if cached is None or (cached.index != index and fresh_in(cached, store, now) == 0.0):
         tasks = store.list_shared("task")
         live = {t["ID"] for t in tasks}
         stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
@@ -99,7 +118,11 @@ def snapshot(store: Store) -> Snapshot:
             store.list_shared("network"),
             store.list_shared("node"),
             stable,
+            built_at=now,
         )
+        for net_id in cached.net.by_net:  # every waiting node needs them: build them now, and time it
+            cached.net.network(net_id)
+        cached.cost = time.monotonic() - now
         _SNAPSHOTS[id(store)] = cached
     return cached
 
@@ -117,6 +140,19 @@ def net_only_change(sig: str, since: str | None) -> bool:
     return since is not None and sig != since and sig.split(".")[0] == since.split(".")[0]
 
 
+class EncodedJSON(str):
+    """A value that is JSON text already (the node's network state): `encode` splices it in."""
+
+
+def encode(answer: dict[str, Any]) -> bytes:
+    """An assignments answer as JSON bytes; its `Net` is spliced in as it was encoded."""
+    net = answer.get("Net")
+    rest = json.dumps({k: v for k, v in answer.items() if k != "Net"}, separators=(",", ":"), default=str)
+    if not isinstance(net, EncodedJSON):
+        return json.dumps(answer, separators=(",", ":"), default=str).encode()
+    return f'{rest[:-1]},"Net":{net}}}'.encode()
+
+
 async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -129,7 +165,8 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
             sig = signature(snap, tasks, snap.net.digest(node_id))
             now = loop.time()
             remaining = deadline - now
-            pause = remaining
+            behind = fresh_in(snap, store, time.monotonic())
+            pause = remaining if behind is None else min(remaining, behind + COALESCE)
             if sig != since or remaining <= 0:
                 hold = 0.0
                 if remaining > 0 and net_only_change(sig, since):
@@ -137,15 +174,14 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                     batch = min(NET_COALESCE_MAX, snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT)
                     hold = net_changed_at + batch - now
                 if hold <= 0:
-                    net = snap.net.for_node(node_id)
                     return {
                         "Signature": sig,
                         "Epoch": store.epoch,
                         "Tasks": tasks,
                         "Services": snap.service_names,
-                        "Net": net,
+                        "Net": EncodedJSON(snap.net.for_node_json(node_id)),
                     }
-                pause = min(remaining, hold)
+                pause = min(pause, hold)
             if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
                 try:

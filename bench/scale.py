@@ -8,13 +8,17 @@ write a new leader acknowledges, and whether any task was restarted or lost; man
 journal and snapshot sizes, the sim process's RSS per node. `--growth` runs N in {100, 300, 1000}
 (30 tasks a node) and prints how each figure grows between sizes. Figures only, nothing asserted.
 
-    .venv/bin/python bench/scale.py [--nodes N] [--tasks M] [--growth] [--heartbeat S]
+    .venv/bin/python bench/scale.py [--nodes N] [--tasks M] [--growth | --sizes N:M,...] [--heartbeat S]
+                                    [--profile SECONDS] [--timeout S]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from _cluster import HOSTS, api, locked_main, machine_note, rss_mb, until
@@ -67,7 +71,18 @@ def probe_write(bed: Testbed, hosts: list[str], seq: list[int]) -> bool:
     return False
 
 
-def run(nodes: int, tasks: int, heartbeat: float, timeout: float) -> dict[str, Any]:
+def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (`.venv/bin/pip install py-spy`) samples the leader for `seconds`, without pausing it."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not pid or not spy.exists():
+        print("  (no profile: py-spy is not installed in the venv)" if pid else "  (no leader pid)")
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(spy), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-d", str(int(seconds)), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0.0) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
     bed = Testbed()
@@ -86,6 +101,11 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float) -> dict[str, A
         )
 
         net = overlay(bed)
+        spying = None
+        if spy:
+            lead = leader(bed)
+            out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-leader.pyspy.txt"
+            spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
         t0 = time.monotonic()
         sim_services(bed, tasks, net)
         fig["create_calls_s"] = time.monotonic() - t0
@@ -93,6 +113,12 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float) -> dict[str, A
             "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
         )
         print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
+        if spying is not None:
+            try:
+                spying.wait(spy + 30)
+                print(f"  leader profile (py-spy raw): {out}", flush=True)
+            except subprocess.TimeoutExpired:
+                spying.kill()  # the one py-spy this run started
         stats = sim.command("stats", "stats")
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
         fig["sim_rss_mb"] = stats["rss_bytes"] / 2**20
@@ -182,15 +208,23 @@ def main() -> None:
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--tasks", type=int, default=30000)
     p.add_argument("--growth", action="store_true", help="nodes in 100, 300, 1000 (30 tasks a node)")
+    p.add_argument("--sizes", help="NODES:TASKS,... instead (e.g. 50:500,100:3000)")
+    p.add_argument("--profile", type=float, default=0.0, help="py-spy the leader this many s from the creates")
     p.add_argument("--heartbeat", type=float, default=5.0, help="the managers' heartbeat period (SwarmKit: 5 s)")
     p.add_argument("--timeout", type=float, default=600.0, help="bound of each step (s)")
     args = p.parse_args()
     print(machine_note(), flush=True)
     sizes = [(n, 30 * n) for n in GROWTH] if args.growth else [(args.nodes, args.tasks)]
+    if args.sizes:
+        sizes = [(int(a), int(b)) for a, b in (pair.split(":") for pair in args.sizes.split(","))]
     figs = []
     for nodes, tasks in sizes:
         print(f"== {nodes} simulated nodes, {tasks} tasks", flush=True)
-        fig = run(nodes, tasks, args.heartbeat, args.timeout)
+        try:
+            fig = run(nodes, tasks, args.heartbeat, args.timeout, args.profile)
+        except Exception as exc:  # one size failing still leaves the others' figures
+            print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)
+            fig = {"nodes": nodes, "tasks": tasks, "error": repr(exc)}
         figs.append(fig)
         for key, label, unit in ROWS:
             if isinstance(fig.get(key), (int, float)):

@@ -90,7 +90,7 @@ class Dispatcher:
     def liveness_round(self, now: float) -> list[Change]:
         """Every node gets a full grace period from when this leader first knows of it (a new
         leader's nodes, and a node that joins later: it has not sent its first heartbeat yet)."""
-        nodes = self.store.list("node")
+        nodes = self.store.list_shared("node")  # read-only; liveness_changes copies what it changes
         for node in nodes:
             self.last_seen.setdefault(node["ID"], now)
         return liveness_changes(nodes, self.last_seen, now, self.period, self.self_id, self.addrs)

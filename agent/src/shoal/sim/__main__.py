@@ -77,7 +77,7 @@ async def main(args: argparse.Namespace) -> int:
     remotes = [a.strip() for a in args.managers.split(",") if a.strip()]
     req = parse_join_request({"JoinToken": args.token, "RemoteAddrs": remotes})
     shape = NodeShape(
-        advertise_ip=hostinfo.resolve_advertise(args.advertise_addr),
+        advertise_ip=args.advertise_ip,
         nano_cpus=int(args.cpus * 1e9),
         memory_bytes=args.memory,
         period=args.heartbeat_period,
@@ -104,6 +104,8 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     arguments = parse_args()
+    # before the event loop starts: pyroute2 runs a loop of its own to read the interface
+    arguments.advertise_ip = hostinfo.resolve_advertise(arguments.advertise_addr)
     logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from shoal.manager import ca  # noqa: F401  (in-process key generation: no child process per node)
 

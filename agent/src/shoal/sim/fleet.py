@@ -40,6 +40,7 @@ class Fleet:
             for i in range(first, first + count)
         ]
         self.lost: list[SimNode] = []
+        self.rss_start = rss_bytes()  # the interpreter and its modules: not a cost of the nodes
 
     async def join_all(self, req: JoinRequest, concurrency: int = 16) -> tuple[int, list[str]]:
         """Each node joins (or loads its saved identity) and starts at once; (joined, errors)."""
@@ -85,7 +86,8 @@ class Fleet:
             "running": running,
             "starts": sum(n.driver.starts for n in self.nodes),
             "rss_bytes": rss,
-            "rss_per_node_bytes": rss // max(len(self.nodes), 1),
+            "rss_start_bytes": self.rss_start,
+            "rss_per_node_bytes": (rss - self.rss_start) // max(len(self.nodes), 1),
             "connected": sum(1 for n in live if n.session is not None and n.session.connected),
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from shoal.manager.manager import ManagerRole
@@ -42,3 +43,38 @@ def test_manager_views_read_the_nodes_once_per_applied_index() -> None:
     nodes[-1] = {"ID": "m2", "ManagerStatus": {"RaftAddr": "10.0.0.2:2378", "Addr": "10.0.0.9:2377"}}
     store.applied_index = 8  # a committed change: read again
     assert manager.leader_cluster_addr() == "10.0.0.9:2377" and store.reads == 2
+
+
+class Loops:
+    """Stands in for the dispatcher, role manager and orchestrator: a stop takes a while."""
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        await asyncio.sleep(0.01)
+        self.running = False
+
+
+def test_leadership_lost_and_regained_at_once_leaves_the_leader_loops_running() -> None:
+    async def run() -> None:
+        store = CountingStore([])
+        manager = role(store)
+        manager._leading, manager._transition = False, None
+        manager.dispatcher, manager.roles, manager.orchestrator = Loops(), Loops(), Loops()  # type: ignore[assignment]
+        store.epoch = 1  # type: ignore[attr-defined]
+        for leading in (True, False, True):  # the stop is still running when leadership returns
+            store.leading = leading  # type: ignore[attr-defined]
+            manager._sync_leader_loops()
+            await asyncio.sleep(0)
+        await manager._transition  # type: ignore[misc]
+        assert manager.orchestrator.running and manager.dispatcher.running  # type: ignore[attr-defined]
+        store.leading = False  # type: ignore[attr-defined]
+        manager._sync_leader_loops()
+        await manager._transition  # type: ignore[misc]
+        assert not manager.orchestrator.running  # type: ignore[attr-defined]
+
+    asyncio.run(run())

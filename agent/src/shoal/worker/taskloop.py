@@ -77,6 +77,9 @@ class TaskLoop:
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
                 await self.network.apply(answer.get("Net") or {})
+            # not kept through the next long poll: what matters was applied, and an answer with a big
+            # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
+            del answer
 
     async def _status(self) -> None:
         while True:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+from shoal.manager.dispatcher import Dispatcher
 from shoal.manager.manager import ManagerRole
 
 
@@ -78,3 +80,23 @@ def test_leadership_lost_and_regained_at_once_leaves_the_leader_loops_running() 
         assert not manager.orchestrator.running  # type: ignore[attr-defined]
 
     asyncio.run(run())
+
+
+class NodeStore:
+    epoch = 1
+
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.nodes = nodes
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        return self.nodes
+
+
+def test_a_new_term_gives_every_node_a_full_grace_period() -> None:
+    node = {"ID": "w1", "Version": {"Index": 3}, "Status": {"State": "ready", "Addr": "10.0.0.5"}}
+    dispatcher = Dispatcher(NodeStore([node]), "m1", 5.0)  # type: ignore[arg-type]
+    dispatcher.last_seen["w1"] = time.monotonic() - 3600  # heard in an earlier term of this manager
+    dispatcher._loop = type("NoLoop", (), {"start": lambda self: None})()  # type: ignore[assignment]
+    dispatcher.start()
+    assert dispatcher.liveness_round(time.monotonic()) == []  # not Down at once
+    assert dispatcher.liveness_round(time.monotonic() + 16)[0].obj["Status"]["State"] == "down"

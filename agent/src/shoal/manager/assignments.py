@@ -182,6 +182,9 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                         "Net": EncodedJSON(snap.net.for_node_json(node_id)),
                     }
                 pause = min(pause, hold)
+            # a waiting poll holds no snapshot: hundreds of polls each keeping the one they last saw
+            # (with its network view) was most of the leader's memory while tasks started
+            del snap, tasks
             if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
                 try:

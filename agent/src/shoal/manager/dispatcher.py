@@ -80,6 +80,10 @@ class Dispatcher:
         return sum(1 for seen in list(self.last_seen.values()) if seen >= horizon)
 
     def start(self) -> None:
+        # what this manager heard in an earlier term is stale: kept, the nodes that beat to it back
+        # then were Down at once in the new term and their tasks restarted elsewhere (a leader kill
+        # at 200 nodes, after elections had flapped while the nodes joined)
+        self.last_seen.clear()
         self.liveness_round(time.monotonic())  # the grace period of every node starts now
         self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()

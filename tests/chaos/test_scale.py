@@ -51,9 +51,9 @@ def fleet(bed: Testbed) -> Iterator[SimProcess]:
         teardown(bed, sim, "chaos_scale")
 
 
-def placements(bed: Testbed, sim: SimProcess) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
+def placements(bed: Testbed, sim: SimProcess, via: str = VIA) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
     """(task -> node per the store, task -> node per the simulated nodes, node -> starts ever)."""
-    tasks = api(bed, VIA, 60).get("/tasks", filters={"desired-state": ["running"]})
+    tasks = api(bed, via, 60).get("/tasks", filters={"desired-state": ["running"]})
     store = {t["ID"]: t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
     seen = sim.command("tasks", "tasks")
     where: dict[str, str] = {}
@@ -90,9 +90,8 @@ def test_scale_invariants(bed: Testbed, fleet: SimProcess, summary: Summary) -> 
     wait_for("a new leader", lambda: leader_host(bed, survivors[0]) not in (None, old), timeout=30)
     time.sleep(3 * HEARTBEAT)  # a node or an assignment dropped by the failover would show by now
     via = survivors[0]
-    after = api(bed, via, 60).get("/tasks", filters={"desired-state": ["running"]})
-    after_ids = {t["ID"] for t in after if t["Status"]["State"] == "running"}
-    _, _, starts_after = placements(bed, fleet)
+    after, where_after, starts_after = placements(bed, fleet, via)
+    after_ids = set(after)
     summary.add(
         "scale",
         1,
@@ -102,5 +101,6 @@ def test_scale_invariants(bed: Testbed, fleet: SimProcess, summary: Summary) -> 
         f"{sum(starts_after.values()) - sum(starts.values())} restarted across a leader kill",
     )
     assert after_ids == set(store), "tasks lost or added across the leader kill"
+    assert where_after == after == store, "tasks moved across the leader kill"
     assert starts_after == starts, "tasks restarted across the leader kill"
     assert running_total(bed, via) == (TASKS, TASKS)

@@ -82,11 +82,18 @@ class SimProcess:
                 self.proc.wait(10)
 
 
-def managers_cluster(bed: Testbed, heartbeat: float) -> str:
-    """Three managers on swarm00..02, drained (every task goes to simulated nodes); the worker token."""
+ELECTION_TIMEOUT = 1.0  # notes/raft.md: 0.5-1.5 s on busy managers; 0.25 s flapped here under load
+
+
+def managers_cluster(bed: Testbed, heartbeat: float, election_timeout: float = ELECTION_TIMEOUT) -> str:
+    """Three managers on swarm00..02, drained (every task goes to simulated nodes); the worker token.
+
+    Three managers, the simulated nodes and the tests share two CPUs: with the default 0.25 s
+    election timeout a leader busy starting thousands of tasks lost its term again and again."""
     bed.up(len(HOSTS))
-    # a flag, not shoald.yml: the modules that form clusters after this one keep their settings
-    form_cluster(bed, managers=3, agent_args=["--heartbeat-period", f"{heartbeat:g}"])
+    # flags, not shoald.yml: the modules that form clusters after this one keep their settings
+    args = ["--heartbeat-period", f"{heartbeat:g}", "--election-timeout", f"{election_timeout:g}"]
+    form_cluster(bed, managers=3, agent_args=args)
     client = api(bed, "swarm00")
     for node in client.get("/nodes"):
         spec = dict(node["Spec"], Availability="drain")

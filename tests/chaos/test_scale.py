@@ -30,6 +30,7 @@ from integration.sim_helpers import (
 from testbed.bed import Testbed
 
 NODES, TASKS = (1000, 30000) if LONG else (200, 5000)
+READY_S, RUNNING_S = (600, 1800) if LONG else (60, 150)  # bounds, not goals (bench/scale.py times them)
 NODE_CPUS = 1.5
 TASK_CPUS = 0.05  # 30 tasks fill a node: the scheduler must spread, never overfill
 HEARTBEAT = 5.0
@@ -43,9 +44,9 @@ def fleet(bed: Testbed) -> Iterator[SimProcess]:
         token = managers_cluster(bed, HEARTBEAT)
         log = bed.state_dir.parent / "test-logs" / "chaos_scale" / "sim.log"
         sim = start_sim(bed, token, NODES, log, ["--heartbeat-period", str(HEARTBEAT), "--cpus", str(NODE_CPUS)])
-        joined = sim.event("joined", 120)
+        joined = sim.event("joined", READY_S)
         assert joined["nodes"] == NODES, joined["errors"]
-        wait_for("simulated nodes ready", lambda: ready_count(bed, VIA) == NODES, timeout=60, interval=0.5)
+        wait_for("simulated nodes ready", lambda: ready_count(bed, VIA) == NODES, timeout=READY_S, interval=0.5)
         yield sim
     finally:
         teardown(bed, sim, "chaos_scale")
@@ -68,7 +69,9 @@ def test_scale_invariants(bed: Testbed, fleet: SimProcess, summary: Summary) -> 
     net = overlay(bed)
     services = sim_services(bed, TASKS, net, reserve_cpus=TASK_CPUS)
     t0 = time.monotonic()
-    wait_for(f"{TASKS} tasks running", lambda: running_total(bed, VIA) == (TASKS, TASKS), timeout=150, interval=1.0)
+    wait_for(
+        f"{TASKS} tasks running", lambda: running_total(bed, VIA) == (TASKS, TASKS), timeout=RUNNING_S, interval=1.0
+    )
     converge_s = time.monotonic() - t0
 
     # every task placed exactly once, and run where the store says

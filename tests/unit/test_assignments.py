@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from shoal.manager.assignments import Snapshot, signature, status_changes
+import pytest
+
+from shoal.manager.assignments import (
+    COALESCE,
+    EncodedJSON,
+    Snapshot,
+    encode,
+    fresh_in,
+    net_only_change,
+    signature,
+    status_changes,
+)
 
 
 class FakeStore:
@@ -86,3 +98,38 @@ def test_each_task_version_is_hashed_once() -> None:
     changed = dict(t, DesiredState="shutdown", Version={"Index": 5})
     assert s.stable_hash(changed) not in ("cached", first)
     assert s.stable["a"][0] == 5
+
+
+def test_a_change_of_the_network_state_alone_is_told_apart() -> None:
+    a = [task("a", "n1", "running", 4)]
+    s = snap(a)
+    base = signature(s, a, "net1")
+    assert net_only_change(signature(s, a, "net2"), base)
+    assert not net_only_change(signature(s, a[:0], "net2"), base)  # its tasks changed: answer at once
+    assert not net_only_change(base, base) and not net_only_change(base, None)
+
+
+def test_an_answer_encodes_with_its_network_state_spliced_in() -> None:
+    answer = {"Signature": "a.b", "Epoch": 3, "Tasks": [{"ID": "t1"}], "Net": EncodedJSON('{"Networks":{}}')}
+    assert json.loads(encode(answer)) == {
+        "Signature": "a.b",
+        "Epoch": 3,
+        "Tasks": [{"ID": "t1"}],
+        "Net": {"Networks": {}},
+    }
+    assert json.loads(encode({"Net": {"LB": []}, "Tasks": []})) == {"Net": {"LB": []}, "Tasks": []}
+
+
+class IndexStore:
+    def __init__(self, index: int) -> None:
+        self.applied_index = index
+
+
+def test_a_snapshot_behind_the_store_is_rebuilt_after_twice_its_cost() -> None:
+    s = snap([task("a", "n1", "running")])  # built at index 1
+    s.built_at, s.cost = 100.0, 0.5
+    assert fresh_in(s, IndexStore(1), 100.2) is None  # current: nothing to wait for
+    assert fresh_in(s, IndexStore(2), 100.2) == pytest.approx(0.8)  # rebuilt 1 s after the last build
+    assert fresh_in(s, IndexStore(2), 101.5) == 0.0
+    s.cost = 0.001  # a small cluster: every index, after COALESCE at most
+    assert fresh_in(s, IndexStore(2), 100.0) == pytest.approx(COALESCE)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import node_ingress_attachment, service_endpoint, task_attachments
-from shoal.manager.netstate import node_netstate
+from shoal.manager.netstate import NetView, node_netstate
 from shoal.model.network import ingress_object, mac_of, network_object, validate_create
 from shoal.model.objects import new_node
 from shoal.model.service import service_object, validate_service_spec
 from shoal.model.task import new_task, with_status
+from unit import _netstate_reference as reference
 
 NOW = "2026-01-01T00:00:00.000000000Z"
 
@@ -78,3 +82,81 @@ def test_node_without_tasks_still_gets_the_mesh() -> None:
     state = node_netstate("n2", tasks, services, networks, nodes)
     assert set(state["Networks"]) == {"ingressnet"} and not state["LB"]
     assert len(state["Published"][0]["Backends"]) == 2
+
+
+def random_cluster(seed: int) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """Nodes (some without an ingress sandbox), two overlays, services in vip/dnsrr mode with ingress,
+    host-mode or no ports, and tasks in every state on every node."""
+    rng = random.Random(seed)
+    ingress = ingress_object("ingressnet", NOW)
+    nets = [ingress]
+    for i, name in enumerate(("app", "db")):
+        body = {"Name": name, "IPAM": {"Config": [{"Subnet": f"172.3{i}.0.0/24"}]}}
+        nets.append(network_object(f"{name}net", validate_create(body, nets), 4097 + i, NOW))
+    nodes = [new_node(f"n{i}", f"host{i}", "worker", f"10.213.0.{10 + i}", NOW) for i in range(5)]
+    used = used_addresses([], [], [])
+    for n in nodes[:4]:
+        n["Attachments"] = [node_ingress_attachment(nets, used)]
+    services, tasks = [], []
+    for s in range(5):
+        ports = rng.choice(
+            [
+                [],
+                [{"TargetPort": 80, "PublishedPort": 8000 + s}],
+                [{"TargetPort": 80, "PublishedPort": 9000 + s, "PublishMode": "host"}],
+            ]
+        )
+        spec = validate_service_spec(
+            {
+                "Name": f"svc{s}",
+                "TaskTemplate": {
+                    "ContainerSpec": {"Image": "shoal/hello"},
+                    "Networks": [{"Target": n} for n in rng.sample(["appnet", "dbnet"], rng.randint(0, 2))],
+                },
+                "Mode": {"Replicated": {"Replicas": 4}},
+                "EndpointSpec": {"Mode": "dnsrr" if not ports and rng.random() < 0.3 else "vip", "Ports": ports},
+            }
+        )
+        svc = service_object(f"s{s}", spec, NOW)
+        svc["Endpoint"] = service_endpoint(spec, f"s{s}", services, nets, used)
+        services.append(svc)
+        for slot in range(1, rng.randint(2, 6)):
+            t = new_task(svc, slot, None, NOW, task_id=f"t{s}x{slot}")
+            t["NetworksAttachments"] = task_attachments(svc, nets, used)
+            t["NodeID"] = rng.choice([n["ID"] for n in nodes] + ["gone"])
+            t = with_status(t, rng.choice(["assigned", "starting", "running", "running", "failed"]), "x", NOW)
+            if rng.random() < 0.15:
+                t["DesiredState"] = "shutdown"
+            tasks.append(t)
+    return tasks, services, nets, nodes
+
+
+def test_netview_gives_every_node_what_the_per_node_computation_gave() -> None:
+    for seed in range(60):
+        tasks, services, nets, nodes = random_cluster(seed)
+        view = NetView(tasks, services, nets, nodes)
+        for node in [*nodes, {"ID": "unknown"}]:
+            want = reference.node_netstate(node["ID"], tasks, services, nets, nodes)
+            assert view.for_node(node["ID"]) == want, (seed, node["ID"])
+
+
+def test_netview_digest_follows_the_node_state() -> None:
+    tasks, services, nets, nodes = random_cluster(3)
+    before = {n["ID"]: NetView(tasks, services, nets, nodes).digest(n["ID"]) for n in nodes}
+    assert before == {n["ID"]: NetView(tasks, services, nets, nodes).digest(n["ID"]) for n in nodes}
+    running = next(t for t in tasks if t["Status"]["State"] == "running" and t["NodeID"] == "n0")
+    changed = [dict(t, DesiredState="shutdown") if t is running else t for t in tasks]
+    view = NetView(changed, services, nets, nodes)
+    old = NetView(tasks, services, nets, nodes)
+    for n in nodes:
+        if view.for_node(n["ID"]) != old.for_node(n["ID"]):
+            assert view.digest(n["ID"]) != before[n["ID"]], n["ID"]
+
+
+def test_netview_json_is_the_node_state_encoded() -> None:
+    for seed in range(40):
+        tasks, services, nets, nodes = random_cluster(seed)
+        view = NetView(tasks, services, nets, nodes)
+        for node in [*nodes, {"ID": "unknown"}]:
+            wire = json.loads(json.dumps(view.for_node(node["ID"])))  # tuples go out as lists
+            assert json.loads(view.for_node_json(node["ID"])) == wire, (seed, node["ID"])

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/shoal/shoald.yml")
-TASK_DRIVERS = ("oci",)
+TASK_DRIVERS = ("oci", "sim")  # sim: tasks only recorded (scale tests, runtime/sim.py)
 # drivers that existed once: refused with what to use instead, never silently replaced
 REMOVED_TASK_DRIVERS = {
     "process": "the process driver (a Python supervisor per task) was removed: tasks run as OCI containers "
@@ -159,11 +159,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-addr", dest="metrics_addr", help="serve Prometheus metrics on host:port (off)")
     parser.add_argument("--ui-addr", dest="ui_addr", help="serve the visualizer page on host:port (managers; off)")
     parser.add_argument("--heartbeat-period", dest="heartbeat_period", type=float, help="seconds (default 1)")
+    parser.add_argument(
+        "--election-timeout", dest="election_timeout", type=float, help="minimum Raft election timeout, s (0.25)"
+    )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
     parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")
 
 
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
-    keys += ("metrics_addr", "ui_addr")
+    keys += ("metrics_addr", "ui_addr", "election_timeout")
     return load(args.config, {k: getattr(args, k) for k in keys})

@@ -57,6 +57,10 @@ def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
         from shoal.runtime.oci.driver import OCIDriver
 
         return OCIDriver(state_dir=cfg.data_dir / "tasks", images=images, run_dir=cfg.run_dir, runtime=cfg.oci_runtime)
+    if cfg.task_driver == "sim":
+        from shoal.runtime.sim import SimDriver
+
+        return SimDriver()
     raise ConfigError(f"unknown task_driver {cfg.task_driver!r}")
 
 
@@ -149,6 +153,8 @@ class AgentCore:
         ident = self.identity
         if self.network.current is not None or ident is None:
             return
+        if self.cfg.task_driver == "sim":
+            return  # simulated tasks have no namespace to wire: the network hooks stay no-ops
         from shoal.worker.netagent import NetAgent
 
         try:

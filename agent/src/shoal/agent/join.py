@@ -36,14 +36,19 @@ def parse_join_request(body: dict[str, Any]) -> JoinRequest:
 
 
 async def request_certificate(
-    req: JoinRequest, advertise_ip: str, cluster_port: int, raft_port: int
+    req: JoinRequest,
+    advertise_ip: str,
+    cluster_port: int,
+    raft_port: int,
+    description: dict[str, Any] | None = None,
 ) -> tuple[bytes, str | bytes, dict[str, Any]]:
-    """(CA, key, the manager's grant: NodeID, ClusterID, Role, Certificate, Managers...)."""
+    """(CA, key, the manager's grant: NodeID, ClusterID, Role, Certificate, Managers...).
+    `description`: this host's (hostinfo) unless given (simulated nodes name their own)."""
     _, answer = await ClusterClient(tls.bootstrap_client_context()).call_any(req.remotes, "GET", "/shoal/ca")
     ca_pem = answer["CACertificate"].encode()
     tokens.verify_ca_digest(ca_pem, req.token)  # TokenError (400): the CA is not the token's
     key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
-    desc = hostinfo.description()
+    desc = description or hostinfo.description()
     pinned = ClusterClient(tls.client_context(ca_pem))
     _, grant = await pinned.call_any(
         req.remotes,

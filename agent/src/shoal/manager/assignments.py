@@ -11,11 +11,13 @@ import asyncio
 import copy
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from shoal.errors import VersionConflict, WatchLost
-from shoal.manager.netstate import node_netstate
+from shoal.manager.netstate import NetView
 from shoal.model.task import can_move
 from shoal.store.changes import Change
 from shoal.store.protocol import Store
@@ -42,6 +44,25 @@ class Snapshot:
     # task ID -> (Version.Index, hash of its stable fields): carried from one snapshot to the next,
     # so that each task version is hashed once
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
+    built_at: float = 0.0  # time.monotonic() when it was built
+    cost: float = 0.0  # seconds its build took (with the network view every answer needs)
+
+    @cached_property
+    def by_node(self) -> dict[str, list[dict[str, Any]]]:
+        """Node ID -> its tasks past pending: one pass for every waiting node, not one per node."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in self.tasks:
+            if t.get("NodeID") and t["Status"]["State"] != "pending":
+                out.setdefault(t["NodeID"], []).append(t)
+        return out
+
+    @cached_property
+    def net(self) -> NetView:
+        return NetView(self.tasks, self.services, self.networks, self.nodes)
+
+    @cached_property
+    def service_names(self) -> dict[str, str]:
+        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
 
     def stable_hash(self, task: dict[str, Any]) -> str:
         version = task["Version"]["Index"]
@@ -57,6 +78,27 @@ class Snapshot:
 
 _SNAPSHOTS: dict[int, Snapshot] = {}
 COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once per event
+# A change in a node's network state alone (peers, backends elsewhere; not its own tasks) may wait
+# this long per endpoint on its networks, up to NET_COALESCE_MAX, to be sent with the next ones:
+# each answer carries the networks' whole state, so while thousands of tasks start on one overlay,
+# answering every node at every event was O(nodes x endpoints) per event. Small clusters: ~0 s.
+NET_COALESCE_PER_ENDPOINT = 1 / 20000
+NET_COALESCE_MAX = 1.0
+
+
+# A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
+# COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with status
+# reports committing many times a second, rebuilding at each index kept the leader's loop busy.
+# A node that saw an older snapshot looks again once it may be rebuilt (`fresh_in`).
+REBUILD_FACTOR = 2.0
+REBUILD_MAX = 5.0
+
+
+def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
+    """Seconds until a newer snapshot may be built, if `snap` is behind the store; else None."""
+    if snap.index == store.applied_index:
+        return None
+    return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
 
 
 def snapshot(store: Store) -> Snapshot:
@@ -64,7 +106,8 @@ def snapshot(store: Store) -> Snapshot:
     each node on each event saturated the manager's loop during large changes."""
     index = store.applied_index
     cached = _SNAPSHOTS.get(id(store))
-    if cached is None or cached.index != index:
+    now = time.monotonic()
+    if cached is None or (cached.index != index and fresh_in(cached, store, now) == 0.0):
         tasks = store.list_shared("task")
         live = {t["ID"] for t in tasks}
         stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
@@ -75,39 +118,74 @@ def snapshot(store: Store) -> Snapshot:
             store.list_shared("network"),
             store.list_shared("node"),
             stable,
+            built_at=now,
         )
+        for net_id in cached.net.by_net:  # every waiting node needs them: build them now, and time it
+            cached.net.network(net_id)
+        cached.cost = time.monotonic() - now
         _SNAPSHOTS[id(store)] = cached
     return cached
 
 
-def node_tasks(tasks: list[dict[str, Any]], node_id: str) -> list[dict[str, Any]]:
-    return [t for t in tasks if t.get("NodeID") == node_id and t["Status"]["State"] != "pending"]
-
-
 def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) -> str:
     """Changes when a task of the node is added, removed, or changed in a field it acts on, or when
-    `extra` (the node's network state) changes; not on status reports."""
+    `extra` (the node's network state, or its digest) changes; not on status reports. Two parts,
+    "TASKS.NET", so that a change of the network state alone can be told apart."""
     text = ",".join(f"{t['ID']}:{snap.stable_hash(t)}" for t in sorted(tasks, key=lambda t: t["ID"]))
-    text += json.dumps(extra, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    net = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.{net}"
+
+
+def net_only_change(sig: str, since: str | None) -> bool:
+    return since is not None and sig != since and sig.split(".")[0] == since.split(".")[0]
+
+
+class EncodedJSON(str):
+    """A value that is JSON text already (the node's network state): `encode` splices it in."""
+
+
+def encode(answer: dict[str, Any]) -> bytes:
+    """An assignments answer as JSON bytes; its `Net` is spliced in as it was encoded."""
+    net = answer.get("Net")
+    rest = json.dumps({k: v for k, v in answer.items() if k != "Net"}, separators=(",", ":"), default=str)
+    if not isinstance(net, EncodedJSON):
+        return json.dumps(answer, separators=(",", ":"), default=str).encode()
+    return f'{rest[:-1]},"Net":{net}}}'.encode()
 
 
 async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    net_changed_at: float | None = None
     sub = store.subscribe(loop)
     try:
         while True:
             snap = snapshot(store)
-            tasks = node_tasks(snap.tasks, node_id)
-            services = snap.services
-            net = node_netstate(node_id, snap.tasks, services, snap.networks, snap.nodes)
-            sig = signature(snap, tasks, net)
-            remaining = deadline - loop.time()
+            tasks = snap.by_node.get(node_id, [])
+            sig = signature(snap, tasks, snap.net.digest(node_id))
+            now = loop.time()
+            remaining = deadline - now
+            behind = fresh_in(snap, store, time.monotonic())
+            pause = remaining if behind is None else min(remaining, behind + COALESCE)
             if sig != since or remaining <= 0:
-                names = {s["ID"]: s["Spec"]["Name"] for s in services}
-                return {"Signature": sig, "Epoch": store.epoch, "Tasks": tasks, "Services": names, "Net": net}
-            if await sub.wait(remaining):
+                hold = 0.0
+                if remaining > 0 and net_only_change(sig, since):
+                    net_changed_at = net_changed_at or now
+                    batch = min(NET_COALESCE_MAX, snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT)
+                    hold = net_changed_at + batch - now
+                if hold <= 0:
+                    return {
+                        "Signature": sig,
+                        "Epoch": store.epoch,
+                        "Tasks": tasks,
+                        "Services": snap.service_names,
+                        "Net": EncodedJSON(snap.net.for_node_json(node_id)),
+                    }
+                pause = min(pause, hold)
+            # a waiting poll holds no snapshot: hundreds of polls each keeping the one they last saw
+            # (with its network view) was most of the leader's memory while tasks started
+            del snap, tasks
+            if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
                 try:
                     sub.discard()

@@ -80,6 +80,10 @@ class Dispatcher:
         return sum(1 for seen in list(self.last_seen.values()) if seen >= horizon)
 
     def start(self) -> None:
+        # what this manager heard in an earlier term is stale: kept, the nodes that beat to it back
+        # then were Down at once in the new term and their tasks restarted elsewhere (a leader kill
+        # at 200 nodes, after elections had flapped while the nodes joined)
+        self.last_seen.clear()
         self.liveness_round(time.monotonic())  # the grace period of every node starts now
         self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
@@ -90,7 +94,7 @@ class Dispatcher:
     def liveness_round(self, now: float) -> list[Change]:
         """Every node gets a full grace period from when this leader first knows of it (a new
         leader's nodes, and a node that joins later: it has not sent its first heartbeat yet)."""
-        nodes = self.store.list("node")
+        nodes = self.store.list_shared("node")  # read-only; liveness_changes copies what it changes
         for node in nodes:
             self.last_seen.setdefault(node["ID"], now)
         return liveness_changes(nodes, self.last_seen, now, self.period, self.self_id, self.addrs)

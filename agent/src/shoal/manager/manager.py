@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -64,6 +65,8 @@ class ManagerRole:
         self._members_watch = BackgroundLoop("raft-members", self._watch_members)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leading = False
+        self._transition: asyncio.Task[None] | None = None  # the last start or stop of the leader loops
+        self._managers: tuple[int, list[dict[str, Any]]] = (-1, [])  # (applied index, ManagerStatus list)
 
     # ---- lifecycle
     async def start(self) -> None:
@@ -85,16 +88,29 @@ class ManagerRole:
             self._loop.call_soon_threadsafe(self._sync_leader_loops)
 
     def _sync_leader_loops(self) -> None:
+        """Start or stop the leader loops, one change after the other. A stop is asynchronous: when
+        leadership came back before it ran (elections flapping on a loaded leader), starting found
+        the old loops still running and did nothing, then the stop ended them, leaving a leader
+        without orchestrator or dispatcher (tasks never created, nodes never marked Down)."""
         leading = self.store.leading
-        if leading and not self._leading:
+        if leading == self._leading:
+            return
+        self._leading = leading
+        previous = self._transition
+        self._transition = asyncio.get_running_loop().create_task(self._switch(leading, previous))
+
+    async def _switch(self, leading: bool, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await previous
+        if leading:
             log.info("this node is the leader (epoch %s): starting leader loops", self.store.epoch)
             self.dispatcher.start()
             self.roles.start()
             self.orchestrator.start()
-        elif not leading and self._leading:
+        else:
             log.info("this node is no longer the leader: stopping leader loops")
-            asyncio.get_running_loop().create_task(self._stop_loops())
-        self._leading = leading
+            await self._stop_loops()
 
     async def _stop_loops(self) -> None:
         await self.dispatcher.stop()
@@ -103,6 +119,9 @@ class ManagerRole:
 
     async def stop(self) -> None:
         await self._members_watch.stop()
+        if self._transition is not None:  # a start still pending must not outlive the stop
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._transition
         await self._stop_loops()
         await asyncio.to_thread(self.store.close)
 
@@ -125,16 +144,25 @@ class ManagerRole:
             raise Unavailable("the cluster CA is not replicated to this manager yet")
         return ca.RootCA.load(meta["cert"], meta["key"])
 
+    def _manager_statuses(self) -> list[dict[str, Any]]:
+        """The managers' ManagerStatus, read once per applied index. Every heartbeat answer names
+        the leader and the managers: copying all node objects for each beat made a beat cost
+        O(nodes), so O(nodes^2) per heartbeat period on the leader."""
+        index = self.store.applied_index
+        if self._managers[0] != index:
+            statuses = [dict(n["ManagerStatus"]) for n in self.store.list_shared("node") if n.get("ManagerStatus")]
+            self._managers = (index, statuses)
+        return self._managers[1]
+
     def leader_cluster_addr(self) -> str | None:
         leader = self.store.leader()
-        for node in self.store.list("node"):
-            status = node.get("ManagerStatus") or {}
+        for status in self._manager_statuses():
             if status.get("RaftAddr") == leader:
                 return status.get("Addr")
         return None
 
     def manager_addrs(self) -> list[str]:
-        return [n["ManagerStatus"]["Addr"] for n in self.store.list("node") if n.get("ManagerStatus")]
+        return [status["Addr"] for status in self._manager_statuses()]
 
     # ---- the first manager
     @staticmethod

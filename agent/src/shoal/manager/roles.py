@@ -50,7 +50,7 @@ class RoleManager:
             await asyncio.sleep(self.period / 2)
 
     async def reconcile(self) -> None:
-        for node in pending_demotions(self.store.list("node")):
+        for node in pending_demotions(self.store.list_shared("node")):  # read-only; copied below to change
             if node["ID"] == self.self_id:
                 # the leader cannot remove itself: hand leadership over, the next leader demotes us
                 log.info("demoting the leader: transferring leadership first")

@@ -116,3 +116,13 @@ class Driver(Protocol):
     def exec_command(self, task_id: str, argv: list[str], tty: bool = False) -> tuple[list[str], dict[str, str]]:
         """(argv, env) that runs `argv` in the running task (`shoal exec`)."""
         ...
+
+
+@runtime_checkable
+class LoopDriver(Protocol):
+    """A driver whose calls never block (`sim`): the executor calls it on the event loop instead of
+    in a worker thread, and awaits `ready(task_id)` after `start` before it reports the task running."""
+
+    blocking: bool
+
+    async def ready(self, task_id: str) -> None: ...

@@ -14,7 +14,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
-from shoal.runtime.base import Driver, ExitStatus, NoSuchImage, NoSuchTask, RuntimeDriverError, TaskRejected
+from shoal.runtime.base import (
+    Driver,
+    ExitStatus,
+    LoopDriver,
+    NoSuchImage,
+    NoSuchTask,
+    RuntimeDriverError,
+    TaskRejected,
+)
 from shoal.runtime.images.registry import ImageFormatError, RegistryError
 from shoal.worker.hooks import NetworkHooks
 
@@ -61,7 +69,7 @@ class Executor:
 
     # ---- restart of the agent: running tasks are adopted, never restarted
     async def adopt(self) -> None:
-        handles = await asyncio.to_thread(self.driver.adopt)
+        handles = await self._call(self.driver.adopt)
         for handle in handles:
             self.state[handle.task_id] = "running"
         if handles:
@@ -124,7 +132,9 @@ class Executor:
         self.busy.add(tid)
         try:
             self.report(tid, "accepted", "accepted")
-            if self.hooks is not None and _networked(task):
+            if isinstance(self.driver, LoopDriver):
+                handle = await self._start_on_loop(task)
+            elif self.hooks is not None and _networked(task):
                 await asyncio.to_thread(self.driver.prepare, task)
                 await self.hooks.before_start(task)
                 self.report(tid, "starting", "starting")
@@ -146,6 +156,26 @@ class Executor:
             self.busy.discard(tid)
             self._recheck(tid)
 
+    async def _start_on_loop(self, task: dict[str, Any]) -> Any:
+        """The same steps for a driver that never blocks, without a thread hop per call."""
+        hooks = self.hooks if _networked(task) else None
+        self.driver.prepare(task)
+        if hooks is not None:
+            await hooks.before_start(task)
+        self.report(task["ID"], "starting", "starting")
+        handle = self.driver.start(task)
+        await self.driver.ready(task["ID"])
+        if hooks is not None:
+            await hooks.after_start(task)
+        return handle
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A driver call: in a worker thread (runc, the disk block), or straight on the loop for a
+        driver that never blocks."""
+        if getattr(self.driver, "blocking", True):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
     def _prepare_and_start(self, task: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Any:
         """prepare + start in one trip to a worker thread (a task without network hooks): each task
         starts as soon as it is prepared, instead of its start queueing behind every other task's
@@ -162,12 +192,12 @@ class Executor:
         self.busy.add(tid)
         try:
             try:
-                status = await asyncio.to_thread(self.driver.poll, tid)
+                status = await self._call(self.driver.poll, tid)
             except NoSuchTask:
                 self.report(tid, "failed", "lost", Err="task: not found on this node after the agent restarted")
                 return
             if status is None:
-                handle = await asyncio.to_thread(self.driver.start, task)
+                handle = await self._call(self.driver.start, task)
                 self.report(tid, "running", "started", PID=handle.pid)
                 self.watch_exit(tid)
             else:
@@ -199,7 +229,7 @@ class Executor:
         try:
             grace = (task["Spec"].get("ContainerSpec") or {}).get("StopGracePeriod")
             grace_s = grace / 1e9 if isinstance(grace, int) else None
-            status = await asyncio.to_thread(self.driver.stop, tid, grace_s)
+            status = await self._call(self.driver.stop, tid, grace_s)
             self.report(tid, "shutdown", "shutdown", **_exit_fields(status, asked=True))
             await self._release(tid)
         except Exception as exc:
@@ -221,12 +251,12 @@ class Executor:
         self.busy.add(tid)
         try:
             if self.state.get(tid) == "running":
-                status = await asyncio.to_thread(self.driver.stop, tid, None)
+                status = await self._call(self.driver.stop, tid, None)
                 task = self.removed.get(tid) or {"ID": tid}
                 self._notify(task, "shutdown", _exit_fields(status, asked=True))
             if self.hooks is not None:
                 await self.hooks.before_remove(tid)
-            await asyncio.to_thread(self.driver.remove, tid)
+            await self._call(self.driver.remove, tid)
         except Exception as exc:
             log.debug("cleaning up task %s: %s", tid, exc)
         finally:

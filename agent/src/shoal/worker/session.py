@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,16 @@ from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError, Unavailable
 
 log = logging.getLogger("shoal.session")
+
+# Each beat comes after a random 75-100 % of the period (SwarmKit jitters its heartbeats too):
+# nodes that started together (a rack after a power cut, a thousand simulated nodes) spread their
+# beats over the period instead of hitting the leader in one burst each period, and no gap ever
+# exceeds the period that the leader's grace (3 periods) counts on.
+JITTER = 0.25
+
+
+def next_beat(period: float, rng: random.Random | None = None) -> float:
+    return period * (1.0 - JITTER * (rng or random).random())
 
 
 class Session:
@@ -70,6 +81,9 @@ class Session:
                 queue.insert(0, redirect)
                 continue
             self.leader = answer.get("Leader") or addr
+            period = answer.get("Period")
+            if isinstance(period, (int, float)) and 0.05 <= period <= 60:
+                self.period = float(period)  # the leader's grace counts its own period, not ours
             self.connected = True
             self.last_error = None
             return answer
@@ -92,4 +106,4 @@ class Session:
                 raise
             except Exception:
                 log.exception("session round failed")
-            await asyncio.sleep(self.period)
+            await asyncio.sleep(next_beat(self.period))

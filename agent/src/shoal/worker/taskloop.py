@@ -30,6 +30,7 @@ class TaskLoop:
         managers: Callable[[], list[str]],
         leader: Callable[[], str | None],
         network: NodeNetwork | None = None,
+        exit_poll: float = EXIT_POLL,
     ) -> None:
         self.executor = executor
         self.client = client
@@ -38,6 +39,7 @@ class TaskLoop:
         self.signature: str | None = None
         self.network = network
         self.epoch = 0
+        self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
             BackgroundLoop("task-status", self._status),
@@ -79,6 +81,9 @@ class TaskLoop:
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
                 await self.network.apply(answer.get("Net") or {})
+            # not kept through the next long poll: what matters was applied, and an answer with a big
+            # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
+            del answer
 
     async def _status(self) -> None:
         while True:
@@ -100,6 +105,6 @@ class TaskLoop:
         try:
             while True:
                 self.executor.poll_unwatched()
-                await asyncio.sleep(EXIT_POLL)
+                await asyncio.sleep(self.exit_poll)
         finally:
             self.executor.close()

@@ -6,6 +6,7 @@ task or service frees its addresses with it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,10 +16,23 @@ from shoal.model.network import gateway_of, subnet_of
 PUBLISHED_RANGE = (30000, 32767)
 
 
+class UsedAddresses(dict[str, set[str]]):
+    """Network ID -> addresses in use, and per network the lowest address that may still be free.
+
+    Within one allocation pass addresses are only taken, never freed, so every address below the
+    cursor is known taken and the next lowest free one is searched from there: searching from the
+    subnet's start each time made allocating N addresses O(N^2) (5,000 tasks: 20 s of the
+    leader's event loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cursor: dict[str, int] = {}
+
+
 def used_addresses(
     tasks: Iterable[dict[str, Any]], services: Iterable[dict[str, Any]], nodes: Iterable[dict[str, Any]]
-) -> dict[str, set[str]]:
-    used: dict[str, set[str]] = {}
+) -> UsedAddresses:
+    used = UsedAddresses()
     for t in tasks:
         for att in t.get("NetworksAttachments") or []:
             for addr in att.get("Addresses") or []:
@@ -38,10 +52,14 @@ def take_address(network: dict[str, Any], used: dict[str, set[str]]) -> str:
     net = subnet_of(network)
     taken = used.setdefault(network["ID"], set())
     gateway = gateway_of(network)
-    for host in net.hosts():
-        ip = str(host)
+    cursor = used.cursor if isinstance(used, UsedAddresses) else {}
+    first = int(net.network_address) + (1 if net.num_addresses > 2 else 0)  # /31, /32: every address
+    last = int(net.broadcast_address) - (1 if net.num_addresses > 2 else 0)
+    for value in range(cursor.get(network["ID"], first), last + 1):
+        ip = str(ipaddress.IPv4Address(value))
         if ip != gateway and ip not in taken:
             taken.add(ip)
+            cursor[network["ID"]] = value + 1
             return f"{ip}/{net.prefixlen}"
     raise SpecError(f"no address left on network {network['Spec']['Name']} ({net})")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from shoal import metrics
 from shoal.aio import BackgroundLoop
 from shoal.errors import NotFound, StoreError, WatchLost
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
+from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.model.ids import now_rfc3339
 from shoal.store.protocol import Store
@@ -18,6 +20,7 @@ log = logging.getLogger("shoal.orchestrator")
 
 IDLE_PERIOD = 1.0  # reconcile at least this often, even without events (restart delays, clocks)
 DEBOUNCE = 0.005  # gather a burst of events into one pass
+MAX_DEBOUNCE = 2.0
 
 
 class Orchestrator:
@@ -27,6 +30,7 @@ class Orchestrator:
         self.last_batch: dict[str, int] = {}
         self._loop = BackgroundLoop("orchestrator", self._run)
         self.passes = 0
+        self.last_cost = 0.0  # seconds the last pass's decision took
 
     def start(self) -> None:
         self.epoch = self.store.epoch
@@ -53,11 +57,11 @@ class Orchestrator:
         tasks = self.store.list_shared("task")
         nodes = self.store.list_shared("node")
         networks = self.store.list_shared("network")
-        now_ns = time.time_ns()
-        plan = reconcile(services, tasks, nodes, now_rfc3339(), now_ns, self.history_limit(), self.last_batch)
-        allocate(plan, services, networks, tasks, nodes)
-        with metrics.timed(metrics.SCHEDULER_PASS_SECONDS):
-            place(plan, tasks, nodes)
+        started = time.monotonic()
+        # The decision is pure and O(tasks) (about 1 s at 30,000 tasks): in a worker thread, the
+        # leader's loop keeps answering heartbeats and assignment polls while it runs.
+        plan = await asyncio.to_thread(self._decide, services, tasks, nodes, networks, self.history_limit())
+        self.last_cost = time.monotonic() - started
         self._wake_at = plan.wake_at_ns
         if not plan.changed():
             return 0
@@ -65,6 +69,20 @@ class Orchestrator:
         await self.store.acommit(batch, timeout=5.0, epoch=self.epoch)
         self.passes += 1
         return len(batch)
+
+    def _decide(
+        self,
+        services: list[dict[str, Any]],
+        tasks: list[dict[str, Any]],
+        nodes: list[dict[str, Any]],
+        networks: list[dict[str, Any]],
+        history_limit: int,
+    ) -> Plan:
+        plan = reconcile(services, tasks, nodes, now_rfc3339(), time.time_ns(), history_limit, self.last_batch)
+        allocate(plan, services, networks, tasks, nodes)
+        with metrics.timed(metrics.SCHEDULER_PASS_SECONDS):
+            place(plan, tasks, nodes)
+        return plan
 
     async def _run(self) -> None:
         sub = self.store.subscribe(asyncio.get_running_loop())
@@ -83,7 +101,8 @@ class Orchestrator:
                 if self._wake_at is not None:
                     timeout = max(0.0, min(timeout, (self._wake_at - time.time_ns()) / 1e9))
                 if await sub.wait(timeout):  # what changed is read in the next pass, not from events
-                    await asyncio.sleep(DEBOUNCE)
+                    # at least as long as the last pass took: passes take at most half of the leader
+                    await asyncio.sleep(max(DEBOUNCE, min(self.last_cost, MAX_DEBOUNCE)))
                     try:
                         sub.discard()
                     except WatchLost:  # fell behind during a burst: watch again (the pass re-reads)

@@ -1,0 +1,100 @@
+"""A fleet of simulated nodes in one process: joins them, starts them, loses some, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from shoal.agent.join import JoinRequest
+from shoal.errors import ShoalError
+from shoal.sim.node import NodeShape, SimNode
+
+log = logging.getLogger("shoal.sim")
+
+JOIN_ATTEMPTS = 5
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+def raise_nofile() -> int:
+    """Soft RLIMIT_NOFILE up to the hard one: each node keeps two or three TLS connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Fleet:
+    def __init__(
+        self, count: int, shape: NodeShape, port_base: int = 30000, state_dir: Path | None = None, first: int = 0
+    ) -> None:
+        self.nodes = [
+            SimNode(i, port_base + i, shape, state_dir / f"node-{i:05d}" if state_dir else None)
+            for i in range(first, first + count)
+        ]
+        self.lost: list[SimNode] = []
+        self.rss_start = rss_bytes()  # the interpreter and its modules: not a cost of the nodes
+
+    async def join_all(self, req: JoinRequest, concurrency: int = 16) -> tuple[int, list[str]]:
+        """Each node joins (or loads its saved identity) and starts at once; (joined, errors)."""
+        gate = asyncio.Semaphore(concurrency)
+        errors: list[str] = []
+
+        async def one(node: SimNode) -> None:
+            if not node.load():
+                async with gate:
+                    for attempt in range(JOIN_ATTEMPTS):
+                        try:
+                            await node.join(req)
+                            break
+                        except ShoalError as exc:  # a busy manager: try again, a little later
+                            if attempt == JOIN_ATTEMPTS - 1:
+                                errors.append(f"{node.hostname}: {exc.message}")
+                                return
+                            await asyncio.sleep(0.5 * (attempt + 1))
+            node.start()
+
+        await asyncio.gather(*(one(n) for n in self.nodes))
+        return sum(1 for n in self.nodes if n.running), errors
+
+    async def lose(self, count: int) -> list[str]:
+        """The first `count` running nodes vanish at once (their connections close, nothing more)."""
+        victims = [n for n in self.nodes if n.running][:count]
+        await asyncio.gather(*(n.stop() for n in victims))
+        self.lost += victims
+        return [n.node_id for n in victims]
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(n.stop() for n in self.nodes if n.running))
+
+    def stats(self) -> dict[str, Any]:
+        live = [n for n in self.nodes if n.running]
+        running = sum(len(n.driver.running_ids()) for n in live)
+        rss = rss_bytes()
+        return {
+            "event": "stats",
+            "time": time.time(),
+            "nodes": len(live),
+            "lost": len(self.lost),
+            "running": running,
+            "starts": sum(n.driver.starts for n in self.nodes),
+            "rss_bytes": rss,
+            "rss_start_bytes": self.rss_start,
+            "rss_per_node_bytes": (rss - self.rss_start) // max(len(self.nodes), 1),
+            "connected": sum(1 for n in live if n.session is not None and n.session.connected),
+        }
+
+    def tasks(self) -> dict[str, Any]:
+        """Node ID -> the task IDs its driver runs, and every start it ever made (restarts show)."""
+        return {
+            "event": "tasks",
+            "running": {n.node_id: n.driver.running_ids() for n in self.nodes if n.running},
+            "starts": {n.node_id: n.driver.starts for n in self.nodes},
+        }

@@ -1,0 +1,243 @@
+"""Scale: three real managers (swarm00..02, drained) and N simulated nodes (`python -m shoal.sim`
+in swarm02's namespace: real joins, TLS sessions, heartbeats, assignment long polls and status
+reports; tasks only recorded), M tasks on one overlay network.
+
+Prints, per size: time to all N nodes Ready; services totalling M tasks created -> all RUNNING;
+10 % of the nodes lost at once -> their tasks RUNNING elsewhere; the leader killed -> the first
+write a new leader acknowledges, and whether any task was restarted or lost; manager RSS, Raft
+journal and snapshot sizes, the sim process's RSS per node. `--growth` runs N in {100, 300, 1000}
+(30 tasks a node) and prints how each figure grows between sizes. Figures only, nothing asserted.
+
+    .venv/bin/python bench/scale.py [--nodes N] [--tasks M] [--growth | --sizes N:M,...] [--heartbeat S]
+                                    [--profile SECONDS] [--timeout S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _cluster import HOSTS, api, locked_main, machine_note, rss_mb, until
+from _figures import record
+
+from integration.sim_helpers import (
+    SimProcess,
+    managers_cluster,
+    overlay,
+    raft_files,
+    ready_count,
+    running_total,
+    sim_nodes,
+    sim_services,
+    start_sim,
+    teardown,
+)
+from testbed.bed import Testbed
+
+FOLLOWER = "swarm01"  # polls go to a follower's replica: the leader's CPU is what is measured
+GROWTH = (100, 300, 1000)
+
+
+def leader(bed: Testbed) -> str | None:
+    for n in api(bed, FOLLOWER, 10).get("/nodes"):
+        if (n.get("ManagerStatus") or {}).get("Leader"):
+            return str(n["Description"]["Hostname"])
+    return None
+
+
+def running_ids(bed: Testbed, via: str) -> set[str]:
+    tasks = api(bed, via, 60).get("/tasks", filters={"desired-state": ["running"]})
+    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+
+
+def probe_write(bed: Testbed, hosts: list[str], seq: list[int]) -> bool:
+    """One acknowledged write (a 0-replica service) on any of `hosts`."""
+    for host in hosts:
+        seq[0] += 1
+        try:
+            body = {
+                "Name": f"probe-{seq[0]}",
+                "TaskTemplate": {"ContainerSpec": {"Image": "shoal/host"}},
+                "Mode": {"Replicated": {"Replicas": 0}},
+            }
+            api(bed, host, 2).post("/services/create", body)
+            return True
+        except Exception:
+            continue
+    return False
+
+
+def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (`.venv/bin/pip install py-spy`) samples the leader for `seconds`, without pausing it."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not pid or not spy.exists():
+        print("  (no profile: py-spy is not installed in the venv)" if pid else "  (no leader pid)")
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(spy), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-d", str(int(seconds)), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0.0) -> dict[str, Any]:
+    """One size, start to end; returns its figures (None where a step did not finish)."""
+    fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
+    bed = Testbed()
+    sim: SimProcess | None = None
+    name = f"bench_scale_{nodes}"
+    try:
+        token = managers_cluster(bed, heartbeat)
+        log = bed.state_dir.parent / "test-logs" / name / "sim.log"
+        t0 = time.monotonic()
+        sim = start_sim(bed, token, nodes, log, ["--heartbeat-period", str(heartbeat)])
+        joined = sim.event("joined", timeout)
+        fig["join_s"] = joined["seconds"]
+        _, fig["ready_s"] = until("nodes ready", lambda: ready_count(bed, FOLLOWER) >= nodes, timeout, 0.5, t0)
+        print(
+            f"  {nodes} nodes joined in {joined['seconds']:.1f} s, all Ready after {fig['ready_s']:.1f} s", flush=True
+        )
+
+        net = overlay(bed)
+        spying = None
+        if spy:
+            lead = leader(bed)
+            out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-leader.pyspy.txt"
+            spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
+        t0 = time.monotonic()
+        sim_services(bed, tasks, net)
+        fig["create_calls_s"] = time.monotonic() - t0
+        done, fig["running_s"] = until(
+            "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
+        )
+        print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
+        if spying is not None:
+            try:
+                spying.wait(spy + 30)
+                print(f"  leader profile (py-spy raw): {out}", flush=True)
+            except subprocess.TimeoutExpired:
+                spying.kill()  # the one py-spy this run started
+        stats = sim.command("stats", "stats")
+        fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
+        fig["sim_rss_mb"] = stats["rss_bytes"] / 2**20
+
+        lose = max(1, nodes // 10)
+        t0 = time.monotonic()
+        lost = set(sim.command(f"lose {lose}", "lost")["nodes"])
+
+        def lost_down() -> bool:
+            return all(n["Status"]["State"] == "down" for n in sim_nodes(bed, FOLLOWER) if n["ID"] in lost)
+
+        _, fig["lost_down_s"] = until("lost nodes down", lost_down, timeout, 0.5, t0)
+        _, fig["lost_moved_s"] = until(
+            "lost tasks running elsewhere", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
+        )
+        print(
+            f"  {lose} nodes lost: Down after {fig['lost_down_s']:.1f} s, tasks back after {fig['lost_moved_s']:.1f} s"
+        )
+
+        old = leader(bed)
+        before = running_ids(bed, FOLLOWER)
+        starts = sim.command("stats", "stats")["starts"]
+        survivors = [h for h in HOSTS if h != old]
+        fig["rss_leader_mb"] = rss_mb(bed.agent_pid(old)) if old else None
+        fig["rss_followers_mb"] = [rss_mb(bed.agent_pid(h)) for h in survivors]
+        fig["raft"] = raft_files(bed, old) if old else {}
+        seq = [0]
+        t0 = time.monotonic()
+        bed.stop_agent(old or "swarm00", kill=True)
+        _, fig["failover_write_s"] = until(
+            "a write after the leader kill", lambda: probe_write(bed, survivors, seq), timeout, 0.05, t0
+        )
+        time.sleep(3 * heartbeat)  # a missed beat or a lost assignment would show by now
+        via = next(h for h in survivors if h != FOLLOWER) if old == FOLLOWER else FOLLOWER
+        after = running_ids(bed, via)
+        fig["tasks_lost_at_kill"] = len(before - after)
+        fig["tasks_new_at_kill"] = len(after - before)
+        fig["restarts_at_kill"] = sim.command("stats", "stats")["starts"] - starts
+        print(
+            f"  leader {old} killed: write after {fig['failover_write_s']:.2f} s; tasks lost "
+            f"{fig['tasks_lost_at_kill']}, new {fig['tasks_new_at_kill']}, sim starts {fig['restarts_at_kill']}",
+            flush=True,
+        )
+    finally:
+        teardown(bed, sim, name)
+    return fig
+
+
+ROWS = [
+    ("join_s", "all nodes joined (sim)", "s"),
+    ("ready_s", "all nodes Ready", "s"),
+    ("create_calls_s", "service create calls", "s"),
+    ("running_s", "all tasks RUNNING", "s"),
+    ("lost_down_s", "10 % lost -> Down", "s"),
+    ("lost_moved_s", "10 % lost -> tasks RUNNING again", "s"),
+    ("failover_write_s", "leader kill -> write acknowledged", "s"),
+    ("tasks_lost_at_kill", "tasks lost at the leader kill", ""),
+    ("restarts_at_kill", "task starts during the leader kill", ""),
+    ("rss_leader_mb", "leader RSS", "MB"),
+    ("sim_rss_per_node_kb", "sim RSS per node", "KB"),
+]
+
+
+def show(figs: list[dict[str, Any]]) -> None:
+    print("\n" + f"{'figure':40}" + "".join(f"{f['nodes']:>7}n/{f['tasks']:<7}" for f in figs))
+    for key, label, unit in ROWS:
+        cells = []
+        for f in figs:
+            v = f.get(key)
+            cells.append(f"{v:>15.2f}" if isinstance(v, (int, float)) else f"{'-':>15}")
+        print(f"{label + (f' ({unit})' if unit else ''):40}" + "".join(cells))
+    for f in figs:
+        print(f"raft files of the leader at {f['nodes']} nodes: {f.get('raft')}")
+    if len(figs) > 1:
+        print("\ngrowth from the smallest size (figure ratio / size ratio; ~1 = linear, >>1 = superlinear):")
+        first = figs[0]
+        for key, label, _ in ROWS:
+            for f in figs[1:]:
+                a, b = first.get(key), f.get(key)
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0:
+                    size = f["nodes"] / first["nodes"]
+                    print(f"  {label:38} x{b / a:6.2f} for x{size:.0f} nodes ({(b / a) / size:.2f})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=1000)
+    p.add_argument("--tasks", type=int, default=30000)
+    p.add_argument("--growth", action="store_true", help="nodes in 100, 300, 1000 (30 tasks a node)")
+    p.add_argument("--sizes", help="NODES:TASKS,... instead (e.g. 50:500,100:3000)")
+    p.add_argument("--profile", type=float, default=0.0, help="py-spy the leader this many s from the creates")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="the managers' heartbeat period (SwarmKit: 5 s)")
+    p.add_argument("--timeout", type=float, default=600.0, help="bound of each step (s)")
+    args = p.parse_args()
+    print(machine_note(), flush=True)
+    sizes = [(n, 30 * n) for n in GROWTH] if args.growth else [(args.nodes, args.tasks)]
+    if args.sizes:
+        sizes = [(int(a), int(b)) for a, b in (pair.split(":") for pair in args.sizes.split(","))]
+    figs = []
+    for nodes, tasks in sizes:
+        print(f"== {nodes} simulated nodes, {tasks} tasks", flush=True)
+        try:
+            fig = run(nodes, tasks, args.heartbeat, args.timeout, args.profile)
+        except Exception as exc:  # one size failing still leaves the others' figures
+            print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)
+            fig = {"nodes": nodes, "tasks": tasks, "error": repr(exc)}
+        figs.append(fig)
+        for key, label, unit in ROWS:
+            if isinstance(fig.get(key), (int, float)):
+                record(f"{nodes}n: {label}", fig[key], unit=unit or "n")
+    show(figs)
+    last = figs[-1]
+    print(
+        f"scale: {last['nodes']} nodes / {last['tasks']} tasks: Ready {last.get('ready_s', 0):.0f} s, RUNNING "
+        f"{last.get('running_s', 0):.0f} s, 10 % lost moved {last.get('lost_moved_s', 0):.0f} s, failover write "
+        f"{last.get('failover_write_s', 0):.2f} s, tasks lost {last.get('tasks_lost_at_kill')}, restarts "
+        f"{last.get('restarts_at_kill')}; {machine_note()}"
+    )
+
+
+if __name__ == "__main__":
+    locked_main(main)

@@ -1,0 +1,144 @@
+"""The leader's own work at scale, without the testbed: the pure functions a leader runs per store
+event, timed on tables shaped like bench/scale.py's (N ready nodes, 30 tasks a node in services of
+1,000 replicas on one overlay, every task RUNNING). Prints each figure per size and how it grows.
+
+    .venv/bin/python bench/scale_leader.py [--nodes 100,300,1000] [--per-node 30]
+
+Figures (seconds unless said): allocate + place 1,000 new tasks (one service created); a steady
+orchestrator pass (nothing to do); an assignments snapshot (index, network view, encoded
+networks); one node's answer (signature, encoded JSON) and its size; the answer parsed on a node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent" / "src"))
+
+from _figures import record
+
+from shoal.manager.assignments import EncodedJSON, Snapshot, encode, signature
+from shoal.manager.orchestrator.pipeline import allocate, place
+from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.model.network import ingress_object, network_object, validate_create
+from shoal.model.objects import new_node
+from shoal.model.service import service_object, validate_service_spec
+from shoal.model.task import with_status
+
+NOW = "2026-01-01T00:00:00.000000000Z"
+PER_SERVICE = 1000
+
+
+def cluster(nodes: int, tasks: int) -> tuple[list[dict[str, Any]], ...]:
+    ingress = ingress_object("ingressnet", NOW)
+    body = {"Name": "scale-net", "IPAM": {"Config": [{"Subnet": "10.128.0.0/15"}]}}
+    networks = [ingress, network_object("scalenet", validate_create(body, [ingress]), 4097, NOW)]
+    node_objs = []
+    for i in range(nodes):
+        n = new_node(f"node{i:05d}", f"sim-{i:05d}", "worker", "10.213.0.12", NOW)
+        n["Status"]["State"] = "ready"
+        n["Description"]["Resources"] = {"NanoCPUs": 2_000_000_000, "MemoryBytes": 4 << 30}
+        node_objs.append(n)
+    services = []
+    for s in range(max(1, tasks // PER_SERVICE)):
+        template = {
+            "ContainerSpec": {"Image": "shoal/host"},
+            "Networks": [{"Target": "scalenet"}],
+            "Resources": {"Reservations": {"NanoCPUs": 10_000_000, "MemoryBytes": 8 << 20}},
+        }
+        spec = {"Name": f"scale-{s}", "TaskTemplate": template, "Mode": {"Replicated": {"Replicas": PER_SERVICE}}}
+        services.append(service_object(f"svc{s}", validate_service_spec(spec), NOW))
+    return node_objs, services, networks
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        out = fn()
+    return (time.perf_counter() - t0) / repeat, out
+
+
+def measure(nodes: int, per_node: int) -> dict[str, float]:
+    tasks_total = nodes * per_node
+    node_objs, services, networks = cluster(nodes, tasks_total)
+    tasks: list[dict[str, Any]] = []
+    fig: dict[str, float] = {}
+    for i, svc in enumerate(services):  # one service at a time, as the bench creates them
+
+        def one_service(svc: dict[str, Any] = svc, now: list[dict[str, Any]] = tasks) -> Any:
+            plan = reconcile([svc], [t for t in now if t["ServiceID"] == svc["ID"]], node_objs, NOW, time.time_ns())
+            allocate(plan, services, networks, now, node_objs)
+            place(plan, now, node_objs)
+            return plan
+
+        cost, plan = timed(one_service)
+        if i == len(services) - 1:
+            fig["create 1,000 tasks (last service)"] = cost
+        tasks += [
+            dict(with_status(t, "running", "started", NOW), Version={"Index": len(tasks) + j})
+            for j, t in enumerate(plan.creates)
+        ]
+    fig["steady orchestrator pass"], _ = timed(lambda: reconcile(services, tasks, node_objs, NOW, time.time_ns()))
+
+    def build() -> Snapshot:
+        snap = Snapshot(1, tasks, services, networks, node_objs)
+        for net_id in snap.net.by_net:
+            snap.net.network(net_id)
+        _ = snap.by_node
+        return snap
+
+    fig["assignments snapshot"], snap = timed(build)
+    sample = node_objs[: min(50, nodes)]
+    for n in sample:  # the first signature hashes each task once; steady state is what repeats
+        signature(snap, snap.by_node.get(n["ID"], []), snap.net.digest(n["ID"]))
+
+    def answers() -> bytes:
+        body = b""
+        for n in sample:
+            mine = snap.by_node.get(n["ID"], [])
+            sig = signature(snap, mine, snap.net.digest(n["ID"]))
+            net = EncodedJSON(snap.net.for_node_json(n["ID"]))
+            body = encode({"Signature": sig, "Epoch": 1, "Tasks": mine, "Services": snap.service_names, "Net": net})
+        return body
+
+    per, body = timed(answers)
+    fig["one node's answer (ms)"] = per / len(sample) * 1000
+    fig["answer size (KB)"] = len(body) / 1024
+    fig["all nodes' answers, one round"] = per / len(sample) * nodes
+    fig["answer parsed on a node (ms)"] = timed(lambda: json.loads(body), 3)[0] * 1000
+    return fig
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", default="100,300,1000")
+    p.add_argument("--per-node", type=int, default=30)
+    args = p.parse_args()
+    sizes = [int(n) for n in args.nodes.split(",")]
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) before the run")
+    figs = []
+    for n in sizes:
+        fig = measure(n, args.per_node)
+        figs.append(fig)
+        for label, value in fig.items():
+            record(f"{n}n: {label}", value, unit="ms" if "(ms)" in label else "KB" if "KB" in label else "s")
+    labels = list(figs[0])
+    print(f"{'figure':40}" + "".join(f"{f'{n}n/{n * args.per_node}':>14}" for n in sizes))
+    for label in labels:
+        print(f"{label:40}" + "".join(f"{f[label]:14.3f}" for f in figs))
+    if len(sizes) > 1:
+        print(f"\ngrowth {sizes[0]} -> {sizes[-1]} nodes (x{sizes[-1] / sizes[0]:.0f}): figure ratio")
+        for label in labels:
+            a, b = figs[0][label], figs[-1][label]
+            print(f"  {label:38} x{b / a:7.1f}" if a else f"  {label:38} -")
+
+
+if __name__ == "__main__":
+    main()

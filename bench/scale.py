@@ -72,7 +72,7 @@ def probe_write(bed: Testbed, hosts: list[str], seq: list[int]) -> bool:
 
 
 def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy (`.venv/bin/pip install py-spy`) samples the leader for `seconds`, without pausing it."""
+    """py-spy (a dev requirement, installed by `make setup`) samples the leader for `seconds`, without pausing it."""
     spy = Path(sys.executable).with_name("py-spy")
     if not pid or not spy.exists():
         print("  (no profile: py-spy is not installed in the venv)" if pid else "  (no leader pid)")

@@ -321,7 +321,7 @@ def test_minimum_resources_pass() -> None:
             spec(TaskTemplate={"ContainerSpec": {"Image": "i", "StopGracePeriod": -1}}),
             "stop-grace-period cannot be negative",
         ),
-        (spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Mounts": [{"Target": "/x"}]}}), "Mounts is not supported"),
+        (spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Mounts": [{"Target": "/x"}]}}), "mount type unknown"),
         (
             spec(TaskTemplate={"ContainerSpec": {"Image": "i", "Init": "yes"}}),
             "ContainerSpec.Init: expected true or false",

@@ -20,6 +20,7 @@ from shoal.identity import Identity, raft_dir
 from shoal.runtime.base import Driver
 from shoal.runtime.images import ImageStore, RegistryOptions
 from shoal.runtime.images.prune import Policy
+from shoal.runtime.volumes import VolumeStore
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NetworkSlot
 from shoal.worker.session import Session
@@ -79,6 +80,8 @@ class AgentCore:
         # the driver pulls and unpacks into the same store
         self.images: ImageStore = images or default_images(cfg, in_use=self.image_in_use)
         self.driver: Driver = driver or default_driver(cfg, self.images)
+        # this node's `local` volumes: the oci driver's (it knows which tasks use one), else a store of their own
+        self.volumes: VolumeStore = getattr(self.driver, "volumes", None) or VolumeStore(cfg.data_dir / "volumes")
         self.network = NetworkSlot()  # the NetAgent is attached once the node has an underlay address
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None

@@ -20,6 +20,7 @@ from shoal.api import images as images_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import services as services_api
+from shoal.api import volumes as volumes_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
@@ -247,6 +248,7 @@ def build_app(agent: Agent) -> web.Application:
         + localtasks.ROUTES
         + images_api.ROUTES
         + networks_api.ROUTES
+        + volumes_api.ROUTES
         + debug.ROUTES
         + extra
     ):

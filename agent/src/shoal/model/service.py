@@ -17,6 +17,8 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model.capabilities import capabilities
 from shoal.model.constraints import ConstraintError, validate_placement
+from shoal.model.container_opts import OWNED_FIELDS as CONTAINER_OPTS_FIELDS
+from shoal.model.container_opts import container_options
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,
@@ -59,15 +61,10 @@ _CONTAINER_ZERO_ONLY = (
     "Privileges",
     "TTY",
     "OpenStdin",
-    "Mounts",
     "HealthCheck",
-    "Hosts",
-    "DNSConfig",
     "Secrets",
     "Configs",
     "Isolation",
-    "Sysctls",
-    "Ulimits",
     "OomScoreAdj",
 )
 _CONTAINER_FIELDS = (
@@ -86,6 +83,7 @@ _CONTAINER_FIELDS = (
     "CapabilityAdd",
     "CapabilityDrop",
     "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
+    *CONTAINER_OPTS_FIELDS,  # Mounts, DNSConfig, Hosts, Sysctls, Ulimits (model/container_opts.py)
     *_CONTAINER_ZERO_ONLY,
 )
 _TASK_ZERO_ONLY = ("PluginSpec", "NetworkAttachmentSpec", "LogDriver")
@@ -203,6 +201,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         **_optional_bool(where, c, "Init"),
         **_optional_bool(where, c, "ReadOnly"),
         **_capabilities(where, c),
+        **container_options(where, c),
     }
 
 

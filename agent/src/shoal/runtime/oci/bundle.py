@@ -93,6 +93,10 @@ class Plan:
     host_binds: tuple[str, ...] = ()  # host paths bound read-only at the same place
     cgroups_path: str = ""
     resources: Resources = field(default_factory=Resources)
+    # ContainerSpec.Mounts as OCI mounts, DNS/hosts/sysctls/ulimits (runtime/oci/mounts.py, runtime/taskopts.py)
+    user_mounts: tuple[dict[str, Any], ...] = ()
+    sysctl: Mapping[str, str] = field(default_factory=dict)
+    rlimits: tuple[dict[str, Any], ...] = ()
 
 
 def _mount(dest: str, kind: str, source: str, options: Sequence[str]) -> dict[str, Any]:
@@ -118,6 +122,7 @@ def mounts(plan: Plan) -> list[dict[str, Any]]:
         out.append(_mount(f"/etc/{name}", "bind", f"{plan.task_dir}/{name}", ("rbind", "rprivate")))
     if plan.init:
         out.append(_mount(INIT_PATH, "bind", plan.init, ("bind", "ro", "nosuid", "nodev")))
+    out.extend(dict(m) for m in plan.user_mounts)  # last: the user's mounts may cover any of the above
     return out
 
 
@@ -137,6 +142,8 @@ def config(plan: Plan) -> dict[str, Any]:
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": False,
     }
+    if plan.rlimits:
+        process["rlimits"] = [dict(r) for r in plan.rlimits]
     linux: dict[str, Any] = {
         "resources": plan.resources.to_oci(),
         "namespaces": [
@@ -149,6 +156,8 @@ def config(plan: Plan) -> dict[str, Any]:
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
     }
+    if plan.sysctl:
+        linux["sysctl"] = dict(plan.sysctl)
     if plan.cgroups_path:
         linux["cgroupsPath"] = plan.cgroups_path
     return {

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from typing import Any
 
 from shoal.errors import SpecError
 from shoal.model.pulloptions import public_task
-from shoal.runtime import cgroups, linux, netns, spec
+from shoal.runtime import cgroups, linux, netns, spec, taskopts
 from shoal.runtime.base import (
     LOST_EXIT_CODE,
     ExitStatus,
@@ -46,7 +47,9 @@ from shoal.runtime.base import (
 )
 from shoal.runtime.images import Image, ImageStore
 from shoal.runtime.oci import bundle, conmon, execfifo
+from shoal.runtime.oci import mounts as task_mounts
 from shoal.runtime.oci.k8slog import Record, read_records
+from shoal.runtime.volumes import VolumeStore
 
 DEFAULT_STATE_DIR = Path("/var/lib/shoal/tasks")
 DEFAULT_RUN_DIR = Path("/run/shoal")
@@ -129,8 +132,12 @@ class OCIDriver:
         runtime: str | None = None,
         log_size_max: int = conmon.LOG_SIZE_MAX,
         cgroup_layout: cgroups.CgroupLayout | None = None,
+        volumes: VolumeStore | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        # this node's `local` volumes; a volume is in use while a task bundle here names it
+        self.volumes = volumes or VolumeStore(self.state_dir.parent / "volumes")
+        self.volumes.users = lambda: task_mounts.volume_users(self.state_dir)
         self.images = images or ImageStore()
         self.run_dir = Path(run_dir)
         self.runtime_root = str(self.run_dir / "runc")
@@ -238,6 +245,8 @@ class OCIDriver:
             host_binds=binds,
             cgroups_path=f"/shoal/{task_id}",
             resources=resources,
+            sysctl=taskopts.sysctl(cspec),
+            rlimits=tuple(taskopts.rlimits(cspec)),
         )
         extra = {
             "stop_signal": stop_signal(cfg, cspec),
@@ -254,14 +263,16 @@ class OCIDriver:
             d.mkdir(parents=True, exist_ok=True)
             _dump(d / "task.json", public_task(task))  # no registry credentials on disk
             (d / "hostname").write_text(plan.hostname + "\n")
-            (d / "hosts").write_text(spec.hosts_file(plan.hostname))
-            (d / "resolv.conf").write_text(spec.resolv_conf())
+            cspec = spec.container_spec(task)
+            (d / "hosts").write_text(spec.hosts_file(plan.hostname) + taskopts.extra_hosts(cspec))
+            (d / "resolv.conf").write_text(taskopts.resolv_conf(cspec))
             for sub in ("rootfs", "upper", "work"):
                 (d / sub).mkdir(exist_ok=True)
             if image.rootfs is None:
                 host_skeleton(self._empty_lower)
             self._mount_root(d, extra["lower"])
-            _dump(d / "config.json", bundle.config(plan))
+            user_mounts = task_mounts.prepare(task, image.rootfs, self.volumes)  # after task.json: in use
+            _dump(d / "config.json", bundle.config(dataclasses.replace(plan, user_mounts=tuple(user_mounts))))
             try:
                 netns.create(extra["netns"], self.netns_dir)
             except OSError as exc:
@@ -513,7 +524,10 @@ class OCIDriver:
             linux.umount(str(d / "rootfs"))  # never let rmtree recurse into a mounted image
         if os.path.ismount(d / "rootfs"):
             raise RuntimeDriverError(f"task {task_id}: its root filesystem would not unmount")
+        task = linux.read_json(d / "task.json")
         shutil.rmtree(d, ignore_errors=True)
+        if isinstance(task, dict):
+            self.volumes.remove_anonymous(task_mounts.anonymous_volumes(task))
         if left:
             raise RuntimeDriverError(f"task {task_id}: {left}")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shoal.cli import args as argtypes
-from shoal.cli import service_args, service_image
+from shoal.cli import service_args, service_container, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.node import hostname, resolve_node
@@ -291,6 +291,7 @@ def _wait(api: Client, service_id: str, args: argparse.Namespace) -> None:
 
 def cmd_create(api: Client, args: argparse.Namespace) -> int:
     spec = service_args.create_spec(args, _network_resolver(api))
+    service_container.apply_create(spec["TaskTemplate"]["ContainerSpec"], args)  # --mount, --dns, --host, ...
     headers = service_image.prepare_image(api, args, spec, image_changed=True)
     resp = api.request("POST", "/services/create", body=spec, headers=headers)
     _warnings(resp)
@@ -412,6 +413,7 @@ def cmd_update(api: Client, args: argparse.Namespace) -> int:
 
     def change(service: Service) -> Mapping[str, Any]:
         spec = service_args.update_spec(service.get("Spec") or {}, args, resolve)
+        service_container.apply_update(spec["TaskTemplate"]["ContainerSpec"], args)
         if args.rollback and (spec != (service.get("Spec") or {}) or args.with_registry_auth):
             raise CLIError("other flags may not be combined with --rollback")
         return spec
@@ -558,6 +560,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("create", help="Create a new service", usage="%(prog)s [OPTIONS] IMAGE [COMMAND] [ARG...]")
     service_args.add_create_flags(p)
+    service_container.add_create_flags(p)
     p.set_defaults(func=cmd_create)
 
     p = cmds.add_parser("ls", aliases=["list"], help="List services")
@@ -587,6 +590,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("update", help="Update a service", usage="%(prog)s [OPTIONS] SERVICE")
     service_args.add_update_flags(p)
+    service_container.add_update_flags(p)
     p.set_defaults(func=cmd_update)
 
     p = cmds.add_parser("rollback", help="Revert changes to a service's configuration")

@@ -1,0 +1,359 @@
+"""Mounts, DNS, hosts, sysctls and ulimits: validation at the API (Docker's messages), the OCI
+mounts and files a task gets (real directories under tmp_path, no container), the node's local
+volume store, and the CLI flags that build them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.cli import service_container as flags
+from shoal.errors import Conflict, InvalidArgument, NotFound, SpecError
+from shoal.manager.control import volumes as volume_ops
+from shoal.model.service import validate_service_spec
+from shoal.runtime import TaskRejected, taskopts
+from shoal.runtime.oci import bundle
+from shoal.runtime.oci import mounts as task_mounts
+from shoal.runtime.volumes import ANONYMOUS_LABEL, VolumeStore
+
+TASK_ID = "abcdefghijklmnopqrstuvwxy"
+
+
+def spec_with(**container: Any) -> dict[str, Any]:
+    return {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "app:1", **container}}}
+
+
+def container_of(**container: Any) -> dict[str, Any]:
+    return validate_service_spec(spec_with(**container))["TaskTemplate"]["ContainerSpec"]
+
+
+def task(**container: Any) -> dict[str, Any]:
+    return {"ID": TASK_ID, "Spec": {"ContainerSpec": container_of(**container)}}
+
+
+# ---- validation -----------------------------------------------------------------------------
+
+
+def test_valid_mounts_are_kept_in_docker_shape() -> None:
+    mounts = [
+        {
+            "Type": "bind",
+            "Source": "/srv",
+            "Target": "/data",
+            "ReadOnly": True,
+            "BindOptions": {"Propagation": "rslave"},
+        },
+        {
+            "Type": "volume",
+            "Source": "db",
+            "Target": "/var/lib/db",
+            "VolumeOptions": {"NoCopy": True, "Labels": {"a": "b"}},
+        },
+        {"Type": "volume", "Target": "/cache"},
+        {"type": "tmpfs", "target": "/run/x", "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o1777}},
+    ]
+    out = container_of(Mounts=mounts)["Mounts"]
+    assert out[0] == {
+        "Type": "bind",
+        "Source": "/srv",
+        "Target": "/data",
+        "ReadOnly": True,
+        "BindOptions": {"Propagation": "rslave"},
+    }
+    assert out[1]["VolumeOptions"] == {"NoCopy": True, "Labels": {"a": "b"}}
+    assert out[2] == {"Type": "volume", "Source": "", "Target": "/cache"}
+    assert out[3]["TmpfsOptions"] == {"SizeBytes": 1 << 20, "Mode": 0o1777}
+
+
+def test_zero_values_are_accepted_and_left_out() -> None:
+    c = container_of(Mounts=[], DNSConfig={}, Hosts=None, Sysctls={}, Ulimits=[])
+    assert not {"Mounts", "DNSConfig", "Hosts", "Sysctls", "Ulimits"} & set(c)
+
+
+@pytest.mark.parametrize(
+    ("mounts", "message"),
+    [
+        (
+            [{"Type": "bind", "Source": "/x", "Target": "/proc/sys"}],
+            '"/proc/sys" cannot be mounted because it is inside /proc',
+        ),
+        ([{"Type": "tmpfs", "Target": "/sys"}], "cannot be mounted because it is inside /sys"),
+        ([{"Type": "volume", "Target": "/"}], "invalid specification: destination can't be '/'"),
+        ([{"Type": "volume", "Target": "data"}], "invalid mount path: 'data' mount path must be absolute"),
+        ([{"Type": "volume", "Target": ""}], "field Target must not be empty"),
+        ([{"Type": "bind", "Target": "/d"}], 'invalid mount config for type "bind": field Source must not be empty'),
+        ([{"Type": "bind", "Source": "rel", "Target": "/d"}], "invalid mount path: 'rel' mount path must be absolute"),
+        ([{"Type": "tmpfs", "Source": "x", "Target": "/d"}], "field Source must not be specified"),
+        ([{"Type": "bind", "Source": "/x", "Target": "/d", "VolumeOptions": {"NoCopy": True}}], "field VolumeOptions"),
+        ([{"Type": "volume", "Source": "a/b", "Target": "/d"}], "includes invalid characters for a local volume name"),
+        ([{"Type": "sideways", "Target": "/d"}], "mount type unknown"),
+        ([{"Type": "npipe", "Target": "/d"}], "'npipe' is not supported by shoal"),
+        (
+            [{"Type": "volume", "Target": "/d", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}],
+            "'nfs' is not supported by shoal",
+        ),
+        (
+            [{"Type": "volume", "Target": "/d", "VolumeOptions": {"DriverConfig": {"Options": {"type": "nfs"}}}}],
+            "options of the local volume driver are not supported",
+        ),
+        ([{"Type": "volume", "Target": "/d", "VolumeOptions": {"Subpath": "x"}}], "Subpath is not supported"),
+        (
+            [{"Type": "volume", "Source": "aa", "Target": "/d"}, {"Type": "tmpfs", "Target": "/d/"}],
+            "invalid mount target, duplicate mount point: /d/",
+        ),
+        ([{"Type": "volume", "Target": "/d", "Bogus": 1}], "unknown field 'Bogus'"),
+    ],
+)
+def test_bad_mounts_are_400s_with_dockers_messages(mounts: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(SpecError) as e:
+        validate_service_spec(spec_with(Mounts=mounts))
+    assert message in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"Sysctls": {"kernel.domainname": "x"}}, "sysctl 'kernel.domainname=x' is not allowed"),
+        ({"Sysctls": {"vm.swappiness": "1"}}, "is not allowed"),
+        ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 1}]}, "invalid ulimit type: bogus"),
+        ({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]}, "soft limit must be less than or equal to hard"),
+        ({"Hosts": ["db"]}, "bad format for add-host"),
+        ({"Hosts": ["nope db"]}, "invalid IP address in add-host"),
+        ({"DNSConfig": {"Nameservers": ["8.8.8"]}}, "8.8.8 is not an ip address"),
+        ({"DNSConfig": {"Search": [".bad"]}}, ".bad is not a valid domain"),
+        ({"DNSConfig": {"Servers": []}}, "unknown field 'Servers'"),
+    ],
+)
+def test_bad_container_options(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError) as e:
+        validate_service_spec(spec_with(**fields))
+    assert message in e.value.message
+
+
+def test_good_container_options() -> None:
+    c = container_of(
+        DNSConfig={"Nameservers": ["10.0.0.2"], "Search": ["example.org"], "Options": ["timeout:2"]},
+        Hosts=["10.1.2.3 db db.local", "cache:10.1.2.4"],
+        Sysctls={"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000", "fs.mqueue.msg_max": "20"},
+        Ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+    )
+    assert c["DNSConfig"]["Nameservers"] == ["10.0.0.2"]
+    assert c["Hosts"] == ["10.1.2.3 db db.local", "cache:10.1.2.4"]
+    assert c["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+
+
+# ---- what the task gets ---------------------------------------------------------------------
+
+
+def test_resolv_conf_keeps_the_embedded_dns_first() -> None:
+    assert taskopts.resolv_conf({}) == "nameserver 127.0.0.11\noptions ndots:0\n"
+    text = taskopts.resolv_conf(
+        {"DNSConfig": {"Nameservers": ["10.0.0.2"], "Search": ["a.org", "b.org"], "Options": ["ndots:2"]}}
+    )
+    assert text == "nameserver 127.0.0.11\nnameserver 10.0.0.2\nsearch a.org b.org\noptions ndots:2\n"
+
+
+def test_extra_hosts_both_forms() -> None:
+    assert taskopts.extra_hosts({"Hosts": ["10.1.2.3 db db.local", "cache:10.1.2.4"]}) == (
+        "10.1.2.3\tdb db.local\n10.1.2.4\tcache\n"
+    )
+
+
+def test_sysctls_and_ulimits_in_config_json() -> None:
+    cspec = container_of(Sysctls={"net.core.somaxconn": "512"}, Ulimits=[{"Name": "nofile", "Soft": -1, "Hard": -1}])
+    plan = bundle.Plan(
+        task_id=TASK_ID, argv=["/bin/true"], env=[], cwd="/", uid=0, gid=0, groups=(), hostname="h",
+        netns_path="/run/netns/x", task_dir="/tmp/t", sysctl=taskopts.sysctl(cspec),
+        rlimits=tuple(taskopts.rlimits(cspec)),
+        user_mounts=({"destination": "/d", "type": "tmpfs", "source": "tmpfs", "options": []},),
+    )  # fmt: skip
+    cfg = bundle.config(plan)
+    assert cfg["linux"]["sysctl"] == {"net.core.somaxconn": "512"}
+    assert cfg["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 2**64 - 1, "soft": 2**64 - 1}]
+    assert cfg["mounts"][-1]["destination"] == "/d"  # after the /etc files: a user's mount wins
+
+
+def test_bind_source_missing_rejects_the_task(tmp_path: Path) -> None:
+    t = task(Mounts=[{"Type": "bind", "Source": str(tmp_path / "nope"), "Target": "/x"}])
+    with pytest.raises(TaskRejected) as e:
+        task_mounts.prepare(t, None, VolumeStore(tmp_path / "volumes"))
+    assert e.value.message == f'invalid mount config for type "bind": bind source path does not exist: {tmp_path}/nope'
+
+
+def test_oci_mounts_for_bind_volume_and_tmpfs(tmp_path: Path) -> None:
+    image_root = tmp_path / "rootfs"
+    (image_root / "var/lib/db").mkdir(parents=True)
+    (image_root / "var/lib/db/seed.txt").write_text("from the image")
+    store = VolumeStore(tmp_path / "volumes")
+    t = task(
+        Mounts=[
+            {"Type": "bind", "Source": str(tmp_path), "Target": "/host", "ReadOnly": True},
+            {"Type": "volume", "Source": "db", "Target": "/var/lib/db"},
+            {"Type": "volume", "Target": "/cache"},
+            {"Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 65536, "Mode": 0o700}},
+        ]
+    )
+    out = task_mounts.prepare(t, image_root, store)
+    assert out[0] == {
+        "destination": "/host",
+        "type": "bind",
+        "source": str(tmp_path),
+        "options": ["rbind", "rprivate", "ro"],
+    }
+    db = store.get("db")
+    assert out[1]["source"] == db.mountpoint and out[1]["options"] == ["rbind", "rprivate"]
+    assert Path(db.mountpoint, "seed.txt").read_text() == "from the image"  # copy-up on first use
+    anon = task_mounts.anonymous_name(TASK_ID, "/cache")
+    assert out[2]["source"] == store.get(anon).mountpoint and store.get(anon).anonymous
+    assert out[3] == {
+        "destination": "/scratch",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["noexec", "nosuid", "nodev", "rprivate", "size=65536", "mode=700"],
+    }
+    # a second use finds data already there: no copy over it
+    Path(db.mountpoint, "seed.txt").write_text("changed by a task")
+    task_mounts.prepare(t, image_root, store)
+    assert Path(db.mountpoint, "seed.txt").read_text() == "changed by a task"
+
+
+def test_nocopy_and_symlinked_targets_copy_nothing(tmp_path: Path) -> None:
+    image_root = tmp_path / "rootfs"
+    (image_root / "data").mkdir(parents=True)
+    (image_root / "data/f").write_text("x")
+    (image_root / "link").symlink_to(tmp_path / "secret")
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret/key").write_text("node's own")
+    store = VolumeStore(tmp_path / "volumes")
+    mounts = [
+        {"Type": "volume", "Source": "aa", "Target": "/data", "VolumeOptions": {"NoCopy": True}},
+        {"Type": "volume", "Source": "bb", "Target": "/link"},
+    ]
+    task_mounts.prepare(task(Mounts=mounts), image_root, store)
+    assert not any(Path(store.get("aa").mountpoint).iterdir())
+    assert not any(Path(store.get("bb").mountpoint).iterdir())
+
+
+# ---- the volume store ------------------------------------------------------------------------
+
+
+def test_volume_store_create_list_remove_in_use_and_prune(tmp_path: Path) -> None:
+    users: dict[str, list[str]] = {}
+    store = VolumeStore(tmp_path / "volumes", users=lambda: users)
+    vol, created = store.create("data", labels={"team": "a"})
+    assert created and vol.inspect()["Mountpoint"] == str(tmp_path / "volumes/data/_data")
+    assert store.create("data") == (store.get("data"), False)
+    anon, _ = store.create(labels={ANONYMOUS_LABEL: ""})
+    assert len(anon.name) == 64
+    users["data"] = [TASK_ID]
+    with pytest.raises(Conflict, match=rf"remove data: volume is in use - \[{TASK_ID}\]"):
+        store.remove("data")
+    with pytest.raises(NotFound, match="get nope: no such volume"):
+        store.remove("nope")
+    store.remove("nope", force=True)
+    assert volume_ops.list_volumes(store, {"dangling": ["true"]})["Volumes"][0]["Name"] == anon.name
+    assert [v["Name"] for v in volume_ops.list_volumes(store, {"label": ["team=a"]})["Volumes"]] == ["data"]
+    assert volume_ops.prune_volumes(store, {})["VolumesDeleted"] == [anon.name]  # anonymous only by default
+    users.clear()
+    assert volume_ops.prune_volumes(store, {"all": ["true"]})["VolumesDeleted"] == ["data"]
+    assert store.list() == []
+
+
+def test_volume_create_refusals(tmp_path: Path) -> None:
+    store = VolumeStore(tmp_path / "volumes")
+    with pytest.raises(InvalidArgument, match="includes invalid characters"):
+        volume_ops.create_volume(store, {"Name": "../etc"})
+    with pytest.raises(InvalidArgument, match="'nfs' is not supported"):
+        volume_ops.create_volume(store, {"Name": "a", "Driver": "nfs"})
+    with pytest.raises(InvalidArgument, match="are not supported"):
+        volume_ops.create_volume(store, {"Name": "a", "DriverOpts": {"type": "tmpfs"}})
+    assert store.list() == []
+
+
+def test_volume_users_come_from_task_bundles(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "tasks" / TASK_ID).mkdir(parents=True)
+    t = task(Mounts=[{"Type": "volume", "Source": "db", "Target": "/d"}, {"Type": "volume", "Target": "/e"}])
+    (tmp_path / "tasks" / TASK_ID / "task.json").write_text(json.dumps(t))
+    users = task_mounts.volume_users(tmp_path / "tasks")
+    assert users == {"db": [TASK_ID], task_mounts.anonymous_name(TASK_ID, "/e"): [TASK_ID]}
+
+
+# ---- CLI flags ---------------------------------------------------------------------------------
+
+
+def parse(argv: list[str], update: bool = False) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    (flags.add_update_flags if update else flags.add_create_flags)(p)
+    return p.parse_args(argv)
+
+
+def test_mount_flag_docker_syntax() -> None:
+    assert flags.mount("type=bind,src=/srv,dst=/data,readonly,bind-propagation=rslave") == {
+        "Type": "bind",
+        "Source": "/srv",
+        "Target": "/data",
+        "ReadOnly": True,
+        "BindOptions": {"Propagation": "rslave"},
+    }
+    assert flags.mount("source=db,target=/d,volume-nocopy,volume-label=a=b") == {
+        "Type": "volume",
+        "Source": "db",
+        "Target": "/d",
+        "VolumeOptions": {"NoCopy": True, "Labels": {"a": "b"}},
+    }
+    assert flags.mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770")["TmpfsOptions"] == {
+        "SizeBytes": 64 << 20,
+        "Mode": 0o1770,
+    }
+    for bad, message in (("type=bind,src=/x", "target is required"), ("type=tmpfs,dst=/t,volume-nocopy", "cannot mix")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            flags.mount(bad)
+
+
+def test_create_flags_fill_the_container_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nA=1\n\nFROM_ENV\nB=2\n")
+    monkeypatch.setenv("FROM_ENV", "yes")
+    args = parse(
+        ["--mount", "type=volume,dst=/d", "--dns", "10.0.0.2", "--dns-search", "a.org", "--dns-option", "ndots:1",
+         "--host", "db:10.1.2.3", "--sysctl", "net.core.somaxconn=512", "--ulimit", "nofile=1024:2048",
+         "--ulimit", "nproc=64", "--env-file", str(env_file)]
+    )  # fmt: skip
+    container: dict[str, Any] = {"Image": "app:1", "Env": ["B=3"]}
+    flags.apply_create(container, args)
+    assert container["Env"] == ["A=1", "FROM_ENV=yes", "B=2", "B=3"]
+    assert container["DNSConfig"] == {"Nameservers": ["10.0.0.2"], "Search": ["a.org"], "Options": ["ndots:1"]}
+    assert container["Hosts"] == ["10.1.2.3 db"]
+    assert container["Sysctls"] == {"net.core.somaxconn": "512"}
+    assert container["Ulimits"] == [
+        {"Name": "nofile", "Soft": 1024, "Hard": 2048},
+        {"Name": "nproc", "Soft": 64, "Hard": 64},
+    ]
+    assert validate_service_spec({"Name": "w", "TaskTemplate": {"ContainerSpec": container}})
+
+
+def test_update_flags_add_and_remove() -> None:
+    container: dict[str, Any] = {
+        "Mounts": [{"Type": "volume", "Source": "aa", "Target": "/a"}, {"Type": "tmpfs", "Target": "/t"}],
+        "DNSConfig": {"Nameservers": ["10.0.0.2"]},
+        "Hosts": ["10.1.2.3 db", "10.1.2.4 cache"],
+        "Sysctls": {"net.a": "1"},
+        "Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1}],
+    }
+    args = parse(
+        ["--mount-rm", "/t", "--mount-add", "type=volume,src=bb,dst=/a", "--dns-add", "10.0.0.3", "--dns-rm",
+         "10.0.0.2", "--host-rm", "db", "--host-add", "web:10.1.2.5", "--sysctl-rm", "net.a", "--sysctl-add",
+         "net.b=2", "--ulimit-rm", "nofile", "--ulimit-add", "nproc=5:6"],
+        update=True,
+    )  # fmt: skip
+    flags.apply_update(container, args)
+    assert container["Mounts"] == [{"Type": "volume", "Source": "bb", "Target": "/a"}]
+    assert container["DNSConfig"] == {"Nameservers": ["10.0.0.3"]}
+    assert container["Hosts"] == ["10.1.2.4 cache", "10.1.2.5 web"]
+    assert container["Sysctls"] == {"net.b": "2"}
+    assert container["Ulimits"] == [{"Name": "nproc", "Soft": 5, "Hard": 6}]

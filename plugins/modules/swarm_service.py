@@ -27,6 +27,7 @@ author:
 extends_documentation_fragment:
   - shoal.swarm.shoal
   - shoal.swarm.shoal.attributes
+  - shoal.swarm.container
 attributes:
   check_mode:
     support: full
@@ -366,6 +367,31 @@ EXAMPLES = r"""
     replicas: 2
     wait: true
 
+- name: A database with its data in a node-local volume, a read-only config bind and a tmpfs
+  shoal.swarm.swarm_service:
+    name: db
+    image: 10.213.0.1:5000/postgres:16
+    constraints: [node.hostname==swarm01]
+    mounts:
+      - source: pgdata
+        target: /var/lib/postgresql/data
+        type: volume
+      - source: /etc/shoal-db
+        target: /etc/db
+        readonly: true
+      - target: /run/scratch
+        type: tmpfs
+        tmpfs_size: 64M
+    dns: [10.213.0.53]
+    dns_search: [example.org]
+    hosts:
+      ldap: 10.213.0.20
+    sysctls:
+      net.core.somaxconn: "1024"
+    ulimits: [nofile:4096:8192]
+    cap_drop: [NET_RAW]
+    init: true
+
 - name: Restart every task
   shoal.swarm.swarm_service:
     name: nodejs
@@ -416,6 +442,7 @@ import shlex  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+from ansible_collections.shoal.swarm.plugins.module_utils import _shoal_container as container_opts  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
     format_duration,
     label_map,
@@ -466,9 +493,10 @@ SPEC_OPTIONS = (
     "workdir",
     "stop_signal",
     "stop_grace_period",
+    *container_opts.OPTIONS,  # mounts, dns*, hosts, sysctls, ulimits, cap_add/drop, init, read_only
 )
 REGISTRY_OPTIONS = ("resolve_image", "with_registry_auth", "registry_username", "registry_password")
-UNORDERED = ("env", "constraints", "networks", "publish")
+UNORDERED = ("env", "constraints", "networks", "publish", *container_opts.UNORDERED)
 SECTIONS = ("resources", "restart_policy", "update_config", "rollback_config")
 RESTART_FIELDS = {"condition": "Condition", "delay": "Delay", "max_attempts": "MaxAttempts", "window": "Window"}
 ROLLOUT_FIELDS = {
@@ -575,6 +603,7 @@ def argument_spec() -> dict[str, Any]:
         "registry_password": {"type": "str", "no_log": True},
         "wait": {"type": "bool", "default": False},
         "wait_timeout": {"type": "int", "default": 120},
+        **container_opts.argument_spec(),
     }
 
 
@@ -707,6 +736,7 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
     for name in ("update_config", "rollback_config"):
         if view[name] and "max_failure_ratio" in view[name]:
             view[name]["max_failure_ratio"] = float(view[name]["max_failure_ratio"])
+    view.update(container_opts.desired(params))
     return view
 
 
@@ -780,6 +810,7 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
         "workdir": container.get("Dir") or "",
         "stop_signal": container.get("StopSignal") or "",
         "stop_grace_period": format_duration(container.get("StopGracePeriod")),
+        **container_opts.current(container),
     }
     return view
 
@@ -939,6 +970,8 @@ def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], net
             spec.setdefault("EndpointSpec", {})["Mode"] = value
         elif name == "labels":
             spec["Labels"] = dict(value)
+        elif name in container_opts.OPTIONS:
+            container_opts.apply(container, name, value)
 
 
 # ---- convergence, as the API sees it

@@ -337,6 +337,15 @@ def test_create_flags_fill_the_container_spec(tmp_path: Path, monkeypatch: pytes
     assert validate_service_spec({"Name": "w", "TaskTemplate": {"ContainerSpec": container}})
 
 
+def test_host_flag_does_not_clobber_the_global_socket_option() -> None:
+    from shoal.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["-H", "unix:///run/x.sock", "service", "create", "--host", "db:10.1.2.3", "shoal/host", "sleep", "1"]
+    )
+    assert args.host == "unix:///run/x.sock" and args.extra_hosts == ["10.1.2.3 db"]
+
+
 def test_update_flags_add_and_remove() -> None:
     container: dict[str, Any] = {
         "Mounts": [{"Type": "volume", "Source": "aa", "Target": "/a"}, {"Type": "tmpfs", "Target": "/t"}],

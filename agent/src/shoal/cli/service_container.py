@@ -154,7 +154,10 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dns", action="append", metavar="IP", help="set custom DNS servers")
     p.add_argument("--dns-search", action="append", metavar="DOMAIN", help="set custom DNS search domains")
     p.add_argument("--dns-option", action="append", metavar="OPT", help="set DNS options")
-    p.add_argument("--host", type=host, action="append", metavar="NAME:IP", help="add a custom host-to-IP mapping")
+    # dest: `shoal -H/--host` (the agent's socket) already owns args.host
+    p.add_argument(
+        "--host", dest="extra_hosts", type=host, action="append", metavar="NAME:IP", help="add a host-to-IP mapping"
+    )
     p.add_argument("--sysctl", type=sysctl, action="append", metavar="K=V", help="sysctl options")
     p.add_argument("--ulimit", type=ulimit, action="append", metavar="NAME=SOFT[:HARD]", help="ulimit options")
     p.add_argument("--env-file", action="append", metavar="FILE", help="read in a file of environment variables")
@@ -191,8 +194,8 @@ def apply_create(container: dict[str, Any], args: argparse.Namespace) -> None:
     for flag, key in (("dns", "Nameservers"), ("dns_search", "Search"), ("dns_option", "Options")):
         if getattr(args, flag):
             _dns(container)[key] = list(getattr(args, flag))
-    if args.host:
-        container["Hosts"] = list(args.host)
+    if args.extra_hosts:
+        container["Hosts"] = list(args.extra_hosts)
     if args.sysctl:
         container["Sysctls"] = dict(args.sysctl)
     if args.ulimit:

@@ -38,8 +38,15 @@ async def remove_volume(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _before_1_42(request: web.Request) -> bool:
+    version = request.match_info.get("api_version")
+    return bool(version) and tuple(int(p) for p in version.split(".")) < (1, 42)
+
+
 async def prune_volumes(request: web.Request) -> web.Response:
     filters = parse_filters(request)
+    if _before_1_42(request) and "all" not in filters:
+        filters["all"] = ["true"]  # as Docker: before API 1.42 a prune removed every unused volume
     return web.json_response(await asyncio.to_thread(ops.prune_volumes, _store(request), filters))
 
 

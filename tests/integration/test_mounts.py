@@ -97,7 +97,7 @@ def test_volume_survives_task_replacement_and_rm_in_use_is_409(cluster: Testbed)
 def test_bind_readonly_tmpfs_dns_hosts_sysctl_ulimit(cluster: Testbed) -> None:
     cluster.run(NODE, ["sh", "-c", "mkdir -p /var/lib/shoal/bindsrc && echo from-node > /var/lib/shoal/bindsrc/f"])
     rc, _out, err = cli(
-        cluster, NODE, "service", "create", "--name", "opts", "--detach", "--init",
+        cluster, "swarm00", "service", "create", "--name", "opts", "--detach", "--init",
         "--constraint", f"node.hostname=={NODE}",
         "--mount", "type=bind,src=/var/lib/shoal/bindsrc,dst=/ro,readonly",
         "--mount", "type=tmpfs,dst=/scratch,tmpfs-size=1m",
@@ -119,7 +119,7 @@ def test_bind_readonly_tmpfs_dns_hosts_sysctl_ulimit(cluster: Testbed) -> None:
     assert in_task(cluster, task_id, "cat /proc/sys/net/core/somaxconn").strip() == "321"
     assert in_task(cluster, task_id, "ulimit -n; ulimit -H -n").split() == ["512", "1024"]
     rc, _out, err = cli(
-        cluster, NODE, "service", "update", "--detach", "--host-rm", "db", "--dns-rm", "192.0.2.53", "opts"
+        cluster, "swarm00", "service", "update", "--detach", "--host-rm", "db", "--dns-rm", "192.0.2.53", "opts"
     )
     assert rc == 0, err
     spec = api(cluster, "swarm00").get("/services/opts")["Spec"]["TaskTemplate"]["ContainerSpec"]

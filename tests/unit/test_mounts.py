@@ -366,3 +366,13 @@ def test_update_flags_add_and_remove() -> None:
     assert container["Hosts"] == ["10.1.2.4 cache", "10.1.2.5 web"]
     assert container["Sysctls"] == {"net.b": "2"}
     assert container["Ulimits"] == [{"Name": "nproc", "Soft": 5, "Hard": 6}]
+
+
+def test_pretty_inspect_lists_mounts_as_docker() -> None:
+    from shoal.cli.service_pretty import pretty_service
+
+    mounts = [{"Type": "volume", "Source": "db", "Target": "/d", "ReadOnly": True}]
+    text = pretty_service(
+        {"ID": "x", "Spec": {"Name": "w", "TaskTemplate": {"ContainerSpec": {"Image": "i", "Mounts": mounts}}}}
+    )
+    assert "Mounts:\n Target:        /d\n  Source:       db\n  ReadOnly:     true\n  Type: volume\n" in text

@@ -247,3 +247,16 @@ def apply_update(container: dict[str, Any], args: argparse.Namespace) -> None:
     if args.ulimit_add or args.ulimit_rm:
         current = container.get("Ulimits") or []
         container["Ulimits"] = _merge_ulimits(current, args.ulimit_add or (), args.ulimit_rm or ())
+
+
+def pretty_mounts(container: Mapping[str, Any]) -> list[str]:
+    """The `Mounts:` part of `service inspect --pretty`, as docker's formatter prints it."""
+    lines = ["Mounts:"] if container.get("Mounts") else []
+    for m in container.get("Mounts") or ():
+        lines += [
+            f" Target:\t{m.get('Target', '')}",
+            f"  Source:\t{m.get('Source', '')}",
+            f"  ReadOnly:\t{'true' if m.get('ReadOnly') else 'false'}",
+            f"  Type:\t{m.get('Type', '')}",
+        ]
+    return lines

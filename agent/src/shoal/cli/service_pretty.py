@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shoal.cli.output import bytes_size, human_duration
+from shoal.cli.service_container import pretty_mounts
 from shoal.model.ids import format_duration, parse_rfc3339
 
 
@@ -113,6 +114,7 @@ def pretty_service(
         lines.append(f" Dir:\t\t{container['Dir']}")
     if container.get("User"):
         lines.append(f" User: {container['User']}")
+    lines += pretty_mounts(container)
     if template.get("Resources") is not None:
         lines += _resources(template["Resources"])
     networks = [str(n.get("Target", "")) for n in template.get("Networks") or ()]

@@ -165,7 +165,7 @@ def _hosts(entries: list[str]) -> dict[str, str]:
             for name in fields[1:]:
                 out[name] = fields[0]
         else:
-            name, _, ip = entry.partition(":")
+            name, ip = entry.split(":", 1) if ":" in entry else (entry, "")
             out[name] = ip
     return out
 

@@ -156,6 +156,11 @@ def test_resolv_conf_keeps_the_embedded_dns_first() -> None:
     assert text == "nameserver 127.0.0.11\nnameserver 10.0.0.2\nsearch a.org b.org\noptions ndots:2\n"
 
 
+def test_task_nameservers_go_to_the_embedded_dns() -> None:
+    task = {"Spec": {"ContainerSpec": {"DNSConfig": {"Nameservers": ["127.0.0.11", "10.0.0.2"]}}}}
+    assert taskopts.task_nameservers(task) == ["10.0.0.2"] and taskopts.task_nameservers({}) == []
+
+
 def test_extra_hosts_both_forms() -> None:
     assert taskopts.extra_hosts({"Hosts": ["10.1.2.3 db db.local", "cache:10.1.2.4"]}) == (
         "10.1.2.3\tdb db.local\n10.1.2.4\tcache\n"

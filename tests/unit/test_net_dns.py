@@ -476,3 +476,20 @@ def test_work_in_a_new_thread_is_awaited_and_a_late_result_discarded() -> None:
         assert discarded == ["socket"]
 
     asyncio.run(main())
+
+
+def test_a_tasks_own_nameservers_replace_the_nodes() -> None:
+    """ContainerSpec.DNSConfig.Nameservers: the task's names that are not the swarm's go to its own
+    resolvers (Docker's ExtDNS), even on a node without upstreams; swarm names stay local."""
+    dns = EmbeddedDNS(upstreams=["192.0.2.1"])
+    dns.update([N1])
+    node_fwd, task_fwd = FakeUpstreams(["192.0.2.1"], {}), FakeUpstreams(["192.0.2.9"], {("192.0.2.9", "udp"): 0})
+    dns.forwarder = node_fwd
+    q = query("corp.example")
+    result = dns.resolve(q.pack(), ("n1",), udp=True, forwarder=task_fwd)
+    assert isinstance(result, wire.Query)
+    reply = DNSRecord.parse(asyncio.run(dns.forward(q.pack(), result, False, forwarder=task_fwd)))
+    assert addrs(reply) == ["203.0.113.7"] and [c[0] for c in task_fwd.calls] == ["192.0.2.9"] and not node_fwd.calls
+    assert isinstance(dns.resolve(query("web").pack(), ("n1",), udp=True, forwarder=task_fwd), bytes)
+    no_upstreams = EmbeddedDNS()
+    assert isinstance(no_upstreams.resolve(q.pack(), ("n1",), udp=True, forwarder=task_fwd), wire.Query)

@@ -27,7 +27,7 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -291,6 +291,8 @@ class _Task:
     tcp: asyncio.Server | None = None
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     pending: set[asyncio.Task[None]] = field(default_factory=set)
+    # the task's own resolvers (ContainerSpec.DNSConfig.Nameservers) in place of the node's, as Docker's
+    forwarder: Forwarder | None = None
 
 
 class _UDPServer(asyncio.DatagramProtocol):
@@ -308,7 +310,7 @@ class _UDPServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            result = self.dns.resolve(data, self.task.network_ids, udp=True)
+            result = self.dns.resolve(data, self.task.network_ids, udp=True, forwarder=self.task.forwarder)
         except Exception:  # a bug costs one answer, never the server
             log.exception("dns: cannot answer a query of task %s", self.task.task_id)
             return
@@ -319,7 +321,7 @@ class _UDPServer(asyncio.DatagramProtocol):
             self.dns.spawn(self.task, self._relay(data, result, addr))
 
     async def _relay(self, data: bytes, query: wire.Query, addr: tuple[str, int]) -> None:
-        reply = await self.dns.forward(data, query, tcp_client=False)
+        reply = await self.dns.forward(data, query, tcp_client=False, forwarder=self.task.forwarder)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
@@ -363,7 +365,9 @@ class EmbeddedDNS:
         return list(self._tasks)
 
     # ---- answering (pure apart from counters; the socket handlers call these)
-    def resolve(self, data: bytes, network_ids: Iterable[str], udp: bool) -> bytes | wire.Query | None:
+    def resolve(
+        self, data: bytes, network_ids: Iterable[str], udp: bool, forwarder: Forwarder | None = None
+    ) -> bytes | wire.Query | None:
         """The reply to send, a Query to forward, or None to drop the packet."""
         self.stats.queries += 1
         try:
@@ -380,19 +384,21 @@ class EmbeddedDNS:
         if reply is not None:
             self.stats.local += 1
             return reply
-        if not self.forwarder.upstreams:
+        if not (forwarder or self.forwarder).upstreams:
             self.stats.servfail += 1
             return wire.build_reply(query, wire.SERVFAIL, authoritative=False)
         return query
 
-    async def forward(self, data: bytes, query: wire.Query, tcp_client: bool) -> bytes:
+    async def forward(
+        self, data: bytes, query: wire.Query, tcp_client: bool, forwarder: Forwarder | None = None
+    ) -> bytes:
         if self._forwards >= MAX_FORWARDS:
             self.stats.servfail += 1
             return wire.build_reply(query, wire.SERVFAIL, authoritative=False)
         self._forwards += 1
         self.stats.forwarded += 1
         try:
-            return await self.forwarder.forward(data, query, tcp_client)
+            return await (forwarder or self.forwarder).forward(data, query, tcp_client)
         except Exception:  # a bug must still give the client an answer rather than a timeout
             log.exception("dns: forwarding %s failed", query.name)
             return wire.build_reply(query, wire.SERVFAIL, authoritative=False)
@@ -412,9 +418,13 @@ class EmbeddedDNS:
             log.error("dns: forwarding for task %s failed", task.task_id, exc_info=job.exception())
 
     # ---- tasks
-    async def add_task(self, task_id: str, netns_path: str, network_ids: list[str]) -> None:
+    async def add_task(
+        self, task_id: str, netns_path: str, network_ids: list[str], upstreams: Sequence[str] = ()
+    ) -> None:
         """Serve 127.0.0.11:53 in the task's namespace (idempotent; a changed network list is
-        taken over, a changed namespace is bound anew)."""
+        taken over, a changed namespace is bound anew). `upstreams`: the task's own resolvers,
+        asked instead of the node's for names that are not the swarm's."""
+        forwarder = Forwarder(upstreams, self.forwarder.timeout) if upstreams else None
         loop = self._running_loop()
         async with self._lock:
             if self._closed:
@@ -423,10 +433,11 @@ class EmbeddedDNS:
             if existing is not None:
                 if existing.netns_path == netns_path:
                     existing.network_ids = tuple(network_ids)
+                    existing.forwarder = forwarder
                     return
                 await self._stop(self._tasks.pop(task_id))
             udp, tcp = await _in_new_thread(lambda: _bind_in_netns(netns_path), _close_pair)
-            task = _Task(task_id, netns_path, tuple(network_ids))
+            task = _Task(task_id, netns_path, tuple(network_ids), forwarder=forwarder)
             try:
                 transport, protocol = await loop.create_datagram_endpoint(lambda: _UDPServer(self, task), sock=udp)
                 task.udp, task.udp_closed = transport, protocol.closed
@@ -494,7 +505,7 @@ class EmbeddedDNS:
                     (length,) = struct.unpack("!H", await reader.readexactly(2))
                     message = await reader.readexactly(length)
                 try:
-                    result = self.resolve(message, task.network_ids, udp=False)
+                    result = self.resolve(message, task.network_ids, udp=False, forwarder=task.forwarder)
                 except Exception:  # a bug costs one answer, never the server
                     log.exception("dns: cannot answer a query of task %s", task.task_id)
                     continue
@@ -502,7 +513,7 @@ class EmbeddedDNS:
                     writer.write(struct.pack("!H", len(result)) + result)
                 elif result is not None:
                     await slots.acquire()  # too many in flight: stop reading until one is done
-                    self.spawn(task, self._relay_tcp(message, result, writer, slots))
+                    self.spawn(task, self._relay_tcp(message, result, writer, slots, task.forwarder))
                 async with asyncio.timeout(self.tcp_idle_timeout):
                     await writer.drain()  # a client that does not read is not served forever
         except (TimeoutError, EOFError, ConnectionError, OSError):
@@ -512,10 +523,15 @@ class EmbeddedDNS:
             writer.transport.abort()
 
     async def _relay_tcp(
-        self, message: bytes, query: wire.Query, writer: asyncio.StreamWriter, slots: asyncio.Semaphore
+        self,
+        message: bytes,
+        query: wire.Query,
+        writer: asyncio.StreamWriter,
+        slots: asyncio.Semaphore,
+        forwarder: Forwarder | None = None,
     ) -> None:
         try:
-            reply = await self.forward(message, query, tcp_client=True)
+            reply = await self.forward(message, query, tcp_client=True, forwarder=forwarder)
             if not writer.is_closing():
                 writer.write(struct.pack("!H", len(reply)) + reply)
         finally:

@@ -1,9 +1,11 @@
 """ContainerSpec's DNSConfig, Hosts, Sysctls and Ulimits as the task sees them (pure).
 
 resolv.conf keeps the agent's embedded DNS (127.0.0.11) first, as Docker's does on swarm
-networks, so service names still resolve; the spec's nameservers follow it (glibc asks them in
-order when the first does not answer), then its search domains and options (Docker's `ndots:0`
-unless the spec sets ndots). Hosts entries are appended to /etc/hosts as hosts(5) lines.
+networks, so service names still resolve, and the embedded DNS asks the spec's nameservers (not
+the node's) for every other name (Docker's ExtDNS; `task_nameservers`, worker/netagent.py). The
+nameservers are listed after it too: glibc asks them when 127.0.0.11 fails, and a task without
+networks has no embedded DNS. Then the search domains and options (Docker's `ndots:0` unless the
+spec sets ndots). Hosts entries are appended to /etc/hosts as hosts(5) lines.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def resolv_conf(cspec: Mapping[str, Any]) -> str:
         lines.append("search " + " ".join(dns["Search"]))
     lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
+
+
+def task_nameservers(task: Mapping[str, Any]) -> list[str]:
+    """The resolvers the embedded DNS asks for this task's non-swarm names (none: the node's)."""
+    cspec = ((task.get("Spec") or {}).get("ContainerSpec")) or {}
+    return [str(s) for s in (cspec.get("DNSConfig") or {}).get("Nameservers") or [] if s != DNS_ADDR]
 
 
 def extra_hosts(cspec: Mapping[str, Any]) -> str:

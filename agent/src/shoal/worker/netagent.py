@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shoal import metrics
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 from shoal.runtime.base import Driver
+from shoal.runtime.taskopts import task_nameservers
 
 if TYPE_CHECKING:  # the dataplane (pyroute2, nft) is imported only once networking starts
     from shoal.net.dataplane import Dataplane
@@ -67,7 +68,8 @@ class NetAgent:
         await self._call(self.dataplane.attach, task["ID"], netns, atts)
         self.attached[task["ID"]] = [a.network_id for a in atts]
         if self.dns is not None:
-            await self.dns.add_task(task["ID"], netns, [a.network_id for a in atts if not a.ingress])
+            networks = [a.network_id for a in atts if not a.ingress]
+            await self.dns.add_task(task["ID"], netns, networks, task_nameservers(task))
 
     async def after_start(self, task: dict[str, Any]) -> None:
         await self.apply(self.state, force_task=task["ID"])
@@ -90,7 +92,10 @@ class NetAgent:
             if self.dns is not None:
                 try:
                     await self.dns.add_task(
-                        task_id, self.driver.netns_path(task_id), [a.network_id for a in atts if not a.ingress]
+                        task_id,
+                        self.driver.netns_path(task_id),
+                        [a.network_id for a in atts if not a.ingress],
+                        task_nameservers(task),
                     )
                 except Exception as exc:
                     log.warning("DNS for adopted task %s: %s", task_id, exc)

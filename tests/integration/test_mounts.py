@@ -6,6 +6,7 @@ Docker's message; a mount into /proc is a 400 and creates nothing."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,3 +151,54 @@ def test_missing_bind_source_is_rejected_and_proc_mount_is_a_400(cluster: Testbe
         )
     assert e.value.status == 400 and "cannot be mounted because it is inside /proc" in e.value.message
     assert api(cluster, "swarm00").get("/services") == before
+
+
+# A resolver on swarm01's loopback (the agent's namespace, where the embedded DNS forwards from):
+# every A query is 203.0.113.7, anything else an empty answer; it ends after 60 s without a query.
+FAKE_RESOLVER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.53", 53))
+s.settimeout(60)
+while True:
+    try:
+        data, addr = s.recvfrom(4096)
+    except socket.timeout:
+        break
+    end = 12
+    while data[end]:
+        end += data[end] + 1
+    end += 5
+    question, a = data[12:end], data[end - 4:end - 2] == b"\\x00\\x01"
+    answer = b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x1e\\x00\\x04" + bytes([203, 0, 113, 7]) if a else b""
+    header = data[:2] + b"\\x81\\x80\\x00\\x01" + (b"\\x00\\x01" if a else b"\\x00\\x00") + bytes(4)
+    s.sendto(header + question + answer, addr)
+"""
+
+
+def test_the_tasks_nameservers_answer_its_other_names(cluster: Testbed) -> None:
+    """--dns: the embedded DNS asks the task's resolvers, not the node's, for non-swarm names."""
+    resolver = subprocess.Popen(cluster.exec_argv(NODE, ["python3", "-c", FAKE_RESOLVER]))
+    try:
+        api(cluster, "swarm00").post("/networks/create", {"Name": "mnet", "Driver": "overlay"})
+        body = {
+            "Name": "dnsuser",
+            "TaskTemplate": {
+                **template("exec sleep 3600", DNSConfig={"Nameservers": ["127.0.0.53"]}),
+                "Networks": [{"Target": "mnet"}],
+            },
+        }
+        api(cluster, "swarm00").post("/services/create", body)
+        task_id = live_task(cluster, "dnsuser")["ID"]
+        answer = wait_for(
+            "corp.example from the task's resolver",
+            lambda: "203.0.113.7" in (out := in_task(cluster, task_id, "getent ahostsv4 corp.example")) and out,
+            timeout=20,
+            interval=0.5,
+        )
+        assert answer.split()[0] == "203.0.113.7"
+        assert in_task(cluster, task_id, "getent hosts dnsuser").split()[0].startswith("10.")  # the VIP, locally
+        remove_service(cluster, "dnsuser")
+    finally:
+        resolver.kill()
+        resolver.wait(timeout=10)

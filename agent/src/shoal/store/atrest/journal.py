@@ -98,7 +98,7 @@ class SealedFileJournal(Journal):  # type: ignore[misc]  # pysyncobj has no type
     def __len__(self) -> int:
         return len(self._entries)
 
-    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802, N803 (pysyncobj's names)
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
         remove = len(self._entries) - entryFrom
         del self._entries[entryFrom:]
         offset = self._offset
@@ -107,7 +107,7 @@ class SealedFileJournal(Journal):  # type: ignore[misc]  # pysyncobj has no type
         self._offset = offset
         self._set_last_record_offset(offset)
 
-    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802, N803
+    def deleteEntriesTo(self, entryTo: int) -> None:
         kept = self._entries[entryTo:]
         self.clear()
         for entry in kept:
@@ -120,26 +120,26 @@ class SealedFileJournal(Journal):  # type: ignore[misc]  # pysyncobj has no type
         self._file.flush()
 
     # ---- term, vote and commit index (`<journal>.meta`: no user data, kept as pysyncobj writes it)
-    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802, N803
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         self._meta["raftCommitIndex"] = raftCommitIndex
         self._meta_saved = False
 
-    def getRaftCommitIndex(self) -> int:  # noqa: N802
+    def getRaftCommitIndex(self) -> int:
         return int(self._meta.get("raftCommitIndex", 1))
 
-    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802, N803
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         self._meta["currentTerm"] = term
         self._meta["votedForNodeId"] = votedForNodeId
         self._meta_storer.storeMeta(self._meta)  # durable before any vote message (Raft §5)
         self._meta_saved = True
 
-    def getCurrentTerm(self) -> int:  # noqa: N802
+    def getCurrentTerm(self) -> int:
         return int(self._meta.get("currentTerm", 0))
 
-    def getVotedForNodeId(self) -> Any:  # noqa: N802
+    def getVotedForNodeId(self) -> Any:
         return self._meta.get("votedForNodeId")
 
-    def onOneSecondTimer(self) -> None:  # noqa: N802
+    def onOneSecondTimer(self) -> None:
         if not self._meta_saved:
             self._meta_storer.storeMeta(self._meta)
             self._meta_saved = True

@@ -77,9 +77,9 @@ class RecordCipher:
                 f"{where} was sealed with data key {key_id.hex()}, but this manager's key is "
                 f"{self.key.key_id.hex()}: the key file was replaced or belongs to another manager"
             )
-        nonce = record[len(MAGIC) + KEY_ID_SIZE : HEADER_SIZE]
+        head, nonce = record[: len(MAGIC) + KEY_ID_SIZE], record[len(MAGIC) + KEY_ID_SIZE : HEADER_SIZE]
         try:
-            return self._aead.decrypt(nonce, record[HEADER_SIZE:], _aad(record[: len(MAGIC) + KEY_ID_SIZE], kind, context))
+            return self._aead.decrypt(nonce, record[HEADER_SIZE:], _aad(head, kind, context))
         except InvalidTag:
             raise AtRestError(
                 f"{where} fails authentication: it was modified, corrupted or moved from another place"

@@ -36,7 +36,8 @@ def encode(data: Any) -> bytes:
 
 
 def decode(payload: bytes) -> Any:
-    return pickle.loads(zlib.decompress(payload))  # noqa: S301 (our own sealed, authenticated file)
+    # Unpickled only after the AEAD authenticated it (or, received, after the password transport did).
+    return pickle.loads(zlib.decompress(payload))
 
 
 def write_sealed(path: str, tmp: str, cipher: RecordCipher, payload: bytes) -> None:
@@ -64,7 +65,8 @@ class SealedSerializer:
         self._received: bytes | None = None  # the payload just written, so it is not read back
 
     # ---- writing a snapshot of our own state
-    def checkSerializing(self) -> tuple[int, Any]:  # noqa: N802 (pysyncobj's names)
+    # Method names are pysyncobj's Serializer's, misspelt `cancelTransmisstion` included.
+    def checkSerializing(self) -> tuple[int, Any]:
         pid = self._pid
         if pid in (-1, -2):
             self._pid = 0
@@ -85,7 +87,7 @@ class SealedSerializer:
             return SERIALIZER_STATE.SUCCESS, self._current_id
         return SERIALIZER_STATE.FAILED, self._current_id
 
-    def serialize(self, data: Any, id: Any) -> None:  # noqa: A002
+    def serialize(self, data: Any, id: Any) -> None:
         if self._pid != 0:
             return
         self._current_id = id
@@ -111,7 +113,7 @@ class SealedSerializer:
         return decode(payload if payload is not None else open_sealed(self._path, self._cipher))
 
     # ---- sending our snapshot to a follower: the plain payload, over the encrypted transport
-    def getTransmissionData(self, transmissionID: Any) -> Any:  # noqa: N802, N803
+    def getTransmissionData(self, transmissionID: Any) -> Any:
         if self._pid != 0:
             return None
         sending = self._transmissions.get(transmissionID)
@@ -129,11 +131,11 @@ class SealedSerializer:
             self._transmissions.pop(transmissionID, None)
         return chunk, first, last
 
-    def cancelTransmisstion(self, id: Any) -> None:  # noqa: N802, A002 (sic: pysyncobj's spelling)
+    def cancelTransmisstion(self, id: Any) -> None:
         self._transmissions.pop(id, None)
 
     # ---- receiving the leader's snapshot: gathered in memory, written sealed with our key
-    def setTransmissionData(self, data: Any) -> bool:  # noqa: N802
+    def setTransmissionData(self, data: Any) -> bool:
         if data is None:
             return False
         chunk, first, last = data

@@ -51,6 +51,9 @@ class RaftConfig:
     # Where this manager's data key (encryption at rest) lives; default `<state>/keys/raft.dek`
     # beside `<state>/raft` (atrest/keyfile.py). Autolock will pass a source that unwraps it.
     key_source: DataKeySource | None = None
+    # Only for `bench/store_batch.py --plain` (the cost of encryption at rest): pysyncobj's own
+    # plain files. No agent setting reaches it; a sealed store refuses what it writes.
+    unsealed_for_benchmarks: bool = False
 
     def validate(self) -> None:
         if not isinstance(self.password, str) or not self.password:

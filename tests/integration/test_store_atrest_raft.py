@@ -95,3 +95,30 @@ def test_a_tampered_journal_or_another_members_key_is_refused_with_the_reason(tm
         assert ids(store) == ["only"]
     finally:
         store.close()
+
+
+def test_plain_raft_data_from_before_encryption_is_sealed_in_place_on_start(tmp_path: Path) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    directory = tmp_path / "raft"
+    plain = RaftConfig(addr, [], directory, PASSWORD, log_compaction_min_entries=20, unsealed_for_benchmarks=True)
+    store = ReplicatedStore(plain)  # pysyncobj's own files, as a manager before issue 13 wrote them
+    leader_of([store])
+    for i in range(30):  # a snapshot, then more journal entries
+        store.commit([marked(f"t{i}")])
+    wait_for((directory / DUMP_FILE).exists, 5.0, "a plain snapshot")
+    for i in range(30, 35):
+        store.commit([marked(f"t{i}")])
+    before = store.export_state()
+    store.close()
+    assert files_with(directory, MARKER.encode()) != []  # in clear in the journal (dump: gzip)
+    assert not default_key_path(directory).exists()
+    plain.unsealed_for_benchmarks = False
+    store = ReplicatedStore(plain)
+    try:
+        wait_for(lambda: store.applied_index >= before["Index"], 5.0, "replay of the sealed files")
+        assert store.export_state()["Objects"] == before["Objects"]
+        assert files_with(tmp_path, MARKER.encode()) == []
+        assert (directory / JOURNAL_FILE).read_bytes().startswith(b"SHOAL-SEALED-RAFT")
+        assert (directory / DUMP_FILE).read_bytes().startswith(b"SHR1")  # the gzip one was sealed too
+    finally:
+        store.close()

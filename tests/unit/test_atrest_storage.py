@@ -11,6 +11,7 @@ import pysyncobj.syncobj as pysyncobj_syncobj
 import pytest
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.journal import FileJournal
+from pysyncobj.serializer import Serializer
 
 from shoal.store.atrest import hooks
 from shoal.store.atrest.journal import SealedFileJournal
@@ -72,15 +73,34 @@ def test_a_tampered_journal_or_another_key_is_refused_on_replay(tmp_path: Path) 
         SealedFileJournal(str(path), cipher)
 
 
-def test_a_journal_from_before_encryption_is_refused(tmp_path: Path) -> None:
+def test_a_journal_from_before_encryption_is_refused_by_the_journal_and_sealed_by_prepare(tmp_path: Path) -> None:
     path = tmp_path / "raft.journal"
     legacy = FileJournal(str(path))
-    legacy.add(b"\x00" + MARKER, 1, 1)
+    for entry in entries(4):
+        legacy.add(*entry)
+    legacy.setCurrentTerm(5, "node-b")
     legacy._destroy()
     with pytest.raises(AtRestError, match="written before encryption at rest"):
         SealedFileJournal(str(path), RecordCipher(DataKey.generate()))
-    with pytest.raises(AtRestError, match=r"written before encryption at rest.*join it again"):
-        hooks.prepare(path, tmp_path / "raft.dump", PlainKeyFile(tmp_path / "keys" / "raft.dek"))
+    cipher = hooks.prepare(path, tmp_path / "raft.dump", PlainKeyFile(tmp_path / "keys" / "raft.dek"))
+    assert MARKER not in file_bytes(tmp_path)
+    sealed = SealedFileJournal(str(path), cipher)
+    assert list(sealed) == entries(4)
+    assert (sealed.getCurrentTerm(), sealed.getVotedForNodeId()) == (5, "node-b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "raft.journal", "raft.journal.meta"]
+
+
+def test_a_snapshot_from_before_encryption_is_sealed_by_prepare(tmp_path: Path) -> None:
+    dump = tmp_path / "raft.dump"
+    plain = Serializer(str(dump), 64, False, None, None, None)
+    plain.serialize((*STATE, {"a"}), 8)
+    assert MARKER in gzip.decompress(dump.read_bytes())
+    cipher = hooks.prepare(tmp_path / "raft.journal", dump, PlainKeyFile(tmp_path / "keys" / "raft.dek"))
+    assert MARKER not in dump.read_bytes()
+    assert SealedSerializer(str(dump), 64, cipher, use_fork=False).deserialize() == (*STATE, {"a"})
+    dump.write_bytes(gzip.compress(b"not a pickle"))
+    with pytest.raises(AtRestError, match=r"cannot read the plain Raft snapshot .* to seal it"):
+        hooks.prepare(tmp_path / "raft.journal", dump, PlainKeyFile(tmp_path / "keys" / "raft.dek"))
 
 
 STATE = ([{"_SyncObj__x": 1}, {"objects": {"service": {"s1": {"Name": MARKER.decode()}}}}], ("c2", 9, 1), ("c1", 8, 1))
@@ -150,9 +170,6 @@ def test_prepare_authenticates_the_snapshot_that_pysyncobj_would_only_log(tmp_pa
     raw[-1] ^= 0x80
     dump.write_bytes(bytes(raw))
     with pytest.raises(AtRestError, match=r"Raft snapshot .* fails authentication"):
-        hooks.prepare(tmp_path / "raft.journal", dump, source)
-    dump.write_bytes(gzip.compress(b"plain"))
-    with pytest.raises(AtRestError, match=r"snapshot .* written before encryption at rest"):
         hooks.prepare(tmp_path / "raft.journal", dump, source)
 
 

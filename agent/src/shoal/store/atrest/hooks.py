@@ -9,7 +9,8 @@ notes/raft.md this depends on the pinned version; tests/unit/test_atrest_*.py ch
 
 `prepare()` runs before that: pysyncobj logs and ignores a snapshot it cannot load (and would then
 start from what is left of the journal), so the snapshot is authenticated here first, and every
-reason not to start (missing key, wrong key, tampered or pre-encryption files) is an AtRestError.
+reason not to start (missing key, wrong key, tampered or foreign files) is an AtRestError. Plain
+files from before encryption at rest are sealed in place here (`migrate.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import pysyncobj.syncobj as pysyncobj_syncobj
 from pysyncobj.journal import MemoryJournal
 
+from shoal.store.atrest import migrate
 from shoal.store.atrest.journal import APP_NAME, LEGACY_APP_NAME, SealedFileJournal, read_app_name
 from shoal.store.atrest.keyfile import DataKeySource, PlainKeyFile, default_key_path
 from shoal.store.atrest.records import AtRestError, RecordCipher
@@ -31,38 +33,36 @@ from shoal.store.atrest.snapshot import SealedSerializer, open_sealed
 GZIP_MAGIC = b"\x1f\x8b"  # how pysyncobj's own (plain) snapshots begin
 _build_lock = threading.Lock()
 
-MIGRATION_ADVICE = (
-    "shoal does not migrate it: remove this manager from the swarm (`node demote`, or `node rm` "
-    "from another manager), empty that directory and join it again, so the other managers send it "
-    "the state under a new key"
-)
-
 
 def key_source_for(data_dir: Path, source: DataKeySource | None) -> DataKeySource:
     return source if source is not None else PlainKeyFile(default_key_path(data_dir))
 
 
 def prepare(journal: Path, dump: Path, source: DataKeySource) -> RecordCipher:
-    """This manager's record cipher: its key loaded (or created for a new, empty data dir), the
-    data dir checked to be readable with it."""
+    """This manager's record cipher: its key loaded (or created for a new or not yet encrypted data
+    dir), plain files from before encryption at rest sealed in place, the data dir checked to be
+    readable with it."""
     name = read_app_name(journal)
-    if name is not None and name != APP_NAME:
-        what = "written before encryption at rest" if name == LEGACY_APP_NAME else f"not a shoal journal ({name!r})"
-        raise AtRestError(f"the Raft journal {journal} is {what}; {MIGRATION_ADVICE}")
-    if dump.exists() and dump.read_bytes()[:2] == GZIP_MAGIC:
-        raise AtRestError(f"the Raft snapshot {dump} was written before encryption at rest; {MIGRATION_ADVICE}")
-    has_data = journal.exists() or dump.exists()
+    if name not in (None, APP_NAME, LEGACY_APP_NAME):
+        raise AtRestError(f"the Raft journal {journal} is not a shoal journal ({name!r}): refusing to read it")
+    legacy_journal = name == LEGACY_APP_NAME
+    legacy_dump = dump.exists() and dump.read_bytes()[:2] == GZIP_MAGIC
+    sealed_data = (journal.exists() and not legacy_journal) or (dump.exists() and not legacy_dump)
     if source.exists():
         key = source.load()
-    elif has_data:
+    elif sealed_data:
         raise AtRestError(
             f"the Raft data in {journal.parent} is encrypted but its data key file {source.path} is "
             "missing: refusing to start with an empty state. Restore the key file, or remove this "
             "manager from the swarm and join it again with an empty data directory"
         )
     else:
-        key = source.create()
+        key = source.create()  # a new manager, or one whose data predates encryption at rest
     cipher = RecordCipher(key)
+    if legacy_journal:
+        migrate.seal_legacy_journal(journal, cipher)
+    if legacy_dump:
+        migrate.seal_legacy_snapshot(dump, cipher)
     if dump.exists():
         open_sealed(str(dump), cipher)  # authenticates it now: pysyncobj would only log a failure
     return cipher

@@ -8,8 +8,8 @@ store's state machine all keep seeing plain commands, and no plain command is ev
 
 The file layout is pysyncobj 0.3.17's `FileJournal` (header, then `size | idx term payload | size`
 records, written through an mmap that `durability.JournalFlusher` syncs), with our own header name
-so that a journal written before encryption is recognised and refused instead of misread, and the
-payload a sealed record (`records.py`) bound to the entry's index and term.
+so that a journal written before encryption is recognised (and sealed by `migrate.py` before this
+class opens it) instead of misread, and the payload a sealed record (`records.py`) bound to the entry's index and term.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ class Config:
     heartbeat_period: float = 1.0
     # minimum Raft election timeout in seconds; the other Raft timeouts stretch with it (slow machines, VMs)
     election_timeout: float = 0.25
+    # Raft journal entries between snapshots (pysyncobj's logCompactionMinEntries); tests lower it
+    raft_snapshot_entries: int = 5000
     upstream_dns: list[str] = field(default_factory=list)
     # off by default, as dockerd's metrics-addr; the operator picks the (loopback) address
     metrics_addr: str | None = None
@@ -88,6 +90,11 @@ def _coerce(name: str, value: Any) -> Any:
             return level
         if name in ("metrics_addr", "ui_addr"):
             return None if value in (None, "") else _host_port(str(value), name)
+        if name == "raft_snapshot_entries":
+            entries = int(value)
+            if not 10 <= entries <= 1_000_000:
+                raise ValueError
+            return entries
         if name == "election_timeout":
             timeout = float(value)
             if not 0.25 <= timeout <= 60:
@@ -162,11 +169,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--election-timeout", dest="election_timeout", type=float, help="minimum Raft election timeout, s (0.25)"
     )
+    parser.add_argument(
+        "--raft-snapshot-entries", dest="raft_snapshot_entries", type=int, help="journal entries between snapshots"
+    )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
     parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")
 
 
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
-    keys += ("metrics_addr", "ui_addr", "election_timeout")
+    keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries")
     return load(args.config, {k: getattr(args, k) for k in keys})

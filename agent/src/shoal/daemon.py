@@ -18,6 +18,7 @@ from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
 from shoal.api import metrics as metrics_api
 from shoal.api import ui as ui_api
+from shoal.errors import ShoalError
 from shoal.model.objects import split_addr
 
 log = logging.getLogger("shoal.daemon")
@@ -92,6 +93,9 @@ async def serve(cfg: config.Config) -> None:
     trimmer = loop.create_task(memory.trim_forever())
     try:
         await agent.start()
+    except ShoalError as exc:  # a reason meant for the operator (e.g. an unreadable Raft state)
+        log.exception("could not resume the node's swarm membership")
+        agent.error = f"could not resume swarm membership: {exc.message}"
     except Exception:
         log.exception("could not resume the node's swarm membership")
         agent.error = "could not resume swarm membership (see the log)"

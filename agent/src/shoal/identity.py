@@ -11,6 +11,7 @@ from pathlib import Path
 NODE_FILE = "node.json"
 CERT_DIR = "certificates"
 RAFT_DIR = "raft"
+KEY_DIR = "keys"  # the Raft data key (store/atrest/keyfile.py), apart from the data
 
 
 @dataclass
@@ -63,7 +64,7 @@ def raft_dir(data_dir: Path) -> Path:
 
 
 def wipe(data_dir: Path) -> None:
-    """Forget the swarm: identity, certificates and Raft data (`swarm leave`)."""
+    """Forget the swarm: identity, certificates, Raft data and its key (`swarm leave`)."""
     (data_dir / NODE_FILE).unlink(missing_ok=True)
-    for sub in (CERT_DIR, RAFT_DIR):
+    for sub in (CERT_DIR, RAFT_DIR, KEY_DIR):
         shutil.rmtree(data_dir / sub, ignore_errors=True)

@@ -228,6 +228,7 @@ class AgentCore:
             raft_password=ident.raft_password,
             heartbeat_period=self.cfg.heartbeat_period,
             election_timeout=self.cfg.election_timeout,
+            snapshot_entries=self.cfg.raft_snapshot_entries,
             on_members_changed=self._save_members,
         )
         await self.manager.start()

@@ -15,7 +15,7 @@ from shoal import tls
 from shoal.agent import credentials
 from shoal.agent.base import AgentCore
 from shoal.errors import ShoalError
-from shoal.identity import raft_dir
+from shoal.identity import KEY_DIR, raft_dir
 
 log = logging.getLogger("shoal.agent")
 
@@ -50,6 +50,7 @@ class RoleChanges(AgentCore):
             self.manager = None
 
         shutil.rmtree(raft_dir(self.cfg.data_dir), ignore_errors=True)
+        shutil.rmtree(self.cfg.data_dir / KEY_DIR, ignore_errors=True)  # the data key goes with its data
         creds = credentials.save(
             self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem
         )

@@ -42,6 +42,7 @@ class ManagerRole:
         heartbeat_period: float,
         on_members_changed: Callable[[list[str]], None],
         election_timeout: float = 0.25,
+        snapshot_entries: int = 5000,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -55,6 +56,7 @@ class ManagerRole:
                 peers=[p for p in peers if p != raft_addr],
                 data_dir=raft_dir,
                 password=raft_password,
+                log_compaction_min_entries=snapshot_entries,
             )
         )
         self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)

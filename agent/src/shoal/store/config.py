@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pysyncobj import SyncObjConf
+
+if TYPE_CHECKING:
+    from shoal.store.atrest.keyfile import DataKeySource
 
 JOURNAL_FILE = "raft.journal"  # pysyncobj adds raft.journal.meta (term, vote, commit index)
 DUMP_FILE = "raft.dump"
@@ -44,6 +48,12 @@ class RaftConfig:
     quorum_wait: float = 1.0  # a write waits this long for a leader with a majority, then NoQuorum
     flush_journal: bool = True  # sync the journal before acknowledging (defect 4)
     watch_max_pending: int = 100_000  # events a subscriber may lag before it is dropped
+    # Where this manager's data key (encryption at rest) lives; default `<state>/keys/raft.dek`
+    # beside `<state>/raft` (atrest/keyfile.py). Autolock will pass a source that unwraps it.
+    key_source: DataKeySource | None = None
+    # Only for `bench/store_batch.py --plain` (the cost of encryption at rest): pysyncobj's own
+    # plain files. No agent setting reaches it; a sealed store refuses what it writes.
+    unsealed_for_benchmarks: bool = False
 
     def validate(self) -> None:
         if not isinstance(self.password, str) or not self.password:

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--ping-period", type=float, default=None, help="peer ping period; 0 turns pings off")
+    parser.add_argument("--unsealed-for-benchmarks", action="store_true", help="plain journal (bench only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("pysyncobj").setLevel(logging.CRITICAL)
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RaftConfig(args.addr, args.peer, args.data_dir, password)
     if args.ping_period is not None:
         cfg.ping_period = args.ping_period
+    cfg.unsealed_for_benchmarks = args.unsealed_for_benchmarks
     store = ReplicatedStore(cfg)
     out = sys.stdout
     out.write(json.dumps({"ready": True, "addr": args.addr}) + "\n")

@@ -25,6 +25,7 @@ from pysyncobj import SyncObj
 
 from shoal import metrics
 from shoal.store import membership
+from shoal.store.atrest import hooks as atrest
 from shoal.store.changes import KINDS, NAMED_KINDS, Change
 from shoal.store.commitop import CommitOp
 from shoal.store.config import DUMP_FILE, JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig
@@ -62,13 +63,25 @@ class ReplicatedStore:
         self.hooks = TransportHooks(cfg.ping_period, None)  # diagnostics, and fault injection in tests
         self._machine = StoreMachine(self._hub.publish, self._on_epoch, self._on_applied)
         self._leadership = Leadership(cfg.self_addr, self._machine, self._notifier)
-        self._sync = SyncObj(
-            cfg.self_addr,
-            cfg.other_peers(),
-            cfg.sync_conf(),
-            consumers=[self._machine],
-            transportClass=partial(ShoalTransport, hooks=self.hooks),
-        )
+        data_dir = Path(cfg.data_dir)
+        if cfg.unsealed_for_benchmarks:
+            storage: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        else:
+            key_source = atrest.key_source_for(data_dir, cfg.key_source)
+            cipher = atrest.prepare(data_dir / JOURNAL_FILE, data_dir / DUMP_FILE, key_source)
+            storage = atrest.sealed_storage(cipher)
+        try:
+            with storage:  # the journal is replayed (and opened) in here
+                self._sync = SyncObj(
+                    cfg.self_addr,
+                    cfg.other_peers(),
+                    cfg.sync_conf(),
+                    consumers=[self._machine],
+                    transportClass=partial(ShoalTransport, hooks=self.hooks),
+                )
+        except Exception:
+            self._notifier.close()
+            raise
         self._leadership.sync = self._sync
         try:
             self._sync.waitBinded()

@@ -1,0 +1,156 @@
+"""pysyncobj's snapshot ("full dump") handling with the file sealed under this manager's key.
+
+Why here: pysyncobj writes a snapshot in a forked child (`Serializer.serialize`), sends a follower
+the raw bytes of its dump file (`getTransmissionData`) and writes what it receives straight into its
+own dump file (`setTransmissionData`). Its `serializer`/`deserializer` hooks would cover the first
+step only, and they turn the fork off and hand over no state. So this class takes the Serializer's
+place whole (same methods, `hooks.py` installs it): the child seals before writing; a leader opens
+its sealed file and sends the plain payload over the (password-encrypted) Raft transport, since the
+follower has a key of its own; a follower gathers the chunks in memory and writes them sealed with
+its key. No plain snapshot byte reaches a file.
+
+Payload: zlib (fast level) of the pickled tuple pysyncobj passes, (state, entry, entry, members).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pysyncobj.atomic_replace import atomicReplace
+from pysyncobj.config import SERIALIZER_STATE
+
+from shoal.store.atrest.records import KIND_SNAPSHOT, RecordCipher
+
+log = logging.getLogger("shoal.store")
+
+NO_CONTEXT = b""  # a snapshot has one place only; its kind keeps it out of the journal
+
+
+def encode(data: Any) -> bytes:
+    return zlib.compress(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def decode(payload: bytes) -> Any:
+    # Unpickled only after the AEAD authenticated it (or, received, after the password transport did).
+    return pickle.loads(zlib.decompress(payload))
+
+
+def write_sealed(path: str, tmp: str, cipher: RecordCipher, payload: bytes) -> None:
+    sealed = cipher.seal(KIND_SNAPSHOT, NO_CONTEXT, payload)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(sealed)
+    atomicReplace(tmp, path)  # durability.JournalFlusher syncs it on the tick that sees it
+
+
+def open_sealed(path: str, cipher: RecordCipher) -> bytes:
+    return cipher.open(KIND_SNAPSHOT, NO_CONTEXT, Path(path).read_bytes(), f"Raft snapshot {path}")
+
+
+class SealedSerializer:
+    def __init__(self, path: str, batch_size: int, cipher: RecordCipher, use_fork: bool = True) -> None:
+        self._path = path
+        self._batch = batch_size
+        self._cipher = cipher
+        self._fork = use_fork and hasattr(os, "fork")
+        self._pid = 0  # >0 child writing; -1 done, -2 failed (no fork); 0 idle
+        self._current_id: Any = None
+        self._transmissions: dict[Any, dict[str, Any]] = {}
+        self._incoming: bytearray | None = None
+        self._received: bytes | None = None  # the payload just written, so it is not read back
+
+    # ---- writing a snapshot of our own state
+    # Method names are pysyncobj's Serializer's, misspelt `cancelTransmisstion` included.
+    def checkSerializing(self) -> tuple[int, Any]:
+        pid = self._pid
+        if pid in (-1, -2):
+            self._pid = 0
+            self._transmissions = {}
+            return (SERIALIZER_STATE.SUCCESS if pid == -1 else SERIALIZER_STATE.FAILED), self._current_id
+        if pid == 0:
+            return SERIALIZER_STATE.NOT_SERIALIZING, None
+        try:
+            rpid, status = os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            self._pid = 0
+            return SERIALIZER_STATE.FAILED, self._current_id
+        if rpid != pid:
+            return SERIALIZER_STATE.SERIALIZING, self._current_id
+        self._pid = 0
+        if status == 0:
+            self._transmissions = {}
+            return SERIALIZER_STATE.SUCCESS, self._current_id
+        return SERIALIZER_STATE.FAILED, self._current_id
+
+    def serialize(self, data: Any, id: Any) -> None:
+        if self._pid != 0:
+            return
+        self._current_id = id
+        if self._fork:
+            pid = os.fork()
+            if pid != 0:
+                self._pid = pid
+                return
+            # The child: no locks, no logging (another thread may have held them at fork time).
+            try:
+                write_sealed(self._path, self._path + ".tmp", self._cipher, encode(data))
+            except BaseException:
+                os._exit(1)
+            os._exit(0)
+        try:
+            write_sealed(self._path, self._path + ".tmp", self._cipher, encode(data))
+            self._pid = -1
+        except Exception:
+            self._pid = -2
+
+    def deserialize(self) -> Any:
+        payload, self._received = self._received, None
+        return decode(payload if payload is not None else open_sealed(self._path, self._cipher))
+
+    # ---- sending our snapshot to a follower: the plain payload, over the encrypted transport
+    def getTransmissionData(self, transmissionID: Any) -> Any:
+        if self._pid != 0:
+            return None
+        sending = self._transmissions.get(transmissionID)
+        if sending is None:
+            try:
+                payload = open_sealed(self._path, self._cipher)
+            except Exception:
+                return None  # no snapshot yet, or unreadable: pysyncobj retries later
+            sending = self._transmissions[transmissionID] = {"data": payload, "sent": 0}
+        first = sending["sent"] == 0
+        chunk = sending["data"][sending["sent"] : sending["sent"] + self._batch]
+        sending["sent"] += len(chunk)
+        last = not chunk
+        if last:
+            self._transmissions.pop(transmissionID, None)
+        return chunk, first, last
+
+    def cancelTransmisstion(self, id: Any) -> None:
+        self._transmissions.pop(id, None)
+
+    # ---- receiving the leader's snapshot: gathered in memory, written sealed with our key
+    def setTransmissionData(self, data: Any) -> bool:
+        if data is None:
+            return False
+        chunk, first, last = data
+        if first:
+            self._incoming = bytearray()
+        elif self._incoming is None:
+            return False
+        self._incoming += bytes(chunk)
+        if not last:
+            return False
+        payload, self._incoming = bytes(self._incoming), None
+        try:
+            write_sealed(self._path, self._path + ".1.tmp", self._cipher, payload)
+        except OSError:
+            log.exception("cannot write the snapshot received from the leader")
+            return False
+        self._received = payload
+        return True

@@ -17,6 +17,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model.capabilities import capabilities
 from shoal.model.constraints import ConstraintError, validate_placement
+from shoal.model.healthcheck import validate_healthcheck
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,
@@ -60,7 +61,6 @@ _CONTAINER_ZERO_ONLY = (
     "TTY",
     "OpenStdin",
     "Mounts",
-    "HealthCheck",
     "Hosts",
     "DNSConfig",
     "Secrets",
@@ -85,6 +85,7 @@ _CONTAINER_FIELDS = (
     "ReadOnly",
     "CapabilityAdd",
     "CapabilityDrop",
+    "HealthCheck",
     "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
     *_CONTAINER_ZERO_ONLY,
 )
@@ -203,6 +204,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         **_optional_bool(where, c, "Init"),
         **_optional_bool(where, c, "ReadOnly"),
         **_capabilities(where, c),
+        **({"HealthCheck": hc} if (hc := validate_healthcheck(where, c.get("HealthCheck"))) else {}),
     }
 
 

@@ -169,46 +169,53 @@ class HealthMonitor:
             log.exception("health check runner of task %s failed", task_id)
 
     async def probe(self, task_id: str, config: dict[str, Any]) -> ProbeResult:
-        """One probe: the test exec'd in the task, killed when it exceeds Timeout."""
+        """One probe: the test exec'd in the task, killed when it exceeds Timeout. Its output goes
+        to a file, not a pipe: a process the probe left behind cannot hold the runner up."""
         async with self._slots:
             started_mono, start = self.clock(), now_rfc3339()
             timeout = config["Timeout"] / NS
-            pid_file = _pid_file(self.driver, task_id)
+            pid_file, out_file = _probe_files(self.driver, task_id)
             try:
                 argv, env = await asyncio.to_thread(
                     self.driver.exec_command, task_id, probe_argv(config["Test"]), False, str(pid_file)
                 )
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
+                with open(out_file, "wb") as out:
+                    proc = await asyncio.create_subprocess_exec(
+                        *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+                    )
             except Exception as exc:
                 return ProbeResult(start, now_rfc3339(), PROBE_ERROR_EXIT, str(exc), started_mono)
             try:
-                out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+                code = await asyncio.wait_for(proc.wait(), timeout)
             except TimeoutError:
-                _kill_probe(pid_file, proc)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(proc.wait(), 5.0)
+                await _kill_probe(pid_file, proc)
                 message = f"Health check exceeded timeout ({format_duration(config['Timeout'])})"
                 return ProbeResult(start, now_rfc3339(), PROBE_ERROR_EXIT, message, started_mono)
+            except asyncio.CancelledError:  # unwatched (the task stops): the probe goes with it
+                await _kill_probe(pid_file, proc)
+                raise
             finally:
                 with contextlib.suppress(OSError):
                     pid_file.unlink()
-            return ProbeResult(start, now_rfc3339(), proc.returncode or 0, cap_output(out or b""), started_mono)
+            return ProbeResult(start, now_rfc3339(), code, cap_output(_head(out_file)), started_mono)
 
 
-def _pid_file(driver: Any, task_id: str) -> Path:
-    """Where `runc exec --pid-file` writes the probe's pid (in the task's own directory)."""
+def _probe_files(driver: Any, task_id: str) -> tuple[Path, Path]:
+    """Where `runc exec --pid-file` writes the probe's pid, and its output (the task's directory)."""
     task_dir = getattr(driver, "task_dir", None)
     base = Path(task_dir(task_id)) if task_dir is not None else Path("/tmp")
-    return base / "health-probe.pid"
+    return base / "health-probe.pid", base / "health-probe.out"
 
 
-def _kill_probe(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_OUTPUT_LEN + 1)
+    except OSError:
+        return b""
+
+
+async def _kill_probe(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
     """SIGKILL the probe process inside the task (runc exec cannot forward SIGKILL), then runc."""
     try:
         pid = int(pid_file.read_text().strip() or 0)
@@ -219,3 +226,5 @@ def _kill_probe(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
             os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait(), 5.0)

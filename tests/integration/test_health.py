@@ -75,7 +75,7 @@ def test_bad_health_check_is_refused_and_changes_nothing(cluster: Testbed) -> No
         with pytest.raises(APIError) as exc:
             api(cluster, "swarm00").post("/services/create", body)
         assert exc.value.status == 400 and message in exc.value.message
-    rc, _, err = cli(cluster, "swarm00", "service", "create", "--health-interval", "-1s", "shoal/hello")
+    rc, _, err = cli(cluster, "swarm00", "service", "create", "--health-interval=-1s", "shoal/hello")
     assert rc != 0 and "must not be negative" in err
     assert api(cluster, "swarm00").get("/services") == before
 

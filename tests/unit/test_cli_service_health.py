@@ -56,7 +56,7 @@ def test_no_healthcheck() -> None:
 def test_negative_or_malformed_durations_are_usage_errors() -> None:
     for bad in ("-1s", "soon"):
         with pytest.raises(SystemExit):
-            create("--health-interval", bad)
+            create(f"--health-interval={bad}")
 
 
 def test_update_edits_field_by_field() -> None:

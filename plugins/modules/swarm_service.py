@@ -455,6 +455,7 @@ import shlex  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+from ansible_collections.shoal.swarm.plugins.module_utils import _shoal_healthcheck as healthcheck  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
     format_duration,
     label_map,
@@ -462,7 +463,6 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  #
     service_path,
     wait_until,
 )
-from ansible_collections.shoal.swarm.plugins.module_utils import _shoal_healthcheck as healthcheck  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import (  # noqa: E402
     auth_for,

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from shoal.cli import args as argtypes
-from shoal.cli import service_image, service_health
+from shoal.cli import service_health, service_image
 from shoal.cli.errors import CLIError
 from shoal.model.validate import parse_label
 

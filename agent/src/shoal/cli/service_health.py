@@ -34,7 +34,9 @@ def add_health_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--health-start-interval", type=dur, metavar="DURATION", help="time between checks during the start period"
     )
-    p.add_argument("--no-healthcheck", action="store_true", default=None, help="disable any container-specified HEALTHCHECK")
+    p.add_argument(
+        "--no-healthcheck", action="store_true", default=None, help="disable any container-specified HEALTHCHECK"
+    )
 
 
 def _given(args: argparse.Namespace) -> bool:

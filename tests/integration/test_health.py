@@ -109,9 +109,11 @@ def test_unhealthy_task_leaves_vip_and_mesh_and_is_replaced(cluster: Testbed) ->
     )
     client = running(cluster, "client")[0]
     sick, well = sorted(running(cluster, "web"), key=lambda t: t["Slot"])
-    wait_for(
-        "both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30
-    )
+    try:
+        wait_for("both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30)
+    except AssertionError:
+        raw = exec_in(cluster, client, "sh", "-c", "wget -O - http://web:8080/; cat /etc/resolv.conf; ip -o -4 addr")
+        raise AssertionError(f"{raw} {sick['NetworksAttachments']} {well['NetworksAttachments']}") from None
 
     rc, out = exec_in(cluster, sick, "sh", "-c", ": > /sick")
     assert rc == 0, out

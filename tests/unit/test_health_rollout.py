@@ -75,3 +75,31 @@ def test_an_unhealthy_new_task_pauses_the_update_by_default() -> None:
     set_state(tasks, "failed", is_new)
     plan = run([svc], tasks, ns, now_ns=T0 + 4 * S)
     assert plan.service_updates["svc1"]["UpdateStatus"]["State"] == "paused"
+
+
+def test_the_driver_plans_the_images_check_unless_the_service_overrides_or_disables_it(tmp_path) -> None:
+    from shoal.runtime.images import Image, ImageStore
+    from shoal.runtime.oci.driver import OCIDriver
+    from unit.test_runtime_oci import V1
+
+    driver = OCIDriver(tmp_path / "t", images=ImageStore(tmp_path / "i"), run_dir=tmp_path / "r", cgroup_layout=V1)
+    image_check = {"Test": ["CMD-SHELL", "wget -q localhost:8080"], "Interval": 10 * S, "Retries": 5}
+    img = Image(
+        id="sha256:" + "a" * 64,
+        repo_tags=["app:1"],
+        created="",
+        config={"Cmd": ["/app"], "Healthcheck": image_check},
+        rootfs=None,
+    )
+
+    def planned(hc: dict | None) -> dict | None:
+        cspec: dict = {"Image": "app:1", **({"HealthCheck": hc} if hc else {})}
+        _, extra = driver.resolve(
+            {"ID": "abcdefghijklmnopqrstuvwxy", "ServiceID": "s", "Slot": 1, "Spec": {"ContainerSpec": cspec}}, img
+        )
+        return extra["healthcheck"]
+
+    assert planned(None) == {**image_check, "Timeout": 30 * S, "StartPeriod": 0, "StartInterval": 5 * S}
+    assert planned({"Interval": S})["Interval"] == S  # type: ignore[index]
+    assert planned({"Interval": S})["Test"] == image_check["Test"]  # type: ignore[index]
+    assert planned({"Test": ["NONE"]}) is None

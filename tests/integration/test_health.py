@@ -112,8 +112,9 @@ def test_unhealthy_task_leaves_vip_and_mesh_and_is_replaced(cluster: Testbed) ->
     try:
         wait_for("both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30)
     except AssertionError:
-        raw = exec_in(cluster, client, "sh", "-c", "wget -O - http://web:8080/; cat /etc/resolv.conf; ip -o -4 addr")
-        raise AssertionError(f"{raw} {sick['NetworksAttachments']} {well['NetworksAttachments']}") from None
+        ips = [a["Addresses"][0].split("/")[0] for t in (sick, well) for a in t["NetworksAttachments"]]
+        direct = exec_in(cluster, client, "sh", "-c", " ".join(f"wget -q -T 2 -O - http://{ip}:8080/;" for ip in ips))
+        raise AssertionError(f"{through_vip(cluster, client, 10)} {ips} {direct}") from None
 
     rc, out = exec_in(cluster, sick, "sh", "-c", ": > /sick")
     assert rc == 0, out

@@ -71,3 +71,16 @@ def test_update_edits_field_by_field() -> None:
     assert c["HealthCheck"] == {"Interval": 2 * S}
     assert update(current, "--env-add", "A=1")["HealthCheck"] == current["HealthCheck"]
     assert "Test" not in update(current, "--health-cmd", "")["HealthCheck"]
+
+
+def test_shoal_ps_shows_health_as_docker_ps_does() -> None:
+    from shoal.cli.tasks import status_text
+    from shoal.model.ids import format_rfc3339
+
+    now = 1_800_000_000 * S
+    ts = format_rfc3339(now - 3 * S)
+    starting = {"Status": {"State": "starting", "Timestamp": ts}, "Health": {"Status": "starting"}}
+    assert status_text(starting, now) == "Up 3 seconds (health: starting)"
+    healthy = {"Status": {"State": "running", "Timestamp": ts}, "Health": {"Status": "healthy"}}
+    assert status_text(healthy, now) == "Up 3 seconds (healthy)"
+    assert status_text({"Status": {"State": "running", "Timestamp": ts}}, now) == "Up 3 seconds"

@@ -110,7 +110,9 @@ def test_unhealthy_task_leaves_vip_and_mesh_and_is_replaced(cluster: Testbed) ->
     client = running(cluster, "client")[0]
     sick, well = sorted(running(cluster, "web"), key=lambda t: t["Slot"])
     try:
-        wait_for("both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30)
+        wait_for(
+            "both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30
+        )
     except AssertionError:
         ips = [a["Addresses"][0].split("/")[0] for t in (sick, well) for a in t["NetworksAttachments"]]
         direct = exec_in(cluster, client, "sh", "-c", " ".join(f"wget -q -T 2 -O - http://{ip}:8080/;" for ip in ips))

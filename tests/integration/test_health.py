@@ -58,7 +58,9 @@ def exec_in(bed: Testbed, task: dict[str, Any], *argv: str) -> tuple[int, str]:
 def through_vip(bed: Testbed, client: dict[str, Any], n: int = 6) -> list[str]:
     """`n` GETs from the client task to the service name (DNS -> VIP -> a backend)."""
     rounds = " ".join(str(i) for i in range(n))
-    script = f"for i in {rounds}; do wget -q -T 2 -O - http://web:8080/ 2>/dev/null || echo FAILED; done"
+    # busybox wget's own -T crashes (busybox-static 1.35): its timeout applet bounds each request
+    get = "busybox timeout 3 wget -q -O - http://web:8080/ 2>/dev/null"
+    script = f"for i in {rounds}; do {get} || echo FAILED; done"
     _, out = exec_in(bed, client, "sh", "-c", script)
     return [line.strip() for line in out.splitlines() if line.strip()]
 
@@ -109,14 +111,9 @@ def test_unhealthy_task_leaves_vip_and_mesh_and_is_replaced(cluster: Testbed) ->
     )
     client = running(cluster, "client")[0]
     sick, well = sorted(running(cluster, "web"), key=lambda t: t["Slot"])
-    try:
-        wait_for(
-            "both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30
-        )
-    except AssertionError:
-        ips = [a["Addresses"][0].split("/")[0] for t in (sick, well) for a in t["NetworksAttachments"]]
-        direct = exec_in(cluster, client, "sh", "-c", " ".join(f"wget -q -T 2 -O - http://{ip}:8080/;" for ip in ips))
-        raise AssertionError(f"{through_vip(cluster, client, 10)} {ips} {direct}") from None
+    wait_for(
+        "both backends answer through the VIP", lambda: answered_by(cluster, client) == {sick["ID"], well["ID"]}, 30
+    )
 
     rc, out = exec_in(cluster, sick, "sh", "-c", ": > /sick")
     assert rc == 0, out

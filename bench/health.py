@@ -111,9 +111,10 @@ def time_to_leave(bed: Testbed) -> None:
     sick_ips = {a.split("/")[0] for att in sick["NetworksAttachments"] for a in att["Addresses"]}
     client = tasks(bed, "client")[0]
     # the client task's loop: 0.01 s clock (/proc/uptime: the machine's, as this process reads it)
+    get = "busybox timeout 2 wget -q -O - http://web:8080/ 2>/dev/null || echo FAILED"
     loop = (
-        "i=0; while [ $i -lt 120 ]; do a=$(busybox timeout 2 wget -q -O - http://web:8080/ 2>/dev/null || echo FAILED); "
-        'echo "$(cut -d" " -f1 /proc/uptime) $a"; i=$((i+1)); sleep 0.05; done'
+        f"i=0; while [ $i -lt 120 ]; do a=$({get}); "
+        'read up rest < /proc/uptime; echo "$up $a"; i=$((i+1)); sleep 0.05; done'
     )
     client_host = host_of(bed, client)
     vip = subprocess.Popen(

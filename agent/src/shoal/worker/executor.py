@@ -126,8 +126,8 @@ class Executor:
                 self.report(tid, "shutdown", "shutdown before start")
             elif known is None and desired == "running" and task["Status"]["State"] in ("starting", "running"):
                 self._spawn(self._reclaim(task))  # the agent restarted and the task was not adopted
-            elif known == "running" and desired == "running" and task["Status"]["State"] == "starting":
-                self._adopt_health(tid)  # adopted before its first healthy result
+            elif known in UP and desired == "running":
+                self._adopt_health(task)  # checks resume after an agent restart (no-op when already watched)
         for tid in list(self.state):
             if tid not in self.assigned and tid not in self.busy:
                 self._spawn(self._forget(tid))  # deleted from the store: stop if needed and clean up
@@ -308,9 +308,10 @@ class Executor:
         else:
             self.report(tid, "running", "started", PID=pid)
 
-    def _adopt_health(self, tid: str) -> None:
-        if tid not in self.busy and self.health.watch(tid):
-            self.state[tid] = "starting"
+    def _adopt_health(self, task: dict[str, Any]) -> None:
+        tid = task["ID"]
+        if self.health.watch(tid) and self.state.get(tid) == "running" and task["Status"]["State"] == "starting":
+            self.state[tid] = "starting"  # adopted before its first healthy result: RUNNING waits for it
 
     def _health_changed(self, tid: str, status: str) -> None:
         if tid in self.busy or self.state.get(tid) not in UP:

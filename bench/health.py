@@ -65,7 +65,7 @@ def host_of(bed: Testbed, task: dict[str, Any]) -> str:
 
 
 def create(bed: Testbed, name: str, replicas: int, hc: dict[str, Any] | None, **extra: Any) -> None:
-    container: dict[str, Any] = {"Image": "shoal/hello"}
+    container: dict[str, Any] = {"Image": "shoal/hello", "StopSignal": "SIGKILL"}  # httpd as PID 1 ignores TERM
     if hc:
         container["HealthCheck"] = hc
     template = {
@@ -79,14 +79,27 @@ def create(bed: Testbed, name: str, replicas: int, hc: dict[str, Any] | None, **
     wait_for(f"{name} {replicas}/{replicas} running", lambda: len(tasks(bed, name)) == replicas, timeout=60)
 
 
+def remove(bed: Testbed, name: str) -> None:
+    sid = api(bed, "swarm00").get(f"/services/{name}")["ID"]
+    api(bed, "swarm00").delete(f"/services/{name}")
+
+    def gone() -> bool:
+        live = ("starting", "running")
+        return not [
+            t for t in api(bed, "swarm00").get("/tasks") if t["ServiceID"] == sid and t["Status"]["State"] in live
+        ]
+
+    wait_for(f"{name} gone", gone, timeout=30)
+    time.sleep(1)
+
+
 def cpu_per_check(bed: Testbed) -> None:
     create(bed, "idle", CPU_TASKS, None)
     time.sleep(2)
     before = agent_cpu(bed, "swarm01")
     time.sleep(CPU_WINDOW)
     baseline = agent_cpu(bed, "swarm01") - before
-    api(bed, "swarm00").delete("/services/idle")
-    wait_for("idle gone", lambda: not tasks(bed, "idle"), timeout=30)
+    remove(bed, "idle")
     create(bed, "checked", CPU_TASKS, CHECK)
     time.sleep(2)
     before = agent_cpu(bed, "swarm01")
@@ -96,8 +109,7 @@ def cpu_per_check(bed: Testbed) -> None:
     print(f"agent CPU over {CPU_WINDOW:g} s, {CPU_TASKS} tasks: {baseline * 1000:.0f} ms without checks, "
           f"{checked * 1000:.0f} ms with a check every {INTERVAL_MS} ms each")  # fmt: skip
     print(f"CPU per health check (runc exec in the task, worker side): {(checked - baseline) / checks * 1000:.1f} ms")
-    api(bed, "swarm00").delete("/services/checked")
-    wait_for("checked gone", lambda: not tasks(bed, "checked"), timeout=30)
+    remove(bed, "checked")
 
 
 def uptime(bed: Testbed | None = None) -> float:

@@ -69,6 +69,7 @@ def test_starting_until_healthy_then_failed_when_unhealthy(tmp_path: Path) -> No
 
     async def scenario() -> list[dict[str, Any]]:
         ex = Executor(driver)  # type: ignore[arg-type]
+        ex.drain_delay = 0.05
         ex.apply([TASK])
         await until(ex, lambda: ex.state.get("t1") == "running")
         flag.unlink()

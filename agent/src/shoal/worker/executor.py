@@ -32,6 +32,9 @@ log = logging.getLogger("shoal.executor")
 STOPPING = ("shutdown", "remove", "orphaned")
 UP = ("starting", "running")  # the container runs (STARTING: its health check has not passed yet)
 UNHEALTHY_ERR = "dockerexec: unhealthy container"  # SwarmKit's ErrContainerUnhealthy
+# Between an unhealthy task leaving its backends and its stop: Docker's controller sleeps its
+# defaultGossipConvergeDelay (2 s) after deactivating the service binding, for the same reason
+DRAIN_DELAY = 2.0
 
 
 class Executor:
@@ -52,6 +55,7 @@ class Executor:
         self.listeners: list[Callable[[dict[str, Any], str, dict[str, Any]], None]] = []
         self.removed: dict[str, dict[str, Any]] = {}
         self.health = HealthMonitor(driver, self._health_changed)  # worker/health.py
+        self.drain_delay = DRAIN_DELAY
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -329,6 +333,7 @@ class Executor:
         self.stop_requested.add(tid)
         try:
             self.report(tid, "failed", "started", Err=UNHEALTHY_ERR)
+            await asyncio.sleep(self.drain_delay)  # the backends drop it before it stops answering
             task = self.assigned.get(tid) or {}
             grace = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("StopGracePeriod")
             status = await self._call(self.driver.stop, tid, grace / 1e9 if isinstance(grace, int) else None)

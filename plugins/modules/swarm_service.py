@@ -294,6 +294,32 @@ options:
     description:
       - Time between the stop signal and SIGKILL, as a duration such as V(10s).
     type: str
+  healthcheck:
+    description:
+      - The tasks' health check (C(docker service create --health-*)), in community.docker's shape. A task is
+        RUNNING, and receives traffic through the service's VIP and the routing mesh, once its check passed;
+        an unhealthy task fails and is replaced following O(restart_policy).
+      - Compared as a whole; a sub-option left out is its zero value (the image's C(HEALTHCHECK) value).
+      - O(healthcheck.test=[NONE]) disables the image's check.
+    type: dict
+    suboptions:
+      test:
+        description:
+          - The command; a string runs under C(/bin/sh -c) (C(CMD-SHELL)), a list is Docker's form starting
+            with C(CMD), C(CMD-SHELL) or C(NONE).
+        type: raw
+      interval:
+        description: Time between checks, as a duration such as V(30s).
+        type: str
+      timeout:
+        description: Time a check may run before it is killed and counted as failed.
+        type: str
+      retries:
+        description: Consecutive failures that make a task unhealthy.
+        type: int
+      start_period:
+        description: Time after the start during which failures do not count.
+        type: str
   force_update:
     description:
       - Replace every task even when the spec did not change (C(docker service update --force)).
@@ -392,6 +418,19 @@ EXAMPLES = r"""
     cap_drop: [NET_RAW]
     init: true
 
+- name: Traffic only to healthy tasks; a failing check fails the task and a failing update rolls back
+  shoal.swarm.swarm_service:
+    name: nodejs
+    healthcheck:
+      test: wget -q -O /dev/null http://127.0.0.1:8080/
+      interval: 5s
+      timeout: 2s
+      retries: 3
+      start_period: 10s
+    update_config:
+      failure_action: rollback
+      monitor: 30s
+
 - name: Restart every task
   shoal.swarm.swarm_service:
     name: nodejs
@@ -443,6 +482,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible_collections.shoal.swarm.plugins.module_utils import _shoal_container as container_opts  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils import _shoal_healthcheck as healthcheck  # noqa: E402
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
     format_duration,
     label_map,
@@ -494,6 +534,7 @@ SPEC_OPTIONS = (
     "stop_signal",
     "stop_grace_period",
     *container_opts.OPTIONS,  # mounts, dns*, hosts, sysctls, ulimits, cap_add/drop, init, read_only
+    "healthcheck",
 )
 REGISTRY_OPTIONS = ("resolve_image", "with_registry_auth", "registry_username", "registry_password")
 UNORDERED = ("env", "constraints", "networks", "publish", *container_opts.UNORDERED)
@@ -596,6 +637,7 @@ def argument_spec() -> dict[str, Any]:
         "workdir": {"type": "str"},
         "stop_signal": {"type": "str"},
         "stop_grace_period": {"type": "str"},
+        "healthcheck": healthcheck.ARGUMENT_SPEC,
         "force_update": {"type": "bool", "default": False},
         "resolve_image": {"type": "str", "choices": ["always", "changed", "never"], "default": "never"},
         "with_registry_auth": {"type": "bool", "default": False},
@@ -699,6 +741,7 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
             view[name] = label_map(params[name])
     if params.get("stop_grace_period") is not None:
         view["stop_grace_period"] = _duration(params["stop_grace_period"], "stop_grace_period")
+    view["healthcheck"] = healthcheck.desired(params.get("healthcheck"))
     if params.get("placement_preferences") is not None:
         view["placement_preferences"] = [{"spread": p["spread"]} for p in params["placement_preferences"]]
     if params.get("networks") is not None:
@@ -811,6 +854,7 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
         "stop_signal": container.get("StopSignal") or "",
         "stop_grace_period": format_duration(container.get("StopGracePeriod")),
         **container_opts.current(container),
+        "healthcheck": healthcheck.current(container),
     }
     return view
 
@@ -907,6 +951,9 @@ def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], net
             container[CONTAINER_FIELDS[name]] = copy.deepcopy(value)
         elif name == "stop_grace_period":
             container["StopGracePeriod"] = parse_duration(value)
+        elif name == "healthcheck":
+            container.pop("Healthcheck", None)
+            container["HealthCheck"] = healthcheck.to_spec(value)
         elif name in ("mode", "replicas"):
             mode = view.get("mode") or ("global" if "Global" in (spec.get("Mode") or {}) else "replicated")
             if mode == "global":

@@ -29,12 +29,14 @@ async def list_local(request: web.Request) -> web.Response:
     running = {h.task_id: h for h in await asyncio.to_thread(executor.driver.list_running)}
     for task_id, state in executor.state.items():
         task = executor.assigned.get(task_id)
-        if task is None or state != "running":
+        if task is None or state not in ("running", "starting"):
             continue
         handle = running.get(task_id)
-        out.append(
-            {**public_task(task), "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None}
-        )
+        row = {**public_task(task), "Name": executor.task_name(task, full=True), "Pid": handle.pid if handle else None}
+        health = executor.health.health(task_id)
+        if health is not None:
+            row["Health"] = health  # Docker's State.Health of the container (shoal ps shows its Status)
+        out.append(row)
     return web.json_response(out)
 
 

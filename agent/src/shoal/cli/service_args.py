@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from shoal.cli import args as argtypes
-from shoal.cli import service_image
+from shoal.cli import service_health, service_image
 from shoal.cli.errors import CLIError
 from shoal.model.validate import parse_label
 
@@ -352,6 +352,7 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--endpoint-mode", type=lower_choice(ENDPOINT_MODES, "endpoint mode"), metavar="MODE", help="vip or dnsrr (vip)"
     )
+    service_health.add_health_flags(p)
 
 
 def add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -488,6 +489,8 @@ def create_spec(args: argparse.Namespace, resolve_network: ResolveNetwork = str)
         container["Env"] = list(args.env)
     if args.container_label:
         container["Labels"] = _labels(args.container_label)
+    if (healthcheck := service_health.create_healthcheck(args)) is not None:
+        container["HealthCheck"] = healthcheck
     placement: dict[str, Any] = {}
     if args.constraint:
         placement["Constraints"] = list(args.constraint)
@@ -586,6 +589,7 @@ def update_spec(
         # docker moves the deprecated service-level Networks into the task template
         current = template.get("Networks") or new.pop("Networks", None) or []
         template["Networks"] = _merge_networks(current, args.network_add or (), args.network_rm or (), resolve_network)
+    service_health.update_healthcheck(container, args)
     apply_common(new, args)
     if args.force:
         template = _node(new, ("TaskTemplate",))

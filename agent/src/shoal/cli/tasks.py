@@ -74,6 +74,9 @@ def status_text(task: Task, now_ns: int) -> str:
     status = task.get("Status") or {}
     state = str(status.get("State", ""))
     since = now_ns - timestamp_ns(status.get("Timestamp"))
+    health = (task.get("Health") or {}).get("Status")
+    if health and state in ("running", "starting"):  # docker ps: `Up 3 seconds (health: starting)`
+        return f"Up {human_duration(since)} ({'health: starting' if health == 'starting' else health})"
     if state == "running":
         return f"Up {human_duration(since)}"
     exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")

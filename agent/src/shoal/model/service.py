@@ -19,6 +19,7 @@ from shoal.model.capabilities import capabilities
 from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.container_opts import OWNED_FIELDS as CONTAINER_OPTS_FIELDS
 from shoal.model.container_opts import container_options
+from shoal.model.healthcheck import validate_healthcheck
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,
@@ -61,7 +62,6 @@ _CONTAINER_ZERO_ONLY = (
     "Privileges",
     "TTY",
     "OpenStdin",
-    "HealthCheck",
     "Secrets",
     "Configs",
     "Isolation",
@@ -82,6 +82,7 @@ _CONTAINER_FIELDS = (
     "ReadOnly",
     "CapabilityAdd",
     "CapabilityDrop",
+    "HealthCheck",
     "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
     *CONTAINER_OPTS_FIELDS,  # Mounts, DNSConfig, Hosts, Sysctls, Ulimits (model/container_opts.py)
     *_CONTAINER_ZERO_ONLY,
@@ -202,6 +203,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         **_optional_bool(where, c, "ReadOnly"),
         **_capabilities(where, c),
         **container_options(where, c),
+        **({"HealthCheck": hc} if (hc := validate_healthcheck(where, c.get("HealthCheck"))) else {}),
     }
 
 

@@ -24,11 +24,17 @@ from shoal.runtime.base import (
     TaskRejected,
 )
 from shoal.runtime.images.registry import ImageFormatError, RegistryError
+from shoal.worker.health import HEALTHY, UNHEALTHY, HealthMonitor
 from shoal.worker.hooks import NetworkHooks
 
 log = logging.getLogger("shoal.executor")
 
 STOPPING = ("shutdown", "remove", "orphaned")
+UP = ("starting", "running")  # the container runs (STARTING: its health check has not passed yet)
+UNHEALTHY_ERR = "dockerexec: unhealthy container"  # SwarmKit's ErrContainerUnhealthy
+# Between an unhealthy task leaving its backends and its stop: Docker's controller sleeps its
+# defaultGossipConvergeDelay (2 s) after deactivating the service binding, for the same reason
+DRAIN_DELAY = 2.0
 
 
 class Executor:
@@ -48,6 +54,8 @@ class Executor:
         # observers of task state changes (task, state, report fields): the node's container events
         self.listeners: list[Callable[[dict[str, Any], str, dict[str, Any]], None]] = []
         self.removed: dict[str, dict[str, Any]] = {}
+        self.health = HealthMonitor(driver, self._health_changed)  # worker/health.py
+        self.drain_delay = DRAIN_DELAY
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -77,6 +85,8 @@ class Executor:
 
     def report(self, task_id: str, state: str, message: str, **extra: Any) -> None:
         self.state[task_id] = state
+        if state not in UP:
+            self.health.unwatch(task_id)
         self.reports.append({"ID": task_id, "State": state, "Message": message, "Timestamp": now_rfc3339(), **extra})
         self.wakeup.set()
         self._notify(self.assigned.get(task_id) or self.removed.get(task_id) or {"ID": task_id}, state, extra)
@@ -120,6 +130,8 @@ class Executor:
                 self.report(tid, "shutdown", "shutdown before start")
             elif known is None and desired == "running" and task["Status"]["State"] in ("starting", "running"):
                 self._spawn(self._reclaim(task))  # the agent restarted and the task was not adopted
+            elif known in UP and desired == "running":
+                self._adopt_health(task)  # checks resume after an agent restart (no-op when already watched)
         for tid in list(self.state):
             if tid not in self.assigned and tid not in self.busy:
                 self._spawn(self._forget(tid))  # deleted from the store: stop if needed and clean up
@@ -142,7 +154,7 @@ class Executor:
                 await self.hooks.after_start(task)
             else:
                 handle = await asyncio.to_thread(self._prepare_and_start, task, asyncio.get_running_loop())
-            self.report(tid, "running", "started", PID=handle.pid)
+            self._report_up(tid, handle.pid)
             self.watch_exit(tid)
         except (NoSuchImage, TaskRejected, RegistryError, ImageFormatError) as exc:
             # a pull that failed: the registry's reason (`No such image`, `unauthorized`, ...)
@@ -198,7 +210,7 @@ class Executor:
                 return
             if status is None:
                 handle = await self._call(self.driver.start, task)
-                self.report(tid, "running", "started", PID=handle.pid)
+                self._report_up(tid, handle.pid)
                 self.watch_exit(tid)
             else:
                 self.state[tid] = "running"
@@ -250,7 +262,7 @@ class Executor:
     async def _forget(self, tid: str) -> None:
         self.busy.add(tid)
         try:
-            if self.state.get(tid) == "running":
+            if self.state.get(tid) in UP:
                 status = await self._call(self.driver.stop, tid, None)
                 task = self.removed.get(tid) or {"ID": tid}
                 self._notify(task, "shutdown", _exit_fields(status, asked=True))
@@ -268,7 +280,7 @@ class Executor:
     # ---- exits
     def watch_exit(self, tid: str) -> None:
         """Have the event loop tell when the running task ends (no-op for drivers without pidfds)."""
-        if tid in self.exit_fds or self.state.get(tid) != "running":
+        if tid in self.exit_fds or self.state.get(tid) not in UP:
             return
         exit_fd = getattr(self.driver, "exit_fd", None)
         fd = exit_fd(tid) if exit_fd else None
@@ -291,18 +303,60 @@ class Executor:
     def close(self) -> None:
         for tid in list(self.exit_fds):
             self.unwatch_exit(tid)
+        self.health.close()
+
+    # ---- health checks (SwarmKit's container controller: STARTING until the first healthy result)
+    def _report_up(self, tid: str, pid: int) -> None:
+        if self.health.watch(tid):
+            self.report(tid, "starting", "starting", PID=pid)  # RUNNING waits for a healthy result
+        else:
+            self.report(tid, "running", "started", PID=pid)
+
+    def _adopt_health(self, task: dict[str, Any]) -> None:
+        tid = task["ID"]
+        if self.health.watch(tid) and self.state.get(tid) == "running" and task["Status"]["State"] == "starting":
+            self.state[tid] = "starting"  # adopted before its first healthy result: RUNNING waits for it
+
+    def _health_changed(self, tid: str, status: str) -> None:
+        if tid in self.busy or self.state.get(tid) not in UP:
+            return
+        if status == HEALTHY and self.state.get(tid) == "starting":
+            self.report(tid, "running", "started")
+        elif status == UNHEALTHY:
+            self._spawn(self._stop_unhealthy(tid))
+
+    async def _stop_unhealthy(self, tid: str) -> None:
+        """FAILED at once (the task leaves its VIP, DNS and mesh backends before its stop grace
+        runs out, as SwarmKit deactivates the service binding first), then stopped; the exit code
+        follows in a second report with SwarmKit's message."""
+        self.busy.add(tid)
+        self.stop_requested.add(tid)
+        try:
+            self.report(tid, "failed", "started", Err=UNHEALTHY_ERR)
+            await asyncio.sleep(self.drain_delay)  # the backends drop it before it stops answering
+            task = self.assigned.get(tid) or {}
+            grace = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("StopGracePeriod")
+            status = await self._call(self.driver.stop, tid, grace / 1e9 if isinstance(grace, int) else None)
+            code = status.exit_code if status is not None else 137
+            self.report(tid, "failed", "started", Err=f"task: non-zero exit ({code}): {UNHEALTHY_ERR}", ExitCode=code)
+            await self._release(tid)
+        except Exception as exc:
+            log.warning("stopping unhealthy task %s: %s", tid, exc)
+        finally:
+            self.busy.discard(tid)
+            self._recheck(tid)
 
     def poll_unwatched(self) -> None:
         """The fallback: tasks with no pidfd (adopted ones get one here) are polled."""
         for tid, state in list(self.state.items()):
-            if state == "running" and tid not in self.exit_fds and tid not in self.busy:
+            if state in UP and tid not in self.exit_fds and tid not in self.busy:
                 self.watch_exit(tid)
         self.check_exits([tid for tid in self.state if tid not in self.exit_fds])
 
     def check_exits(self, only: list[str] | None = None) -> None:
         for tid in list(self.state) if only is None else only:
             state = self.state.get(tid)
-            if state != "running" or tid in self.busy:
+            if state not in UP or tid in self.busy:
                 continue
             try:
                 status = self.driver.poll(tid)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model import healthcheck
 from shoal.model.pulloptions import public_task
 from shoal.runtime import cgroups, linux, netns, spec, taskopts
 from shoal.runtime.base import (
@@ -254,6 +255,7 @@ class OCIDriver:
             "netns": spec.netns_name(task_id),
             "image": image.repo_tags[0] if image.repo_tags else image.id,
             "lower": str(image.rootfs) if image.rootfs else str(self._empty_lower),
+            "healthcheck": healthcheck.effective(cspec.get("HealthCheck"), cfg.get("Healthcheck")),
         }
         return plan, extra
 
@@ -601,13 +603,21 @@ class OCIDriver:
         return linux.cgroup_procs(self.cgroups.task_paths(task_id))
 
     # ---- for `shoal exec`
-    def exec_command(self, task_id: str, argv: list[str], tty: bool = False) -> tuple[list[str], dict[str, str]]:
+    def exec_command(
+        self, task_id: str, argv: list[str], tty: bool = False, pid_file: str | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """(argv, env) for the CLI to exec: `runtime exec` of the command in the running task, with
-        the task's environment, user and working directory (runc takes them from the bundle)."""
+        the task's environment, user and working directory (runc takes them from the bundle).
+        `pid_file`: where runc writes the exec'd process's pid (health probes kill it on timeout)."""
         if self.handle(task_id) is None:
             raise RuntimeDriverError(f"task {task_id} is not running")
-        cmd = [self.runtime, f"--root={self.runtime_root}", "exec", *(["--tty"] if tty else []), task_id, *argv]
+        opts = [*(["--tty"] if tty else []), *(["--pid-file", pid_file] if pid_file else [])]
+        cmd = [self.runtime, f"--root={self.runtime_root}", "exec", *opts, task_id, *argv]
         return cmd, {"PATH": spec.DEFAULT_PATH}
+
+    def health_config(self, task_id: str) -> dict[str, Any] | None:
+        """The task's effective health check (service over image, Docker's defaults), from its plan."""
+        return (self._read(task_id, PLAN) or {}).get("healthcheck")
 
 
 def _dump(path: Path, obj: Any) -> None:

@@ -19,6 +19,8 @@ from shoal.api import events as events_api
 from shoal.api import images as images_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
+from shoal.api import secrets as secrets_api
+from shoal.api.secrets import BODY_LIMIT  # a 1000 KB config in base64; json_body keeps 1 MiB for the rest
 from shoal.api import services as services_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
@@ -221,7 +223,7 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def build_app(agent: Agent) -> web.Application:
-    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=BODY_LIMIT)
     app[AGENT] = agent
     for method, path, handler in [
         ("GET", "/_ping", ping),
@@ -247,6 +249,7 @@ def build_app(agent: Agent) -> web.Application:
         + localtasks.ROUTES
         + images_api.ROUTES
         + networks_api.ROUTES
+        + secrets_api.ROUTES
         + debug.ROUTES
         + extra
     ):

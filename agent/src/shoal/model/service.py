@@ -17,6 +17,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model.capabilities import capabilities
 from shoal.model.constraints import ConstraintError, validate_placement
+from shoal.model.secretrefs import validate_refs
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,
@@ -63,8 +64,6 @@ _CONTAINER_ZERO_ONLY = (
     "HealthCheck",
     "Hosts",
     "DNSConfig",
-    "Secrets",
-    "Configs",
     "Isolation",
     "Sysctls",
     "Ulimits",
@@ -86,6 +85,8 @@ _CONTAINER_FIELDS = (
     "CapabilityAdd",
     "CapabilityDrop",
     "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
+    "Secrets",  # model/secretrefs.py
+    "Configs",
     *_CONTAINER_ZERO_ONLY,
 )
 _TASK_ZERO_ONLY = ("PluginSpec", "NetworkAttachmentSpec", "LogDriver")
@@ -203,6 +204,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         **_optional_bool(where, c, "Init"),
         **_optional_bool(where, c, "ReadOnly"),
         **_capabilities(where, c),
+        **validate_refs(where, c),  # Secrets, Configs: model/secretrefs.py
     }
 
 

@@ -20,12 +20,12 @@ from shoal.api import images as images_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import secrets as secrets_api
-from shoal.api.secrets import BODY_LIMIT  # a 1000 KB config in base64; json_body keeps 1 MiB for the rest
 from shoal.api import services as services_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
+from shoal.api.secrets import BODY_LIMIT  # a 1000 KB config in base64; json_body keeps 1 MiB for the rest
 from shoal.api.ui import load_token, page_url
 from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops

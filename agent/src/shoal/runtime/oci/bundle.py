@@ -93,6 +93,7 @@ class Plan:
     host_binds: tuple[str, ...] = ()  # host paths bound read-only at the same place
     cgroups_path: str = ""
     resources: Resources = field(default_factory=Resources)
+    file_binds: tuple[tuple[str, str], ...] = ()  # (container path, host path): secrets, configs
 
 
 def _mount(dest: str, kind: str, source: str, options: Sequence[str]) -> dict[str, Any]:
@@ -116,6 +117,8 @@ def mounts(plan: Plan) -> list[dict[str, Any]]:
     # the agent rewrites these in place (a bind pins the inode): writable binds, as Docker's
     for name in ETC_FILES:
         out.append(_mount(f"/etc/{name}", "bind", f"{plan.task_dir}/{name}", ("rbind", "rprivate")))
+    for dest, source in plan.file_binds:  # files on the task's tmpfs (runtime/secretfiles.py)
+        out.append(_mount(dest, "bind", source, ("rbind", "ro", "nosuid", "nodev", "noexec", "rprivate")))
     if plan.init:
         out.append(_mount(INIT_PATH, "bind", plan.init, ("bind", "ro", "nosuid", "nodev")))
     return out

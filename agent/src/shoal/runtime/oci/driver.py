@@ -34,7 +34,7 @@ from typing import Any
 
 from shoal.errors import SpecError
 from shoal.model.pulloptions import public_task
-from shoal.runtime import cgroups, linux, netns, spec
+from shoal.runtime import cgroups, linux, netns, secretfiles, spec
 from shoal.runtime.base import (
     LOST_EXIT_CODE,
     ExitStatus,
@@ -143,6 +143,7 @@ class OCIDriver:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._empty_lower = self.state_dir / ".empty-root"
+        self.payloads = secretfiles.Payloads()  # secrets and configs of the assignments, in memory only
 
     def _lock(self, task_id: str) -> threading.Lock:
         with self._locks_lock:
@@ -157,6 +158,9 @@ class OCIDriver:
 
     def netns_path(self, task_id: str) -> str:
         return netns.path_of(spec.netns_name(task_id), self.netns_dir)
+
+    def secrets_dir(self, task_id: str) -> Path:
+        return self.run_dir / "secrets" / check_id(task_id)  # a tmpfs while the task has files
 
     def hosts_path(self, task_id: str) -> Path:
         return self.task_dir(task_id) / "hosts"
@@ -238,6 +242,7 @@ class OCIDriver:
             host_binds=binds,
             cgroups_path=f"/shoal/{task_id}",
             resources=resources,
+            file_binds=secretfiles.bindings(secretfiles.files_for(task, self.payloads), self.secrets_dir(task_id)),
         )
         extra = {
             "stop_signal": stop_signal(cfg, cspec),
@@ -261,6 +266,7 @@ class OCIDriver:
             if image.rootfs is None:
                 host_skeleton(self._empty_lower)
             self._mount_root(d, extra["lower"])
+            secretfiles.materialise(self.secrets_dir(plan.task_id), secretfiles.files_for(task, self.payloads))
             _dump(d / "config.json", bundle.config(plan))
             try:
                 netns.create(extra["netns"], self.netns_dir)
@@ -513,6 +519,7 @@ class OCIDriver:
             linux.umount(str(d / "rootfs"))  # never let rmtree recurse into a mounted image
         if os.path.ismount(d / "rootfs"):
             raise RuntimeDriverError(f"task {task_id}: its root filesystem would not unmount")
+        secretfiles.release(self.secrets_dir(task_id))
         shutil.rmtree(d, ignore_errors=True)
         if left:
             raise RuntimeDriverError(f"task {task_id}: {left}")

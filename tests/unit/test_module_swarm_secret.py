@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from shoal.api import networks as networks_api
 from shoal.api import secrets as secrets_api
 from shoal.api import services as services_api
 from shoal.api.errors import error_middleware
@@ -22,7 +23,7 @@ from unit.test_api_control import FakeAgent
 from unit.test_module_support import run_module
 
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import ShoalClient  # isort: skip
-from ansible_collections.shoal.swarm.plugins.modules import swarm_config, swarm_secret  # isort: skip
+from ansible_collections.shoal.swarm.plugins.modules import swarm_config, swarm_secret, swarm_service  # isort: skip
 
 VALUE = "s3cret-value-xyz"
 
@@ -39,7 +40,7 @@ def sock() -> Iterator[str]:
         async def start() -> None:
             app = web.Application(middlewares=[error_middleware], client_max_size=secrets_api.BODY_LIMIT)
             app[AGENT] = FakeAgent()  # type: ignore[assignment]
-            for method, route, handler in services_api.ROUTES + secrets_api.ROUTES:
+            for method, route, handler in services_api.ROUTES + secrets_api.ROUTES + networks_api.ROUTES:
                 app.router.add_route(method, route, handler)
             runner = web.AppRunner(app)
             await runner.setup()
@@ -139,3 +140,30 @@ def test_bad_arguments_fail_clearly(sock: str) -> None:
     failed, result = run(name="big", data="x" * (501 * 1024))
     assert failed and "less than 500 KB" in result["msg"] and not result["changed"]
     assert ShoalClient(sock).get("/secrets") == []
+
+
+def test_swarm_service_secrets_and_configs_options(sock: str) -> None:
+    runner(swarm_secret, sock)(name="pw", data=VALUE)
+    runner(swarm_config, sock)(name="conf", data="x=1")
+    run = runner(swarm_service, sock)
+    args = {
+        "name": "web",
+        "image": "busybox",
+        "secrets": [{"secret_name": "pw", "filename": "key", "uid": "33", "mode": 0o400}],
+        "configs": [{"config_name": "conf", "filename": "/etc/app.conf"}],
+    }
+    failed, checked = run(check=True, **args)
+    assert not failed and checked["changed"]
+    failed, created = run(**args)
+    assert not failed and created["changed"], created
+    container = ShoalClient(sock).get("/services/web")["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert container["Secrets"][0]["File"] == {"Name": "key", "UID": "33", "GID": "0", "Mode": 0o400}
+    assert len(container["Secrets"][0]["SecretID"]) == 25
+    assert container["Configs"][0]["File"]["Name"] == "/etc/app.conf"
+    for check in (False, True):
+        failed, again = run(check=check, **args)
+        assert not failed and not again["changed"], again
+    failed, changed = run(diff=True, **{**args, "secrets": [{"secret_name": "pw", "filename": "other"}]})
+    assert not failed and changed["changed"] and changed["changes"] == ["secrets"]
+    failed, missing = run(**{**args, "secrets": [{"secret_name": "nope"}]})
+    assert failed and "secret not found: nope" in missing["msg"]

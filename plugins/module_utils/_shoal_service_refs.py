@@ -25,6 +25,7 @@ def refs_argument_spec() -> dict[str, Any]:
         out[option] = {
             "type": "list",
             "elements": "dict",
+            "no_log": False,  # references (names, files), not the data: as community.docker declares them
             "options": {
                 f"{kind}_id": {"type": "str"},
                 f"{kind}_name": {"type": "str", "required": True},

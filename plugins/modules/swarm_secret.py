@@ -12,8 +12,8 @@ description:
   - The task must run on a manager (use C(delegate_to) and C(run_once)).
   - The swarm never returns a secret's data; O(data) is not logged (C(no_log)).
   - Whether the data changed is decided by a SHA-224 digest of it kept in the V(ansible_key) label, as
-    community.docker does. Data cannot change in place: a secret whose data changed is removed and created
-    again (which the swarm refuses while a service uses it: the task then fails and nothing changes), or with
+    community.docker does. Data cannot change in place; a secret whose data changed is removed and created
+    again (which the swarm refuses while a service uses it; the task then fails and nothing changes), or with
     O(rolling_versions=true) created as the next version C(NAME_vN). Labels change in place.
 author:
   - shoal developers (@shoal-swarm)

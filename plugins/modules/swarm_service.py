@@ -320,7 +320,7 @@ options:
     suboptions:
       secret_id:
         description:
-          - ID of the secret (optional: the swarm resolves O(secrets[].secret_name)).
+          - ID of the secret (optional; the swarm resolves O(secrets[].secret_name)).
         type: str
       secret_name:
         description:
@@ -354,7 +354,7 @@ options:
     suboptions:
       config_id:
         description:
-          - ID of the config (optional: the swarm resolves O(configs[].config_name)).
+          - ID of the config (optional; the swarm resolves O(configs[].config_name)).
         type: str
       config_name:
         description:

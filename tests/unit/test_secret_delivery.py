@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from pathlib import Path
 
 import pytest
 
+from shoal.manager.assignments import assignments
 from shoal.manager.secretdelivery import payloads_for
-from shoal.model.secret import CONFIG, SECRET, new_object
+from shoal.model.secret import CONFIG, SECRET, STORE_KIND, new_object
 from shoal.runtime import secretfiles
 from shoal.runtime.base import TaskRejected
 from shoal.runtime.oci import bundle
+from shoal.store.changes import Change
+from unit.test_control_race import StateStore
 
 B64 = base64.b64encode(b"hunter2").decode()
 SECRET_OBJ = new_object(SECRET, "s" * 25, {"Name": "pw", "Labels": {}, "Data": B64}, "now")
@@ -82,3 +86,31 @@ def test_files_are_written_to_a_tmpfs_and_gone_with_it(tmp_path: Path) -> None:
     finally:
         secretfiles.release(where)
     assert not where.exists()
+
+
+class _Sub:
+    def close(self) -> None:
+        pass
+
+
+class _AssignmentStore(StateStore):
+    """The state machine with what `assignments()` reads of a live store."""
+
+    epoch = 1
+
+    @property
+    def applied_index(self) -> int:
+        return self.index
+
+    def subscribe(self, loop: object = None) -> _Sub:
+        return _Sub()
+
+
+def test_each_node_answer_carries_only_its_tasks_payloads() -> None:
+    store = _AssignmentStore()
+    store.commit([Change(op="create", kind=STORE_KIND, obj=o) for o in (SECRET_OBJ, CONFIG_OBJ, OTHER)])
+    mine = {**task(), "NodeID": "n1", "ServiceID": "s", "Version": {"Index": 0}}
+    store.commit([Change(op="create", kind="task", obj=mine)])
+    answer = asyncio.run(assignments(store, "n1", None, 0))
+    assert answer["Payloads"] == {"Secrets": {"s" * 25: B64}, "Configs": {"c" * 25: B64}}
+    assert asyncio.run(assignments(store, "n2", None, 0))["Payloads"] == {}

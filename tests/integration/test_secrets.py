@@ -120,6 +120,9 @@ def test_secret_and_config_in_a_task(cluster: Testbed) -> None:
         line.split()[1].endswith(f"/secrets/{task['ID']}") and line.split()[2] == "tmpfs"
         for line in mounts.splitlines()
     ), mounts
+    other = ({"swarm01", "swarm02"} - {worker}).pop()  # runs no task of it: never got the data
+    assert bed.run(other, ["sh", "-c", "ls -A /run/shoal/secrets 2>/dev/null"]).stdout.strip() == ""
+    assert cli(bed, "swarm00", "secret", "inspect", "-f", "{{.Spec.Name}}", "db_key")[1] == "db_key\n"
     for host in ("swarm01", "swarm02"):
         found = bed.run(host, ["grep", "-rl", "--", value, "/var/lib/shoal", "/etc/shoal"])
         assert found.returncode == 1 and not found.stdout, f"{host}: {found.stdout}"

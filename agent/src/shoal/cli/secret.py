@@ -18,6 +18,7 @@ from typing import Any
 from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
+from shoal.cli.network import format_inspect
 from shoal.cli.output import field, go_time, human_duration, inspect_json, natural_key, render_format
 from shoal.errors import SpecError
 from shoal.model.ids import parse_rfc3339
@@ -151,7 +152,7 @@ def commands(group: Group) -> dict[str, Any]:
         if args.pretty:
             print("\n".join(pretty(group, o) for o in found), end="")
         elif args.format:
-            print(render_format(args.format, found, default_table="table {{.ID}}", headers={}), end="")
+            print(format_inspect(args.format, found), end="")  # `{{.Spec.Name}}`, `{{json .Spec.Labels}}`
         else:
             print(inspect_json(found), end="")
         if errors:

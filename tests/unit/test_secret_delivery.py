@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoal.manager.assignments import assignments
+from shoal.manager.events import ClusterEvents
 from shoal.manager.secretdelivery import payloads_for
 from shoal.model.secret import CONFIG, SECRET, STORE_KIND, new_object
 from shoal.runtime import secretfiles
@@ -114,3 +115,13 @@ def test_each_node_answer_carries_only_its_tasks_payloads() -> None:
     answer = asyncio.run(assignments(store, "n1", None, 0))
     assert answer["Payloads"] == {"Secrets": {"s" * 25: B64}, "Configs": {"c" * 25: B64}}
     assert asyncio.run(assignments(store, "n2", None, 0))["Payloads"] == {}
+
+
+def test_secret_and_config_events_name_them_without_data() -> None:
+    feed = ClusterEvents()
+    created = feed.translate(STORE_KIND, "create", SECRET_OBJ)
+    assert created is not None and (created["Type"], created["Action"]) == ("secret", "create")
+    assert created["Actor"] == {"ID": "s" * 25, "Attributes": {"name": "pw"}}
+    removed = feed.translate(STORE_KIND, "delete", CONFIG_OBJ)
+    assert removed is not None and (removed["Type"], removed["Action"]) == ("config", "remove")
+    assert B64 not in str(created) + str(removed)

@@ -336,6 +336,74 @@ options:
       - Seconds to wait with O(wait).
     type: int
     default: 120
+  secrets:
+    description:
+      - The secrets the tasks get, as files on a tmpfs inside each task at
+        C(/run/secrets/FILENAME) (an absolute O(secrets[].filename) as given).
+      - Each secret must exist (see M(shoal.swarm.swarm_secret)). Left out, the secrets in place are kept;
+        V([]) removes them all.
+    type: list
+    elements: dict
+    suboptions:
+      secret_id:
+        description:
+          - ID of the secret (optional; the swarm resolves O(secrets[].secret_name)).
+        type: str
+      secret_name:
+        description:
+          - Name of the secret.
+        type: str
+        required: true
+      filename:
+        description:
+          - Name of the file inside the task (default the secret's name).
+        type: str
+      uid:
+        description:
+          - Owner of the file (a numeric user ID, default V(0)).
+        type: str
+      gid:
+        description:
+          - Group of the file (a numeric group ID, default V(0)).
+        type: str
+      mode:
+        description:
+          - Permissions of the file (default V(0o444)).
+        type: int
+  configs:
+    description:
+      - The configs the tasks get, as files on a tmpfs inside each task at
+        C(/FILENAME) (an absolute O(configs[].filename) as given).
+      - Each config must exist (see M(shoal.swarm.swarm_config)). Left out, the configs in place are kept;
+        V([]) removes them all.
+    type: list
+    elements: dict
+    suboptions:
+      config_id:
+        description:
+          - ID of the config (optional; the swarm resolves O(configs[].config_name)).
+        type: str
+      config_name:
+        description:
+          - Name of the config.
+        type: str
+        required: true
+      filename:
+        description:
+          - Name of the file inside the task (default the config's name).
+        type: str
+      uid:
+        description:
+          - Owner of the file (a numeric user ID, default V(0)).
+        type: str
+      gid:
+        description:
+          - Group of the file (a numeric group ID, default V(0)).
+        type: str
+      mode:
+        description:
+          - Permissions of the file (default V(0o444)).
+        type: int
 notes:
   - Durations are Go durations (V(500ms), V(10s), V(1m30s)); a bare number is seconds.
 seealso:
@@ -501,6 +569,12 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (
     ShoalTask,
     run_task,
 )
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_service_refs import (  # noqa: E402
+    apply_refs,
+    current_refs,
+    desired_refs,
+    refs_argument_spec,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
 MAX_NAME = 63
@@ -535,6 +609,8 @@ SPEC_OPTIONS = (
     "stop_grace_period",
     *container_opts.OPTIONS,  # mounts, dns*, hosts, sysctls, ulimits, cap_add/drop, init, read_only
     "healthcheck",
+    "secrets",  # module_utils/_shoal_service_refs.py
+    "configs",
 )
 REGISTRY_OPTIONS = ("resolve_image", "with_registry_auth", "registry_username", "registry_password")
 UNORDERED = ("env", "constraints", "networks", "publish", *container_opts.UNORDERED)
@@ -646,6 +722,7 @@ def argument_spec() -> dict[str, Any]:
         "wait": {"type": "bool", "default": False},
         "wait_timeout": {"type": "int", "default": 120},
         **container_opts.argument_spec(),
+        **refs_argument_spec(),
     }
 
 
@@ -780,6 +857,7 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
         if view[name] and "max_failure_ratio" in view[name]:
             view[name]["max_failure_ratio"] = float(view[name]["max_failure_ratio"])
     view.update(container_opts.desired(params))
+    view.update(desired_refs(params))
     return view
 
 
@@ -855,6 +933,7 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
         "stop_grace_period": format_duration(container.get("StopGracePeriod")),
         **container_opts.current(container),
         "healthcheck": healthcheck.current(container),
+        **current_refs(container),
     }
     return view
 
@@ -939,7 +1018,13 @@ def check_params(params: dict[str, Any]) -> None:
 
 
 # ---- the module's view -> a ServiceSpec
-def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], network_ids: dict[str, str]) -> None:
+def apply_view(
+    spec: dict[str, Any],
+    view: dict[str, Any],
+    names: list[str],
+    network_ids: dict[str, str],
+    params: dict[str, Any] | None = None,
+) -> None:
     """Write the options ``names`` of ``view`` into ``spec`` (a ServiceSpec), in place."""
     template = spec.setdefault("TaskTemplate", {})
     container = template.setdefault("ContainerSpec", {})
@@ -1019,6 +1104,7 @@ def apply_view(spec: dict[str, Any], view: dict[str, Any], names: list[str], net
             spec["Labels"] = dict(value)
         elif name in container_opts.OPTIONS:
             container_opts.apply(container, name, value)
+    apply_refs(container, view, names, params or {})
 
 
 # ---- convergence, as the API sees it
@@ -1141,7 +1227,7 @@ class ServiceTask(ShoalTask):
         if self.check_mode:
             return None
         spec: dict[str, Any] = {"Name": self.name}
-        apply_view(spec, desired, given, network_ids)
+        apply_view(spec, desired, given, network_ids, self.params)
         if self.params["force_update"]:
             spec["TaskTemplate"]["ForceUpdate"] = 1
         headers = self.auth_headers(desired["image"])
@@ -1162,7 +1248,7 @@ class ServiceTask(ShoalTask):
 
         def write(fresh: dict[str, Any], comparison: Comparison) -> None:
             new_spec = copy.deepcopy(fresh.get("Spec") or {})
-            apply_view(new_spec, comparison.after, comparison.changes, network_ids)
+            apply_view(new_spec, comparison.after, comparison.changes, network_ids, self.params)
             if self.params["force_update"]:
                 template = new_spec.setdefault("TaskTemplate", {})
                 template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1

@@ -19,12 +19,14 @@ from shoal.api import events as events_api
 from shoal.api import images as images_api
 from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
+from shoal.api import secrets as secrets_api
 from shoal.api import services as services_api
 from shoal.api import volumes as volumes_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
+from shoal.api.secrets import BODY_LIMIT  # a 1000 KB config in base64; json_body keeps 1 MiB for the rest
 from shoal.api.ui import load_token, page_url
 from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops
@@ -222,7 +224,7 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def build_app(agent: Agent) -> web.Application:
-    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=BODY_LIMIT)
     app[AGENT] = agent
     for method, path, handler in [
         ("GET", "/_ping", ping),
@@ -249,6 +251,7 @@ def build_app(agent: Agent) -> web.Application:
         + images_api.ROUTES
         + networks_api.ROUTES
         + volumes_api.ROUTES
+        + secrets_api.ROUTES
         + debug.ROUTES
         + extra
     ):

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from shoal.cli import args as argtypes
-from shoal.cli import service_health, service_image
+from shoal.cli import service_health, service_image, service_secrets
 from shoal.cli.errors import CLIError
 from shoal.model.validate import parse_label
 
@@ -380,6 +380,7 @@ def add_create_flags(p: argparse.ArgumentParser) -> None:
         help="publish a port: published:target[/proto] or mode=host,target=,published=",
     )
     service_image.add_flags(p, default_resolve=service_image.RESOLVE_ALWAYS)
+    service_secrets.add_create_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -411,6 +412,7 @@ def add_update_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network-add", type=network, action="append", metavar="NET", help="add a network")
     p.add_argument("--network-rm", action="append", metavar="NET", help="remove a network")
     service_image.add_flags(p, default_resolve=service_image.RESOLVE_CHANGED)
+    service_secrets.add_update_flags(p)
     p.add_argument("service", metavar="SERVICE")
 
 
@@ -491,6 +493,7 @@ def create_spec(args: argparse.Namespace, resolve_network: ResolveNetwork = str)
         container["Labels"] = _labels(args.container_label)
     if (healthcheck := service_health.create_healthcheck(args)) is not None:
         container["HealthCheck"] = healthcheck
+    service_secrets.apply_create(container, args)
     placement: dict[str, Any] = {}
     if args.constraint:
         placement["Constraints"] = list(args.constraint)
@@ -568,6 +571,7 @@ def update_spec(
         container["Env"] = merge_env(container.get("Env") or [], args.env_add or (), args.env_rm or ())
     if args.container_label_add or args.container_label_rm:
         container["Labels"] = _merge_labels(container.get("Labels"), args.container_label_add, args.container_label_rm)
+    service_secrets.apply_update(container, args)
     if args.label_add or args.label_rm:
         new["Labels"] = _merge_labels(new.get("Labels"), args.label_add, args.label_rm)
     if args.constraint_add or args.constraint_rm:

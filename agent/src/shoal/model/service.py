@@ -20,6 +20,7 @@ from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.container_opts import OWNED_FIELDS as CONTAINER_OPTS_FIELDS
 from shoal.model.container_opts import container_options
 from shoal.model.healthcheck import validate_healthcheck
+from shoal.model.secretrefs import validate_refs
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
 from shoal.model.validate import (
     _choice,
@@ -62,8 +63,6 @@ _CONTAINER_ZERO_ONLY = (
     "Privileges",
     "TTY",
     "OpenStdin",
-    "Secrets",
-    "Configs",
     "Isolation",
     "OomScoreAdj",
 )
@@ -85,6 +84,8 @@ _CONTAINER_FIELDS = (
     "HealthCheck",
     "PullOptions",  # named only to refuse it with the reason (SwarmKit's field, not Docker's API)
     *CONTAINER_OPTS_FIELDS,  # Mounts, DNSConfig, Hosts, Sysctls, Ulimits (model/container_opts.py)
+    "Secrets",  # model/secretrefs.py
+    "Configs",
     *_CONTAINER_ZERO_ONLY,
 )
 _TASK_ZERO_ONLY = ("PluginSpec", "NetworkAttachmentSpec", "LogDriver")
@@ -204,6 +205,7 @@ def _container_spec(where: str, value: Any) -> dict[str, Any]:
         **_capabilities(where, c),
         **container_options(where, c),
         **({"HealthCheck": hc} if (hc := validate_healthcheck(where, c.get("HealthCheck"))) else {}),
+        **validate_refs(where, c),  # Secrets, Configs: model/secretrefs.py
     }
 
 

@@ -77,6 +77,9 @@ class TaskLoop:
                 continue  # from a deposed leader's replica: an older epoch never gives orders
             self.epoch = int(answer.get("Epoch", 0))
             self.signature = answer.get("Signature")
+            payloads = getattr(self.executor.driver, "payloads", None)  # runtime/secretfiles.py
+            if payloads is not None:
+                payloads.replace(answer.get("Payloads"))
             self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)

@@ -15,6 +15,7 @@ from shoal.errors import Conflict, InvalidArgument, SpecError
 from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import resolve_targets, service_endpoint
 from shoal.manager.control.filters import Filters, filter_services, filter_tasks
+from shoal.manager.control.secretrefs import resolve_secret_refs
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.pulloptions import (
     AUTH_FROM,
@@ -94,9 +95,10 @@ def create(store: StoreReader, body: Obj, registry_auth: str | None = None) -> t
     if store.find_by_name("service", spec["Name"]) is not None:
         raise Conflict(f"service {spec['Name']} already exists (name conflicts with an existing object)")
     spec = resolve_targets(spec, store.list("network"))
+    spec, refs_exist = resolve_secret_refs(store, spec)
     service = service_object(new_id(), spec, now_rfc3339())
     service["Endpoint"] = _endpoint(store, spec, None)
-    return service, [*_networks_exist(spec), Change(op="create", kind="service", obj=service)]
+    return service, [*_networks_exist(spec), *refs_exist, Change(op="create", kind="service", obj=service)]
 
 
 def update(
@@ -129,6 +131,7 @@ def update(
     if spec["Name"] != current["Spec"]["Name"]:
         raise InvalidArgument("renaming services is not supported")
     spec = resolve_targets(spec, store.list("network"))
+    spec, refs_exist = resolve_secret_refs(store, spec)
     updated = updated_service(current, spec, now_rfc3339())
     updated["Endpoint"] = _endpoint(store, spec, current)
     if body is None:
@@ -138,7 +141,7 @@ def update(
             "Message": "manually requested rollback",
         }
     change = Change(op="update", kind="service", obj=updated, obj_id=current["ID"], expected_version=version)
-    return [*_networks_exist(spec), change]
+    return [*_networks_exist(spec), *refs_exist, change]
 
 
 def remove(store: StoreReader, ref: str) -> list[Change]:

@@ -97,6 +97,7 @@ class Plan:
     user_mounts: tuple[dict[str, Any], ...] = ()
     sysctl: Mapping[str, str] = field(default_factory=dict)
     rlimits: tuple[dict[str, Any], ...] = ()
+    file_binds: tuple[tuple[str, str], ...] = ()  # (container path, host path): secrets, configs
 
 
 def _mount(dest: str, kind: str, source: str, options: Sequence[str]) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def mounts(plan: Plan) -> list[dict[str, Any]]:
     # the agent rewrites these in place (a bind pins the inode): writable binds, as Docker's
     for name in ETC_FILES:
         out.append(_mount(f"/etc/{name}", "bind", f"{plan.task_dir}/{name}", ("rbind", "rprivate")))
+    for dest, source in plan.file_binds:  # files on the task's tmpfs (runtime/secretfiles.py)
+        out.append(_mount(dest, "bind", source, ("rbind", "ro", "nosuid", "nodev", "noexec", "rprivate")))
     if plan.init:
         out.append(_mount(INIT_PATH, "bind", plan.init, ("bind", "ro", "nosuid", "nodev")))
     out.extend(dict(m) for m in plan.user_mounts)  # last: the user's mounts may cover any of the above

@@ -36,7 +36,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model import healthcheck
 from shoal.model.pulloptions import public_task
-from shoal.runtime import cgroups, linux, netns, spec, taskopts
+from shoal.runtime import cgroups, linux, netns, secretfiles, spec, taskopts
 from shoal.runtime.base import (
     LOST_EXIT_CODE,
     ExitStatus,
@@ -151,6 +151,7 @@ class OCIDriver:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._empty_lower = self.state_dir / ".empty-root"
+        self.payloads = secretfiles.Payloads()  # secrets and configs of the assignments, in memory only
 
     def _lock(self, task_id: str) -> threading.Lock:
         with self._locks_lock:
@@ -165,6 +166,9 @@ class OCIDriver:
 
     def netns_path(self, task_id: str) -> str:
         return netns.path_of(spec.netns_name(task_id), self.netns_dir)
+
+    def secrets_dir(self, task_id: str) -> Path:
+        return self.run_dir / "secrets" / check_id(task_id)  # a tmpfs while the task has files
 
     def hosts_path(self, task_id: str) -> Path:
         return self.task_dir(task_id) / "hosts"
@@ -248,6 +252,7 @@ class OCIDriver:
             resources=resources,
             sysctl=taskopts.sysctl(cspec),
             rlimits=tuple(taskopts.rlimits(cspec)),
+            file_binds=secretfiles.bindings(secretfiles.files_for(task, self.payloads), self.secrets_dir(task_id)),
         )
         extra = {
             "stop_signal": stop_signal(cfg, cspec),
@@ -274,6 +279,7 @@ class OCIDriver:
                 host_skeleton(self._empty_lower)
             self._mount_root(d, extra["lower"])
             user_mounts = task_mounts.prepare(task, image.rootfs, self.volumes)  # after task.json: in use
+            secretfiles.materialise(self.secrets_dir(plan.task_id), secretfiles.files_for(task, self.payloads))
             _dump(d / "config.json", bundle.config(dataclasses.replace(plan, user_mounts=tuple(user_mounts))))
             try:
                 netns.create(extra["netns"], self.netns_dir)
@@ -527,6 +533,7 @@ class OCIDriver:
         if os.path.ismount(d / "rootfs"):
             raise RuntimeDriverError(f"task {task_id}: its root filesystem would not unmount")
         task = linux.read_json(d / "task.json")
+        secretfiles.release(self.secrets_dir(task_id))
         shutil.rmtree(d, ignore_errors=True)
         if isinstance(task, dict):
             self.volumes.remove_anonymous(task_mounts.anonymous_volumes(task))

@@ -248,6 +248,7 @@ def build_app(agent: Agent) -> web.Application:
         + images_api.ROUTES
         + networks_api.ROUTES
         + debug.ROUTES
+        + service_validate.ROUTES
         + extra
     ):
         routes.add(app, method, path, handler)

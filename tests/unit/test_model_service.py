@@ -177,7 +177,9 @@ def test_runtime_reads_container_whatever_the_driver() -> None:
 
 
 def test_network_aliases_are_kept_once_each_and_must_be_dns_names() -> None:
-    out = validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["db", "db", "x.y"]}])))
+    out = validate_service_spec(
+        spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["db", "db", "x.y"]}]))
+    )
     assert out["TaskTemplate"]["Networks"] == [{"Target": "net1", "Aliases": ["db", "x.y"]}]
     bad(
         spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["not a name"]}])),

@@ -95,7 +95,9 @@ class _Converter:
         for key in sorted(used):
             path: KeyPath = ("networks", key)
             if key not in declared and key != DEFAULT_NETWORK:
-                raise self.fail(self.user_of("networks", key), f"network {key!r} is not declared under the top-level networks")
+                raise self.fail(
+                    self.user_of("networks", key), f"network {key!r} is not declared under the top-level networks"
+                )
             net = declared.get(key) or {}
             external = net.get("external")
             if isinstance(external, dict) or external:
@@ -133,7 +135,9 @@ class _Converter:
         for key in sorted(used):
             path: KeyPath = (kind, key)
             if key not in declared:
-                raise self.fail(self.user_of(kind, key), f"{kind[:-1]} {key!r} is not declared under the top-level {kind}")
+                raise self.fail(
+                    self.user_of(kind, key), f"{kind[:-1]} {key!r} is not declared under the top-level {kind}"
+                )
             obj = declared.get(key) or {}
             external = obj.get("external")
             if isinstance(external, dict) or external:
@@ -163,8 +167,10 @@ class _Converter:
         for i, f in enumerate([env_files] if isinstance(env_files, str) else env_files):
             file = Path(f) if Path(f).is_absolute() else self.p.workdir / f
             if not file.is_file():
-                raise self.fail((*path, "env_file", i) if not isinstance(env_files, str) else (*path, "env_file"),
-                                f"env file {file} not found")
+                raise self.fail(
+                    (*path, "env_file", i) if not isinstance(env_files, str) else (*path, "env_file"),
+                    f"env file {file} not found",
+                )
             values.update(read_env_file(file))
         values.update(as_mapping(svc.get("environment")))
         out = []
@@ -188,21 +194,33 @@ class _Converter:
                     src, target = parts[0], parts[1]
                     mode = parts[2] if len(parts) > 2 else ""
                     bind = src.startswith(("/", ".", "~"))
-                    vol = {"type": "bind" if bind else "volume", "source": src, "target": target,
-                           "read_only": "ro" in mode.split(",")}
+                    vol = {
+                        "type": "bind" if bind else "volume",
+                        "source": src,
+                        "target": target,
+                        "read_only": "ro" in mode.split(","),
+                    }
             kind = vol.get("type") or "volume"
             mount: dict[str, Any] = {"Type": kind, "Target": vol.get("target"), "ReadOnly": bool(vol.get("read_only"))}
             src = vol.get("source")
             if kind == "volume" and src:
                 top = declared.get(src)
                 if src not in declared:
-                    raise self.fail((*path, "volumes", i), f"named volume {src!r} is not declared under the top-level volumes")
+                    raise self.fail(
+                        (*path, "volumes", i), f"named volume {src!r} is not declared under the top-level volumes"
+                    )
                 top = top or {}
                 ext = top.get("external")
                 mount["Source"] = top.get("name") or (src if ext else self.scoped(src))
-                opts: dict[str, Any] = {"Labels": self.labels(top.get("labels")), "NoCopy": bool((vol.get("volume") or {}).get("nocopy"))}
+                opts: dict[str, Any] = {
+                    "Labels": self.labels(top.get("labels")),
+                    "NoCopy": bool((vol.get("volume") or {}).get("nocopy")),
+                }
                 if top.get("driver") or top.get("driver_opts"):
-                    opts["DriverConfig"] = {"Name": top.get("driver") or "local", "Options": top.get("driver_opts") or {}}
+                    opts["DriverConfig"] = {
+                        "Name": top.get("driver") or "local",
+                        "Options": top.get("driver_opts") or {},
+                    }
                 mount["VolumeOptions"] = opts
             elif kind == "bind":
                 source = Path(str(src)).expanduser()
@@ -232,7 +250,9 @@ class _Converter:
             out["Retries"] = int(hc["retries"])
         return out
 
-    def file_refs(self, path: KeyPath, svc: dict[str, Any], kind: str, objs: dict[str, StackObject]) -> list[dict[str, Any]]:
+    def file_refs(
+        self, path: KeyPath, svc: dict[str, Any], kind: str, objs: dict[str, StackObject]
+    ) -> list[dict[str, Any]]:
         out = []
         for item in svc.get(kind) or []:
             ref = {"source": item} if isinstance(item, str) else item
@@ -251,7 +271,9 @@ class _Converter:
             out.append({"File": file, id_key: "", key: obj.name})
         return sorted(out, key=lambda r: r["File"]["Name"])
 
-    def service_networks(self, path: KeyPath, short: str, svc: dict[str, Any], nets: dict[str, StackObject]) -> list[dict[str, Any]]:
+    def service_networks(
+        self, path: KeyPath, short: str, svc: dict[str, Any], nets: dict[str, StackObject]
+    ) -> list[dict[str, Any]]:
         declared = svc.get("networks")
         names = as_mapping(declared) if isinstance(declared, dict) else {n: None for n in declared or [DEFAULT_NETWORK]}
         out = []
@@ -271,11 +293,17 @@ class _Converter:
         if mode == "replicated":
             return {"Replicated": {"Replicas": 1 if replicas is None else int(replicas)}}
         if mode == "replicated-job":
-            return {"ReplicatedJob": {"MaxConcurrent": 1 if replicas is None else int(replicas),
-                                      "TotalCompletions": 1 if replicas is None else int(replicas)}}
+            return {
+                "ReplicatedJob": {
+                    "MaxConcurrent": 1 if replicas is None else int(replicas),
+                    "TotalCompletions": 1 if replicas is None else int(replicas),
+                }
+            }
         if mode == "global-job":
             return {"GlobalJob": {}}
-        raise self.fail((*path, "deploy", "mode"), f"unknown mode {mode!r} (replicated, global, replicated-job or global-job)")
+        raise self.fail(
+            (*path, "deploy", "mode"), f"unknown mode {mode!r} (replicated, global, replicated-job or global-job)"
+        )
 
     def update_config(self, path: KeyPath, cfg: dict[str, Any] | None) -> dict[str, Any] | None:
         if cfg is None:
@@ -371,8 +399,14 @@ class _Converter:
             "Resources": self.resources((*path, "deploy", "resources"), deploy.get("resources") or {}),
             "Placement": {
                 "Constraints": list(placement.get("constraints") or []),
-                "Preferences": [{"Spread": {"SpreadDescriptor": p["spread"]}} for p in placement.get("preferences") or []],
-                **({"MaxReplicas": int(placement["max_replicas_per_node"])} if placement.get("max_replicas_per_node") else {}),
+                "Preferences": [
+                    {"Spread": {"SpreadDescriptor": p["spread"]}} for p in placement.get("preferences") or []
+                ],
+                **(
+                    {"MaxReplicas": int(placement["max_replicas_per_node"])}
+                    if placement.get("max_replicas_per_node")
+                    else {}
+                ),
             },
         }
         rp = self.restart_policy((*path, "deploy", "restart_policy"), deploy.get("restart_policy"))
@@ -417,13 +451,15 @@ def _port_clashes(conv: _Converter, stack: Stack) -> None:
     after the first was created."""
     owner: dict[tuple[int, str], str] = {}
     for short, spec in stack.services.items():
-        for i, p in enumerate(spec["EndpointSpec"]["Ports"]):
+        for p in spec["EndpointSpec"]["Ports"]:
             if not p["PublishedPort"] or p["PublishMode"] == "host":
                 continue
             key = (p["PublishedPort"], p["Protocol"])
             if key in owner and owner[key] != short:
-                raise conv.fail(("services", short, "ports"),
-                                f"port {key[0]}/{key[1]} is already published by service {owner[key]!r}")
+                raise conv.fail(
+                    ("services", short, "ports"),
+                    f"port {key[0]}/{key[1]} is already published by service {owner[key]!r}",
+                )
             owner[key] = short
 
 

@@ -125,7 +125,9 @@ def _failure(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
-def _list(api: Transport, path: str, namespace: str | None = None, optional: bool = False) -> list[dict[str, Any]] | None:
+def _list(
+    api: Transport, path: str, namespace: str | None = None, optional: bool = False
+) -> list[dict[str, Any]] | None:
     query = {"filters": json.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]})} if namespace else None
     try:
         return list(api.request("GET", path, query=query) or [])
@@ -160,8 +162,11 @@ class Deployer:
                 continue
             if obj.external:
                 if kind == "network":
-                    raise self.fail(obj.path, f"network {obj.name!r} is declared as external, but could not be "
-                                              "found. You need to create a swarm-scoped network before the stack is deployed")
+                    raise self.fail(
+                        obj.path,
+                        f"network {obj.name!r} is declared as external, but could not be "
+                        "found. You need to create a swarm-scoped network before the stack is deployed",
+                    )
                 raise self.fail(obj.path, f"{kind} {obj.name!r} is declared as external, but could not be found")
             actions.append(Action("create", kind, obj.name, obj.body))
         return actions
@@ -204,8 +209,16 @@ class Deployer:
                 plan.actions.append(Action("create", "service", spec["Name"], spec, short=short))
             elif validated != current["Spec"]:
                 plan.actions.append(
-                    Action("update", "service", spec["Name"], spec, current["ID"], current["Version"]["Index"],
-                           before=current["Spec"], short=short)
+                    Action(
+                        "update",
+                        "service",
+                        spec["Name"],
+                        spec,
+                        current["ID"],
+                        current["Version"]["Index"],
+                        before=current["Spec"],
+                        short=short,
+                    )
                 )
             else:
                 plan.unchanged.append(spec["Name"])
@@ -216,8 +229,12 @@ class Deployer:
                     plan.actions.append(Action("remove", "service", name, id=svc["ID"], before=svc["Spec"]))
         return plan
 
-    def apply(self, plan: Plan, headers: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
-              say: Callable[[str], None] | None = None) -> None:
+    def apply(
+        self,
+        plan: Plan,
+        headers: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         """The writes, in Docker's order; `headers(spec)` gives X-Registry-Auth when asked for."""
         say = say or (lambda _line: None)
         ids = dict(self.ids)
@@ -242,8 +259,9 @@ class Deployer:
                 self.api.request("POST", "/services/create", body=body, headers=extra)
             else:
                 say(f"Updating service {a.name} (id: {a.id})")
-                self.api.request("POST", f"/services/{a.id}/update", body=body, query={"version": a.version},
-                                 headers=extra)
+                self.api.request(
+                    "POST", f"/services/{a.id}/update", body=body, query={"version": a.version}, headers=extra
+                )
 
 
 def _with_ids(spec: dict[str, Any], created: Mapping[str, str]) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()
     out = copy.deepcopy(base)
     for key, value in over.items():
         old = out.get(key)
-        if key in _KEYED and len(path) == 2 and path[0] == "services" or (key == "labels" and path[-1:] == ("deploy",)):
+        keyed = key in _KEYED and len(path) == 2 and path[0] == "services"
+        if keyed or (key == "labels" and path[-1:] == ("deploy",)):
             out[key] = {**as_mapping(old), **as_mapping(value)}
         elif isinstance(old, dict) and isinstance(value, dict):
             out[key] = merge(old, value, (*path, key))

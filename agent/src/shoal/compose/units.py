@@ -28,7 +28,7 @@ def duration_ns(text: str | int | float) -> int:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f"invalid duration {text!r} (use a number and a unit: 300ms, 10s, 1m30s, 2h)")
-    return sign * int(round(total))
+    return sign * round(total)
 
 
 def ram_bytes(text: str | int) -> int:
@@ -50,4 +50,4 @@ def nano_cpus(value: str | int | float) -> int:
         raise ValueError(f"invalid cpus {value!r} (a number like 0.5)") from None
     if cpus < 0:
         raise ValueError(f"invalid cpus {value!r}: must not be negative")
-    return int(round(cpus * 1e9))
+    return round(cpus * 1e9)

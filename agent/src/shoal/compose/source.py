@@ -73,7 +73,10 @@ def parse(text: str, name: str) -> tuple[dict[str, Any], Locator]:
     """One file's top-level mapping and its locator; a syntax error names the line."""
     locator = Locator()
     try:
-        data = YAML(typ="rt", pure=True).load(text)
+        yaml = YAML(typ="rt", pure=True)
+        # YAML 1.1, as the docker CLI's go-yaml v2 reads compose files: `mode: 0440` is octal
+        yaml.version = (1, 1)
+        data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0

@@ -146,6 +146,19 @@ def _optional_list(api: Client, path: str, name: str) -> list[dict[str, Any]]:
         raise
 
 
+def _remove(api: Client, path: str, attempts: int = 40, pause: float = 0.5) -> None:
+    """DELETE, retried while the object is still in use by the tasks of the services just
+    removed (they take a moment to stop and let go of their networks); at most ~20 s."""
+    for attempt in range(attempts):
+        try:
+            api.delete(path)
+            return
+        except APIError as exc:
+            if (exc.status not in (403, 409) and "in use" not in exc.message) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+
+
 def cmd_rm(api: Client, args: argparse.Namespace) -> int:
     failed = False
     for name in args.names:
@@ -166,8 +179,8 @@ def cmd_rm(api: Client, args: argparse.Namespace) -> int:
                 label = (o.get("Spec") or o).get("Name", o.get("ID"))
                 print(f"Removing {kind} {label}")
                 try:
-                    api.delete(f"/{kind}s/{o.get('ID') or o.get('Id')}")
-                except APIError as exc:  # e.g. a network whose tasks are still being removed
+                    _remove(api, f"/{kind}s/{o.get('ID') or o.get('Id')}")
+                except APIError as exc:
                     failed = True
                     _eprint(f"Failed to remove {kind} {label}: {exc.message}")
     if failed:

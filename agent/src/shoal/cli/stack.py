@@ -10,6 +10,7 @@ nothing. The stack is the set of objects labelled `com.docker.stack.namespace=NA
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -92,7 +93,15 @@ def cmd_deploy(api: Client, args: argparse.Namespace) -> int:
     def headers(spec: dict[str, Any]) -> dict[str, str]:
         return service_image.auth_headers(args, spec["TaskTemplate"]["ContainerSpec"]["Image"])
 
-    deployer.apply(plan, headers=headers, say=print)
+    # --json (the Ansible module's way in): progress on stderr, the plan as JSON on stdout
+    say = _eprint if args.json else print
+    if not args.dry_run:
+        deployer.apply(plan, headers=headers, say=say)
+    else:
+        for a in plan.actions:
+            say(f"Would {a.op} {a.kind} {a.name}")
+    if args.json:
+        print(json.dumps(plan.summary(), sort_keys=True))
     return 0
 
 
@@ -203,6 +212,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="path to a compose file (repeat for overrides, applied in order)",
     )
     p.add_argument("--prune", action="store_true", help="prune services that are no longer referenced")
+    p.add_argument("--dry-run", action="store_true", help="check everything and say what would change; write nothing")
+    p.add_argument("--json", action="store_true", help="print what changed (or would) as JSON on stdout")
     service_image.add_flags(p, default_resolve=service_image.RESOLVE_ALWAYS)
     p.add_argument("name", metavar="STACK")
     p.set_defaults(func=cmd_deploy)

@@ -99,7 +99,8 @@ class Action:
     body: dict[str, Any] | None = None
     id: str = ""
     version: int = 0
-    before: dict[str, Any] | None = None
+    before: dict[str, Any] | None = None  # the current spec (update, remove)
+    after: dict[str, Any] | None = None  # the spec as the manager will store it (create, update)
     short: str = ""  # the service's key in the compose file
 
 
@@ -112,10 +113,22 @@ class Plan:
         return [a.name for a in self.actions if a.op == op and a.kind == kind]
 
     def diff(self) -> dict[str, Any]:
-        """Ansible's before/after of the services (no secret data: specs hold only names)."""
+        """Ansible's before/after of the changed services, as the manager stores them (specs name
+        secrets and configs, never hold their data)."""
         before = {a.name: a.before for a in self.actions if a.kind == "service" and a.before is not None}
-        after = {a.name: a.body for a in self.actions if a.kind == "service" and a.op != "remove"}
+        after = {a.name: a.after for a in self.actions if a.kind == "service" and a.after is not None}
         return {"before": before, "after": after}
+
+    def summary(self) -> dict[str, Any]:
+        """What `stack deploy --json` prints and the Ansible module returns."""
+        out: dict[str, Any] = {"changed": bool(self.actions)}
+        for op, key in (("create", "created"), ("update", "updated"), ("remove", "removed")):
+            out[key] = self.names(op)
+        for kind in ("network", "secret", "config"):
+            out[f"{kind}s_created"] = self.names("create", kind)
+        out["unchanged"] = sorted(self.unchanged)
+        out["diff"] = self.diff()
+        return out
 
 
 def _failure(exc: Exception) -> tuple[int, str] | None:
@@ -206,7 +219,7 @@ class Deployer:
                 prepare(spec, current)
             validated = self._validated(short, spec, new_networks)
             if current is None:
-                plan.actions.append(Action("create", "service", spec["Name"], spec, short=short))
+                plan.actions.append(Action("create", "service", spec["Name"], spec, after=validated, short=short))
             elif validated != current["Spec"]:
                 plan.actions.append(
                     Action(
@@ -217,6 +230,7 @@ class Deployer:
                         current["ID"],
                         current["Version"]["Index"],
                         before=current["Spec"],
+                        after=validated,
                         short=short,
                     )
                 )

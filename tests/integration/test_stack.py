@@ -164,8 +164,8 @@ def test_a_changed_file_updates_only_the_changed_service(cluster: Testbed, tmp_p
         ),
         ("services:\n  x:\n    image: shoal/hello\n    ports: ['8081:8080']\n", "compose.yml:4: services.x.ports"),
         (
-            "services:\n  x:\n    image: shoal/hello\n    networks: [shared]\nnetworks:\n  shared:\n    external: true\n",
-            "compose.yml:6: networks.shared",
+            "services:\n  x:\n    image: shoal/hello\n    networks: [ext]\nnetworks:\n  ext:\n    external: true\n",
+            "compose.yml:6: networks.ext",
         ),
         ("services:\n  x:\n    image: shoal/hello\n  y: [\n", "compose.yml:"),
     ],

@@ -65,6 +65,16 @@ options:
   env:
     description: Variables for the files' C(${VAR}) interpolation (over the environment and C(.env)).
     type: dict
+  wait:
+    description:
+      - Wait until every service created or updated has converged (its desired tasks run with the current spec;
+        jobs are not waited for).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the stack's services to converge.
+    type: int
+    default: 120
   shoal_cli:
     description:
       - The C(shoal) command on the managed host. By default the agent's (C(/opt/shoal/venv/bin/shoal), where the
@@ -135,6 +145,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (  # noqa: E402
@@ -151,6 +162,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 class StackTask(ShoalTask):
     rules = {"required_if": [("state", "present", ("compose",))]}
     state_options = {"present": ("compose", "prune", "with_registry_auth", "env")}
+    bounds = {"wait_timeout": (0, None)}
 
     @staticmethod
     def argument_spec() -> dict[str, Any]:
@@ -162,6 +174,8 @@ class StackTask(ShoalTask):
             "with_registry_auth": {"type": "bool", "default": False},
             "resolve_image": {"type": "str", "choices": ["always", "changed", "never"], "default": "always"},
             "env": {"type": "dict"},
+            "wait": {"type": "bool", "default": True},
+            "wait_timeout": {"type": "int", "default": 120},
             "shoal_cli": {"type": "path"},
         }
 
@@ -227,7 +241,41 @@ class StackTask(ShoalTask):
         self.actions += [f"create {k} {n}" for k in ("secret", "config") for n in summary[f"{k}s_created"]]
         self.changes = sorted(set(summary["created"] + summary["updated"] + summary["removed"]))
         self.diff = summary["diff"]
+        if self.params["wait"] and not self.check_mode:
+            for name in summary["created"] + summary["updated"]:
+                self.wait_converged(name)
         return self.result(**{k: summary[k] for k in (*verb, "unchanged", "networks_created")})
+
+    # ---- waiting, as swarm_service waits: no rolling update under way, every desired task runs the
+    # current spec (the API's _up-to-date filter) and no other task runs; twice the same tasks in a row
+    def converged(self, name: str) -> tuple[bool, list[str], str]:
+        found = [s for s in self.api.get("/services", filters={"name": [name]}, status=True) or []]
+        service = next((s for s in found if s["Spec"]["Name"] == name), None)
+        if service is None:
+            self.fail(f"service {name} disappeared while waiting for it to converge")
+        mode = service["Spec"].get("Mode") or {}
+        if "ReplicatedJob" in mode or "GlobalJob" in mode:
+            return True, [], ""
+        filters = {"service": [service["ID"]], "_up-to-date": ["true"], "desired-state": ["running"]}
+        tasks = self.api.get("/tasks", filters=filters) or []
+        status = service.get("ServiceStatus") or {}
+        desired, running_all = int(status.get("DesiredTasks") or 0), int(status.get("RunningTasks") or 0)
+        running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
+        rolling = (service.get("UpdateStatus") or {}).get("State") in ("updating", "rollback_started")
+        done = not rolling and running == len(tasks) == desired == running_all and (desired > 0 or "Global" not in mode)
+        return done, sorted(t["ID"] for t in tasks), f"{running} of {desired} task(s) running with the current spec"
+
+    def wait_converged(self, name: str) -> None:
+        deadline = time.monotonic() + self.params["wait_timeout"]
+        settled = None
+        while True:
+            done, ids, progress = self.converged(name)
+            if done and settled == ids:
+                return
+            settled = ids if done else None
+            if time.monotonic() >= deadline:
+                self.fail(f"timed out after {self.params['wait_timeout']} s waiting for service {name}: {progress}")
+            time.sleep(0.25 if done else 0.5)
 
     # ---- absent
     def absent(self) -> dict[str, Any]:

@@ -196,8 +196,7 @@ class StackTask(ShoalTask):
 
     def shoal(self, args: list[str]) -> tuple[int, str, str]:
         env = {str(k): str(v) for k, v in (self.params["env"] or {}).items()}
-        rc, out, err = self.module.run_command([*self.cli(), *args], environ_update=env)
-        return rc, out, err
+        return self.module.run_command([*self.cli(), *args], environ_update=env)
 
     # ---- present
     def files(self, tmp: str) -> tuple[list[str], dict[str, str]]:
@@ -249,7 +248,7 @@ class StackTask(ShoalTask):
     # ---- waiting, as swarm_service waits: no rolling update under way, every desired task runs the
     # current spec (the API's _up-to-date filter) and no other task runs; twice the same tasks in a row
     def converged(self, name: str) -> tuple[bool, list[str], str]:
-        found = [s for s in self.api.get("/services", filters={"name": [name]}, status=True) or []]
+        found = list(self.api.get("/services", filters={"name": [name]}, status=True) or [])
         service = next((s for s in found if s["Spec"]["Name"] == name), None)
         if service is None:
             self.fail(f"service {name} disappeared while waiting for it to converge")
@@ -288,7 +287,7 @@ class StackTask(ShoalTask):
             self.changes = services + networks
             self.diff = {"before": {"services": services, "networks": networks}, "after": {}}
             if not self.check_mode:
-                rc, _, err = self.shoal(["stack", "rm", name])
+                rc, dummy, err = self.shoal(["stack", "rm", name])
                 if rc != 0:
                     self.fail(err.strip() or f"shoal stack rm failed (exit {rc})")
         none: list[str] = []

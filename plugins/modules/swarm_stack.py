@@ -287,9 +287,9 @@ class StackTask(ShoalTask):
             self.changes = services + networks
             self.diff = {"before": {"services": services, "networks": networks}, "after": {}}
             if not self.check_mode:
-                rc, dummy, err = self.shoal(["stack", "rm", name])
-                if rc != 0:
-                    self.fail(err.strip() or f"shoal stack rm failed (exit {rc})")
+                removal = self.shoal(["stack", "rm", name])  # (rc, stdout, stderr)
+                if removal[0] != 0:
+                    self.fail(removal[2].strip() or f"shoal stack rm failed (exit {removal[0]})")
         none: list[str] = []
         return self.result(created=none, updated=none, removed=services, unchanged=none, networks_created=none)
 

@@ -404,3 +404,42 @@ def test_units() -> None:
         with pytest.raises(ValueError):
             duration_ns(bad)
     assert ram_bytes("512M") == 512 << 20 and ram_bytes("1.5g") == 3 << 29 and ram_bytes("2kb") == 2048
+
+
+def test_fields_shoal_refuses_are_still_converted_to_dockers_shapes(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        """
+        services:
+          a:
+            image: x
+            stop_signal: SIGINT
+            extra_hosts: ["db:10.0.0.2"]
+            dns: 10.0.0.53
+            dns_search: [example.org]
+            tty: true
+            ulimits:
+              nofile: {soft: 1024, hard: 2048}
+              nproc: 64
+            logging:
+              driver: json-file
+              options: {max-size: 1m}
+        """,
+    )
+    spec = convert.convert(project, "s").services["a"]
+    c = spec["TaskTemplate"]["ContainerSpec"]
+    assert c["StopSignal"] == "SIGINT" and c["Hosts"] == ["10.0.0.2 db"] and c["TTY"] is True
+    assert c["DNSConfig"] == {"Nameservers": ["10.0.0.53"], "Search": ["example.org"], "Options": []}
+    assert c["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}, {"Name": "nproc", "Soft": 64, "Hard": 64}]
+    assert spec["TaskTemplate"]["LogDriver"] == {"Name": "json-file", "Options": {"max-size": "1m"}}
+
+
+def test_compose_spec_keys_outside_stack_deploys_format_are_errors(tmp_path: Path) -> None:
+    e = error(tmp_path, "services:\n  a:\n    image: x\n    cpu_count: 2\n")
+    assert (e.line, e.key) == (4, "services.a.cpu_count") and "not supported by stack deploy" in e.what
+    e = error(
+        tmp_path,
+        "services:\n  a:\n    image: x\n    deploy:\n      resources:\n        reservations:\n"
+        "          generic_resources: [{discrete_resource_spec: {kind: gpu, value: 1}}]\n",
+    )
+    assert (e.line, e.key) == (7, "services.a.deploy.resources.reservations.generic_resources")

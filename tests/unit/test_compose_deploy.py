@@ -223,3 +223,17 @@ def test_secrets_on_an_agent_without_the_secrets_api_are_refused_up_front(tmp_pa
         Deployer(api, stack, locator).plan()
     assert exc.value.key == "secrets.pw" and "not supported by this shoal agent" in exc.value.what
     assert api.writes == []
+
+
+def test_refusals_of_fields_shoal_lacks_point_at_their_compose_keys(tmp_path: Path) -> None:
+    api = FakeAPI()
+    for key, text in (
+        ("extra_hosts", "    extra_hosts: ['db:10.0.0.2']\n"),
+        ("logging", "    logging: {driver: syslog}\n"),
+        ("ulimits", "    ulimits: {nproc: 64}\n"),
+    ):
+        stack, locator = stack_of(tmp_path, "services:\n  a:\n    image: shoal/hello\n" + text)
+        with pytest.raises(ComposeError) as exc:
+            Deployer(api, stack, locator).plan()
+        assert (exc.value.key, exc.value.line) == (f"services.a.{key}", 4), exc.value
+    assert api.writes == []

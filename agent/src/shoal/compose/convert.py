@@ -113,13 +113,16 @@ class _Converter:
                 "Internal": bool(net.get("internal")),
                 "Scope": "swarm",
             }
+            if net.get("enable_ipv6"):
+                body["EnableIPv6"] = True
             if net.get("driver_opts"):
                 body["Options"] = {k: str(v) for k, v in net["driver_opts"].items()}
             ipam = net.get("ipam") or {}
             if ipam:
                 body["IPAM"] = {
                     "Driver": ipam.get("driver") or "default",
-                    "Config": [{k.capitalize(): v for k, v in c.items()} for c in ipam.get("config") or []],
+                    "Config": [self.ipam_config(c) for c in ipam.get("config") or []],
+                    **({"Options": ipam["options"]} if ipam.get("options") else {}),
                 }
             try:
                 validate_create(dict(body), [])
@@ -127,6 +130,11 @@ class _Converter:
                 raise self.fail(path, exc.message) from None
             out[key] = StackObject(name, False, body, path)
         return out
+
+    @staticmethod
+    def ipam_config(config: dict[str, Any]) -> dict[str, Any]:
+        names = {"subnet": "Subnet", "ip_range": "IPRange", "gateway": "Gateway", "aux_addresses": "AuxiliaryAddresses"}
+        return {names.get(k, k): v for k, v in config.items()}
 
     def files(self, kind: str, used: set[str]) -> dict[str, StackObject]:
         """Secrets or configs: `file:` ones are created with the file's content, external ones found."""
@@ -283,6 +291,25 @@ class _Converter:
             out.append({"Target": nets[key].name, "Aliases": [*[a for a in aliases if a != short], short]})
         return sorted(out, key=lambda n: n["Target"])
 
+    @staticmethod
+    def dns_config(svc: dict[str, Any]) -> dict[str, Any] | None:
+        def listed(key: str) -> list[str]:
+            value = svc.get(key) or []
+            return [value] if isinstance(value, str) else [str(v) for v in value]
+
+        out = {"Nameservers": listed("dns"), "Search": listed("dns_search"), "Options": listed("dns_opt")}
+        return out if any(out.values()) else None
+
+    @staticmethod
+    def ulimits(value: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+        if not value:
+            return None
+        out = []
+        for name, limit in sorted(value.items()):
+            soft, hard = (limit, limit) if isinstance(limit, int) else (limit.get("soft"), limit.get("hard"))
+            out.append({"Name": name, "Soft": soft, "Hard": hard})
+        return out
+
     def mode(self, path: KeyPath, deploy: dict[str, Any]) -> dict[str, Any]:
         mode = deploy.get("mode") or "replicated"
         replicas = deploy.get("replicas")
@@ -390,6 +417,14 @@ class _Converter:
             "HealthCheck": self.healthcheck(path, svc.get("healthcheck")),
             "Secrets": self.file_refs(path, svc, "secrets", stack.secrets) or None,
             "Configs": self.file_refs(path, svc, "configs", stack.configs) or None,
+            # converted as docker does; shoal's API refuses them while it has no such feature
+            "Hosts": [f"{ip} {host}" for host, ip in as_mapping(svc.get("extra_hosts")).items()] or None,
+            "DNSConfig": self.dns_config(svc),
+            "TTY": svc.get("tty") or None,
+            "OpenStdin": svc.get("stdin_open") or None,
+            "Groups": [str(g) for g in svc.get("group_add") or []] or None,
+            "Isolation": svc.get("isolation"),
+            "Ulimits": self.ulimits(svc.get("ulimits")),
         }
         container.update({k: v for k, v in optional.items() if v is not None})
         placement = deploy.get("placement") or {}
@@ -409,6 +444,9 @@ class _Converter:
                 ),
             },
         }
+        logging = svc.get("logging")
+        if logging:
+            task["LogDriver"] = {"Name": logging.get("driver") or "", "Options": logging.get("options") or {}}
         rp = self.restart_policy((*path, "deploy", "restart_policy"), deploy.get("restart_policy"))
         if rp is not None:
             task["RestartPolicy"] = rp

@@ -57,6 +57,17 @@ FORBIDDEN = {
     "mem_limit": "Set resource limits using deploy.resources",
     "memswap_limit": "Set resource limits using deploy.resources",
 }
+# What the converter turns into Engine API fields. Any other service key of the Compose Specification
+# (cpu_count, pids_limit, platform, profiles, ...) is not part of `docker stack deploy`'s format: an error
+# naming it, rather than a key silently dropped.
+CONVERTED = (
+    "image", "command", "entrypoint", "environment", "env_file", "ports", "networks", "labels", "hostname",
+    "user", "working_dir", "stop_grace_period", "stop_signal", "init", "read_only", "cap_add", "cap_drop",
+    "sysctls", "secrets", "configs", "volumes", "tmpfs", "healthcheck", "deploy", "extra_hosts", "dns",
+    "dns_search", "dns_opt", "tty", "stdin_open", "group_add", "isolation", "ulimits", "logging",
+)  # fmt: skip
+# deploy.resources keys the converter has no field for
+_RESOURCES_NOT_CONVERTED = ("generic_resources", "devices")
 # list-or-dict fields merged key by key across files (a list `K=V` is the same as a mapping)
 _KEYED = ("environment", "labels", "sysctls", "extra_hosts")
 # lists merged by one of their fields across files, as compose merges overrides
@@ -142,6 +153,14 @@ def _check_options(config: dict[str, Any], locator: Locator, warnings: list[str]
                 unsupported.append(key)
             if key in DEPRECATED:
                 warnings.append(f"Ignoring deprecated options:\n\n{key}: {DEPRECATED[key]}\n")
+            known = key in CONVERTED or key in UNSUPPORTED or key in DEPRECATED or key.startswith("x-")
+            if not known:
+                raise locator.error(("services", name, key), f"{key!r} is not supported by stack deploy (swarm mode)")
+        reservations = (((svc or {}).get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+        for key in _RESOURCES_NOT_CONVERTED:
+            if key in reservations:
+                path = ("services", name, "deploy", "resources", "reservations", key)
+                raise locator.error(path, f"{key} is not supported by shoal")
     if unsupported:
         warnings.insert(0, f"Ignoring unsupported options: {', '.join(unsupported)}\n")
 

@@ -145,6 +145,7 @@ def merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()
 
 def _check_options(config: dict[str, Any], locator: Locator, warnings: list[str]) -> None:
     unsupported: list[str] = []
+    deprecated: dict[str, str] = {}
     for name, svc in (config.get("services") or {}).items():
         for key in svc or {}:
             if key in FORBIDDEN:
@@ -152,7 +153,7 @@ def _check_options(config: dict[str, Any], locator: Locator, warnings: list[str]
             if key in UNSUPPORTED and key not in unsupported:
                 unsupported.append(key)
             if key in DEPRECATED:
-                warnings.append(f"Ignoring deprecated options:\n\n{key}: {DEPRECATED[key]}\n")
+                deprecated[key] = DEPRECATED[key]
             known = key in CONVERTED or key in UNSUPPORTED or key in DEPRECATED or key.startswith("x-")
             if not known:
                 raise locator.error(("services", name, key), f"{key!r} is not supported by stack deploy (swarm mode)")
@@ -161,8 +162,12 @@ def _check_options(config: dict[str, Any], locator: Locator, warnings: list[str]
             if key in reservations:
                 path = ("services", name, "deploy", "resources", "reservations", key)
                 raise locator.error(path, f"{key} is not supported by shoal")
+    # docker/cli's wording: the unsupported ones on one line, each deprecated one with its reason
     if unsupported:
-        warnings.insert(0, f"Ignoring unsupported options: {', '.join(unsupported)}\n")
+        warnings.append(f"Ignoring unsupported options: {', '.join(unsupported)}\n")
+    if deprecated:
+        reasons = "\n\n".join(sorted(f"{k}: {v}" for k, v in deprecated.items()))
+        warnings.append(f"Ignoring deprecated options:\n\n{reasons}\n")
 
 
 def load(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from testbed.bed import Testbed
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / ".venv" / "bin" / "ansible"
+ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 SHOAL_CLI = str(REPO / ".venv" / "bin" / "shoal")  # the testbed's agents run from the repository's venv
 COMPOSE = """
 services:
@@ -130,3 +133,51 @@ def test_absent_removes_the_stack_then_changes_nothing(cluster: Testbed, module:
     assert versions(cluster) == {}
     rc, result, out = module({"name": "shop", "state": "absent"})
     assert rc == 0 and not result["changed"], out
+
+
+PLAYBOOK = """
+- name: Deploy the inventory's compose stacks with the stack role
+  hosts: swarm00
+  gather_facts: false
+  roles:
+    - role: shoal.swarm.stack
+      vars:
+        stack_stacks:
+          - name: played
+            compose_files: [{compose}]
+            shoal_cli: {cli}
+"""
+
+
+def test_the_stack_role_deploys_compose_files_check_real_idempotent_check(cluster: Testbed, tmp_path: Path) -> None:
+    """Through ansible-playbook, as community.docker's integration tests: check, real, idempotent, check."""
+    (tmp_path / "compose.yml").write_text(COMPOSE.replace("8082:8080", "8083:8080"))
+    (tmp_path / "play.yml").write_text(PLAYBOOK.format(compose=tmp_path / "compose.yml", cli=SHOAL_CLI))
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(cluster.ansible_cfg_path),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "playbooks" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+    )
+
+    def play(*args: str) -> tuple[int, int, str]:
+        argv = [str(ANSIBLE_PLAYBOOK), str(tmp_path / "play.yml"), *args]
+        proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+        out = proc.stdout + proc.stderr
+        return proc.returncode, sum(int(m[2]) for m in RECAP.findall(out)), out
+
+    def played() -> dict[str, int]:
+        found = api(cluster, "swarm00").get("/services", filters={"label": ["com.docker.stack.namespace=played"]})
+        return {s["Spec"]["Name"]: s["Version"]["Index"] for s in found}
+
+    rc, changed, out = play("--check", "--diff")
+    assert rc == 0 and changed == 1 and played() == {}, out
+    rc, changed, out = play()
+    assert rc == 0 and changed == 1, out
+    deployed = played()
+    assert sorted(deployed) == ["played_web", "played_worker"]
+    rc, changed, out = play()
+    assert rc == 0 and changed == 0, out
+    rc, changed, out = play("--check")
+    assert rc == 0 and changed == 0, out
+    assert played() == deployed

@@ -237,3 +237,21 @@ def test_refusals_of_fields_shoal_lacks_point_at_their_compose_keys(tmp_path: Pa
             Deployer(api, stack, locator).plan()
         assert (exc.value.key, exc.value.line) == (f"services.a.{key}", 4), exc.value
     assert api.writes == []
+
+
+def test_validate_endpoint_checks_its_request_and_writes_nothing() -> None:
+    store = FakeStore()
+    for body, message in (
+        ([], "request body must be an object"),
+        ({"Spec": {"TaskTemplate": {}}}, "Spec must be a service spec with a Name"),
+        ({"Spec": {"Name": "a"}, "NewNetworks": "n"}, "NewNetworks must be a list"),
+        ({"Spec": {"Name": "a"}, "NewSecrets": [""]}, "NewSecrets must be a list of names"),
+    ):
+        with pytest.raises(ShoalError, match=message):
+            service_validate.validate(store, body)
+    spec = {"Name": "a", "TaskTemplate": {"ContainerSpec": {"Image": "x"}, "Networks": [{"Target": "later"}]}}
+    answer = service_validate.validate(store, {"Spec": spec, "NewNetworks": ["later"]})
+    assert answer["Spec"]["TaskTemplate"]["Networks"] == [{"Target": "later", "Aliases": []}]
+    with pytest.raises(ShoalError, match="later"):  # not created, not announced: no such network
+        service_validate.validate(store, {"Spec": spec})
+    assert store.objs["service"] == [] and store.objs["network"] == []

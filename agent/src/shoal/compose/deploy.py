@@ -196,9 +196,9 @@ class Deployer:
             actions.append(Action("create", kind, obj.name, obj.body))
         return actions
 
-    def _validated(self, short: str, spec: dict[str, Any], new_networks: list[str]) -> dict[str, Any]:
+    def _validated(self, short: str, spec: dict[str, Any], new: dict[str, list[str]]) -> dict[str, Any]:
         try:
-            answer = self.api.request("POST", VALIDATE_PATH, body={"Spec": spec, "NewNetworks": new_networks})
+            answer = self.api.request("POST", VALIDATE_PATH, body={"Spec": spec, **new})
         except Exception as exc:
             failed = _failure(exc)
             if failed is None or failed[0] >= 500:
@@ -222,14 +222,18 @@ class Deployer:
             plan.actions += self._objects("secret", st.secrets, _list(self.api, "/secrets", optional=True))
         if st.configs:
             plan.actions += self._objects("config", st.configs, _list(self.api, "/configs", optional=True))
-        new_networks = [a.name for a in plan.actions if a.kind == "network"]
+        # what the stack creates before its services: the manager counts these as present
+        new = {
+            f"New{kind.capitalize()}s": [a.name for a in plan.actions if a.kind == kind]
+            for kind in ("network", "secret", "config")
+        }
         services = {s["Spec"]["Name"]: s for s in _list(self.api, "/services") or []}
         for short, spec in st.services.items():
             spec = _with_ids(spec, self.ids)
             current = services.get(spec["Name"])
             if prepare is not None:
                 prepare(spec, current)
-            validated = self._validated(short, spec, new_networks)
+            validated = self._validated(short, spec, new)
             if current is None:
                 plan.actions.append(Action("create", "service", spec["Name"], spec, after=validated, short=short))
             elif validated != current["Spec"]:

@@ -34,8 +34,19 @@ def _pending(names: Any, networks: list[Obj]) -> list[Obj]:
     return [{"ID": n, "Spec": {"Name": n}} for n in names if n not in have]
 
 
+def _names(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise InvalidArgument(f"{what} must be a list of names")
+    return value
+
+
 def validate(store: StoreReader, body: Any) -> Obj:
-    """`{"Spec": ServiceSpec, "NewNetworks": [name, ...]}` → `{"Spec": the spec as stored}`."""
+    """`{"Spec": ServiceSpec, "NewNetworks": [...], "NewSecrets": [...], "NewConfigs": [...]}` →
+    `{"Spec": the spec as stored}`. NewSecrets/NewConfigs name the objects the stack creates first;
+    they are checked for shape only today: the secrets and configs of a spec are refused (until
+    the /secrets API is merged, whose reference check must then skip these names)."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be an object with Spec")
     spec_body = field(body, "Spec")
@@ -43,6 +54,8 @@ def validate(store: StoreReader, body: Any) -> Obj:
         raise InvalidArgument("Spec must be a service spec with a Name")
     networks = store.list("network")
     pending = _pending(field(body, "NewNetworks"), networks)
+    _names(field(body, "NewSecrets"), "NewSecrets")
+    _names(field(body, "NewConfigs"), "NewConfigs")
     current = store.find_by_name("service", field(spec_body, "Name"))
     spec = validate_service_spec(spec_body, current["Spec"] if current else None)
     spec = resolve_targets(spec, networks + pending)

@@ -11,6 +11,9 @@ DEB_PACKAGES := iproute2 nftables openssh-server openssh-client procps iputils-p
 # images: skopeo pulls/loads, umoci unpacks, busybox-static makes shoal/hello and the test images,
 # docker-registry is the testbed's registry, nodejs the seed app's image
 DEB_PACKAGES += skopeo umoci busybox-static docker-registry nodejs
+# stack deploy validates compose files against the Compose Specification's JSON schema, which Debian ships
+# in docker-compose (compose/config/compose_spec.json); it only Recommends docker.io, so no daemon comes
+DEB_PACKAGES += docker-compose
 STAMP := $(STATE)/setup.stamp
 SETUP_INPUTS := agent/pyproject.toml requirements-dev.txt Makefile
 # The docker CLI a fresh Debian 12 gets (docker.io 20.10, API 1.41), for tests/compat only. Unpacked

@@ -66,7 +66,7 @@ def main() -> None:
         listed = api(bed, "swarm00").get("/nodes")
         ready = sum(1 for n in listed if n["Status"]["State"] == "ready")
         leaders = sum(1 for n in listed if (n.get("ManagerStatus") or {}).get("Leader"))
-        tasks = api(bed, "swarm00").get("/tasks", filters={"service": ["nodejs"]})
+        tasks = api(bed, "swarm00").get("/tasks", filters={"service": ["seed_nodejs"]})
         running = sum(1 for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "running")
         again, changed_again, _ = site(bed, source)
         wheels = "rebuilt on the controller" if built else "reused from build/wheelhouse"

@@ -40,8 +40,8 @@ demo-cluster-locked:
 		-i $$($(VPY) -m testbed inventory) playbooks/site.yml
 	@echo; echo "== shoal node ls (on swarm00)"
 	@$(VPY) -m testbed exec swarm00 -- shoal node ls
-	@echo; echo "== shoal service ps nodejs"
-	@$(VPY) -m testbed exec swarm00 -- shoal service ps nodejs
+	@echo; echo "== shoal stack ps seed"
+	@$(VPY) -m testbed exec swarm00 -- shoal stack ps seed
 	@echo; echo "== curl through the published port 80 of every node (the routing mesh, round robin), from the controller namespace"
 	@for addr in $$($(VPY) -c 'from testbed.bed import Testbed; print(*(h.address for h in Testbed().hosts()))'); do \
 		for try in 1 2 3 4 5 6 7 8 9 10; do \
@@ -53,7 +53,7 @@ demo-cluster-locked:
 	done
 	@echo
 	@echo "The swarm keeps running:"
-	@echo "  $(VPY) -m testbed exec swarm00 -- shoal service ls     (any shoal command; also node ls, service ps nodejs)"
+	@echo "  $(VPY) -m testbed exec swarm00 -- shoal service ls     (any shoal command; also node ls, stack ps seed)"
 	@echo "  $(VPY) -m testbed ssh swarm01                         (a shell on a host)"
 	@echo "  ip netns exec shoal-ctl curl http://10.213.0.10/        (the routing mesh, from the controller namespace)"
 	@echo "  export ANSIBLE_CONFIG=$$($(VPY) -m testbed ansible-cfg); $(VENV)/bin/ansible-playbook playbooks/drain.yml -e node=swarm01"

@@ -125,12 +125,13 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
         assert "/opt/shoal/venv/bin/shoald --config /etc/shoal/shoald.yml" in agent_exe(bed, host)
         config = bed.run(host, ["cat", "/etc/shoal/shoald.yml"]).stdout
         assert f'advertise_addr: "{bed.host(host).address}"' in config
-    # the inventory's default service, the seed's nodejs: converged when site.yml returns, on the workers,
-    # answering through the routing mesh on every node
+    # the inventory's default stack, the seed's nodejs (stack `seed`): converged when site.yml returns, on the
+    # workers, answering through the routing mesh on every node
     client = api(bed, "swarm00")
     workers = {n["ID"] for n in listed.values() if n["Spec"]["Role"] == "worker"}
-    (nodejs,) = [s for s in client.get("/services") if s["Spec"]["Name"] == "nodejs"]
-    tasks = [t for t in client.get("/tasks", filters={"service": ["nodejs"]}) if t["DesiredState"] == "running"]
+    (nodejs,) = [s for s in client.get("/services") if s["Spec"]["Name"] == "seed_nodejs"]
+    assert nodejs["Spec"]["Labels"]["com.docker.stack.namespace"] == "seed"
+    tasks = [t for t in client.get("/tasks", filters={"service": ["seed_nodejs"]}) if t["DesiredState"] == "running"]
     assert len(tasks) == nodejs["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
     assert all(t["Status"]["State"] == "running" and t["NodeID"] in workers for t in tasks)
     ips = {t["NetworksAttachments"][0]["Addresses"][0].split("/")[0] for t in tasks}

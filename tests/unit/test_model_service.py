@@ -176,10 +176,14 @@ def test_runtime_reads_container_whatever_the_driver() -> None:
     bad(spec(TaskTemplate=task_template(Runtime="plugin")), "TaskTemplate.Runtime 'plugin' is not supported yet")
 
 
-def test_network_aliases_are_refused_until_dns_answers_them() -> None:
+def test_network_aliases_are_kept_once_each_and_must_be_dns_names() -> None:
+    out = validate_service_spec(
+        spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["db", "db", "x.y"]}]))
+    )
+    assert out["TaskTemplate"]["Networks"] == [{"Target": "net1", "Aliases": ["db", "x.y"]}]
     bad(
-        spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["db"]}])),
-        "TaskTemplate.Networks[0].Aliases ['db'] is not supported yet",
+        spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": ["not a name"]}])),
+        "TaskTemplate.Networks[0].Aliases: invalid network alias 'not a name'",
     )
     out = validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "net1", "Aliases": None}])))
     assert out["TaskTemplate"]["Networks"] == [{"Target": "net1", "Aliases": []}]

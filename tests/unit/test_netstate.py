@@ -17,7 +17,7 @@ from unit import _netstate_reference as reference
 NOW = "2026-01-01T00:00:00.000000000Z"
 
 
-def build() -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+def build(aliases: list[str] | None = None) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     ingress = ingress_object("ingressnet", NOW)
     overlay = network_object(
         "appnet",
@@ -33,7 +33,10 @@ def build() -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     spec = validate_service_spec(
         {
             "Name": "web",
-            "TaskTemplate": {"ContainerSpec": {"Image": "shoal/hello"}, "Networks": [{"Target": "appnet"}]},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "shoal/hello"},
+                "Networks": [{"Target": "appnet", "Aliases": aliases or []}],
+            },
             "Mode": {"Replicated": {"Replicas": 2}},
             "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 80}]},
         }
@@ -73,6 +76,15 @@ def test_lb_dns_and_mesh_use_running_backends_only() -> None:
     [published] = state["Published"]
     assert published["PublishedPort"] == 80 and len(published["Backends"]) == 1
     assert state["Ingress"]["Address"] == nodes[0]["Attachments"][0]["Addresses"][0]
+
+
+def test_network_aliases_answer_like_the_service_name_on_their_network() -> None:
+    tasks, services, networks, nodes = build(aliases=["frontend", "web"])
+    state = node_netstate("n0", tasks, services, networks, nodes)
+    [records] = state["DNS"]
+    assert records["NetworkID"] == "appnet"
+    assert records["Services"]["frontend"] == records["Services"]["web"]
+    assert records["TasksOf"]["frontend"] == records["TasksOf"]["web"]
 
 
 def test_node_without_tasks_still_gets_the_mesh() -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from shoal import __version__
 from shoal.agent import NOT_A_MANAGER, Agent
-from shoal.api import debug, localtasks, routes
+from shoal.api import debug, localtasks, routes, service_validate
 from shoal.api import events as events_api
 from shoal.api import images as images_api
 from shoal.api import logs as logs_api
@@ -253,6 +253,7 @@ def build_app(agent: Agent) -> web.Application:
         + volumes_api.ROUTES
         + secrets_api.ROUTES
         + debug.ROUTES
+        + service_validate.ROUTES
         + extra
     ):
         routes.add(app, method, path, handler)

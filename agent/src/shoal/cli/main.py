@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from shoal import __version__
-from shoal.cli import events, image, lb, network, node, secret, service, swarm, system, tasks, visualizer, volume
+from shoal.cli import events, image, lb, network, node, secret, service, stack, swarm, system, tasks, visualizer, volume
 from shoal.cli.client import DEFAULT_HOST, HOST_ENV, Client
 from shoal.cli.errors import CLIError
 
@@ -21,6 +21,7 @@ GROUPS = (
     swarm,
     node,
     service,
+    stack,
     tasks,
     network,
     secret,

@@ -22,6 +22,14 @@ from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
 
 
+def _aliases_on(service: dict[str, Any], net_id: str) -> list[str]:
+    """The service's network aliases on one network (its spec's Targets are network IDs)."""
+    for att in service["Spec"]["TaskTemplate"].get("Networks") or []:
+        if att.get("Target") == net_id:
+            return list(att.get("Aliases") or [])
+    return []
+
+
 def _ip(addr: str) -> str:
     return addr.split("/")[0]
 
@@ -138,6 +146,7 @@ class NetView:
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         lbs = []
         records: dict[str, Any] = {"NetworkID": net_id, "Services": {}, "TasksOf": {}, "Names": {}}
+        aliases: dict[str, str] = {}  # network alias -> the service it names on this network
         for s in self.services:
             ips = backends.get(s["ID"], [])
             vip = next(
@@ -167,8 +176,13 @@ class NetView:
             name = s["Spec"]["Name"]
             records["Services"][name] = [vip] if mode == "vip" and vip else ips
             records["TasksOf"][name] = ips
+            for alias in _aliases_on(s, net_id):
+                aliases.setdefault(alias, name)
         if ingress:
             return lbs, None
+        for alias, name in aliases.items():  # after every service name: a real name wins a clash
+            records["Services"].setdefault(alias, records["Services"][name])
+            records["TasksOf"].setdefault(alias, records["TasksOf"][name])
         for e in endpoints:
             task = self.tasks_by_id.get(e["TaskID"])
             if task is None:

@@ -54,6 +54,8 @@ RUNTIMES_NOT_YET = ("plugin", "attachment", "podman")
 
 # SwarmKit's isValidDNSName: no dots, because `<service>.<slot>` names tasks and DNS would split it.
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+# A network alias is a DNS name (dots allowed: it is not split into a task's slot)
+_ALIAS_RE = re.compile(r"^[a-zA-Z0-9_](?:[-_.]*[A-Za-z0-9_]+)*$")
 
 # Fields Docker has that shoal does not implement. The docker CLI and SDK send some of them at
 # their zero value ("Init": false, "DNSConfig": {}), so those are accepted and dropped; any other
@@ -309,10 +311,13 @@ def _networks(where: str, value: Any) -> list[dict[str, Any]]:
         if target in seen:
             raise SpecError(f"{where}: network {target!r} is attached more than once")
         seen.add(target)
+        # more names of the service on this network only, answered like its name (VIP or dnsrr,
+        # and tasks.<alias>) by the embedded DNS: `docker stack deploy` sends the short name
         aliases = _strings(f"{where}[{i}].Aliases", n.get("Aliases"))
-        if aliases:  # the embedded DNS answers service and task names only
-            raise not_supported_yet(f"{where}[{i}].Aliases", aliases, "no aliases")
-        att: dict[str, Any] = {"Target": target, "Aliases": []}
+        for alias in aliases:
+            if not _ALIAS_RE.match(alias):
+                raise SpecError(f"{where}[{i}].Aliases: invalid network alias {alias!r}")
+        att: dict[str, Any] = {"Target": target, "Aliases": list(dict.fromkeys(aliases))}
         opts = validate_labels(f"{where}[{i}].DriverOpts", n.get("DriverOpts"))
         if opts:
             att["DriverOpts"] = opts

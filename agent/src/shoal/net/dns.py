@@ -7,7 +7,9 @@ they were made in (#2). One loop serves every task; nothing runs inside the task
 
 Answers are per network: a task sees the names of the networks it is attached to, the first
 of its networks that knows a name wins. Service name -> VIP (TTL 600, like Docker) or, for
-dnsrr, the task addresses in random order; `tasks.<service>` -> every task address; task names
+dnsrr, the task addresses in random order; `tasks.<service>` -> every task address; a service's
+network aliases answer as its name does, on the networks they were given for (the manager puts
+them in that network's record set, after every service name); task names
 -> the task's address; a PTR for each of those addresses. Anything else goes to the upstream
 resolvers from the agent's own (host) namespace — a task namespace has no route to them — and
 without upstreams it is a SERVFAIL at once rather than a client-side timeout.

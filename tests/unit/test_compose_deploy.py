@@ -1,0 +1,257 @@
+"""`stack deploy`'s plan against the manager's own validation (`service_validate`): the whole stack
+is checked before the first write, an unchanged stack makes no write, a changed service is the
+only one updated, and a server refusal names the compose key that asked for it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.compose import convert, loader
+from shoal.compose.deploy import VALIDATE_PATH, Deployer
+from shoal.compose.errors import ComposeError
+from shoal.errors import ShoalError
+from shoal.manager.control import service_validate
+from shoal.manager.control import services as control
+from shoal.model.network import network_object, validate_create
+from shoal.store.changes import Change
+
+NOW = "2026-01-01T00:00:00.000000000Z"
+
+
+class FakeStore:
+    """The reads control functions make, over plain lists; commits apply Changes in place."""
+
+    def __init__(self) -> None:
+        self.objs: dict[str, list[dict[str, Any]]] = {"network": [], "service": [], "task": [], "node": []}
+        self.index = itertools.count(10)
+
+    def list(self, kind: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.objs.get(kind, []))
+
+    list_shared = list
+
+    def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
+        return next((o for o in self.list(kind) if o["Spec"]["Name"] == name), None)
+
+    def commit(self, changes: list[Change]) -> None:
+        for c in changes:
+            if c.op == "create":
+                assert c.obj is not None
+                self.objs[c.kind].append({**c.obj, "Version": {"Index": next(self.index)}})
+            elif c.op == "update":
+                assert c.obj is not None
+                self.objs[c.kind] = [o for o in self.objs[c.kind] if o["ID"] != c.obj_id]
+                self.objs[c.kind].append({**c.obj, "Version": {"Index": next(self.index)}})
+            elif c.op == "delete":
+                self.objs[c.kind] = [o for o in self.objs[c.kind] if o["ID"] != c.obj_id]
+
+
+class Failure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class FakeAPI:
+    """The Engine API calls a stack deploy makes, served by shoal's control functions."""
+
+    def __init__(self) -> None:
+        self.store = FakeStore()
+        self.writes: list[tuple[str, str]] = []
+        self.vni = itertools.count(4097)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        try:
+            return self._serve(method, path, query or {}, body)
+        except ShoalError as exc:
+            raise Failure(exc.status, exc.message) from None
+
+    def _serve(self, method: str, path: str, query: Mapping[str, Any], body: Any) -> Any:
+        if (method, path) == ("POST", VALIDATE_PATH):
+            return service_validate.validate(self.store, body)
+        if method == "GET" and path == "/networks":
+            return self.store.list("network")
+        if method == "GET" and path == "/services":
+            services = self.store.list("service")
+            label = json.loads(query["filters"])["label"][0] if "filters" in query else None
+            return [s for s in services if not label or "=".join(next(iter(s["Spec"]["Labels"].items()))) == label]
+        if method == "GET":
+            raise Failure(404, "page not found")  # e.g. /secrets: no such API on this agent
+        self.writes.append((method, path))
+        if path == "/networks/create":
+            req = validate_create(body, self.store.list("network"))
+            net = network_object(f"net{len(self.writes)}", req, next(self.vni), NOW)
+            self.store.commit([Change(op="create", kind="network", obj=net)])
+            return {"Id": net["ID"]}
+        if path == "/services/create":
+            service, changes = control.create(self.store, body)
+            self.store.commit(changes)
+            return {"ID": service["ID"]}
+        if path.endswith("/update"):
+            self.store.commit(control.update(self.store, path.split("/")[2], int(query["version"]), body))
+            return {}
+        if method == "DELETE":
+            self.store.commit(control.remove(self.store, path.split("/")[2]))
+            return None
+        raise Failure(404, "page not found")
+
+
+def stack_of(tmp: Path, text: str, name: str = "app") -> tuple[convert.Stack, Any]:
+    (tmp / "compose.yml").write_text(text)
+    project = loader.load([str(tmp / "compose.yml")], env={})
+    return convert.convert(project, name), project.locator
+
+
+def deploy(api: FakeAPI, tmp: Path, text: str, prune: bool = False) -> Any:
+    stack, locator = stack_of(tmp, text)
+    deployer = Deployer(api, stack, locator)
+    plan = deployer.plan(prune=prune)
+    deployer.apply(plan)
+    return plan
+
+
+TWO_NETWORKS = """
+services:
+  web:
+    image: shoal/hello
+    ports: ["8080:8080"]
+    networks: [front, back]
+    deploy: {replicas: 2}
+  api:
+    image: shoal/host
+    command: sleep 3600
+    networks:
+      back:
+        aliases: [backend]
+networks:
+  front:
+  back:
+"""
+
+
+def test_first_deploy_creates_then_an_unchanged_redeploy_writes_nothing(tmp_path: Path) -> None:
+    api = FakeAPI()
+    plan = deploy(api, tmp_path, TWO_NETWORKS)
+    assert plan.names("create", "network") == ["app_back", "app_front"]
+    assert sorted(plan.names("create")) == ["app_api", "app_web"]
+    api_svc = api.store.find_by_name("service", "app_api")
+    assert api_svc is not None
+    back = api.store.find_by_name("network", "app_back")
+    assert back is not None
+    assert api_svc["Spec"]["TaskTemplate"]["Networks"] == [{"Target": back["ID"], "Aliases": ["backend", "api"]}]
+    writes = len(api.writes)
+    again = deploy(api, tmp_path, TWO_NETWORKS)
+    assert again.actions == [] and sorted(again.unchanged) == ["app_api", "app_web"]
+    assert len(api.writes) == writes
+
+
+def test_a_changed_service_is_the_only_one_updated_and_prune_removes_the_dropped(tmp_path: Path) -> None:
+    api = FakeAPI()
+    deploy(api, tmp_path, TWO_NETWORKS)
+    changed = TWO_NETWORKS.replace("deploy: {replicas: 2}", "deploy: {replicas: 3}")
+    plan = deploy(api, tmp_path, changed)
+    assert [(a.op, a.name) for a in plan.actions] == [("update", "app_web")]
+    assert plan.unchanged == ["app_api"]
+    web = api.store.find_by_name("service", "app_web")
+    assert web is not None and web["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+    without_api = changed[: changed.index("  api:")] + "networks:\n  front:\n  back:\n"
+    kept = deploy(api, tmp_path, without_api)
+    assert kept.actions == [] and api.store.find_by_name("service", "app_api") is not None
+    pruned = deploy(api, tmp_path, without_api, prune=True)
+    assert [(a.op, a.name) for a in pruned.actions] == [("remove", "app_api")]
+    assert api.store.find_by_name("service", "app_api") is None
+
+
+def test_server_refusal_names_the_compose_key_and_nothing_is_written(tmp_path: Path) -> None:
+    api = FakeAPI()
+    text = TWO_NETWORKS.replace(
+        "    command: sleep 3600\n", "    command: sleep 3600\n    sysctls: {net.core.somaxconn: 1024}\n"
+    )
+    stack, locator = stack_of(tmp_path, text)
+    with pytest.raises(ComposeError) as exc:
+        Deployer(api, stack, locator).plan()
+    assert exc.value.key == "services.api.sysctls" and exc.value.line == 11
+    assert "Sysctls is not supported" in exc.value.what
+    assert api.writes == []
+
+
+def test_published_port_in_use_by_another_service_is_refused_before_any_write(tmp_path: Path) -> None:
+    api = FakeAPI()
+    deploy(api, tmp_path, "services:\n  other:\n    image: shoal/hello\n    ports: ['8080:8080']\n")
+    writes = len(api.writes)
+    stack, locator = stack_of(tmp_path, TWO_NETWORKS, name="second")
+    with pytest.raises(ComposeError) as exc:
+        Deployer(api, stack, locator).plan()
+    assert exc.value.key == "services.web.ports" and "8080" in exc.value.what
+    assert len(api.writes) == writes
+
+
+def test_external_network_must_exist(tmp_path: Path) -> None:
+    api = FakeAPI()
+    stack, locator = stack_of(
+        tmp_path,
+        "services:\n  a:\n    image: shoal/hello\n    networks: [shared]\nnetworks:\n  shared:\n    external: true\n",
+    )
+    with pytest.raises(ComposeError) as exc:
+        Deployer(api, stack, locator).plan()
+    assert (exc.value.line, exc.value.key) == (6, "networks.shared")
+    assert "declared as external, but could not be found" in exc.value.what
+
+
+def test_secrets_on_an_agent_without_the_secrets_api_are_refused_up_front(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("x")
+    api = FakeAPI()
+    stack, locator = stack_of(
+        tmp_path, "services:\n  a:\n    image: shoal/hello\n    secrets: [pw]\nsecrets:\n  pw:\n    file: ./pw\n"
+    )
+    with pytest.raises(ComposeError) as exc:
+        Deployer(api, stack, locator).plan()
+    assert exc.value.key == "secrets.pw" and "not supported by this shoal agent" in exc.value.what
+    assert api.writes == []
+
+
+def test_refusals_of_fields_shoal_lacks_point_at_their_compose_keys(tmp_path: Path) -> None:
+    api = FakeAPI()
+    for key, text in (
+        ("extra_hosts", "    extra_hosts: ['db:10.0.0.2']\n"),
+        ("logging", "    logging: {driver: syslog}\n"),
+        ("ulimits", "    ulimits: {nproc: 64}\n"),
+    ):
+        stack, locator = stack_of(tmp_path, "services:\n  a:\n    image: shoal/hello\n" + text)
+        with pytest.raises(ComposeError) as exc:
+            Deployer(api, stack, locator).plan()
+        assert (exc.value.key, exc.value.line) == (f"services.a.{key}", 4), exc.value
+    assert api.writes == []
+
+
+def test_validate_endpoint_checks_its_request_and_writes_nothing() -> None:
+    store = FakeStore()
+    for body, message in (
+        ([], "request body must be an object"),
+        ({"Spec": {"TaskTemplate": {}}}, "Spec must be a service spec with a Name"),
+        ({"Spec": {"Name": "a"}, "NewNetworks": "n"}, "NewNetworks must be a list"),
+        ({"Spec": {"Name": "a"}, "NewSecrets": [""]}, "NewSecrets must be a list of names"),
+    ):
+        with pytest.raises(ShoalError, match=message):
+            service_validate.validate(store, body)
+    spec = {"Name": "a", "TaskTemplate": {"ContainerSpec": {"Image": "x"}, "Networks": [{"Target": "later"}]}}
+    answer = service_validate.validate(store, {"Spec": spec, "NewNetworks": ["later"]})
+    assert answer["Spec"]["TaskTemplate"]["Networks"] == [{"Target": "later", "Aliases": []}]
+    with pytest.raises(ShoalError, match="later"):  # not created, not announced: no such network
+        service_validate.validate(store, {"Spec": spec})
+    assert store.objs["service"] == [] and store.objs["network"] == []

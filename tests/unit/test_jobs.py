@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_orchestrator import T0, commit, nodes, run
 
 from shoal.errors import SpecError
 from shoal.model.ids import format_rfc3339
@@ -15,7 +16,6 @@ from shoal.model.service import (
     updated_service,
     validate_service_spec,
 )
-from tests.unit.test_orchestrator import T0, commit, nodes, run
 
 NOW = format_rfc3339(T0)
 

@@ -55,12 +55,13 @@ def validate_job_mode(mode: Mapping[str, Any]) -> dict[str, Any]:
     return {"ReplicatedJob": {"MaxConcurrent": concurrent, "TotalCompletions": total}}
 
 
-def job_update_configs(
-    update: Mapping[str, Any], rollback: Mapping[str, Any], defaults: Mapping[str, Any]
-) -> None:
+def job_update_configs(update: Mapping[str, Any], rollback: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
     """SwarmKit's validateJob: a job is never rolled out, so an update or rollback config other than
     the defaults the docker CLI always sends would be silently ignored: refuse it."""
-    for name, cfg, default in (("UpdateConfig", update, defaults["update"]), ("RollbackConfig", rollback, defaults["rollback"])):
+    for name, cfg, default in (
+        ("UpdateConfig", update, defaults["update"]),
+        ("RollbackConfig", rollback, defaults["rollback"]),
+    ):
         if dict(cfg) != dict(default):
             raise SpecError(f"jobs may not have an update config ({name} is set)")
 

@@ -20,6 +20,7 @@ from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.jobs import is_job, job_service_status, job_update_configs, new_job_status, next_job_status
 from shoal.model.jobs import validate_job_mode as _job_mode
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
+from shoal.model.task_templates import check_container_templates
 from shoal.model.validate import (
     _choice,
     _duration,
@@ -462,6 +463,7 @@ def validate_service_spec(spec: Any, current: Mapping[str, Any] | None = None) -
         "RollbackConfig": _update_config("RollbackConfig", s.get("RollbackConfig"), "rollback"),
         "EndpointSpec": _endpoint_spec(s.get("EndpointSpec")),
     }
+    check_container_templates(out)  # Hostname/Env placeholders: 400 now, not a rejected task later
     if is_job(out):  # a job is never rolled out: no update or rollback config (SwarmKit's validateJob)
         defaults = {k: _update_config(k, None, k) for k in ("update", "rollback")}
         job_update_configs(out.pop("UpdateConfig"), out.pop("RollbackConfig"), defaults)

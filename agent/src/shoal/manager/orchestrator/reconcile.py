@@ -7,8 +7,8 @@ from collections import defaultdict
 from typing import Any
 
 from shoal.manager.orchestrator import update
-from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.common import by_age, ended, live, node_usable
+from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.restart import handle_ended
 from shoal.manager.scheduler import eligible_nodes

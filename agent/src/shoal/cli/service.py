@@ -18,6 +18,7 @@ from shoal.cli import args as argtypes
 from shoal.cli import service_args, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
+from shoal.cli.job_progress import is_job_service, job_mode_names, job_replicas_suffix, wait_for_job
 from shoal.cli.node import hostname, resolve_node
 from shoal.cli.output import capitalize, human_duration, inspect_json, natural_key, render_format
 from shoal.cli.service_logs import Demuxer, Lines, LogFormatter, max_length, stream
@@ -63,7 +64,10 @@ def display_image(image: str) -> str:
 
 def service_mode(service: Service) -> str:
     mode = (service.get("Spec") or {}).get("Mode") or {}
-    return "global" if "Global" in mode else "replicated" if "Replicated" in mode else ""
+    for key, text in (("Global", "global"), ("Replicated", "replicated"), *job_mode_names()):
+        if key in mode:
+            return text
+    return ""
 
 
 def ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
@@ -123,7 +127,7 @@ def replicas_text(service: Service) -> str:
     max_replicas = (((service.get("Spec") or {}).get("TaskTemplate") or {}).get("Placement") or {}).get("MaxReplicas")
     if service_mode(service) == "replicated" and max_replicas:
         text += f" (max {max_replicas} per node)"
-    return text
+    return text + job_replicas_suffix(service)
 
 
 def service_row(service: Service) -> dict[str, Any]:
@@ -282,7 +286,9 @@ def _warnings(resp: Any) -> None:
 
 
 def _wait(api: Client, service_id: str, args: argparse.Namespace) -> None:
-    if not args.detach:
+    if not args.detach and is_job_service(api, service_id):  # docker waits for the job to finish
+        wait_for_job(api, service_id, quiet=args.quiet, timeout_ns=args.timeout)
+    elif not args.detach:
         wait_for_service(api, service_id, quiet=args.quiet, timeout_ns=args.timeout)
 
 

@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from shoal import __version__
-from shoal.cli import events, image, lb, network, node, service, swarm, system, tasks, visualizer
+from shoal.cli import events, image, lb, network, node, node_ps, service, swarm, system, tasks, visualizer
 from shoal.cli.client import DEFAULT_HOST, HOST_ENV, Client
 from shoal.cli.errors import CLIError
 
@@ -21,6 +21,7 @@ GROUPS = (
     swarm,
     node,
     service,
+    node_ps,  # `node ps`: into the node group, after service (whose task table it prints)
     tasks,
     network,
     image,

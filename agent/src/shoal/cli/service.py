@@ -18,6 +18,7 @@ from shoal.cli import args as argtypes
 from shoal.cli import service_args, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
+from shoal.cli.inspect_format import inspect_format
 from shoal.cli.job_progress import is_job_service, job_mode_names, job_replicas_suffix, wait_for_job
 from shoal.cli.node import hostname, resolve_node
 from shoal.cli.output import capitalize, human_duration, inspect_json, natural_key, render_format
@@ -362,7 +363,11 @@ def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
             found.append(_service(api, ref))
         except CLIError as e:
             errors.append(e.message)
-    if args.pretty:
+    if args.pretty and args.format:
+        raise CLIError("--format is incompatible with human friendly format")
+    if args.format:
+        print(inspect_format(args.format, found), end="")
+    elif args.pretty:
         attached = any(((s.get("Spec") or {}).get("TaskTemplate") or {}).get("Networks") for s in found)
         names = _network_names(api) if attached else {}
         print("".join(pretty_service(s, names) for s in found), end="")
@@ -582,6 +587,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("inspect", help="Display detailed information on one or more services")
     p.add_argument("--pretty", action="store_true", help="print the information in a human friendly format")
+    p.add_argument("-f", "--format", help="'json' or a Go template like '{{.Spec.Name}}'")
     p.add_argument("services", nargs="+", metavar="SERVICE")
     p.set_defaults(func=cmd_inspect)
 

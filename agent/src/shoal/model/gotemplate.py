@@ -281,6 +281,16 @@ def _index(value: Any, *keys: Any) -> Any:
     return value
 
 
+def _go_json(value: Any) -> Any:
+    """Go's json.Marshal order: a struct's fields as declared (the dict's order), a map's keys sorted."""
+    if isinstance(value, Mapping):
+        keys = sorted(value) if isinstance(value, GoMap) else list(value)
+        return {k: _go_json(value[k]) for k in keys}
+    if isinstance(value, list | tuple):
+        return [_go_json(v) for v in value]
+    return value
+
+
 def _printf(fmt: str, *args: Any) -> str:
     it = iter(args)
 
@@ -296,7 +306,7 @@ def _printf(fmt: str, *args: Any) -> str:
 
 _FUNCS: dict[str, Callable[..., Any]] = {
     "index": _index,
-    "json": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+    "json": lambda v: json.dumps(_go_json(v), separators=(",", ":"), ensure_ascii=False),
     "join": lambda items, sep: sep.join(go_text(i) for i in items or ()),
     "split": lambda s, sep: str(s).split(sep),
     "lower": lambda s: go_text(s).lower(),

@@ -19,7 +19,6 @@ from typing import Any
 from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
-from shoal.cli.inspect_format import inspect_format
 from shoal.cli.output import go_time, inspect_json, natural_key, render_format
 from shoal.errors import SpecError
 from shoal.model.ids import short_id
@@ -260,7 +259,7 @@ def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
             found.append(get_network(api, ref))
         except CLIError as e:
             errors.append(str(e))
-    print(inspect_format(args.format, found) if args.format else inspect_json(found), end="")
+    print(format_inspect(args.format, found) if args.format else inspect_json(found), end="")
     if errors:  # like docker: print what was found, then fail for the rest
         raise CLIError("\n".join(errors))
     return 0

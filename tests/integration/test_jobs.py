@@ -147,6 +147,19 @@ def test_hostname_and_env_templates_render_inside_the_task(cluster: Testbed) -> 
     for t in tasks:
         want = f"seen h=tmpl-{t['Slot']} where={nodes[t['NodeID']]}/linux team=blue"
         assert want in out, out
+    # node ps on the tasks' nodes (server-side filters), inspect --format with the Go-template evaluator
+    rc, out, err = cli(
+        cluster, "swarm00", "node", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}}",
+        *sorted({t["NodeID"] for t in tasks}),
+    )  # fmt: skip
+    assert rc == 0, err
+    assert sorted(line.split()[0] for line in out.splitlines() if line.startswith("tmpl.")) == ["tmpl.1", "tmpl.2"], out
+    rc, out, err = cli(
+        cluster, "swarm00", "service", "inspect", "--format", '{{.Spec.Name}} {{index .Spec.Labels "team"}}', "tmpl"
+    )
+    assert (rc, out) == (0, "tmpl blue\n"), err
+    rc, out, err = cli(cluster, "swarm00", "node", "inspect", "--format", "{{.Description.Hostname}}", "self")
+    assert (rc, out) == (0, "swarm00\n"), err
     # the stored spec keeps the template: every task renders its own
     spec = api(cluster, "swarm00").get("/services/tmpl")["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert spec["Hostname"] == "{{.Service.Name}}-{{.Task.Slot}}"

@@ -128,3 +128,13 @@ def test_wait_for_job_returns_when_complete_and_fails_when_stuck() -> None:
 
     with pytest.raises(CLIError, match="did not complete"):
         wait_for_job(FakeAPI(svc, stuck), "s", out=io.StringIO(), sleep=tick, clock=lambda: now[0])  # type: ignore[arg-type]
+
+
+def test_scale_sets_a_replicated_jobs_completions() -> None:
+    from shoal.cli.job_args import scaled_mode
+
+    job = {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 4}}
+    assert scaled_mode(job, 6) == {"ReplicatedJob": {"MaxConcurrent": 2, "TotalCompletions": 6}}
+    assert scaled_mode({"Replicated": {"Replicas": 1}}, 3) == {"Replicated": {"Replicas": 3}}
+    with pytest.raises(CLIError, match="replicated or replicated-job mode"):
+        scaled_mode({"GlobalJob": {}}, 3)

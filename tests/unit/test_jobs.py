@@ -175,3 +175,26 @@ def test_global_job_runs_once_per_node_and_on_nodes_that_join() -> None:
     plan = run([svc], tasks, nodes(3))
     assert [t["NodeID"] for t in plan.creates] == ["node2"]
     assert service_status(svc, tasks) == {"RunningTasks": 0, "DesiredTasks": 0, "CompletedTasks": 2}
+
+
+def test_control_create_update_and_rollback_of_a_job() -> None:
+    """Through the control calls and a store: each update (rollback included) is a new iteration, and a
+    rollback of a job sets no UpdateStatus (nothing would ever finish it: jobs are not rolled out)."""
+    from shoal.manager.control import services as control
+    from unit.test_control_race import StateStore
+
+    store = StateStore()
+    body = job_spec({"ReplicatedJob": {"TotalCompletions": 2}})
+    created, changes = control.create(store, body)
+    store.commit(changes)
+    assert created["JobStatus"]["JobIteration"] == {"Index": 0}
+    svc = control.inspect_service(store, "job")
+    store.commit(control.update(store, "job", svc["Version"]["Index"], {**body, "Labels": {"x": "1"}}))
+    svc = control.inspect_service(store, "job")
+    assert svc["JobStatus"]["JobIteration"] == {"Index": 1}
+    store.commit(control.update(store, "job", svc["Version"]["Index"], None))
+    svc = control.inspect_service(store, "job")
+    assert svc["JobStatus"]["JobIteration"] == {"Index": 2}
+    assert "UpdateStatus" not in svc and svc["Spec"]["Labels"] == {}
+    listed = control.list_services(store, {}, with_status=True)
+    assert listed[0]["ServiceStatus"] == {"RunningTasks": 0, "DesiredTasks": 1, "CompletedTasks": 0}

@@ -42,3 +42,12 @@ def apply_job_flags(spec: dict[str, Any], args: argparse.Namespace) -> None:
     if concurrent is not None:
         job["MaxConcurrent"] = concurrent
     spec["Mode"] = {"ReplicatedJob": job}
+
+
+def scaled_mode(mode: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """docker's `service scale`: Replicas of a replicated service, TotalCompletions of a replicated job."""
+    if "Replicated" in mode:
+        return {"Replicated": {**(mode["Replicated"] or {}), "Replicas": replicas}}
+    if "ReplicatedJob" in mode:
+        return {"ReplicatedJob": {**(mode["ReplicatedJob"] or {}), "TotalCompletions": replicas}}
+    raise CLIError("scale can only be used with replicated or replicated-job mode")

@@ -19,6 +19,7 @@ from shoal.cli import service_args, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.inspect_format import inspect_format
+from shoal.cli.job_args import scaled_mode
 from shoal.cli.job_progress import is_job_service, job_mode_names, job_replicas_suffix, wait_for_job
 from shoal.cli.node import hostname, resolve_node
 from shoal.cli.output import capitalize, human_duration, inspect_json, natural_key, render_format
@@ -453,9 +454,7 @@ def cmd_scale(api: Client, args: argparse.Namespace) -> int:
 
             def change(service: Service, replicas: int = replicas) -> Mapping[str, Any]:
                 spec = dict(service.get("Spec") or {})
-                if "Replicated" not in (spec.get("Mode") or {}):
-                    raise CLIError("scale can only be used with replicated mode")
-                spec["Mode"] = {"Replicated": {**(spec["Mode"]["Replicated"] or {}), "Replicas": replicas}}
+                spec["Mode"] = scaled_mode(spec.get("Mode") or {}, replicas)  # job_args.py
                 return spec
 
             service = _modify(api, ref, change)

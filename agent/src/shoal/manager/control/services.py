@@ -16,6 +16,7 @@ from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import resolve_targets, service_endpoint
 from shoal.manager.control.filters import Filters, filter_services, filter_tasks
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.jobs import is_job
 from shoal.model.pulloptions import (
     AUTH_FROM,
     options_for_update,
@@ -131,7 +132,7 @@ def update(
     spec = resolve_targets(spec, store.list("network"))
     updated = updated_service(current, spec, now_rfc3339())
     updated["Endpoint"] = _endpoint(store, spec, current)
-    if body is None:
+    if body is None and not is_job(spec):  # a job is never rolled out: going back just runs it again
         updated["UpdateStatus"] = {
             "State": "rollback_started",
             "StartedAt": updated["UpdatedAt"],

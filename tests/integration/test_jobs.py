@@ -51,7 +51,7 @@ def test_replicated_job_completes_with_max_concurrent_and_reruns_on_force(cluste
     assert rc == 0, err
     assert watch_job(cluster, "batch", 4, 0) <= 2
     tasks = tasks_of(cluster, "batch")
-    assert sorted(t["Slot"] for t in tasks) == [1, 2, 3, 4]
+    assert sorted(t["Slot"] for t in tasks) == [0, 1, 2, 3]  # SwarmKit's slots of a replicated job
     assert {(t["Status"]["State"], t["DesiredState"]) for t in tasks} == {("complete", "complete")}
     rc, out, err = cli(cluster, "swarm00", "service", "ps", "batch")
     assert rc == 0, err

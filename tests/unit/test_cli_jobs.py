@@ -100,7 +100,7 @@ def test_job_progress_counts_the_current_iteration_only() -> None:
     assert (done, completed) == (False, 1)
     assert dict(lines)["job progress"] == "1 out of 3 complete"
     assert dict(lines)["active tasks"] == "1 out of 2 tasks"
-    assert dict(lines)["2/3"] == "running"
+    assert dict(lines)["3/3"] == "running"  # slot 2: docker's labels count slots from 0
 
 
 class FakeAPI:

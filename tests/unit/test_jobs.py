@@ -116,7 +116,7 @@ def test_replicated_job_runs_max_concurrent_until_total_completions() -> None:
             break
         finish(tasks, count=1)
     states = sorted((t["Slot"], t["Status"]["State"], t["DesiredState"]) for t in tasks)
-    assert states == [(s, "complete", "complete") for s in (1, 2, 3, 4)]
+    assert states == [(s, "complete", "complete") for s in (0, 1, 2, 3)]  # SwarmKit's slots of a job
     assert all(t["JobIteration"] == {"Index": 0} for t in tasks)
     status = service_status(svc, tasks)
     assert status == {"RunningTasks": 0, "DesiredTasks": 0, "CompletedTasks": 4}
@@ -124,7 +124,7 @@ def test_replicated_job_runs_max_concurrent_until_total_completions() -> None:
 
 def test_replicated_job_first_pass_starts_max_concurrent() -> None:
     plan = run([job(total=5, concurrent=2)], [], nodes())
-    assert sorted(t["Slot"] for t in plan.creates) == [1, 2]
+    assert sorted(t["Slot"] for t in plan.creates) == [0, 1]
     assert service_status(job(5, 2), plan.creates)["DesiredTasks"] == 2
 
 
@@ -135,7 +135,7 @@ def test_failed_job_task_is_restarted_in_its_slot_after_the_delay() -> None:
     plan = run([svc], tasks, ns)  # restart delay (5 s) not over: the slot waits, nothing new
     assert not plan.creates and plan.wake_at_ns == T0 + 5 * 10**9
     plan = run([svc], tasks, ns, now_ns=T0 + 6 * 10**9)
-    assert [t["Slot"] for t in plan.creates] == [1]
+    assert [t["Slot"] for t in plan.creates] == [0]
 
 
 def test_completed_job_task_never_reruns_even_with_condition_any() -> None:
@@ -161,7 +161,7 @@ def test_update_reruns_job_and_stops_the_old_iteration() -> None:
     plan = run([svc2], tasks, ns)
     stopped = [t for t in plan.updates.values() if t["DesiredState"] == "shutdown"]
     assert len(stopped) == 1
-    assert sorted(t["Slot"] for t in plan.creates) == [1, 2]
+    assert sorted(t["Slot"] for t in plan.creates) == [0, 1]
     assert {t["JobIteration"]["Index"] for t in plan.creates} == {1}
 
 

@@ -69,7 +69,7 @@ def job_progress(service: Service, tasks: list[Mapping[str, Any]]) -> tuple[bool
         by_slot: dict[int, str] = {}
         for t in sorted(mine, key=lambda t: str(t.get("CreatedAt") or "")):
             by_slot[int(t.get("Slot") or 0)] = state[t["ID"]]
-        lines += [(f"{slot}/{total}", by_slot[slot]) for slot in sorted(by_slot)]
+        lines += [(f"{slot + 1}/{total}", by_slot[slot]) for slot in sorted(by_slot)]  # slots from 0
     return done, completed, lines
 
 

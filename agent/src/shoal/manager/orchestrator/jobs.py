@@ -95,8 +95,9 @@ def _replicated_job(
     nodes_by_id: dict[str, dict[str, Any]],
     now_ns: int,
 ) -> None:
-    """Slots 1..TotalCompletions, each run until one of its tasks completes; at most MaxConcurrent
-    slots run at once, lowest slots first (SwarmKit's replicated job reconciler)."""
+    """Slots 0..TotalCompletions-1 (SwarmKit's: the docker CLI's job progress counts slots from 0),
+    each run until one of its tasks completes; at most MaxConcurrent slots run at once, lowest slots
+    first (SwarmKit's replicated job reconciler)."""
     job = service["Spec"]["Mode"]["ReplicatedJob"]
     total, concurrent = int(job["TotalCompletions"]), int(job["MaxConcurrent"])
     slots: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -112,7 +113,7 @@ def _replicated_job(
             continue
         if _supervise(plan, service, history, nodes_by_id, now_ns, slot, None):
             occupied += 1
-    for slot in range(1, total + 1):
+    for slot in range(total):
         if occupied >= concurrent:
             break
         if slot not in slots:

@@ -72,7 +72,8 @@ def test_service_ls_mode_and_replicas_of_jobs() -> None:
     assert service_mode(svc) == "replicated job"
     assert replicas_text(svc) == "1/2 (3/4 completed)"
     assert service_mode(_svc({"GlobalJob": {}})) == "global job"
-    assert replicas_text(_svc({"GlobalJob": {}}, {"RunningTasks": 0, "DesiredTasks": 0})) == "0/0"
+    status = {"RunningTasks": 1, "DesiredTasks": 1, "CompletedTasks": 2}
+    assert replicas_text(_svc({"GlobalJob": {}}, status)) == "1/1 (2/3 completed)"
 
 
 def _task(slot: int, state: str, desired: str = "running", iteration: int = 0) -> dict[str, Any]:

@@ -27,12 +27,16 @@ def job_mode_names() -> tuple[tuple[str, str], ...]:
 
 
 def job_replicas_suffix(service: Service) -> str:
-    """docker's REPLICAS of a replicated job: `1/2 (3/4 completed)`."""
-    job = ((service.get("Spec") or {}).get("Mode") or {}).get("ReplicatedJob")
-    if job is None:
-        return ""
-    done = int((service.get("ServiceStatus") or {}).get("CompletedTasks") or 0)
-    return f" ({done}/{int(job.get('TotalCompletions') or 0)} completed)"
+    """docker's REPLICAS of a job: `1/2 (3/4 completed)`; a global job's total is the nodes still to
+    complete (DesiredTasks) plus those that have."""
+    mode = (service.get("Spec") or {}).get("Mode") or {}
+    status = service.get("ServiceStatus") or {}
+    done = int(status.get("CompletedTasks") or 0)
+    if mode.get("ReplicatedJob") is not None:
+        return f" ({done}/{int(mode['ReplicatedJob'].get('TotalCompletions') or 0)} completed)"
+    if mode.get("GlobalJob") is not None:
+        return f" ({done}/{int(status.get('DesiredTasks') or 0) + done} completed)"
+    return ""
 
 
 def is_job_service(api: Client, service_id: str) -> bool:

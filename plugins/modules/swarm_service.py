@@ -106,13 +106,21 @@ options:
   mode:
     description:
       - V(replicated) runs O(replicas) tasks; V(global) runs one task on every node that fits the placement.
+      - V(replicated-job) runs tasks to completion until O(replicas) of them completed, at most O(max_concurrent)
+        at once; V(global-job) runs one task to completion on every node that fits the placement. A completed
+        job stays (its tasks show C(Complete)); O(force_update=true) or any change of its spec runs it again.
       - The mode of an existing service cannot change (remove it first).
     type: str
-    choices: [replicated, global]
+    choices: [replicated, global, replicated-job, global-job]
   replicas:
     description:
-      - Number of tasks of a replicated service. Left out, an existing service keeps its number and a new one
-        gets 1.
+      - Number of tasks of a replicated service, or completions of a replicated job. Left out, an existing
+        service keeps its number and a new one gets 1.
+    type: int
+  max_concurrent:
+    description:
+      - Most tasks of a replicated job that run at once (Docker's C(--max-concurrent)). Left out, a new job
+        runs all its O(replicas) at once. Only with O(mode=replicated-job).
     type: int
   constraints:
     description:
@@ -559,6 +567,14 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  #
     wait_until,
 )
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_diff import Comparison, compare  # noqa: E402
+from ansible_collections.shoal.swarm.plugins.module_utils._shoal_jobs import (  # noqa: E402
+    MODES,
+    is_job,
+    job_done,
+    mode_conflict,
+    mode_spec,
+    mode_view,
+)
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_registry import (  # noqa: E402
     auth_for,
     resolve_digest,
@@ -590,6 +606,7 @@ SPEC_OPTIONS = (
     "env",
     "mode",
     "replicas",
+    "max_concurrent",
     "constraints",
     "placement_preferences",
     "max_replicas",
@@ -661,8 +678,9 @@ def argument_spec() -> dict[str, Any]:
         "command": {"type": "raw"},
         "args": {"type": "list", "elements": "str"},
         "env": {"type": "raw"},
-        "mode": {"type": "str", "choices": ["replicated", "global"]},
+        "mode": {"type": "str", "choices": MODES},
         "replicas": {"type": "int"},
+        "max_concurrent": {"type": "int"},
         "constraints": {"type": "list", "elements": "str"},
         "placement_preferences": {
             "type": "list",
@@ -807,7 +825,7 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
     Sections (dictionary options) hold only the sub-options that were set; ``merged_view`` lays them
     over the service's current values."""
     view: dict[str, Any] = {name: None for name in SPEC_OPTIONS}
-    for name in ("image", "args", "mode", "replicas", "constraints", "max_replicas", "endpoint_mode"):
+    for name in ("image", "args", "mode", "replicas", "max_concurrent", "constraints", "max_replicas", "endpoint_mode"):
         view[name] = params.get(name)
     for name in ("hostname", "user", "workdir", "stop_signal"):
         view[name] = params.get(name)
@@ -870,8 +888,6 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
     limits, reservations = resources.get("Limits") or {}, resources.get("Reservations") or {}
     restart = template.get("RestartPolicy") or {}
     endpoint = spec.get("EndpointSpec") or {}
-    mode = spec.get("Mode") or {}
-    glob = mode.get("Global") is not None
 
     def rollout(config: dict[str, Any] | None) -> dict[str, Any]:
         config = config or {}
@@ -887,8 +903,7 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
         "command": list(container.get("Command") or []),
         "args": list(container.get("Args") or []),
         "env": list(container.get("Env") or []),
-        "mode": "global" if glob else "replicated",
-        "replicas": None if glob else (mode.get("Replicated") or {}).get("Replicas", 1),
+        **mode_view(spec.get("Mode")),  # mode, replicas, max_concurrent (_shoal_jobs)
         "constraints": list(placement.get("Constraints") or []),
         "placement_preferences": [
             {"spread": (p.get("Spread") or {}).get("SpreadDescriptor")} for p in placement.get("Preferences") or []
@@ -957,6 +972,7 @@ def merged_view(desired: dict[str, Any], current: dict[str, Any]) -> dict[str, A
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "replicas": (0, None),
+    "max_concurrent": (0, None),
     "max_replicas": (0, None),
     "wait_timeout": (1, None),
     "publish.target_port": (1, 65535),
@@ -986,10 +1002,9 @@ def check_params(params: dict[str, Any]) -> None:
         raise ParamError("image cannot be empty")
     if params.get("registry_username") and not params.get("with_registry_auth"):
         raise ParamError("registry_username and registry_password are only used with with_registry_auth=true")
-    if params.get("mode") == "global":
-        for key in ("replicas", "max_replicas"):
-            if params.get(key) is not None and not (key == "max_replicas" and params[key] == 0):
-                raise ParamError(f"{key} applies to replicated services only, not with mode=global")
+    conflict = mode_conflict(params.get("mode"), params)
+    if conflict:
+        raise ParamError(conflict)
     if params.get("workdir") and not params["workdir"].startswith("/"):
         raise ParamError(f"workdir must be an absolute path, not {params['workdir']!r}")
     publish = params.get("publish") or []
@@ -1039,15 +1054,8 @@ def apply_view(
         elif name == "healthcheck":
             container.pop("Healthcheck", None)
             container["HealthCheck"] = healthcheck.to_spec(value)
-        elif name in ("mode", "replicas"):
-            mode = view.get("mode") or ("global" if "Global" in (spec.get("Mode") or {}) else "replicated")
-            if mode == "global":
-                spec["Mode"] = {"Global": {}}
-            else:
-                replicas = view.get("replicas")
-                if replicas is None:
-                    replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
-                spec["Mode"] = {"Replicated": {} if replicas is None else {"Replicas": replicas}}
+        elif name in ("mode", "replicas", "max_concurrent"):
+            spec["Mode"] = mode_spec(view, spec.get("Mode"))
         elif name in ("constraints", "max_replicas", "placement_preferences"):
             placement = template.setdefault("Placement", {})
             if name == "constraints":
@@ -1286,10 +1294,9 @@ class ServiceTask(ShoalTask):
                 f"service {self.name} is {mode} and cannot become {desired['mode']} in place: remove it first "
                 "(state=absent), then create it again"
             )
-        if mode == "global":
-            for key in ("replicas", "max_replicas"):
-                if desired.get(key) is not None and not (key == "max_replicas" and desired[key] == 0):
-                    self.fail(f"{key} applies to replicated services only; service {self.name} is global")
+        conflict = mode_conflict(mode, desired)
+        if conflict:
+            self.fail(f"service {self.name}: {conflict}")
 
     def absent(self, service: dict[str, Any] | None) -> dict[str, Any]:
         if service is None:
@@ -1343,6 +1350,9 @@ class ServiceTask(ShoalTask):
                 self.fail(f"service {self.name} did not converge: {UPDATE_STOPPED[state]}: {message}", service=service)
             tasks = self.current_tasks(service["ID"])
             done, running, desired = converged(service, tasks)
+            if is_job(service):  # a job has converged when its current run completed (docker waits so)
+                done = job_done(service)
+                tasks = self.current_tasks(service["ID"], wanted_only=False)
             ids = sorted(t["ID"] for t in tasks)
             if done and settled == ids:
                 return service, tasks

@@ -353,7 +353,9 @@ def test_scale_replicated_refuses_global_and_checks_every_spec_first(
     rc, out, err = run(swarm, capsys, "service", "scale", "-d", "web=3", "agent=2", "ghost=1")
     assert rc == 1
     assert out == "web scaled to 3\n"
-    assert err == "agent: scale can only be used with replicated mode\nghost: no such service: ghost\n"
+    assert (
+        err == "agent: scale can only be used with replicated or replicated-job mode\nghost: no such service: ghost\n"
+    )
     rc, out, _ = run(swarm, capsys, "service", "scale", "--timeout", "5s", "web=1")
     assert rc == 0 and out.splitlines()[0] == "web scaled to 1" and out.splitlines()[-1].startswith("verify: ")
 

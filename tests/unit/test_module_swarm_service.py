@@ -269,7 +269,7 @@ def test_absent_removes_then_changes_nothing(agent: FakeAgent, run) -> None:
     [
         ({"replicas": -5}, "replicas must be 0 or more, not -5"),
         ({"publish": [{"target_port": 80, "mode": "sideways"}]}, "value of mode must be one of: ingress, host"),
-        ({"mode": "global", "replicas": 2}, "replicas applies to replicated services only"),
+        ({"mode": "global", "replicas": 2}, "replicas applies to replicated services and jobs only"),
         (
             {"state": "absent"},
             "state=absent: these options apply to state=present only: image, replicas, constraints, publish",
@@ -327,7 +327,7 @@ def test_mode_cannot_change_in_place(agent: FakeAgent, run) -> None:
     assert failed and "is replicated and cannot become global in place: remove it first" in result["msg"], result
     run(name="everywhere", image="shoal/host", mode="global")
     failed, result = run(name="everywhere", replicas=3)
-    assert failed and "replicas applies to replicated services only; service everywhere is global" in result["msg"]
+    assert failed and "service everywhere: replicas applies to replicated services and jobs only" in result["msg"]
     assert not [w for w in service_writes(agent) if w[1].endswith("/update")]
 
 

@@ -13,7 +13,22 @@ import sys
 import traceback
 
 from shoal import __version__
-from shoal.cli import events, image, lb, network, node, secret, service, stack, swarm, system, tasks, visualizer, volume
+from shoal.cli import (
+    events,
+    image,
+    lb,
+    network,
+    node,
+    node_ps,
+    secret,
+    service,
+    stack,
+    swarm,
+    system,
+    tasks,
+    visualizer,
+    volume,
+)
 from shoal.cli.client import DEFAULT_HOST, HOST_ENV, Client
 from shoal.cli.errors import CLIError
 
@@ -21,6 +36,7 @@ GROUPS = (
     swarm,
     node,
     service,
+    node_ps,  # `node ps`: into the node group, after service (whose task table it prints)
     stack,
     tasks,
     network,

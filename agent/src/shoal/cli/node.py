@@ -14,6 +14,7 @@ from typing import Any
 from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import CLIError
+from shoal.cli.inspect_format import inspect_format
 from shoal.cli.node_pretty import pretty_node
 from shoal.cli.output import capitalize, inspect_json, natural_key, render_format
 from shoal.errors import NotFound
@@ -199,7 +200,11 @@ def cmd_ls(api: Client, args: argparse.Namespace) -> int:
 def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
     found = _resolve_all(api, args.nodes)
     nodes = [n for n in found if not isinstance(n, CLIError)]
-    if args.pretty:
+    if args.pretty and args.format:
+        raise CLIError("--format is incompatible with human friendly format")
+    if args.format:
+        print(inspect_format(args.format, nodes), end="")
+    elif args.pretty:
         print("".join(pretty_node(n) for n in nodes), end="")
     else:
         print(inspect_json(nodes), end="")
@@ -281,6 +286,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("inspect", help="Display detailed information on one or more nodes")
     p.add_argument("--pretty", action="store_true", help="print the information in a human friendly format")
+    p.add_argument("-f", "--format", help="'json' or a Go template like '{{.Description.Hostname}}'")
     p.add_argument("nodes", nargs="+", metavar="NODE", help="ID, ID prefix, hostname, or 'self'")
     p.set_defaults(func=cmd_inspect)
 

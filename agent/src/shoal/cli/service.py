@@ -18,6 +18,9 @@ from shoal.cli import args as argtypes
 from shoal.cli import service_args, service_container, service_image
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
+from shoal.cli.inspect_format import inspect_format
+from shoal.cli.job_args import scaled_mode
+from shoal.cli.job_progress import is_job_service, job_mode_names, job_replicas_suffix, wait_for_job
 from shoal.cli.node import hostname, resolve_node
 from shoal.cli.output import capitalize, human_duration, inspect_json, natural_key, render_format
 from shoal.cli.service_logs import Demuxer, Lines, LogFormatter, max_length, stream
@@ -63,7 +66,10 @@ def display_image(image: str) -> str:
 
 def service_mode(service: Service) -> str:
     mode = (service.get("Spec") or {}).get("Mode") or {}
-    return "global" if "Global" in mode else "replicated" if "Replicated" in mode else ""
+    for key, text in (("Global", "global"), ("Replicated", "replicated"), *job_mode_names()):
+        if key in mode:
+            return text
+    return ""
 
 
 def ports_text(ports: Iterable[Mapping[str, Any]] | None) -> str:
@@ -123,7 +129,7 @@ def replicas_text(service: Service) -> str:
     max_replicas = (((service.get("Spec") or {}).get("TaskTemplate") or {}).get("Placement") or {}).get("MaxReplicas")
     if service_mode(service) == "replicated" and max_replicas:
         text += f" (max {max_replicas} per node)"
-    return text
+    return text + job_replicas_suffix(service)
 
 
 def service_row(service: Service) -> dict[str, Any]:
@@ -282,7 +288,9 @@ def _warnings(resp: Any) -> None:
 
 
 def _wait(api: Client, service_id: str, args: argparse.Namespace) -> None:
-    if not args.detach:
+    if not args.detach and is_job_service(api, service_id):  # docker waits for the job to finish
+        wait_for_job(api, service_id, quiet=args.quiet, timeout_ns=args.timeout)
+    elif not args.detach:
         wait_for_service(api, service_id, quiet=args.quiet, timeout_ns=args.timeout)
 
 
@@ -357,7 +365,11 @@ def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
             found.append(_service(api, ref))
         except CLIError as e:
             errors.append(e.message)
-    if args.pretty:
+    if args.pretty and args.format:
+        raise CLIError("--format is incompatible with human friendly format")
+    if args.format:
+        print(inspect_format(args.format, found), end="")
+    elif args.pretty:
         attached = any(((s.get("Spec") or {}).get("TaskTemplate") or {}).get("Networks") for s in found)
         names = _network_names(api) if attached else {}
         print("".join(pretty_service(s, names) for s in found), end="")
@@ -444,9 +456,7 @@ def cmd_scale(api: Client, args: argparse.Namespace) -> int:
 
             def change(service: Service, replicas: int = replicas) -> Mapping[str, Any]:
                 spec = dict(service.get("Spec") or {})
-                if "Replicated" not in (spec.get("Mode") or {}):
-                    raise CLIError("scale can only be used with replicated mode")
-                spec["Mode"] = {"Replicated": {**(spec["Mode"]["Replicated"] or {}), "Replicas": replicas}}
+                spec["Mode"] = scaled_mode(spec.get("Mode") or {}, replicas)  # job_args.py
                 return spec
 
             service = _modify(api, ref, change)
@@ -579,6 +589,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("inspect", help="Display detailed information on one or more services")
     p.add_argument("--pretty", action="store_true", help="print the information in a human friendly format")
+    p.add_argument("-f", "--format", help="'json' or a Go template like '{{.Spec.Name}}'")
     p.add_argument("services", nargs="+", metavar="SERVICE")
     p.set_defaults(func=cmd_inspect)
 

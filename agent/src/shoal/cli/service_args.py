@@ -22,6 +22,7 @@ from typing import Any
 from shoal.cli import args as argtypes
 from shoal.cli import service_health, service_image, service_secrets
 from shoal.cli.errors import CLIError
+from shoal.cli.job_args import JOB_MODES, apply_job_flags, is_job_mode, job_mode
 from shoal.model.validate import parse_label
 
 SECOND = 1_000_000_000
@@ -36,7 +37,7 @@ UPDATE_DEFAULTS: dict[str, Any] = {
 }
 RESTART_DEFAULTS: dict[str, Any] = {"Condition": "any", "Delay": 5 * SECOND, "MaxAttempts": 0}
 
-MODES = ("replicated", "global")
+MODES = ("replicated", "global", *JOB_MODES)
 RESTART_CONDITIONS = ("none", "on-failure", "any")
 UPDATE_FAILURE_ACTIONS = ("pause", "continue", "rollback")
 ROLLBACK_FAILURE_ACTIONS = ("pause", "continue")
@@ -301,7 +302,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="exit immediately instead of waiting to converge")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress progress output")
     p.add_argument("--timeout", type=dur, default=60 * SECOND, help=argparse.SUPPRESS)
-    p.add_argument("--replicas", type=count, metavar="N", help="number of tasks")
+    p.add_argument("--replicas", type=count, metavar="N", help="number of tasks (of a replicated job: completions)")
+    p.add_argument("--max-concurrent", type=count, metavar="N", help="job tasks run at once (default: --replicas)")
     p.add_argument(
         "--max-replicas",
         "--replicas-max-per-node",
@@ -358,7 +360,12 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
 def add_create_flags(p: argparse.ArgumentParser) -> None:
     add_common_flags(p)
     p.add_argument("--name", help="service name")
-    p.add_argument("--mode", type=lower_choice(MODES, "mode"), default="replicated", help="replicated or global")
+    p.add_argument(
+        "--mode",
+        type=lower_choice(MODES, "mode"),
+        default="replicated",
+        help="replicated, global, replicated-job or global-job",
+    )
     p.add_argument("-e", "--env", type=env_var, action="append", metavar="K=V", help="set environment variables")
     p.add_argument("--constraint", action="append", metavar="EXPR", help="placement constraint (node.role==worker)")
     p.add_argument(
@@ -448,7 +455,8 @@ def apply_common(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     """Write the shared flags that were given into `spec` (in place; also returned)."""
     mode = spec.get("Mode") or {}
     replicated = "Replicated" in mode
-    if args.replicas is not None:
+    apply_job_flags(spec, args)  # job_args.py: --replicas and --max-concurrent of jobs
+    if args.replicas is not None and not is_job_mode(mode):
         if not replicated:
             raise CLIError("replicas can only be used with replicated mode")
         _node(spec, ("Mode", "Replicated"))["Replicas"] = args.replicas
@@ -513,7 +521,7 @@ def create_spec(args: argparse.Namespace, resolve_network: ResolveNetwork = str)
     if args.label:
         spec["Labels"] = _labels(args.label)
     spec["TaskTemplate"] = template
-    spec["Mode"] = {"Global": {}} if args.mode == "global" else {"Replicated": {"Replicas": 1}}
+    spec["Mode"] = job_mode(args.mode) or ({"Global": {}} if args.mode == "global" else {"Replicated": {"Replicas": 1}})
     spec["EndpointSpec"] = {"Mode": "vip", "Ports": merge_ports([], _flat(args.publish), [])}
     return apply_common(spec, args)
 

@@ -20,8 +20,11 @@ from shoal.model.constraints import ConstraintError, validate_placement
 from shoal.model.container_opts import OWNED_FIELDS as CONTAINER_OPTS_FIELDS
 from shoal.model.container_opts import container_options
 from shoal.model.healthcheck import validate_healthcheck
+from shoal.model.jobs import is_job, job_service_status, job_update_configs, new_job_status, next_job_status
+from shoal.model.jobs import validate_job_mode as _job_mode
 from shoal.model.secretrefs import validate_refs
 from shoal.model.task import DEFAULT_RESTART_DELAY, state_rank
+from shoal.model.task_templates import check_container_templates
 from shoal.model.validate import (
     _choice,
     _duration,
@@ -356,11 +359,11 @@ def _task_template(value: Any, global_mode: bool, legacy_networks: Any) -> dict[
 
 def _mode(value: Any) -> dict[str, Any]:
     m = _section("Mode", value, ("Replicated", "Global", "ReplicatedJob", "GlobalJob"))
-    if m.get("ReplicatedJob") is not None or m.get("GlobalJob") is not None:
-        raise SpecError("Mode: job services (ReplicatedJob, GlobalJob) are not supported by shoal")
-    kinds = [k for k in ("Replicated", "Global") if m.get(k) is not None]
+    kinds = [k for k in ("Replicated", "Global", "ReplicatedJob", "GlobalJob") if m.get(k) is not None]
     if len(kinds) > 1:
         raise SpecError("must specify only one service mode")
+    if kinds and kinds[0].endswith("Job"):
+        return _job_mode(m)  # model/jobs.py
     if kinds == ["Global"]:
         _section("Mode.Global", m["Global"], ())
         return {"Global": {}}
@@ -441,8 +444,12 @@ def _endpoint_spec(value: Any) -> dict[str, Any]:
 
 
 def mode_kind(spec: Mapping[str, Any]) -> str:
-    """ "global" or "replicated" for a (validated) ServiceSpec."""
-    return "global" if (spec.get("Mode") or {}).get("Global") is not None else "replicated"
+    """ "global", "replicated", "global-job" or "replicated-job" for a (validated) ServiceSpec."""
+    mode = spec.get("Mode") or {}
+    for key, kind in (("Global", "global"), ("GlobalJob", "global-job"), ("ReplicatedJob", "replicated-job")):
+        if mode.get(key) is not None:
+            return kind
+    return "replicated"
 
 
 def validate_service_spec(spec: Any, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -454,7 +461,7 @@ def validate_service_spec(spec: Any, current: Mapping[str, Any] | None = None) -
     """
     s = _section("service spec", spec if spec is not None else {}, _SPEC_FIELDS)
     mode = _mode(s.get("Mode"))
-    global_mode = "Global" in mode
+    global_mode = "Global" in mode or "GlobalJob" in mode
     out = {
         "Name": _name(s.get("Name"), current),
         "Labels": validate_labels("Labels", s.get("Labels")),
@@ -464,6 +471,13 @@ def validate_service_spec(spec: Any, current: Mapping[str, Any] | None = None) -
         "RollbackConfig": _update_config("RollbackConfig", s.get("RollbackConfig"), "rollback"),
         "EndpointSpec": _endpoint_spec(s.get("EndpointSpec")),
     }
+    check_container_templates(out)  # Hostname/Env placeholders: 400 now, not a rejected task later
+    if is_job(out):  # a job is never rolled out: no update or rollback config (SwarmKit's validateJob)
+        defaults = {k: _update_config(k, None, k) for k in ("update", "rollback")}
+        job_update_configs(out.pop("UpdateConfig"), out.pop("RollbackConfig"), defaults)
+        given = ((s.get("TaskTemplate") or {}).get("RestartPolicy") or {}).get("Condition")
+        if not given:  # Docker's default for jobs: a completed task is never run again
+            out["TaskTemplate"]["RestartPolicy"]["Condition"] = "on-failure"
     if current is not None and mode_kind(current) != mode_kind(out):
         # SwarmKit's orchestrators are stateless: a mode change is a remove plus a create.
         raise SpecError("service mode change is not allowed")
@@ -473,7 +487,7 @@ def validate_service_spec(spec: Any, current: Mapping[str, Any] | None = None) -
 def service_object(service_id: str, spec: Mapping[str, Any], now: str) -> dict[str, Any]:
     """A new Service; `spec` is validated. The allocator fills Endpoint.Ports and VirtualIPs."""
     spec = copy.deepcopy(dict(spec))
-    return {
+    out = {
         "ID": service_id,
         "Version": {"Index": 0},
         "CreatedAt": now,
@@ -481,6 +495,9 @@ def service_object(service_id: str, spec: Mapping[str, Any], now: str) -> dict[s
         "Spec": spec,
         "Endpoint": {"Spec": copy.deepcopy(spec.get("EndpointSpec") or {}), "Ports": [], "VirtualIPs": []},
     }
+    if is_job(spec):
+        out["JobStatus"] = new_job_status(now)
+    return out
 
 
 def updated_service(current: Mapping[str, Any], new_spec: Mapping[str, Any], now: str) -> dict[str, Any]:
@@ -492,6 +509,8 @@ def updated_service(current: Mapping[str, Any], new_spec: Mapping[str, Any], now
     out["Spec"] = copy.deepcopy(dict(new_spec))
     out["UpdatedAt"] = now
     out.pop("UpdateStatus", None)  # Docker omits a nil UpdateStatus
+    if is_job(new_spec):  # any update of a job runs it again
+        out["JobStatus"] = next_job_status(out.get("JobStatus"), now)
     endpoint = out.setdefault("Endpoint", {"Ports": [], "VirtualIPs": []})
     endpoint["Spec"] = copy.deepcopy(new_spec.get("EndpointSpec") or {})
     return out
@@ -538,6 +557,8 @@ def service_status(
     delayed restart) count, and tasks on `down_nodes` do not; DesiredTasks is the replica count,
     or for a global service the number of such tasks.
     """
+    if is_job(service.get("Spec")):
+        return job_service_status(service, tasks)
     down = set(down_nodes)
     running_rank = state_rank("running")
     live = [

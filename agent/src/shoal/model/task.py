@@ -115,7 +115,11 @@ def new_task(
         task["NodeID"] = node_id
     task.update(
         {
-            "ServiceAnnotations": {"Name": spec.get("Name") or ""},
+            # Labels: the {{.Service.Labels}} of the task's templates, rendered on its node
+            "ServiceAnnotations": {
+                "Name": spec.get("Name") or "",
+                **({"Labels": spec["Labels"]} if spec.get("Labels") else {}),
+            },
             "DesiredState": "running",
             "Status": {"Timestamp": now, "State": "new", "Message": CREATED_MESSAGE},
             "Endpoint": copy.deepcopy(service.get("Endpoint") or {}),

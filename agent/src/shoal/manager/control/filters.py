@@ -32,7 +32,7 @@ SERVICE_MODES = {
     "replicated-job": "ReplicatedJob",
     "global-job": "GlobalJob",
 }
-DESIRED_STATES = ("running", "shutdown", "accepted", "remove", "ready")
+DESIRED_STATES = ("running", "shutdown", "accepted", "remove", "ready", "complete")  # complete: job tasks
 TRUE_FALSE = {"true": True, "1": True, "false": False, "0": False}
 
 

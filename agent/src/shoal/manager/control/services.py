@@ -17,6 +17,7 @@ from shoal.manager.allocator.endpoints import resolve_targets, service_endpoint
 from shoal.manager.control.filters import Filters, filter_services, filter_tasks
 from shoal.manager.control.secretrefs import resolve_secret_refs
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.jobs import is_job
 from shoal.model.pulloptions import (
     AUTH_FROM,
     options_for_update,
@@ -134,7 +135,7 @@ def update(
     spec, refs_exist = resolve_secret_refs(store, spec)
     updated = updated_service(current, spec, now_rfc3339())
     updated["Endpoint"] = _endpoint(store, spec, current)
-    if body is None:
+    if body is None and not is_job(spec):  # a job is never rolled out: going back just runs it again
         updated["UpdateStatus"] = {
             "State": "rollback_started",
             "StartedAt": updated["UpdatedAt"],

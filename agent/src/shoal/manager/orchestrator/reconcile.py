@@ -8,9 +8,11 @@ from typing import Any
 
 from shoal.manager.orchestrator import update
 from shoal.manager.orchestrator.common import by_age, ended, live, node_usable
+from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.restart import handle_ended
 from shoal.manager.scheduler import eligible_nodes
+from shoal.model.jobs import is_job
 from shoal.model.task import history_to_prune, is_terminal
 
 
@@ -31,6 +33,10 @@ def reconcile(
         by_service[t["ServiceID"]].append(t)
     for service in services:
         mine = by_service.pop(service["ID"], [])
+        if is_job(service["Spec"]):  # jobs are never rolled out: no update step
+            reconcile_job(plan, service, mine, nodes, nodes_by_id, now_ns)
+            _prune(plan, [plan.updates.get(t["ID"], t) for t in mine], history_limit)
+            continue
         if "Global" in service["Spec"]["Mode"]:
             units = _global(plan, service, mine, nodes, nodes_by_id, now_ns)
         else:

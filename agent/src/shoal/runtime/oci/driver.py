@@ -36,7 +36,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model import healthcheck
 from shoal.model.pulloptions import public_task
-from shoal.runtime import cgroups, linux, netns, secretfiles, spec, taskopts
+from shoal.runtime import cgroups, linux, netns, secretfiles, spec, taskopts, templates
 from shoal.runtime.base import (
     LOST_EXIT_CODE,
     ExitStatus,
@@ -207,6 +207,7 @@ class OCIDriver:
 
     def resolve(self, task: Mapping[str, Any], image: Image) -> tuple[bundle.Plan, dict[str, Any]]:
         """The bundle's plan and the driver's own record, computed before anything is created."""
+        task = templates.expanded(task)  # Hostname and Env placeholders ({{.Task.Slot}}, ...)
         task_id = str(task["ID"])
         cspec = spec.container_spec(task)
         cfg = image.config or {}

@@ -180,13 +180,13 @@ def test_a_changed_service_is_the_only_one_updated_and_prune_removes_the_dropped
 def test_server_refusal_names_the_compose_key_and_nothing_is_written(tmp_path: Path) -> None:
     api = FakeAPI()
     text = TWO_NETWORKS.replace(
-        "    command: sleep 3600\n", "    command: sleep 3600\n    sysctls: {net.core.somaxconn: 1024}\n"
+        "    command: sleep 3600\n", "    command: sleep 3600\n    sysctls: {vm.swappiness: 10}\n"
     )
     stack, locator = stack_of(tmp_path, text)
     with pytest.raises(ComposeError) as exc:
         Deployer(api, stack, locator).plan()
     assert exc.value.key == "services.api.sysctls" and exc.value.line == 11
-    assert "Sysctls is not supported" in exc.value.what
+    assert "sysctl 'vm.swappiness=10' is not allowed" in exc.value.what
     assert api.writes == []
 
 
@@ -228,9 +228,8 @@ def test_secrets_on_an_agent_without_the_secrets_api_are_refused_up_front(tmp_pa
 def test_refusals_of_fields_shoal_lacks_point_at_their_compose_keys(tmp_path: Path) -> None:
     api = FakeAPI()
     for key, text in (
-        ("extra_hosts", "    extra_hosts: ['db:10.0.0.2']\n"),
         ("logging", "    logging: {driver: syslog}\n"),
-        ("ulimits", "    ulimits: {nproc: 64}\n"),
+        ("tty", "    tty: true\n"),
     ):
         stack, locator = stack_of(tmp_path, "services:\n  a:\n    image: shoal/hello\n" + text)
         with pytest.raises(ComposeError) as exc:

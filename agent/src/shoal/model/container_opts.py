@@ -123,7 +123,7 @@ def validate_sysctls(where: str, value: Any) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(val, str):
             raise SpecError(f"{where}: keys and values must be strings, not {key!r}: {val!r}")
         if key not in IPC_SYSCTLS and not key.startswith(SYSCTL_PREFIXES):
-            raise SpecError(f"sysctl '{key}={val}' is not allowed")
+            raise SpecError(f"{where}: sysctl '{key}={val}' is not allowed")
         out[key] = val
     return out
 

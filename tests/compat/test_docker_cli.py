@@ -244,11 +244,17 @@ def test_settings_shoal_does_not_act_on_are_refused_and_the_rest_round_trips(bed
     )
     assert api(bed, "swarm00").get("/swarm")["Version"]["Index"] == version  # nothing was written
     failed(
+        docker_cli(bed, "swarm00", "service", "create", "--name", "x", "--log-driver", "syslog", "shoal/hello"),
+        "TaskTemplate.LogDriver is not supported by shoal",
+    )
+    # network aliases are honoured now (answered by the embedded DNS); ingress still refuses them as Docker does
+    failed(
         docker_cli(
             bed, "swarm00", "service", "create", "--name", "x", "--network", "name=ingress,alias=db", "shoal/hello"
         ),
-        "TaskTemplate.Networks[0].Aliases ['db'] is not supported yet by shoal",
+        "service cannot be explicitly attached to the ingress network 'ingress'",
     )
+    assert [s for s in api(bed, "swarm00").get("/services") if s["Spec"]["Name"] == "x"] == []
 
 
 def test_service_create_with_registry_auth_pins_the_digest_and_hides_the_password(

@@ -3,11 +3,11 @@
 A stack is validated whole before its first write: each service's spec goes through the same
 `validate_service_spec`, network resolution and endpoint allocation (published ports in use, VIP
 room) as `services.create`/`update`, against the service of that name if it exists, and its
-secret and config references are matched to the store as create does (`resolve_refs`, as `secretrefs.resolve_secret_refs`).
+secret and config references are matched to the store as create does (`resolve_refs`).
 Networks, secrets and configs the stack is about to create (`NewNetworks`, `NewSecrets`,
-`NewConfigs`) count as present: they resolve by name, to their name as a stand-in ID. The answer is the spec as the store
-would keep it (targets as network IDs, no credentials), so the caller can tell an unchanged
-service from a changed one.
+`NewConfigs`) count as present: they resolve by name, to their name as a stand-in ID. The
+answer is the spec as the store would keep it (targets as network IDs, no credentials), so the
+caller can tell an unchanged service from a changed one.
 """
 
 from __future__ import annotations

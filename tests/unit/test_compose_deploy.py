@@ -336,3 +336,126 @@ def test_a_reference_to_an_undeclared_secret_is_refused_by_the_server_unless_ann
     with pytest.raises(ShoalError, match="secret not found: later"):  # a config of that name is no secret
         service_validate.validate(store, {"Spec": spec, "NewConfigs": ["later"]})
     assert store.objs["service"] == [] and store.objs["meta"] == []
+
+
+EVERYTHING_ISSUE_14_ADDED = """
+services:
+  db:
+    image: shoal/host
+    volumes:
+      - data:/var/lib/db
+      - /anon
+      - type: volume
+        source: shared
+        target: /shared
+        read_only: true
+        volume: {nocopy: true}
+      - ./conf:/etc/conf:ro
+      - type: bind
+        source: /srv
+        target: /srv
+        read_only: true
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1048576}
+    tmpfs: [/run/x]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 2s
+      timeout: 1s
+      retries: 3
+      start_period: 5s
+    sysctls: {net.ipv4.ip_forward: 1}
+    extra_hosts: ["db.local:10.0.0.1"]
+    dns: 10.0.0.2
+    dns_search: [example.org]
+    ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 64}
+    init: true
+    read_only: true
+  quiet:
+    image: shoal/host
+    healthcheck: {disable: true}
+  shell:
+    image: shoal/host
+    healthcheck: {test: "test -e /ready"}
+  job:
+    image: shoal/host
+    deploy: {mode: replicated-job, replicas: 3}
+  everywhere:
+    image: shoal/host
+    deploy: {mode: global-job}
+volumes:
+  data:
+    name: kept_name
+    labels: {tier: db}
+  shared:
+    external: true
+    name: team_shared
+"""
+
+
+def test_mounts_health_jobs_and_container_options_convert_to_what_the_server_accepts(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    api = FakeAPI()
+    stack, locator = stack_of(tmp_path, EVERYTHING_ISSUE_14_ADDED)
+    plan = Deployer(api, stack, locator).plan()  # the real validate: every field accepted
+    after = {a.name: a.after for a in plan.actions if a.kind == "service" and a.after is not None}
+    db = after["app_db"]["TaskTemplate"]["ContainerSpec"]
+    assert db["Mounts"] == [
+        {
+            "Type": "volume",
+            "Source": "kept_name",  # top-level `name:` wins over NAME_x
+            "Target": "/var/lib/db",
+            "VolumeOptions": {"Labels": {"tier": "db", "com.docker.stack.namespace": "app"}},
+        },
+        {"Type": "volume", "Source": "", "Target": "/anon"},
+        {  # external: its own name, no stack label (docker/cli handleVolumeToMount)
+            "Type": "volume",
+            "Source": "team_shared",
+            "Target": "/shared",
+            "ReadOnly": True,
+            "VolumeOptions": {"NoCopy": True},
+        },
+        {"Type": "bind", "Source": str(tmp_path / "conf"), "Target": "/etc/conf", "ReadOnly": True},
+        {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": True},
+        {"Type": "tmpfs", "Source": "", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 1048576}},
+        {"Type": "tmpfs", "Source": "", "Target": "/run/x"},
+    ]
+    assert db["HealthCheck"] == {
+        "Test": ["CMD", "true"],
+        "Interval": 2_000_000_000,
+        "Timeout": 1_000_000_000,
+        "StartPeriod": 5_000_000_000,
+        "Retries": 3,
+    }
+    assert db["Sysctls"] == {"net.ipv4.ip_forward": "1"}
+    assert db["Hosts"] == ["10.0.0.1 db.local"]
+    assert db["DNSConfig"] == {"Nameservers": ["10.0.0.2"], "Search": ["example.org"]}
+    assert db["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}, {"Name": "nproc", "Soft": 64, "Hard": 64}]
+    assert db["Init"] is True and db["ReadOnly"] is True
+    assert after["app_quiet"]["TaskTemplate"]["ContainerSpec"]["HealthCheck"] == {"Test": ["NONE"]}
+    assert after["app_shell"]["TaskTemplate"]["ContainerSpec"]["HealthCheck"] == {
+        "Test": ["CMD-SHELL", "test -e /ready"]
+    }
+    assert after["app_job"]["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}}
+    assert after["app_everywhere"]["Mode"] == {"GlobalJob": {}}
+    assert api.writes == []
+    deploy(api, tmp_path, EVERYTHING_ISSUE_14_ADDED)
+    again = deploy(api, tmp_path, EVERYTHING_ISSUE_14_ADDED)  # the server's defaults read back as unchanged
+    assert again.actions == [] and len(again.unchanged) == 5
+
+
+def test_bad_mounts_and_health_checks_are_refused_at_their_compose_keys(tmp_path: Path) -> None:
+    api = FakeAPI()
+    for key, line, text, message in (
+        ("volumes", 4, "    volumes: ['/x:/proc/sys']\n", "/proc"),
+        ("volumes[0]", 4, "    volumes: ['nowhere:/data']\n", "named volume 'nowhere' is not declared"),
+        ("healthcheck.interval", 5, "    healthcheck:\n      interval: soon\n", "soon"),
+    ):
+        stack_text = "services:\n  a:\n    image: shoal/hello\n" + text
+        with pytest.raises(ComposeError) as exc:
+            stack, locator = stack_of(tmp_path, stack_text)
+            Deployer(api, stack, locator).plan()
+        assert (exc.value.key, exc.value.line) == (f"services.a.{key}", line), exc.value
+        assert message in exc.value.what, exc.value
+    assert api.writes == []

@@ -219,12 +219,12 @@ class _Converter:
                     )
                 top = top or {}
                 ext = top.get("external")
-                mount["Source"] = top.get("name") or (src if ext else self.scoped(src))
-                opts: dict[str, Any] = {
-                    "Labels": self.labels(top.get("labels")),
-                    "NoCopy": bool((vol.get("volume") or {}).get("nocopy")),
-                }
-                if top.get("driver") or top.get("driver_opts"):
+                ext_name = ext.get("name") if isinstance(ext, dict) else None
+                mount["Source"] = top.get("name") or ext_name or (src if ext else self.scoped(src))
+                opts: dict[str, Any] = {"NoCopy": bool((vol.get("volume") or {}).get("nocopy"))}
+                if not ext:  # docker/cli handleVolumeToMount: an external volume gets no stack labels
+                    opts["Labels"] = self.labels(top.get("labels"))
+                if not ext and (top.get("driver") or top.get("driver_opts")):
                     opts["DriverConfig"] = {
                         "Name": top.get("driver") or "local",
                         "Options": top.get("driver_opts") or {},

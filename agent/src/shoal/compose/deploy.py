@@ -87,7 +87,13 @@ _FIELD_KEYS = (
     ("EndpointSpec", ("deploy", "endpoint_mode")),
     ("Labels", ("deploy", "labels")),
 )
-_WORDS = (("port", ("ports",)), ("network", ("networks",)), ("mode change", ("deploy", "mode")))
+_WORDS = (
+    ("mount", ("volumes",)),  # before "port": "not supported" has it
+    ("health", ("healthcheck",)),
+    ("port", ("ports",)),
+    ("network", ("networks",)),
+    ("mode change", ("deploy", "mode")),
+)
 
 
 def _key_of(message: str) -> tuple[str, ...]:

@@ -86,7 +86,7 @@ def test_docker_stack_deploy_ls_services_ps_rm(bed: Testbed, clean: Transcript, 
     wait_running(bed, "demo_api", 1)
     services = stack_services(bed)
     api_spec = services["demo_api"]["Spec"]
-    assert api_spec["Labels"] == {"com.docker.stack.image": "shoal/hello", "com.docker.stack.namespace": "demo"}
+    assert api_spec["Labels"] == {"com.docker.stack.image": "shoal/host", "com.docker.stack.namespace": "demo"}
     back = api(bed, "swarm00").get("/networks/demo_back")
     assert back["Labels"] == {"com.docker.stack.namespace": "demo"} and back["Attachable"] is True
     attached = {a["Target"]: a["Aliases"] for a in api_spec["TaskTemplate"]["Networks"]}

@@ -90,9 +90,12 @@ def test_stack_with_a_named_volume_a_health_check_and_a_job(cluster: Testbed, tm
     wait_for("a second feat_db task RUNNING", lambda: running(cluster, "feat_db", not_id=first["ID"]), timeout=90)
     assert log.read_text() == "run\nrun\n"
 
+    ids = {api(cluster, MANAGER).get(f"/services/{name}")["ID"] for name in ("feat_db", "feat_once")}
     rc, out, err = cli(cluster, MANAGER, "stack", "rm", "feat", timeout=120)
     assert rc == 0, err
-    wait_for("feat's tasks gone", lambda: not tasks_of(cluster, "feat_db") and not tasks_of(cluster, "feat_once"), 60)
+    wait_for(
+        "feat's tasks gone", lambda: not [t for t in api(cluster, MANAGER).get("/tasks") if t["ServiceID"] in ids], 60
+    )
 
 
 def test_a_templated_volume_source_is_rendered_per_slot_on_the_node(cluster: Testbed) -> None:
@@ -104,7 +107,7 @@ def test_a_templated_volume_source_is_rendered_per_slot_on_the_node(cluster: Tes
             "TaskTemplate": {
                 "ContainerSpec": {
                     "Image": "shoal/host",
-                    "Command": ["sh", "-c", "echo {{.Task.Slot}} > /data/slot; exec sleep 3600"],
+                    "Command": ["sh", "-c", "touch /data/slot; exec sleep 3600"],
                     "Init": True,
                     "Mounts": [mount],
                 },
@@ -121,5 +124,10 @@ def test_a_templated_volume_source_is_rendered_per_slot_on_the_node(cluster: Tes
     )
     names = {v["Name"] for v in api(cluster, NODE).get("/volumes")["Volumes"]}
     assert {"slot-1", "slot-2"} <= names and "slot-{{.Task.Slot}}" not in names
+    service_id = api(cluster, MANAGER).get("/services/slotted")["ID"]
     api(cluster, MANAGER).delete("/services/slotted")
-    wait_for("slotted's tasks gone", lambda: not tasks_of(cluster, "slotted"), 60)
+    wait_for(
+        "slotted's tasks gone",
+        lambda: not [t for t in api(cluster, MANAGER).get("/tasks") if t["ServiceID"] == service_id],
+        60,
+    )

@@ -31,7 +31,8 @@ class FakeStore:
     """The reads control functions make, over plain lists; commits apply Changes in place."""
 
     def __init__(self) -> None:
-        self.objs: dict[str, list[dict[str, Any]]] = {"network": [], "service": [], "task": [], "node": [], "meta": []}
+        kinds = ("network", "service", "task", "node", "secret", "config")
+        self.objs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
         self.index = itertools.count(10)
 
     def list(self, kind: str) -> list[dict[str, Any]]:
@@ -302,7 +303,7 @@ def test_stack_secrets_and_configs_are_created_referenced_and_kept_on_redeploy(t
 
     plan = deploy(api, tmp_path, WITH_SECRETS)
     assert plan.names("create", "secret") == ["app_pw"] and plan.names("create", "config") == ["app_conf"]
-    by_name = {o["Spec"]["Name"]: o for o in api.store.objs["meta"]}
+    by_name = {o["Spec"]["Name"]: o for o in api.store.objs["secret"] + api.store.objs["config"]}
     assert by_name["app_pw"]["Spec"]["Labels"] == {"com.docker.stack.namespace": "app"}
     svc = api.store.find_by_name("service", "app_a")
     assert svc is not None
@@ -335,7 +336,7 @@ def test_a_reference_to_an_undeclared_secret_is_refused_by_the_server_unless_ann
     assert answer["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["SecretName"] == "later"
     with pytest.raises(ShoalError, match="secret not found: later"):  # a config of that name is no secret
         service_validate.validate(store, {"Spec": spec, "NewConfigs": ["later"]})
-    assert store.objs["service"] == [] and store.objs["meta"] == []
+    assert store.objs["service"] == [] and store.objs["secret"] == []
 
 
 EVERYTHING_ISSUE_14_ADDED = """

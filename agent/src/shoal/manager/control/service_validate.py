@@ -17,9 +17,10 @@ from typing import Any
 
 from shoal.errors import InvalidArgument
 from shoal.manager.allocator.endpoints import resolve_targets
+from shoal.manager.control.secretrefs import stored_objects
 from shoal.manager.control.services import _endpoint
 from shoal.model.pulloptions import public_service
-from shoal.model.secret import CONFIG, SECRET, STORE_KIND, Kind, is_kind
+from shoal.model.secret import CONFIG, SECRET, Kind
 from shoal.model.secretrefs import resolve_refs
 from shoal.model.service import validate_service_spec
 from shoal.model.validate import field
@@ -48,7 +49,7 @@ def _names(value: Any, what: str) -> list[str]:
 
 def _pending_objects(store: StoreReader, kind: Kind, names: list[str]) -> list[Obj]:
     """Stand-ins for the secrets or configs the stack creates first (names not taken yet)."""
-    have = {o["Spec"]["Name"] for o in store.list_shared(STORE_KIND) if is_kind(o, kind)}
+    have = {o["Spec"]["Name"] for o in store.list_shared(kind.name)}
     return [{"ID": n, "Kind": kind.name, "Spec": {"Name": n}} for n in names if n not in have]
 
 
@@ -71,7 +72,7 @@ def validate(store: StoreReader, body: Any) -> Obj:
     spec = resolve_targets(spec, networks + pending)
     container = spec["TaskTemplate"].get("ContainerSpec") or {}
     if container.get("Secrets") or container.get("Configs"):
-        container, _used = resolve_refs(container, [*store.list_shared(STORE_KIND), *new_objects])
+        container, _used = resolve_refs(container, [*stored_objects(store), *new_objects])
         spec = {**spec, "TaskTemplate": {**spec["TaskTemplate"], "ContainerSpec": container}}
     pending_ids = {n["ID"] for n in pending}
     # ports and VIPs on the networks that exist (new ones have every address free)

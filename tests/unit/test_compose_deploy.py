@@ -452,6 +452,12 @@ def test_bad_mounts_and_health_checks_are_refused_at_their_compose_keys(tmp_path
         ("volumes", 4, "    volumes: ['/x:/proc/sys']\n", "/proc"),
         ("volumes[0]", 4, "    volumes: ['nowhere:/data']\n", "named volume 'nowhere' is not declared"),
         ("healthcheck.interval", 5, "    healthcheck:\n      interval: soon\n", "soon"),
+        (
+            "healthcheck.disable",
+            6,
+            "    healthcheck:\n      test: [CMD, 'true']\n      disable: true\n",
+            "test and disable can't be set at the same time",
+        ),
     ):
         stack_text = "services:\n  a:\n    image: shoal/hello\n" + text
         with pytest.raises(ComposeError) as exc:

@@ -247,6 +247,8 @@ class _Converter:
         if hc is None:
             return None
         if hc.get("disable"):
+            if hc.get("test"):  # docker/cli convertHealthcheck's refusal
+                raise self.fail((*path, "healthcheck", "disable"), "test and disable can't be set at the same time")
             return {"Test": ["NONE"]}
         test = hc.get("test")
         out: dict[str, Any] = {"Test": ["CMD-SHELL", test] if isinstance(test, str) else list(test or [])}

@@ -227,10 +227,11 @@ class StackTask(ShoalTask):
         for path, name in names.items():
             err = err.replace(path, name)
         for block in err.strip().split("\n\n"):
-            if block.startswith("Ignoring") or "variable is not set" in block:
+            if block.startswith(("Ignoring", "WARNING: ")) or "variable is not set" in block:
                 self.warn(block.strip())
         if rc != 0:
-            lines = [line for line in err.strip().splitlines() if line and not line.startswith(("Ignoring", "Would"))]
+            skip = ("Ignoring", "Would", "WARNING: ")
+            lines = [line for line in err.strip().splitlines() if line and not line.startswith(skip)]
             self.fail(lines[-1] if lines else f"shoal stack deploy failed (exit {rc})", stderr=err)
         summary = json.loads(out.strip().splitlines()[-1])
         verb = {"created": "create", "updated": "update", "removed": "remove"}

@@ -381,3 +381,50 @@ def test_pretty_inspect_lists_mounts_as_docker() -> None:
         {"ID": "x", "Spec": {"Name": "w", "TaskTemplate": {"ContainerSpec": {"Image": "i", "Mounts": mounts}}}}
     )
     assert "Mounts:\n Target:        /d\n  Source:       db\n  ReadOnly:     true\n  Type: volume\n" in text
+
+
+# ---- Go templates in mount sources (as Docker: `data-{{.Task.Slot}}`) --------------------------
+
+
+def test_mount_source_templates_are_checked_at_create() -> None:
+    mounts = [
+        {"Type": "volume", "Source": "data-{{.Task.Slot}}", "Target": "/d"},
+        {"Type": "bind", "Source": "/srv/{{.Service.Name}}", "Target": "/s"},
+    ]
+    assert [m["Source"] for m in container_of(Mounts=mounts)["Mounts"]] == [
+        "data-{{.Task.Slot}}",
+        "/srv/{{.Service.Name}}",
+    ]
+    for source, message in (
+        ("data-{{.Task.Nope}}", r"Mounts\[0\]\.Source: invalid template"),
+        ("data-{{.Task.Slot", r"Mounts\[0\]\.Source: invalid template"),
+        ("bad name", "includes invalid characters"),  # an untemplated name is still checked now
+    ):
+        with pytest.raises(SpecError, match=message):
+            container_of(Mounts=[{"Type": "volume", "Source": source, "Target": "/d"}])
+
+
+def test_mount_sources_are_rendered_on_the_node(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    store = VolumeStore(tmp_path / "volumes")
+    t = task(
+        Mounts=[
+            {"Type": "volume", "Source": "data-{{.Task.Slot}}", "Target": "/d"},
+            {"Type": "bind", "Source": str(tmp_path) + "/{{.Service.Name}}", "Target": "/s"},
+        ]
+    )
+    t |= {"Slot": 3, "ServiceAnnotations": {"Name": "web"}, "NodeID": "node1"}
+    out = task_mounts.prepare(t, None, store)
+    assert out[0]["source"] == store.get("data-3").mountpoint
+    assert out[1]["source"] == str(tmp_path / "web")
+    assert [v.name for v in task_mounts.task_volumes(t)] == ["data-3"]
+    import json
+
+    (tmp_path / "tasks" / TASK_ID).mkdir(parents=True)
+    (tmp_path / "tasks" / TASK_ID / "task.json").write_text(json.dumps(t))
+    assert task_mounts.volume_users(tmp_path / "tasks") == {"data-3": [TASK_ID]}
+    # a label value that makes no volume name rejects the task with Docker's message
+    bad = task(Mounts=[{"Type": "volume", "Source": '{{index .Service.Labels "v"}}', "Target": "/d"}])
+    bad |= {"ServiceAnnotations": {"Name": "web", "Labels": {"v": "../etc"}}}
+    with pytest.raises(TaskRejected, match="invalid characters for a local volume name"):
+        task_mounts.prepare(bad, None, store)

@@ -12,7 +12,7 @@ import pytest
 from shoal.manager.assignments import assignments
 from shoal.manager.events import ClusterEvents
 from shoal.manager.secretdelivery import payloads_for
-from shoal.model.secret import CONFIG, SECRET, STORE_KIND, new_object
+from shoal.model.secret import CONFIG, SECRET, new_object
 from shoal.runtime import secretfiles
 from shoal.runtime.base import TaskRejected
 from shoal.runtime.oci import bundle
@@ -109,7 +109,7 @@ class _AssignmentStore(StateStore):
 
 def test_each_node_answer_carries_only_its_tasks_payloads() -> None:
     store = _AssignmentStore()
-    store.commit([Change(op="create", kind=STORE_KIND, obj=o) for o in (SECRET_OBJ, CONFIG_OBJ, OTHER)])
+    store.commit([Change(op="create", kind=o["Kind"], obj=o) for o in (SECRET_OBJ, CONFIG_OBJ, OTHER)])
     mine = {**task(), "NodeID": "n1", "ServiceID": "s", "Version": {"Index": 0}}
     store.commit([Change(op="create", kind="task", obj=mine)])
     answer = asyncio.run(assignments(store, "n1", None, 0))
@@ -119,9 +119,9 @@ def test_each_node_answer_carries_only_its_tasks_payloads() -> None:
 
 def test_secret_and_config_events_name_them_without_data() -> None:
     feed = ClusterEvents()
-    created = feed.translate(STORE_KIND, "create", SECRET_OBJ)
+    created = feed.translate("secret", "create", SECRET_OBJ)
     assert created is not None and (created["Type"], created["Action"]) == ("secret", "create")
     assert created["Actor"] == {"ID": "s" * 25, "Attributes": {"name": "pw"}}
-    removed = feed.translate(STORE_KIND, "delete", CONFIG_OBJ)
+    removed = feed.translate("config", "delete", CONFIG_OBJ)
     assert removed is not None and (removed["Type"], removed["Action"]) == ("config", "remove")
     assert B64 not in str(created) + str(removed)

@@ -194,3 +194,14 @@ def test_exists_refuses_a_create_whose_network_was_deleted() -> None:
 def test_an_unchanged_precondition_needs_an_index() -> None:
     with pytest.raises(InvalidChange):
         Change(op="unchanged", kind="service")
+
+
+def test_secret_and_config_names_are_unique_per_kind_in_the_store() -> None:
+    st = StoreState()
+    assert st.apply_batch(2, "r1", wire(create("secret", svc("s1", "pw"))), None)[0] == ("ok", 2)
+    out, _ = st.apply_batch(3, "r2", wire(create("secret", svc("s2", "pw"))), None)
+    assert out == ("err", "NameConflict", 'secret name "pw" is already in use')
+    # a config may share a secret's name (SwarmKit keeps them apart too)
+    assert st.apply_batch(4, "r3", wire(create("config", svc("c1", "pw"))), None)[0] == ("ok", 4)
+    restored = StoreState.from_dict(st.to_dict())
+    assert restored.names["secret"] == {"pw": "s1"} and restored.names["config"] == {"pw": "c1"}

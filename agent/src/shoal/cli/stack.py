@@ -95,6 +95,8 @@ def cmd_deploy(api: Client, args: argparse.Namespace) -> int:
 
     # --json (the Ansible module's way in): progress on stderr, the plan as JSON on stdout
     say = _eprint if args.json else print
+    for warning in plan.warnings:
+        _eprint(f"WARNING: {warning}")
     if not args.dry_run:
         deployer.apply(plan, headers=headers, say=say)
     else:

@@ -219,12 +219,12 @@ class _Converter:
                     )
                 top = top or {}
                 ext = top.get("external")
-                mount["Source"] = top.get("name") or (src if ext else self.scoped(src))
-                opts: dict[str, Any] = {
-                    "Labels": self.labels(top.get("labels")),
-                    "NoCopy": bool((vol.get("volume") or {}).get("nocopy")),
-                }
-                if top.get("driver") or top.get("driver_opts"):
+                ext_name = ext.get("name") if isinstance(ext, dict) else None
+                mount["Source"] = top.get("name") or ext_name or (src if ext else self.scoped(src))
+                opts: dict[str, Any] = {"NoCopy": bool((vol.get("volume") or {}).get("nocopy"))}
+                if not ext:  # docker/cli handleVolumeToMount: an external volume gets no stack labels
+                    opts["Labels"] = self.labels(top.get("labels"))
+                if not ext and (top.get("driver") or top.get("driver_opts")):
                     opts["DriverConfig"] = {
                         "Name": top.get("driver") or "local",
                         "Options": top.get("driver_opts") or {},
@@ -247,6 +247,8 @@ class _Converter:
         if hc is None:
             return None
         if hc.get("disable"):
+            if hc.get("test"):  # docker/cli convertHealthcheck's refusal
+                raise self.fail((*path, "healthcheck", "disable"), "test and disable can't be set at the same time")
             return {"Test": ["NONE"]}
         test = hc.get("test")
         out: dict[str, Any] = {"Test": ["CMD-SHELL", test] if isinstance(test, str) else list(test or [])}

@@ -87,7 +87,13 @@ _FIELD_KEYS = (
     ("EndpointSpec", ("deploy", "endpoint_mode")),
     ("Labels", ("deploy", "labels")),
 )
-_WORDS = (("port", ("ports",)), ("network", ("networks",)), ("mode change", ("deploy", "mode")))
+_WORDS = (
+    ("mount", ("volumes",)),  # before "port": "not supported" has it
+    ("health", ("healthcheck",)),
+    ("port", ("ports",)),
+    ("network", ("networks",)),
+    ("mode change", ("deploy", "mode")),
+)
 
 
 def _key_of(message: str) -> tuple[str, ...]:
@@ -120,6 +126,7 @@ class Action:
 class Plan:
     actions: list[Action] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # services already as the files say
+    warnings: list[str] = field(default_factory=list)  # what the user should know, nothing wrong
 
     def names(self, op: str, kind: str = "service") -> list[str]:
         return [a.name for a in self.actions if a.op == op and a.kind == kind]
@@ -139,6 +146,7 @@ class Plan:
         for kind in ("network", "secret", "config"):
             out[f"{kind}s_created"] = self.names("create", kind)
         out["unchanged"] = sorted(self.unchanged)
+        out["warnings"] = list(self.warnings)
         out["diff"] = self.diff()
         return out
 
@@ -173,17 +181,29 @@ class Deployer:
     def fail(self, path: KeyPath, what: str) -> ComposeError:
         return self.loc.error(path, what)
 
-    def _objects(self, kind: str, objs: dict[str, StackObject], existing: list[dict[str, Any]] | None) -> list[Action]:
-        """Externals must exist; others are created when missing (Docker keeps existing ones)."""
+    def _objects(
+        self, kind: str, objs: dict[str, StackObject], existing: list[dict[str, Any]] | None, plan: Plan
+    ) -> list[Action]:
+        """Externals must exist; others are created when missing. An existing secret or config is
+        left as it is, as the docker CLI's update of it does (only labels may change: rotation is a
+        new name); when the file's data differs from a config's, a warning says so (a secret's
+        data is never read back, so it cannot be compared)."""
         actions = []
         if existing is None and objs:
             first = next(iter(objs.values()))
             raise self.fail(first.path, f"{kind}s are not supported by this shoal agent (no /{kind}s API)")
-        names = {o["Spec"]["Name"] if "Spec" in o else o.get("Name") for o in existing or []}
+        by_name = {o["Spec"]["Name"] if "Spec" in o else o.get("Name"): o for o in existing or []}
         for o in existing or []:
             self.ids[(o.get("Spec") or {}).get("Name", "")] = str(o.get("ID") or "")
         for obj in objs.values():
-            if obj.name in names:
+            if obj.name in by_name:
+                if not obj.external and kind != "network":
+                    stored = (by_name[obj.name].get("Spec") or {}).get("Data")
+                    if stored is not None and stored != obj.body.get("Data"):
+                        plan.warnings.append(
+                            f"{kind} {obj.name} exists with other data than {self.loc.where(obj.path)}: "
+                            f"it is kept as it is (a {kind} cannot change; rotate it under a new name)"
+                        )
                 continue
             if obj.external:
                 if kind == "network":
@@ -217,11 +237,11 @@ class Deployer:
         st = self.stack
         networks = _list(self.api, "/networks") or []
         plan = Plan()
-        plan.actions += self._objects("network", st.networks, networks)
+        plan.actions += self._objects("network", st.networks, networks, plan)
         if st.secrets:
-            plan.actions += self._objects("secret", st.secrets, _list(self.api, "/secrets", optional=True))
+            plan.actions += self._objects("secret", st.secrets, _list(self.api, "/secrets", optional=True), plan)
         if st.configs:
-            plan.actions += self._objects("config", st.configs, _list(self.api, "/configs", optional=True))
+            plan.actions += self._objects("config", st.configs, _list(self.api, "/configs", optional=True), plan)
         # what the stack creates before its services: the manager counts these as present
         new = {
             f"New{kind.capitalize()}s": [a.name for a in plan.actions if a.kind == kind]

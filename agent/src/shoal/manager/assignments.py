@@ -19,7 +19,7 @@ from typing import Any
 from shoal.errors import VersionConflict, WatchLost
 from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
-from shoal.model.secret import STORE_KIND
+from shoal.model.secret import STORE_KINDS
 from shoal.model.task import can_move
 from shoal.store.changes import Change
 from shoal.store.protocol import Store
@@ -184,7 +184,7 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                         "Net": EncodedJSON(snap.net.for_node_json(node_id)),
                         # the secrets and configs its tasks use, and only those: not part of the
                         # signature (their data never changes; a new one comes with a task change)
-                        "Payloads": payloads_for(tasks, store.list_shared(STORE_KIND)),
+                        "Payloads": payloads_for(tasks, [o for k in STORE_KINDS for o in store.list_shared(k)]),
                     }
                 pause = min(pause, hold)
             # a waiting poll holds no snapshot: hundreds of polls each keeping the one they last saw

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from shoal.model import events
-from shoal.model.secret import STORE_KIND as SECRETS_TABLE
 
 EVENT_KINDS = ("node", "service", "network", "secret", "config")
 ACTIONS = {"create": "create", "update": "update", "delete": "remove"}
@@ -93,8 +92,6 @@ class ClusterEvents:
     def translate(
         self, kind: str, action: str, obj: dict[str, Any], time_ns: int | None = None
     ) -> dict[str, Any] | None:
-        if kind == SECRETS_TABLE and obj.get("Kind") in EVENT_KINDS:  # secrets and configs: model/secret.py
-            kind = obj["Kind"]
         if kind not in EVENT_KINDS or action not in ACTIONS:
             return None
         key = (kind, obj["ID"])

@@ -169,7 +169,8 @@ def validate_mount(where: str, value: Any) -> dict[str, Any]:
                 out["BindOptions"] = bind
     elif kind == "volume":
         _extra(kind, m, "BindOptions", "TmpfsOptions")
-        if source and (err := volume_name_error(source)):
+        # a templated name ({{.Task.Slot}}) is checked once rendered, on the node
+        if source and "{{" not in source and (err := volume_name_error(source)):
             raise MountConfigError(kind, err)
         if m.get("VolumeOptions") is not None:
             vol = _volume_options(f"{where}.VolumeOptions", m["VolumeOptions"])

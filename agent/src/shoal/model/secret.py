@@ -5,8 +5,9 @@ controlapi/secret.go, config.go): names of at most 64 `[a-zA-Z0-9-_.]` character
 ending with a letter or digit, data base64 in the API and at most 500 KB (secrets) or 1000 KB
 (configs), only Labels may change after create. Secret data is never part of a view.
 
-Both kinds live in the store's `meta` table, marked by `Kind` (the store's object kinds belong
-to the store's owners); `STORE_KIND` is the one place that says so.
+Each is a store kind of its own, named as the Kind (`secret`, `config`: `STORE_KINDS`), so the
+store's name index keeps names unique; objects also carry the `Kind` marker, so a list of both
+kinds (a service's references) still tells them apart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model.validate import _str, known_fields, validate_labels
 
-STORE_KIND = "meta"
+STORE_KINDS = ("secret", "config")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
 MAX_NAME = 64
 

@@ -97,11 +97,13 @@ def check_template(where: str, text: str, service_spec: Mapping[str, Any]) -> No
 
 
 def check_container_templates(service_spec: Mapping[str, Any]) -> None:
-    """Every templated field of a validated ServiceSpec's ContainerSpec (mount sources: the mounts
-    code calls `check_template` for each)."""
+    """Every templated field of a validated ServiceSpec's ContainerSpec: Hostname, Env values and
+    mount sources (rendered on the node by runtime/templates.expanded_mounts)."""
     where = "TaskTemplate.ContainerSpec"
     cspec = (service_spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
     check_template(f"{where}.Hostname", str(cspec.get("Hostname") or ""), service_spec)
+    for i, mount in enumerate(cspec.get("Mounts") or []):
+        check_template(f"{where}.Mounts[{i}].Source", str(mount.get("Source") or ""), service_spec)
     for entry in cspec.get("Env") or []:
         key, sep, value = str(entry).partition("=")
         if sep:

@@ -7,9 +7,10 @@ from typing import Any
 
 from shoal.store.errors import InvalidChange
 
-KINDS = ("cluster", "node", "service", "task", "network", "meta")
-# Kinds whose Spec.Name is unique in the cluster (like SwarmKit's service and network stores).
-NAMED_KINDS = ("service", "network")
+KINDS = ("cluster", "node", "service", "task", "network", "meta", "secret", "config")
+# Kinds whose Spec.Name is unique in the cluster (like SwarmKit's service, network, secret and
+# config stores).
+NAMED_KINDS = ("service", "network", "secret", "config")
 OPS = ("create", "update", "delete", "check", "unchanged")
 # Preconditions: change nothing, fail the whole batch when they do not hold (checked against the
 # state before the batch, so put them first). "check": the object exists (at `expected_version`

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.model.secret import STORE_KIND
+from shoal.model.secret import STORE_KINDS
 from shoal.model.secretrefs import resolve_refs
 from shoal.store.changes import Change
 from shoal.store.protocol import StoreReader
@@ -23,6 +23,13 @@ def resolve_secret_refs(store: StoreReader, spec: Obj) -> tuple[Obj, list[Change
     container = template.get("ContainerSpec") or {}
     if not container.get("Secrets") and not container.get("Configs"):
         return spec, []
-    container, used = resolve_refs(container, store.list_shared(STORE_KIND))
+    objects = stored_objects(store)
+    container, used = resolve_refs(container, objects)
     spec = {**spec, "TaskTemplate": {**template, "ContainerSpec": container}}
-    return spec, [Change.exists(STORE_KIND, obj_id) for obj_id in used]
+    kind_of = {o["ID"]: o["Kind"] for o in objects}
+    return spec, [Change.exists(kind_of[obj_id], obj_id) for obj_id in used]
+
+
+def stored_objects(store: StoreReader) -> list[Obj]:
+    """Every secret and config (each carries its `Kind` marker)."""
+    return [o for kind in STORE_KINDS for o in store.list_shared(kind)]

@@ -1,8 +1,8 @@
 """Secret and config control calls (SwarmKit's controlapi/secret.go and config.go) over the store.
 
 One implementation for both kinds (`model.secret.Kind` says what differs); `configs.py` binds it
-to configs. Create refuses a taken name (409) and holds under a concurrent create of the same
-name: it carries the precondition that no object of the table was written since it read. Remove
+to configs. Create refuses a taken name (409); a concurrent create of the same name is refused
+by the store's name index (409 too). Remove
 refuses an object a service uses (400 naming the services) and holds under a concurrent service
 create or update the same way (a service write carries the precondition that its references
 still exist). Views never carry a secret's data.
@@ -17,7 +17,6 @@ from shoal.manager.control.filters import Filters, check_keys, labels_match
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.resolve import resolve
 from shoal.model.secret import (
-    STORE_KIND,
     Kind,
     is_kind,
     new_object,
@@ -35,7 +34,7 @@ FILTERS = ("id", "label", "name", "names")
 
 
 def _objects(store: StoreReader, kind: Kind) -> list[Obj]:
-    return [o for o in store.list_shared(STORE_KIND) if is_kind(o, kind)]
+    return [o for o in store.list_shared(kind.name) if is_kind(o, kind)]
 
 
 def _read_at(store: StoreReader, kind: str) -> int:
@@ -52,12 +51,7 @@ def create(store: StoreReader, kind: Kind, body: Any) -> tuple[Obj, list[Change]
     if any(o["Spec"]["Name"] == spec["Name"] for o in _objects(store, kind)):
         raise Conflict(f"{kind.name} {spec['Name']} already exists (name conflicts with an existing object)")
     obj = new_object(kind, new_id(), spec, now_rfc3339())
-    # a concurrent create of the same name commits first: this one fails its precondition and
-    # is planned again, which then sees the name taken
-    return obj, [
-        Change.none_newer(STORE_KIND, _read_at(store, STORE_KIND)),
-        Change(op="create", kind=STORE_KIND, obj=obj),
-    ]
+    return obj, [Change(op="create", kind=kind.name, obj=obj)]
 
 
 def update(store: StoreReader, kind: Kind, ref: str, version: int, body: Any) -> list[Change]:
@@ -69,7 +63,7 @@ def update(store: StoreReader, kind: Kind, ref: str, version: int, body: Any) ->
         )
     spec = validate_update(kind, current, body)
     obj = updated_object(current, spec, now_rfc3339())
-    return [Change(op="update", kind=STORE_KIND, obj=obj, obj_id=obj["ID"], expected_version=version)]
+    return [Change(op="update", kind=kind.name, obj=obj, obj_id=obj["ID"], expected_version=version)]
 
 
 def users_of(obj_id: str, services: list[Obj]) -> list[str]:
@@ -92,7 +86,7 @@ def remove(store: StoreReader, kind: Kind, ref: str) -> list[Change]:
         )
     return [
         Change.none_newer("service", _read_at(store, "service")),
-        Change(op="delete", kind=STORE_KIND, obj_id=obj["ID"], expected_version=obj["Version"]["Index"]),
+        Change(op="delete", kind=kind.name, obj_id=obj["ID"], expected_version=obj["Version"]["Index"]),
     ]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.runtime import templates
 from shoal.runtime.base import RuntimeDriverError, TaskRejected
 from shoal.runtime.volumes import ANONYMOUS_LABEL, VolumeStore
 
@@ -36,8 +37,10 @@ class TaskVolume:
 
 
 def _mounts(task: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The task's mounts, their sources' Go templates rendered for this node (every reader of a
+    task's mounts goes through here: prepare, the volumes in use, the anonymous ones to remove)."""
     cspec = ((task.get("Spec") or {}).get("ContainerSpec")) or {}
-    return list(cspec.get("Mounts") or [])
+    return templates.expanded_mounts(task, list(cspec.get("Mounts") or []))
 
 
 def anonymous_name(task_id: str, target: str) -> str:
@@ -80,7 +83,11 @@ def volume_users(state_dir: Path) -> dict[str, list[str]]:
         except (OSError, ValueError):
             continue
         if isinstance(task, dict) and task.get("ID"):
-            for vol in task_volumes(task):
+            try:
+                vols = task_volumes(task)
+            except TaskRejected:  # a source that never rendered: that task never made its volume
+                continue
+            for vol in vols:
                 users.setdefault(vol.name, []).append(str(task["ID"]))
     return users
 

@@ -428,3 +428,13 @@ def test_mount_sources_are_rendered_on_the_node(tmp_path: Path) -> None:
     bad |= {"ServiceAnnotations": {"Name": "web", "Labels": {"v": "../etc"}}}
     with pytest.raises(TaskRejected, match="invalid characters for a local volume name"):
         task_mounts.prepare(bad, None, store)
+
+
+def test_a_name_longer_than_a_directory_name_is_a_400_not_an_os_error(tmp_path: Path) -> None:
+    # found by tests/chaos/test_bad_input.py's fuzz: GET /volumes/<300 x "a"> answered 500 (ENAMETOOLONG)
+    store = VolumeStore(tmp_path / "volumes")
+    long_name = "a" * 300
+    for call in (lambda: store.inspect(long_name), lambda: store.remove(long_name), lambda: store.create(long_name)):
+        with pytest.raises(InvalidArgument, match="volume name is too long: 300 characters"):
+            call()
+    assert store.create("a" * 255)[1] is True

@@ -23,6 +23,7 @@ CONSISTENCIES = ("", "default", "consistent", "cached", "delegated")  # ignored 
 LOCAL_DRIVER = "local"
 # moby's volume/local: a name must also be a safe directory name
 VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+VOLUME_NAME_MAX = 255  # the volume is a directory: a longer name is ENAMETOOLONG, not a volume
 # the kernel's pseudo-filesystems: runc refuses /proc ("... cannot be mounted because it is inside
 # /proc"); /sys is the node's, read-only in the task, and a bind over it would hide that
 FORBIDDEN_PREFIXES = ("/proc", "/sys")
@@ -50,6 +51,8 @@ class MountConfigError(SpecError):
 
 
 def volume_name_error(name: str) -> str | None:
+    if len(name) > VOLUME_NAME_MAX:
+        return f"volume name is too long: {len(name)} characters, at most {VOLUME_NAME_MAX}"
     if VOLUME_NAME_RE.match(name):
         return None
     return (

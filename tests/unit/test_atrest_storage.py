@@ -146,6 +146,20 @@ def test_a_snapshot_travels_in_clear_over_the_transport_and_lands_sealed_with_th
     assert reread.deserialize() == (*STATE, {"a"})
 
 
+def test_a_snapshot_the_leader_cannot_open_is_not_sent_and_the_log_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dump = tmp_path / "raft.dump"
+    leader = SealedSerializer(str(dump), 64, RecordCipher(DataKey.generate()), use_fork=False)
+    assert leader.getTransmissionData("f") is None  # no snapshot yet: nothing to say
+    assert "cannot send the Raft snapshot" not in caplog.text
+    leader.serialize((*STATE, {"a"}), 8)
+    other = SealedSerializer(str(dump), 64, RecordCipher(DataKey.generate()), use_fork=False)  # another key
+    with caplog.at_level("ERROR", logger="shoal.store"):
+        assert other.getTransmissionData("f") is None
+    assert f"cannot send the Raft snapshot {dump} to a follower" in caplog.text
+
+
 def test_prepare_creates_a_key_for_an_empty_data_dir_and_refuses_data_without_one(tmp_path: Path) -> None:
     journal, dump = tmp_path / "raft" / "raft.journal", tmp_path / "raft" / "raft.dump"
     journal.parent.mkdir()

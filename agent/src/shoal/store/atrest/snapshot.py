@@ -120,8 +120,12 @@ class SealedSerializer:
         if sending is None:
             try:
                 payload = open_sealed(self._path, self._cipher)
-            except Exception:
-                return None  # no snapshot yet, or unreadable: pysyncobj retries later
+            except FileNotFoundError:
+                return None  # no snapshot yet: pysyncobj retries later
+            except Exception as exc:
+                # unreadable (edited, wrong key): say why, or a follower waits for it in silence
+                log.error("cannot send the Raft snapshot %s to a follower: %s", self._path, exc)
+                return None
             sending = self._transmissions[transmissionID] = {"data": payload, "sent": 0}
         first = sending["sent"] == 0
         chunk = sending["data"][sending["sent"] : sending["sent"] + self._batch]

@@ -195,8 +195,10 @@ class OCIDriver:
             if self._read(task_id, PLAN):
                 return
             image = self._image(task)
-            plan, extra = self.resolve(task, image)
-            self._materialise(task, plan, extra, image)
+            # once: the binds in config.json and the files on the tmpfs come from the same payloads
+            files = secretfiles.files_for(task, self.payloads)
+            plan, extra = self.resolve(task, image, files)
+            self._materialise(task, plan, extra, image, files)
 
     def _image(self, task: Mapping[str, Any]) -> Image:
         ref = str(spec.container_spec(task).get("Image") or "")
@@ -205,8 +207,13 @@ class OCIDriver:
             return ensure(ref, registry_auth=task_registry_auth(task))
         return self.images.get(ref.split("@", 1)[0] or "<none>")
 
-    def resolve(self, task: Mapping[str, Any], image: Image) -> tuple[bundle.Plan, dict[str, Any]]:
-        """The bundle's plan and the driver's own record, computed before anything is created."""
+    def resolve(
+        self, task: Mapping[str, Any], image: Image, files: list[secretfiles.TaskFile] | None = None
+    ) -> tuple[bundle.Plan, dict[str, Any]]:
+        """The bundle's plan and the driver's own record, computed before anything is created.
+        `files`: the task's secret and config files (runtime/secretfiles.py), in memory only."""
+        if files is None:
+            files = secretfiles.files_for(task, self.payloads)
         task = templates.expanded(task)  # Hostname and Env placeholders ({{.Task.Slot}}, ...)
         task_id = str(task["ID"])
         cspec = spec.container_spec(task)
@@ -253,7 +260,7 @@ class OCIDriver:
             resources=resources,
             sysctl=taskopts.sysctl(cspec),
             rlimits=tuple(taskopts.rlimits(cspec)),
-            file_binds=secretfiles.bindings(secretfiles.files_for(task, self.payloads), self.secrets_dir(task_id)),
+            file_binds=secretfiles.bindings(files, self.secrets_dir(task_id)),
         )
         extra = {
             "stop_signal": stop_signal(cfg, cspec),
@@ -265,7 +272,14 @@ class OCIDriver:
         }
         return plan, extra
 
-    def _materialise(self, task: Mapping[str, Any], plan: bundle.Plan, extra: dict[str, Any], image: Image) -> None:
+    def _materialise(
+        self,
+        task: Mapping[str, Any],
+        plan: bundle.Plan,
+        extra: dict[str, Any],
+        image: Image,
+        files: list[secretfiles.TaskFile],
+    ) -> None:
         d = self.task_dir(plan.task_id)
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -280,7 +294,7 @@ class OCIDriver:
                 host_skeleton(self._empty_lower)
             self._mount_root(d, extra["lower"])
             user_mounts = task_mounts.prepare(task, image.rootfs, self.volumes)  # after task.json: in use
-            secretfiles.materialise(self.secrets_dir(plan.task_id), secretfiles.files_for(task, self.payloads))
+            secretfiles.materialise(self.secrets_dir(plan.task_id), files)
             _dump(d / "config.json", bundle.config(dataclasses.replace(plan, user_mounts=tuple(user_mounts))))
             try:
                 netns.create(extra["netns"], self.netns_dir)

@@ -56,10 +56,11 @@ class FakeStore:
                 self.objs[c.kind] = [o for o in self.objs[c.kind] if o["ID"] != c.obj_id]
 
 
-class Failure(Exception):
+class Failure(ShoalError):
+    """An API answer as the CLI's client raises it (a ShoalError with the answer's status)."""
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
+        super().__init__(message, status)
 
 
 class FakeAPI:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shoal.errors import ShoalError
+
 
 class CLIError(Exception):
     """A user mistake or a failed lookup found by the CLI itself: printed as is, exit 1."""
@@ -11,11 +13,14 @@ class CLIError(Exception):
         self.message = message
 
 
-class APIError(CLIError):
-    """The agent answered with an error status; `message` is its JSON `{"message": ...}`."""
+class APIError(CLIError, ShoalError):
+    """The agent answered with an error status; `message` is its JSON `{"message": ...}`.
+
+    It is also a `ShoalError`, so that code below the CLI (the stack deployer) can catch an API
+    answer exactly, without importing the CLI."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        CLIError.__init__(self, message)
         self.status = status
 
     def __str__(self) -> str:

@@ -9,7 +9,8 @@
 4. then write: networks, secrets, configs, services (create/update), and with `prune` remove the
    stack's services that are no longer in the files.
 
-The API client is the caller's (`Transport`): the CLI's and the Ansible module's both fit.
+The API client is the caller's (`Transport`; the CLI's, which the Ansible module runs too); an error
+answer is raised as a `ShoalError` carrying the answer's status and message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from shoal.compose.convert import NAMESPACE_LABEL, Stack, StackObject
 from shoal.compose.errors import ComposeError
 from shoal.compose.source import KeyPath, Locator
+from shoal.errors import ShoalError
 
 VALIDATE_PATH = "/shoal/services/validate"
 
@@ -40,13 +42,6 @@ class Transport(Protocol):
         body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any: ...
-
-
-class APIFailure(Protocol):
-    """What the transports raise: the HTTP status and the server's message."""
-
-    status: int
-    message: str
 
 
 # Which compose key a server refusal is about: the start of the server's field path → the key.
@@ -151,22 +146,14 @@ class Plan:
         return out
 
 
-def _failure(exc: Exception) -> tuple[int, str] | None:
-    status, message = getattr(exc, "status", None), getattr(exc, "message", None)
-    if isinstance(status, int) and isinstance(message, str):
-        return status, message
-    return None
-
-
 def _list(
     api: Transport, path: str, namespace: str | None = None, optional: bool = False
 ) -> list[dict[str, Any]] | None:
     query = {"filters": json.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]})} if namespace else None
     try:
         return list(api.request("GET", path, query=query) or [])
-    except Exception as exc:
-        failed = _failure(exc)
-        if optional and failed and failed[0] in (404, 501):
+    except ShoalError as exc:
+        if optional and exc.status in (404, 501):
             return None  # this agent has no such API
         raise
 
@@ -219,13 +206,12 @@ class Deployer:
     def _validated(self, short: str, spec: dict[str, Any], new: dict[str, list[str]]) -> dict[str, Any]:
         try:
             answer = self.api.request("POST", VALIDATE_PATH, body={"Spec": spec, **new})
-        except Exception as exc:
-            failed = _failure(exc)
-            if failed is None or failed[0] >= 500:
+        except ShoalError as exc:
+            if exc.status >= 500:
                 raise
-            if failed[0] == 404 and "page not found" in failed[1].lower():
+            if exc.status == 404 and "page not found" in exc.message.lower():
                 raise self.fail((), f"this shoal agent cannot validate stacks ({VALIDATE_PATH}): upgrade it") from None
-            raise self.fail(("services", short, *_key_of(failed[1])), failed[1]) from None
+            raise self.fail(("services", short, *_key_of(exc.message)), exc.message) from None
         return dict(answer["Spec"])
 
     def plan(

@@ -4,20 +4,15 @@ predicts a rerun and changes nothing, force_update reruns it, a bad count fails 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from integration.ansible_adhoc import run_module
 from integration.cluster_helpers import api, form_cluster, wipe_cluster
 from testbed.bed import Testbed
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 BATCH: dict[str, Any] = {
     "name": "batch",
     "image": "shoal/host",
@@ -38,17 +33,7 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
 
 
 def module(bed: Testbed, args: dict[str, Any], check: bool = False) -> tuple[int, dict[str, Any], str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(bed.ansible_cfg_path),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "playbooks" / "collections"),
-        ANSIBLE_NOCOLOR="1",
-    )
-    argv = [str(ANSIBLE), "swarm00", "-m", "shoal.swarm.swarm_service", "-a", json.dumps(args)] + ["--check"] * check
-    proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    start = out.find(" => {")
-    return proc.returncode, json.loads(out[start + 4 : out.rindex("}") + 1]) if start >= 0 else {}, out
+    return run_module(bed, "swarm_service", args, check=check)
 
 
 def completed(bed: Testbed, iteration: int) -> list[dict[str, Any]]:

@@ -9,22 +9,17 @@ made), so the tests pass in any order.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import time
+import functools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from integration.ansible_adhoc import run_module
 from integration.cluster_helpers import HOSTS, api, curl, form_cluster, nodes, wait_for, wipe_cluster
 from testbed import registry
 from testbed.bed import Testbed
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 NODEJS: dict[str, Any] = {
     "name": "nodejs",
     "image": "shoal/hello",
@@ -44,28 +39,7 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
 @pytest.fixture(scope="module")
 def module(cluster: Testbed) -> Any:
     """Runs one of the collection's modules ad hoc on a testbed host: (rc, result, output)."""
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(cluster.ansible_cfg_path),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "playbooks" / "collections"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-
-    def run(
-        name: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, host: str = "swarm00"
-    ) -> tuple[int, dict[str, Any], str]:
-        argv = [str(ANSIBLE), host, "-m", f"shoal.swarm.{name}", "-a", json.dumps(args)]
-        argv += ["--check"] * check + ["--diff"] * diff
-        started = time.monotonic()
-        proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-        out = proc.stdout + proc.stderr
-        print(f"{name} {sorted(args)}{' check' * check}: rc={proc.returncode} in {time.monotonic() - started:.1f} s")
-        start = out.find(" => {")
-        result = json.loads(out[start + 4 : out.rindex("}") + 1]) if start >= 0 else {}
-        return proc.returncode, result, out
-
-    return run
+    return functools.partial(run_module, cluster)
 
 
 def services(bed: Testbed) -> dict[str, tuple[str, int, dict[str, Any]]]:

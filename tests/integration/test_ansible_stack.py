@@ -5,7 +5,6 @@ with a diff; a bad file fails with file, line and key and deploys nothing; state
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -15,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from integration.ansible_adhoc import run_module
 from integration.cluster_helpers import api, form_cluster, wipe_cluster
 from testbed.bed import Testbed
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 SHOAL_CLI = str(REPO / ".venv" / "bin" / "shoal")  # the testbed's agents run from the repository's venv
@@ -51,23 +50,8 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
 
 @pytest.fixture(scope="module")
 def module(cluster: Testbed) -> Any:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(cluster.ansible_cfg_path),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "playbooks" / "collections"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-
     def run(args: dict[str, Any], *, check: bool = False, diff: bool = False) -> tuple[int, dict[str, Any], str]:
-        args = {"shoal_cli": SHOAL_CLI, **args}
-        argv = [str(ANSIBLE), "swarm00", "-m", "shoal.swarm.swarm_stack", "-a", json.dumps(args)]
-        argv += ["--check"] * check + ["--diff"] * diff
-        proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-        out = proc.stdout + proc.stderr
-        start = out.find(" => {")
-        result = json.loads(out[start + 4 : out.rindex("}") + 1]) if start >= 0 else {}
-        return proc.returncode, result, out
+        return run_module(cluster, "swarm_stack", {"shoal_cli": SHOAL_CLI, **args}, check=check, diff=diff)
 
     return run
 

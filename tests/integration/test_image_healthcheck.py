@@ -20,7 +20,7 @@ from testbed.bed import Testbed
 
 HEALTHY = registry.ref(registry.HEALTHY)
 UNHEALTHY = registry.ref(registry.UNHEALTHY)
-UNHEALTHY_ERR = "task: non-zero exit (137): dockerexec: unhealthy container"  # SwarmKit's
+UNHEALTHY_ERR = "dockerexec: unhealthy container"  # SwarmKit's ErrContainerUnhealthy, as the worker reports it
 
 
 @pytest.fixture(scope="module")

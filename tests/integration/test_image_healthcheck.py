@@ -49,6 +49,13 @@ def tasks(bed: Testbed, service: str) -> list[dict[str, Any]]:
     return api(bed, "swarm00").get("/tasks", filters={"service": [service]})
 
 
+def local_health(bed: Testbed, task: dict[str, Any]) -> dict[str, Any] | None:
+    """The task's Health as its node reports it (`/shoal/local/tasks`), None without a check."""
+    host = {n["ID"]: n["Description"]["Hostname"] for n in api(bed, "swarm00").get("/nodes")}[task["NodeID"]]
+    (row,) = [r for r in api(bed, host).get("/shoal/local/tasks") if r["ID"] == task["ID"]]
+    return row.get("Health")
+
+
 def states_until_running(bed: Testbed, service: str, timeout: float = 90) -> list[str]:
     """The states the service's first task went through (sampled) until it runs."""
     seen: list[str] = []
@@ -73,6 +80,10 @@ def test_a_service_without_a_check_runs_its_images_check(cluster: Testbed, docke
     assert seen[-2:] == ["starting", "running"], seen
     (task,) = tasks(cluster, "imgok")
     assert task["Status"]["Message"] == "started"
+    # the node's view (Docker's State.Health): the image's check ran and passed
+    health = local_health(cluster, task)
+    assert health is not None and health["Status"] == "healthy" and health["FailingStreak"] == 0, health
+    assert health["Log"] and health["Log"][-1]["ExitCode"] == 0, health
     api(cluster, "swarm00").delete("/services/imgok")
 
     # --no-healthcheck: the image's check is off (Test NONE), the task runs without one
@@ -80,6 +91,8 @@ def test_a_service_without_a_check_runs_its_images_check(cluster: Testbed, docke
     spec = api(cluster, "swarm00").get("/services/imgoff")["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert spec["HealthCheck"] == {"Test": ["NONE"]}
     states_until_running(cluster, "imgoff")
+    (task,) = tasks(cluster, "imgoff")
+    assert local_health(cluster, task) is None  # no check runs
     api(cluster, "swarm00").delete("/services/imgoff")
 
 

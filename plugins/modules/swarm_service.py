@@ -240,10 +240,14 @@ options:
         choices: [stop-first, start-first]
   networks:
     description:
-      - Names (or IDs) of the overlay networks the tasks attach to (see M(shoal.swarm.overlay_network)).
-        The order does not matter when comparing.
+      - The overlay networks the tasks attach to (see M(shoal.swarm.overlay_network)), as in community.docker's
+        C(docker_swarm_service) each either a network's name (or ID) or a dictionary with the keys C(name)
+        (required), C(aliases) (more names of the service on that network, answered by the embedded DNS like the
+        service's own name) and C(options) (the attachment's driver options, a dictionary of strings).
+      - The order of the networks and of the aliases does not matter when comparing; a network listed without
+        C(aliases) has none (its aliases in place are removed).
     type: list
-    elements: str
+    elements: raw
   publish:
     description:
       - Ports published through the routing mesh (V(ingress), on every node) or on the nodes that run a task
@@ -446,7 +450,10 @@ EXAMPLES = r"""
     image: shoal/host
     command: sleep infinity
     mode: global
-    networks: [backend]
+    networks:
+      - backend
+      - name: frontend
+        aliases: [api, api-v2]
     env:
       LOG_LEVEL: debug
     resources:
@@ -712,7 +719,7 @@ def argument_spec() -> dict[str, Any]:
         },
         "update_config": {"type": "dict", "options": _rollout_spec(["continue", "pause", "rollback"])},
         "rollback_config": {"type": "dict", "options": _rollout_spec(["continue", "pause"])},
-        "networks": {"type": "list", "elements": "str"},
+        "networks": {"type": "list", "elements": "raw"},
         "publish": {
             "type": "list",
             "elements": "dict",
@@ -819,6 +826,50 @@ def _section_values(params: dict[str, Any] | None, durations: tuple[str, ...], n
     return out
 
 
+NETWORK_KEYS = ("name", "aliases", "options")
+
+
+def network_item(name: str, aliases: list[str], options: dict[str, str]) -> str | dict[str, Any]:
+    """One network in the module's view: its name alone when it has no aliases nor options (so that the plain
+    list of names a user gives compares equal), else ``{name, aliases, options}``."""
+    if not aliases and not options:
+        return name
+    return {"name": name, "aliases": list(aliases), "options": dict(options)}
+
+
+def network_name(item: str | dict[str, Any]) -> str:
+    return item if isinstance(item, str) else item["name"]
+
+
+def network_items(value: list[Any]) -> list[str | dict[str, Any]]:
+    """The ``networks`` option (names, or dictionaries as community.docker takes them) in the view's terms."""
+    out: list[str | dict[str, Any]] = []
+    for i, item in enumerate(value):
+        where = f"networks[{i}]"
+        if isinstance(item, str):
+            if not item:
+                raise ParamError(f"{where}: a network name cannot be empty")
+            out.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise ParamError(f"{where}: a network name or a dictionary is expected, not {type(item).__name__}")
+        unknown = sorted(set(item) - set(NETWORK_KEYS))
+        if unknown:
+            raise ParamError(f"{where}: unsupported key(s) {', '.join(unknown)} (supported: {', '.join(NETWORK_KEYS)})")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise ParamError(f"{where}: name is required (the network's name or ID)")
+        aliases = item.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            raise ParamError(f"{where}.aliases: a list of names is expected")
+        options = item.get("options") or {}
+        if not isinstance(options, dict):
+            raise ParamError(f"{where}.options: a dictionary is expected")
+        options = {str(k): "true" if v is True else "false" if v is False else str(v) for k, v in options.items()}
+        out.append(network_item(name, list(dict.fromkeys(aliases)), options))
+    return out
+
+
 def desired_view(params: dict[str, Any]) -> dict[str, Any]:
     """What the user asked for, in the module's terms and canonical units; None = leave as is.
 
@@ -840,7 +891,7 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("placement_preferences") is not None:
         view["placement_preferences"] = [{"spread": p["spread"]} for p in params["placement_preferences"]]
     if params.get("networks") is not None:
-        view["networks"] = list(params["networks"])
+        view["networks"] = network_items(params["networks"])
     if params.get("publish") is not None:
         view["publish"] = [
             {
@@ -928,7 +979,12 @@ def current_view(spec: dict[str, Any], network_names: dict[str, str]) -> dict[st
         },
         "update_config": rollout(spec.get("UpdateConfig")),
         "rollback_config": rollout(spec.get("RollbackConfig")),
-        "networks": [network_names.get(n.get("Target"), n.get("Target")) for n in template.get("Networks") or []],
+        "networks": [
+            network_item(
+                network_names.get(n.get("Target"), n.get("Target")), n.get("Aliases") or [], n.get("DriverOpts") or {}
+            )
+            for n in template.get("Networks") or []
+        ],
         "publish": [
             {
                 "published_port": p.get("PublishedPort") or 0,
@@ -1017,7 +1073,7 @@ def check_params(params: dict[str, Any]) -> None:
             "endpoint_mode=dnsrr gives the service no virtual IP, which the routing mesh needs: "
             "publish its ports with mode=host, or use endpoint_mode=vip"
         )
-    networks = params.get("networks") or []
+    networks = [network_name(n) for n in network_items(params.get("networks") or [])]
     if len(set(networks)) != len(networks):
         raise ParamError("networks: a network is listed more than once")
     view = desired_view(params)  # sizes and durations
@@ -1089,11 +1145,16 @@ def apply_view(
                     config[ROLLOUT_FIELDS[key]] = _ns(item) if key in ("delay", "monitor") else item
             spec["UpdateConfig" if name == "update_config" else "RollbackConfig"] = config
         elif name == "networks":
-            kept = {n.get("Target"): n for n in template.get("Networks") or []}
             out = []
-            for ref in value:
-                target = network_ids.get(ref, ref)
-                out.append(copy.deepcopy(kept.get(target)) or {"Target": target})
+            for item in value:
+                ref = network_name(item)
+                attachment: dict[str, Any] = {"Target": network_ids.get(ref, ref)}
+                if isinstance(item, dict):
+                    if item["aliases"]:
+                        attachment["Aliases"] = list(item["aliases"])
+                    if item["options"]:
+                        attachment["DriverOpts"] = dict(item["options"])
+                out.append(attachment)
             template["Networks"] = out
         elif name == "publish":
             endpoint = spec.setdefault("EndpointSpec", {})
@@ -1164,13 +1225,15 @@ class ServiceTask(ShoalTask):
     def network_names(self) -> dict[str, str]:
         return {n.get("Id"): n.get("Name") for n in self.networks()}
 
-    def resolve_networks(self, refs: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
+    def resolve_networks(self, refs: list[Any] | None) -> tuple[list[Any] | None, dict[str, str]]:
         """The networks' names (as the current view shows them) and name -> ID; unknown ones fail (or,
         in check mode, where an earlier task may create them, warn)."""
         if refs is None:
             return None, {}
-        names, ids = [], {}
-        for ref in refs:
+        names: list[Any] = []
+        ids: dict[str, str] = {}
+        for item in refs:
+            ref = network_name(item)
             found = next((n for n in self.networks() if ref in (n.get("Name"), n.get("Id"))), None)
             if found is None:
                 found = self.api.network(ref)
@@ -1179,12 +1242,12 @@ class ServiceTask(ShoalTask):
                 if not self.check_mode:
                     self.fail(message)
                 self.warn(message)
-                names.append(ref)
+                names.append(item)
                 continue
             if found.get("Scope") not in (None, "swarm") or found.get("Ingress"):
                 what = "the routing mesh's network" if found.get("Ingress") else f"a {found.get('Scope')} network"
                 self.fail(f"network {ref} is {what}: a service can only be attached to overlay networks of the swarm")
-            names.append(found["Name"])
+            names.append(found["Name"] if isinstance(item, str) else {**item, "name": found["Name"]})
             ids[found["Name"]] = found["Id"]
         return names, ids
 

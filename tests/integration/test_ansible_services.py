@@ -271,6 +271,39 @@ def test_a_network_in_use_is_neither_recreated_nor_removed(cluster: Testbed, mod
     assert rc == 0 and not result["changed"], out
 
 
+@pytest.mark.usefixtures("no_nodejs")
+def test_network_aliases_are_compared_unordered_and_answered_by_the_dns(cluster: Testbed, module) -> None:
+    rc, result, out = module("overlay_network", {"name": "backend"})
+    assert rc == 0, out
+    network_id = networks(cluster)["backend"]["Id"]
+    base = {"name": "api", "image": "shoal/host", "command": "sleep 3600", "wait": True}
+    both = {**base, "networks": [{"name": "backend", "aliases": ["db", "cache"]}]}
+    rc, result, out = module("swarm_service", both)
+    assert rc == 0 and result["changed"], out
+    (attachment,) = services(cluster)["api"][2]["TaskTemplate"]["Networks"]
+    assert attachment["Target"] == network_id and attachment["Aliases"] == ["db", "cache"]
+    rc, result, out = module("swarm_service", {**base, "networks": [{"name": "backend", "aliases": ["cache", "db"]}]})
+    assert rc == 0 and not result["changed"], out  # the order of the aliases does not matter
+    # the embedded DNS answers an alias with the service's VIP on that network (docker_swarm_service's purpose)
+    (task,) = [t for t in current_tasks(cluster, "api") if t["Status"]["State"] == "running"]
+    host = {n["ID"]: n["Description"]["Hostname"] for n in api(cluster, "swarm00").get("/nodes")}[task["NodeID"]]
+    vips = api(cluster, "swarm00").get("/services/api")["Endpoint"]["VirtualIPs"]
+    vip = next(v["Addr"].split("/")[0] for v in vips if v["NetworkID"] == network_id)
+    res = cluster.run(host, ["shoal", "exec", task["ID"][:12], "getent", "ahostsv4", "cache"], timeout=30)
+    assert vip in res.stdout.split(), (vip, res.stdout, res.stderr)
+    # check mode predicts dropping one alias and changes nothing; the real run drops it
+    version = services(cluster)["api"][1]
+    one = {**base, "networks": [{"name": "backend", "aliases": ["db"]}]}
+    rc, result, out = module("swarm_service", one, check=True, diff=True)
+    assert rc == 0 and result["changed"] and result["changes"] == ["networks"], out
+    assert services(cluster)["api"][1] == version
+    rc, result, out = module("swarm_service", one)
+    assert rc == 0 and result["changed"], out
+    assert services(cluster)["api"][2]["TaskTemplate"]["Networks"][0]["Aliases"] == ["db"]
+    rc, result, out = module("swarm_service", {"name": "api", "state": "absent", "wait": True})
+    assert rc == 0, out
+
+
 def test_absent_removes_the_service_and_a_second_run_changes_nothing(cluster: Testbed, module, nodejs) -> None:
     nodejs(2)
     rc, result, out = module("swarm_service", {"name": "nodejs", "state": "absent"}, check=True)

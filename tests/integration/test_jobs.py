@@ -35,7 +35,9 @@ def watch_job(bed: Testbed, service: str, completions: int, it: int, timeout: fl
     most, deadline = 0, time.monotonic() + timeout
     while time.monotonic() < deadline:
         mine = [t for t in tasks_of(bed, service) if iteration(t) == it]
-        active = [t for t in mine if t["DesiredState"] == "running" and t["Status"]["State"] in ACTIVE]
+        active = [t for t in mine if t["DesiredState"] != "shutdown" and t["Status"]["State"] in ACTIVE]
+        # SwarmKit makes a job's tasks with DesiredState complete, and the worker runs them all the same
+        assert all(t["DesiredState"] == "complete" for t in active), active
         most = max(most, len(active))
         if sum(1 for t in mine if t["Status"]["State"] == "complete") >= completions:
             return most
@@ -63,6 +65,8 @@ def test_replicated_job_completes_with_max_concurrent_and_reruns_on_force(cluste
     assert rc == 0 and out.strip() == "", (out, err)
     rc, out, err = cli(cluster, "swarm00", "service", "ps", "--filter", "desired-state=complete", "-q", "batch")
     assert rc == 0 and len(out.split()) == 4, (out, err)
+    rc, out, err = cli(cluster, "swarm00", "service", "ps", "--format", "{{.DesiredState}}", "batch")
+    assert rc == 0 and out.split() == ["Complete"] * 4, (out, err)
     service = api(cluster, "swarm00").get("/services/batch")
     assert service["JobStatus"]["JobIteration"]["Index"] == 0 and service["JobStatus"]["LastExecution"]
 

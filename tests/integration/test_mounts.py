@@ -202,3 +202,69 @@ def test_the_tasks_nameservers_answer_its_other_names(cluster: Testbed) -> None:
     finally:
         resolver.kill()
         resolver.wait(timeout=10)
+
+
+def test_local_driver_options_mount_on_first_use_and_bad_ones_are_refused(cluster: Testbed) -> None:
+    node = api(cluster, NODE)
+    # moby's local driver options: refused with its messages, nothing created
+    for opts, message in (
+        ({"type": "tmpfs"}, 'missing required option: "device"'),
+        ({"o": "size=1m"}, 'missing required option: "device"'),
+        ({"type": "tmpfs", "device": "tmpfs", "color": "red"}, 'invalid option: "color"'),
+        ({"type": "nosuchfs", "device": "x"}, 'type "nosuchfs" is not a filesystem this node\'s kernel has'),
+    ):
+        with pytest.raises(APIError) as e:
+            node.post("/volumes/create", {"Name": "badopts", "DriverOpts": opts})
+        assert e.value.status == 400 and message in e.value.message, (opts, e.value.message)
+    assert not [v for v in node.get("/volumes")["Volumes"] if v["Name"] == "badopts"]
+
+    rc, _, err = cli(
+        cluster, NODE, "volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=64m", "fast"
+    )
+    assert rc == 0, err
+    assert node.get("/volumes/fast")["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=64m"}
+    data = "/var/lib/shoal/volumes/fast/_data"
+    mounted = f"grep -c ' {data} ' /proc/self/mountinfo"
+    assert cluster.run(NODE, ["sh", "-c", mounted]).stdout.strip() == "0"  # not before first use
+    mount = {"Type": "volume", "Source": "fast", "Target": "/data"}
+    # and a service's own volume-opt (named volume created on first use with them): size=8m
+    tmpfs = {"type": "tmpfs", "device": "tmpfs"}
+    own = {"Type": "volume", "Source": "small", "Target": "/small",
+           "VolumeOptions": {"DriverConfig": {"Options": {**tmpfs, "o": "size=8m"}}}}  # fmt: skip
+    body = {"Name": "fastvol", "TaskTemplate": template("sleep 3600", Mounts=[mount, own])}
+    api(cluster, "swarm00").post("/services/create", body)
+    task = live_task(cluster, "fastvol")
+    df = in_task(cluster, task["ID"], "df -k /data /small | tail -2")
+    sizes = [int(line.split()[1]) for line in df.splitlines()]
+    assert sizes == [64 * 1024, 8 * 1024], df  # the volumes' own tmpfs mounts, sized by o=size
+    assert cluster.run(NODE, ["sh", "-c", mounted]).stdout.strip() == "1"
+    assert node.get("/volumes/small")["Options"]["o"] == "size=8m"
+    # Docker's disk usage: the only place a volume has UsageData
+    in_task(cluster, task["ID"], "head -c 300000 /dev/zero > /data/blob")
+    usage = {v["Name"]: v["UsageData"] for v in node.get("/system/df", type="volume")["Volumes"]}
+    assert usage["fast"] == {"Size": 300000, "RefCount": 1} and usage["small"]["RefCount"] == 1, usage
+    with pytest.raises(APIError) as e:
+        node.get("/system/df", type="everything")
+    assert e.value.status == 400 and e.value.message == "unknown object type: everything"
+    remove_service(cluster, "fastvol")
+    # the last task using it is gone: unmounted (moby's refcount), then removable
+    wait_for("fast unmounted", lambda: cluster.run(NODE, ["sh", "-c", mounted]).stdout.strip() == "0", timeout=20)
+    node.delete("/volumes/fast")
+    node.delete("/volumes/small")
+
+    # a mount the kernel refuses: the task is rejected with the local driver's message
+    bad = {"Type": "volume", "Source": "badsize", "Target": "/d",
+           "VolumeOptions": {"DriverConfig": {"Options": {**tmpfs, "o": "size=lots"}}}}  # fmt: skip
+    api(cluster, "swarm00").post(
+        "/services/create", {"Name": "badmount", "TaskTemplate": template("true", Mounts=[bad])}
+    )
+
+    def rejected() -> dict[str, Any] | None:
+        tasks = api(cluster, "swarm00").get("/tasks", filters={"service": ["badmount"]})
+        return next((t for t in tasks if t["Status"]["State"] == "rejected"), None)
+
+    task = wait_for("the task rejected", rejected, timeout=30)
+    assert "failed to mount local volume: mount tmpfs:/var/lib/shoal/volumes/badsize/_data" in task["Status"]["Err"]
+    assert task["Status"]["Err"].endswith("data: size=lots: Invalid argument"), task["Status"]["Err"]
+    api(cluster, "swarm00").delete("/services/badmount")
+    wait_for("badsize removable", lambda: node.delete("/volumes/badsize") is None, timeout=30, interval=1)

@@ -9,7 +9,10 @@ Debian packages (busybox-static, nodejs) — no image comes from the internet:
 
 - `10.213.0.1:5000/testbed/hello:1` — busybox httpd answering `registry hello` on 8080 (2 MB);
 - `10.213.0.1:5000/kalise/nodejs-web-app:latest` — the seed's app: Debian's `node` binary and the
-  shared libraries `ldd` lists, plus a 10-line server answering `Hello World! from <its IP>` on 8080.
+  shared libraries `ldd` lists, plus a 10-line server answering `Hello World! from <its IP>` on 8080;
+- `10.213.0.1:5000/testbed/healthy:1` and `testbed/unhealthy:1` — the hello image with a Dockerfile
+  HEALTHCHECK in its config (every 2 s; one that passes, one that always fails), for services that
+  set no check of their own.
 """
 
 from __future__ import annotations
@@ -37,10 +40,20 @@ USER = "shoal"
 CACHE = REPO_ROOT / ".state" / "registry"
 BUSYBOX = Path("/bin/busybox")
 NODE = Path("/usr/bin/node")
-IMAGES_VERSION = "1"  # bump when the images below change: the cache is rebuilt
+IMAGES_VERSION = "2"  # bump when the images below change: the cache is rebuilt
 
 HELLO = "testbed/hello:1"
 NODEJS_APP = "kalise/nodejs-web-app:latest"
+HEALTHY = "testbed/healthy:1"
+UNHEALTHY = "testbed/unhealthy:1"
+_SECOND = 1_000_000_000
+# a Dockerfile's `HEALTHCHECK --interval=2s --timeout=2s --retries=2 CMD ...`, as the image config holds it
+IMAGE_CHECKS = {
+    HEALTHY: {"Test": ["CMD-SHELL", "[ -x /www/cgi-bin/index.cgi ]"], "Interval": 2 * _SECOND, "Timeout": 2 * _SECOND,
+              "Retries": 2},
+    UNHEALTHY: {"Test": ["CMD", "/bin/sh", "-c", "exit 1"], "Interval": 2 * _SECOND, "Timeout": 2 * _SECOND,
+                "Retries": 2},
+}  # fmt: skip
 
 NODE_SERVER = """// the seed's app (kalise/nodejs-web-app): Hello World! from <its first non-loopback IPv4>
 const http = require('http');
@@ -250,16 +263,14 @@ def build_layout() -> Path:
         cgi.write_text(HELLO_CGI)
         cgi.chmod(0o755)
         layer = ocilayout.put_layer_from_dir(layout, root)
-        ocilayout.put_image(
-            layout,
-            HELLO,
-            [layer],
-            {
-                "Entrypoint": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
-                "Env": ["PATH=/bin"],
-                "ExposedPorts": {"8080/tcp": {}},
-            },
-        )
+        hello = {
+            "Entrypoint": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
+            "Env": ["PATH=/bin"],
+            "ExposedPorts": {"8080/tcp": {}},
+        }
+        ocilayout.put_image(layout, HELLO, [layer], hello)
+        for name, check in IMAGE_CHECKS.items():
+            ocilayout.put_image(layout, name, [layer], {**hello, "Healthcheck": check})
         node_root = Path(tmp) / "node"
         for lib in [NODE, *_shared_libraries(NODE)]:
             dest = node_root / str(lib).lstrip("/")
@@ -309,7 +320,7 @@ def push_test_images() -> None:
     certs.mkdir(exist_ok=True)
     shutil.copyfile(ca_cert(), certs / "ca.crt")
     try:
-        for name in (HELLO, NODEJS_APP):
+        for name in (HELLO, NODEJS_APP, *IMAGE_CHECKS):
             subprocess.run(
                 ["ip", "netns", "exec", CONTROLLER_NS, "skopeo", f"--policy={policy}", "copy", "--quiet",
                  f"--dest-authfile={auth}", f"--dest-cert-dir={certs}", f"oci:{layout}:{name}", f"docker://{ref(name)}"],

@@ -234,7 +234,14 @@ def test_inspect_format_fields_paths_and_json() -> None:
     assert format_inspect("{{.Name}} {{.Attachable}}", nets) == "ingress false\ninternal true\n"
     assert format_inspect("{{.Options.com}}", []) == ""  # nothing found: nothing to check it against
     text = format_inspect("{{json .IPAM.Config}} {{.IPAM.Driver}} {{json .Options}}", [internal()])
-    assert text == '[{"Gateway":"172.30.0.1","Subnet":"172.30.0.0/24"}] default {"' + VXLAN + '":"4097"}\n'
+    # as docker's: a struct's fields in their order (Subnet, then Gateway), a map's keys sorted
+    assert text == '[{"Subnet":"172.30.0.0/24","Gateway":"172.30.0.1"}] default {"' + VXLAN + '":"4097"}\n'
+    # the Go-template evaluator every inspect uses: range, index, if
+    text = format_inspect(
+        '{{range .IPAM.Config}}{{.Subnet}} via {{.Gateway}}{{end}} {{index .Labels "tier"}}', [internal()]
+    )
+    assert text == "172.30.0.0/24 via 172.30.0.1 back\n"
+    assert format_inspect("{{if .Attachable}}attachable{{end}} {{.Labels.nope}}|", [internal()]) == "attachable |\n"
     assert json.loads(format_inspect("json", [internal()]))["Labels"] == {"tier": "back"}
     assert json.loads(format_inspect("{{json .}}", [internal()]))["Id"] == INTERNAL_ID
 
@@ -242,10 +249,10 @@ def test_inspect_format_fields_paths_and_json() -> None:
 @pytest.mark.parametrize(
     ("fmt", "message"),
     [
-        ("{{.IPAM.Config.Subnet}}", r"can't evaluate field Subnet in \.IPAM\.Config\.Subnet \(a list has no field"),
+        ("{{.IPAM.Config.Subnet}}", r"at <\.IPAM\.Config\.Subnet>: can't evaluate field Subnet"),
         ("{{.IPAM.Nope}}", "can't evaluate field Nope"),
         ("{{.Nope}}", "can't evaluate field Nope"),
-        ("{{range .IPAM.Config}}{{.Subnet}}{{end}}", "unsupported format"),
+        ("{{range .IPAM.Config}}{{.Subnet}}", "unexpected EOF"),
         ("table {{.Name}}", "unsupported format 'table'"),
     ],
 )
@@ -493,9 +500,9 @@ def test_inspect_found_and_missing(agent: FakeNetworks, capsys: Cap) -> None:
     assert [n["Id"] for n in json.loads(out)] == [INGRESS_ID]
     assert err == "Error: No such network: nope\n"
     rc, out, err = run(agent, capsys, "network", "inspect", "-f", "{{.Name}} {{json .IPAM.Config}}", "ingress")
-    assert (rc, out) == (0, 'ingress [{"Gateway":"10.255.0.1","Subnet":"10.255.0.0/16"}]\n')
+    assert (rc, out) == (0, 'ingress [{"Subnet":"10.255.0.0/16","Gateway":"10.255.0.1"}]\n')
     rc, out, err = run(agent, capsys, "network", "inspect", "--format", "{{.Options}}", "shoal_gwbridge")
-    assert (rc, out) == (0, '{"com.docker.network.bridge.enable_icc":"false"}\n')
+    assert (rc, out) == (0, "map[com.docker.network.bridge.enable_icc:false]\n")  # Go's map, as docker prints it
 
 
 def test_rm_by_name_id_and_prefix_uses_the_full_id(agent: FakeNetworks, capsys: Cap) -> None:

@@ -96,13 +96,36 @@ def test_every_update_starts_a_new_iteration() -> None:
 
 def finish(tasks: list[dict], state: str = "complete", count: int | None = None) -> None:
     """The worker's report: `count` of the running tasks end in `state`."""
-    running = [t for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "assigned"]
+    running = [t for t in tasks if t["DesiredState"] in ("running", "complete") and t["Status"]["State"] == "assigned"]
     for t in running[:count]:
         t["Status"] = {**t["Status"], "State": state, "Timestamp": NOW}
 
 
 def running_now(tasks: list[dict]) -> int:
-    return sum(1 for t in tasks if t["DesiredState"] == "running" and t["Status"]["State"] == "assigned")
+    return sum(1 for t in tasks if t["DesiredState"] in ("running", "complete") and t["Status"]["State"] == "assigned")
+
+
+def test_job_tasks_want_complete_from_creation_and_are_placed() -> None:
+    # SwarmKit's jobs orchestrator makes a job's tasks with DesiredState COMPLETE (`service ps` shows
+    # `Complete  Running`); the scheduler places them and counts them on their nodes as running ones
+    svc, ns = job(total=3, concurrent=3), nodes()
+    plan = run([svc], [], ns)
+    assert [(t["DesiredState"], t["Status"]["State"]) for t in plan.creates] == [("complete", "assigned")] * 3
+    assert len({t["NodeID"] for t in plan.creates}) == 3  # spread: each placed task counted on its node
+    gtasks = run([global_job()], [], ns).creates
+    assert {t["DesiredState"] for t in gtasks} == {"complete"} and len(gtasks) == len(ns)
+    # a replicated service's tasks still want running
+    plain = service_object("s", validate_service_spec({"Name": "s", "TaskTemplate": job_spec({})["TaskTemplate"]}), NOW)
+    assert {t["DesiredState"] for t in run([plain], [], ns).creates} == {"running"}
+
+
+def test_a_failed_job_task_waiting_for_its_restart_is_kept_from_the_reaper() -> None:
+    from shoal.model.task import history_to_prune
+
+    base = {"Slot": 1, "DesiredState": "complete", "CreatedAt": NOW}
+    waiting = {**base, "ID": "w", "Status": {"State": "failed", "Timestamp": NOW}}
+    older = [{**base, "ID": f"o{i}", "DesiredState": "shutdown", "Status": {"State": "failed"}} for i in range(3)]
+    assert history_to_prune([*older, waiting], limit=1) == ["o0", "o1", "o2"]
 
 
 def test_replicated_job_runs_max_concurrent_until_total_completions() -> None:
@@ -112,7 +135,7 @@ def test_replicated_job_runs_max_concurrent_until_total_completions() -> None:
         plan = run([svc], tasks, ns)
         tasks = commit(tasks, plan)
         assert running_now(tasks) <= 2
-        if not plan.changed():
+        if not plan.changed() and not running_now(tasks):
             break
         finish(tasks, count=1)
     states = sorted((t["Slot"], t["Status"]["State"], t["DesiredState"]) for t in tasks)

@@ -216,6 +216,73 @@ def test_networks_by_name_are_stored_by_id_and_compared_by_name(agent: FakeAgent
     assert [n["Target"] for n in spec_of(agent)["TaskTemplate"]["Networks"]] == [agent.find_network("back")["ID"]]
 
 
+def test_network_aliases_as_community_docker_takes_them(agent: FakeAgent, run) -> None:
+    from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import ShoalClient
+
+    api = ShoalClient(agent.sock)
+    api.post("/networks/create", {"Name": "front", "Driver": "overlay"})
+    api.post("/networks/create", {"Name": "back", "Driver": "overlay"})
+    networks = ["front", {"name": "back", "aliases": ["api", "db"], "options": {"mtu": 1400}}]
+    failed, result = run(**NODEJS, networks=networks)
+    assert not failed and result["changed"], result
+    stored = spec_of(agent)["TaskTemplate"]["Networks"]
+    back = next(n for n in stored if n["Target"] == agent.find_network("back")["ID"])
+    assert back["Aliases"] == ["api", "db"] and back["DriverOpts"] == {"mtu": "1400"}
+    front = next(n for n in stored if n["Target"] == agent.find_network("front")["ID"])
+    assert front.get("Aliases") in (None, []) and "DriverOpts" not in front
+    # the same aliases in another order, and the network by name again: nothing to do
+    again = [{"name": "back", "aliases": ["db", "api"], "options": {"mtu": "1400"}}, {"name": "front"}]
+    failed, result = run(name="nodejs", networks=again)
+    assert not failed and not result["changed"], result
+    # check mode shows the alias change and writes nothing
+    version = agent.find_service("nodejs")["Version"]["Index"]
+    changed = ["front", {"name": "back", "aliases": ["api"], "options": {"mtu": "1400"}}]
+    failed, result = run(check=True, diff=True, name="nodejs", networks=changed)
+    assert not failed and result["changed"] and result["changes"] == ["networks"], result
+    before = next(n for n in result["diff"]["before"]["networks"] if isinstance(n, dict))
+    after = next(n for n in result["diff"]["after"]["networks"] if isinstance(n, dict))
+    assert before["aliases"] == ["api", "db"] and after["aliases"] == ["api"]
+    assert agent.find_service("nodejs")["Version"]["Index"] == version
+    failed, result = run(name="nodejs", networks=changed)
+    assert not failed and result["changed"], result
+    back_id = agent.find_network("back")["ID"]
+    back = next(n for n in spec_of(agent)["TaskTemplate"]["Networks"] if n["Target"] == back_id)
+    assert back["Aliases"] == ["api"]
+    # listed without aliases: the aliases in place go
+    failed, result = run(name="nodejs", networks=["front", "back"])
+    assert not failed and result["changed"], result
+    assert all(not n.get("Aliases") for n in spec_of(agent)["TaskTemplate"]["Networks"])
+    failed, result = run(name="nodejs", networks=["front", "back"])
+    assert not failed and not result["changed"], result
+
+
+@pytest.mark.parametrize(
+    ("networks", "message"),
+    [
+        ([{"aliases": ["api"]}], "networks[0]: name is required"),
+        ([{"name": "front", "alias": ["api"]}], "networks[0]: unsupported key(s) alias"),
+        ([{"name": "front", "aliases": "api"}], "networks[0].aliases: a list of names is expected"),
+        ([{"name": "front", "options": ["mtu"]}], "networks[0].options: a dictionary is expected"),
+        ([3], "networks[0]: a network name or a dictionary is expected, not int"),
+        (["front", {"name": "front", "aliases": ["x"]}], "networks: a network is listed more than once"),
+    ],
+)
+def test_bad_network_items_fail_before_anything_is_written(agent: FakeAgent, run, networks, message) -> None:
+    failed, result = run(**NODEJS, networks=networks)
+    assert failed and message in result["msg"], result
+    assert service_writes(agent) == []
+
+
+def test_an_invalid_alias_is_the_agents_400(agent: FakeAgent, run) -> None:
+    from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import ShoalClient
+
+    ShoalClient(agent.sock).post("/networks/create", {"Name": "front", "Driver": "overlay"})
+    failed, result = run(**NODEJS, networks=[{"name": "front", "aliases": ["no spaces"]}])
+    assert failed and "invalid network alias 'no spaces'" in result["msg"], result
+    assert [w[:2] for w in service_writes(agent)] == [("POST", "/services/create")]  # refused by the agent
+    assert not agent.services
+
+
 def test_unknown_network_fails_clearly_and_creates_nothing(agent: FakeAgent, run) -> None:
     failed, result = run(**NODEJS, networks=["nosuch"])
     assert failed and "network nosuch not found: create it first" in result["msg"], result

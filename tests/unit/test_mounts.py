@@ -97,7 +97,11 @@ def test_zero_values_are_accepted_and_left_out() -> None:
         ),
         (
             [{"Type": "volume", "Target": "/d", "VolumeOptions": {"DriverConfig": {"Options": {"type": "nfs"}}}}],
-            "options of the local volume driver are not supported",
+            'DriverConfig.Options: missing required option: "device"',
+        ),
+        (
+            [{"Type": "volume", "Target": "/d", "VolumeOptions": {"DriverConfig": {"Options": {"size": "1g"}}}}],
+            'invalid option: "size" (quotas are not supported',
         ),
         ([{"Type": "volume", "Target": "/d", "VolumeOptions": {"Subpath": "x"}}], "Subpath is not supported"),
         (
@@ -273,9 +277,56 @@ def test_volume_create_refusals(tmp_path: Path) -> None:
         volume_ops.create_volume(store, {"Name": "../etc"})
     with pytest.raises(InvalidArgument, match="'nfs' is not supported"):
         volume_ops.create_volume(store, {"Name": "a", "Driver": "nfs"})
-    with pytest.raises(InvalidArgument, match="are not supported"):
-        volume_ops.create_volume(store, {"Name": "a", "DriverOpts": {"type": "tmpfs"}})
+    for opts, message in (
+        ({"type": "tmpfs"}, 'missing required option: "device"'),
+        ({"device": "/dev/sdz"}, 'missing required option: "type"'),
+        ({"o": "size=1m", "type": "tmpfs"}, 'missing required option: "device"'),
+        ({"type": "tmpfs", "device": "tmpfs", "mode": "1777"}, 'invalid option: "mode"'),
+        ({"type": "nosuchfs", "device": "x"}, 'type "nosuchfs" is not a filesystem this node\'s kernel has'),
+        ({"type": "none", "device": "/srv"}, 'type "none" needs o=bind'),
+    ):
+        with pytest.raises(InvalidArgument) as e:
+            volume_ops.create_volume(store, {"Name": "aa", "DriverOpts": opts})
+        assert message in str(e.value), (opts, str(e.value))
     assert store.list() == []
+
+
+def test_volume_with_local_driver_options_keeps_and_shows_them(tmp_path: Path) -> None:
+    store = VolumeStore(tmp_path / "volumes")
+    opts = {"type": "tmpfs", "device": "tmpfs", "o": "size=64m,uid=1000"}
+    created = volume_ops.create_volume(store, {"Name": "fast", "DriverOpts": opts})
+    assert created["Options"] == opts and store.inspect("fast")["Options"] == opts
+    assert volume_ops.create_volume(store, {"Name": "plain"})["Options"] is None
+    # a later create with other options returns the volume as it is (Docker's)
+    assert volume_ops.create_volume(store, {"Name": "fast", "DriverOpts": {**opts, "o": "size=1m"}})["Options"] == opts
+    # a task's volume-opt reaches the create the driver makes on first use
+    mount = {"Type": "volume", "Source": "fromtask", "Target": "/d",
+             "VolumeOptions": {"DriverConfig": {"Options": opts}}}  # fmt: skip
+    assert validate_service_spec(spec_with(Mounts=[mount]))["TaskTemplate"]["ContainerSpec"]["Mounts"][0][
+        "VolumeOptions"
+    ] == {"DriverConfig": {"Options": opts}}
+    (vol,) = task_mounts.task_volumes(task(Mounts=[mount]))
+    assert vol.options == opts
+
+
+def test_mount_options_split_into_flags_and_data_as_moby() -> None:
+    from shoal.runtime.volumes import parse_mount_options
+
+    assert parse_mount_options("size=64m,uid=1000") == (0, "size=64m,uid=1000")
+    assert parse_mount_options("ro,noexec,size=1m,nosuid") == (0x1 | 0x8 | 0x2, "size=1m")
+    assert parse_mount_options("bind") == (0x1000, "")
+    assert parse_mount_options("ro,rw") == (0, "")
+
+
+def test_is_mounted_reads_mountinfo_with_its_escapes(tmp_path: Path) -> None:
+    from shoal.runtime.volumes import is_mounted
+
+    info = tmp_path / "mountinfo"
+    target = tmp_path / "my vol" / "_data"
+    escaped = str(target).replace(" ", "\\040")
+    info.write_text(f"22 1 0:5 / / rw - ext4 /dev/sda rw\n99 22 0:51 / {escaped} rw,relatime - tmpfs tmpfs rw\n")
+    assert is_mounted(target, str(info))
+    assert not is_mounted(tmp_path / "other", str(info))
 
 
 def test_volume_users_come_from_task_bundles(tmp_path: Path) -> None:
@@ -438,3 +489,27 @@ def test_a_name_longer_than_a_directory_name_is_a_400_not_an_os_error(tmp_path: 
         with pytest.raises(InvalidArgument, match="volume name is too long: 300 characters"):
             call()
     assert store.create("a" * 255)[1] is True
+
+
+def test_system_df_is_where_volumes_carry_usage_data(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from shoal.api.system import _df
+
+    users: dict[str, list[str]] = {"data": [TASK_ID, "t2"]}
+    store = VolumeStore(tmp_path / "volumes", users=lambda: users)
+    vol, _ = store.create("data")
+    (Path(vol.mountpoint) / "blob").write_bytes(b"x" * 5000)
+    (Path(vol.mountpoint) / "sub").mkdir()
+    (Path(vol.mountpoint) / "sub" / "more").write_bytes(b"y" * 1000)
+    store.create("idle")
+    # as Docker: no UsageData in /volumes (list or inspect), only in /system/df
+    assert "UsageData" not in volume_ops.list_volumes(store, {})["Volumes"][0]
+    assert "UsageData" not in store.inspect("data")
+    images = SimpleNamespace(list=lambda: [SimpleNamespace(summary=lambda: {"Id": "sha256:a", "Size": 300})])
+    df = _df(SimpleNamespace(volumes=store, images=images), {"container", "image", "volume", "build-cache"})
+    usage = {v["Name"]: v["UsageData"] for v in df["Volumes"]}
+    assert usage == {"data": {"Size": 6000, "RefCount": 2}, "idle": {"Size": 0, "RefCount": 0}}
+    assert df["LayersSize"] == 300 and df["Images"][0]["Id"] == "sha256:a"
+    assert df["Containers"] == [] and df["BuildCache"] == []
+    assert set(_df(SimpleNamespace(volumes=store, images=images), {"volume"})) == {"Volumes"}

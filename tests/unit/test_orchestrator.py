@@ -8,6 +8,7 @@ from typing import Any
 from shoal.manager.orchestrator.pipeline import allocate, place
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.manager.orchestrator.update import Watch
 from shoal.model.ids import format_rfc3339
 from shoal.model.objects import new_node
 from shoal.model.service import service_object, validate_service_spec
@@ -228,3 +229,73 @@ def test_history_is_pruned_to_limit() -> None:
         plan = run([svc], tasks, ns, now_ns=T0 + (i + 1) * S, history_limit=5)
         tasks = commit(tasks, plan)
     assert len(tasks) <= 5
+
+
+def monitored_update(watch: Watch) -> tuple[dict, list[dict], list[dict], dict]:
+    """A 2-replica service being updated (Monitor 10s, pause on failure); its first new task ran from T0+2s.
+    Returns the service, the tasks, the nodes and that new task."""
+    ns = nodes(2)
+    old = service(2)
+    tasks = commit([], run([old], [], ns))
+    set_state(tasks, "running")
+    new = service(2, version=20)
+    new["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/hello"
+    new["Spec"]["UpdateConfig"] = {**new["Spec"]["UpdateConfig"], "Monitor": 10 * S, "FailureAction": "pause"}
+    plan = run([new], tasks, ns, now_ns=T0 + S, watch=watch)
+    new, tasks = plan.service_updates["svc1"], commit(tasks, plan)
+    (fresh,) = [t for t in tasks if t["Spec"]["ContainerSpec"]["Image"] == "shoal/hello"]
+    fresh["Status"].update(State="running", Timestamp=format_rfc3339(T0 + 2 * S))
+    plan = run([new], tasks, ns, now_ns=T0 + 3 * S, watch=watch)  # the updater sees it run; the next batch starts
+    assert len(plan.creates) == 1 and "svc1" not in plan.service_updates
+    return new, commit(tasks, plan), ns, fresh
+
+
+def fail(task: dict, at_ns: int) -> None:
+    task["Status"].update(State="failed", Err="task: non-zero exit (1)", Timestamp=format_rfc3339(at_ns))
+    task["Status"]["ContainerStatus"] = {"ExitCode": 1}
+
+
+def test_a_failure_inside_the_monitor_window_pauses_the_update() -> None:
+    watch = Watch()
+    new, tasks, ns, fresh = monitored_update(watch)
+    fail(fresh, T0 + 11 * S)  # 9 s after it started to run: inside Monitor (10 s)
+    plan = run([new], tasks, ns, now_ns=T0 + 12 * S, watch=watch)
+    status = plan.service_updates["svc1"]["UpdateStatus"]
+    assert status["State"] == "paused" and fresh["ID"] in status["Message"], status
+
+
+def test_a_failure_after_the_monitor_window_does_not_count() -> None:
+    watch = Watch()
+    new, tasks, ns, fresh = monitored_update(watch)
+    fail(fresh, T0 + 13 * S)  # 11 s after it started to run: the window had closed
+    plan = run([new], tasks, ns, now_ns=T0 + 14 * S, watch=watch)
+    assert "svc1" not in plan.service_updates  # still updating, not paused
+    # the restart policy replaces it (after its 5 s delay), with the current spec
+    plan = run([new], tasks, ns, now_ns=T0 + 19 * S, watch=watch)
+    assert "svc1" not in plan.service_updates
+    assert [t["Slot"] for t in plan.creates] == [fresh["Slot"]]
+    assert plan.creates[0]["Spec"]["ContainerSpec"]["Image"] == "shoal/hello"
+
+
+def test_a_new_task_that_fails_before_running_counts() -> None:
+    watch = Watch()
+    new, tasks, ns, _ = monitored_update(watch)
+    (second,) = [
+        t for t in tasks if t["Spec"]["ContainerSpec"]["Image"] == "shoal/hello" and t["Status"]["State"] != "running"
+    ]
+    plan = run([new], tasks, ns, now_ns=T0 + 4 * S, watch=watch)  # seen pending
+    fail(second, T0 + 60 * S)  # long after its creation, but it never ran
+    plan = run([new], tasks, ns, now_ns=T0 + 61 * S, watch=watch)
+    assert plan.service_updates["svc1"]["UpdateStatus"]["State"] == "paused"
+
+
+def test_a_new_leader_does_not_count_failures_from_before_it_led() -> None:
+    new, tasks, ns, fresh = monitored_update(Watch())
+    fail(fresh, T0 + 5 * S)
+    later = Watch(since_ns=T0 + 30 * S)  # a leader elected after that failure, with an empty memory
+    plan = run([new], tasks, ns, now_ns=T0 + 31 * S, watch=later)
+    assert "svc1" not in plan.service_updates
+    assert (
+        run([new], tasks, ns, now_ns=T0 + 31 * S, watch=Watch()).service_updates["svc1"]["UpdateStatus"]["State"]
+        == "paused"
+    )  # the same failure, seen by the leader that ran the update

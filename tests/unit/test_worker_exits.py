@@ -156,3 +156,21 @@ def test_many_tasks_each_start_as_soon_as_prepared_and_report_in_order() -> None
     for i in range(8):
         states = [r["State"] for r in reports if r["ID"] == f"t{i}"]
         assert states == ["accepted", "starting", "running"]
+
+
+def test_a_jobs_task_wanted_complete_is_run_like_any_other() -> None:
+    # SwarmKit makes a job's tasks with DesiredState complete: the worker must still start them
+    async def scenario() -> list[dict[str, Any]]:
+        ex = Executor(SlowStartDriver())
+        ex.apply(
+            [{**_assigned("job"), "DesiredState": "complete"}, {**_assigned("stopped"), "DesiredState": "shutdown"}]
+        )
+        for _ in range(400):
+            if any(r["State"] == "running" for r in ex.reports):
+                break
+            await asyncio.sleep(0.01)
+        return ex.take_reports()
+
+    reports = asyncio.run(scenario())
+    assert [r["State"] for r in reports if r["ID"] == "job"] == ["accepted", "starting", "running"]
+    assert [r["State"] for r in reports if r["ID"] == "stopped"] == ["shutdown"]

@@ -21,6 +21,7 @@ from shoal.api import logs as logs_api
 from shoal.api import networks as networks_api
 from shoal.api import secrets as secrets_api
 from shoal.api import services as services_api
+from shoal.api import system as system_api
 from shoal.api import volumes as volumes_api
 from shoal.api.errors import error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
@@ -251,6 +252,7 @@ def build_app(agent: Agent) -> web.Application:
         + images_api.ROUTES
         + networks_api.ROUTES
         + volumes_api.ROUTES
+        + system_api.ROUTES
         + secrets_api.ROUTES
         + debug.ROUTES
         + service_validate.ROUTES

@@ -44,6 +44,12 @@ def is_job_service(api: Client, service_id: str) -> bool:
     return any(k in mode for k, _ in job_mode_names())
 
 
+def _wanted(task: Mapping[str, Any]) -> bool:
+    """The job still wants the task run: DesiredState complete (running from an older agent) and not done."""
+    done = (task.get("Status") or {}).get("State") == "complete"
+    return task.get("DesiredState") in ("running", "complete") and not done
+
+
 def _iteration(obj: Mapping[str, Any]) -> int:
     it = obj.get("JobIteration") or (obj.get("JobStatus") or {}).get("JobIteration") or {}
     return int(it.get("Index") or 0)
@@ -55,7 +61,7 @@ def job_progress(service: Service, tasks: list[Mapping[str, Any]]) -> tuple[bool
     mine = [t for t in tasks if _iteration(t) == iteration]
     state = {t["ID"]: str((t.get("Status") or {}).get("State") or "") for t in mine}
     completed = sum(1 for s in state.values() if s == "complete")
-    active = [t for t in mine if t.get("DesiredState") == "running"]
+    active = [t for t in mine if _wanted(t)]
     job = ((service.get("Spec") or {}).get("Mode") or {}).get("ReplicatedJob")
     if job is not None:
         total, concurrent = int(job.get("TotalCompletions") or 0), int(job.get("MaxConcurrent") or 0)
@@ -105,7 +111,7 @@ def wait_for_job(
             errors = [str((t.get("Status") or {}).get("Err")) for t in tasks if (t.get("Status") or {}).get("Err")]
             last_error = errors[-1] if errors else last_error
             now = clock()
-            running = any(t.get("DesiredState") == "running" for t in tasks if _iteration(t) == _iteration(service))
+            running = any(_wanted(t) for t in tasks if _iteration(t) == _iteration(service))
             if completed > best or running:
                 best, best_at = max(best, completed), now
             elif (now - best_at) * 1e9 >= timeout_ns:

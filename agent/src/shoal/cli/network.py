@@ -19,6 +19,7 @@ from typing import Any
 from shoal.cli import args as argtypes
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
+from shoal.cli.inspect_format import inspect_format
 from shoal.cli.output import go_time, inspect_json, natural_key, render_format
 from shoal.errors import SpecError
 from shoal.model.ids import short_id
@@ -185,34 +186,12 @@ def format_networks(
 
 # --- pure helpers: inspect --format -------------------------------------------------------------------
 
-# `{{.IPAM.Config}}`, `{{json .IPAM.Config}}`: a dotted path, which the shared mini-template does
-# not know; each is replaced by a hidden field holding the value, then rendered as usual
-_PATH = re.compile(r"\{\{(\s*(?:json\s+)?)\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(\s*)\}\}")
-
-
-def _lookup(obj: Any, path: str) -> Any:
-    value = obj
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            kind = "null" if value is None else type(value).__name__
-            raise CLIError(f"template: can't evaluate field {part} in .{path} (a {kind} has no field {part})")
-        value = value[part]
-    return value
-
 
 def format_inspect(fmt: str, networks: Sequence[Network]) -> str:
-    """`network inspect --format`: 'json', or a template of `{{.Field}}`, `{{.A.B}}`, `{{json .A.B}}`."""
-    if fmt.startswith("table"):
-        raise CLIError("unsupported format 'table' for inspect: use 'json' or a template like '{{.Name}}'")
-    paths: dict[str, str] = {}
-
-    def hide(m: re.Match[str]) -> str:
-        key = paths.setdefault(m.group(2), f"_path{len(paths)}")
-        return "{{" + m.group(1) + "." + key + m.group(3) + "}}"
-
-    template = _PATH.sub(hide, fmt)
-    rows = [{**n, **{key: _lookup(n, path) for path, key in paths.items()}} for n in networks]
-    return render_format(template, rows, default_table=LS_TABLE, headers={})
+    """`network inspect --format`: 'json', or a Go template run with each network as dot, through the
+    evaluator every inspect uses (cli/inspect_format.py): `{{.IPAM.Config}}`, `{{json .Options}}`,
+    `{{range .IPAM.Config}}{{.Subnet}}{{end}}`, `{{index .Labels "k"}}`."""
+    return inspect_format(fmt, networks)
 
 
 # --- commands ---------------------------------------------------------------------------------------

@@ -262,8 +262,6 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "endpoint_mode": ("EndpointSpec", "Mode"),
     "init": ("TaskTemplate", "ContainerSpec", "Init"),
     "read_only": ("TaskTemplate", "ContainerSpec", "ReadOnly"),
-    "cap_add": ("TaskTemplate", "ContainerSpec", "CapabilityAdd"),
-    "cap_drop": ("TaskTemplate", "ContainerSpec", "CapabilityDrop"),
 }
 # families: (path, defaults, {dest: field}); written from the defaults when the spec has none
 FAMILIES: tuple[tuple[tuple[str, ...], Mapping[str, Any], Mapping[str, str]], ...] = (
@@ -317,8 +315,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hostname", metavar="NAME", help="task hostname")
     p.add_argument("--init", action="store_const", const=True, help="run an init inside each task (catatonit)")
     p.add_argument("--read-only", action="store_const", const=True, help="mount the task's root filesystem read-only")
-    p.add_argument("--cap-add", action="append", metavar="CAP", help="add a Linux capability (update: new list)")
-    p.add_argument("--cap-drop", action="append", metavar="CAP", help="drop a Linux capability (update: new list)")
+    p.add_argument("--cap-add", action="append", metavar="CAP", help="add a Linux capability")
+    p.add_argument("--cap-drop", action="append", metavar="CAP", help="drop a Linux capability")
     p.add_argument("--entrypoint", type=command_line, metavar="CMD", help="overwrite the image's entrypoint")
     p.add_argument("--stop-grace-period", type=dur, metavar="DURATION", help="time to wait before killing (10s)")
     p.add_argument("--limit-cpu", type=nano_cpus, metavar="CPUS", help="limit CPUs (0.5)")

@@ -200,6 +200,45 @@ def apply_create(container: dict[str, Any], args: argparse.Namespace) -> None:
         container["Sysctls"] = dict(args.sysctl)
     if args.ulimit:
         container["Ulimits"] = _merge_ulimits([], args.ulimit, ())
+    for flag, key in (("cap_add", "CapabilityAdd"), ("cap_drop", "CapabilityDrop")):
+        if getattr(args, flag, None) is not None:  # service_args.add_common_flags owns --cap-add/--cap-drop
+            container[key] = list(getattr(args, flag))
+
+
+def _capability(name: str) -> str:
+    """docker's opts.NormalizeCapability: upper case, CAP_ prefix, "ALL" as is (the API checks the names)."""
+    cap = name.strip().upper()
+    return cap if cap == "ALL" or cap.startswith("CAP_") else "CAP_" + cap
+
+
+def _capability_list(caps: Iterable[str]) -> list[str]:
+    """docker's opts.CapabilitiesList: sorted, no duplicates, and "ALL" alone when it is there."""
+    caps = set(caps)
+    return ["ALL"] if "ALL" in caps else sorted(caps)
+
+
+def merge_capabilities(
+    cap_add: Iterable[str], cap_drop: Iterable[str], to_add: Iterable[str] | None, to_drop: Iterable[str] | None
+) -> tuple[list[str], list[str]]:
+    """docker's `service update --cap-add/--cap-drop` (cli/command/service/update.go updateCapabilities):
+    a tri-state per capability. Dropping one the service adds takes it out of CapabilityAdd (and does not
+    drop it); dropping another adds it to CapabilityDrop. Adding works the same way the other round. A
+    capability both added and dropped in one update is added (adding wins)."""
+    adds = {_capability(c) for c in cap_add}
+    drops = {_capability(c) for c in cap_drop}
+    adding = {_capability(c) for c in to_add or ()}
+    dropping = {_capability(c) for c in to_drop or ()}
+    for cap in dropping - adding:
+        if cap in adds:
+            adds.discard(cap)
+        else:
+            drops.add(cap)
+    for cap in adding:
+        if cap in drops:
+            drops.discard(cap)
+        else:
+            adds.add(cap)
+    return _capability_list(adds), _capability_list(drops)
 
 
 def _merge_list(current: Iterable[str], add: Iterable[str] | None, rm: Iterable[str] | None) -> list[str]:
@@ -247,6 +286,13 @@ def apply_update(container: dict[str, Any], args: argparse.Namespace) -> None:
     if args.ulimit_add or args.ulimit_rm:
         current = container.get("Ulimits") or []
         container["Ulimits"] = _merge_ulimits(current, args.ulimit_add or (), args.ulimit_rm or ())
+    to_add, to_drop = getattr(args, "cap_add", None), getattr(args, "cap_drop", None)
+    if to_add is not None or to_drop is not None:
+        adds, drops = container.get("CapabilityAdd") or [], container.get("CapabilityDrop") or []
+        merged = merge_capabilities(adds, drops, to_add, to_drop)
+        for key, caps in zip(("CapabilityAdd", "CapabilityDrop"), merged, strict=True):
+            if caps or key in container:
+                container[key] = caps
 
 
 def pretty_mounts(container: Mapping[str, Any]) -> list[str]:

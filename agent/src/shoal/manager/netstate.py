@@ -51,7 +51,7 @@ class NetView:
         live = [
             t
             for t in tasks
-            if t["DesiredState"] == "running"
+            if t["DesiredState"] in ("running", "complete")  # complete: a job's task (it runs until done)
             and t["Status"]["State"] in LIVE_STATES
             and t.get("NodeID") in self.nodes_by_id
         ]

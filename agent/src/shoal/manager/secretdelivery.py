@@ -16,7 +16,7 @@ from shoal.model.secretrefs import REF_KINDS, used_ids
 from shoal.model.task import is_terminal
 
 Obj = dict[str, Any]
-STOPPING = ("shutdown", "remove", "complete")
+STOPPING = ("shutdown", "remove")  # a job's tasks want "complete" from creation: they need theirs
 
 
 def needs_payloads(task: Mapping[str, Any]) -> bool:

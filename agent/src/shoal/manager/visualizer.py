@@ -39,7 +39,8 @@ def board(
     cards = []
     for task in tasks:
         state = (task.get("Status") or {}).get("State", "")
-        if task.get("DesiredState") != "running" or state not in SHOWN_STATES or not task.get("NodeID"):
+        wanted = task.get("DesiredState") in ("running", "complete")  # complete: a job's task
+        if not wanted or state not in SHOWN_STATES or not task.get("NodeID"):
             continue
         container = (task.get("Spec") or {}).get("ContainerSpec") or {}
         cards.append(

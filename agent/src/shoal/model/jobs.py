@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model.task import wants_run
 from shoal.model.validate import known_fields
 
 JOB_MODES = ("ReplicatedJob", "GlobalJob")
@@ -99,5 +100,5 @@ def job_service_status(service: Mapping[str, Any], tasks: Iterable[Mapping[str, 
         remaining = max(0, int(job.get("TotalCompletions") or 0) - completed)
         desired = min(int(job.get("MaxConcurrent") or 0), remaining)
     else:
-        desired = len([t for t in mine if t.get("DesiredState") == "running"])
+        desired = len([t for t in mine if wants_run(t) and (t.get("Status") or {}).get("State") != "complete"])
     return {"RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed}

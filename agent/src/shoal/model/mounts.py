@@ -45,6 +45,25 @@ _VOLUME_FIELDS = ("NoCopy", "Labels", "DriverConfig", "Subpath")
 _TMPFS_FIELDS = ("SizeBytes", "Mode", "Options")
 
 
+# moby's volume/local: the options of the local driver, and which need which (mount(8)'s -t, source, -o)
+LOCAL_OPTIONS = ("type", "device", "o")
+_LOCAL_REQUIRED = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
+
+
+def local_options_error(options: Mapping[str, str]) -> str | None:
+    """moby's validateOpts of the local driver, with its messages (size quotas are not supported)."""
+    for key in sorted(options):
+        if key == "size":
+            return 'invalid option: "size" (quotas are not supported by shoal; a tmpfs volume takes o=size=64m)'
+        if key not in LOCAL_OPTIONS:
+            return f"invalid option: {key!r}".replace("'", '"')
+    for key, required in sorted(_LOCAL_REQUIRED.items()):
+        for needed in required:
+            if key in options and needed not in options:
+                return f'missing required option: "{needed}"'
+    return None
+
+
 class MountConfigError(SpecError):
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(f'invalid mount config for type "{kind}": {reason}')
@@ -118,10 +137,11 @@ def _volume_options(where: str, value: Any) -> dict[str, Any]:
         name = _str(f"{where}.DriverConfig.Name", dc.get("Name") or "")
         if name not in ("", LOCAL_DRIVER):
             raise SpecError(f"{where}.DriverConfig.Name {name!r} is not supported by shoal (only the local driver)")
-        if validate_labels(f"{where}.DriverConfig.Options", dc.get("Options")):
-            raise SpecError(f"{dc_where}.Options: options of the local volume driver are not supported by shoal")
-        if name:
-            out["DriverConfig"] = {"Name": name}
+        options = validate_labels(f"{where}.DriverConfig.Options", dc.get("Options"))
+        if err := local_options_error(options):
+            raise SpecError(f"{dc_where}.Options: {err}")
+        if name or options:
+            out["DriverConfig"] = {**({"Name": name} if name else {}), **({"Options": options} if options else {})}
     return out
 
 

@@ -45,6 +45,16 @@ RESTART_DEFAULTS: dict[str, Any] = {"Condition": "any", "Delay": DEFAULT_RESTART
 CREATED_MESSAGE = "created"
 
 
+# what a task may be asked to reach while the cluster wants it run: a job's tasks are made with
+# DesiredState complete, as SwarmKit makes them, every other task with running
+RUN_DESIRED = ("running", "complete")
+
+
+def wants_run(task: Mapping[str, Any]) -> bool:
+    """The cluster wants the task run (or kept running): its desired state is running, or complete (a job's)."""
+    return (task.get("DesiredState") or "running") in RUN_DESIRED
+
+
 def state_rank(state: str) -> int:
     """The position of `state` in the task lifecycle; SpecError (a 400, and a ValueError) for an
     unknown state, which a worker's status report may carry."""
@@ -120,13 +130,18 @@ def new_task(
                 "Name": spec.get("Name") or "",
                 **({"Labels": spec["Labels"]} if spec.get("Labels") else {}),
             },
-            "DesiredState": "running",
+            "DesiredState": "complete" if _is_job_mode(spec) else "running",
             "Status": {"Timestamp": now, "State": "new", "Message": CREATED_MESSAGE},
             "Endpoint": copy.deepcopy(service.get("Endpoint") or {}),
             "SpecVersion": {"Index": _dig(service, "Version", "Index") or 0},
         }
     )
     return task
+
+
+def _is_job_mode(spec: Mapping[str, Any]) -> bool:
+    mode = spec.get("Mode") or {}
+    return "ReplicatedJob" in mode or "GlobalJob" in mode
 
 
 def task_name(task: Mapping[str, Any], service_name: str, full: bool = False) -> str:
@@ -181,7 +196,7 @@ def _pulled_with_other_options(spec: Mapping[str, Any], task: Mapping[str, Any])
     as `service update --with-registry-auth` with fresh credentials changes them."""
     state = (task.get("Status") or {}).get("State") or "new"
     desired = task.get("DesiredState") or "running"
-    if not (state_rank(desired) <= _RUNNING and _RANK["ready"] <= state_rank(state) <= _RUNNING):
+    if not (state_rank(desired) <= _COMPLETE and _RANK["ready"] <= state_rank(state) <= _RUNNING):
         return False
     return same_but_pull_options(task.get("Spec"), spec.get("TaskTemplate"))
 
@@ -243,7 +258,7 @@ def restart_decision(
     reconcile loop asking again gets the same answer and can sleep until then. A task still
     "running" on a lost node is thus replaced at once unless it only just started.
     """
-    if state_rank(task.get("DesiredState") or "running") > _RUNNING:
+    if state_rank(task.get("DesiredState") or "running") > _COMPLETE:  # a job's tasks: complete (SwarmKit's)
         return False, 0  # someone (the user, an update, a scale-down) already stopped it on purpose
     p = _policy(policy)
     state = _dig(task, "Status", "State") or "new"
@@ -265,9 +280,10 @@ def restart_decision(
 
 def _prunable(task: Mapping[str, Any]) -> bool:
     """SwarmKit's task reaper: no longer wanted, and either finished or never reached a node."""
-    if state_rank(task.get("DesiredState") or "running") <= _RUNNING:
-        return False
+    desired = state_rank(task.get("DesiredState") or "running")
     state = state_rank(_dig(task, "Status", "State") or "new")
+    if desired <= _RUNNING or (desired == _COMPLETE and state != _COMPLETE):
+        return False  # wanted still (a job's task stays until it completes or is given up)
     return state > _RUNNING or state < _ASSIGNED
 
 

@@ -5,6 +5,12 @@ A volume is a directory, ROOT/<name>/_data, with its metadata beside it in ROOT/
 created on first use by a task or by `POST /volumes/create` and outlive the tasks that use them;
 only `volume rm` / `volume prune` remove them, and never one a task on this node still uses.
 Who uses a volume is the task driver's knowledge (its bundles), handed in as `users`.
+
+The local driver's options (`type`, `device`, `o`: mount(8)'s -t, source and -o) are kept with the
+volume and, as moby's local driver does, mounted on `_data` when a task first uses the volume, e.g.
+type=tmpfs device=tmpfs o=size=64m; the mount goes when the last task using the volume is removed
+(moby unmounts at the last container's stop) and before the volume is removed. A type this node's
+kernel does not have is refused when the volume is created.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -22,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import Conflict, InvalidArgument, NotFound
-from shoal.model.mounts import LOCAL_DRIVER, volume_name_error
+from shoal.model.mounts import LOCAL_DRIVER, local_options_error, volume_name_error
+from shoal.runtime import linux
 
 DEFAULT_ROOT = Path("/var/lib/shoal/volumes")
 META = "volume.json"
@@ -39,6 +47,68 @@ def _no_users() -> Mapping[str, list[str]]:
     return {}
 
 
+class VolumeMountError(Exception):
+    """The local driver could not mount a volume's options (the task using it is rejected)."""
+
+
+# moby's pkg/mount flags: the words of `o` that are mount flags; the rest is the filesystem's data
+_MOUNT_FLAGS: dict[str, tuple[bool, int]] = {
+    "ro": (False, 0x1),
+    "rw": (True, 0x1),
+    "nosuid": (False, 0x2),
+    "suid": (True, 0x2),
+    "nodev": (False, 0x4),
+    "dev": (True, 0x4),
+    "noexec": (False, 0x8),
+    "exec": (True, 0x8),
+    "sync": (False, 0x10),
+    "async": (True, 0x10),
+    "dirsync": (False, 0x80),
+    "noatime": (False, 0x400),
+    "atime": (True, 0x400),
+    "nodiratime": (False, 0x800),
+    "diratime": (True, 0x800),
+    "bind": (False, linux.MS_BIND),
+    "rbind": (False, linux.MS_BIND | linux.MS_REC),
+    "relatime": (False, 0x200000),
+    "norelatime": (True, 0x200000),
+    "strictatime": (False, 0x1000000),
+}
+
+
+def parse_mount_options(o: str) -> tuple[int, str]:
+    """(flags, data) of an `o` option, as moby's mount.ParseOptions splits it."""
+    flags, data = 0, []
+    for word in filter(None, (w.strip() for w in o.split(","))):
+        if word in _MOUNT_FLAGS:
+            clear, bit = _MOUNT_FLAGS[word]
+            flags = flags & ~bit if clear else flags | bit
+        else:
+            data.append(word)
+    return flags, ",".join(data)
+
+
+def kernel_filesystems(path: str = "/proc/filesystems") -> set[str]:
+    text = linux.read_text(path) or ""
+    return {line.split()[-1] for line in text.splitlines() if line.strip()}
+
+
+def _unescape(field_: str) -> str:
+    r"""mountinfo escapes space, tab, newline and backslash as \ooo."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
+
+
+def is_mounted(path: str | os.PathLike[str], mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether something is mounted on `path` (a bind of a directory of the same filesystem included,
+    which os.path.ismount misses)."""
+    want = os.path.realpath(path)
+    for line in (linux.read_text(mountinfo) or "").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and _unescape(fields[4]) == want:
+            return True
+    return False
+
+
 @dataclass
 class Volume:
     name: str
@@ -46,6 +116,7 @@ class Volume:
     created_at: str
     labels: dict[str, str] = field(default_factory=dict)
     driver: str = LOCAL_DRIVER
+    options: dict[str, str] = field(default_factory=dict)  # the local driver's type, device, o
 
     def inspect(self, users: Iterable[str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -55,7 +126,7 @@ class Volume:
             "CreatedAt": self.created_at,
             "Labels": dict(self.labels) or None,
             "Scope": "local",
-            "Options": None,
+            "Options": dict(self.options) or None,
         }
         if users is not None:
             out["UsageData"] = {"RefCount": len(list(users)), "Size": -1}
@@ -91,6 +162,7 @@ class VolumeStore:
             created_at=str(meta.get("CreatedAt") or ""),
             labels=dict(meta.get("Labels") or {}),
             driver=str(meta.get("Driver") or LOCAL_DRIVER),
+            options=dict(meta.get("Options") or {}),
         )
 
     # ---- create and look up
@@ -105,17 +177,17 @@ class VolumeStore:
         Docker's create does; a name-less create gets a random 64-hex name."""
         if driver not in ("", LOCAL_DRIVER):
             raise InvalidArgument(f"volume driver {driver!r} is not supported by shoal (only the local driver)")
-        if driver_opts:
-            raise InvalidArgument("options of the local volume driver (type, device, o) are not supported by shoal")
+        options = dict(driver_opts or {})
         name = name or secrets.token_hex(32)
         with self._lock:
             existing = self._load(name)
             if existing is not None:
-                return existing, False
+                return existing, False  # Docker's: the options of a later create are not compared
+            self._check_options(options)
             d = self._dir(name)
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(self.root, 0o701)  # as Docker's: tasks' users may traverse, nobody lists
-            meta = {"Driver": LOCAL_DRIVER, "CreatedAt": _now(), "Labels": dict(labels or {})}
+            meta = {"Driver": LOCAL_DRIVER, "CreatedAt": _now(), "Labels": dict(labels or {}), "Options": options}
             tmp = d / f".{META}.tmp"
             tmp.write_text(json.dumps(meta))
             (d / "_data").mkdir(mode=0o755, exist_ok=True)
@@ -123,6 +195,55 @@ class VolumeStore:
         created = self._load(name)
         assert created is not None
         return created, True
+
+    @staticmethod
+    def _check_options(options: Mapping[str, str]) -> None:
+        if err := local_options_error(options):
+            raise InvalidArgument(err)
+        kind = options.get("type")
+        if not kind:
+            return
+        words = {w.strip() for w in options.get("o", "").split(",")}
+        if kind == "none" and not words & {"bind", "rbind"}:
+            raise InvalidArgument('invalid option: type "none" needs o=bind (or rbind) and a device to bind')
+        if kind != "none" and kind not in kernel_filesystems():
+            raise InvalidArgument(
+                f'invalid option: type "{kind}" is not a filesystem this node\'s kernel has (see /proc/filesystems)'
+            )
+
+    # ---- the local driver's mount (moby's localVolume.mount), on first use by a task
+    def mount(self, volume: Volume) -> None:
+        if not volume.options.get("type") or is_mounted(volume.mountpoint):
+            return
+        opts = volume.options
+        flags, data = parse_mount_options(opts.get("o", ""))
+        kind = None if opts["type"] == "none" else opts["type"]
+        try:
+            linux.mount(opts["device"], volume.mountpoint, kind, flags, data or None)
+        except OSError as e:
+            raise VolumeMountError(
+                f"error while mounting volume '{volume.mountpoint}': failed to mount local volume: mount "
+                f"{opts['device']}:{volume.mountpoint}, flags: {flags:#x}, data: {data}: {os.strerror(e.errno or 0)}"
+            ) from None
+
+    def _unmount(self, volume: Volume) -> None:
+        if not is_mounted(volume.mountpoint):
+            return
+        with contextlib.suppress(OSError):
+            linux.umount(volume.mountpoint)  # lazy (MNT_DETACH): gone from the path at once
+        if is_mounted(volume.mountpoint):  # never let rmtree recurse into a mounted device
+            raise Conflict(f"remove {volume.name}: its mount {volume.mountpoint} would not unmount")
+
+    def release(self, names: Iterable[str]) -> None:
+        """A removed task's volumes: those with a mount that no other task on this node uses are unmounted
+        (moby's local driver unmounts when the last container using the volume stops)."""
+        with self._lock:
+            users = self.users()
+            for name in names:
+                volume = self._load(name)
+                if volume is not None and volume.options and not users.get(name):
+                    with contextlib.suppress(Conflict):
+                        self._unmount(volume)
 
     def get(self, name: str) -> Volume:
         volume = self._load(name)
@@ -156,6 +277,9 @@ class VolumeStore:
             self._delete(name)
 
     def _delete(self, name: str) -> None:
+        volume = self._load(name)
+        if volume is not None:
+            self._unmount(volume)
         d = self._dir(name)
         with contextlib.suppress(FileNotFoundError):
             (d / META).unlink()  # first: a half-removed volume is no longer listed as complete
@@ -186,6 +310,10 @@ class VolumeStore:
                 volume = self._load(name)
                 if volume is not None and volume.anonymous and not users.get(name):
                     self._delete(name)
+
+
+def volume_size(volume: Volume) -> int:
+    return _disk_usage(Path(volume.mountpoint))
 
 
 def _disk_usage(path: Path) -> int:

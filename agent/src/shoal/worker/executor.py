@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
+from shoal.model.task import RUN_DESIRED
 from shoal.runtime.base import (
     Driver,
     ExitStatus,
@@ -122,15 +123,15 @@ class Executor:
                 continue
             known = self.state.get(tid)
             desired = task["DesiredState"]
-            if desired == "running" and known is None and task["Status"]["State"] in ("assigned", "accepted"):
+            if desired in RUN_DESIRED and known is None and task["Status"]["State"] in ("assigned", "accepted"):
                 self._spawn(self._start(task))
             elif desired in STOPPING and known in ("running", "starting"):
                 self._spawn(self._stop(task))
             elif known is None and desired in STOPPING and task["Status"]["State"] in ("assigned", "accepted"):
                 self.report(tid, "shutdown", "shutdown before start")
-            elif known is None and desired == "running" and task["Status"]["State"] in ("starting", "running"):
+            elif known is None and desired in RUN_DESIRED and task["Status"]["State"] in ("starting", "running"):
                 self._spawn(self._reclaim(task))  # the agent restarted and the task was not adopted
-            elif known in UP and desired == "running":
+            elif known in UP and desired in RUN_DESIRED:
                 self._adopt_health(task)  # checks resume after an agent restart (no-op when already watched)
         for tid in list(self.state):
             if tid not in self.assigned and tid not in self.busy:

@@ -71,7 +71,9 @@ def _attached(task: Obj, services: dict[str, str]) -> bool:
     or it is being stopped (community.docker's docker_network disconnects every listed container
     before removing a network, and a task on its way out has nothing left to disconnect)."""
     return (
-        task["Status"]["State"] == "running" and task.get("DesiredState") == "running" and task["ServiceID"] in services
+        task["Status"]["State"] == "running"
+        and task.get("DesiredState") in ("running", "complete")  # complete: a job's task, while it runs
+        and task["ServiceID"] in services
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from shoal.errors import InvalidArgument
 from shoal.manager.control.filters import TRUE_FALSE, Filters, check_keys, check_values, docker_match, labels_match
 from shoal.model.validate import _object, _str, known_fields, validate_labels
-from shoal.runtime.volumes import Volume, VolumeStore
+from shoal.runtime.volumes import Volume, VolumeStore, volume_size
 
 VOLUME_FILTERS = ("dangling", "driver", "label", "name")
 PRUNE_FILTERS = ("label", "label!", "all")
@@ -50,6 +50,18 @@ def create_volume(store: VolumeStore, body: Any) -> dict[str, Any]:
         driver_opts=validate_labels("DriverOpts", req.get("DriverOpts")),
     )
     return volume.inspect()
+
+
+def volumes_usage(store: VolumeStore) -> list[dict[str, Any]]:
+    """The Volumes of `GET /system/df`: the only place Docker fills UsageData, with Size (bytes under
+    the volume's data, as Docker's local driver measures it) and RefCount (tasks on this node using it)."""
+    users = store.users()
+    out = []
+    for volume in store.list():
+        item = volume.inspect(users.get(volume.name) or [])
+        item["UsageData"]["Size"] = volume_size(volume)
+        out.append(item)
+    return out
 
 
 def _prune_match(filters: Filters) -> Any:

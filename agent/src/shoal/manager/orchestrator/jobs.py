@@ -1,9 +1,10 @@
 """The jobs orchestrator (SwarmKit's manager/orchestrator/jobs/{replicated,global}), one pure pass
 over one job service, writing into the reconcile pass's Plan.
 
-Tasks of a job are made with DesiredState running (so the scheduler places them and the worker
-starts them as any task); the task that completes gets DesiredState complete, which is how
-SwarmKit's job tasks end up (`service ps` shows `Complete  Complete ...`), and is never restarted.
+Tasks of a job are made with DesiredState complete, as SwarmKit makes them (`service ps` shows
+`Complete  Running ...` while one runs, `Complete  Complete ...` once done); the scheduler places them
+and the worker runs them as any task (model/task.py `wants_run`). A completed task is never restarted
+(a task made by an older shoal with DesiredState running gets complete once it completes).
 A failed task is restarted per the restart policy (on-failure, Docker's default for jobs). Tasks
 of an earlier iteration (before an update) that still run are shut down; the ended ones stay as
 history.
@@ -19,6 +20,7 @@ from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.restart import handle_ended
 from shoal.manager.scheduler import eligible_nodes
 from shoal.model.jobs import job_iteration
+from shoal.model.task import wants_run
 
 COMPLETE = "complete"
 
@@ -38,7 +40,7 @@ def reconcile_job(
             current.append(t)
         elif _completed(t):
             _mark_complete(plan, t)
-        elif t["DesiredState"] == "running":
+        elif wants_run(t):
             plan.shutdown(t, "shutdown", "job iteration ended")  # the job was updated: this run is over
     first_new = len(plan.creates)
     if "ReplicatedJob" in service["Spec"]["Mode"]:
@@ -71,7 +73,7 @@ def _supervise(
     """One unit (slot or node) that has tasks and no completion: keep, replace or restart its newest
     task. True when the unit still occupies a run (a task runs, or a restart is due)."""
     newest = history[-1]
-    if newest["DesiredState"] != "running":
+    if not wants_run(newest):
         return False  # given up (restart policy exhausted) or stopped on purpose
     if not ended(newest):
         if newest.get("NodeID") and not node_usable(nodes_by_id.get(newest["NodeID"])):
@@ -84,7 +86,7 @@ def _supervise(
     # ended and wanted running: failed, rejected or shut down under it; a job never reruns a completion
     creates = len(plan.creates)
     handle_ended(plan, service, newest, history, now_ns, slot, node_id)
-    restarting = len(plan.creates) > creates or plan.updates.get(newest["ID"], newest)["DesiredState"] == "running"
+    restarting = len(plan.creates) > creates or wants_run(plan.updates.get(newest["ID"], newest))
     return restarting
 
 
@@ -144,7 +146,7 @@ def _global_job(
             continue
         if node_id not in eligible:
             for t in history:
-                if t["DesiredState"] == "running":
+                if wants_run(t):
                     plan.shutdown(t, "shutdown", "node not eligible")
             continue
         if not history:

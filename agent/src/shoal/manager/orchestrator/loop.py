@@ -13,6 +13,7 @@ from shoal.errors import NotFound, StoreError, WatchLost
 from shoal.manager.orchestrator.pipeline import allocate, changes, place
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.manager.orchestrator.update import Watch
 from shoal.model.ids import now_rfc3339
 from shoal.store.protocol import Store
 
@@ -28,12 +29,14 @@ class Orchestrator:
         self.store = store
         self.epoch = 0
         self.last_batch: dict[str, int] = {}
+        self.watch = Watch()  # the updater's per-task Monitor windows (update.py)
         self._loop = BackgroundLoop("orchestrator", self._run)
         self.passes = 0
         self.last_cost = 0.0  # seconds the last pass's decision took
 
     def start(self) -> None:
         self.epoch = self.store.epoch
+        self.watch = Watch(since_ns=time.time_ns())
         self._loop.start()
 
     async def stop(self) -> None:
@@ -78,7 +81,10 @@ class Orchestrator:
         networks: list[dict[str, Any]],
         history_limit: int,
     ) -> Plan:
-        plan = reconcile(services, tasks, nodes, now_rfc3339(), time.time_ns(), history_limit, self.last_batch)
+        plan = reconcile(
+            services, tasks, nodes, now_rfc3339(), time.time_ns(), history_limit, self.last_batch, self.watch
+        )
+        self.watch.keep_only({t["ID"] for t in tasks})
         allocate(plan, services, networks, tasks, nodes)
         with metrics.timed(metrics.SCHEDULER_PASS_SECONDS):
             place(plan, tasks, nodes)

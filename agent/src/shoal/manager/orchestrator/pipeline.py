@@ -9,7 +9,7 @@ from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import node_ingress_attachment, publishes_ingress, task_attachments
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.scheduler import schedule
-from shoal.model.task import is_terminal, with_status
+from shoal.model.task import is_terminal, wants_run, with_status
 from shoal.store.changes import Change
 
 ASSIGNED = "scheduler assigned task to node"
@@ -51,7 +51,7 @@ def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]]) 
     current = {t["ID"]: plan.updates.get(t["ID"], t) for t in tasks if t["ID"] not in plan.deletes}
     created = {t["ID"]: t for t in plan.creates}
     everything = list(current.values()) + plan.creates
-    pending = [t for t in everything if t["Status"]["State"] == "pending" and t["DesiredState"] == "running"]
+    pending = [t for t in everything if t["Status"]["State"] == "pending" and wants_run(t)]
     if not pending:
         return
     on_nodes = [

@@ -24,6 +24,7 @@ def reconcile(
     now_ns: int,
     history_limit: int = 5,
     last_batch: dict[str, int] | None = None,
+    watch: update.Watch | None = None,
 ) -> Plan:
     plan = Plan(now=now)
     last_batch = last_batch if last_batch is not None else {}
@@ -41,7 +42,7 @@ def reconcile(
             units = _global(plan, service, mine, nodes, nodes_by_id, now_ns)
         else:
             units = _replicated(plan, service, mine, nodes_by_id, now_ns)
-        replacing, batch = update.step(plan, service, units, now_ns, last_batch.get(service["ID"]), mine)
+        replacing, batch = update.step(plan, service, units, now_ns, last_batch.get(service["ID"]), mine, watch)
         if batch:
             last_batch[service["ID"]] = now_ns
         _finish_start_first(plan, units, replacing)

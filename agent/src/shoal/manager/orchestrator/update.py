@@ -2,20 +2,52 @@
 
 Each pass replaces at most `Parallelism` out-of-date tasks that are not already being replaced,
 waits `Delay` between batches, and applies `FailureAction` when more than `MaxFailureRatio` of
-the tasks fail after the update started (a simplification: SwarmKit watches each new task for
-`Monitor` only). As SwarmKit's updater, the update is completed only once the last new task has
-run for `Monitor` without failing: the docker CLI stops following an update as soon as it reads
-"completed", so an early one cuts its progress short.
+the tasks fail. As SwarmKit's updater (manager/orchestrator/update/updater.go), `Monitor` is a
+watch window per new task: a new task that fails before it runs, or within `Monitor` of starting to
+run, counts as a failure; one that fails later does not (its restart policy deals with it). The
+update is completed only once the last new task has run for `Monitor` without failing: the docker
+CLI stops following an update as soon as it reads "completed", so an early one cuts its progress short.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.manager.orchestrator.common import failed, up_to_date
 from shoal.manager.orchestrator.plan import Plan
 from shoal.model.ids import parse_rfc3339
+from shoal.model.task import is_terminal
+
+
+@dataclass
+class Watch:
+    """What this leader's updater has seen of the new tasks, as SwarmKit's ``updatedTasks``: task ID ->
+    when it was first seen running (None: seen, not running yet). Kept in memory as SwarmKit keeps it;
+    a new leader starts empty and, as SwarmKit's, does not count failures from before it led."""
+
+    since_ns: int = 0  # when this leader's orchestrator started
+    running_since: dict[str, int | None] = field(default_factory=dict)
+
+    def observe(self, task: dict[str, Any]) -> None:
+        state = task["Status"]["State"]
+        if state == "running" and self.running_since.get(task["ID"]) is None:
+            self.running_since[task["ID"]] = parse_rfc3339(task["Status"]["Timestamp"])
+        elif not is_terminal(state):
+            self.running_since.setdefault(task["ID"], None)
+
+    def counts(self, task: dict[str, Any], monitor_ns: int) -> bool:
+        """Whether the failed new ``task`` failed inside its watch window."""
+        failed_ns = parse_rfc3339(task["Status"]["Timestamp"])
+        if task["ID"] not in self.running_since:  # failed before this leader saw it: only its own failures
+            return failed_ns >= self.since_ns
+        started = self.running_since[task["ID"]]
+        return started is None or failed_ns - started <= monitor_ns
+
+    def keep_only(self, task_ids: set[str]) -> None:
+        for gone in set(self.running_since) - task_ids:
+            del self.running_since[gone]
 
 
 def update_config(service: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +89,7 @@ def step(
     now_ns: int,
     last_batch_ns: int | None,
     history: list[dict[str, Any]] | None = None,
+    watch: Watch | None = None,
 ) -> tuple[set[Any], bool]:
     """Decide this pass's replacements. `units` maps a slot (or node) to its live tasks.
 
@@ -77,7 +110,11 @@ def step(
     in_flight = [t for t in fresh_since if t["Status"]["State"] not in ("running",) and not failed(t)]
     # failures of new tasks anywhere in the service's history: a restarted one leaves its unit
     new_tasks = [t for t in (history or []) if up_to_date(t, service) and parse_rfc3339(t["CreatedAt"]) >= started_ns]
-    failures = [t for t in new_tasks if failed(t)]
+    watch = watch if watch is not None else Watch()
+    monitor_ns = int(cfg.get("Monitor", 0))
+    for t in new_tasks:
+        watch.observe(t)
+    failures = [t for t in new_tasks if failed(t) and watch.counts(t, monitor_ns)]
     total = max(1, len(units))
     if failures and len(failures) / total > float(cfg.get("MaxFailureRatio", 0)):
         action = cfg.get("FailureAction", "pause")
@@ -101,7 +138,7 @@ def step(
             return set(dirty), False
     if not dirty and not in_flight:
         if state in ("updating", "rollback_started") and fresh_since:
-            settled_ns = max(parse_rfc3339(t["Status"]["Timestamp"]) for t in fresh_since) + int(cfg.get("Monitor", 0))
+            settled_ns = max(parse_rfc3339(t["Status"]["Timestamp"]) for t in fresh_since) + monitor_ns
             if now_ns < settled_ns:
                 plan.wake(settled_ns)
                 return set(), False

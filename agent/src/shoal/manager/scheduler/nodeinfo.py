@@ -32,8 +32,12 @@ def on_node(task: Mapping[str, Any]) -> bool:
 
 
 def is_active(task: Mapping[str, Any]) -> bool:
-    """Desired state RUNNING or earlier: the task counts for spread and MaxReplicas."""
-    return _ORDER.get(task.get("DesiredState") or "running", _RUNNING) <= _RUNNING
+    """Desired state RUNNING or earlier, or a job's COMPLETE while it has not completed: the task counts
+    for spread and MaxReplicas (and its node's resources)."""
+    desired = task.get("DesiredState") or "running"
+    if desired == "complete":
+        return _ORDER.get(dig(task, "Status", "State") or "new", 0) <= _RUNNING
+    return _ORDER.get(desired, _RUNNING) <= _RUNNING
 
 
 def reservations(task: Mapping[str, Any]) -> tuple[int, int]:

@@ -552,6 +552,7 @@ class OCIDriver:
         shutil.rmtree(d, ignore_errors=True)
         if isinstance(task, dict):
             self.volumes.remove_anonymous(task_mounts.anonymous_volumes(task))
+            self.volumes.release(v.name for v in task_mounts.task_volumes(task))
         if left:
             raise RuntimeDriverError(f"task {task_id}: {left}")
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shoal.errors import InvalidArgument
 from shoal.runtime import templates
 from shoal.runtime.base import RuntimeDriverError, TaskRejected
-from shoal.runtime.volumes import ANONYMOUS_LABEL, VolumeStore
+from shoal.runtime.volumes import ANONYMOUS_LABEL, VolumeMountError, VolumeStore
 
 TMPFS_DEFAULTS = ("noexec", "nosuid", "nodev")
 COPY_TIMEOUT = 300.0  # seconds for the first-use copy of an image directory into a volume
@@ -34,6 +35,7 @@ class TaskVolume:
     labels: Mapping[str, str]
     no_copy: bool
     target: str
+    options: Mapping[str, str]  # the local driver's (DriverConfig.Options): used when the volume is created
 
 
 def _mounts(task: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -62,6 +64,7 @@ def task_volumes(task: Mapping[str, Any]) -> list[TaskVolume]:
                 labels=dict(opts.get("Labels") or {}),
                 no_copy=bool(opts.get("NoCopy")),
                 target=str(m["Target"]),
+                options=dict((opts.get("DriverConfig") or {}).get("Options") or {}),
             )
         )
     return out
@@ -170,7 +173,11 @@ def prepare(task: Mapping[str, Any], image_root: Path | None, volumes: VolumeSto
         elif kind == "volume":
             vol = by_target[target]
             labels = {**vol.labels, **({ANONYMOUS_LABEL: ""} if vol.anonymous else {})}
-            volume, _created = volumes.create(vol.name, labels=labels)
+            try:
+                volume, _created = volumes.create(vol.name, labels=labels, driver_opts=vol.options)
+                volumes.mount(volume)  # the local driver's type/device/o, on first use
+            except (InvalidArgument, VolumeMountError) as e:
+                raise TaskRejected(str(e)) from None
             data = Path(volume.mountpoint)
             if not vol.no_copy:
                 copy_up(image_root, target, data)

@@ -7,7 +7,9 @@ controller -> routing mesh through a node that runs no backend of the service.
 iperf3 (5 s) and wrk (5 s, 2 threads, 50 connections) against a small asyncio HTTP server in
 each backend task (this file, `--serve`). Per-connection round robin would split iperf3's
 control and data connections (notes #8): its VIP and mesh runs use one-backend services.
-ROUNDS (env, default 3) rounds, medians.
+ROUNDS (env, default 3) rounds, medians. The mesh headline is also given per round, and once more
+from a direct-mesh-mesh-direct sequence per round (the machine is shared: ratios of paths measured
+back to back are what to compare).
 """
 
 from __future__ import annotations
@@ -178,13 +180,28 @@ def run() -> None:
                         raise RuntimeError(f"no answer from {ip}:{hp}")
             gbps: dict[str, list[float]] = {p[0]: [] for p in paths}
             rps: dict[str, list[float]] = {p[0]: [] for p in paths}
+            abba: list[float] = []
             for _ in range(rounds):
                 for name, via, ip, hp, ip_port in paths:
                     if ip_port:
                         gbps[name].append(iperf(via, ip, ip_port))
                     if hp:
                         rps[name].append(wrk(via, ip, hp))
+                # the mesh headline again, its two paths back to back in the order direct, mesh,
+                # mesh, direct: a load that drifts during the round weighs on both sides alike
+                _, d_via, d_ip, _, d_port = paths[1]
+                _, m_via, m_ip, _, m_port = paths[5]
+                d1 = iperf(d_via, d_ip, d_port)
+                m1 = iperf(m_via, m_ip, m_port)
+                m2 = iperf(m_via, m_ip, m_port)
+                d2 = iperf(d_via, d_ip, d_port)
+                abba.append((m1 + m2) / (d1 + d2))
             report(paths, gbps, rps, rounds)
+            print(
+                "  routing mesh vs direct, iperf3 paired direct-mesh-mesh-direct per round: "
+                + ", ".join(f"{r:.2f}" for r in abba)
+                + f" (median {statistics.median(abba):.2f})"
+            )
         finally:
             for p in procs:
                 try:
@@ -252,6 +269,18 @@ def report(paths: list, gbps: dict[str, list[float]], rps: dict[str, list[float]
             f"  routing mesh vs direct: iperf3 {mesh_g / cross_g:.2f}  HTTP {mesh_r / cross_r:.2f} (controller -> "
             "published port of a node without a backend / cross-host task -> task)  (goal >= 0.85)"
         )
+    # a round measures the two paths a few seconds apart: its own ratio is steadier on a shared
+    # machine than the ratio of medians taken over the whole run
+    for unit, series in (("iperf3", gbps), ("HTTP", rps)):
+        pairs = list(zip(series[paths[5][0]], series[paths[1][0]], strict=False))
+        per_round = [m / c for m, c in pairs if c and m == m and c == c]
+        if per_round:
+            spread = ", ".join(f"{r:.2f}" for r in per_round)
+            print(
+                f"  routing mesh vs direct per round, {unit}: {spread} "
+                f"(median {statistics.median(per_round):.2f}, spread {max(per_round) - min(per_round):.2f})"
+            )
+    print(f"  load average at the end (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -243,7 +243,8 @@ options:
       - The overlay networks the tasks attach to (see M(shoal.swarm.overlay_network)), as in community.docker's
         C(docker_swarm_service) each either a network's name (or ID) or a dictionary with the keys C(name)
         (required), C(aliases) (more names of the service on that network, answered by the embedded DNS like the
-        service's own name) and C(options) (the attachment's driver options, a dictionary of strings).
+        service's own name) and C(options) (the attachment's driver options, a dictionary of strings; shoal's
+        overlay driver takes none, so the agent refuses a non-empty one).
       - The order of the networks and of the aliases does not matter when comparing; a network listed without
         C(aliases) has none (its aliases in place are removed).
     type: list

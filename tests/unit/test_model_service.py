@@ -252,8 +252,10 @@ def test_top_level_networks_move_into_the_task_template() -> None:
 
 
 def test_network_driver_opts_kept() -> None:
-    out = validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "n", "DriverOpts": {"a": "1"}}])))
-    assert out["TaskTemplate"]["Networks"] == [{"Target": "n", "Aliases": [], "DriverOpts": {"a": "1"}}]
+    with pytest.raises(SpecError, match=r"Networks\[0\]\.DriverOpts .* is not supported yet"):
+        validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "n", "DriverOpts": {"a": "1"}}])))
+    out = validate_service_spec(spec(TaskTemplate=task_template(Networks=[{"Target": "n", "DriverOpts": {}}])))
+    assert out["TaskTemplate"]["Networks"] == [{"Target": "n", "Aliases": []}]
 
 
 def test_placement_kept() -> None:

@@ -222,21 +222,26 @@ def test_network_aliases_as_community_docker_takes_them(agent: FakeAgent, run) -
     api = ShoalClient(agent.sock)
     api.post("/networks/create", {"Name": "front", "Driver": "overlay"})
     api.post("/networks/create", {"Name": "back", "Driver": "overlay"})
-    networks = ["front", {"name": "back", "aliases": ["api", "db"], "options": {"mtu": 1400}}]
+    # attachment options: shoal's overlay driver takes none, so the agent refuses them and nothing is written
+    refused = ["front", {"name": "back", "aliases": ["api"], "options": {"mtu": 1400}}]
+    failed, result = run(**NODEJS, networks=refused)
+    assert failed and "DriverOpts" in result["msg"] and "not supported" in result["msg"], result
+    assert not agent.services
+    networks = ["front", {"name": "back", "aliases": ["api", "db"]}]
     failed, result = run(**NODEJS, networks=networks)
     assert not failed and result["changed"], result
     stored = spec_of(agent)["TaskTemplate"]["Networks"]
     back = next(n for n in stored if n["Target"] == agent.find_network("back")["ID"])
-    assert back["Aliases"] == ["api", "db"] and back["DriverOpts"] == {"mtu": "1400"}
+    assert back["Aliases"] == ["api", "db"] and "DriverOpts" not in back
     front = next(n for n in stored if n["Target"] == agent.find_network("front")["ID"])
     assert front.get("Aliases") in (None, []) and "DriverOpts" not in front
     # the same aliases in another order, and the network by name again: nothing to do
-    again = [{"name": "back", "aliases": ["db", "api"], "options": {"mtu": "1400"}}, {"name": "front"}]
+    again = [{"name": "back", "aliases": ["db", "api"]}, {"name": "front"}]
     failed, result = run(name="nodejs", networks=again)
     assert not failed and not result["changed"], result
     # check mode shows the alias change and writes nothing
     version = agent.find_service("nodejs")["Version"]["Index"]
-    changed = ["front", {"name": "back", "aliases": ["api"], "options": {"mtu": "1400"}}]
+    changed = ["front", {"name": "back", "aliases": ["api"]}]
     failed, result = run(check=True, diff=True, name="nodejs", networks=changed)
     assert not failed and result["changed"] and result["changes"] == ["networks"], result
     before = next(n for n in result["diff"]["before"]["networks"] if isinstance(n, dict))

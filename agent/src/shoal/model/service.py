@@ -323,7 +323,8 @@ def _networks(where: str, value: Any) -> list[dict[str, Any]]:
         att: dict[str, Any] = {"Target": target, "Aliases": list(dict.fromkeys(aliases))}
         opts = validate_labels(f"{where}[{i}].DriverOpts", n.get("DriverOpts"))
         if opts:
-            att["DriverOpts"] = opts
+            # the overlay driver takes no per-attachment option; refused rather than stored and ignored
+            raise not_supported_yet(f"{where}[{i}].DriverOpts", opts, "none")
         out.append(att)
     return out
 

@@ -147,7 +147,9 @@ async def task_assignments(request: web.Request) -> web.Response:
     since = body.get("Since") if isinstance(body.get("Since"), str) else None
     wait = body.get("Wait", 10)
     wait = min(max(float(wait), 0.0), 30.0) if isinstance(wait, (int, float)) else 10.0
-    answer = await assignments.assignments(manager_of(request).store, node_id, since, wait)
+    manager = manager_of(request)
+    manager.check_replica_current()
+    answer = await assignments.assignments(manager.store, node_id, since, wait)
     return web.Response(body=assignments.encode(answer), content_type="application/json")
 
 

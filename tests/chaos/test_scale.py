@@ -95,14 +95,16 @@ def test_scale_invariants(bed: Testbed, fleet: SimProcess, summary: Summary) -> 
     via = survivors[0]
     after, where_after, starts_after = placements(bed, fleet, via)
     after_ids = set(after)
+    down = NODES - ready_count(bed, via)
     summary.add(
         "scale",
         1,
         0,
         f"{NODES} nodes, {TASKS} tasks in {len(services)} services: RUNNING in {converge_s:.0f} s; "
         f"{len(set(store) - after_ids)} lost / {len(after_ids - set(store))} new / "
-        f"{sum(starts_after.values()) - sum(starts.values())} restarted across a leader kill",
+        f"{sum(starts_after.values()) - sum(starts.values())} restarted, {down} nodes not ready across a leader kill",
     )
+    assert down == 0, f"{down} nodes not ready after the leader kill"
     assert after_ids == set(store), "tasks lost or added across the leader kill"
     assert where_after == after == store, "tasks moved across the leader kill"
     assert starts_after == starts, "tasks restarted across the leader kill"

@@ -2,7 +2,8 @@
 process (one event loop), each joining with the token over TLS like a real worker.
 
 It prints one JSON object per line on stdout (`joined`, then the answer to each command) and
-reads commands on stdin, one per line: `stats`, `tasks` (node ID -> running task IDs), `lose K`
+reads commands on stdin, one per line: `stats`, `tasks` (node ID -> running task IDs), `flap K
+ROUNDS DOWN_S UP_S` (K random nodes disconnect and come back, ROUNDS times), `lose K`
 (K nodes vanish at once), `quit` (also on end of input or SIGTERM).
 """
 
@@ -68,8 +69,18 @@ async def commands(fleet: Fleet) -> None:
             t0 = time.monotonic()
             lost = await fleet.lose(int(arg))
             emit({"event": "lost", "time": time.time(), "nodes": lost, "seconds": time.monotonic() - t0})
+        elif verb == "flap" and _numbers(arg, 4):
+            count, rounds, down, up = arg.split()
+            t0 = time.monotonic()
+            flapped = await fleet.flap(int(count), int(rounds), float(down), float(up))
+            emit({"event": "flapped", "time": time.time(), "nodes": flapped, "seconds": time.monotonic() - t0})
         else:
             emit({"event": "error", "message": f"unknown command {line!r}"})
+
+
+def _numbers(arg: str, count: int) -> bool:
+    parts = arg.split()
+    return len(parts) == count and all(p.replace(".", "", 1).isdigit() for p in parts)
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import resource
 import time
 from pathlib import Path
@@ -70,6 +71,22 @@ class Fleet:
         await asyncio.gather(*(n.stop() for n in victims))
         self.lost += victims
         return [n.node_id for n in victims]
+
+    async def flap(self, count: int, rounds: int, down: float, up: float, seed: int = 17) -> list[str]:
+        """`rounds` times: `count` running nodes picked at random disconnect (their sessions and
+        connections end, as a flaky link would), come back `down` seconds later with the tasks
+        they run, and stay up `up` seconds. The IDs of the nodes that flapped, in order."""
+        rng = random.Random(seed)
+        flapped: list[str] = []
+        for _ in range(rounds):
+            victims = rng.sample([n for n in self.nodes if n.running], min(count, len(self.nodes)))
+            await asyncio.gather(*(n.stop() for n in victims))
+            flapped += [n.node_id for n in victims]
+            await asyncio.sleep(down)
+            for node in victims:
+                node.start()
+            await asyncio.sleep(up)
+        return flapped
 
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes if n.running))

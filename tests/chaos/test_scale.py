@@ -167,3 +167,35 @@ def test_scale_leader_kill_loses_and_restarts_nothing(
     time.sleep(3 * HEARTBEAT + HEARTBEAT)  # past the grace: a node or an assignment dropped would show by now
     line = unchanged(bed, fleet, placed, "a leader kill")
     summary.add("scale-leader-kill", 1, 0, line)
+
+
+def test_scale_garbage_and_a_removed_nodes_session_are_refused_and_nothing_else_moves(
+    bed: Testbed, fleet: SimProcess, placed: Baseline, summary: Summary
+) -> None:
+    """One more simulated node joins, then sends every manager bytes that are not TLS, malformed
+    JSON over its valid TLS session, and, once removed, its old session again: each is refused
+    (the exact status and message), and no other node or task is affected."""
+    intruder = fleet.command("intruder", "intruder")
+    probed = fleet.command("probe", "probed", timeout=120)["answers"]
+    assert sum(1 for a in probed.values() if not a.get("error")) == len(ALIVE), probed
+    for addr, answers in probed.items():
+        if answers.get("error"):
+            continue  # a manager killed by the leader-kill test: unreachable, not an answer
+        assert answers["garbage"]["closed"] and not bytes.fromhex(answers["garbage"]["answer"]).startswith(b"HTTP"), (
+            addr,
+            answers["garbage"],
+        )
+        assert answers["bad_json"]["status"] == 400, (addr, answers["bad_json"])
+        assert answers["bad_json"]["message"].startswith("malformed JSON: "), (addr, answers["bad_json"])
+        assert answers["bad_updates"] == {"status": 400, "message": "Updates must be a list of task status objects"}
+        assert answers["beat"]["status"] == 200, (addr, answers["beat"])
+    api(bed, via(), 30).delete(f"/nodes/{intruder['node']}", force="true")
+    replayed = fleet.command("probe", "probed", timeout=120)["answers"]
+    refused = f"node {intruder['node']} has been removed from the swarm or is unknown"
+    for addr, answers in replayed.items():
+        if answers.get("error"):
+            continue
+        assert answers["beat"] == {"status": 403, "message": refused}, (addr, answers["beat"])
+        assert answers["bad_json"] == {"status": 403, "message": refused}, (addr, answers["bad_json"])
+    line = unchanged(bed, fleet, placed, "garbage and a removed node's session")
+    summary.add("scale-refusals", 2, 0, f"{len(probed)} managers probed twice; {line}")

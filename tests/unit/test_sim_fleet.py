@@ -157,3 +157,28 @@ def test_flapping_nodes_go_silent_come_back_and_keep_their_tasks_without_restart
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_the_intruders_probes_reach_a_tls_manager_and_record_its_answers() -> None:
+    from shoal.sim.intruder import probe
+
+    async def main() -> dict[str, Any]:
+        manager = StandInManager(ca.RootCA.create())
+        runner = await serve(manager)
+        fleet = Fleet(1, NodeShape("127.0.0.1", period=0.1), port_base=40200)
+        try:
+            req = parse_join_request({"JoinToken": manager.token, "RemoteAddrs": [manager.addr]})
+            fleet.join_request = req
+            node = await fleet.join_intruder()
+            assert node.hostname == "sim-00001" and not node.running
+            return await probe(node)
+        finally:
+            await runner.cleanup()
+
+    answers = asyncio.run(main())
+    (one,) = answers.values()
+    assert one["garbage"]["closed"] and not one["garbage"]["answer"].startswith(b"HTTP".hex())
+    # the stand-in reads no heartbeat body and breaks on a bad status body: only the wire is tested here
+    assert one["bad_json"]["status"] == 200
+    assert one["bad_updates"] == {"status": 500, "message": None}
+    assert one["beat"] == {"status": 200, "message": None}

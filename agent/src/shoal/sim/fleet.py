@@ -34,13 +34,21 @@ def raise_nofile() -> int:
 
 class Fleet:
     def __init__(
-        self, count: int, shape: NodeShape, port_base: int = 30000, state_dir: Path | None = None, first: int = 0
+        self,
+        count: int,
+        shape: NodeShape,
+        port_base: int = 30000,
+        state_dir: Path | None = None,
+        first: int = 0,
+        join: JoinRequest | None = None,
     ) -> None:
         self.nodes = [
             SimNode(i, port_base + i, shape, state_dir / f"node-{i:05d}" if state_dir else None)
             for i in range(first, first + count)
         ]
         self.lost: list[SimNode] = []
+        self.join_request = join
+        self.intruder: SimNode | None = None  # not one of `nodes`: joined on demand, never started
         self.rss_start = rss_bytes()  # the interpreter and its modules: not a cost of the nodes
 
     async def join_all(self, req: JoinRequest, concurrency: int = 16) -> tuple[int, list[str]]:
@@ -87,6 +95,16 @@ class Fleet:
                 node.start()
             await asyncio.sleep(up)
         return flapped
+
+    async def join_intruder(self) -> SimNode:
+        """One more node, after the fleet's last: joins with the token and is never started."""
+        assert self.join_request is not None
+        if self.intruder is None:
+            last = self.nodes[-1]
+            node = SimNode(last.index + 1, last.port + 1, last.shape)
+            await node.join(self.join_request)
+            self.intruder = node
+        return self.intruder
 
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes if n.running))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shoal import tls
+from shoal import metrics, tls
 from shoal.agent import Agent
 from shoal.api import logs as logs_api
 from shoal.api import routes
@@ -150,7 +150,10 @@ async def task_assignments(request: web.Request) -> web.Response:
     manager = manager_of(request)
     manager.check_replica_current()
     answer = await assignments.assignments(manager.store, node_id, since, wait)
-    return web.Response(body=assignments.encode(answer), content_type="application/json")
+    payload = assignments.encode(answer)
+    metrics.ASSIGNMENT_ANSWERS.inc()
+    metrics.ASSIGNMENT_BYTES.inc(len(payload))
+    return web.Response(body=payload, content_type="application/json")
 
 
 async def task_status(request: web.Request) -> web.Response:

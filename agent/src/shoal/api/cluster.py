@@ -87,12 +87,12 @@ async def join(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     node_id, node = caller(request)
     manager = manager_of(request)
+    body = await json_body(request, required=False, limit=16 << 10)  # malformed is a 400 on followers too
     if not manager.is_leader():
         leader = manager.leader_cluster_addr()
         if leader is None:
             raise Unavailable("no leader is elected right now (no quorum)")
         return web.json_response({"Redirect": leader})
-    body = await json_body(request, required=False, limit=16 << 10)
     addr = body.get("Addr") if isinstance(body.get("Addr"), str) else None
     manager.dispatcher.heartbeat(node_id, addr.rsplit(":", 1)[0] if addr else None)
     return web.json_response(

@@ -4,7 +4,8 @@ status reports; tasks only recorded) and 5,000 tasks on one overlay under three 
 Invariants only (bench/scale.py measures the times): every task placed exactly once and run by
 the node the store names; no node given more than its resources; while 10 % of the nodes flap
 (disconnect and come back within the grace period) and across a leader kill, no node Down and no
-task lost, added, moved or restarted. `CHAOS_LONG=1` runs 1,000 nodes / 30,000 tasks.
+task lost, added, moved or restarted; a node sending garbage, or its old session once removed, is
+refused (status and message) and nothing else moves. `CHAOS_LONG=1` runs 1,000 nodes / 30,000 tasks.
 """
 
 from __future__ import annotations

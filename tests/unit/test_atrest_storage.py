@@ -252,3 +252,13 @@ def test_a_snapshot_transfer_replaced_midway_by_a_newer_one_lands_whole(tmp_path
             break
         assert not data[2]
     assert follower.deserialize() == (*STATE, {"a"})
+
+
+def test_a_snapshot_from_a_leader_before_chunk_offsets_still_lands(tmp_path: Path) -> None:
+    leader, follower = _sent_snapshot(tmp_path)  # a rolling upgrade: the leader still sends 3-tuples
+    while True:
+        chunk, first, last, _ = leader.getTransmissionData("follower")
+        if follower.setTransmissionData((chunk, first, last)):
+            break
+        assert not last
+    assert follower.deserialize() == (*STATE, {"a"})

@@ -124,6 +124,7 @@ class Fleet:
             "rss_start_bytes": self.rss_start,
             "rss_per_node_bytes": (rss - self.rss_start) // max(len(self.nodes), 1),
             "connected": sum(1 for n in live if n.session is not None and n.session.connected),
+            "beats_unreachable": sum(n.session.unreachable for n in live if n.session is not None),
         }
 
     def tasks(self) -> dict[str, Any]:

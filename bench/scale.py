@@ -71,6 +71,21 @@ def probe_write(bed: Testbed, hosts: list[str], seq: list[int]) -> bool:
     return False
 
 
+def assignment_totals(bed: Testbed) -> tuple[float, float]:
+    """(answers, bytes) of assignment answers sent so far, summed over the managers still running
+    (each one's Prometheus counters, read inside its host)."""
+    answers = sent = 0.0
+    for host in HOSTS:
+        res = bed.run(host, ["curl", "-s", "--max-time", "5", "http://127.0.0.1:9323/metrics"])
+        for line in res.stdout.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "shoal_assignment_answers_total":
+                answers += float(value)
+            elif name == "shoal_assignment_answer_bytes_total":
+                sent += float(value)
+    return answers, sent
+
+
 def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
     """py-spy (a dev requirement, installed by `make setup`) samples the leader for `seconds`, without pausing it."""
     spy = Path(sys.executable).with_name("py-spy")
@@ -106,6 +121,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             lead = leader(bed)
             out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-leader.pyspy.txt"
             spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
+        answers0, bytes0 = assignment_totals(bed)
         t0 = time.monotonic()
         sim_services(bed, tasks, net)
         fig["create_calls_s"] = time.monotonic() - t0
@@ -113,6 +129,16 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
         )
         print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
+        answers1, bytes1 = assignment_totals(bed)
+        fig["assign_answers"] = answers1 - answers0
+        fig["assign_kb_per_answer"] = (bytes1 - bytes0) / max(1.0, answers1 - answers0) / 1024
+        fig["assign_mb"] = (bytes1 - bytes0) / 2**20
+        print(
+            f"  assignment answers while they started: {fig['assign_answers']:.0f}, {fig['assign_mb']:.1f} MB, "
+            f"{fig['assign_kb_per_answer']:.0f} KB each (full sets: every answer is the node's whole task list "
+            "and its networks' state)",
+            flush=True,
+        )
         if spying is not None:
             try:
                 spying.wait(spy + 30)
@@ -177,6 +203,8 @@ ROWS = [
     ("failover_write_s", "leader kill -> write acknowledged", "s"),
     ("tasks_lost_at_kill", "tasks lost at the leader kill", ""),
     ("restarts_at_kill", "task starts during the leader kill", ""),
+    ("assign_answers", "assignment answers while tasks start", ""),
+    ("assign_kb_per_answer", "assignment bytes per answer (update)", "KB"),
     ("rss_leader_mb", "leader RSS", "MB"),
     ("sim_rss_per_node_kb", "sim RSS per node", "KB"),
 ]

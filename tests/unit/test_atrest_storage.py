@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import inspect
+import logging
 import time
 from pathlib import Path
 
@@ -199,3 +200,65 @@ def test_the_seam_swaps_pysyncobjs_factories_only_while_building(tmp_path: Path)
     assert (pysyncobj_syncobj.createJournal, pysyncobj_syncobj.Serializer) == before
     source = inspect.getsource(pysyncobj_syncobj.SyncObj.__init__)
     assert "createJournal(self.__conf.journalFile)" in source and "Serializer(self.__conf.fullDumpFile" in source
+
+
+def _sent_snapshot(tmp_path: Path) -> tuple[SealedSerializer, SealedSerializer]:
+    leader_dir, follower_dir = tmp_path / "leader", tmp_path / "follower"
+    leader_dir.mkdir()
+    follower_dir.mkdir()
+    leader = SealedSerializer(str(leader_dir / "raft.dump"), 16, RecordCipher(DataKey.generate()), use_fork=False)
+    follower = SealedSerializer(str(follower_dir / "raft.dump"), 16, RecordCipher(DataKey.generate()), use_fork=False)
+    leader.serialize((*STATE, {"a"}), 8)
+    assert leader.checkSerializing()[0] == SERIALIZER_STATE.SUCCESS
+    return leader, follower
+
+
+def test_a_snapshot_chunk_lost_in_transit_is_never_loaded_and_the_next_transfer_lands_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pysyncobj advances a transfer even when sending a chunk failed (the connection dropped and
+    came back between two rounds): the follower glued the chunks around the gap and failed to load
+    the dump ("invalid load key"), staying behind while it served assignments from its replica."""
+    leader, follower = _sent_snapshot(tmp_path)
+    chunks = []
+    while True:
+        data = leader.getTransmissionData("follower")
+        chunks.append(data)
+        if data[2]:
+            break
+    assert len(chunks) > 3
+    with caplog.at_level(logging.WARNING, logger="shoal.store"):
+        done = [follower.setTransmissionData(c) for i, c in enumerate(chunks) if i != 1]
+    assert not any(done), "a snapshot with a gap was taken as received"
+    assert "out of order" in caplog.text
+    # the leader starts over (pysyncobj does once the follower answers it is still behind)
+    again = []
+    while True:
+        data = leader.getTransmissionData("follower")
+        again.append(follower.setTransmissionData(data))
+        if data[2]:
+            break
+    assert again[-1] and not any(again[:-1])
+    assert follower.deserialize() == (*STATE, {"a"})
+
+
+def test_a_snapshot_transfer_replaced_midway_by_a_newer_one_lands_whole(tmp_path: Path) -> None:
+    leader, follower = _sent_snapshot(tmp_path)
+    assert not follower.setTransmissionData(leader.getTransmissionData("follower"))
+    leader.cancelTransmisstion("follower")  # the leader saw the follower disconnected: starts over
+    while True:
+        data = leader.getTransmissionData("follower")
+        if follower.setTransmissionData(data):
+            break
+        assert not data[2]
+    assert follower.deserialize() == (*STATE, {"a"})
+
+
+def test_a_snapshot_from_a_leader_before_chunk_offsets_still_lands(tmp_path: Path) -> None:
+    leader, follower = _sent_snapshot(tmp_path)  # a rolling upgrade: the leader still sends 3-tuples
+    while True:
+        chunk, first, last, _ = leader.getTransmissionData("follower")
+        if follower.setTransmissionData((chunk, first, last)):
+            break
+        assert not last
+    assert follower.deserialize() == (*STATE, {"a"})

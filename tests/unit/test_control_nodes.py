@@ -200,3 +200,16 @@ def test_a_node_back_up_between_the_check_and_the_delete_is_not_removed() -> Non
     with pytest.raises(InvalidArgument, match="node w1 is not down and can't be removed"):
         asyncio.run(commit_retrying(store, lambda: ops.remove(store, "w1", force=False)))
     assert [n["ID"] for n in store.list("node")] == ["w1id"]
+
+
+def test_the_time_the_leaders_loop_was_held_counts_against_no_node() -> None:
+    store = ListStore([MGRS[0], node("w1", "w1"), node("w2", "w2")])
+    dispatcher = Dispatcher(store, self_id="a1", period=1.0)
+    assert dispatcher.liveness_round(100.0) == []
+    dispatcher.last_seen["w2"] = 100.5
+    # the loop was held from 100.5 to 104.0: both nodes' beats may wait unread in the sockets
+    dispatcher.forgive(3.5, 104.0)
+    assert dispatcher.liveness_round(104.0) == []
+    assert dispatcher.last_seen == {"a1": 103.5, "w1": 103.5, "w2": 104.0}
+    dispatcher.forgive(0.1, 106.8)  # an ordinary late wakeup changes nothing
+    assert [c.obj_id for c in dispatcher.liveness_round(106.8)] == ["w1"]

@@ -129,3 +129,56 @@ def test_simulated_nodes_join_beat_run_and_report_over_tls() -> None:
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_flapping_nodes_go_silent_come_back_and_keep_their_tasks_without_restarting_them() -> None:
+    async def main() -> None:
+        manager = StandInManager(ca.RootCA.create())
+        runner = await serve(manager)
+        fleet = Fleet(4, NodeShape("127.0.0.1", period=0.1, exit_poll=0.1), port_base=40100)
+        try:
+            req = parse_join_request({"JoinToken": manager.token, "RemoteAddrs": [manager.addr]})
+            assert await fleet.join_all(req) == (4, [])
+            await until(lambda: len(manager.states) == 4 and set(manager.states.values()) == {"running"})
+            flapping = asyncio.create_task(fleet.flap(2, 2, 0.6, 0.4))
+            await asyncio.sleep(0.2)
+            gone = [n.node_id for n in fleet.nodes if not n.running]
+            assert len(gone) == 2
+            beats = {n: manager.beats[n] for n in gone}
+            await asyncio.sleep(0.3)
+            assert {n: manager.beats[n] for n in gone} == beats  # disconnected: silent
+            flapped = await flapping
+            assert len(flapped) == 4 and set(gone) <= set(flapped)
+            await until(lambda: all(manager.beats[n] > beats.get(n, 0) for n in flapped))  # back, beating
+            stats = fleet.stats()
+            assert (stats["nodes"], stats["running"], stats["starts"]) == (4, 4, 4)  # no task started twice
+        finally:
+            await fleet.stop()
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_the_intruders_probes_reach_a_tls_manager_and_record_its_answers() -> None:
+    from shoal.sim.intruder import probe
+
+    async def main() -> dict[str, Any]:
+        manager = StandInManager(ca.RootCA.create())
+        runner = await serve(manager)
+        fleet = Fleet(1, NodeShape("127.0.0.1", period=0.1), port_base=40200)
+        try:
+            req = parse_join_request({"JoinToken": manager.token, "RemoteAddrs": [manager.addr]})
+            fleet.join_request = req
+            node = await fleet.join_intruder()
+            assert node.hostname == "sim-00001" and not node.running
+            return await probe(node)
+        finally:
+            await runner.cleanup()
+
+    answers = asyncio.run(main())
+    (one,) = answers.values()
+    assert one["garbage"]["closed"] and not one["garbage"]["answer"].startswith(b"HTTP".hex())
+    # the stand-in reads no heartbeat body and breaks on a bad status body: only the wire is tested here
+    assert one["bad_json"]["status"] == 200
+    assert one["bad_updates"] == {"status": 500, "message": None}
+    assert one["beat"] == {"status": 200, "message": None}

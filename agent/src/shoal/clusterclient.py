@@ -45,12 +45,15 @@ class ClusterClient:
     async def call_any(
         self, addrs: list[str], method: str, path: str, body: Any = None, *, timeout: float | None = None
     ) -> tuple[str, Any]:
-        """First manager that answers (an API error is an answer; unreachable ones are skipped)."""
+        """First manager that answers (an API error is an answer; unreachable ones, and those that
+        answer 503 Unavailable, e.g. a follower whose replica is behind, are skipped)."""
         last: ShoalError | None = None
         for addr in addrs:
             try:
                 return addr, await self.call(addr, method, path, body, timeout=timeout)
-            except Unavailable as exc:
+            except ShoalError as exc:
+                if not isinstance(exc, Unavailable) and exc.status != 503:
+                    raise
                 last = exc
         raise last or Unavailable("no manager address known")
 

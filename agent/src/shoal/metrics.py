@@ -52,6 +52,12 @@ SCHEDULER_PASS_SECONDS = Histogram(
 DISPATCHER_HEARTBEATS = Counter(
     "shoal_dispatcher_heartbeats_total", "Node heartbeats received by this leader's dispatcher.", registry=REGISTRY
 )
+ASSIGNMENT_ANSWERS = Counter(
+    "shoal_assignment_answers_total", "Assignment answers this manager sent to nodes (full sets).", registry=REGISTRY
+)
+ASSIGNMENT_BYTES = Counter(
+    "shoal_assignment_answer_bytes_total", "Bytes of the assignment answers this manager sent.", registry=REGISTRY
+)
 API_REQUESTS = Counter(
     "shoal_api_requests_total",
     "API requests by listener, method, route (the path template) and status code.",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shoal import tls
+from shoal import metrics, tls
 from shoal.agent import Agent
 from shoal.api import logs as logs_api
 from shoal.api import routes
@@ -87,12 +87,12 @@ async def join(request: web.Request) -> web.Response:
 async def heartbeat(request: web.Request) -> web.Response:
     node_id, node = caller(request)
     manager = manager_of(request)
+    body = await json_body(request, required=False, limit=16 << 10)  # malformed is a 400 on followers too
     if not manager.is_leader():
         leader = manager.leader_cluster_addr()
         if leader is None:
             raise Unavailable("no leader is elected right now (no quorum)")
         return web.json_response({"Redirect": leader})
-    body = await json_body(request, required=False, limit=16 << 10)
     addr = body.get("Addr") if isinstance(body.get("Addr"), str) else None
     manager.dispatcher.heartbeat(node_id, addr.rsplit(":", 1)[0] if addr else None)
     return web.json_response(
@@ -147,8 +147,13 @@ async def task_assignments(request: web.Request) -> web.Response:
     since = body.get("Since") if isinstance(body.get("Since"), str) else None
     wait = body.get("Wait", 10)
     wait = min(max(float(wait), 0.0), 30.0) if isinstance(wait, (int, float)) else 10.0
-    answer = await assignments.assignments(manager_of(request).store, node_id, since, wait)
-    return web.Response(body=assignments.encode(answer), content_type="application/json")
+    manager = manager_of(request)
+    manager.check_replica_current()
+    answer = await assignments.assignments(manager.store, node_id, since, wait)
+    payload = assignments.encode(answer)
+    metrics.ASSIGNMENT_ANSWERS.inc()
+    metrics.ASSIGNMENT_BYTES.inc(len(payload))
+    return web.Response(body=payload, content_type="application/json")
 
 
 async def task_status(request: web.Request) -> web.Response:

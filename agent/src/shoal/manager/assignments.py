@@ -179,6 +179,7 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                     return {
                         "Signature": sig,
                         "Epoch": store.epoch,
+                        "Index": snap.index,  # a node never acts on an older replica's answer after it
                         "Tasks": tasks,
                         "Services": snap.service_names,
                         "Net": EncodedJSON(snap.net.for_node_json(node_id)),

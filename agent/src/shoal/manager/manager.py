@@ -27,6 +27,10 @@ from shoal.store.replicated import RaftConfig, ReplicatedStore
 log = logging.getLogger("shoal.manager")
 
 CA_META_ID = "ca"
+# Entries a follower's replica may lag the leader's commit index and still answer assignments: a
+# burst of status reports is a few dozen entries applied within milliseconds; a follower stuck
+# behind is thousands.
+REPLICA_MAX_LAG = 256
 
 
 class ManagerRole:
@@ -155,6 +159,13 @@ class ManagerRole:
             statuses = [dict(n["ManagerStatus"]) for n in self.store.list_shared("node") if n.get("ManagerStatus")]
             self._managers = (index, statuses)
         return self._managers[1]
+
+    def check_replica_current(self) -> None:
+        """Assignments are answered from this manager's replica: not when it lags the leader
+        (nodes then ask the next manager; an older answer would make them stop newer tasks)."""
+        lag = self.store.replica_lag()
+        if lag > REPLICA_MAX_LAG:
+            raise Unavailable(f"this manager's replica is {lag} entries behind the leader's commits")
 
     def leader_cluster_addr(self) -> str | None:
         leader = self.store.leader()

@@ -2,7 +2,10 @@
 process (one event loop), each joining with the token over TLS like a real worker.
 
 It prints one JSON object per line on stdout (`joined`, then the answer to each command) and
-reads commands on stdin, one per line: `stats`, `tasks` (node ID -> running task IDs), `lose K`
+reads commands on stdin, one per line: `stats`, `tasks` (node ID -> running task IDs), `flap K
+ROUNDS DOWN_S UP_S` (K random nodes disconnect and come back, ROUNDS times), `intruder` (one
+more node joins and never beats), `probe` (it sends garbage and malformed calls: sim/intruder.py),
+`lose K`
 (K nodes vanish at once), `quit` (also on end of input or SIGTERM).
 """
 
@@ -20,6 +23,7 @@ from pathlib import Path
 from shoal import hostinfo
 from shoal.agent.join import parse_join_request
 from shoal.sim.fleet import Fleet, raise_nofile
+from shoal.sim.intruder import probe
 from shoal.sim.node import NodeShape
 
 
@@ -68,8 +72,23 @@ async def commands(fleet: Fleet) -> None:
             t0 = time.monotonic()
             lost = await fleet.lose(int(arg))
             emit({"event": "lost", "time": time.time(), "nodes": lost, "seconds": time.monotonic() - t0})
+        elif verb == "flap" and _numbers(arg, 4):
+            count, rounds, down, up = arg.split()
+            t0 = time.monotonic()
+            flapped = await fleet.flap(int(count), int(rounds), float(down), float(up))
+            emit({"event": "flapped", "time": time.time(), "nodes": flapped, "seconds": time.monotonic() - t0})
+        elif verb == "intruder":  # one more node joins, never beats: the refusals' subject
+            intruder = await fleet.join_intruder()
+            emit({"event": "intruder", "node": intruder.node_id, "hostname": intruder.hostname})
+        elif verb == "probe" and fleet.intruder is not None:
+            emit({"event": "probed", "node": fleet.intruder.node_id, "answers": await probe(fleet.intruder)})
         else:
             emit({"event": "error", "message": f"unknown command {line!r}"})
+
+
+def _numbers(arg: str, count: int) -> bool:
+    parts = arg.split()
+    return len(parts) == count and all(p.replace(".", "", 1).isdigit() for p in parts)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -84,7 +103,7 @@ async def main(args: argparse.Namespace) -> int:
         start_delay=args.start_delay,
         fail_rate=args.fail_rate,
     )
-    fleet = Fleet(args.nodes, shape, args.port_base, args.state_dir, args.first)
+    fleet = Fleet(args.nodes, shape, args.port_base, args.state_dir, args.first, join=req)
     t0 = time.monotonic()
     joined, errors = await fleet.join_all(req, args.join_concurrency)
     emit(

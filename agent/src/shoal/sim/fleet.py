@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import resource
 import time
 from pathlib import Path
@@ -33,13 +34,21 @@ def raise_nofile() -> int:
 
 class Fleet:
     def __init__(
-        self, count: int, shape: NodeShape, port_base: int = 30000, state_dir: Path | None = None, first: int = 0
+        self,
+        count: int,
+        shape: NodeShape,
+        port_base: int = 30000,
+        state_dir: Path | None = None,
+        first: int = 0,
+        join: JoinRequest | None = None,
     ) -> None:
         self.nodes = [
             SimNode(i, port_base + i, shape, state_dir / f"node-{i:05d}" if state_dir else None)
             for i in range(first, first + count)
         ]
         self.lost: list[SimNode] = []
+        self.join_request = join
+        self.intruder: SimNode | None = None  # not one of `nodes`: joined on demand, never started
         self.rss_start = rss_bytes()  # the interpreter and its modules: not a cost of the nodes
 
     async def join_all(self, req: JoinRequest, concurrency: int = 16) -> tuple[int, list[str]]:
@@ -71,6 +80,32 @@ class Fleet:
         self.lost += victims
         return [n.node_id for n in victims]
 
+    async def flap(self, count: int, rounds: int, down: float, up: float, seed: int = 17) -> list[str]:
+        """`rounds` times: `count` running nodes picked at random disconnect (their sessions and
+        connections end, as a flaky link would), come back `down` seconds later with the tasks
+        they run, and stay up `up` seconds. The IDs of the nodes that flapped, in order."""
+        rng = random.Random(seed)
+        flapped: list[str] = []
+        for _ in range(rounds):
+            victims = rng.sample([n for n in self.nodes if n.running], min(count, len(self.nodes)))
+            await asyncio.gather(*(n.stop() for n in victims))
+            flapped += [n.node_id for n in victims]
+            await asyncio.sleep(down)
+            for node in victims:
+                node.start()
+            await asyncio.sleep(up)
+        return flapped
+
+    async def join_intruder(self) -> SimNode:
+        """One more node, after the fleet's last: joins with the token and is never started."""
+        assert self.join_request is not None
+        if self.intruder is None:
+            last = self.nodes[-1]
+            node = SimNode(last.index + 1, last.port + 1, last.shape)
+            await node.join(self.join_request)
+            self.intruder = node
+        return self.intruder
+
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes if n.running))
 
@@ -89,6 +124,7 @@ class Fleet:
             "rss_start_bytes": self.rss_start,
             "rss_per_node_bytes": (rss - self.rss_start) // max(len(self.nodes), 1),
             "connected": sum(1 for n in live if n.session is not None and n.session.connected),
+            "beats_unreachable": sum(n.session.unreachable for n in live if n.session is not None),
         }
 
     def tasks(self) -> dict[str, Any]:

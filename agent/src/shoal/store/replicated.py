@@ -243,6 +243,16 @@ class ReplicatedStore:
         node = self._sync._getLeader() if self._sync is not None else None
         return None if node is None else node_addr(node)
 
+    def replica_lag(self) -> int:
+        """Entries the leader had committed, as of its last message, that this replica has not
+        applied yet (0 on the leader, or before any leader spoke): a follower stuck behind (a
+        snapshot it could not load) must not answer nodes from its replica as if it were current."""
+        sync = self._sync
+        if sync is None or sync._isLeader():
+            return 0
+        status = sync.getStatus()
+        return max(0, int(status.get("leader_commit_idx") or 0) - int(status.get("last_applied") or 0))
+
     def members(self) -> list[str]:
         """All voting members, this one included."""
         assert self._sync is not None

@@ -48,6 +48,7 @@ class Session:
         self.leader: str | None = None
         self.connected = False
         self.last_error: str | None = None
+        self.unreachable = 0  # beats that reached no manager (timeouts, refused connections): a figure
         self._loop = BackgroundLoop("session", self._run)
 
     def candidates(self) -> list[str]:
@@ -70,6 +71,7 @@ class Session:
                 )
             except Unavailable as exc:
                 self.last_error = exc.message
+                self.unreachable += 1
                 continue
             except ShoalError as exc:
                 self.last_error = exc.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from shoal.aio import BackgroundLoop
 from shoal.clusterclient import ClusterClient
@@ -20,6 +21,19 @@ EXIT_POLL = 1.0  # only for tasks without a pidfd; the others are watched by the
 # than one call each as their threads finish: 100 tasks took ~70 calls without this, ~47 when the
 # leader was slower to answer. It delays a single report by as much.
 STATUS_COALESCE = 0.02
+
+
+STALE_PAUSE = 0.5
+
+
+def newer(answer: dict[str, Any], epoch: int, index: int) -> tuple[int, int] | None:
+    """(epoch, index) of an assignments answer if it is as new as the one acted on last, else None.
+    Managers before "Index" existed send none: their answers are judged by the epoch alone."""
+    their_epoch = int(answer.get("Epoch", 0))
+    their_index = int(answer.get("Index", 0) or 0)
+    if their_epoch < epoch or (their_epoch == epoch and "Index" in answer and their_index < index):
+        return None
+    return their_epoch, max(their_index, index) if their_epoch == epoch else their_index
 
 
 class TaskLoop:
@@ -39,6 +53,7 @@ class TaskLoop:
         self.signature: str | None = None
         self.network = network
         self.epoch = 0
+        self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
@@ -73,9 +88,14 @@ class TaskLoop:
                 log.debug("no assignments: %s", exc.message)
                 await asyncio.sleep(0.5)
                 continue
-            if int(answer.get("Epoch", 0)) < self.epoch:
-                continue  # from a deposed leader's replica: an older epoch never gives orders
-            self.epoch = int(answer.get("Epoch", 0))
+            seen = newer(answer, self.epoch, self.index)
+            if seen is None:
+                # from a deposed leader's replica, or a follower's behind the answer this node acted on
+                # last: an older store never gives orders (its task set lacks what came since, and the
+                # node would stop those tasks). Not at once again: it answers at once again.
+                await asyncio.sleep(STALE_PAUSE)
+                continue
+            self.epoch, self.index = seen
             self.signature = answer.get("Signature")
             payloads = getattr(self.executor.driver, "payloads", None)  # runtime/secretfiles.py
             if payloads is not None:

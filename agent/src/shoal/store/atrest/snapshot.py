@@ -10,10 +10,18 @@ follower has a key of its own; a follower gathers the chunks in memory and write
 its key. No plain snapshot byte reaches a file.
 
 Payload: zlib (fast level) of the pickled tuple pysyncobj passes, (state, entry, entry, members).
+
+Chunks: pysyncobj's (bytes, first, last) with a fourth item, (offset, size, sha256 of the payload).
+pysyncobj advances a transfer even when sending a chunk failed (the connection to the follower
+dropped and came back before its next round noticed): gluing the chunks around the gap gave a
+follower a dump it "failed to load" (invalid load key), and it stayed behind for good while
+answering nodes from its replica. A chunk out of order now drops the transfer; the follower stays
+behind, answers the leader so, and the leader sends the snapshot again from its start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -62,6 +70,7 @@ class SealedSerializer:
         self._current_id: Any = None
         self._transmissions: dict[Any, dict[str, Any]] = {}
         self._incoming: bytearray | None = None
+        self._incoming_meta: tuple[int, str] | None = None  # (size, sha256) of the payload on its way
         self._received: bytes | None = None  # the payload just written, so it is not read back
 
     # ---- writing a snapshot of our own state
@@ -126,14 +135,15 @@ class SealedSerializer:
                 # unreadable (edited, wrong key): say why, or a follower waits for it in silence
                 log.error("cannot send the Raft snapshot %s to a follower: %s", self._path, exc)
                 return None
-            sending = self._transmissions[transmissionID] = {"data": payload, "sent": 0}
-        first = sending["sent"] == 0
-        chunk = sending["data"][sending["sent"] : sending["sent"] + self._batch]
+            digest = hashlib.sha256(payload).hexdigest()
+            sending = self._transmissions[transmissionID] = {"data": payload, "sent": 0, "digest": digest}
+        offset = sending["sent"]
+        chunk = sending["data"][offset : offset + self._batch]
         sending["sent"] += len(chunk)
         last = not chunk
         if last:
             self._transmissions.pop(transmissionID, None)
-        return chunk, first, last
+        return chunk, offset == 0, last, (offset, len(sending["data"]), sending["digest"])
 
     def cancelTransmisstion(self, id: Any) -> None:
         self._transmissions.pop(id, None)
@@ -142,15 +152,30 @@ class SealedSerializer:
     def setTransmissionData(self, data: Any) -> bool:
         if data is None:
             return False
-        chunk, first, last = data
+        chunk, first, last, *meta = data
+        if not meta:  # from a leader before the chunks said where they go: taken in order, as then
+            meta = [(len(self._incoming) if self._incoming is not None and not first else 0, -1, "")]
+        offset, size, digest = meta[0]
         if first:
-            self._incoming = bytearray()
-        elif self._incoming is None:
+            self._incoming, self._incoming_meta = bytearray(), (size, digest)
+        if self._incoming is None:
+            return False  # the rest of a dropped transfer: the leader starts over after its last chunk
+        if offset != len(self._incoming) or self._incoming_meta != (size, digest):
+            log.warning(
+                "Raft snapshot from the leader: chunk at %d out of order (%d bytes received): "
+                "dropped, the leader sends it again",
+                offset,
+                len(self._incoming),
+            )
+            self._incoming = self._incoming_meta = None
             return False
         self._incoming += bytes(chunk)
         if not last:
             return False
-        payload, self._incoming = bytes(self._incoming), None
+        payload, self._incoming, self._incoming_meta = bytes(self._incoming), None, None
+        if size >= 0 and (len(payload) != size or hashlib.sha256(payload).hexdigest() != digest):
+            log.warning("Raft snapshot from the leader: %d of %d bytes or a wrong digest: dropped", len(payload), size)
+            return False
         try:
             write_sealed(self._path, self._path + ".1.tmp", self._cipher, payload)
         except OSError:

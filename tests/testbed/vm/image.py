@@ -62,6 +62,8 @@ RUNTIME_PACKAGES = (
     "umoci",
     "catatonit",
     "busybox-static",
+    # the Compose Specification's schema (compose/config/compose_spec.json) that stack deploys validate with
+    "docker-compose",
 )
 PACKAGES = BASE_PACKAGES + RUNTIME_PACKAGES
 

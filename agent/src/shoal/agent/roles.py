@@ -20,6 +20,22 @@ from shoal.identity import KEY_DIR, raft_dir
 log = logging.getLogger("shoal.agent")
 
 
+def role_action(desired: str | None, local_role: str, raft_member: bool | None) -> str | None:
+    """What a session answer asks of this node: promote, demote, rejoin, or nothing.
+
+    rejoin: the managers want this node as a manager and it runs as one, but its node object has no
+    ManagerStatus (RaftMember false): the leader has not recorded the join (a join call that timed out
+    under a slow guest while the leader was adding the member). The join is idempotent on the leader.
+    """
+    if desired == "manager" and local_role == "worker":
+        return "promote"
+    if desired == "worker" and local_role == "manager" and not raft_member:
+        return "demote"
+    if desired == "manager" and local_role == "manager" and raft_member is False:
+        return "rejoin"
+    return None
+
+
 class RoleChanges(AgentCore):
     async def _become_manager(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
         ident = self.require_swarm()
@@ -34,6 +50,10 @@ class RoleChanges(AgentCore):
         ident.save(self.cfg.data_dir)
         # a new member must be running before the leader adds it (notes/raft.md)
         await self._start_manager(ident, peers=grant["RaftMembers"])
+        await self._join_raft(ident)
+        log.info("this node is now a manager (Raft member %s)", ident.raft_addr)
+
+    async def _join_raft(self, ident: Any) -> None:
         await self.client().call_any(
             ident.managers,
             "POST",
@@ -41,7 +61,6 @@ class RoleChanges(AgentCore):
             {"RaftAddr": ident.raft_addr, "Addr": ident.cluster_addr},
             timeout=10.0,
         )
-        log.info("this node is now a manager (Raft member %s)", ident.raft_addr)
 
     async def _become_worker(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
         ident = self.require_swarm()
@@ -67,14 +86,23 @@ class RoleChanges(AgentCore):
         if answer.get("Managers") and answer["Managers"] != ident.managers:
             ident.managers = answer["Managers"]
             ident.save(self.cfg.data_dir)
-        desired = answer.get("Role")
-        member = answer.get("RaftMember", False)
         if self._role_change and not self._role_change.done():
             return
-        if desired == "manager" and ident.role == "worker":
+        action = role_action(answer.get("Role"), ident.role, answer.get("RaftMember"))
+        if action == "promote":
             self._role_change = asyncio.get_running_loop().create_task(self._change_role("manager"))
-        elif desired == "worker" and ident.role == "manager" and not member:
+        elif action == "demote":
             self._role_change = asyncio.get_running_loop().create_task(self._change_role("worker"))
+        elif action == "rejoin" and self.manager is not None:
+            self._role_change = asyncio.get_running_loop().create_task(self._rejoin_raft())
+
+    async def _rejoin_raft(self) -> None:
+        """Ask the leader again to record this manager's Raft membership (idempotent there)."""
+        ident = self.require_swarm()
+        try:
+            await self._join_raft(ident)
+        except ShoalError as exc:
+            log.warning("Raft membership not recorded yet: %s", exc.message)
 
     async def _renew(self) -> tuple[str | bytes, dict[str, Any]]:
         key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)

@@ -52,6 +52,11 @@ SCHEDULER_PASS_SECONDS = Histogram(
 DISPATCHER_HEARTBEATS = Counter(
     "shoal_dispatcher_heartbeats_total", "Node heartbeats received by this leader's dispatcher.", registry=REGISTRY
 )
+HEARTBEAT_PERIOD = Gauge(
+    "shoal_node_heartbeat_period_seconds",
+    "The heartbeat period this node uses: the one the leader named in its last heartbeat answer.",
+    registry=REGISTRY,
+)
 API_REQUESTS = Counter(
     "shoal_api_requests_total",
     "API requests by listener, method, route (the path template) and status code.",

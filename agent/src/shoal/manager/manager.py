@@ -59,7 +59,8 @@ class ManagerRole:
                 log_compaction_min_entries=snapshot_entries,
             )
         )
-        self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)
+        # the period is the cluster spec's; the agent's own setting only until the cluster object exists
+        self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period, cluster_id=cluster_id)
         self.roles = RoleManager(self.store, node_id, heartbeat_period)
         self.orchestrator = Orchestrator(self.store)
         self.on_members_changed = on_members_changed
@@ -181,6 +182,7 @@ class ManagerRole:
         default_addr_pool: list[str],
         subnet_size: int,
         description: dict[str, Any],
+        data_path_port: int = 0,
     ) -> list[Change]:
         from shoal.model.objects import new_cluster
 
@@ -188,7 +190,14 @@ class ManagerRole:
         digest = root.digest()
         tokens = {"Worker": ca.make_join_token(digest), "Manager": ca.make_join_token(digest)}
         cluster = new_cluster(
-            cluster_id, spec, root.cert_pem, tokens, now, default_addr_pool=default_addr_pool, subnet_size=subnet_size
+            cluster_id,
+            spec,
+            root.cert_pem,
+            tokens,
+            now,
+            default_addr_pool=default_addr_pool,
+            subnet_size=subnet_size,
+            data_path_port=data_path_port,
         )
         node = node_object(
             node_id, hostname, "manager", advertise_ip, cluster_port, raft_addr, description, root.cert_pem, now

@@ -15,6 +15,7 @@ from shoal.manager.allocator.endpoints import resolve_network
 from shoal.manager.control.filters import Filters, filter_networks
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.network import GWBRIDGE, GWBRIDGE_ID, docker_view, free_vni, mac_of, network_object, validate_create
+from shoal.model.objects import DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE
 from shoal.store.changes import Change
 from shoal.store.protocol import StoreReader
 
@@ -32,9 +33,19 @@ def is_gwbridge(ref: str, networks: list[Obj] | None = None) -> bool:
 
 def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
     networks = store.list("network")
-    req = validate_create(body, networks)
+    pools, size = address_pools(store)
+    req = validate_create(body, networks, pools, size)
     network = network_object(new_id(), req, free_vni(networks), now_rfc3339())
     return network, [Change(op="create", kind="network", obj=network)]
+
+
+def address_pools(store: StoreReader) -> tuple[list[str], int]:
+    """The cluster's DefaultAddrPool and SubnetSize (fixed at `swarm init`), Docker's defaults without one."""
+    for cluster in store.list_shared("cluster"):
+        return list(cluster.get("DefaultAddrPool") or DEFAULT_ADDR_POOL), int(
+            cluster.get("SubnetSize") or DEFAULT_SUBNET_SIZE
+        )
+    return list(DEFAULT_ADDR_POOL), DEFAULT_SUBNET_SIZE
 
 
 def users_of(network_id: str, services: list[Obj]) -> list[str]:

@@ -325,10 +325,22 @@ def node_object(
         tls=tls_info(ca_pem),
     )
     node["Spec"]["Role"] = role  # desired role; ManagerStatus appears once it is a Raft member
+    dataplane = dataplane_description(description.get("Dataplane"))
+    if dataplane is not None:
+        node["Description"]["Dataplane"] = dataplane
     if raft_addr is not None:
         node["ManagerStatus"] = manager_status(f"{advertise_ip}:{cluster_port}", leader=True)
         node["ManagerStatus"]["RaftAddr"] = raft_addr
     return node
+
+
+def dataplane_description(given: Any) -> dict[str, Any] | None:
+    """What a node reports of its kernel's dataplane (shoal's own field of Description): whether it
+    can encrypt overlays (IPsec ESP with AES-GCM) and, when not, the kernel's reason; checked for shape."""
+    if not isinstance(given, dict) or not isinstance(given.get("EncryptedOverlay"), bool):
+        return None
+    reason = given.get("Reason") if isinstance(given.get("Reason"), str) else ""
+    return {"EncryptedOverlay": given["EncryptedOverlay"], "Reason": reason[:300]}
 
 
 def _text(value: bytes | str) -> str:

@@ -171,7 +171,7 @@ def test_networks_take_the_pool_and_vxlan_the_data_path_port(cluster: Testbed) -
     assert wait_for("web through swarm00's published port", lambda: curl(cluster, "swarm00", 8077), timeout=30)
     for name in ("web", "client"):
         api(cluster, "swarm00").delete(f"/services/{name}")
-    wait_for("tasks gone", lambda: not running(cluster, "web") and not running(cluster, "client"), timeout=40)
+    wait_for("tasks gone", lambda: not api(cluster, "swarm00").get("/tasks"), timeout=40)
 
 
 def test_encrypted_network_is_refused_with_the_kernels_reason(cluster: Testbed) -> None:

@@ -63,7 +63,7 @@ class Agent(RoleChanges, Leaving):
                 await self._start_manager(ident, peers=[])
                 assert self.manager is not None
                 await self._wait_leader(self.manager, 10.0)
-                desc = hostinfo.description()
+                desc = await asyncio.to_thread(hostinfo.description)  # probes the kernel once (net/xfrm.py)
                 changes = type(self.manager).initial_objects(
                     cluster_id=ident.cluster_id,
                     node_id=ident.node_id,

@@ -66,6 +66,13 @@ options:
     description:
       - Labels of the network (strings; other values are turned into strings).
     type: dict
+  encrypted:
+    description:
+      - Whether the VXLAN traffic of the network between nodes is encrypted with IPsec ESP (AES-GCM), as
+        C(docker network create --opt encrypted).
+      - The swarm refuses it, and the task fails with its reason, when a node's kernel has no ESP or
+        C(rfc4106(gcm(aes))); shoal never creates such a network unencrypted.
+    type: bool
   force:
     description:
       - Remove and create the network again when it differs even though services use it (the swarm still refuses
@@ -141,7 +148,8 @@ from ansible_collections.shoal.swarm.plugins.module_utils._shoal_runner import (
 )
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-OPTIONS = ("subnet", "gateway", "attachable", "internal", "labels")
+OPTIONS = ("subnet", "gateway", "attachable", "internal", "labels", "encrypted")
+ENCRYPTED = "encrypted"  # Docker's driver option: present means encrypted, whatever its value
 
 
 def check_addresses(params: dict[str, Any]) -> None:
@@ -177,6 +185,7 @@ def network_view(network: dict[str, Any]) -> dict[str, Any]:
         "attachable": bool(network.get("Attachable")),
         "internal": bool(network.get("Internal")),
         "labels": dict(network.get("Labels") or {}),
+        "encrypted": ENCRYPTED in (network.get("Options") or {}),
     }
 
 
@@ -199,6 +208,8 @@ def create_body(name: str, view: dict[str, Any]) -> dict[str, Any]:
     }
     if config:
         body["IPAM"] = {"Driver": "default", "Config": [config]}
+    if view.get("encrypted"):
+        body["Options"] = {ENCRYPTED: ""}
     return body
 
 
@@ -230,6 +241,7 @@ class NetworkTask(ShoalTask):
             "attachable": {"type": "bool"},
             "internal": {"type": "bool"},
             "labels": {"type": "dict"},
+            "encrypted": {"type": "bool"},
             "force": {"type": "bool", "default": False},
         }
 

@@ -15,7 +15,7 @@ description:
     M(shoal.swarm.swarm_node).
   - With O(state=absent), the node leaves the swarm it is in (C(shoal swarm leave)).
   - Settings that only exist at creation (O(advertise_addr), O(listen_addr), O(default_addr_pool),
-    O(subnet_size)) are not changed on an existing swarm; a warning says when they differ.
+    O(subnet_size), O(data_path_port)) are not changed on an existing swarm; a warning says when they differ.
 author:
   - shoal developers (@shoal-swarm)
 extends_documentation_fragment:
@@ -49,12 +49,20 @@ options:
     type: str
   default_addr_pool:
     description:
-      - Address pools (CIDR) that overlay network subnets are taken from. Used when the swarm is created only.
+      - Address pools (IPv4 CIDR, not overlapping each other) that the subnets of overlay networks created
+        without one are taken from, in order. Default C(10.0.0.0/8). Used when the swarm is created only.
+      - The ingress network keeps its own subnet, C(10.255.0.0/16); a pool that covers it skips it.
     type: list
     elements: str
   subnet_size:
     description:
-      - Prefix length of the subnets taken from O(default_addr_pool). Used when the swarm is created only.
+      - Prefix length of the subnets taken from O(default_addr_pool), at most 29. Default 24.
+        Used when the swarm is created only.
+    type: int
+  data_path_port:
+    description:
+      - UDP port of the VXLAN traffic of every overlay network (1024 to 49151). Default 4789.
+        Used when the swarm is created only.
     type: int
   labels:
     description:
@@ -66,7 +74,10 @@ options:
     type: int
   dispatcher_heartbeat_period:
     description:
-      - How often nodes report to the managers, as a duration such as V(1s) or V(500ms) (a bare number is seconds).
+      - How often nodes report to the managers, as a duration such as V(1s) or V(500ms) (a bare number is seconds),
+        from 50ms to 24h. Every node uses the new period from its next heartbeat on, and a node is Down after
+        three periods without one.
+      - When the swarm is created without it, the period is the first manager's C(heartbeat_period) agent setting.
     type: str
   node_cert_expiry:
     description:
@@ -129,6 +140,13 @@ EXAMPLES = r"""
   shoal.swarm.swarm_init:
     task_history_limit: 2
     dispatcher_heartbeat_period: 2s
+
+- name: Create the swarm with its own address pool and VXLAN port
+  shoal.swarm.swarm_init:
+    advertise_addr: eth0
+    default_addr_pool: [10.20.0.0/16]
+    subnet_size: 26
+    data_path_port: 7789
 
 - name: Rotate the worker join token
   shoal.swarm.swarm_init:
@@ -225,7 +243,9 @@ CREATION_ONLY = {
     "listen_addr": "ListenAddr",
     "default_addr_pool": "DefaultAddrPool",
     "subnet_size": "SubnetSize",
+    "data_path_port": "DataPathPort",
 }
+DATA_PATH_PORTS = (1024, 49151)  # Docker's range; 0 means the default, 4789
 
 
 def desired_view(params: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +312,11 @@ def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[
         )
     if params.get("subnet_size") is not None and params["subnet_size"] != swarm.get("SubnetSize"):
         warnings.append(f"subnet_size is set when the swarm is created only; the swarm has {swarm.get('SubnetSize')}")
+    port = params.get("data_path_port")
+    if port is not None and (port or 4789) != swarm.get("DataPathPort"):
+        warnings.append(
+            f"data_path_port is set when the swarm is created only; the swarm has {swarm.get('DataPathPort')}"
+        )
     addr = params.get("advertise_addr")
     node_addr = (info.get("Swarm") or {}).get("NodeAddr")
     if addr and addr[:1].isdigit() and node_addr and addr.split(":")[0] != node_addr:
@@ -311,7 +336,7 @@ class SwarmTask(ShoalTask):
         "log_entries_for_slow_followers": (0, None),
         "election_tick": (1, None),
         "heartbeat_tick": (1, None),
-        "subnet_size": (1, 32),
+        "subnet_size": (1, 29),
     }
 
     @staticmethod
@@ -322,6 +347,7 @@ class SwarmTask(ShoalTask):
             "listen_addr": {"type": "str"},
             "default_addr_pool": {"type": "list", "elements": "str"},
             "subnet_size": {"type": "int"},
+            "data_path_port": {"type": "int"},
             "labels": {"type": "dict"},
             "task_history_limit": {"type": "int"},
             "dispatcher_heartbeat_period": {"type": "str"},
@@ -345,6 +371,10 @@ class SwarmTask(ShoalTask):
                     raise ParamError(str(exc)) from None
                 if not positive:
                     raise ParamError(f"{name} must be positive")
+        port = self.params.get("data_path_port")
+        if port not in (None, 0) and not DATA_PATH_PORTS[0] <= port <= DATA_PATH_PORTS[1]:
+            low, high = DATA_PATH_PORTS
+            raise ParamError(f"data_path_port must be between {low} and {high} (or 0 for 4789), not {port}")
 
     def result(self, **facts: Any) -> dict[str, Any]:
         empty = {"cluster_id": "", "node_id": "", "join_tokens": {"worker": "", "manager": ""}, "manager_addrs": []}
@@ -383,10 +413,11 @@ class SwarmTask(ShoalTask):
 
     def init(self) -> dict[str, Any]:
         desired = desired_view(self.params)
+        creation = {n: self.params[n] for n in CREATION_ONLY if self.params.get(n) is not None}
         self.record_state(
             "swarm initialized",
             {"state": "absent"},
-            {"state": "present", **{k: v for k, v in desired.items() if v is not None}},
+            {"state": "present", **{k: v for k, v in desired.items() if v is not None}, **creation},
         )
         if self.check_mode:
             return self.result()

@@ -127,14 +127,16 @@ def save_logs(bed: Testbed, name: str) -> Path:
 MANAGER = "10.213.0.10:2377"
 
 
-def form_cluster(bed: Testbed, managers: int = 1, agent_args: list[str] | None = None) -> None:
-    """Agents restarted with empty state (and `agent_args`); swarm00 inits; the others join (as
-    managers up to `managers`)."""
+def form_cluster(
+    bed: Testbed, managers: int = 1, agent_args: list[str] | None = None, init: dict[str, Any] | None = None
+) -> None:
+    """Agents restarted with empty state (and `agent_args`); swarm00 inits (with the `init` request's
+    other fields); the others join (as managers up to `managers`)."""
     for host in HOSTS:
         bed.stop_agent(host)
         bed.run(host, ["sh", "-c", "rm -rf /var/lib/shoal/*"])
         start_agent(bed, host, agent_args)
-    api(bed, "swarm00").post("/swarm/init", {"AdvertiseAddr": "eth0"})
+    api(bed, "swarm00").post("/swarm/init", {**(init or {}), "AdvertiseAddr": "eth0"})
     tokens = api(bed, "swarm00").get("/swarm")["JoinTokens"]
     for i, host in enumerate(HOSTS[1:], start=1):
         token = tokens["Manager"] if i < managers else tokens["Worker"]

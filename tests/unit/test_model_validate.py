@@ -175,6 +175,8 @@ def test_swarm_spec_full_docker_body_round_trips() -> None:
         ({"Raft": {"SnapshotInterval": True}}, "Raft.SnapshotInterval must be an integer"),
         ({"Raft": {"Ticks": 1}}, "unknown field 'Ticks' in Raft"),
         ({"Dispatcher": {"HeartbeatPeriod": -1}}, "heartbeat period must be positive"),
+        ({"Dispatcher": {"HeartbeatPeriod": "10ms"}}, "heartbeat period must be between 50ms and 24h0m0s"),
+        ({"Dispatcher": {"HeartbeatPeriod": "25h"}}, "heartbeat period must be between 50ms and 24h0m0s"),
         ({"Dispatcher": {"HeartbeatPeriod": "soon"}}, "Dispatcher.HeartbeatPeriod: invalid duration 'soon'"),
         ({"CAConfig": {"NodeCertExpiry": "30m"}}, "minimum certificate expiry time is: 1h0m0s"),
         ({"CAConfig": {"ExternalCAs": [{"Protocol": "acme", "URL": "x"}]}}, "invalid CAConfig.ExternalCAs[0].Protocol"),
@@ -258,7 +260,6 @@ def test_node_and_swarm_specs_decode_case_insensitively() -> None:
         ({"CAConfig": {"ForceRotate": 1}}, "CAConfig.ForceRotate 1 is not supported yet"),
         ({"CAConfig": {"SigningCACert": "PEM"}}, "CAConfig.SigningCACert 'PEM' is not supported yet"),
         ({"CAConfig": {"NodeCertExpiry": "48h"}}, "CAConfig.NodeCertExpiry '48h0m0s' is not supported yet"),
-        ({"Dispatcher": {"HeartbeatPeriod": "5s"}}, "Dispatcher.HeartbeatPeriod '5s' is not supported yet"),
         (
             {"Raft": {"SnapshotInterval": 50}},
             "Raft.SnapshotInterval 50 is not supported yet by shoal (in effect: 10000)",
@@ -314,6 +315,7 @@ def test_init_request_from_the_docker_cli_passes() -> None:
         "Spec": default_swarm_spec(),
         "DefaultAddrPool": ["10.0.0.0/8"],
         "SubnetSize": 24,
+        "DataPathPort": 4789,
     }
     assert validate_init_request({"advertiseaddr": "eth1"})["AdvertiseAddr"] == "eth1"
     assert validate_init_request(None)["ListenAddr"] == ""
@@ -323,9 +325,15 @@ def test_init_request_from_the_docker_cli_passes() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"SubnetSize": 26}, "SubnetSize 26 is not supported yet by shoal (in effect: 24)"),
-        ({"DefaultAddrPool": ["10.20.0.0/16"]}, "DefaultAddrPool ['10.20.0.0/16'] is not supported yet"),
-        ({"DataPathPort": 4790}, "DataPathPort 4790 is not supported yet by shoal (in effect: 4789)"),
+        ({"SubnetSize": 30}, "subnet size is out of range: 30"),
+        ({"DefaultAddrPool": ["10.20.0.0/16"], "SubnetSize": 12}, "Subnet size is too small for pool: 12"),
+        ({"DefaultAddrPool": ["10.20.0.0/33"]}, "invalid base pool 10.20.0.0/33"),
+        ({"DefaultAddrPool": ["fd00::/48"]}, "invalid base pool fd00::/48: shoal's overlay networks are IPv4 only"),
+        ({"DefaultAddrPool": ["10.0.0.0/8", "10.20.0.0/16"]}, "10.20.0.0/16: it overlaps the pool 10.0.0.0/8"),
+        ({"DefaultAddrPool": "10.20.0.0/16"}, "DefaultAddrPool must be a list of subnets"),
+        ({"DataPathPort": 1023}, "Datapath port number is not in valid range (1024-49151) : 1023"),
+        ({"DataPathPort": 49152}, "Datapath port number is not in valid range (1024-49151) : 49152"),
+        ({"DataPathPort": -1}, "DataPathPort must be at least 0"),
         ({"DataPathAddr": "10.0.0.5"}, "DataPathAddr '10.0.0.5' is not supported yet"),
         ({"AutoLockManagers": True}, "AutoLockManagers True is not supported yet"),
         ({"ForceNewCluster": True}, "ForceNewCluster True is not supported yet"),
@@ -341,6 +349,36 @@ def test_init_request_refusals(change: dict[str, Any], message: str) -> None:
         validate_init_request({**DOCKER_CLI_INIT, **change})
     assert message in exc.value.message
     assert exc.value.status == 400
+
+
+def test_init_request_settings_that_take_effect() -> None:
+    req = validate_init_request(
+        {
+            **DOCKER_CLI_INIT,
+            "DataPathPort": 7789,
+            "DefaultAddrPool": [" 10.20.0.0/16", "192.168.7.1/24"],
+            "SubnetSize": 26,
+        }
+    )
+    # the pools normalised (Docker's ParseCIDR takes host bits and surrounding blanks too)
+    assert (req["DataPathPort"], req["DefaultAddrPool"], req["SubnetSize"]) == (
+        7789,
+        ["10.20.0.0/16", "192.168.7.0/24"],
+        26,
+    )
+    for port in (1024, 49151):
+        assert validate_init_request({"DataPathPort": port})["DataPathPort"] == port
+    # a size without a pool applies to Docker's default pool; 0 means 24
+    assert validate_init_request({"SubnetSize": 20})["DefaultAddrPool"] == ["10.0.0.0/8"]
+    assert validate_init_request({"SubnetSize": 0, "DefaultAddrPool": ["10.9.0.0/16"]})["SubnetSize"] == 24
+
+
+def test_init_request_heartbeat_default_comes_from_the_base() -> None:
+    base = default_swarm_spec()
+    base["Dispatcher"]["HeartbeatPeriod"] = 10_000_000_000
+    assert validate_init_request({}, base)["Spec"]["Dispatcher"]["HeartbeatPeriod"] == 10_000_000_000
+    given = validate_init_request({"Spec": {"Dispatcher": {"HeartbeatPeriod": "3s"}}}, base)
+    assert given["Spec"]["Dispatcher"]["HeartbeatPeriod"] == 3_000_000_000
 
 
 def test_join_request() -> None:

@@ -189,3 +189,15 @@ def test_a_name_that_only_prefixes_other_ids_is_a_new_network(agent: FakeAgent, 
     failed, result = run(name=prefix, subnet="10.0.10.0/24")
     assert not failed and result["changed"], result.get("msg")
     assert [n["Spec"]["Name"] for n in agent.networks if n["Spec"]["Name"] == prefix] == [prefix]
+
+
+def test_encrypted_is_asked_for_with_dockers_option_and_the_refusal_is_the_failure(agent: FakeAgent, run) -> None:
+    failed, result = run(name="secure", encrypted=True)
+    assert failed and "network option 'encrypted'" in result["msg"], result
+    ((_, _, _, body),) = network_writes(agent)
+    assert body["Options"] == {"encrypted": ""}
+    assert all(n["Spec"]["Name"] != "secure" for n in agent.networks)  # never made unencrypted
+    # a plain network is what encrypted=false asks for: nothing to change
+    run(name="plain")
+    failed, again = run(name="plain", encrypted=False)
+    assert not failed and not again["changed"], again

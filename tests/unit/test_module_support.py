@@ -145,6 +145,7 @@ class FakeAgent:
             "TLSInfo": {"TrustRoot": self.ca_pem},
             "DefaultAddrPool": ["10.0.0.0/8"],
             "SubnetSize": 24,
+            "DataPathPort": 4789,
             "JoinTokens": {"Worker": WORKER_TOKEN, "Manager": MANAGER_TOKEN},
         }
         self.nodes = {

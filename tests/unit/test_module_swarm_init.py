@@ -31,17 +31,34 @@ def run(agent: FakeAgent):
 
 
 def test_init_creates_the_swarm_and_returns_tokens(agent: FakeAgent, run) -> None:
-    failed, result = run(advertise_addr="eth0", default_addr_pool=["10.10.0.0/16"], subnet_size=26, diff=True)
+    failed, result = run(
+        advertise_addr="eth0", default_addr_pool=["10.10.0.0/16"], subnet_size=26, data_path_port=7789, diff=True
+    )
     assert not failed, result
     assert result["changed"] and result["actions"] == ["swarm initialized"]
     assert result["cluster_id"] == CLUSTER_ID and result["node_id"] == SELF_ID
     assert result["join_tokens"] == {"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN}
     assert result["manager_addrs"] == ["10.213.0.10:2377"]
     assert "JoinTokens" not in result["swarm_facts"]
-    assert result["diff"] == {"before": {"state": "absent"}, "after": {"state": "present"}}
+    assert result["diff"] == {
+        "before": {"state": "absent"},
+        "after": {
+            "state": "present",
+            "advertise_addr": "eth0",
+            "default_addr_pool": ["10.10.0.0/16"],
+            "subnet_size": 26,
+            "data_path_port": 7789,
+        },
+    }
     (init,) = [r for r in agent.writes()]
     assert init[1] == "/swarm/init"
-    assert init[3] == {"Spec": {}, "AdvertiseAddr": "eth0", "DefaultAddrPool": ["10.10.0.0/16"], "SubnetSize": 26}
+    assert init[3] == {
+        "Spec": {},
+        "AdvertiseAddr": "eth0",
+        "DefaultAddrPool": ["10.10.0.0/16"],
+        "SubnetSize": 26,
+        "DataPathPort": 7789,
+    }
 
 
 def test_init_passes_spec_settings_in_api_units(agent: FakeAgent, run) -> None:
@@ -120,9 +137,12 @@ def test_rotation_always_changes_and_returns_new_tokens(agent: FakeAgent, run) -
 
 def test_creation_only_settings_warn_on_an_existing_swarm(agent: FakeAgent, run) -> None:
     agent.make_manager()
-    failed, result = run(default_addr_pool=["192.168.0.0/16"], subnet_size=28, advertise_addr="10.213.0.99")
+    failed, result = run(
+        default_addr_pool=["192.168.0.0/16"], subnet_size=28, advertise_addr="10.213.0.99", data_path_port=7789
+    )
     assert not failed and not result["changed"]
-    assert len(result["warnings"]) == 3
+    assert len(result["warnings"]) == 4
+    assert any("data_path_port is set when the swarm is created only" in str(w) for w in result["warnings"])
     assert "default_addr_pool is set when the swarm is created only" in str(result["warnings"][0])
 
 
@@ -155,7 +175,9 @@ def test_leave_needs_force_on_a_manager_and_is_idempotent(agent: FakeAgent, run)
         ({"force": True}, "state=present: these options apply to state=absent only: force"),
         ({"task_history_limit": -1}, "task_history_limit must be 0 or more"),
         ({"election_tick": 0}, "election_tick must be at least 1"),
-        ({"subnet_size": 40}, "subnet_size must be between 1 and 32"),
+        ({"subnet_size": 30}, "subnet_size must be between 1 and 29"),
+        ({"data_path_port": 1023}, "data_path_port must be between 1024 and 49151 (or 0 for 4789), not 1023"),
+        ({"data_path_port": 49152}, "data_path_port must be between 1024 and 49151"),
         ({"dispatcher_heartbeat_period": "soon"}, "is not a duration"),
         ({"node_cert_expiry": "0s"}, "node_cert_expiry must be positive"),
         ({"state": "gone"}, "value of state must be one of"),

@@ -95,4 +95,13 @@ def description() -> dict[str, Any]:
         "Platform": {"Architecture": platform.machine(), "OS": "linux"},
         "Resources": {"NanoCPUs": (os.cpu_count() or 1) * 1_000_000_000, "MemoryBytes": mem},
         "Engine": {"EngineVersion": __version__, "Labels": {}},
+        "Dataplane": dataplane(),
     }
+
+
+def dataplane() -> dict[str, Any]:
+    """Whether this kernel can encrypt overlays (probed once, in a scratch namespace: net/xfrm.py)."""
+    from shoal.net import xfrm
+
+    ok, reason = xfrm.esp_support()
+    return {"EncryptedOverlay": ok, "Reason": reason}

@@ -58,6 +58,11 @@ ASSIGNMENT_ANSWERS = Counter(
 ASSIGNMENT_BYTES = Counter(
     "shoal_assignment_answer_bytes_total", "Bytes of the assignment answers this manager sent.", registry=REGISTRY
 )
+HEARTBEAT_PERIOD = Gauge(
+    "shoal_node_heartbeat_period_seconds",
+    "The heartbeat period this node uses: the one the leader named in its last heartbeat answer.",
+    registry=REGISTRY,
+)
 API_REQUESTS = Counter(
     "shoal_api_requests_total",
     "API requests by listener, method, route (the path template) and status code.",

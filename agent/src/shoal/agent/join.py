@@ -48,7 +48,7 @@ async def request_certificate(
     ca_pem = answer["CACertificate"].encode()
     tokens.verify_ca_digest(ca_pem, req.token)  # TokenError (400): the CA is not the token's
     key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
-    desc = description or hostinfo.description()
+    desc = description or await asyncio.to_thread(hostinfo.description)  # probes the kernel once (net/xfrm.py)
     pinned = ClusterClient(tls.client_context(ca_pem))
     _, grant = await pinned.call_any(
         req.remotes,

@@ -19,7 +19,7 @@ from shoal.errors import Unavailable
 from shoal.identity import Identity, wipe
 from shoal.manager import tokens
 from shoal.model.ids import new_id
-from shoal.model.objects import default_swarm_spec
+from shoal.model.objects import DATA_PATH_PORT, DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, default_swarm_spec
 from shoal.model.validate import validate_swarm_spec
 
 if TYPE_CHECKING:
@@ -35,9 +35,11 @@ class Agent(RoleChanges, Leaving):
             if self.identity is not None:
                 raise Unavailable(ALREADY_IN_SWARM)
             addrs = await resolve_addresses(body, self.cfg)
-            spec = validate_swarm_spec(body.get("Spec") or {}, default_swarm_spec())
-            pool = body.get("DefaultAddrPool") or ["10.0.0.0/8"]
-            subnet_size = int(body.get("SubnetSize") or 24)
+            spec = validate_swarm_spec(body.get("Spec") or {}, self.init_defaults())
+            # checked by validate_init_request; its defaults when the body comes from elsewhere
+            pool = body.get("DefaultAddrPool") or list(DEFAULT_ADDR_POOL)
+            subnet_size = int(body.get("SubnetSize") or DEFAULT_SUBNET_SIZE)
+            data_path_port = int(body.get("DataPathPort") or DATA_PATH_PORT)
             ident = Identity(
                 node_id=new_id(),
                 cluster_id=new_id(),
@@ -61,7 +63,7 @@ class Agent(RoleChanges, Leaving):
                 await self._start_manager(ident, peers=[])
                 assert self.manager is not None
                 await self._wait_leader(self.manager, 10.0)
-                desc = hostinfo.description()
+                desc = await asyncio.to_thread(hostinfo.description)  # probes the kernel once (net/xfrm.py)
                 changes = type(self.manager).initial_objects(
                     cluster_id=ident.cluster_id,
                     node_id=ident.node_id,
@@ -73,6 +75,7 @@ class Agent(RoleChanges, Leaving):
                     spec=spec,
                     default_addr_pool=pool,
                     subnet_size=subnet_size,
+                    data_path_port=data_path_port,
                     description=desc,
                 )
                 await self.manager.store.acommit(changes, timeout=5.0)
@@ -85,6 +88,13 @@ class Agent(RoleChanges, Leaving):
             self._start_session(ident)
             log.info("swarm initialized: node %s is the first manager of cluster %s", ident.node_id, ident.cluster_id)
             return ident.node_id
+
+    def init_defaults(self) -> dict[str, Any]:
+        """Docker's defaults, except that the heartbeat period a new cluster starts with is this
+        agent's `heartbeat_period` (slow hosts, VMs) unless the request names one."""
+        base = default_swarm_spec()
+        base["Dispatcher"]["HeartbeatPeriod"] = round(self.cfg.heartbeat_period * 1e9)
+        return base
 
     @staticmethod
     async def _wait_leader(manager: ManagerRole, timeout: float) -> None:

@@ -94,12 +94,12 @@ async def heartbeat(request: web.Request) -> web.Response:
             raise Unavailable("no leader is elected right now (no quorum)")
         return web.json_response({"Redirect": leader})
     addr = body.get("Addr") if isinstance(body.get("Addr"), str) else None
-    manager.dispatcher.heartbeat(node_id, addr.rsplit(":", 1)[0] if addr else None)
+    period = manager.dispatcher.heartbeat(node_id, addr.rsplit(":", 1)[0] if addr else None)
     return web.json_response(
         {
             "Leader": manager.leader_cluster_addr(),
             "Managers": manager.manager_addrs(),
-            "Period": manager.dispatcher.period,
+            "Period": period,
             "Role": node["Spec"]["Role"],
             "RaftMember": "ManagerStatus" in node,
             "Epoch": manager.store.epoch,

@@ -134,8 +134,9 @@ async def swarm_inspect(request: web.Request) -> web.Response:
 
 
 async def swarm_init(request: web.Request) -> web.Response:
-    body = validate_init_request(await json_body(request, required=False))
-    node_id = await agent_of(request).init_swarm(body)
+    agent = agent_of(request)
+    body = validate_init_request(await json_body(request, required=False), agent.init_defaults())
+    node_id = await agent.init_swarm(body)
     return web.json_response(node_id)
 
 

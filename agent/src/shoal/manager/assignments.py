@@ -19,6 +19,7 @@ from typing import Any
 from shoal.errors import VersionConflict, WatchLost
 from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
+from shoal.model.objects import DATA_PATH_PORT
 from shoal.model.secret import STORE_KINDS
 from shoal.model.task import can_move
 from shoal.store.changes import Change
@@ -183,6 +184,9 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                         "Tasks": tasks,
                         "Services": snap.service_names,
                         "Net": EncodedJSON(snap.net.for_node_json(node_id)),
+                        # the cluster's VXLAN port (`swarm init --data-path-port`): fixed at init, so
+                        # not part of the signature; the node needs it before its first overlay
+                        "DataPathPort": data_path_port(store),
                         # the secrets and configs its tasks use, and only those: not part of the
                         # signature (their data never changes; a new one comes with a task change)
                         "Payloads": payloads_for(tasks, [o for k in STORE_KINDS for o in store.list_shared(k)]),
@@ -200,6 +204,12 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                     sub = store.subscribe(loop)
     finally:
         sub.close()
+
+
+def data_path_port(store: Store) -> int:
+    for cluster in store.list_shared("cluster"):
+        return int(cluster.get("DataPathPort") or DATA_PATH_PORT)
+    return DATA_PATH_PORT
 
 
 def status_changes(store: Store, node_id: str, reports: list[dict[str, Any]]) -> list[Change]:

@@ -3,6 +3,11 @@
 Shaped after SwarmKit's dispatcher: nodes beat every `period`; a node that misses 3 beats is
 Down, one that beats again is Ready. Only the leader decides, and it writes a node's status only
 when it changes, so heartbeats cost no Raft traffic.
+
+The period is the cluster's `Spec.Dispatcher.HeartbeatPeriod` (`swarm update --dispatcher-heartbeat`),
+read at each beat: the answer tells the node the period to use (as SwarmKit's heartbeat response
+does), and the node's grace is counted from the period it was told at its last beat, so that a
+shorter period never makes a node Down before it had the chance to hear of it.
 """
 
 from __future__ import annotations
@@ -31,14 +36,18 @@ def liveness_changes(
     period: float,
     self_id: str,
     addrs: dict[str, str],
+    told: dict[str, float] | None = None,
 ) -> list[Change]:
-    """Pure: which nodes turn Down or Ready given when each was last heard from."""
+    """Pure: which nodes turn Down or Ready given when each was last heard from and the period
+    each was told at that beat (`told`; `period` for a node not told any yet)."""
     changes = []
     stamp = now_rfc3339()
+    told = told or {}
     for node in nodes:
         nid = node["ID"]
         seen = last_seen.get(nid)
-        alive = nid == self_id or (seen is not None and now - seen <= MISSED_BEATS * period)
+        grace = MISSED_BEATS * told.get(nid, period)
+        alive = nid == self_id or (seen is not None and now - seen <= grace)
         state = node["Status"].get("State")
         want = "ready" if alive else "down"
         addr = addrs.get(nid)
@@ -58,32 +67,60 @@ def liveness_changes(
     return changes
 
 
+def spec_period(cluster: dict[str, Any] | None, fallback: float) -> float:
+    """The cluster's heartbeat period in seconds (the spec holds nanoseconds); `fallback` while the
+    cluster object is not there yet (the first manager, before its initial commit)."""
+    nanos = (((cluster or {}).get("Spec") or {}).get("Dispatcher") or {}).get("HeartbeatPeriod")
+    return nanos / 1e9 if isinstance(nanos, int) and nanos > 0 else fallback
+
+
 class Dispatcher:
-    def __init__(self, store: Store, self_id: str, period: float) -> None:
+    def __init__(self, store: Store, self_id: str, period: float, cluster_id: str | None = None) -> None:
         self.store = store
         self.self_id = self_id
-        self.period = period
+        self.cluster_id = cluster_id
+        self._fallback = period
+        self._period: tuple[int, float] = (-1, period)  # (applied index, period) read once per index
         self.last_seen: dict[str, float] = {}
+        self.told: dict[str, float] = {}  # node → the period its last heartbeat answer named
         self.addrs: dict[str, str] = {}
         self.epoch = 0
         self._loop = BackgroundLoop("dispatcher-liveness", self._run)
 
-    def heartbeat(self, node_id: str, addr: str | None) -> None:
+    @property
+    def period(self) -> float:
+        """The heartbeat period in effect: the cluster spec's, as of the last applied Raft entry."""
+        if self.cluster_id is None:
+            return self._fallback
+        index = self.store.applied_index
+        if self._period[0] != index:
+            self._period = (index, spec_period(self.store.get("cluster", self.cluster_id), self._fallback))
+        return self._period[1]
+
+    def heartbeat(self, node_id: str, addr: str | None) -> float:
+        """Record a beat; returns the period the node is to use until its next beat."""
         metrics.DISPATCHER_HEARTBEATS.inc()
+        period = self.period
         self.last_seen[node_id] = time.monotonic()
+        self.told[node_id] = period
         if addr:
             self.addrs[node_id] = addr
+        return period
 
     def live_sessions(self) -> int:
         """Nodes heard from within the grace period (a metric)."""
-        horizon = time.monotonic() - MISSED_BEATS * self.period
-        return sum(1 for seen in list(self.last_seen.values()) if seen >= horizon)
+        now, period = time.monotonic(), self.period
+        told = dict(self.told)
+        return sum(
+            1 for nid, seen in list(self.last_seen.items()) if now - seen <= MISSED_BEATS * told.get(nid, period)
+        )
 
     def start(self) -> None:
         # what this manager heard in an earlier term is stale: kept, the nodes that beat to it back
         # then were Down at once in the new term and their tasks restarted elsewhere (a leader kill
         # at 200 nodes, after elections had flapped while the nodes joined)
         self.last_seen.clear()
+        self.told.clear()
         self.liveness_round(time.monotonic())  # the grace period of every node starts now
         self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
@@ -97,7 +134,7 @@ class Dispatcher:
         nodes = self.store.list_shared("node")  # read-only; liveness_changes copies what it changes
         for node in nodes:
             self.last_seen.setdefault(node["ID"], now)
-        return liveness_changes(nodes, self.last_seen, now, self.period, self.self_id, self.addrs)
+        return liveness_changes(nodes, self.last_seen, now, self.period, self.self_id, self.addrs, self.told)
 
     def forgive(self, stall: float, now: float) -> None:
         """The leader's own loop was held `stall` seconds past its round (a busy new leader: 200

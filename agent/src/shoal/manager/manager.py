@@ -63,7 +63,8 @@ class ManagerRole:
                 log_compaction_min_entries=snapshot_entries,
             )
         )
-        self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period)
+        # the period is the cluster spec's; the agent's own setting only until the cluster object exists
+        self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period, cluster_id=cluster_id)
         self.roles = RoleManager(self.store, node_id, heartbeat_period)
         self.orchestrator = Orchestrator(self.store)
         self.on_members_changed = on_members_changed
@@ -192,6 +193,7 @@ class ManagerRole:
         default_addr_pool: list[str],
         subnet_size: int,
         description: dict[str, Any],
+        data_path_port: int = 0,
     ) -> list[Change]:
         from shoal.model.objects import new_cluster
 
@@ -199,7 +201,14 @@ class ManagerRole:
         digest = root.digest()
         tokens = {"Worker": ca.make_join_token(digest), "Manager": ca.make_join_token(digest)}
         cluster = new_cluster(
-            cluster_id, spec, root.cert_pem, tokens, now, default_addr_pool=default_addr_pool, subnet_size=subnet_size
+            cluster_id,
+            spec,
+            root.cert_pem,
+            tokens,
+            now,
+            default_addr_pool=default_addr_pool,
+            subnet_size=subnet_size,
+            data_path_port=data_path_port,
         )
         node = node_object(
             node_id, hostname, "manager", advertise_ip, cluster_port, raft_addr, description, root.cert_pem, now
@@ -327,10 +336,22 @@ def node_object(
         tls=tls_info(ca_pem),
     )
     node["Spec"]["Role"] = role  # desired role; ManagerStatus appears once it is a Raft member
+    dataplane = dataplane_description(description.get("Dataplane"))
+    if dataplane is not None:
+        node["Description"]["Dataplane"] = dataplane
     if raft_addr is not None:
         node["ManagerStatus"] = manager_status(f"{advertise_ip}:{cluster_port}", leader=True)
         node["ManagerStatus"]["RaftAddr"] = raft_addr
     return node
+
+
+def dataplane_description(given: Any) -> dict[str, Any] | None:
+    """What a node reports of its kernel's dataplane (shoal's own field of Description): whether it
+    can encrypt overlays (IPsec ESP with AES-GCM) and, when not, the kernel's reason; checked for shape."""
+    if not isinstance(given, dict) or not isinstance(given.get("EncryptedOverlay"), bool):
+        return None
+    reason = given.get("Reason") if isinstance(given.get("Reason"), str) else ""
+    return {"EncryptedOverlay": given["EncryptedOverlay"], "Reason": reason[:300]}
 
 
 def _text(value: bytes | str) -> str:

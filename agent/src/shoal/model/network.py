@@ -1,6 +1,8 @@
 """Overlay network objects (Docker's Network shape) and their subnets and VNIs (pure).
 
-Subnets come from the default pool 10.0.0.0/8 in /24s unless given; overlaps are refused. VNIs
+Subnets come from the cluster's default address pools (`swarm init --default-addr-pool`, Docker's
+10.0.0.0/8) in subnets of its SubnetSize (/24) unless given; overlaps are refused. The ingress
+network keeps its own subnet (10.255.0.0/16) whatever the pools: a pool that covers it skips it. VNIs
 start at 4096, which the `ingress` network takes at init.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shoal.errors import SpecError
+from shoal.model.objects import DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE
 from shoal.model.validate import known_fields, not_supported_yet
 
 INGRESS_NAME = "ingress"
@@ -72,16 +75,31 @@ def free_vni(networks: Iterable[dict[str, Any]], start: int = FIRST_VNI + 1) -> 
     return vni
 
 
-def free_subnet(networks: Iterable[dict[str, Any]], pool: str = "10.0.0.0/8", size: int = 24) -> str:
+def free_subnet(
+    networks: Iterable[dict[str, Any]], pools: Iterable[str] = DEFAULT_ADDR_POOL, size: int = DEFAULT_SUBNET_SIZE
+) -> str:
+    """The first subnet of `size` in the pools, in their order, that overlaps no network's subnet."""
     taken = [subnet_of(n) for n in networks]
-    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=size):
-        if not any(candidate.overlaps(t) for t in taken):
-            return str(candidate)
-    raise SpecError(f"could not find an available, non-overlapping IPv4 address pool in {pool}")
+    pools = list(pools)
+    for pool in pools:
+        for candidate in ipaddress.ip_network(pool).subnets(new_prefix=size):
+            if not any(candidate.overlaps(t) for t in taken):
+                return str(candidate)
+    # Docker's words (libnetwork ipam.ErrNoMoreSubnets)
+    raise SpecError(
+        f"could not find an available, non-overlapping IPv4 address pool among the defaults "
+        f"to assign to the network ({', '.join(pools)} in /{size} subnets)"
+    )
 
 
-def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The normalized request: Name, Driver, Subnet, Gateway, Internal, Attachable, Labels, Options."""
+def validate_create(
+    body: dict[str, Any],
+    networks: list[dict[str, Any]],
+    pools: Iterable[str] = DEFAULT_ADDR_POOL,
+    subnet_size: int = DEFAULT_SUBNET_SIZE,
+) -> dict[str, Any]:
+    """The normalized request: Name, Driver, Subnet, Gateway, Internal, Attachable, Labels, Options.
+    A network without a subnet gets one from `pools` (the cluster's DefaultAddrPool/SubnetSize)."""
     known = {
         "Name",
         "Driver",
@@ -145,7 +163,7 @@ def validate_create(body: dict[str, Any], networks: list[dict[str, Any]]) -> dic
                     f"subnet {subnet} overlaps with the subnet of network {other['Spec']['Name']} ({subnet_of(other)})"
                 )
     else:
-        net = ipaddress.ip_network(free_subnet(networks))
+        net = ipaddress.ip_network(free_subnet(networks, pools, subnet_size))
     gateway = config.get("Gateway")
     if gateway:
         try:

@@ -7,6 +7,7 @@ offending field, so a bad request never half-applies.
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -175,10 +176,19 @@ def _raft(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The heartbeat periods every node honours (worker/session.py): a period outside them would be one
+# that the leader's grace counts on and the nodes do not use.
+MIN_HEARTBEAT_PERIOD = 50_000_000  # 50ms
+MAX_HEARTBEAT_PERIOD = 24 * 3600 * 1_000_000_000  # 24h
+
+
 def _dispatcher(where: str, value: Mapping[str, Any]) -> dict[str, Any]:
     period = _duration(f"{where}.HeartbeatPeriod", value["HeartbeatPeriod"])
     if period <= 0:
         raise SpecError(f"{where}.HeartbeatPeriod: heartbeat period must be positive")
+    if not MIN_HEARTBEAT_PERIOD <= period <= MAX_HEARTBEAT_PERIOD:
+        low, high = format_duration(MIN_HEARTBEAT_PERIOD), format_duration(MAX_HEARTBEAT_PERIOD)
+        raise SpecError(f"{where}.HeartbeatPeriod: heartbeat period must be between {low} and {high}")
     return {"HeartbeatPeriod": period}
 
 
@@ -260,7 +270,6 @@ _ZERO_KEEPS_BY_SECTION = {"Raft": _ZERO_KEEPS, "Dispatcher": _ZERO_KEEPS, "CACon
 # other than the one in effect (the default) is refused; sending the current spec back still works.
 NOT_YET_SUPPORTED = {
     "Raft": ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick"),
-    "Dispatcher": ("HeartbeatPeriod",),
     "CAConfig": ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate"),
     "TaskDefaults": ("LogDriver",),
     "EncryptionConfig": ("AutoLockManagers",),
@@ -345,7 +354,7 @@ def _opt_str(value: Any) -> Any:
     return "" if value is None else value
 
 
-def validate_init_request(body: Any) -> dict[str, Any]:
+def validate_init_request(body: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A SwarmInitRequest checked and normalised: {ListenAddr, AdvertiseAddr, Spec (complete),
     DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24, DataPathPort 0 and
     AutoLockManagers false: those zero or in-effect values pass, any other is refused."""
@@ -354,28 +363,65 @@ def validate_init_request(body: Any) -> dict[str, Any]:
     )
     where = "swarm init request"
     _refuse_request_settings(where, req)
-    port = _int("DataPathPort", _opt(req.get("DataPathPort"), 0), minimum=0)
-    if port not in (0, DATA_PATH_PORT):
-        raise not_supported_yet("DataPathPort", port, DATA_PATH_PORT)
+    port = validate_data_path_port(_int("DataPathPort", _opt(req.get("DataPathPort"), 0), minimum=0))
     if _bool("ForceNewCluster", _opt(req.get("ForceNewCluster"), False)):
         raise not_supported_yet("ForceNewCluster", True, False)
     if _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False)):
         raise not_supported_yet("AutoLockManagers", True, False)
-    pool = req.get("DefaultAddrPool") or []
-    if not isinstance(pool, list) or not all(isinstance(p, str) for p in pool):
-        raise SpecError(f"DefaultAddrPool must be a list of subnets, not {pool!r}")
-    if pool and pool != list(DEFAULT_ADDR_POOL):
-        raise not_supported_yet("DefaultAddrPool", pool, list(DEFAULT_ADDR_POOL))
     size = _int("SubnetSize", _opt(req.get("SubnetSize"), 0), minimum=0)
-    if size not in (0, DEFAULT_SUBNET_SIZE):
-        raise not_supported_yet("SubnetSize", size, DEFAULT_SUBNET_SIZE)
+    pool, size = validate_default_addr_pool(req.get("DefaultAddrPool"), size)
     return {
         "ListenAddr": _str("ListenAddr", _opt_str(req.get("ListenAddr"))),
         "AdvertiseAddr": _str("AdvertiseAddr", _opt_str(req.get("AdvertiseAddr"))),
-        "Spec": validate_swarm_spec(req.get("Spec"), default_swarm_spec()),
-        "DefaultAddrPool": list(DEFAULT_ADDR_POOL),
-        "SubnetSize": DEFAULT_SUBNET_SIZE,
+        "Spec": validate_swarm_spec(req.get("Spec"), base if base is not None else default_swarm_spec()),
+        "DefaultAddrPool": pool,
+        "SubnetSize": size,
+        "DataPathPort": port,
     }
+
+
+MIN_DATA_PATH_PORT, MAX_DATA_PATH_PORT = 1024, 49151
+MAX_SUBNET_SIZE = 29  # Docker: 8 addresses, the smallest overlay that still has room for tasks
+
+
+def validate_data_path_port(port: int) -> int:
+    """Docker's check (daemon/cluster validateDataPathPort): 0 means the default, 4789."""
+    if port == 0:
+        return DATA_PATH_PORT
+    if not MIN_DATA_PATH_PORT <= port <= MAX_DATA_PATH_PORT:
+        raise SpecError(
+            f"Datapath port number is not in valid range ({MIN_DATA_PATH_PORT}-{MAX_DATA_PATH_PORT}) : {port}"
+        )
+    return port
+
+
+def validate_default_addr_pool(pool: Any, size: int) -> tuple[list[str], int]:
+    """Docker's checks (daemon/cluster validateDefaultAddrPool) and shoal's: the pools as normalised
+    IPv4 CIDRs (shoal's overlays are IPv4), none overlapping another, each large enough for one
+    subnet of `size` (0 means 24, at most 29). No pool means Docker's 10.0.0.0/8; a size given
+    without a pool applies to it."""
+    if pool is None:
+        pool = []
+    if not isinstance(pool, list) or not all(isinstance(p, str) for p in pool):
+        raise SpecError(f"DefaultAddrPool must be a list of subnets, not {pool!r}")
+    size = size or DEFAULT_SUBNET_SIZE
+    if size > MAX_SUBNET_SIZE:
+        raise SpecError(f"subnet size is out of range: {size}")
+    nets: list[ipaddress.IPv4Network] = []
+    for given in pool or list(DEFAULT_ADDR_POOL):
+        try:
+            net = ipaddress.ip_network(given.strip(), strict=False)
+        except ValueError as exc:
+            raise SpecError(f"invalid base pool {given}: {exc}") from exc
+        if net.version != 4:
+            raise SpecError(f"invalid base pool {given}: shoal's overlay networks are IPv4 only")
+        if size < net.prefixlen:
+            raise SpecError(f"invalid CIDR: {given!r}. Subnet size is too small for pool: {size}")
+        for other in nets:
+            if net.overlaps(other):
+                raise SpecError(f"invalid base pool {given}: it overlaps the pool {other}")
+        nets.append(net)
+    return [str(n) for n in nets], size
 
 
 def validate_join_request(body: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from shoal.net.gwbridge import Gateway
 from shoal.net.model import (
     INGRESS_SBOX,
     SANDBOX_PREFIX,
+    VXLAN_PORT,
     DataplaneError,
     NetAttachment,
     Peer,
@@ -84,6 +85,8 @@ class Dataplane:
         lb_backend: str = "nftables",
     ) -> None:
         self.node_ip = node_ip
+        # the cluster's DataPathPort: every VXLAN device this node creates sends and listens on it
+        self.vxlan_port = VXLAN_PORT
         self._backend = choose_backend(lb_backend)
         # IPVS loaded: services left by an earlier run on the other backend are removed
         self._ipvs_loaded = self._backend == "ipvs" or os.path.exists("/proc/net/ip_vs")
@@ -276,7 +279,7 @@ class Dataplane:
             if ns.exists(path):
                 log.warning("dataplane: sandbox %s is incomplete, making it again", name)
                 overlay.remove_sandbox(name, self.netns_dir)
-            overlay.create_sandbox(name, self.netns_dir, att, self.node_ip)
+            overlay.create_sandbox(name, self.netns_dir, att, self.node_ip, self.vxlan_port)
             undo.push(lambda: overlay.remove_sandbox(name, self.netns_dir))
             overlay.sync_peers(path, att.vni, self.node_ip, self._peers.get(att.network_id, []))
         ep = overlay.endpoint(path, owner, task_netns, ifname, att)

@@ -45,7 +45,7 @@ def sandbox_ready(path: str, att: NetAttachment) -> bool:
     return ns.iproute(path, check)
 
 
-def create_sandbox(name: str, netns_dir: str, att: NetAttachment, node_ip: str) -> str:
+def create_sandbox(name: str, netns_dir: str, att: NetAttachment, node_ip: str, port: int = VXLAN_PORT) -> str:
     """Make the namespace, br0 and the VXLAN device; on failure nothing of it is left."""
     path = ns.create(name, netns_dir)
     try:
@@ -72,7 +72,7 @@ def create_sandbox(name: str, netns_dir: str, att: NetAttachment, node_ip: str) 
                 ifname=vx,
                 kind="vxlan",
                 vxlan_id=att.vni,
-                vxlan_port=VXLAN_PORT,
+                vxlan_port=port,  # the cluster's DataPathPort
                 vxlan_local=node_ip,
                 vxlan_learning=0,  # remote MACs only come from set_peers
                 vxlan_proxy=1,  # answer ARP from the neighbour entries: no ARP on the wire

@@ -26,15 +26,25 @@ class NodeNetwork(NetworkHooks, Protocol):
 
     async def cleanup(self) -> None: ...
 
+    def set_data_path_port(self, port: Any) -> None: ...
+
 
 class NetworkSlot:
     """A NodeNetwork that forwards to the attached one, and does nothing while none is."""
 
     def __init__(self) -> None:
         self.current: NodeNetwork | None = None
+        self.data_path_port: Any = None  # the last the managers named, for a network attached later
 
     def attach(self, network: NodeNetwork) -> None:
         self.current = network
+        if self.data_path_port is not None:
+            network.set_data_path_port(self.data_path_port)
+
+    def set_data_path_port(self, port: Any) -> None:
+        self.data_path_port = port
+        if self.current is not None:
+            self.current.set_data_path_port(port)
 
     async def detach(self) -> None:
         """Clean the attached network up (links, namespaces, rules) and forget it."""

@@ -61,6 +61,11 @@ class NetAgent:
             with metrics.timed(metrics.DATAPLANE_PROGRAM_SECONDS.labels(operation=getattr(fn, "__name__", "other"))):
                 return await asyncio.to_thread(fn, *args)
 
+    def set_data_path_port(self, port: Any) -> None:
+        """The cluster's VXLAN UDP port, as the managers name it in every assignments answer."""
+        if isinstance(port, int) and 0 < port < 65536:
+            self.dataplane.vxlan_port = port
+
     # ---- executor hooks
     async def before_start(self, task: dict[str, Any]) -> None:
         atts = attachments_of(task)

@@ -12,9 +12,11 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shoal import metrics
 from shoal.aio import BackgroundLoop
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError, Unavailable
+from shoal.model.validate import MAX_HEARTBEAT_PERIOD, MIN_HEARTBEAT_PERIOD
 
 log = logging.getLogger("shoal.session")
 
@@ -23,6 +25,11 @@ log = logging.getLogger("shoal.session")
 # beats over the period instead of hitting the leader in one burst each period, and no gap ever
 # exceeds the period that the leader's grace (3 periods) counts on.
 JITTER = 0.25
+
+# The periods a node accepts from the leader; validate.py refuses a HeartbeatPeriod outside them, so
+# that every period the cluster spec can hold is the one every node uses.
+MIN_PERIOD = MIN_HEARTBEAT_PERIOD / 1e9
+MAX_PERIOD = MAX_HEARTBEAT_PERIOD / 1e9
 
 
 def next_beat(period: float, rng: random.Random | None = None) -> float:
@@ -43,6 +50,7 @@ class Session:
         self.managers = managers
         self.self_addr = self_addr
         self.period = period
+        metrics.HEARTBEAT_PERIOD.set(period)
         self.on_answer = on_answer
         self.is_leader = is_leader
         self.leader: str | None = None
@@ -67,7 +75,11 @@ class Session:
             tried.add(addr)
             try:
                 answer = await self.client().call(
-                    addr, "POST", "/shoal/heartbeat", {"Addr": self.self_addr}, timeout=max(1.0, self.period * 2)
+                    addr,
+                    "POST",
+                    "/shoal/heartbeat",
+                    {"Addr": self.self_addr},
+                    timeout=max(1.0, min(self.period * 2, 60.0)),
                 )
             except Unavailable as exc:
                 self.last_error = exc.message
@@ -84,8 +96,9 @@ class Session:
                 continue
             self.leader = answer.get("Leader") or addr
             period = answer.get("Period")
-            if isinstance(period, (int, float)) and 0.05 <= period <= 60:
-                self.period = float(period)  # the leader's grace counts its own period, not ours
+            if isinstance(period, (int, float)) and MIN_PERIOD <= period <= MAX_PERIOD:
+                self.period = float(period)  # the leader's grace counts the period it named, not ours
+                metrics.HEARTBEAT_PERIOD.set(self.period)
             self.connected = True
             self.last_error = None
             return answer

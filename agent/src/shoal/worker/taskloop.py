@@ -100,6 +100,8 @@ class TaskLoop:
             payloads = getattr(self.executor.driver, "payloads", None)  # runtime/secretfiles.py
             if payloads is not None:
                 payloads.replace(answer.get("Payloads"))
+            if self.network is not None:  # before any task of this answer is wired to an overlay
+                self.network.set_data_path_port(answer.get("DataPathPort"))
             self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.errors import Conflict, PermissionDenied
+from shoal.errors import Conflict, PermissionDenied, SpecError
 from shoal.manager.allocator.endpoints import resolve_network
 from shoal.manager.control.filters import Filters, filter_networks
 from shoal.model.ids import new_id, now_rfc3339
-from shoal.model.network import GWBRIDGE, GWBRIDGE_ID, docker_view, free_vni, mac_of, network_object, validate_create
+from shoal.model.network import (
+    ENCRYPTED_OPTION,
+    GWBRIDGE,
+    GWBRIDGE_ID,
+    docker_view,
+    free_vni,
+    mac_of,
+    network_object,
+    validate_create,
+)
+from shoal.model.objects import DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE
+from shoal.model.validate import not_supported_yet
 from shoal.store.changes import Change
 from shoal.store.protocol import StoreReader
 
@@ -32,9 +43,40 @@ def is_gwbridge(ref: str, networks: list[Obj] | None = None) -> bool:
 
 def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
     networks = store.list("network")
-    req = validate_create(body, networks)
+    options = body.get("Options") if isinstance(body, dict) else None
+    if isinstance(options, dict) and ENCRYPTED_OPTION in options:
+        refuse_encrypted(store.list_shared("node"), options[ENCRYPTED_OPTION])
+    pools, size = address_pools(store)
+    req = validate_create(body, networks, pools, size)
     network = network_object(new_id(), req, free_vni(networks), now_rfc3339())
     return network, [Change(op="create", kind="network", obj=network)]
+
+
+def refuse_encrypted(nodes: list[Obj], value: Any) -> None:
+    """`--opt encrypted` is never created unencrypted: refused with the reason the cluster cannot
+    encrypt (the nodes whose kernels have no ESP/AES-GCM, as they reported it at join), and refused
+    as not built yet where every kernel could (the xfrm states and keys are not programmed yet)."""
+    cannot = []
+    for node in nodes:
+        dataplane = node.get("Description", {}).get("Dataplane") or {}
+        if not dataplane.get("EncryptedOverlay"):
+            name = node.get("Description", {}).get("Hostname") or node["ID"]
+            cannot.append(f"{name}: {dataplane.get('Reason') or 'did not report IPsec support'}")
+    if cannot:
+        raise SpecError(
+            "encrypted overlay networks need IPsec ESP with AES-GCM (rfc4106(gcm(aes))) in every node's kernel; "
+            "this cluster cannot encrypt (" + "; ".join(sorted(cannot)) + ")"
+        )
+    raise not_supported_yet(f"network option {ENCRYPTED_OPTION!r}", value, "unencrypted")
+
+
+def address_pools(store: StoreReader) -> tuple[list[str], int]:
+    """The cluster's DefaultAddrPool and SubnetSize (fixed at `swarm init`), Docker's defaults without one."""
+    for cluster in store.list_shared("cluster"):
+        return list(cluster.get("DefaultAddrPool") or DEFAULT_ADDR_POOL), int(
+            cluster.get("SubnetSize") or DEFAULT_SUBNET_SIZE
+        )
+    return list(DEFAULT_ADDR_POOL), DEFAULT_SUBNET_SIZE
 
 
 def users_of(network_id: str, services: list[Obj]) -> list[str]:

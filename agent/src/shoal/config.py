@@ -50,6 +50,9 @@ class Config:
     image_prune_max_age: float | None = None  # seconds an unused image may stay
     task_driver: str = "oci"  # OCI containers under conmon + runc/crun (agent/base.py default_driver)
     oci_runtime: str | None = None  # "runc" or "crun"; default: crun on a pure cgroup v2 host, else runc
+    # TEST ONLY: a manager issues certificates valid NodeCertExpiry times this (0 < x <= 1), so tests
+    # see renewals within minutes while the API keeps Docker's 1-hour minimum
+    cert_expiry_scale: float = 1.0
 
     @property
     def socket_path(self) -> Path:
@@ -100,6 +103,11 @@ def _coerce(name: str, value: Any) -> Any:
             if not 0.25 <= timeout <= 60:
                 raise ValueError
             return timeout
+        if name == "cert_expiry_scale":
+            scale = float(value)
+            if not 0 < scale <= 1:
+                raise ValueError
+            return scale
         if name == "lb_backend":
             backend = str(value).lower()
             if backend not in ("auto", "ipvs", "nftables"):

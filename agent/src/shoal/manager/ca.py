@@ -313,7 +313,9 @@ class RootCA:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
             .add_extension(_ski(new_root), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self._cert)), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self._cert)), critical=False
+            )
             .sign(self._key, hashes.SHA256())
         )
         return _cert_pem(cert)

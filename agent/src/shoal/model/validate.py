@@ -261,7 +261,7 @@ _ZERO_KEEPS_BY_SECTION = {"Raft": _ZERO_KEEPS, "Dispatcher": _ZERO_KEEPS, "CACon
 NOT_YET_SUPPORTED = {
     "Raft": ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick"),
     "Dispatcher": ("HeartbeatPeriod",),
-    "CAConfig": ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate"),
+    "CAConfig": ("ExternalCAs",),  # the other CA settings work (manager/control/ca_rotation.py)
     "TaskDefaults": ("LogDriver",),
     "EncryptionConfig": ("AutoLockManagers",),
 }

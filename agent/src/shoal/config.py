@@ -178,6 +178,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--election-timeout", dest="election_timeout", type=float, help="minimum Raft election timeout, s (0.25)"
     )
     parser.add_argument(
+        "--cert-expiry-scale", dest="cert_expiry_scale", type=float, help="TEST ONLY: shortens NodeCertExpiry (0-1]"
+    )
+    parser.add_argument(
         "--raft-snapshot-entries", dest="raft_snapshot_entries", type=int, help="journal entries between snapshots"
     )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
@@ -186,5 +189,5 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
-    keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries")
+    keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries", "cert_expiry_scale")
     return load(args.config, {k: getattr(args, k) for k in keys})

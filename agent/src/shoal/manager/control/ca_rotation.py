@@ -157,7 +157,7 @@ def finish(meta: Mapping[str, Any], cluster: Mapping[str, Any], now: str) -> lis
     new_meta.update(cert=rotation["cert"], key=rotation["key"], UpdatedAt=now)
     digest = join_tokens.ca_digest(rotation["cert"])
     updated = copy.deepcopy(dict(cluster))
-    updated["TLSInfo"] = tls_info(rotation["cert"])
+    updated["TLSInfo"] = tls_info(rotation["cert"])  # already so since the start; kept exact here
     updated["RootRotationInProgress"] = False
     updated["JoinTokens"] = {role: join_tokens.make_join_token(digest) for role in ("Worker", "Manager")}
     updated["UpdatedAt"] = now

@@ -13,6 +13,7 @@ from shoal.errors import Conflict
 from shoal.manager import tokens as join_tokens
 from shoal.manager.control import ca_rotation
 from shoal.model.ids import now_rfc3339
+from shoal.model.tlsinfo import tls_info
 from shoal.model.validate import validate_swarm_spec
 from shoal.store.changes import Change
 
@@ -56,6 +57,7 @@ def update(
                 )
             )
             updated["RootRotationInProgress"] = True
+            updated["TLSInfo"] = tls_info(new_root.cert_pem)  # the desired root, as `swarm ca` follows it
     updated["Spec"]["CAConfig"].pop("SigningCAKey", None)  # never kept in the spec: reads would return it
     digest = ca_digest()
     tokens = dict(cluster["JoinTokens"])

@@ -88,7 +88,7 @@ options:
   ca_force_rotate:
     description:
       - A counter; a value other than the swarm's C(CAConfig.ForceRotate) generates a new root CA and
-        rotates every node to it (C(shoal swarm ca --rotate)). Idempotent: the same value changes nothing.
+        rotates every node to it (C(shoal swarm ca --rotate)); the same value again changes nothing.
     type: int
   snapshot_interval:
     description:

@@ -197,3 +197,36 @@ def test_switching_server_context_serves_the_latest_certificate_and_roots(old_ro
     old_cert, old_key = _node(old_root, "wrk2")
     seen_by_server, _ = _handshake(listener, ca.client_context(new_root.cert_pem, old_cert, old_key))
     assert isinstance(seen_by_server, ssl.SSLCertVerificationError)
+
+
+def test_an_asyncio_server_sends_the_alert_of_a_refused_certificate(old_root: RootCA) -> None:
+    """The cluster port is an asyncio server: without `send_handshake_alerts` the client of an
+    expired certificate saw only EOF (UNEXPECTED_EOF_WHILE_READING), not the reason."""
+    import asyncio
+
+    server_cert, server_key = _node(old_root, "mgr", "manager")
+    server_ctx = ca.server_context(server_cert, server_key, old_root.cert_pem)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    cert, key = _node(old_root, "late", validity=dt.timedelta(minutes=2), now=long_ago)
+    client_ctx = ca.client_context(old_root.cert_pem, cert, key)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def client(port: int) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            try:
+                with client_ctx.wrap_socket(raw) as s:
+                    s.recv(1)
+            except ssl.SSLError as exc:
+                return str(exc.reason)
+        return "accepted"
+
+    async def run() -> str:
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.to_thread(client, port)
+        finally:
+            server.close()
+
+    tls.send_handshake_alerts()
+    assert asyncio.run(run()) == "SSLV3_ALERT_CERTIFICATE_EXPIRED"

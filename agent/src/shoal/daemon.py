@@ -53,6 +53,7 @@ class ClusterServer:
         """The node's context, switching each new connection to the node's latest one (renewals)."""
         first = self.agent.server_ctx
         assert first is not None
+        tls.send_handshake_alerts()  # a refused certificate learns why (certificate_expired...)
         return tls.switching_server_context(first, lambda: self.agent.server_ctx)
 
     async def stop(self) -> None:

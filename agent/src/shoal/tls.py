@@ -145,6 +145,31 @@ def switching_server_context(first: ssl.SSLContext, current: Callable[[], ssl.SS
     return first
 
 
+def send_handshake_alerts() -> None:
+    """Make asyncio send the TLS alert of a failed server handshake before it closes the connection.
+
+    asyncio's SSLProtocol (3.11) drops what OpenSSL wrote for the peer when `do_handshake` fails, so
+    a node presenting an expired, revoked or foreign certificate saw only an EOF, not the
+    `certificate_expired` / `unknown_ca` alert that says why. Flushing the pending record first is
+    all that is missing; idempotent."""
+    from asyncio import sslproto
+
+    original = sslproto.SSLProtocol._on_handshake_complete
+    if getattr(original, "sends_alert", False):
+        return
+
+    def on_handshake_complete(self: Any, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            with contextlib.suppress(Exception):  # best effort: the connection is being closed anyway
+                alert = self._outgoing.read()
+                if alert:
+                    self._transport.write(alert)
+        original(self, handshake_exc)
+
+    on_handshake_complete.sends_alert = True  # type: ignore[attr-defined]
+    sslproto.SSLProtocol._on_handshake_complete = on_handshake_complete  # type: ignore[method-assign]
+
+
 def client_context(
     ca_pem: str | bytes, cert_pem: str | bytes | None = None, key_pem: str | bytes | None = None
 ) -> ssl.SSLContext:

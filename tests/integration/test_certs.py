@@ -208,6 +208,8 @@ def test_root_rotation_under_load_converts_every_node_and_retires_the_old_token(
     before = api(cluster, "swarm00").get("/swarm")
     old_token = before["JoinTokens"]["Worker"]
     tasks_before = _running(cluster)
+    for host in HOSTS:  # the mesh answers on every node before the load starts (swarm02 may have just rejoined)
+        wait_for(f"web through {host}", lambda h=host: _get(cluster, h).startswith("Hello World!"), timeout=30)
     results: list[str] = []
     stop = threading.Event()
     load = threading.Thread(target=_load, args=(cluster, stop, results), daemon=True)

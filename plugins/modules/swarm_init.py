@@ -81,8 +81,26 @@ options:
     type: str
   node_cert_expiry:
     description:
-      - Validity of node certificates, as a duration such as V(2160h).
+      - Validity of node certificates, as a duration such as V(2160h) (at least V(1h)). Certificates
+        issued from then on get it; nodes renew theirs at a random point of the second half of its life.
     type: str
+  signing_ca_cert:
+    description:
+      - The root CA certificate (PEM contents, not a path) that signs node certificates.
+      - On an existing swarm, a certificate other than the one in effect starts a root CA rotation to it
+        (C(shoal swarm ca --rotate --ca-cert)); requires O(signing_ca_key).
+      - Compared by its DER contents, so a re-wrapped PEM of the same certificate changes nothing.
+    type: str
+  signing_ca_key:
+    description:
+      - The private key (PEM contents) of O(signing_ca_cert). Never shown in diffs or results; the swarm
+        keeps it in its replicated store, not in the spec that reads return.
+    type: str
+  ca_force_rotate:
+    description:
+      - A counter; a value other than the swarm's C(CAConfig.ForceRotate) generates a new root CA and
+        rotates every node to it (C(shoal swarm ca --rotate)); the same value again changes nothing.
+    type: int
   snapshot_interval:
     description:
       - Number of Raft log entries between snapshots.
@@ -148,6 +166,15 @@ EXAMPLES = r"""
     subnet_size: 26
     data_path_port: 7789
 
+- name: Rotate the root CA to a generated one (bump the counter to rotate again)
+  shoal.swarm.swarm_init:
+    ca_force_rotate: 1
+
+- name: Rotate the root CA to one of our own
+  shoal.swarm.swarm_init:
+    signing_ca_cert: "{{ lookup('file', 'swarm-ca.crt') }}"
+    signing_ca_key: "{{ lookup('file', 'swarm-ca.key') }}"
+
 - name: Rotate the worker join token
   shoal.swarm.swarm_init:
     rotate_worker_token: true
@@ -210,6 +237,7 @@ changes:
   sample: [task_history_limit]
 """
 
+import hashlib  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible_collections.shoal.swarm.plugins.module_utils._shoal_api import (  # noqa: E402
@@ -235,6 +263,8 @@ SPEC_FIELDS: dict[str, tuple[str | None, str]] = {
     "log_entries_for_slow_followers": ("Raft", "LogEntriesForSlowFollowers"),
     "election_tick": ("Raft", "ElectionTick"),
     "heartbeat_tick": ("Raft", "HeartbeatTick"),
+    "ca_force_rotate": ("CAConfig", "ForceRotate"),
+    "signing_ca_cert": ("CAConfig", "SigningCACert"),
 }
 DURATIONS = ("dispatcher_heartbeat_period", "node_cert_expiry")
 # option -> field of POST /swarm/init
@@ -248,6 +278,14 @@ CREATION_ONLY = {
 DATA_PATH_PORTS = (1024, 49151)  # Docker's range; 0 means the default, 4789
 
 
+def cert_view(pem: str | None) -> str | None:
+    """A PEM certificate as diffs show it: a digest of its DER contents (base64 between the markers)."""
+    if not pem:
+        return None
+    body = "".join(line.strip() for line in pem.strip().splitlines() if not line.startswith("-----"))
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def desired_view(params: dict[str, Any]) -> dict[str, Any]:
     """The settings the user asked for, in the module's terms (None = leave as is)."""
     view: dict[str, Any] = {}
@@ -255,6 +293,8 @@ def desired_view(params: dict[str, Any]) -> dict[str, Any]:
         value = params.get(name)
         if value is None:
             view[name] = None
+        elif name == "signing_ca_cert":
+            view[name] = cert_view(value)
         elif name in DURATIONS:
             view[name] = format_duration(parse_duration(value, name))
         elif name == "labels":
@@ -272,17 +312,29 @@ def current_view(spec: dict[str, Any]) -> dict[str, Any]:
             value = format_duration(value)
         elif name == "labels":
             value = dict(value or {})
+        elif name == "ca_force_rotate":
+            value = int(value or 0)
+        elif name == "signing_ca_cert":
+            value = cert_view(value)
         view[name] = value
     return view
 
 
-def spec_patch(view: dict[str, Any]) -> dict[str, Any]:
-    """A (partial) SwarmSpec with the non-None settings of ``view``."""
+def spec_patch(view: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A (partial) SwarmSpec with the non-None settings of ``view``; a signing CA comes from ``params``
+    (the view holds its digest only) with its key."""
     spec: dict[str, Any] = {}
     for name, value in view.items():
         if value is None:
             continue
         section, field = SPEC_FIELDS[name]
+        if name == "signing_ca_cert":
+            ca = spec.setdefault("CAConfig", {})
+            ca["SigningCACert"], ca["SigningCAKey"] = (
+                (params or {})["signing_ca_cert"],
+                (params or {})["signing_ca_key"],
+            )
+            continue
         if name in DURATIONS:
             value = parse_duration(value, name)
         if section is None:
@@ -326,7 +378,7 @@ def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[
 
 class SwarmTask(ShoalTask):
     state_options = {
-        "present": (*SPEC_FIELDS, *CREATION_ONLY, "rotate_worker_token", "rotate_manager_token"),
+        "present": (*SPEC_FIELDS, *CREATION_ONLY, "signing_ca_key", "rotate_worker_token", "rotate_manager_token"),
         "absent": ("force",),
     }
     bounds = {
@@ -337,6 +389,7 @@ class SwarmTask(ShoalTask):
         "election_tick": (1, None),
         "heartbeat_tick": (1, None),
         "subnet_size": (1, 29),
+        "ca_force_rotate": (0, None),
     }
 
     @staticmethod
@@ -352,6 +405,9 @@ class SwarmTask(ShoalTask):
             "task_history_limit": {"type": "int"},
             "dispatcher_heartbeat_period": {"type": "str"},
             "node_cert_expiry": {"type": "str"},
+            "signing_ca_cert": {"type": "str"},
+            "signing_ca_key": {"type": "str", "no_log": True},
+            "ca_force_rotate": {"type": "int"},
             "snapshot_interval": {"type": "int"},
             "keep_old_snapshots": {"type": "int"},
             "log_entries_for_slow_followers": {"type": "int"},
@@ -363,6 +419,8 @@ class SwarmTask(ShoalTask):
         }
 
     def validate(self) -> None:
+        if (self.params.get("signing_ca_cert") is None) != (self.params.get("signing_ca_key") is None):
+            raise ParamError("signing_ca_cert and signing_ca_key go together (shoal has no external CA)")
         for name in DURATIONS:
             if self.params.get(name) is not None:
                 try:
@@ -421,7 +479,7 @@ class SwarmTask(ShoalTask):
         )
         if self.check_mode:
             return self.result()
-        body: dict[str, Any] = {"Spec": spec_patch(desired)}
+        body: dict[str, Any] = {"Spec": spec_patch(desired, self.params)}
         body.update({field: self.params[n] for n, field in CREATION_ONLY.items() if self.params.get(n) is not None})
         self.api.post("/swarm/init", body)
         return self.result(**self.swarm_facts(self.api.info()))
@@ -441,7 +499,7 @@ class SwarmTask(ShoalTask):
             changed = {k: desired[k] for k in comparison.changes if k in SPEC_FIELDS}
             self.api.post(
                 "/swarm/update",
-                apply_patch(swarm.get("Spec") or {}, spec_patch(changed)),
+                apply_patch(swarm.get("Spec") or {}, spec_patch(changed, self.params)),
                 version=swarm["Version"]["Index"],
                 rotateWorkerToken=rotate["Worker"] or None,
                 rotateManagerToken=rotate["Manager"] or None,

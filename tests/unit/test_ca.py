@@ -165,7 +165,9 @@ def test_verify_ca_digest_pins_the_ca(root: RootCA, other_root: RootCA) -> None:
     ca.verify_ca_digest(root.cert_pem.encode(), token)
     with pytest.raises(TokenError) as exc:
         ca.verify_ca_digest(other_root.cert_pem, token)
-    assert exc.value.message.startswith("the CA certificate does not match the join token's digest (")
+    assert exc.value.message.startswith(
+        "error while validating Root CA Certificate: remote CA does not match fingerprint. Expected: "
+    )
     assert root.digest() in exc.value.message and other_root.digest() in exc.value.message
     with pytest.raises(TokenError, match="invalid CA certificate"):
         ca.verify_ca_digest("not a certificate", token)

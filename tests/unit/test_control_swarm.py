@@ -85,6 +85,9 @@ class FakeManager:
     def root_ca(self) -> FakeCA:
         return FakeCA()
 
+    def ca_meta(self) -> dict[str, Any]:
+        return {"ID": "ca", "Version": {"Index": 3}, "cert": "", "key": ""}
+
     async def acommit(self, changes: list[Any]) -> int:
         self.committed.extend(changes)
         return 1

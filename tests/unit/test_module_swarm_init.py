@@ -202,3 +202,51 @@ def test_unreachable_agent_fails_with_the_socket(tmp_path) -> None:
 
     failed, result = run_module(swarm_init, {"socket_path": str(tmp_path / "none.sock")})
     assert failed and "cannot talk to the shoal agent" in result["msg"] and result["status"] == 0
+
+
+# --- the root CA (issue 15): ca_force_rotate, signing_ca_cert/key -----------------------------------
+
+
+def test_ca_force_rotate_is_a_counter_compared_with_the_swarm(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(ca_force_rotate=0)
+    assert not failed and not result["changed"]  # the swarm has none: 0 is what is in effect
+    failed, result = run(ca_force_rotate=1, diff=True)
+    assert not failed and result["changed"] and result["actions"] == ["ca_force_rotate updated"]
+    assert result["diff"]["before"]["ca_force_rotate"] == 0 and result["diff"]["after"]["ca_force_rotate"] == 1
+    assert agent.writes()[-1][3]["CAConfig"]["ForceRotate"] == 1
+    failed, again = run(ca_force_rotate=1)
+    assert not failed and not again["changed"]
+
+
+def _pem(body: str, width: int) -> str:
+    return "\n".join(
+        [
+            "-----BEGIN CERTIFICATE-----",
+            *[body[i : i + width] for i in range(0, len(body), width)],
+            "-----END CERTIFICATE-----",
+        ]
+    )
+
+
+def test_signing_ca_goes_with_its_key_which_no_diff_shows(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    body = "MIIB" + "A" * 200
+    key = "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----"
+    failed, result = run(signing_ca_cert=_pem(body, 64), signing_ca_key=key, diff=True)
+    assert not failed and result["changed"]
+    sent = agent.writes()[-1][3]["CAConfig"]
+    assert sent["SigningCACert"] == _pem(body, 64) and sent["SigningCAKey"] == key
+    assert result["diff"]["after"]["signing_ca_cert"].startswith("sha256:")
+    assert "SECRETKEYMATERIAL" not in repr(result)
+    agent.cluster["Spec"]["CAConfig"].pop("SigningCAKey")  # as the agent does: the key never stays in the spec
+    # the same certificate wrapped at another width is the same certificate
+    failed, again = run(signing_ca_cert=_pem(body, 76), signing_ca_key=key)
+    assert not failed and not again["changed"], again
+
+
+def test_signing_ca_key_without_cert_fails(agent: FakeAgent, run) -> None:
+    agent.make_manager()
+    failed, result = run(signing_ca_key="-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----")
+    assert failed and result["msg"] == "signing_ca_cert and signing_ca_key go together (shoal has no external CA)"
+    assert agent.writes() == []

@@ -58,6 +58,9 @@ class ClusterClient:
         raise last or Unavailable("no manager address known")
 
 
+DRAIN_SECONDS = 35.0  # longer than the longest call made on kept connections (a 30 s long poll)
+
+
 class ClientPool:
     """A node's kept TLS connections to the managers, for its steady calls (heartbeats, the
     assignments long poll, task status): a TCP + TLS handshake per call cost both ends CPU on
@@ -66,6 +69,7 @@ class ClientPool:
     def __init__(self) -> None:
         self._ctx: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._draining: list[aiohttp.ClientSession] = []  # given-up sessions finishing their calls
 
     def client(self, ssl_context: ssl.SSLContext) -> ClusterClient:
         if ssl_context is not self._ctx or self._session is None or self._session.closed:
@@ -76,12 +80,18 @@ class ClientPool:
         return ClusterClient(ssl_context, session=self._session)
 
     def _drop(self) -> None:
-        """Close the connections of a context given up (new certificate, left the swarm)."""
+        """Close the connections of a context given up (new certificate, left the swarm), once the
+        calls under way on them are done: a renewal must not cut an assignment long poll (<= 30 s)."""
         old, self._session, self._ctx = self._session, None, None
         if old is not None and not old.closed:
-            asyncio.get_running_loop().create_task(old.close())
+            loop = asyncio.get_running_loop()
+            self._draining.append(old)
+            loop.call_later(DRAIN_SECONDS, lambda: old.closed or loop.create_task(old.close()))
 
     async def close(self) -> None:
         old, self._session, self._ctx = self._session, None, None
         if old is not None:
             await old.close()
+        draining, self._draining = self._draining, []
+        for session in draining:
+            await session.close()

@@ -50,6 +50,9 @@ class Config:
     image_prune_max_age: float | None = None  # seconds an unused image may stay
     task_driver: str = "oci"  # OCI containers under conmon + runc/crun (agent/base.py default_driver)
     oci_runtime: str | None = None  # "runc" or "crun"; default: crun on a pure cgroup v2 host, else runc
+    # TEST ONLY: a manager issues certificates valid NodeCertExpiry times this (0 < x <= 1), so tests
+    # see renewals within minutes while the API keeps Docker's 1-hour minimum
+    cert_expiry_scale: float = 1.0
 
     @property
     def socket_path(self) -> Path:
@@ -100,6 +103,11 @@ def _coerce(name: str, value: Any) -> Any:
             if not 0.25 <= timeout <= 60:
                 raise ValueError
             return timeout
+        if name == "cert_expiry_scale":
+            scale = float(value)
+            if not 0 < scale <= 1:
+                raise ValueError
+            return scale
         if name == "lb_backend":
             backend = str(value).lower()
             if backend not in ("auto", "ipvs", "nftables"):
@@ -170,6 +178,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--election-timeout", dest="election_timeout", type=float, help="minimum Raft election timeout, s (0.25)"
     )
     parser.add_argument(
+        "--cert-expiry-scale", dest="cert_expiry_scale", type=float, help="TEST ONLY: shortens NodeCertExpiry (0-1]"
+    )
+    parser.add_argument(
         "--raft-snapshot-entries", dest="raft_snapshot_entries", type=int, help="journal entries between snapshots"
     )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
@@ -178,5 +189,5 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
-    keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries")
+    keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries", "cert_expiry_scale")
     return load(args.config, {k: getattr(args, k) for k in keys})

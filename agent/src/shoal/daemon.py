@@ -8,11 +8,12 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 
 from aiohttp import web
 
-from shoal import __version__, config, logs, memory
+from shoal import __version__, config, logs, memory, tls
 from shoal.agent import Agent
 from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
@@ -43,10 +44,17 @@ class ClusterServer:
         )
         await runner.setup()
         await web.TCPSite(
-            runner, host, port or ident.cluster_port, ssl_context=self.agent.server_ctx, reuse_address=True
+            runner, host, port or ident.cluster_port, ssl_context=self._listener_context(), reuse_address=True
         ).start()
         self.runner = runner
         log.info("cluster API listening on %s:%s (TLS)", host, port or ident.cluster_port)
+
+    def _listener_context(self) -> ssl.SSLContext:
+        """The node's context, switching each new connection to the node's latest one (renewals)."""
+        first = self.agent.server_ctx
+        assert first is not None
+        tls.send_handshake_alerts()  # a refused certificate learns why (certificate_expired...)
+        return tls.switching_server_context(first, lambda: self.agent.server_ctx)
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import ssl
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -128,6 +129,47 @@ def server_context(cert_pem: str | bytes, key_pem: str | bytes, ca_pem: str | by
     return ctx
 
 
+def switching_server_context(first: ssl.SSLContext, current: Callable[[], ssl.SSLContext | None]) -> ssl.SSLContext:
+    """A server context for a listener that outlives certificate renewals: each new connection is
+    handed, at its ClientHello, to the context `current()` returns (the node's latest certificate
+    and trust roots), so a renewal or a root rotation takes effect without closing the listener or
+    the connections already open (sessions, long polls). `first` answers when `current()` is None.
+    """
+
+    def pick(conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        latest = current()
+        if latest is not None and conn.context is not latest:
+            conn.context = latest  # SSL_set_SSL_CTX: certificate and verify store of `latest`
+
+    first.sni_callback = pick  # called for every ClientHello, with or without a server name
+    return first
+
+
+def send_handshake_alerts() -> None:
+    """Make asyncio send the TLS alert of a failed server handshake before it closes the connection.
+
+    asyncio's SSLProtocol (3.11) drops what OpenSSL wrote for the peer when `do_handshake` fails, so
+    a node presenting an expired, revoked or foreign certificate saw only an EOF, not the
+    `certificate_expired` / `unknown_ca` alert that says why. Flushing the pending record first is
+    all that is missing; idempotent."""
+    from asyncio import sslproto
+
+    original = sslproto.SSLProtocol._on_handshake_complete
+    if getattr(original, "sends_alert", False):
+        return
+
+    def on_handshake_complete(self: Any, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            with contextlib.suppress(Exception):  # best effort: the connection is being closed anyway
+                alert = self._outgoing.read()
+                if alert:
+                    self._transport.write(alert)
+        original(self, handshake_exc)
+
+    on_handshake_complete.sends_alert = True  # type: ignore[attr-defined]
+    sslproto.SSLProtocol._on_handshake_complete = on_handshake_complete  # type: ignore[method-assign]
+
+
 def client_context(
     ca_pem: str | bytes, cert_pem: str | bytes | None = None, key_pem: str | bytes | None = None
 ) -> ssl.SSLContext:
@@ -182,6 +224,58 @@ def peer_identity(conn: ssl.SSLObject | ssl.SSLSocket) -> Identity | None:
         _single(subject, "organizationName", "organization (cluster ID)"),
         [value for kind, value in info.get("subjectAltName", ()) if kind == "DNS"],
     )
+
+
+# --- renewal ----------------------------------------------------------------------------------
+
+RENEW_LOWER = 0.5  # SwarmKit's CertLowerRotationRange: renew no earlier than half way through the life
+RENEW_UPPER = 0.8  # CertUpperRotationRange: and no later than at 80 % of it
+
+
+def renewal_delay(not_before: float, not_after: float, now: float, rng: random.Random | None = None) -> float:
+    """Seconds from `now` until a certificate valid [not_before, not_after] (epoch seconds) should be
+    renewed: a random point between 50 % and 80 % of its life (SwarmKit calculateRandomExpiry), so
+    nodes that got certificates together do not all renew at once; 0 when that point has passed."""
+    life = max(0.0, not_after - not_before)
+    lower, upper = life * RENEW_LOWER, life * RENEW_UPPER
+    point = lower + (upper - lower) * (rng or random).random()
+    return max(0.0, not_before + point - now)
+
+
+_VALIDITY = (
+    "import json, sys; from shoal.manager.ca import cert_validity as f; "
+    "b, a = f(sys.stdin.read()); print(json.dumps([b.timestamp(), a.timestamp()]))"
+)
+
+
+def cert_times(cert_pem: str | bytes) -> tuple[float, float]:
+    """(not before, not after) of a certificate in epoch seconds, read as `new_key_and_csr` makes
+    keys: in a short-lived child unless `cryptography` is already loaded here."""
+    loaded = sys.modules.get("shoal.manager.ca")
+    if loaded is not None:
+        before, after = loaded.cert_validity(cert_pem)
+        return before.timestamp(), after.timestamp()
+    out = _child(_VALIDITY, as_bytes(cert_pem).decode(), "could not read the node's certificate")
+    before, after = json.loads(out)
+    return float(before), float(after)
+
+
+def _child(code: str, stdin: str, what: str) -> str:
+    path = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        raise CertError(f"{what}: {detail.strip()[-300:]}") from None
+    return done.stdout
 
 
 # --- keys -------------------------------------------------------------------------------------

@@ -229,16 +229,18 @@ class AgentCore:
             heartbeat_period=self.cfg.heartbeat_period,
             election_timeout=self.cfg.election_timeout,
             snapshot_entries=self.cfg.raft_snapshot_entries,
+            cert_expiry_scale=self.cfg.cert_expiry_scale,
             on_members_changed=self._save_members,
         )
         await self.manager.start()
 
-    async def _use_credentials(self, creds: Credentials) -> None:
+    async def _use_credentials(self, creds: Credentials, *, restart_listener: bool = True) -> None:
         """TLS contexts from the node's certificate; the cluster port (every node serves it: managers the
-        cluster API, every node its own task logs) restarts with the new certificate."""
+        cluster API, every node its own task logs) restarts with the new certificate, unless it is a
+        renewal: then its listener hands new connections the new context and keeps the open ones."""
         self.server_ctx = creds.server_context()
         self.client_ctx = creds.client_context()
-        if self.cluster_server:
+        if self.cluster_server and restart_listener:
             await self.cluster_server.stop()
             await self.cluster_server.start()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,8 @@ from shoal.agent.addresses import resolve_addresses
 from shoal.agent.base import ALREADY_IN_SWARM
 from shoal.agent.join import parse_join_request, request_certificate
 from shoal.agent.leave import Leaving
-from shoal.agent.roles import RoleChanges
-from shoal.errors import Unavailable
+from shoal.agent.renewal import Renewal
+from shoal.errors import InvalidArgument, Unavailable
 from shoal.identity import Identity, wipe
 from shoal.manager import tokens
 from shoal.model.ids import new_id
@@ -28,7 +29,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("shoal.agent")
 
 
-class Agent(RoleChanges, Leaving):
+def initial_root(spec: dict[str, Any]) -> Any:
+    """The first root CA: the operator's (SigningCACert + SigningCAKey at init, as SwarmKit allows) or
+    a new one. The key leaves the spec here: it is kept in the store's `meta/ca`, never in the spec."""
+    from shoal.manager import ca  # the first manager issues certificates: it needs cryptography
+
+    cfg = spec["CAConfig"]
+    cert, key = cfg.get("SigningCACert"), cfg.pop("SigningCAKey", None)
+    if not cert and not key:
+        return ca.RootCA.create()
+    if not (cert and key):
+        raise InvalidArgument("CAConfig: give both SigningCACert and SigningCAKey (shoal has no external CA)")
+    root = ca.RootCA.load(cert, key)  # CertError: a 400 that says what is wrong
+    cfg["SigningCACert"] = root.cert_pem
+    return root
+
+
+class Agent(Renewal, Leaving):
     # ---- init
     async def init_swarm(self, body: dict[str, Any]) -> str:
         async with self._lock:
@@ -51,11 +68,13 @@ class Agent(RoleChanges, Leaving):
                 managers=[f"{addrs.advertise_ip}:{addrs.cluster_port}"],
                 raft_password=secrets.token_hex(32),
             )
-            from shoal.manager import ca  # the first manager issues certificates: it needs cryptography
 
-            root = ca.RootCA.create()
+            root = initial_root(spec)
             key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
-            cert_pem = root.issue(csr_pem, ident.node_id, "manager", ident.cluster_id, ips=[addrs.advertise_ip])
+            expiry = dt.timedelta(seconds=spec["CAConfig"]["NodeCertExpiry"] / 1e9 * self.cfg.cert_expiry_scale)
+            cert_pem = root.issue(
+                csr_pem, ident.node_id, "manager", ident.cluster_id, ips=[addrs.advertise_ip], validity=expiry
+            )
             creds = credentials.save(self.cfg.data_dir, root.cert_pem, cert_pem, key_pem)
             self.identity = ident  # the cluster server needs it while the manager starts
             try:
@@ -130,7 +149,9 @@ class Agent(RoleChanges, Leaving):
                 listen_addr=addrs.listen_addr,
                 managers=grant.get("Managers") or req.remotes,
             )
-            creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem)
+            creds = credentials.save(
+                self.cfg.data_dir, grant.get("CACertificate") or ca_pem, grant["Certificate"], key_pem
+            )
             ident.save(self.cfg.data_dir)
             self.identity = ident
             await self._use_credentials(creds)

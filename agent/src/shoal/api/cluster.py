@@ -103,6 +103,7 @@ async def heartbeat(request: web.Request) -> web.Response:
             "Role": node["Spec"]["Role"],
             "RaftMember": "ManagerStatus" in node,
             "Epoch": manager.store.epoch,
+            "TrustDigest": manager.trust_digest(),  # differs from the node's own: renew (root rotation)
         }
     )
 

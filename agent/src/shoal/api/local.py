@@ -160,7 +160,9 @@ async def swarm_update(request: web.Request) -> web.Response:
     def rotate(role: str) -> bool:  # rotateWorkerToken, rotateManagerToken
         return query_bool(request, f"rotate{role}Token")
 
-    changes = swarm_ops.update(manager.cluster(), version_, body, lambda: manager.root_ca().digest(), rotate)
+    changes = swarm_ops.update(
+        manager.cluster(), version_, body, lambda: manager.root_ca().digest(), rotate, manager.ca_meta()
+    )
     await manager.store.acommit(changes)
     return web.Response(status=200)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shoal.cli import args as argtypes
+from shoal.cli import swarm_ca
 from shoal.cli.client import Client
 from shoal.cli.errors import APIError
 from shoal.cli.output import inspect_json
@@ -216,6 +217,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("inspect", help="Display the swarm object (GET /swarm) as JSON")
     p.set_defaults(func=cmd_inspect)
+
+    swarm_ca.register(cmds)
 
     p = cmds.add_parser("update", help="Update the swarm")
     _spec_flags(p)

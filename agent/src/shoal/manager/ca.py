@@ -241,10 +241,14 @@ class RootCA:
         ips: Iterable[str] = (),
         *,
         now: dt.datetime | None = None,
+        validity: dt.timedelta | None = None,
     ) -> str:
         """Sign the node's CSR: subject `CN=node_id, OU=swarm-<role>, O=cluster_id` and SANs
         `swarm-<role>`, the node ID (managers also `swarm-ca`) and the IP addresses `ips`. Only the CSR's
         public key is used; its subject is ignored. `CSRError` for a bad CSR.
+
+        The certificate is valid from `now - BACKDATE` (a node whose clock is behind ours accepts it)
+        for `validity` (the cluster's `NodeCertExpiry`), else `validity_days`, never past the root.
         """
         if role not in ROLE_OU:
             raise ValueError(f"invalid role {role!r}")
@@ -255,7 +259,10 @@ class RootCA:
         public_key = csr.public_key()
         _check_public_key(public_key)
         now = now or dt.datetime.now(dt.UTC)
-        not_after = min(now + dt.timedelta(days=validity_days), self._cert.not_valid_after_utc)
+        lifetime = validity if validity is not None else dt.timedelta(days=validity_days)
+        if lifetime <= dt.timedelta(0):
+            raise ValueError(f"invalid certificate validity {lifetime}")
+        not_after = min(now + lifetime, self._cert.not_valid_after_utc)
         dns = [ROLE_OU[role], node_id] + ([CA_ROLE] if role == "manager" else [])
         subject = x509.Name(
             [
@@ -264,7 +271,7 @@ class RootCA:
                 x509.NameAttribute(NameOID.COMMON_NAME, node_id),
             ]
         )
-        ca_ski = self._cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        ca_ski = _ski(self._cert)
         cert = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -289,9 +296,50 @@ class RootCA:
         )
         return _cert_pem(cert)
 
+    def cross_sign(self, new_root: x509.Certificate) -> str:
+        """`new_root` re-issued by this root (SwarmKit's CrossSignCACertificate): same subject, key
+        and key identifier, issuer this root. During a root rotation nodes that still trust only
+        this root verify certificates of the new root through it (leaf + cross-signed chain)."""
+        if not _is_ca(new_root):
+            raise CertError("the new root certificate is not a CA certificate")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(new_root.subject)
+            .issuer_name(self._cert.subject)
+            .public_key(new_root.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(new_root.not_valid_before_utc)
+            .not_valid_after(min(new_root.not_valid_after_utc, self._cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(_ski(new_root), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(self._cert)), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        return _cert_pem(cert)
+
+    def signs(self, cert: Cert) -> bool:
+        """Whether this root's key issued `cert` (a node certificate, or a cross-signed root)."""
+        c = _load_cert(cert)
+        try:
+            c.verify_directly_issued_by(self._cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
     def verify(self, cert: Cert, *, now: dt.datetime | None = None) -> Identity:
         """`verify_node_cert(cert, self.cert_pem)`."""
         return verify_node_cert(cert, self.cert_pem, now=now)
+
+
+def _ski(cert: x509.Certificate) -> x509.SubjectKeyIdentifier:
+    """The certificate's key identifier; computed from its key when an operator's root has none."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key())
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,20 +14,23 @@ from typing import Any
 from shoal.aio import BackgroundLoop
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import ca
+from shoal.manager.careconciler import CAReconciler
+from shoal.manager.control import ca_rotation
+from shoal.manager.control.commit import commit_retrying
 from shoal.manager.dispatcher import Dispatcher
 from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import RoleManager
 from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.network import ingress_object
-from shoal.model.objects import manager_status, new_node
+from shoal.model.objects import DEFAULT_NODE_CERT_EXPIRY, manager_status, new_node
 from shoal.model.tlsinfo import tls_info
 from shoal.store.changes import Change
 from shoal.store.replicated import RaftConfig, ReplicatedStore
 
 log = logging.getLogger("shoal.manager")
 
-CA_META_ID = "ca"
+CA_META_ID = ca_rotation.CA_META_ID
 # Entries a follower's replica may lag the leader's commit index and still answer assignments: a
 # burst of status reports is a few dozen entries applied within milliseconds; a follower stuck
 # behind is thousands.
@@ -47,6 +51,7 @@ class ManagerRole:
         on_members_changed: Callable[[list[str]], None],
         election_timeout: float = 0.25,
         snapshot_entries: int = 5000,
+        cert_expiry_scale: float = 1.0,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -67,6 +72,8 @@ class ManagerRole:
         self.dispatcher = Dispatcher(self.store, node_id, heartbeat_period, cluster_id=cluster_id)
         self.roles = RoleManager(self.store, node_id, heartbeat_period)
         self.orchestrator = Orchestrator(self.store)
+        self.ca_reconciler = CAReconciler(self.store, cluster_id)
+        self.cert_expiry_scale = cert_expiry_scale  # test-only: shortens NodeCertExpiry (config.py)
         self.on_members_changed = on_members_changed
         self._members: list[str] = []
         self._members_watch = BackgroundLoop("raft-members", self._watch_members)
@@ -115,6 +122,7 @@ class ManagerRole:
             self.dispatcher.start()
             self.roles.start()
             self.orchestrator.start()
+            self.ca_reconciler.start()
         else:
             log.info("this node is no longer the leader: stopping leader loops")
             await self._stop_loops()
@@ -123,6 +131,7 @@ class ManagerRole:
         await self.dispatcher.stop()
         await self.roles.stop()
         await self.orchestrator.stop()
+        await self.ca_reconciler.stop()
 
     async def stop(self) -> None:
         await self._members_watch.stop()
@@ -150,6 +159,30 @@ class ManagerRole:
         if meta is None:
             raise Unavailable("the cluster CA is not replicated to this manager yet")
         return ca.RootCA.load(meta["cert"], meta["key"])
+
+    def ca_meta(self) -> dict[str, Any]:
+        meta = self.store.get("meta", CA_META_ID)
+        if meta is None:
+            raise Unavailable("the cluster CA is not replicated to this manager yet")
+        return meta
+
+    def trust_digest(self) -> str:
+        """The digest of the roots nodes must trust now; a node whose own differs renews (heartbeat)."""
+        return ca_rotation.trust_digest(ca_rotation.trust_bundle(self.ca_meta()))
+
+    def node_cert_expiry(self) -> dt.timedelta:
+        """The cluster's NodeCertExpiry, times the test-only `cert_expiry_scale` of this manager."""
+        spec = self.cluster()["Spec"].get("CAConfig") or {}
+        ns = int(spec.get("NodeCertExpiry") or DEFAULT_NODE_CERT_EXPIRY)
+        return dt.timedelta(seconds=ns / 1e9 * self.cert_expiry_scale)
+
+    def _issue(self, csr_pem: str, node_id: str, role: str, ip: str) -> tuple[str, str, dict[str, str]]:
+        """(certificate chain, trust bundle, the node's TLSInfo) from the root that signs now."""
+        meta = self.ca_meta()
+        signer = ca_rotation.signing_root(meta)
+        cert = signer.issue(csr_pem, node_id, role, self.cluster_id, ips=[ip], validity=self.node_cert_expiry())
+        bundle = ca_rotation.trust_bundle(meta)
+        return cert + ca_rotation.chain_suffix(meta), bundle, ca_rotation.node_tls_info(bundle, signer.cert_pem)
 
     def _manager_statuses(self) -> list[dict[str, Any]]:
         """The managers' ManagerStatus, read once per applied index. Every heartbeat answer names
@@ -249,14 +282,14 @@ class ManagerRole:
             raise PermissionDenied(
                 "A valid join token is necessary to join this cluster (the token is wrong or was rotated)"
             )
-        root = self.root_ca()
         node_id = new_id()
-        cert = root.issue(csr_pem, node_id, role, self.cluster_id, ips=[advertise_ip])
+        cert, bundle, tls = self._issue(csr_pem, node_id, role, advertise_ip)
         now = now_rfc3339()
-        node = node_object(node_id, hostname, role, advertise_ip, cluster_port, None, description, root.cert_pem, now)
+        node = node_object(node_id, hostname, role, advertise_ip, cluster_port, None, description, bundle, now)
+        node["Description"]["TLSInfo"] = tls
         await self.store.acommit([Change(op="create", kind="node", obj=node)])
         log.info("node %s (%s) joined as a %s", hostname, node_id, role)
-        return self._grant(node_id, role, cert, _text(root.cert_pem))
+        return self._grant(node_id, role, cert, bundle)
 
     def _grant(self, node_id: str, role: str, cert: bytes | str, ca_pem: str) -> dict[str, Any]:
         grant: dict[str, Any] = {
@@ -273,14 +306,29 @@ class ManagerRole:
         return grant
 
     async def renew(self, node_id: str, csr_pem: str) -> dict[str, Any]:
-        """A certificate for the node's desired role (after promote/demote)."""
+        """A certificate for the node's desired role (after promote/demote, before expiry, and during a
+        root rotation: then from the new root). The node's TLSInfo records who issued it, which is how
+        the CA reconciler knows the node converted."""
         node = self.store.get("node", node_id)
         if node is None:
             raise NotFound(f"node {node_id} not found")
         role = node["Spec"]["Role"]
-        root = self.root_ca()
-        cert = root.issue(csr_pem, node_id, role, self.cluster_id, ips=[node["Status"].get("Addr") or "127.0.0.1"])
-        return self._grant(node_id, role, cert, _text(root.cert_pem))
+        cert, bundle, tls = self._issue(csr_pem, node_id, role, node["Status"].get("Addr") or "127.0.0.1")
+
+        def record() -> list[Change]:
+            fresh = self.store.get("node", node_id)
+            if fresh is None:
+                raise NotFound(f"node {node_id} not found")
+            updated = copy.deepcopy(fresh)
+            updated.setdefault("Description", {})["TLSInfo"] = tls
+            return [
+                Change(
+                    op="update", kind="node", obj=updated, obj_id=node_id, expected_version=fresh["Version"]["Index"]
+                )
+            ]
+
+        await commit_retrying(self.store, record)
+        return self._grant(node_id, role, cert, bundle)
 
     async def add_raft_member(self, node_id: str, raft_addr: str, cluster_addr: str) -> dict[str, Any]:
         if not self.is_leader():

@@ -109,7 +109,8 @@ def verify_ca_digest(ca_pem: str | bytes, token: str) -> None:
     want, _ = parse_join_token(token)
     got = ca_digest(ca_pem)
     if not hmac.compare_digest(got, want):
-        raise TokenError(
-            f"the CA certificate does not match the join token's digest (token pins {want}, "
-            f"the manager presented {got}): check the token, or someone is in the middle"
+        raise TokenError(  # Docker's words first; then why it happens
+            f"error while validating Root CA Certificate: remote CA does not match fingerprint. Expected: {want} "
+            f"(the manager presented {got}): the token is from before a root CA rotation, or from another "
+            "swarm, or someone is in the middle; get a current one with `shoal swarm join-token`"
         )

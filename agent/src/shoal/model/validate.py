@@ -270,7 +270,7 @@ _ZERO_KEEPS_BY_SECTION = {"Raft": _ZERO_KEEPS, "Dispatcher": _ZERO_KEEPS, "CACon
 # other than the one in effect (the default) is refused; sending the current spec back still works.
 NOT_YET_SUPPORTED = {
     "Raft": ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick"),
-    "CAConfig": ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate"),
+    "CAConfig": ("ExternalCAs",),  # the other CA settings work (manager/control/ca_rotation.py)
     "TaskDefaults": ("LogDriver",),
     "EncryptionConfig": ("AutoLockManagers",),
 }

@@ -21,6 +21,7 @@ from shoal.manager import tokens
 from shoal.model.ids import new_id
 from shoal.model.objects import default_swarm_spec
 from shoal.model.validate import validate_swarm_spec
+from shoal.store.atrest import keywrap
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -51,10 +52,13 @@ class Agent(RoleChanges, Leaving):
             )
             from shoal.manager import ca  # the first manager issues certificates: it needs cryptography
 
+            # autolock: the keys are wrapped from their first write (the KEK is never on disk)
+            kek = keywrap.new_unlock_key() if spec["EncryptionConfig"]["AutoLockManagers"] else None
+            self.kek = kek
             root = ca.RootCA.create()
             key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             cert_pem = root.issue(csr_pem, ident.node_id, "manager", ident.cluster_id, ips=[addrs.advertise_ip])
-            creds = credentials.save(self.cfg.data_dir, root.cert_pem, cert_pem, key_pem)
+            creds = credentials.save(self.cfg.data_dir, root.cert_pem, cert_pem, key_pem, kek=kek)
             self.identity = ident  # the cluster server needs it while the manager starts
             try:
                 await self._use_credentials(creds)
@@ -74,12 +78,14 @@ class Agent(RoleChanges, Leaving):
                     default_addr_pool=pool,
                     subnet_size=subnet_size,
                     description=desc,
+                    unlock_key=keywrap.format_unlock_key(kek) if kek else "",
                 )
                 await self.manager.store.acommit(changes, timeout=5.0)
             except BaseException:
                 await self.stop()
                 wipe(self.cfg.data_dir)
                 self.identity = None
+                self.kek = None
                 raise
             ident.save(self.cfg.data_dir)
             self._start_session(ident)
@@ -120,7 +126,7 @@ class Agent(RoleChanges, Leaving):
                 listen_addr=addrs.listen_addr,
                 managers=grant.get("Managers") or req.remotes,
             )
-            creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem)
+            creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem, kek=None)
             ident.save(self.cfg.data_dir)
             self.identity = ident
             await self._use_credentials(creds)

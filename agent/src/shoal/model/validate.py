@@ -263,7 +263,6 @@ NOT_YET_SUPPORTED = {
     "Dispatcher": ("HeartbeatPeriod",),
     "CAConfig": ("NodeCertExpiry", "ExternalCAs", "SigningCACert", "SigningCAKey", "ForceRotate"),
     "TaskDefaults": ("LogDriver",),
-    "EncryptionConfig": ("AutoLockManagers",),
 }
 
 
@@ -345,10 +344,18 @@ def _opt_str(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _with_autolock(spec: dict[str, Any], autolock: bool) -> dict[str, Any]:
+    """The init request's AutoLockManagers turns on the spec's, as dockerd passes it to SwarmKit."""
+    if autolock:
+        spec["EncryptionConfig"] = {**spec["EncryptionConfig"], "AutoLockManagers": True}
+    return spec
+
+
 def validate_init_request(body: Any) -> dict[str, Any]:
     """A SwarmInitRequest checked and normalised: {ListenAddr, AdvertiseAddr, Spec (complete),
-    DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24, DataPathPort 0 and
-    AutoLockManagers false: those zero or in-effect values pass, any other is refused."""
+    DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24 and DataPathPort 0:
+    those zero or in-effect values pass, any other is refused. AutoLockManagers true turns on
+    Spec.EncryptionConfig.AutoLockManagers."""
     req = known_fields(
         "swarm init request", _object("swarm init request", body if body is not None else {}), _INIT_FIELDS
     )
@@ -359,8 +366,7 @@ def validate_init_request(body: Any) -> dict[str, Any]:
         raise not_supported_yet("DataPathPort", port, DATA_PATH_PORT)
     if _bool("ForceNewCluster", _opt(req.get("ForceNewCluster"), False)):
         raise not_supported_yet("ForceNewCluster", True, False)
-    if _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False)):
-        raise not_supported_yet("AutoLockManagers", True, False)
+    autolock = _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False))
     pool = req.get("DefaultAddrPool") or []
     if not isinstance(pool, list) or not all(isinstance(p, str) for p in pool):
         raise SpecError(f"DefaultAddrPool must be a list of subnets, not {pool!r}")
@@ -372,7 +378,7 @@ def validate_init_request(body: Any) -> dict[str, Any]:
     return {
         "ListenAddr": _str("ListenAddr", _opt_str(req.get("ListenAddr"))),
         "AdvertiseAddr": _str("AdvertiseAddr", _opt_str(req.get("AdvertiseAddr"))),
-        "Spec": validate_swarm_spec(req.get("Spec"), default_swarm_spec()),
+        "Spec": _with_autolock(validate_swarm_spec(req.get("Spec"), default_swarm_spec()), autolock),
         "DefaultAddrPool": list(DEFAULT_ADDR_POOL),
         "SubnetSize": DEFAULT_SUBNET_SIZE,
     }

@@ -95,8 +95,8 @@ options:
     type: int
   autolock_managers:
     description:
-      - Lock the managers' keys at rest with an unlock key (C(shoal swarm init --autolock),
-        C(shoal swarm update --autolock)): a restarted manager stays locked until
+      - Lock the managers' keys at rest with an unlock key, as C(shoal swarm init --autolock) and
+        C(shoal swarm update --autolock) do. A restarted manager stays locked until
         C(shoal swarm unlock) (or C(playbooks/unlock.yml)) gives it the key.
       - The key is returned as RV(unlock_key); keep it in a vault, since without it a restarted manager cannot start.
       - V(false) writes the managers' keys in clear (root-only files) again.

@@ -102,8 +102,10 @@ class ManagerRole:
         seen: int | None = None
         while True:
             meta = self.store.get("meta", UNLOCK_META_ID)
-            version = meta["Version"]["Index"] if meta else 0
-            if version != seen:
+            version = meta["Version"]["Index"] if meta else None
+            # None: not replicated here yet (a manager that just joined), or a swarm from before
+            # autolock (off): either way nothing to re-wrap, and never unwrap on a missing object
+            if version is not None and version != seen:
                 try:
                     self.on_unlock_key(self.unlock_kek())
                     seen = version

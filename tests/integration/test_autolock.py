@@ -157,7 +157,11 @@ def test_a_restarted_manager_stays_locked_and_out_of_raft_until_unlocked(cluster
         },
     )
     assert api(cluster, "swarm01").get(f"/services/{name}")["Spec"]["Name"] == name
-    assert nodes(cluster, "swarm00")[VICTIM]["ManagerStatus"]["Reachability"] == "unreachable"
+    wait_for(
+        f"{VICTIM} seen unreachable",
+        lambda: nodes(cluster, "swarm00")[VICTIM]["ManagerStatus"]["Reachability"] == "unreachable",
+        timeout=30,
+    )
     assert raft_files(cluster, VICTIM) == before
 
     # a wrong key (well formed) is refused with Docker's message and changes nothing

@@ -90,7 +90,8 @@ class AgentCore:
         # autolock (autolock.py): the unlock key this manager's key files are wrapped with, held in
         # memory only; `locked` while a restarted manager waits for `swarm unlock`
         self.kek: bytes | None = None
-        self.locked = False
+        ident = self.identity  # locked from the first request, not only once start() has run
+        self.locked = ident is not None and ident.role == "manager" and self._keys_wrapped()
         self.events = EventHub()  # GET /events: this manager's cluster events and this node's containers
         self.executor.listeners.append(task_listener(self.events, self.executor))
         self._events_feed: asyncio.Task[None] | None = None

@@ -65,6 +65,9 @@ def dek_file(bed: Testbed, host: str, kek: bytes | None) -> DataKeyFile:
 
 
 def wrapped_by(bed: Testbed, host: str, kek: bytes) -> bool:
+    """Both key files wrapped, and by this KEK (a file in clear would open with any KEK)."""
+    if not (credentials.key_is_wrapped(var(bed, host)) and dek_file(bed, host, None).is_wrapped()):
+        return False
     try:
         dek_file(bed, host, kek).load()
         credentials.load(var(bed, host), kek)

@@ -28,7 +28,8 @@ attributes:
     support: full
   idempotent:
     support: partial
-    details: Rotating a join token (O(rotate_worker_token), O(rotate_manager_token)) changes it on every run.
+    details: Rotating a join token (O(rotate_worker_token), O(rotate_manager_token)) or the unlock key
+      (O(rotate_unlock_key)) changes it on every run.
 options:
   state:
     description:
@@ -121,6 +122,20 @@ options:
     description:
       - Raft heartbeat interval, in ticks.
     type: int
+  autolock_managers:
+    description:
+      - Lock the managers' keys at rest with an unlock key, as C(shoal swarm init --autolock) and
+        C(shoal swarm update --autolock) do. A restarted manager stays locked until
+        C(shoal swarm unlock) (or C(playbooks/unlock.yml)) gives it the key.
+      - The key is returned as RV(unlock_key); keep it in a vault, since without it a restarted manager cannot start.
+      - V(false) writes the managers' keys in clear (root-only files) again.
+    type: bool
+  rotate_unlock_key:
+    description:
+      - Replace the unlock key by a new one (C(shoal swarm unlock-key --rotate)); needs autolock on.
+        Every running manager re-wraps its keys; the old key stops working.
+    type: bool
+    default: false
   rotate_worker_token:
     description:
       - Replace the worker join token by a new one. The old one stops working at once.
@@ -175,6 +190,12 @@ EXAMPLES = r"""
     signing_ca_cert: "{{ lookup('file', 'swarm-ca.crt') }}"
     signing_ca_key: "{{ lookup('file', 'swarm-ca.key') }}"
 
+- name: Lock the managers with an unlock key, and keep the key (it is a secret)
+  shoal.swarm.swarm_init:
+    autolock_managers: true
+  register: locked
+  no_log: true
+
 - name: Rotate the worker join token
   shoal.swarm.swarm_init:
     rotate_worker_token: true
@@ -219,6 +240,14 @@ manager_addrs:
   type: list
   elements: str
   sample: [10.213.0.10:2377]
+unlock_key:
+  description:
+    - The swarm's unlock key (C(SWMKEY-1-...)) when O(autolock_managers) is on, as community.docker's
+      docker_swarm returns C(UnlockKey); empty otherwise, and in check mode before it exists.
+    - It is a secret that unlocks every manager's keys; register it with C(no_log) and keep it in a vault.
+  returned: always
+  type: str
+  sample: SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8
 swarm_facts:
   description: The swarm as C(GET /swarm) shows it (Docker's C(Swarm) object), without the join tokens.
   returned: when the node manages a swarm
@@ -265,6 +294,7 @@ SPEC_FIELDS: dict[str, tuple[str | None, str]] = {
     "heartbeat_tick": ("Raft", "HeartbeatTick"),
     "ca_force_rotate": ("CAConfig", "ForceRotate"),
     "signing_ca_cert": ("CAConfig", "SigningCACert"),
+    "autolock_managers": ("EncryptionConfig", "AutoLockManagers"),
 }
 DURATIONS = ("dispatcher_heartbeat_period", "node_cert_expiry")
 # option -> field of POST /swarm/init
@@ -378,7 +408,14 @@ def creation_warnings(params: dict[str, Any], info: dict[str, Any], swarm: dict[
 
 class SwarmTask(ShoalTask):
     state_options = {
-        "present": (*SPEC_FIELDS, *CREATION_ONLY, "signing_ca_key", "rotate_worker_token", "rotate_manager_token"),
+        "present": (
+            *SPEC_FIELDS,
+            *CREATION_ONLY,
+            "signing_ca_key",
+            "rotate_worker_token",
+            "rotate_manager_token",
+            "rotate_unlock_key",
+        ),
         "absent": ("force",),
     }
     bounds = {
@@ -413,6 +450,8 @@ class SwarmTask(ShoalTask):
             "log_entries_for_slow_followers": {"type": "int"},
             "election_tick": {"type": "int"},
             "heartbeat_tick": {"type": "int"},
+            "autolock_managers": {"type": "bool"},
+            "rotate_unlock_key": {"type": "bool", "default": False},
             "rotate_worker_token": {"type": "bool", "default": False},
             "rotate_manager_token": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
@@ -435,7 +474,13 @@ class SwarmTask(ShoalTask):
             raise ParamError(f"data_path_port must be between {low} and {high} (or 0 for 4789), not {port}")
 
     def result(self, **facts: Any) -> dict[str, Any]:
-        empty = {"cluster_id": "", "node_id": "", "join_tokens": {"worker": "", "manager": ""}, "manager_addrs": []}
+        empty = {
+            "cluster_id": "",
+            "node_id": "",
+            "join_tokens": {"worker": "", "manager": ""},
+            "manager_addrs": [],
+            "unlock_key": "",
+        }
         return super().result(**{**empty, **facts})
 
     def swarm_facts(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -448,7 +493,13 @@ class SwarmTask(ShoalTask):
             "join_tokens": {"worker": tokens.get("Worker", ""), "manager": tokens.get("Manager", "")},
             "manager_addrs": sorted(m["Addr"] for m in remote if m.get("Addr")),
             "swarm_facts": {k: v for k, v in swarm.items() if k != "JoinTokens"},
+            "unlock_key": self.unlock_key(swarm),
         }
+
+    def unlock_key(self, swarm: dict[str, Any]) -> str:
+        if not (swarm.get("Spec") or {}).get("EncryptionConfig", {}).get("AutoLockManagers"):
+            return ""
+        return str((self.api.get("/swarm/unlockkey") or {}).get("UnlockKey") or "")
 
     def run(self) -> dict[str, Any]:
         info = self.api.info()
@@ -458,6 +509,10 @@ class SwarmTask(ShoalTask):
             return self.leave(state)
         if state == "inactive":
             return self.init()
+        if state == "locked":
+            self.fail(
+                "this manager is locked (autolock): unlock it first with `shoal swarm unlock` or playbooks/unlock.yml"
+            )
         if state != "active":
             self.fail(f"this node's swarm membership is in state {state!r}: {swarm.get('Error') or 'no details'}")
         if not swarm.get("ControlAvailable"):
@@ -487,12 +542,20 @@ class SwarmTask(ShoalTask):
     def update(self, info: dict[str, Any]) -> dict[str, Any]:
         desired = desired_view(self.params)
         rotate = {"Worker": self.params["rotate_worker_token"], "Manager": self.params["rotate_manager_token"]}
+        rotate_unlock = bool(self.params["rotate_unlock_key"])
 
         def compare_spec(swarm: dict[str, Any]) -> Comparison:
             comparison = compare(current_view(swarm.get("Spec") or {}), desired)
             for role, wanted in rotate.items():
                 if wanted:
                     comparison.tracker.add(f"{role.lower()}_join_token", parameter="(new)", active="(current)")
+            if rotate_unlock:
+                autolock = desired["autolock_managers"]
+                if autolock is None:
+                    autolock = current_view(swarm.get("Spec") or {})["autolock_managers"]
+                if not autolock:
+                    self.fail("cannot rotate because autolock is not turned on")
+                comparison.tracker.add("unlock_key", parameter="(new)", active="(current)")
             return comparison
 
         def write(swarm: dict[str, Any], comparison: Comparison) -> None:
@@ -503,6 +566,7 @@ class SwarmTask(ShoalTask):
                 version=swarm["Version"]["Index"],
                 rotateWorkerToken=rotate["Worker"] or None,
                 rotateManagerToken=rotate["Manager"] or None,
+                rotateManagerUnlockKey=rotate_unlock or None,
             )
 
         comparison, swarm = self.converge(self.api.swarm(), self.api.swarm, compare_spec, write)
@@ -510,6 +574,7 @@ class SwarmTask(ShoalTask):
             self.warn(warning)
         actions = [f"{n} updated" for n in comparison.changes if n in SPEC_FIELDS]
         actions += [f"{role.lower()} join token rotated" for role, wanted in rotate.items() if wanted]
+        actions += ["unlock key rotated"] if rotate_unlock else []
         self.record(comparison, actions)
         return self.result(**self.swarm_facts(info))
 

@@ -70,8 +70,8 @@ def leader_of(bed: Testbed, host: str) -> str | None:
     return None
 
 
-def cli(bed: Testbed, host: str, *args: str, timeout: float = 60) -> tuple[int, str, str]:
-    res = bed.run(host, ["shoal", *args], timeout=timeout)
+def cli(bed: Testbed, host: str, *args: str, timeout: float = 60, input: str | None = None) -> tuple[int, str, str]:
+    res = bed.run(host, ["shoal", *args], timeout=timeout, input=input)
     return res.returncode, res.stdout, res.stderr
 
 

@@ -88,6 +88,9 @@ class FakeManager:
     def ca_meta(self) -> dict[str, Any]:
         return {"ID": "ca", "Version": {"Index": 3}, "cert": "", "key": ""}
 
+    def unlock_meta(self) -> None:
+        return None
+
     async def acommit(self, changes: list[Any]) -> int:
         self.committed.extend(changes)
         return 1
@@ -122,3 +125,46 @@ def test_the_handler_passes_the_query_and_commits_what_the_call_returns() -> Non
     assert unversioned == (400, {"message": "missing query parameter version"})
     assert stale_and_bad_flag[0] == 409
     assert bad_flag == (400, {"message": "invalid rotateWorkerToken 'maybe': expected true or false"})
+
+
+# --- the cluster's unlock key (autolock) ------------------------------------------------------------
+
+
+def unlock_meta(key: str) -> dict[str, Any]:
+    return {"ID": swarm.UNLOCK_META_ID, "Version": {"Index": 4}, "UnlockKey": key}
+
+
+def autolock(on: bool) -> dict[str, Any]:
+    return {"EncryptionConfig": {"AutoLockManagers": on}}
+
+
+def test_turning_autolock_on_makes_an_unlock_key_and_off_clears_it() -> None:
+    from shoal.store.atrest import keywrap
+
+    _, made = swarm.update(cluster(), 9, autolock(True), lambda: DIGEST, no_rotation, unlock=unlock_meta(""))
+    assert (made.op, made.kind, made.obj_id, made.expected_version) == ("update", "meta", "autolock", 4)
+    assert keywrap.parse_unlock_key(made.obj["UnlockKey"])
+    on = cluster()
+    on["Spec"] = validate_swarm_spec(autolock(True))
+    # autolock stays on: the key stays (no change); off: the key goes
+    assert len(swarm.update(on, 9, {}, lambda: DIGEST, no_rotation, unlock=unlock_meta("SWMKEY-1-x"))) == 1
+    _, cleared = swarm.update(on, 9, autolock(False), lambda: DIGEST, no_rotation, unlock=unlock_meta("SWMKEY-1-x"))
+    assert cleared.obj["UnlockKey"] == ""
+    # a swarm from before autolock has no meta object yet: it is created
+    _, created = swarm.update(cluster(), 9, autolock(True), lambda: DIGEST, no_rotation, unlock=None)
+    assert created.op == "create" and created.obj["ID"] == "autolock"
+
+
+def test_rotating_the_unlock_key_replaces_it_only_with_autolock_on() -> None:
+    current = keywrap_key = "SWMKEY-1-" + "A" * 43
+    on = cluster()
+    on["Spec"] = validate_swarm_spec(autolock(True))
+    _, rotated = swarm.update(
+        on, 9, {}, lambda: DIGEST, no_rotation, unlock=unlock_meta(current), rotate_unlock_key=True
+    )
+    assert rotated.obj["UnlockKey"].startswith("SWMKEY-1-") and rotated.obj["UnlockKey"] != keywrap_key
+    # SwarmKit ignores the rotation flag with autolock off (the CLI refuses it before asking)
+    assert (
+        len(swarm.update(cluster(), 9, {}, lambda: DIGEST, no_rotation, unlock=unlock_meta(""), rotate_unlock_key=True))
+        == 1
+    )

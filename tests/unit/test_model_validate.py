@@ -252,10 +252,6 @@ def test_node_and_swarm_specs_decode_case_insensitively() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (
-            {"EncryptionConfig": {"AutoLockManagers": True}},
-            "EncryptionConfig.AutoLockManagers True is not supported yet",
-        ),
         ({"CAConfig": {"ExternalCAs": [{"URL": "https://ca.example/sign"}]}}, "CAConfig.ExternalCAs"),
         (
             {"Raft": {"SnapshotInterval": 50}},
@@ -325,6 +321,17 @@ def test_init_request_from_the_docker_cli_passes() -> None:
     assert validate_init_request({**DOCKER_CLI_INIT, "DataPathPort": 4789, "DefaultAddrPool": ["10.0.0.0/8"]})
 
 
+def test_init_request_autolock_turns_on_the_spec_setting() -> None:
+    """`docker swarm init --autolock` sends the top-level AutoLockManagers; dockerd hands it to SwarmKit."""
+    top = validate_init_request({**DOCKER_CLI_INIT, "AutoLockManagers": True})
+    assert top["Spec"]["EncryptionConfig"] == {"AutoLockManagers": True}
+    in_spec = validate_init_request({"Spec": {"EncryptionConfig": {"AutoLockManagers": True}}})
+    assert in_spec["Spec"]["EncryptionConfig"] == {"AutoLockManagers": True}
+    assert validate_init_request(DOCKER_CLI_INIT)["Spec"]["EncryptionConfig"] == {"AutoLockManagers": False}
+    with pytest.raises(SpecError, match="AutoLockManagers must be true or false"):
+        validate_init_request({"AutoLockManagers": "yes"})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -338,10 +345,8 @@ def test_init_request_from_the_docker_cli_passes() -> None:
         ({"DataPathPort": 49152}, "Datapath port number is not in valid range (1024-49151) : 49152"),
         ({"DataPathPort": -1}, "DataPathPort must be at least 0"),
         ({"DataPathAddr": "10.0.0.5"}, "DataPathAddr '10.0.0.5' is not supported yet"),
-        ({"AutoLockManagers": True}, "AutoLockManagers True is not supported yet"),
         ({"ForceNewCluster": True}, "ForceNewCluster True is not supported yet"),
         ({"Availability": "drain"}, "Availability 'drain' is not supported yet"),
-        ({"Spec": {"EncryptionConfig": {"AutoLockManagers": True}}}, "EncryptionConfig.AutoLockManagers True"),
         ({"Spec": {"Raft": {"SnapshotInterval": 5}}}, "Raft.SnapshotInterval 5 is not supported yet"),
         ({"SubnetSize": "24"}, "SubnetSize must be an integer"),
         ({"Bogus": 1}, "unknown field 'Bogus' in swarm init request"),

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import secrets
 import socketserver
 import sys
 import tempfile
@@ -134,6 +135,7 @@ class FakeAgent:
         self.task_reads_to_run = 0  # reads of /tasks during which new tasks stay pending
         self.task_error = ""  # when set, new tasks fail with this error instead of running
         self.update_status: dict[str, Any] | None = None  # the UpdateStatus a service update ends with (a rollback)
+        self.unlock_key = ""  # the cluster's unlock key while autolock is on (SWMKEY-1-...)
 
     # ---- set-ups
     def make_manager(self) -> FakeAgent:
@@ -154,6 +156,20 @@ class FakeAgent:
             W2_ID: make_node(W2_ID, "swarm02", "worker", "10.213.0.12", self.ca_pem),
         }
         return self
+
+    def make_locked(self, key: str) -> FakeAgent:
+        """A manager restarted with autolock on: it answers /info and /swarm/unlock only."""
+        self.make_manager()
+        self.cluster["Spec"]["EncryptionConfig"] = {"AutoLockManagers": True}
+        self.state, self.control, self.unlock_key = "locked", False, key
+        return self
+
+    def _settle_unlock_key(self, rotate: bool) -> None:
+        on = bool((self.cluster["Spec"].get("EncryptionConfig") or {}).get("AutoLockManagers"))
+        if not on:
+            self.unlock_key = ""
+        elif rotate or not self.unlock_key:
+            self.unlock_key = f"SWMKEY-1-{secrets.token_hex(21)[:43]}"
 
     def make_worker(self) -> FakeAgent:
         self.make_manager()
@@ -260,6 +276,7 @@ class FakeAgent:
                 else:
                     self.cluster["Spec"][key] = value
             self.nodes = {SELF_ID: self.nodes[SELF_ID]}
+            self._settle_unlock_key(False)
             return 200, SELF_ID
         if method == "POST" and path == "/swarm/join":
             if self.state != "inactive":
@@ -287,7 +304,22 @@ class FakeAgent:
             for role in ("Worker", "Manager"):
                 if query.get(f"rotate{role}Token") == "true":
                     self.cluster["JoinTokens"][role] = make_join_token(_ROOT.digest())
+            self._settle_unlock_key(query.get("rotateManagerUnlockKey") == "true")
             self.cluster["Version"]["Index"] = self.bump()
+            return 200, None
+        if method == "GET" and path == "/swarm/unlockkey":
+            self.require_manager()
+            return 200, {"UnlockKey": self.unlock_key}
+        if method == "POST" and path == "/swarm/unlock":
+            if self.state == "inactive":
+                raise APIFailure(503, "This node is not part of a swarm")
+            if self.state != "locked":
+                raise APIFailure(409, "swarm is not locked")
+            if not str(body.get("UnlockKey", "")).startswith("SWMKEY-1-"):
+                raise APIFailure(400, "invalid key string")
+            if body["UnlockKey"] != self.unlock_key:
+                raise APIFailure(401, "swarm could not be unlocked: invalid key provided")
+            self.state, self.control = "active", True
             return 200, None
         if method == "GET" and path == "/nodes":
             self.require_swarm()

@@ -34,6 +34,12 @@ class SpecError(InvalidArgument):
     """A user-supplied spec or value is invalid (raised by the pure model helpers)."""
 
 
+class Unauthorized(ShoalError):
+    """401: a credential the caller gave is wrong (a swarm unlock key that does not open the keys)."""
+
+    status = 401
+
+
 class PermissionDenied(ShoalError):
     status = 403
 

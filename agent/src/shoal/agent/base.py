@@ -28,6 +28,7 @@ from shoal.worker.taskloop import TaskLoop
 
 if TYPE_CHECKING:  # the manager side (Raft, orchestrator, CA) is imported when the node becomes one
     from shoal.manager.manager import ManagerRole
+    from shoal.store.atrest.keyfile import DataKeyFile
     from shoal.worker.netagent import NetAgent
 
 log = logging.getLogger("shoal.agent")
@@ -86,6 +87,11 @@ class AgentCore:
         self.executor = Executor(self.driver, hooks=self.network)
         self.tasks: TaskLoop | None = None
         self.error: str | None = None
+        # autolock (autolock.py): the unlock key this manager's key files are wrapped with, held in
+        # memory only; `locked` while a restarted manager waits for `swarm unlock`
+        self.kek: bytes | None = None
+        ident = self.identity  # locked from the first request, not only once start() has run
+        self.locked = ident is not None and ident.role == "manager" and self._keys_wrapped()
         self.events = EventHub()  # GET /events: this manager's cluster events and this node's containers
         self.executor.listeners.append(task_listener(self.events, self.executor))
         self._events_feed: asyncio.Task[None] | None = None
@@ -107,6 +113,8 @@ class AgentCore:
     def state(self) -> str:
         if self.identity is None:
             return "inactive"
+        if self.locked:
+            return "locked"
         return "error" if self.error else "active"
 
     @property
@@ -210,10 +218,27 @@ class AgentCore:
 
     async def _activate(self) -> None:
         ident = self.require_swarm()
-        await self._use_credentials(credentials.load(self.cfg.data_dir))
+        if ident.role == "manager" and self.kek is None and self._keys_wrapped():
+            # autolock: no TLS key, no data key, so no cluster port, no Raft replica (pysyncobj
+            # would replay the journal) and no session, until `swarm unlock` gives the key
+            self.locked = True
+            log.warning("this manager is locked (autolock): run `shoal swarm unlock` to start it")
+            return
+        await self._use_credentials(credentials.load(self.cfg.data_dir, self.kek))
         if ident.role == "manager":
             await self._start_manager(ident, peers=ident.raft_members)
         self._start_session(ident)
+
+    def _keys_wrapped(self) -> bool:
+        return False  # Autolock (autolock.py) says whether the key files are wrapped
+
+    def _on_unlock_key(self, wanted: bytes | None) -> None:
+        """The cluster's unlock key as the manager's store now says (Autolock re-wraps)."""
+
+    def _data_key_source(self) -> DataKeyFile:
+        from shoal.store.atrest.keyfile import DataKeyFile, default_key_path  # managers only: cryptography
+
+        return DataKeyFile(default_key_path(raft_dir(self.cfg.data_dir)), kek=self.kek)
 
     async def _start_manager(self, ident: Identity, peers: list[str]) -> None:
         from shoal.manager.manager import ManagerRole
@@ -231,6 +256,8 @@ class AgentCore:
             snapshot_entries=self.cfg.raft_snapshot_entries,
             cert_expiry_scale=self.cfg.cert_expiry_scale,
             on_members_changed=self._save_members,
+            key_source=self._data_key_source(),
+            on_unlock_key=self._on_unlock_key,
         )
         await self.manager.start()
 

@@ -32,6 +32,7 @@ class Leaving(AgentCore):
             await self.network.detach()
             wipe(self.cfg.data_dir)
             self.identity = None
+            self.kek, self.locked = None, False
             self.client_ctx = self.server_ctx = None
             log.info("left the swarm")
 

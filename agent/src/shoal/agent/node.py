@@ -22,6 +22,7 @@ from shoal.manager import tokens
 from shoal.model.ids import new_id
 from shoal.model.objects import DATA_PATH_PORT, DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, default_swarm_spec
 from shoal.model.validate import validate_swarm_spec
+from shoal.store.atrest import keywrap
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -69,13 +70,16 @@ class Agent(Renewal, Leaving):
                 raft_password=secrets.token_hex(32),
             )
 
+            # autolock: the keys are wrapped from their first write (the KEK is never on disk)
+            kek = keywrap.new_unlock_key() if spec["EncryptionConfig"]["AutoLockManagers"] else None
+            self.kek = kek
             root = initial_root(spec)
             key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             expiry = dt.timedelta(seconds=spec["CAConfig"]["NodeCertExpiry"] / 1e9 * self.cfg.cert_expiry_scale)
             cert_pem = root.issue(
                 csr_pem, ident.node_id, "manager", ident.cluster_id, ips=[addrs.advertise_ip], validity=expiry
             )
-            creds = credentials.save(self.cfg.data_dir, root.cert_pem, cert_pem, key_pem)
+            creds = credentials.save(self.cfg.data_dir, root.cert_pem, cert_pem, key_pem, kek=kek)
             self.identity = ident  # the cluster server needs it while the manager starts
             try:
                 await self._use_credentials(creds)
@@ -96,12 +100,14 @@ class Agent(Renewal, Leaving):
                     subnet_size=subnet_size,
                     data_path_port=data_path_port,
                     description=desc,
+                    unlock_key=keywrap.format_unlock_key(kek) if kek else "",
                 )
                 await self.manager.store.acommit(changes, timeout=5.0)
             except BaseException:
                 await self.stop()
                 wipe(self.cfg.data_dir)
                 self.identity = None
+                self.kek = None
                 raise
             ident.save(self.cfg.data_dir)
             self._start_session(ident)
@@ -150,7 +156,7 @@ class Agent(Renewal, Leaving):
                 managers=grant.get("Managers") or req.remotes,
             )
             creds = credentials.save(
-                self.cfg.data_dir, grant.get("CACertificate") or ca_pem, grant["Certificate"], key_pem
+                self.cfg.data_dir, grant.get("CACertificate") or ca_pem, grant["Certificate"], key_pem, kek=None
             )
             ident.save(self.cfg.data_dir)
             self.identity = ident

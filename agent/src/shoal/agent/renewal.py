@@ -64,7 +64,7 @@ class Renewal(RoleChanges):
     async def _renewal_loop(self) -> None:
         assert self._renew_now is not None
         while True:
-            creds = credentials.load(self.cfg.data_dir)
+            creds = credentials.load(self.cfg.data_dir, self.kek)
             not_before, not_after = await asyncio.to_thread(tls.cert_times, creds.cert_pem)
             delay = tls.renewal_delay(not_before, not_after, time.time())
             with contextlib.suppress(TimeoutError):
@@ -85,7 +85,7 @@ class Renewal(RoleChanges):
             if ident is None or grant["Role"] != ident.role:
                 return  # left meanwhile, or a role change is due: _change_role renews for the new role
             ca_pem = grant.get("CACertificate") or credentials.read_ca(self.cfg.data_dir)
-            creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem)
+            creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem, kek=self.kek)
             await self._use_credentials(creds, restart_listener=False)
             self.renewals += 1
         log.info("renewed this node's certificate")

@@ -13,9 +13,10 @@ from typing import Any
 
 from shoal import tls
 from shoal.agent import credentials
-from shoal.agent.base import AgentCore
+from shoal.agent.autolock import Autolock
 from shoal.errors import ShoalError
 from shoal.identity import KEY_DIR, raft_dir
+from shoal.store.atrest import keywrap
 
 log = logging.getLogger("shoal.agent")
 
@@ -36,11 +37,13 @@ def role_action(desired: str | None, local_role: str, raft_member: bool | None) 
     return None
 
 
-class RoleChanges(AgentCore):
+class RoleChanges(Autolock):
     async def _become_manager(self, grant: dict[str, Any], key_pem: str | bytes) -> None:
         ident = self.require_swarm()
+        if grant.get("UnlockKey"):  # an autolocked swarm: this manager's keys are wrapped from the start
+            self.kek = keywrap.parse_unlock_key(grant["UnlockKey"])
         creds = credentials.save(
-            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem
+            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem, kek=self.kek
         )
         await self._use_credentials(creds)
         ident.role = "manager"
@@ -70,8 +73,9 @@ class RoleChanges(AgentCore):
 
         shutil.rmtree(raft_dir(self.cfg.data_dir), ignore_errors=True)
         shutil.rmtree(self.cfg.data_dir / KEY_DIR, ignore_errors=True)  # the data key goes with its data
+        self.kek = None  # workers are never locked (as in SwarmKit): the new key is written in clear
         creds = credentials.save(
-            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem
+            self.cfg.data_dir, credentials.read_ca(self.cfg.data_dir), grant["Certificate"], key_pem, kek=None
         )
         await self._use_credentials(creds)
         ident.role = "worker"

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from shoal import __version__
-from shoal.agent import NOT_A_MANAGER, Agent
+from shoal.agent import NOT_A_MANAGER, SWARM_LOCKED, Agent
 from shoal.api import debug, localtasks, routes, service_validate
 from shoal.api import events as events_api
 from shoal.api import images as images_api
@@ -23,7 +23,7 @@ from shoal.api import secrets as secrets_api
 from shoal.api import services as services_api
 from shoal.api import system as system_api
 from shoal.api import volumes as volumes_api
-from shoal.api.errors import error_middleware, json_body, query_bool, query_int
+from shoal.api.errors import Handler, error_middleware, json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
@@ -160,11 +160,51 @@ async def swarm_update(request: web.Request) -> web.Response:
     def rotate(role: str) -> bool:  # rotateWorkerToken, rotateManagerToken
         return query_bool(request, f"rotate{role}Token")
 
+    rotate_unlock = query_bool(request, "rotateManagerUnlockKey")
     changes = swarm_ops.update(
-        manager.cluster(), version_, body, lambda: manager.root_ca().digest(), rotate, manager.ca_meta()
+        manager.cluster(),
+        version_,
+        body,
+        lambda: manager.root_ca().digest(),
+        rotate,
+        manager.ca_meta(),
+        manager.unlock_meta(),
+        rotate_unlock,
     )
     await manager.store.acommit(changes)
     return web.Response(status=200)
+
+
+async def swarm_unlock(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    key = body.get("UnlockKey")
+    if set(body) - {"UnlockKey"}:
+        raise InvalidArgument(f"unknown field(s) in the unlock request: {', '.join(sorted(set(body) - {'UnlockKey'}))}")
+    if not isinstance(key, str):
+        raise InvalidArgument("UnlockKey must be a string")
+    await agent_of(request).unlock(key)
+    return web.Response(status=200)
+
+
+async def swarm_unlock_key(request: web.Request) -> web.Response:
+    manager = agent_of(request).require_manager()
+    return web.json_response({"UnlockKey": manager.unlock_key()})
+
+
+# what a locked manager still answers (Docker answers status and unlock, refuses the rest)
+SERVED_WHILE_LOCKED = frozenset({"/_ping", "/version", "/info", "/swarm/unlock", "/swarm/leave"})
+
+
+@web.middleware
+async def locked_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if agent_of(request).locked:
+        path = request.path
+        version_prefix = request.match_info.get("api_version")
+        if version_prefix:
+            path = path[len(f"/v{version_prefix}") :]
+        if path not in SERVED_WHILE_LOCKED:
+            raise Unavailable(SWARM_LOCKED)
+    return await handler(request)
 
 
 # ---- nodes
@@ -228,7 +268,9 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def build_app(agent: Agent) -> web.Application:
-    app = web.Application(middlewares=[request_metrics("local"), error_middleware], client_max_size=BODY_LIMIT)
+    app = web.Application(
+        middlewares=[request_metrics("local"), error_middleware, locked_middleware], client_max_size=BODY_LIMIT
+    )
     app[AGENT] = agent
     for method, path, handler in [
         ("GET", "/_ping", ping),
@@ -240,6 +282,8 @@ def build_app(agent: Agent) -> web.Application:
         ("POST", "/swarm/join", swarm_join),
         ("POST", "/swarm/leave", swarm_leave),
         ("POST", "/swarm/update", swarm_update),
+        ("POST", "/swarm/unlock", swarm_unlock),
+        ("GET", "/swarm/unlockkey", swarm_unlock_key),
         ("GET", "/nodes", nodes_list),
         ("GET", "/nodes/{id}", node_inspect),
         ("POST", "/nodes/{id}/update", node_update),

@@ -39,6 +39,15 @@ def cidr_list(text: str) -> list[str]:
     return out
 
 
+def boolean(text: str) -> bool:
+    """A Go bool flag value (`--autolock=true`), as strconv.ParseBool reads it."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: use true or false")
+
+
 def non_negative_int(text: str) -> int:
     try:
         value = int(text)

@@ -1,16 +1,18 @@
-"""`shoal swarm init|join|join-token|leave|inspect|update`, shaped after `docker swarm`."""
+"""`shoal swarm init|join|join-token|leave|inspect|update|unlock|unlock-key`, shaped after `docker swarm`."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import getpass
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from shoal.cli import args as argtypes
 from shoal.cli import swarm_ca
 from shoal.cli.client import Client
-from shoal.cli.errors import APIError
+from shoal.cli.errors import APIError, CLIError
 from shoal.cli.output import inspect_json
 
 MANAGER_PORT = 2377
@@ -33,6 +35,16 @@ def init_text(node_id: str, worker_token: str, addr: str) -> str:
         f"Swarm initialized: current node ({node_id}) is now a manager.\n\n"
         + join_command_text("worker", worker_token, addr)
         + "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n"
+    )
+
+
+def unlock_command_text(key: str) -> str:
+    """docker's printUnlockCommand block, with `shoal` for `docker`."""
+    return (
+        "To unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
+        f"command and provide the following key:\n\n    {key}\n\n"
+        "Remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager.\n"
     )
 
 
@@ -62,6 +74,8 @@ def init_request(args: argparse.Namespace) -> dict[str, Any]:
         "AdvertiseAddr": args.advertise_addr or "",
         "Spec": spec_changes({}, args),
     }
+    if args.autolock:
+        body["AutoLockManagers"] = True
     if args.data_path_addr:
         body["DataPathAddr"] = args.data_path_addr
     if args.data_path_port is not None:
@@ -94,6 +108,8 @@ def spec_changes(spec: Mapping[str, Any], args: argparse.Namespace) -> dict[str,
         new.setdefault("Orchestration", {})["TaskHistoryRetentionLimit"] = args.task_history_limit
     if args.cert_expiry is not None:
         new.setdefault("CAConfig", {})["NodeCertExpiry"] = args.cert_expiry
+    if getattr(args, "autolock", None) is not None:
+        new.setdefault("EncryptionConfig", {})["AutoLockManagers"] = args.autolock
     return new
 
 
@@ -118,6 +134,10 @@ def cmd_init(api: Client, args: argparse.Namespace) -> int:
         node_id = (info.get("Swarm") or {}).get("NodeID", "")
     tokens = api.get("/swarm").get("JoinTokens") or {}
     print(init_text(node_id, tokens.get("Worker", ""), _manager_addr(api, info)), end="")
+    if args.autolock:
+        key = str(api.get("/swarm/unlockkey").get("UnlockKey") or "")
+        if key:
+            print(unlock_command_text(key), end="")
     return 0
 
 
@@ -156,11 +176,59 @@ def cmd_inspect(api: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _autolock(spec: Mapping[str, Any]) -> bool:
+    return bool((spec.get("EncryptionConfig") or {}).get("AutoLockManagers"))
+
+
 def cmd_update(api: Client, args: argparse.Namespace) -> int:
     sw = api.get("/swarm")
+    before = _autolock(sw.get("Spec") or {})
     spec = spec_changes(sw.get("Spec") or {}, args)
     api.post("/swarm/update", spec, version=sw.get("Version", {}).get("Index", 0))
     print("Swarm updated.")
+    if _autolock(spec) and not before:  # docker prints the new key when autolock was turned on
+        print(unlock_command_text(str(api.get("/swarm/unlockkey").get("UnlockKey") or "")), end="")
+    return 0
+
+
+def read_unlock_key(prompt: str = "Enter unlock key: ") -> str:
+    """docker's readKey: a hidden prompt on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+def cmd_unlock(api: Client, args: argparse.Namespace) -> int:
+    # docker asks /info first, and asks for no key unless the node is locked
+    state = (api.get("/info").get("Swarm") or {}).get("LocalNodeState")
+    if state == "inactive":
+        raise CLIError("Error: This node is not part of a swarm")
+    if state != "locked":
+        raise CLIError("Error: swarm is not locked")
+    api.post("/swarm/unlock", {"UnlockKey": read_unlock_key()})
+    return 0
+
+
+def cmd_unlock_key(api: Client, args: argparse.Namespace) -> int:
+    if args.rotate:
+        sw = api.get("/swarm")
+        if not _autolock(sw.get("Spec") or {}):
+            raise CLIError("cannot rotate because autolock is not turned on")
+        api.post(
+            "/swarm/update",
+            sw.get("Spec") or {},
+            version=sw.get("Version", {}).get("Index", 0),
+            rotateManagerUnlockKey=True,
+        )
+        if not args.quiet:
+            print("Successfully rotated manager unlock key.\n")
+    try:
+        key = str(api.get("/swarm/unlockkey").get("UnlockKey") or "")
+    except APIError as exc:
+        raise CLIError(f"could not fetch unlock key: {exc}") from None
+    if not key:
+        raise CLIError("no unlock key is set")
+    print(key if args.quiet else unlock_command_text(key), end="\n" if args.quiet else "")
     return 0
 
 
@@ -196,6 +264,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--default-addr-pool-mask-length", type=argtypes.non_negative_int, metavar="N", help="subnet size (24)"
     )
     p.add_argument("--data-path-port", type=argtypes.non_negative_int, metavar="PORT", help="VXLAN port (4789)")
+    p.add_argument(
+        "--autolock",
+        action="store_true",
+        default=None,
+        help="enable manager autolocking (requiring an unlock key to start a stopped manager)",
+    )
     _spec_flags(p)
     p.set_defaults(func=cmd_init)
 
@@ -222,4 +296,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = cmds.add_parser("update", help="Update the swarm")
     _spec_flags(p)
+    p.add_argument(
+        "--autolock",
+        type=argtypes.boolean,
+        nargs="?",
+        const=True,
+        metavar="true|false",
+        help="change manager autolocking setting (true|false)",
+    )
     p.set_defaults(func=cmd_update)
+
+    p = cmds.add_parser("unlock", help="Unlock swarm (reads the key from a prompt, or from stdin)")
+    p.set_defaults(func=cmd_unlock)
+
+    p = cmds.add_parser("unlock-key", help="Manage the unlock key")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display token")
+    p.add_argument("--rotate", action="store_true", help="rotate unlock key")
+    p.set_defaults(func=cmd_unlock_key)

@@ -17,6 +17,7 @@ from shoal.manager import ca
 from shoal.manager.careconciler import CAReconciler
 from shoal.manager.control import ca_rotation
 from shoal.manager.control.commit import commit_retrying
+from shoal.manager.control.swarm import UNLOCK_META_ID
 from shoal.manager.dispatcher import Dispatcher
 from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
@@ -25,6 +26,8 @@ from shoal.model.ids import new_id, now_rfc3339
 from shoal.model.network import ingress_object
 from shoal.model.objects import DEFAULT_NODE_CERT_EXPIRY, manager_status, new_node
 from shoal.model.tlsinfo import tls_info
+from shoal.store.atrest import keywrap
+from shoal.store.atrest.keyfile import DataKeySource
 from shoal.store.changes import Change
 from shoal.store.replicated import RaftConfig, ReplicatedStore
 
@@ -35,6 +38,7 @@ CA_META_ID = ca_rotation.CA_META_ID
 # burst of status reports is a few dozen entries applied within milliseconds; a follower stuck
 # behind is thousands.
 REPLICA_MAX_LAG = 256
+UNLOCK_KEY_POLL = 0.2  # how often a manager compares the cluster's unlock key with its own wrapping
 
 
 class ManagerRole:
@@ -52,6 +56,8 @@ class ManagerRole:
         election_timeout: float = 0.25,
         snapshot_entries: int = 5000,
         cert_expiry_scale: float = 1.0,
+        key_source: DataKeySource | None = None,
+        on_unlock_key: Callable[[bytes | None], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -66,6 +72,7 @@ class ManagerRole:
                 data_dir=raft_dir,
                 password=raft_password,
                 log_compaction_min_entries=snapshot_entries,
+                key_source=key_source,
             )
         )
         # the period is the cluster spec's; the agent's own setting only until the cluster object exists
@@ -77,6 +84,8 @@ class ManagerRole:
         self.on_members_changed = on_members_changed
         self._members: list[str] = []
         self._members_watch = BackgroundLoop("raft-members", self._watch_members)
+        self.on_unlock_key = on_unlock_key
+        self._unlock_watch = BackgroundLoop("autolock", self._watch_unlock_key)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leading = False
         self._transition: asyncio.Task[None] | None = None  # the last start or stop of the leader loops
@@ -87,6 +96,8 @@ class ManagerRole:
         self._loop = asyncio.get_running_loop()
         self.store.on_leader_change(self._leader_changed)
         self._members_watch.start()
+        if self.on_unlock_key is not None:
+            self._unlock_watch.start()
 
     async def _watch_members(self) -> None:
         while True:
@@ -95,6 +106,36 @@ class ManagerRole:
                 self._members = members
                 self.on_members_changed(members)
             await asyncio.sleep(0.1)
+
+    async def _watch_unlock_key(self) -> None:
+        """Hand the node the cluster's unlock key whenever it changes (it re-wraps its keys): a
+        rotation or autolock turned on or off reaches every running manager without a restart."""
+        assert self.on_unlock_key is not None
+        seen: int | None = None
+        while True:
+            meta = self.store.get("meta", UNLOCK_META_ID)
+            version = meta["Version"]["Index"] if meta else None
+            # None: not replicated here yet (a manager that just joined), or a swarm from before
+            # autolock (off): either way nothing to re-wrap, and never unwrap on a missing object
+            if version is not None and version != seen:
+                try:
+                    self.on_unlock_key(self.unlock_kek())
+                    seen = version
+                except Exception:  # tried again on the next round; the files are replaced atomically
+                    log.exception("autolock: could not re-wrap this manager's keys")
+            await asyncio.sleep(UNLOCK_KEY_POLL)
+
+    def unlock_key(self) -> str:
+        """The cluster's unlock key as Docker prints it, "" when autolock is off."""
+        meta = self.store.get("meta", UNLOCK_META_ID)
+        return str((meta or {}).get("UnlockKey") or "")
+
+    def unlock_kek(self) -> bytes | None:
+        text = self.unlock_key()
+        return keywrap.parse_unlock_key(text) if text else None
+
+    def unlock_meta(self) -> dict[str, Any] | None:
+        return self.store.get("meta", UNLOCK_META_ID)
 
     def _leader_changed(self, *_args: Any) -> None:
         # called from the Raft thread once the new epoch is committed
@@ -135,6 +176,7 @@ class ManagerRole:
 
     async def stop(self) -> None:
         await self._members_watch.stop()
+        await self._unlock_watch.stop()
         if self._transition is not None:  # a start still pending must not outlive the stop
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._transition
@@ -227,6 +269,7 @@ class ManagerRole:
         subnet_size: int,
         description: dict[str, Any],
         data_path_port: int = 0,
+        unlock_key: str = "",
     ) -> list[Change]:
         from shoal.model.objects import new_cluster
 
@@ -254,9 +297,12 @@ class ManagerRole:
             "cert": _text(root.cert_pem),
             "key": _text(root.key_pem),
         }
+        unlock = {"ID": UNLOCK_META_ID, "Version": {"Index": 0}, "CreatedAt": now, "UpdatedAt": now}
+        unlock["UnlockKey"] = unlock_key
         return [
             Change(op="create", kind="network", obj=ingress_object(new_id(), now)),
             Change(op="create", kind="meta", obj=meta),
+            Change(op="create", kind="meta", obj=unlock),
             Change(op="create", kind="cluster", obj=cluster),
             Change(op="create", kind="node", obj=node),
         ]
@@ -303,6 +349,7 @@ class ManagerRole:
         if role == "manager":
             grant["RaftPassword"] = self.raft_password
             grant["RaftMembers"] = sorted(set(self.store.members()) | {self.raft_addr})
+            grant["UnlockKey"] = self.unlock_key()  # over mTLS: a new manager wraps its keys at once
         return grant
 
     async def renew(self, node_id: str, csr_pem: str) -> dict[str, Any]:

@@ -272,7 +272,6 @@ NOT_YET_SUPPORTED = {
     "Raft": ("SnapshotInterval", "KeepOldSnapshots", "LogEntriesForSlowFollowers", "ElectionTick", "HeartbeatTick"),
     "CAConfig": ("ExternalCAs",),  # the other CA settings work (manager/control/ca_rotation.py)
     "TaskDefaults": ("LogDriver",),
-    "EncryptionConfig": ("AutoLockManagers",),
 }
 
 
@@ -354,10 +353,18 @@ def _opt_str(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _with_autolock(spec: dict[str, Any], autolock: bool) -> dict[str, Any]:
+    """The init request's AutoLockManagers turns on the spec's, as dockerd passes it to SwarmKit."""
+    if autolock:
+        spec["EncryptionConfig"] = {**spec["EncryptionConfig"], "AutoLockManagers": True}
+    return spec
+
+
 def validate_init_request(body: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A SwarmInitRequest checked and normalised: {ListenAddr, AdvertiseAddr, Spec (complete),
-    DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24, DataPathPort 0 and
-    AutoLockManagers false: those zero or in-effect values pass, any other is refused."""
+    DefaultAddrPool, SubnetSize}. The docker CLI always sends SubnetSize 24 and DataPathPort 0:
+    those zero or in-effect values pass, any other is refused. AutoLockManagers true turns on
+    Spec.EncryptionConfig.AutoLockManagers."""
     req = known_fields(
         "swarm init request", _object("swarm init request", body if body is not None else {}), _INIT_FIELDS
     )
@@ -366,14 +373,15 @@ def validate_init_request(body: Any, base: Mapping[str, Any] | None = None) -> d
     port = validate_data_path_port(_int("DataPathPort", _opt(req.get("DataPathPort"), 0), minimum=0))
     if _bool("ForceNewCluster", _opt(req.get("ForceNewCluster"), False)):
         raise not_supported_yet("ForceNewCluster", True, False)
-    if _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False)):
-        raise not_supported_yet("AutoLockManagers", True, False)
+    autolock = _bool("AutoLockManagers", _opt(req.get("AutoLockManagers"), False))
     size = _int("SubnetSize", _opt(req.get("SubnetSize"), 0), minimum=0)
     pool, size = validate_default_addr_pool(req.get("DefaultAddrPool"), size)
     return {
         "ListenAddr": _str("ListenAddr", _opt_str(req.get("ListenAddr"))),
         "AdvertiseAddr": _str("AdvertiseAddr", _opt_str(req.get("AdvertiseAddr"))),
-        "Spec": validate_swarm_spec(req.get("Spec"), base if base is not None else default_swarm_spec()),
+        "Spec": _with_autolock(
+            validate_swarm_spec(req.get("Spec"), base if base is not None else default_swarm_spec()), autolock
+        ),
         "DefaultAddrPool": pool,
         "SubnetSize": size,
         "DataPathPort": port,

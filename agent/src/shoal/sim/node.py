@@ -88,7 +88,7 @@ class SimNode:
             return False
         self.identity = ident
         self.managers = list(ident.managers)
-        self.ctx = credentials.load(self.state_dir).client_context()
+        self.ctx = credentials.load(self.state_dir, None).client_context()
         return True
 
     async def join(self, req: JoinRequest) -> None:
@@ -112,7 +112,7 @@ class SimNode:
 
     def _save(self, creds: Credentials) -> None:
         assert self.state_dir is not None and self.identity is not None
-        credentials.save(self.state_dir, creds.ca_pem, creds.cert_pem, creds.key_pem)
+        credentials.save(self.state_dir, creds.ca_pem, creds.cert_pem, creds.key_pem, kek=None)
         self.identity.save(self.state_dir)
 
     def start(self) -> None:

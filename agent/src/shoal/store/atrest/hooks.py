@@ -26,7 +26,7 @@ from pysyncobj.journal import MemoryJournal
 
 from shoal.store.atrest import migrate
 from shoal.store.atrest.journal import APP_NAME, LEGACY_APP_NAME, SealedFileJournal, read_app_name
-from shoal.store.atrest.keyfile import DataKeySource, PlainKeyFile, default_key_path
+from shoal.store.atrest.keyfile import DataKeyFile, DataKeySource, default_key_path
 from shoal.store.atrest.records import AtRestError, RecordCipher
 from shoal.store.atrest.snapshot import SealedSerializer, open_sealed
 
@@ -35,7 +35,7 @@ _build_lock = threading.Lock()
 
 
 def key_source_for(data_dir: Path, source: DataKeySource | None) -> DataKeySource:
-    return source if source is not None else PlainKeyFile(default_key_path(data_dir))
+    return source if source is not None else DataKeyFile(default_key_path(data_dir))
 
 
 def prepare(journal: Path, dump: Path, source: DataKeySource) -> RecordCipher:

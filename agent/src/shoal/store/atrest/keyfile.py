@@ -3,9 +3,10 @@
 SwarmKit keeps its DEK in the manager's TLS key file (`swarm/certificates/swarm-node.key`), away
 from `swarm/raft/`; shoal keeps it in `<state dir>/keys/raft.dek` (directory 0700, file 0600).
 
-`DataKeySource` is the seam for autolock (issue 15): today `PlainKeyFile` stores the key as is;
-a locked manager will use a source that stores it wrapped by the unlock key (KEK) and can only
-`load()` once unlocked. The store only ever calls `load()` and `create()`.
+`DataKeySource` is the seam for autolock (issue 15): `DataKeyFile` stores the key as is without
+autolock, and wrapped by the unlock key (KEK, `keywrap.py`) with it; a file holding a wrapped key
+can only be `load()`ed by a `DataKeyFile` given that KEK (`keywrap.Locked` otherwise). The store
+only ever calls `load()` and `create()`; the agent calls `rewrap()` when autolock or its key changes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from shoal.store.atrest import keywrap
 from shoal.store.atrest.records import AtRestError, DataKey
 
 KEY_DIR = "keys"
@@ -46,45 +48,48 @@ def default_key_path(raft_data_dir: Path) -> Path:
     return data.parent / KEY_DIR / name
 
 
-class PlainKeyFile:
-    """The key in clear in a root-only file (no autolock)."""
+class DataKeyFile:
+    """The key in a root-only file: in clear without autolock, wrapped by `kek` with it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, kek: bytes | None = None) -> None:
         self.path = Path(path)
+        self.kek = kek
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def is_wrapped(self) -> bool:
+        try:
+            return bool(json.loads(self.path.read_text()).get("Wrapped"))
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def load(self) -> DataKey:
         try:
             raw = json.loads(self.path.read_text())
             if raw.get("Format") != FORMAT or raw.get("Algorithm") != ALGORITHM:
                 raise ValueError(f"unsupported key format {raw.get('Format')!r}/{raw.get('Algorithm')!r}")
-            if raw.get("Wrapped"):
-                raise ValueError("the key is wrapped (autolock): unlock the manager first")
-            return DataKey(bytes.fromhex(raw["KeyID"]), base64.b64decode(raw["Key"], validate=True))
+            wrapped = bool(raw.get("Wrapped"))
+            if wrapped and self.kek is None:
+                raise keywrap.Locked(f"the data key in {self.path} is wrapped (autolock): unlock the manager first")
+            key_id = bytes.fromhex(raw["KeyID"])
+            if not wrapped:
+                return DataKey(key_id, base64.b64decode(raw["Key"], validate=True))
+            wrapped_key = raw["Key"]
         except FileNotFoundError:
             raise AtRestError(f"the data key file {self.path} is missing") from None
+        except keywrap.Locked:
+            raise
         except (OSError, ValueError, KeyError, TypeError, AtRestError) as exc:
             raise AtRestError(f"cannot read the data key file {self.path}: {exc}") from None
+        assert self.kek is not None
+        return DataKey(key_id, keywrap.unwrap(self.kek, keywrap.PURPOSE_DATA_KEY, wrapped_key))
 
     def create(self) -> DataKey:
         key = DataKey.generate()
-        body = {
-            "Format": FORMAT,
-            "Algorithm": ALGORITHM,
-            "KeyID": key.key_id.hex(),
-            "Wrapped": False,
-            "Key": base64.b64encode(key.secret).decode(),
-        }
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.path.parent, 0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(body, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = self._write_tmp(self._body(key, self.kek))
         try:
             os.link(tmp, self.path)  # never replace an existing key: it would orphan its data
         except FileExistsError:
@@ -93,6 +98,42 @@ class PlainKeyFile:
             tmp.unlink()
         _fsync_dir(self.path.parent)
         return key
+
+    def rewrap(self, kek: bytes | None) -> None:
+        """Store the same key wrapped by `kek` (in clear for None); the file is replaced atomically,
+        so a crash leaves the old wrapping or the new one. Needs the current KEK in `self.kek`."""
+        key = self.load()
+        tmp = self._write_tmp(self._body(key, kek))
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self.kek = kek
+
+    @staticmethod
+    def _body(key: DataKey, kek: bytes | None) -> dict[str, object]:
+        secret: object = (
+            base64.b64encode(key.secret).decode()
+            if kek is None
+            else keywrap.wrap(kek, keywrap.PURPOSE_DATA_KEY, key.secret)
+        )
+        return {
+            "Format": FORMAT,
+            "Algorithm": ALGORITHM,
+            "KeyID": key.key_id.hex(),
+            "Wrapped": kek is not None,
+            "Key": secret,
+        }
+
+    def _write_tmp(self, body: dict[str, object]) -> Path:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(body, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return tmp
+
+
+PlainKeyFile = DataKeyFile  # the name before autolock: a DataKeyFile without a KEK
 
 
 def _fsync_dir(path: Path) -> None:

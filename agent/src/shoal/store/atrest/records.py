@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shoal.errors import StoreError
+from shoal.store.atrest.errors import AtRestError
+
+__all__ = ["AtRestError", "DataKey", "RecordCipher"]
 
 MAGIC = b"SHR1"
 KEY_ID_SIZE = 8
@@ -28,11 +30,6 @@ TAG_SIZE = 16
 
 KIND_ENTRY = b"raft-entry"
 KIND_SNAPSHOT = b"raft-snapshot"
-
-
-class AtRestError(StoreError):
-    """State on disk that this manager cannot read: wrong or missing key, tampered or foreign file.
-    Never recovered from silently: a manager that started empty would rejoin as a blank voter."""
 
 
 @dataclass(frozen=True)

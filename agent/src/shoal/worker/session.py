@@ -25,6 +25,11 @@ log = logging.getLogger("shoal.session")
 # beats over the period instead of hitting the leader in one burst each period, and no gap ever
 # exceeds the period that the leader's grace (3 periods) counts on.
 JITTER = 0.25
+# A beat that reached no manager is tried again after RETRY_FIRST, doubling, at most one period
+# (SwarmKit's agent restarts a failed session after 100 ms, doubling): waiting a whole period spent a
+# third of the leader's grace (3 periods) on one lost beat, and a node whose link then dropped for
+# 6 s was Down and its tasks replaced (200 simulated nodes flapping, docs/scale.md)
+RETRY_FIRST = 0.1
 
 # The periods a node accepts from the leader; validate.py refuses a HeartbeatPeriod outside them, so
 # that every period the cluster spec can hold is the one every node uses.
@@ -34,6 +39,11 @@ MAX_PERIOD = MAX_HEARTBEAT_PERIOD / 1e9
 
 def next_beat(period: float, rng: random.Random | None = None) -> float:
     return period * (1.0 - JITTER * (rng or random).random())
+
+
+def after_failure(failures: int, period: float) -> float:
+    """Seconds before the next try after `failures` beats in a row reached no manager (at least 1)."""
+    return min(period, RETRY_FIRST * 2 ** (failures - 1))
 
 
 class Session:
@@ -112,13 +122,16 @@ class Session:
         await self._loop.stop()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 # the leader needs no session: it is the one that keeps them
-                answer = None if self.is_leader() else await self.beat_once()
+                leader = self.is_leader()
+                answer = None if leader else await self.beat_once()
+                failures = 0 if leader or answer is not None else failures + 1
                 await self.on_answer(answer or {})
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("session round failed")
-            await asyncio.sleep(next_beat(self.period))
+            await asyncio.sleep(after_failure(failures, self.period) if failures else next_beat(self.period))

@@ -7,7 +7,6 @@ import datetime as dt
 import random
 import socket
 import ssl
-import threading
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from shoal import tls
 from shoal.manager import ca
 from shoal.manager.ca import Identity, RootCA
+from unit.test_ca import _handshake as tls_handshake
 
 
 @pytest.fixture(scope="module")
@@ -113,33 +113,9 @@ def test_cross_sign_refuses_a_leaf(old_root: RootCA) -> None:
 
 
 def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> tuple[Any, Any]:
-    """One TLS 1.2 connection over 127.0.0.1 (the alert reaches the client within the handshake).
-    Returns the identity each side saw, or the exception it hit."""
+    """test_ca's handshake over 127.0.0.1, in TLS 1.2 (the alert reaches the client within the handshake)."""
     client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    seen: dict[str, Any] = {}
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.settimeout(5)
-        try:
-            with server_ctx.wrap_socket(conn, server_side=True) as s:
-                seen["server"] = ca.peer_identity(s)
-                s.sendall(b"ok")
-        except (ssl.SSLError, OSError) as e:
-            seen["server"] = e
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, client_ctx.wrap_socket(raw) as s:
-            client: Any = (ca.peer_identity(s), s.recv(2))
-    except (ssl.SSLError, OSError) as e:
-        client = e
-    thread.join(5)
-    listener.close()
-    return seen["server"], client
+    return tls_handshake(server_ctx, client_ctx)
 
 
 def test_an_expired_client_certificate_gets_the_certificate_expired_alert(old_root: RootCA) -> None:

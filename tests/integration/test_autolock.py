@@ -41,6 +41,10 @@ INVALID_KEY = "swarm could not be unlocked: invalid key provided"
 VICTIM = "swarm02"
 
 
+def service_names(bed: Testbed, host: str) -> set[str]:
+    return {s["Spec"]["Name"] for s in api(bed, host).get("/services")}
+
+
 @pytest.fixture(scope="module")
 def cluster(bed: Testbed) -> Iterator[Testbed]:
     form_cluster(bed, managers=3)
@@ -159,7 +163,8 @@ def test_a_restarted_manager_stays_locked_and_out_of_raft_until_unlocked(cluster
             "Mode": {"Replicated": {"Replicas": 0}},
         },
     )
-    assert api(cluster, "swarm01").get(f"/services/{name}")["Spec"]["Name"] == name
+    # swarm01 answers reads from its own replica, which applies the commit a moment after the leader
+    wait_for(f"{name} on swarm01", lambda: name in service_names(cluster, "swarm01"))
     wait_for(
         f"{VICTIM} seen unreachable",
         lambda: nodes(cluster, "swarm00")[VICTIM]["ManagerStatus"]["Reachability"] == "unreachable",

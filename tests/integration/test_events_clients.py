@@ -51,7 +51,7 @@ def socket_api(tmp_path: Path) -> Iterator[tuple[str, EventHub, asyncio.Abstract
             "container", "start", "t1", {"name": "web.1.t1", "image": "shoal/hello"}, "local", T0 * 10**9 + 4
         )
     )
-    agent = types.SimpleNamespace(events=hub, state="active", identity=None, manager=None)
+    agent = types.SimpleNamespace(events=hub, state="active", identity=None, manager=None, locked=False)
     path = str(tmp_path / "shoal.sock")
     loop = asyncio.new_event_loop()
     ready = threading.Event()

@@ -3,7 +3,6 @@ each output checked, not only the exit code."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -264,8 +263,7 @@ def test_service_create_with_registry_auth_pins_the_digest_and_hides_the_passwor
     """`docker service create --with-registry-auth`: the docker CLI asks shoal's
     `/distribution/{name}/json` with the config's credentials (the registry wants them: without
     them there is no digest to pin) and sends them with the create; no answer shows them."""
-    token = base64.b64encode(f"{registry.USER}:{registry.password()}".encode()).decode()
-    (tmp_path / "config.json").write_text(json.dumps({"auths": {registry.HOST: {"auth": token}}}))
+    registry.write_docker_config(tmp_path)
     image = registry.ref(registry.HELLO)
     argv = ["env", f"DOCKER_CONFIG={tmp_path}", str(DOCKER), "-H", SOCKET, "service", "create", "--detach"]
     res = bed.run("swarm00", [*argv, "--name", "private", "--with-registry-auth", image], timeout=120)

@@ -6,8 +6,6 @@ testbed's registry (tests/testbed/registry.py: testbed/healthy:1, testbed/unheal
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +30,7 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
 
 @pytest.fixture
 def docker_config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "docker"
-    cfg.mkdir()
-    token = base64.b64encode(f"{registry.USER}:{registry.password()}".encode()).decode()
-    (cfg / "config.json").write_text(json.dumps({"auths": {registry.HOST: {"auth": token}}}))
-    return cfg
+    return registry.write_docker_config(tmp_path / "docker")
 
 
 def create(bed: Testbed, config: Path, name: str, image: str, *flags: str) -> None:

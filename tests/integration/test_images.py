@@ -92,10 +92,7 @@ def test_pull_with_auth_and_the_registry_ca(node: Testbed) -> None:
 
 
 def test_cli_pull_reads_docker_config_and_prints_plain_lines(node: Testbed, tmp_path: Path) -> None:
-    cfg = tmp_path / "docker"
-    cfg.mkdir()
-    token = base64.b64encode(f"{registry.USER}:{registry.password()}".encode()).decode()
-    (cfg / "config.json").write_text(json.dumps({"auths": {registry.HOST: {"auth": token}}}))
+    cfg = registry.write_docker_config(tmp_path / "docker")
     res = node.run(HOST, ["env", f"DOCKER_CONFIG={cfg}", "shoal", "image", "pull", HELLO])
     assert res.returncode == 0, res.stderr
     assert "\x1b[" not in res.stdout  # not a terminal: no cursor moves

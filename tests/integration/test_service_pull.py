@@ -6,7 +6,6 @@ password shows nowhere a client or an operator looks. Agents run the `oci` task 
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +30,7 @@ def cluster(bed: Testbed) -> Iterator[Testbed]:
 
 @pytest.fixture
 def docker_config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "docker"
-    cfg.mkdir()
-    token = base64.b64encode(f"{registry.USER}:{registry.password()}".encode()).decode()
-    (cfg / "config.json").write_text(json.dumps({"auths": {registry.HOST: {"auth": token}}}))
-    return cfg
+    return registry.write_docker_config(tmp_path / "docker")
 
 
 def shoal(bed: Testbed, *args: str, config: Path | None = None, timeout: float = 180) -> tuple[int, str, str]:

@@ -306,14 +306,26 @@ def _shared_libraries(binary: Path) -> list[Path]:
     return libs
 
 
+def auth_json() -> bytes:
+    """A docker `config.json` (or skopeo authfile) holding the registry's credentials."""
+    token = base64.b64encode(f"{USER}:{password()}".encode()).decode()
+    return json.dumps({"auths": {HOST: {"auth": token}}}).encode()
+
+
+def write_docker_config(directory: Path) -> Path:
+    """`directory/config.json` with the registry's credentials (0600): a DOCKER_CONFIG for the CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_private(directory / "config.json", auth_json())
+    return directory
+
+
 def push_test_images() -> None:
     marker = CACHE / "data" / f"pushed-{IMAGES_VERSION}"
     if marker.exists():
         return
     layout = build_layout()
     auth = CACHE / "push-auth.json"
-    token = base64.b64encode(f"{USER}:{password()}".encode()).decode()
-    _write_private(auth, json.dumps({"auths": {HOST: {"auth": token}}}).encode())
+    _write_private(auth, auth_json())
     policy = CACHE / "policy.json"
     policy.write_text('{"default":[{"type":"insecureAcceptAnything"}]}')
     certs = CACHE / "certs.d"

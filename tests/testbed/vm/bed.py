@@ -57,6 +57,9 @@ SLOW_GUEST_VARS = {
     # seconds, and a node is down after three missed heartbeats
     "agent_heartbeat_period": 10.0,
     "agent_start_timeout": 300,
+    # an API call that does real work in the agent (swarm init: keys and Raft; join: a certificate) took over
+    # the modules' default 60 s with the machine busy (load 10-12)
+    "shoal_api_timeout": 600,
     "agent_election_timeout": 5.0,
     "cluster_wait_timeout": 900,
     "stack_wait_timeout": 900,

@@ -104,30 +104,75 @@ def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
     return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
 
 
+def _due(cached: Snapshot | None, store: Store, now: float) -> bool:
+    return cached is None or (cached.index != store.applied_index and fresh_in(cached, store, now) == 0.0)
+
+
+def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
+    """The store's lists as of now (cheap: references), not yet indexed."""
+    tasks = store.list_shared("task")
+    live = {t["ID"] for t in tasks}
+    stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
+    return Snapshot(
+        store.applied_index,
+        tasks,
+        store.list_shared("service"),
+        store.list_shared("network"),
+        store.list_shared("node"),
+        stable,
+        built_at=now,
+    )
+
+
+def _index(snap: Snapshot) -> Snapshot:
+    """The O(tasks) part: the per-node task lists and the network view every waiting node needs.
+    Pure over objects that are never mutated in place, so it may run in a thread."""
+    t0 = time.monotonic()
+    _ = snap.by_node
+    for net_id in snap.net.by_net:
+        snap.net.network(net_id)
+    snap.cost = time.monotonic() - t0
+    return snap
+
+
 def snapshot(store: Store) -> Snapshot:
     """One snapshot per applied index, shared by every waiting node: copying the task table for
     each node on each event saturated the manager's loop during large changes."""
-    index = store.applied_index
     cached = _SNAPSHOTS.get(id(store))
     now = time.monotonic()
-    if cached is None or (cached.index != index and fresh_in(cached, store, now) == 0.0):
-        tasks = store.list_shared("task")
-        live = {t["ID"] for t in tasks}
-        stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-        cached = Snapshot(
-            index,
-            tasks,
-            store.list_shared("service"),
-            store.list_shared("network"),
-            store.list_shared("node"),
-            stable,
-            built_at=now,
-        )
-        for net_id in cached.net.by_net:  # every waiting node needs them: build them now, and time it
-            cached.net.network(net_id)
-        cached.cost = time.monotonic() - now
-        _SNAPSHOTS[id(store)] = cached
+    if _due(cached, store, now):
+        cached = _SNAPSHOTS[id(store)] = _index(_start(store, cached, now))
+    assert cached is not None
     return cached
+
+
+_BUILDING: dict[int, asyncio.Future[Snapshot]] = {}
+
+
+async def asnapshot(store: Store) -> Snapshot:
+    """`snapshot`, with the O(tasks) indexing in a thread, one build at a time for every waiting
+    node: built on the event loop it held the leader's loop for up to a second at 30,000 tasks,
+    and heartbeats waited unread in its sockets meanwhile (docs/scale.md, the all-Down at 200
+    nodes). The thread shares the GIL, but the loop gets its turn every switch interval (5 ms)."""
+    key = id(store)
+    cached = _SNAPSHOTS.get(key)
+    now = time.monotonic()
+    if not _due(cached, store, now):
+        assert cached is not None
+        return cached
+    building = _BUILDING.get(key)
+    if building is None:
+        fresh = _start(store, cached, now)
+        building = asyncio.ensure_future(asyncio.to_thread(_index, fresh))
+        _BUILDING[key] = building
+
+        def done(fut: asyncio.Future[Snapshot]) -> None:
+            _BUILDING.pop(key, None)
+            if not fut.cancelled() and fut.exception() is None:
+                _SNAPSHOTS[key] = fut.result()
+
+        building.add_done_callback(done)
+    return await asyncio.shield(building)
 
 
 def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) -> str:
@@ -163,7 +208,7 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
     sub = store.subscribe(loop)
     try:
         while True:
-            snap = snapshot(store)
+            snap = await asnapshot(store)
             tasks = snap.by_node.get(node_id, [])
             sig = signature(snap, tasks, snap.net.digest(node_id))
             now = loop.time()

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -49,6 +50,8 @@ class Snapshot:
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
     built_at: float = 0.0  # time.monotonic() when it was built
     cost: float = 0.0  # seconds its build took (with the network view every answer needs)
+    # (network ID, the version a node holds) -> that network's change for it, encoded once
+    deltas: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -135,13 +138,58 @@ def _index(snap: Snapshot) -> Snapshot:
     return snap
 
 
+# Network versions kept per network, to answer a node with the changes since the one it holds
+# (model/netdelta.py); a node further behind gets the network whole. Snapshots are rebuilt at most
+# every twice their cost, so 8 versions cover seconds to tens of seconds of changes.
+NET_HISTORY = 8
+_NET_HISTORY: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
+
+
+def _install(key: int, snap: Snapshot) -> None:
+    """`snap` is the one answers come from; its networks' versions are remembered."""
+    _SNAPSHOTS[key] = snap
+    history = _NET_HISTORY.setdefault(key, {})
+    for net_id in snap.net.by_net:
+        done = snap.net.network(net_id)
+        versions = history.setdefault(net_id, OrderedDict())
+        versions[done["digest"]] = done["items"]
+        versions.move_to_end(done["digest"])
+        while len(versions) > NET_HISTORY:
+            versions.popitem(last=False)
+    for net_id in [n for n in history if n not in snap.net.by_net]:
+        del history[net_id]
+
+
+def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> str | None:
+    """One network's change for a node that holds version `have` (None: none), encoded; None
+    when it holds the current one. Computed once per (network, version held) and snapshot."""
+    done = snap.net.network(net_id)
+    version = done["digest"]
+    if have == version:
+        return None
+    cached = snap.deltas.get((net_id, have))
+    if cached is None:
+        new: dict[str, str] = done["items"]
+        old = _NET_HISTORY.get(id(store), {}).get(net_id, {}).get(have) if have else None
+        if old is None:  # holds none, or one no longer kept: the whole network
+            sets, dels, since = new.items(), [], "null"
+        else:
+            sets = [(k, v) for k, v in new.items() if old.get(k) != v]
+            dels, since = [k for k in old if k not in new], json.dumps(have)
+        body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sets)
+        cached = f'{{"Version":{json.dumps(version)},"From":{since},"Set":{{{body}}},"Del":{json.dumps(dels)}}}'
+        snap.deltas[(net_id, have)] = cached
+    return cached
+
+
 def snapshot(store: Store) -> Snapshot:
     """One snapshot per applied index, shared by every waiting node: copying the task table for
     each node on each event saturated the manager's loop during large changes."""
     cached = _SNAPSHOTS.get(id(store))
     now = time.monotonic()
     if _due(cached, store, now):
-        cached = _SNAPSHOTS[id(store)] = _index(_start(store, cached, now))
+        cached = _index(_start(store, cached, now))
+        _install(id(store), cached)
     assert cached is not None
     return cached
 
@@ -169,7 +217,7 @@ async def asnapshot(store: Store) -> Snapshot:
         def done(fut: asyncio.Future[Snapshot]) -> None:
             _BUILDING.pop(key, None)
             if not fut.cancelled() and fut.exception() is None:
-                _SNAPSHOTS[key] = fut.result()
+                _install(key, fut.result())
 
         building.add_done_callback(done)
     return await asyncio.shield(building)
@@ -193,15 +241,32 @@ class EncodedJSON(str):
 
 
 def encode(answer: dict[str, Any]) -> bytes:
-    """An assignments answer as JSON bytes; its `Net` is spliced in as it was encoded."""
-    net = answer.get("Net")
-    rest = json.dumps({k: v for k, v in answer.items() if k != "Net"}, separators=(",", ":"), default=str)
-    if not isinstance(net, EncodedJSON):
-        return json.dumps(answer, separators=(",", ":"), default=str).encode()
-    return f'{rest[:-1]},"Net":{net}}}'.encode()
+    """An assignments answer as JSON bytes; its `EncodedJSON` values (`Net`, `NetParts`) are
+    spliced in as they were encoded."""
+    spliced = {k: v for k, v in answer.items() if isinstance(v, EncodedJSON)}
+    rest = json.dumps({k: v for k, v in answer.items() if k not in spliced}, separators=(",", ":"), default=str)
+    if not spliced:
+        return rest.encode()
+    tail = ",".join(f"{json.dumps(k)}:{v}" for k, v in spliced.items())
+    return f"{rest[:-1]}{',' if rest != '{}' else ''}{tail}}}".encode()
 
 
-async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
+def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None) -> dict[str, EncodedJSON]:
+    """The node's network state: whole (`Net`), or as changes since the versions it holds
+    (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty)."""
+    if have is None:
+        return {"Net": EncodedJSON(snap.net.for_node_json(node_id))}
+    changes = {}
+    for net_id in snap.net.networks_of(node_id):
+        change = net_change(store, snap, net_id, have.get(net_id))
+        if change is not None:
+            changes[net_id] = change
+    return {"NetParts": EncodedJSON(snap.net.parts_json(node_id, changes))}
+
+
+async def assignments(
+    store: Store, node_id: str, since: str | None, wait: float, have: dict[str, str] | None = None
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     net_changed_at: float | None = None
@@ -228,7 +293,7 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                         "Index": snap.index,  # a node never acts on an older replica's answer after it
                         "Tasks": tasks,
                         "Services": snap.service_names,
-                        "Net": EncodedJSON(snap.net.for_node_json(node_id)),
+                        **net_answer(store, snap, node_id, have),
                         # the cluster's VXLAN port (`swarm init --data-path-port`): fixed at init, so
                         # not part of the signature; the node needs it before its first overlay
                         "DataPathPort": data_path_port(store),

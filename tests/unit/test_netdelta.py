@@ -146,3 +146,13 @@ def test_the_api_refuses_a_malformed_net_have() -> None:
             assert exc.status == 400 and exc.message == "NetHave must be an object of network IDs to version strings"
         else:
             raise AssertionError(f"accepted NetHave {bad!r}")
+
+
+def test_a_node_with_nothing_to_program_keeps_the_changes_without_rebuilding() -> None:
+    tasks, services, nets, nodes = random_cluster(8)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    assert node.apply(wire(snap, store, "n0", {})["NetParts"], assemble_state=False) == {}
+    assert node.have() == {n: snap.net.network(n)["digest"] for n in snap.net.networks_of("n0")}
+    assert node.apply(wire(snap, store, "n0", node.have())["NetParts"]) == full(snap.net, "n0")

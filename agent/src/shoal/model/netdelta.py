@@ -54,9 +54,10 @@ class Held:
     def have(self) -> dict[str, str]:
         return {net_id: version for net_id, (version, _) in self.nets.items()}
 
-    def apply(self, parts: dict[str, Any]) -> dict[str, Any] | None:
+    def apply(self, parts: dict[str, Any], assemble_state: bool = True) -> dict[str, Any] | None:
         """The node's whole network state after `parts`, or None when a change does not follow
-        the version held (that network is dropped: the next answer sends it whole)."""
+        the version held (that network is dropped: the next answer sends it whole). With
+        `assemble_state` False the changes are applied and {} returned (nothing to program)."""
         wanted = [n for n in parts.get("Networks") or [] if isinstance(n, str)]
         changes = parts.get("Changes") or {}
         ok = True
@@ -79,6 +80,8 @@ class Held:
                 del self.nets[net_id]
         if not ok or any(n not in self.nets for n in wanted):
             return None
+        if not assemble_state:
+            return {}
         return assemble(str(parts.get("Node") or ""), wanted, {n: self.nets[n][1] for n in wanted}, parts)
 
 

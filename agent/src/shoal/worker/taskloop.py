@@ -126,7 +126,9 @@ class TaskLoop:
         parts = answer.get("NetParts")
         if parts is None:  # a manager that sends whole sets
             return answer.get("Net") or {}
-        net = self.held.apply(parts)
+        # a node with no network attached (yet; simulated nodes never) programs nothing: the
+        # changes are kept, the whole state is not rebuilt (O(endpoints) per answer per node)
+        net = self.held.apply(parts, assemble_state=getattr(self.network, "attached", True))
         if net is None:
             self.signature = None
         return net

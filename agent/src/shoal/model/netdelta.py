@@ -16,7 +16,10 @@ apply to the version `From`, which is the one the node sent. A network absent fr
 unchanged. `assemble` rebuilds exactly what the full answer's `Net` holds (`NetView.for_node`).
 
 Items, per network: "b" the network itself; "p:IP" [node ID, peer]; "l:SERVICE_ID" its load
-balancer; "s:NAME" [the name's addresses, its tasks' addresses]; "n:NAME" one task name's address.
+balancer without its backends, "lb:SERVICE_ID|IP" one of them; "s:NAME" the name's addresses
+([VIP], or null: its tasks' addresses), "t:NAME|IP" one of its tasks' addresses; "n:NAME" one
+task name's address. A backend or task address is an item of its own: as a name's whole list, one
+task starting in a 1,000-task service re-sent 1,000 addresses to every node.
 """
 
 from __future__ import annotations
@@ -35,11 +38,16 @@ def parts_of(net: dict[str, Any]) -> Items:
             key += "+"
         items[key] = [node_id, peer]
     for lb in net["lbs"]:
-        items[f"l:{lb['ServiceID']}"] = lb
+        items[f"l:{lb['ServiceID']}"] = {k: v for k, v in lb.items() if k != "Backends"}
+        for ip in lb["Backends"]:
+            items[f"lb:{lb['ServiceID']}|{ip}"] = 0
     dns = net["dns"]
     if dns is not None:
         for name, addrs in dns["Services"].items():
-            items[f"s:{name}"] = [addrs, dns["TasksOf"][name]]
+            tasks = dns["TasksOf"][name]
+            items[f"s:{name}"] = None if addrs == tasks else addrs
+            for ip in tasks:
+                items[f"t:{name}|{ip}"] = 0
         for name, addr in dns["Names"].items():
             items[f"n:{name}"] = addr
     return items
@@ -95,13 +103,21 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
         base = net["b"]
         peers = sorted((v for k, v in net.items() if k.startswith("p:")), key=lambda v: v[1]["IP"])
         out_networks[net_id] = {**base, "Peers": [p for owner, p in peers if owner != node_id]}
-        lbs += sorted((v for k, v in net.items() if k.startswith("l:")), key=lambda lb: lb["ServiceID"])
+        members = _members(net, "lb:")
+        lbs += sorted(
+            ({**v, "Backends": sorted(members.get(k[2:], []))} for k, v in net.items() if k.startswith("l:")),
+            key=lambda lb: lb["ServiceID"],
+        )
         if base.get("Ingress"):
             continue  # no service discovery on the ingress network
         record: dict[str, Any] = {"NetworkID": net_id, "Services": {}, "TasksOf": {}, "Names": {}}
+        tasks_of = _members(net, "t:")
         for key, value in net.items():
             if key.startswith("s:"):
-                record["Services"][key[2:]], record["TasksOf"][key[2:]] = value
+                name = key[2:]
+                ips = sorted(tasks_of.get(name, []))
+                record["TasksOf"][name] = ips
+                record["Services"][name] = list(ips) if value is None else value
             elif key.startswith("n:"):
                 record["Names"][key[2:]] = value
         dns.append(record)
@@ -113,3 +129,13 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
         "Ingress": local.get("Ingress"),
         "HostPorts": local.get("HostPorts") or [],
     }
+
+
+def _members(items: Items, prefix: str) -> dict[str, list[str]]:
+    """ "PREFIX OWNER|IP" items grouped: owner -> its IPs."""
+    out: dict[str, list[str]] = {}
+    for key in items:
+        if key.startswith(prefix):
+            owner, _, ip = key[len(prefix) :].rpartition("|")
+            out.setdefault(owner, []).append(ip)
+    return out

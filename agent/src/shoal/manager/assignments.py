@@ -89,7 +89,14 @@ COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once
 # each answer carries the networks' whole state, so while thousands of tasks start on one overlay,
 # answering every node at every event was O(nodes x endpoints) per event. Small clusters: ~0 s.
 NET_COALESCE_PER_ENDPOINT = 1 / 20000
-NET_COALESCE_MAX = 1.0
+# ... and at least this long per node of the cluster: with increments an answer is small, but while
+# thousands of tasks start every commit changes the overlay, and every node was answered up to four
+# times a second (200 nodes: 800 answers a second; the simulated fleet's one process and the
+# leader could not keep up, and beats waited behind them: docs/scale.md). This bounds the answers
+# that network changes alone cause to about 100 a second whatever the cluster's size (3 nodes: a
+# change waits 30 ms; 200 nodes: 2 s, about the time Docker's gossip takes to spread one).
+NET_COALESCE_PER_NODE = 0.01
+NET_COALESCE_MAX = 5.0
 
 
 # A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
@@ -284,7 +291,13 @@ async def assignments(
                 hold = 0.0
                 if remaining > 0 and net_only_change(sig, since):
                     net_changed_at = net_changed_at or now
-                    batch = min(NET_COALESCE_MAX, snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT)
+                    batch = min(
+                        NET_COALESCE_MAX,
+                        max(
+                            snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT,
+                            len(snap.nodes) * NET_COALESCE_PER_NODE,
+                        ),
+                    )
                     hold = net_changed_at + batch - now
                 if hold <= 0:
                     return {

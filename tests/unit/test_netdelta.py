@@ -48,6 +48,14 @@ def churn(rng: random.Random, tasks: list[dict]) -> list[dict]:
     return out
 
 
+def shuffle(rng: random.Random, tasks: list[dict]) -> list[dict]:
+    """A task not on n0 moves to another node and state: a new version (none lost, unlike churn)."""
+    i = rng.choice([i for i, t in enumerate(tasks) if t["NodeID"] != "n0"])
+    moved = with_status(tasks[i], rng.choice(["starting", "running"]), "x", NOW)
+    moved = dict(moved, NodeID=rng.choice(["n1", "n2", "n3", "n4"]), DesiredState="running")
+    return [*tasks[:i], moved, *tasks[i + 1 :]]
+
+
 def test_increments_applied_equal_the_full_set_on_random_clusters() -> None:
     for seed in range(30):
         rng = random.Random(seed)
@@ -108,9 +116,12 @@ def test_a_node_too_far_behind_gets_the_whole_network() -> None:
     snap = install(store, tasks, services, nets, nodes, 0)
     node = Held()
     node.apply(wire(snap, store, "n0", {})["NetParts"])
-    for step in range(NET_HISTORY + 4):  # more versions than the managers keep
-        tasks = churn(rng, tasks)
+    assert len(snap.net.networks_of("n0")) > 1
+    for step in range(NET_HISTORY * 2):  # more versions sent (to other nodes) than the managers keep
+        tasks = shuffle(rng, tasks)
         snap = install(store, tasks, services, nets, nodes, step + 1)
+        for other in ("n1", "n2", "n3"):
+            wire(snap, store, other, {})
     kept = assignments._NET_HISTORY[id(store)]
     parts = wire(snap, store, "n0", node.have())["NetParts"]
     for net_id, change in parts["Changes"].items():  # whole exactly when the version held is gone
@@ -156,3 +167,18 @@ def test_a_node_with_nothing_to_program_keeps_the_changes_without_rebuilding() -
     assert node.apply(wire(snap, store, "n0", {})["NetParts"], assemble_state=False) == {}
     assert node.have() == {n: snap.net.network(n)["digest"] for n in snap.net.networks_of("n0")}
     assert node.apply(wire(snap, store, "n0", node.have())["NetParts"]) == full(snap.net, "n0")
+
+
+def test_versions_no_node_was_sent_do_not_push_out_those_nodes_hold() -> None:
+    tasks, services, nets, nodes = random_cluster(9)
+    store = FakeStore()
+    rng = random.Random(9)
+    snap = install(store, tasks, services, nets, nodes, 0)
+    node = Held()
+    node.apply(wire(snap, store, "n0", {})["NetParts"])
+    for step in range(NET_HISTORY * 3):  # snapshots several times a second while tasks start
+        tasks = shuffle(rng, tasks)
+        snap = install(store, tasks, services, nets, nodes, step + 1)
+    parts = wire(snap, store, "n0", node.have())["NetParts"]
+    assert all(c["From"] is not None for c in parts["Changes"].values())
+    assert node.apply(parts) == full(snap.net, "n0")

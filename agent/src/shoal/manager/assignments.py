@@ -146,25 +146,36 @@ def _index(snap: Snapshot) -> Snapshot:
 
 
 # Network versions kept per network, to answer a node with the changes since the one it holds
-# (model/netdelta.py); a node further behind gets the network whole. Snapshots are rebuilt at most
-# every twice their cost, so 8 versions cover seconds to tens of seconds of changes.
-NET_HISTORY = 8
+# (model/netdelta.py); a node further behind gets the network whole. Only versions some node was
+# sent are kept: while thousands of tasks start, snapshots (each a version) come several times a
+# second, and nodes whose network-only changes wait 2 s held versions 8 snapshots old, so that
+# keeping every snapshot's made nearly every answer a whole set again (200 nodes / 5,000 tasks).
+NET_HISTORY = 24
 _NET_HISTORY: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
 
 
 def _install(key: int, snap: Snapshot) -> None:
-    """`snap` is the one answers come from; its networks' versions are remembered."""
+    """`snap` is the one answers come from; versions of networks gone are forgotten."""
     _SNAPSHOTS[key] = snap
     history = _NET_HISTORY.setdefault(key, {})
-    for net_id in snap.net.by_net:
-        done = snap.net.network(net_id)
-        versions = history.setdefault(net_id, OrderedDict())
-        versions[done["digest"]] = done["items"]
-        versions.move_to_end(done["digest"])
-        while len(versions) > NET_HISTORY:
-            versions.popitem(last=False)
     for net_id in [n for n in history if n not in snap.net.by_net]:
         del history[net_id]
+
+
+def _remember(key: int, net_id: str, version: str, items: dict[str, str]) -> None:
+    """A node is being sent `version`: kept, its unchanged items shared with the newest kept."""
+    versions = _NET_HISTORY.setdefault(key, {}).setdefault(net_id, OrderedDict())
+    if version in versions:
+        return
+    if versions:
+        newest = versions[next(reversed(versions))]
+        for k, v in items.items():
+            same = newest.get(k)
+            if same == v:
+                items[k] = same  # one string for every version that has it
+    versions[version] = items
+    while len(versions) > NET_HISTORY:
+        versions.popitem(last=False)
 
 
 def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> str | None:
@@ -172,6 +183,7 @@ def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> s
     when it holds the current one. Computed once per (network, version held) and snapshot."""
     done = snap.net.network(net_id)
     version = done["digest"]
+    _remember(id(store), net_id, version, done["items"])
     if have == version:
         return None
     cached = snap.deltas.get((net_id, have))

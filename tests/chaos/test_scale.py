@@ -110,9 +110,16 @@ def placed(bed: Testbed, fleet: SimProcess) -> Baseline:
         )
     finally:  # figures for the log, pass or fail (a manager too busy to answer must not hide the failure)
         with contextlib.suppress(Exception):
-            unreachable = fleet.command("stats", "stats")["beats_unreachable"]
+            stats = fleet.command("stats", "stats")
             down = NODES - ready_count(bed, via())
-            print(f"scale: beats that reached no manager {unreachable}; nodes not ready {down}", flush=True)
+            print(
+                f"scale: beats that reached no manager {stats['beats_unreachable']} "
+                f"({stats['beats_timed_out']} timed out, slowest answered {stats['beat_slowest_s']:.1f} s); "
+                f"sim process CPU {stats['cpu_s']:.0f} s, its loop late up to {stats['loop_late_worst_s']:.1f} s "
+                f"({stats['loop_stalls']} stalls over 1 s, {stats['loop_late_total_s']:.0f} s in all); "
+                f"nodes not ready {down}",
+                flush=True,
+            )
     converge_s = time.monotonic() - t0
     store, where, starts = placements(bed, fleet, via())
     assert len(store) == TASKS

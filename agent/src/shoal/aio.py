@@ -39,3 +39,37 @@ class BackgroundLoop:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class LagMeter:
+    """How late this event loop wakes up: a coroutine sleeping `tick` seconds at a time records
+    each oversleep. A loop held by CPU work (parsing, snapshot building) delays every socket it
+    serves by as much: heartbeats among them (docs/scale.md, the 200-node all-Down)."""
+
+    def __init__(self, tick: float = 0.25, slow: float = 1.0) -> None:
+        self.tick = tick
+        self.slow = slow  # an oversleep this long counts as a stall
+        self.worst = 0.0
+        self.stalls = 0
+        self.total = 0.0  # seconds of oversleep in all
+        self._loop = BackgroundLoop("loop-lag", self._run)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    def record(self, late: float) -> None:
+        late = max(0.0, late)
+        self.total += late
+        self.worst = max(self.worst, late)
+        if late >= self.slow:
+            self.stalls += 1
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.tick)
+            self.record(loop.time() - before - self.tick)

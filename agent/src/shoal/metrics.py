@@ -58,6 +58,17 @@ ASSIGNMENT_ANSWERS = Counter(
 ASSIGNMENT_BYTES = Counter(
     "shoal_assignment_answer_bytes_total", "Bytes of the assignment answers this manager sent.", registry=REGISTRY
 )
+DISPATCHER_ROUND_LATE = Histogram(
+    "shoal_dispatcher_round_late_seconds",
+    "How late the leader's liveness rounds woke up (its event loop held by other work).",
+    buckets=FAST,
+    registry=REGISTRY,
+)
+DISPATCHER_DOWN_BURSTS = Counter(
+    "shoal_dispatcher_down_bursts_total",
+    "Liveness rounds that marked a tenth of the nodes or more Down at once.",
+    registry=REGISTRY,
+)
 HEARTBEAT_PERIOD = Gauge(
     "shoal_node_heartbeat_period_seconds",
     "The heartbeat period this node uses: the one the leader named in its last heartbeat answer.",

@@ -142,15 +142,26 @@ async def node_inspect(request: web.Request) -> web.Response:
     return web.json_response(node_ops.decorate(node, manager.raft_view()))
 
 
+def net_have(body: dict[str, Any]) -> dict[str, str] | None:
+    """The network versions a node holds (`NetHave`): it takes increments (model/netdelta.py)."""
+    have = body.get("NetHave")
+    if have is not None and not (
+        isinstance(have, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in have.items())
+    ):
+        raise InvalidArgument("NetHave must be an object of network IDs to version strings")
+    return have
+
+
 async def task_assignments(request: web.Request) -> web.Response:
     node_id, _ = caller(request)
     body = await json_body(request, required=False, limit=16 << 10)
     since = body.get("Since") if isinstance(body.get("Since"), str) else None
     wait = body.get("Wait", 10)
     wait = min(max(float(wait), 0.0), 30.0) if isinstance(wait, (int, float)) else 10.0
+    have = net_have(body)
     manager = manager_of(request)
     manager.check_replica_current()
-    answer = await assignments.assignments(manager.store, node_id, since, wait)
+    answer = await assignments.assignments(manager.store, node_id, since, wait, have)
     payload = assignments.encode(answer)
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(len(payload))

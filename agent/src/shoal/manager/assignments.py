@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -49,6 +50,8 @@ class Snapshot:
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
     built_at: float = 0.0  # time.monotonic() when it was built
     cost: float = 0.0  # seconds its build took (with the network view every answer needs)
+    # (network ID, the version a node holds) -> that network's change for it, encoded once
+    deltas: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -86,7 +89,14 @@ COALESCE = 0.02  # a burst of events (100 tasks starting) answers once, not once
 # each answer carries the networks' whole state, so while thousands of tasks start on one overlay,
 # answering every node at every event was O(nodes x endpoints) per event. Small clusters: ~0 s.
 NET_COALESCE_PER_ENDPOINT = 1 / 20000
-NET_COALESCE_MAX = 1.0
+# ... and at least this long per node of the cluster: with increments an answer is small, but while
+# thousands of tasks start every commit changes the overlay, and every node was answered up to four
+# times a second (200 nodes: 800 answers a second; the simulated fleet's one process and the
+# leader could not keep up, and beats waited behind them: docs/scale.md). This bounds the answers
+# that network changes alone cause to about 100 a second whatever the cluster's size (3 nodes: a
+# change waits 30 ms; 200 nodes: 2 s, about the time Docker's gossip takes to spread one).
+NET_COALESCE_PER_NODE = 0.01
+NET_COALESCE_MAX = 5.0
 
 
 # A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
@@ -104,30 +114,132 @@ def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
     return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
 
 
+def _due(cached: Snapshot | None, store: Store, now: float) -> bool:
+    return cached is None or (cached.index != store.applied_index and fresh_in(cached, store, now) == 0.0)
+
+
+def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
+    """The store's lists as of now (cheap: references), not yet indexed."""
+    tasks = store.list_shared("task")
+    live = {t["ID"] for t in tasks}
+    stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
+    return Snapshot(
+        store.applied_index,
+        tasks,
+        store.list_shared("service"),
+        store.list_shared("network"),
+        store.list_shared("node"),
+        stable,
+        built_at=now,
+    )
+
+
+def _index(snap: Snapshot) -> Snapshot:
+    """The O(tasks) part: the per-node task lists and the network view every waiting node needs.
+    Pure over objects that are never mutated in place, so it may run in a thread."""
+    t0 = time.monotonic()
+    _ = snap.by_node
+    for net_id in snap.net.by_net:
+        snap.net.network(net_id)
+    snap.cost = time.monotonic() - t0
+    return snap
+
+
+# Network versions kept per network, to answer a node with the changes since the one it holds
+# (model/netdelta.py); a node further behind gets the network whole. Only versions some node was
+# sent are kept: while thousands of tasks start, snapshots (each a version) come several times a
+# second, and nodes whose network-only changes wait 2 s held versions 8 snapshots old, so that
+# keeping every snapshot's made nearly every answer a whole set again (200 nodes / 5,000 tasks).
+NET_HISTORY = 24
+_NET_HISTORY: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
+
+
+def _install(key: int, snap: Snapshot) -> None:
+    """`snap` is the one answers come from; versions of networks gone are forgotten."""
+    _SNAPSHOTS[key] = snap
+    history = _NET_HISTORY.setdefault(key, {})
+    for net_id in [n for n in history if n not in snap.net.by_net]:
+        del history[net_id]
+
+
+def _remember(key: int, net_id: str, version: str, items: dict[str, str]) -> None:
+    """A node is being sent `version`: kept, its unchanged items shared with the newest kept."""
+    versions = _NET_HISTORY.setdefault(key, {}).setdefault(net_id, OrderedDict())
+    if version in versions:
+        return
+    if versions:
+        newest = versions[next(reversed(versions))]
+        for k, v in items.items():
+            same = newest.get(k)
+            if same == v:
+                items[k] = same  # one string for every version that has it
+    versions[version] = items
+    while len(versions) > NET_HISTORY:
+        versions.popitem(last=False)
+
+
+def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> str | None:
+    """One network's change for a node that holds version `have` (None: none), encoded; None
+    when it holds the current one. Computed once per (network, version held) and snapshot."""
+    done = snap.net.network(net_id)
+    version = done["digest"]
+    _remember(id(store), net_id, version, done["items"])
+    if have == version:
+        return None
+    cached = snap.deltas.get((net_id, have))
+    if cached is None:
+        new: dict[str, str] = done["items"]
+        old = _NET_HISTORY.get(id(store), {}).get(net_id, {}).get(have) if have else None
+        if old is None:  # holds none, or one no longer kept: the whole network
+            sets, dels, since = new.items(), [], "null"
+        else:
+            sets = [(k, v) for k, v in new.items() if old.get(k) != v]
+            dels, since = [k for k in old if k not in new], json.dumps(have)
+        body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sets)
+        cached = f'{{"Version":{json.dumps(version)},"From":{since},"Set":{{{body}}},"Del":{json.dumps(dels)}}}'
+        snap.deltas[(net_id, have)] = cached
+    return cached
+
+
 def snapshot(store: Store) -> Snapshot:
     """One snapshot per applied index, shared by every waiting node: copying the task table for
     each node on each event saturated the manager's loop during large changes."""
-    index = store.applied_index
     cached = _SNAPSHOTS.get(id(store))
     now = time.monotonic()
-    if cached is None or (cached.index != index and fresh_in(cached, store, now) == 0.0):
-        tasks = store.list_shared("task")
-        live = {t["ID"] for t in tasks}
-        stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-        cached = Snapshot(
-            index,
-            tasks,
-            store.list_shared("service"),
-            store.list_shared("network"),
-            store.list_shared("node"),
-            stable,
-            built_at=now,
-        )
-        for net_id in cached.net.by_net:  # every waiting node needs them: build them now, and time it
-            cached.net.network(net_id)
-        cached.cost = time.monotonic() - now
-        _SNAPSHOTS[id(store)] = cached
+    if _due(cached, store, now):
+        cached = _index(_start(store, cached, now))
+        _install(id(store), cached)
+    assert cached is not None
     return cached
+
+
+_BUILDING: dict[int, asyncio.Future[Snapshot]] = {}
+
+
+async def asnapshot(store: Store) -> Snapshot:
+    """`snapshot`, with the O(tasks) indexing in a thread, one build at a time for every waiting
+    node: built on the event loop it held the leader's loop for up to a second at 30,000 tasks,
+    and heartbeats waited unread in its sockets meanwhile (docs/scale.md, the all-Down at 200
+    nodes). The thread shares the GIL, but the loop gets its turn every switch interval (5 ms)."""
+    key = id(store)
+    cached = _SNAPSHOTS.get(key)
+    now = time.monotonic()
+    if not _due(cached, store, now):
+        assert cached is not None
+        return cached
+    building = _BUILDING.get(key)
+    if building is None:
+        fresh = _start(store, cached, now)
+        building = asyncio.ensure_future(asyncio.to_thread(_index, fresh))
+        _BUILDING[key] = building
+
+        def done(fut: asyncio.Future[Snapshot]) -> None:
+            _BUILDING.pop(key, None)
+            if not fut.cancelled() and fut.exception() is None:
+                _install(key, fut.result())
+
+        building.add_done_callback(done)
+    return await asyncio.shield(building)
 
 
 def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) -> str:
@@ -148,22 +260,39 @@ class EncodedJSON(str):
 
 
 def encode(answer: dict[str, Any]) -> bytes:
-    """An assignments answer as JSON bytes; its `Net` is spliced in as it was encoded."""
-    net = answer.get("Net")
-    rest = json.dumps({k: v for k, v in answer.items() if k != "Net"}, separators=(",", ":"), default=str)
-    if not isinstance(net, EncodedJSON):
-        return json.dumps(answer, separators=(",", ":"), default=str).encode()
-    return f'{rest[:-1]},"Net":{net}}}'.encode()
+    """An assignments answer as JSON bytes; its `EncodedJSON` values (`Net`, `NetParts`) are
+    spliced in as they were encoded."""
+    spliced = {k: v for k, v in answer.items() if isinstance(v, EncodedJSON)}
+    rest = json.dumps({k: v for k, v in answer.items() if k not in spliced}, separators=(",", ":"), default=str)
+    if not spliced:
+        return rest.encode()
+    tail = ",".join(f"{json.dumps(k)}:{v}" for k, v in spliced.items())
+    return f"{rest[:-1]}{',' if rest != '{}' else ''}{tail}}}".encode()
 
 
-async def assignments(store: Store, node_id: str, since: str | None, wait: float) -> dict[str, Any]:
+def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None) -> dict[str, EncodedJSON]:
+    """The node's network state: whole (`Net`), or as changes since the versions it holds
+    (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty)."""
+    if have is None:
+        return {"Net": EncodedJSON(snap.net.for_node_json(node_id))}
+    changes = {}
+    for net_id in snap.net.networks_of(node_id):
+        change = net_change(store, snap, net_id, have.get(net_id))
+        if change is not None:
+            changes[net_id] = change
+    return {"NetParts": EncodedJSON(snap.net.parts_json(node_id, changes))}
+
+
+async def assignments(
+    store: Store, node_id: str, since: str | None, wait: float, have: dict[str, str] | None = None
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     net_changed_at: float | None = None
     sub = store.subscribe(loop)
     try:
         while True:
-            snap = snapshot(store)
+            snap = await asnapshot(store)
             tasks = snap.by_node.get(node_id, [])
             sig = signature(snap, tasks, snap.net.digest(node_id))
             now = loop.time()
@@ -174,7 +303,13 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                 hold = 0.0
                 if remaining > 0 and net_only_change(sig, since):
                     net_changed_at = net_changed_at or now
-                    batch = min(NET_COALESCE_MAX, snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT)
+                    batch = min(
+                        NET_COALESCE_MAX,
+                        max(
+                            snap.net.weight(node_id) * NET_COALESCE_PER_ENDPOINT,
+                            len(snap.nodes) * NET_COALESCE_PER_NODE,
+                        ),
+                    )
                     hold = net_changed_at + batch - now
                 if hold <= 0:
                     return {
@@ -183,7 +318,7 @@ async def assignments(store: Store, node_id: str, since: str | None, wait: float
                         "Index": snap.index,  # a node never acts on an older replica's answer after it
                         "Tasks": tasks,
                         "Services": snap.service_names,
-                        "Net": EncodedJSON(snap.net.for_node_json(node_id)),
+                        **net_answer(store, snap, node_id, have),
                         # the cluster's VXLAN port (`swarm init --data-path-port`): fixed at init, so
                         # not part of the signature; the node needs it before its first overlay
                         "DataPathPort": data_path_port(store),

@@ -16,6 +16,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from shoal import metrics
@@ -85,6 +86,11 @@ class Dispatcher:
         self.told: dict[str, float] = {}  # node → the period its last heartbeat answer named
         self.addrs: dict[str, str] = {}
         self.epoch = 0
+        self.beats = 0  # heartbeats received in this term
+        # (monotonic time, beats so far, how late the round woke) per liveness round, for the last
+        # minute: when many nodes turn Down at once, the log says whether beats stopped arriving
+        # (the nodes, or the network) or this leader's loop was held (beats unread in its sockets)
+        self.rounds: deque[tuple[float, int, float]] = deque(maxlen=64)
         self._loop = BackgroundLoop("dispatcher-liveness", self._run)
 
     @property
@@ -100,6 +106,7 @@ class Dispatcher:
     def heartbeat(self, node_id: str, addr: str | None) -> float:
         """Record a beat; returns the period the node is to use until its next beat."""
         metrics.DISPATCHER_HEARTBEATS.inc()
+        self.beats += 1
         period = self.period
         self.last_seen[node_id] = time.monotonic()
         self.told[node_id] = period
@@ -121,6 +128,7 @@ class Dispatcher:
         # at 200 nodes, after elections had flapped while the nodes joined)
         self.last_seen.clear()
         self.told.clear()
+        self.rounds.clear()
         self.liveness_round(time.monotonic())  # the grace period of every node starts now
         self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
         self._loop.start()
@@ -145,15 +153,39 @@ class Dispatcher:
         for nid, seen in list(self.last_seen.items()):
             self.last_seen[nid] = min(now, seen + stall)
 
+    def _explain_downs(self, changes: list[Change], now: float) -> None:
+        """A tenth of the nodes or more Down in one round: log what this leader saw meanwhile."""
+        downs = sum(1 for c in changes if c.obj["Status"]["State"] == "down")
+        if downs < 3 or downs * 10 < len(self.last_seen):
+            return
+        metrics.DISPATCHER_DOWN_BURSTS.inc()
+        grace = MISSED_BEATS * self.period
+        window = [r for r in self.rounds if now - r[0] <= grace]
+        beats = self.beats - window[0][1] if window else 0
+        log.warning(
+            "%d of %d nodes Down at once: %d heartbeats received in the last %.0f s; this leader's "
+            "liveness rounds woke up to %.2f s late meanwhile (%.1f s in all)",
+            downs,
+            len(self.last_seen),
+            beats,
+            grace,
+            max((r[2] for r in window), default=0.0),
+            sum(max(0.0, r[2]) for r in window),
+        )
+
     async def _run(self) -> None:
         pause = self.period / 2
         while True:
             before = time.monotonic()
             await asyncio.sleep(pause)
             now = time.monotonic()
-            self.forgive(now - before - pause, now)
+            late = now - before - pause
+            metrics.DISPATCHER_ROUND_LATE.observe(max(0.0, late))
+            self.rounds.append((now, self.beats, late))
+            self.forgive(late, now)
             try:
                 changes = self.liveness_round(now)
+                self._explain_downs(changes, now)
                 if changes:
                     await self.store.acommit(changes, epoch=self.epoch)
                     for c in changes:

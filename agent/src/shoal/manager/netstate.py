@@ -17,6 +17,7 @@ from collections import defaultdict
 from functools import cached_property
 from typing import Any
 
+from shoal.model.netdelta import parts_of
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
@@ -44,7 +45,9 @@ class NetView:
         networks: list[dict[str, Any]],
         nodes: list[dict[str, Any]],
     ) -> None:
-        self.services = services
+        # by ID: LBs and DNS aliases come in this order, the same on every manager whatever its
+        # store's order (a node's increments carry LBs by service, and rebuild them in this order)
+        self.services = sorted(services, key=lambda s: s["ID"])
         self.nodes_by_id = {n["ID"]: n for n in nodes}
         self.by_net = {n["ID"]: n for n in networks}
         self.svc_by_id = {s["ID"]: s for s in services}
@@ -138,6 +141,8 @@ class NetView:
             "lbs": [_dumps(lb) for lb in lbs],
             "dns": None if records is None else _dumps(records),
         }
+        # the same as items (model/netdelta.py), each encoded: what increments are made of
+        done["items"] = {k: _dumps(v) for k, v in parts_of(done).items()}
         self._nets[net_id] = done
         return done
 
@@ -275,6 +280,22 @@ class NetView:
             f'{{"Networks":{{{",".join(networks)}}},"LB":[{",".join(lbs)}],"DNS":[{",".join(dns)}],'
             f'"Published":{self.published_json if ingress_addr else "[]"},'
             f'"Ingress":{_dumps(self._ingress(ingress_addr))},"HostPorts":{_dumps(host_ports)}}}'
+        )
+
+    def networks_of(self, node_id: str) -> list[str]:
+        """The node's networks (sorted): those `for_node` lists."""
+        return self._node_parts(node_id)[1]
+
+    def parts_json(self, node_id: str, changes: dict[str, str]) -> str:
+        """The node's `NetParts` (model/netdelta.py) as JSON text: its own part, and `changes`
+        (network ID -> one network's change, encoded)."""
+        ingress_addr, nets, host_ports = self._node_parts(node_id)
+        body = ",".join(f"{_dumps(n)}:{c}" for n, c in changes.items())
+        return (
+            f'{{"Node":{_dumps(node_id)},"Networks":{_dumps(nets)},'
+            f'"Published":{self.published_json if ingress_addr else "[]"},'
+            f'"Ingress":{_dumps(self._ingress(ingress_addr))},"HostPorts":{_dumps(host_ports)},'
+            f'"Changes":{{{body}}}}}'
         )
 
     def _ingress(self, ingress_addr: str | None) -> dict[str, Any] | None:

@@ -104,6 +104,7 @@ async def main(args: argparse.Namespace) -> int:
         fail_rate=args.fail_rate,
     )
     fleet = Fleet(args.nodes, shape, args.port_base, args.state_dir, args.first, join=req)
+    fleet.lag.start()
     t0 = time.monotonic()
     joined, errors = await fleet.join_all(req, args.join_concurrency)
     emit(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.agent.join import JoinRequest
+from shoal.aio import LagMeter
 from shoal.errors import ShoalError
 from shoal.sim.node import NodeShape, SimNode
 
@@ -22,6 +23,12 @@ JOIN_ATTEMPTS = 5
 def rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (with its threads): the fleet's whole cost."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def raise_nofile() -> int:
@@ -49,6 +56,7 @@ class Fleet:
         self.lost: list[SimNode] = []
         self.join_request = join
         self.intruder: SimNode | None = None  # not one of `nodes`: joined on demand, never started
+        self.lag = LagMeter()  # the fleet's one event loop: beats wait while it is held
         self.rss_start = rss_bytes()  # the interpreter and its modules: not a cost of the nodes
 
     async def join_all(self, req: JoinRequest, concurrency: int = 16) -> tuple[int, list[str]]:
@@ -108,6 +116,7 @@ class Fleet:
 
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes if n.running))
+        await self.lag.stop()
 
     def stats(self) -> dict[str, Any]:
         live = [n for n in self.nodes if n.running]
@@ -125,6 +134,12 @@ class Fleet:
             "rss_per_node_bytes": (rss - self.rss_start) // max(len(self.nodes), 1),
             "connected": sum(1 for n in live if n.session is not None and n.session.connected),
             "beats_unreachable": sum(n.session.unreachable for n in live if n.session is not None),
+            "beats_timed_out": sum(n.session.timeouts for n in live if n.session is not None),
+            "beat_slowest_s": max((n.session.slowest for n in live if n.session is not None), default=0.0),
+            "cpu_s": cpu_seconds(),
+            "loop_late_worst_s": self.lag.worst,
+            "loop_stalls": self.lag.stalls,
+            "loop_late_total_s": self.lag.total,
         }
 
     def tasks(self) -> dict[str, Any]:

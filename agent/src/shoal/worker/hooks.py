@@ -41,6 +41,11 @@ class NetworkSlot:
         if self.data_path_port is not None:
             network.set_data_path_port(self.data_path_port)
 
+    @property
+    def attached(self) -> bool:
+        """Whether a network is attached: the state `apply` is given programs something."""
+        return self.current is not None
+
     def set_data_path_port(self, port: Any) -> None:
         self.data_path_port = port
         if self.current is not None:

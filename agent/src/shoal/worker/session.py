@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,6 +68,8 @@ class Session:
         self.connected = False
         self.last_error: str | None = None
         self.unreachable = 0  # beats that reached no manager (timeouts, refused connections): a figure
+        self.timeouts = 0  # of which: no answer within the beat's timeout (a side too busy)
+        self.slowest = 0.0  # seconds: the longest a beat that was answered took
         self._loop = BackgroundLoop("session", self._run)
 
     def candidates(self) -> list[str]:
@@ -83,6 +86,7 @@ class Session:
             if addr in tried or addr == self.self_addr:
                 continue
             tried.add(addr)
+            sent = time.monotonic()
             try:
                 answer = await self.client().call(
                     addr,
@@ -94,11 +98,14 @@ class Session:
             except Unavailable as exc:
                 self.last_error = exc.message
                 self.unreachable += 1
+                if isinstance(exc.__cause__, TimeoutError):
+                    self.timeouts += 1
                 continue
             except ShoalError as exc:
                 self.last_error = exc.message
                 log.warning("heartbeat refused by %s: %s", addr, exc.message)
                 continue
+            self.slowest = max(self.slowest, time.monotonic() - sent)
             redirect = answer.get("Redirect")
             if redirect:  # a follower answered: go to the leader it names
                 self.leader = redirect

@@ -10,6 +10,7 @@ from typing import Any
 from shoal.aio import BackgroundLoop
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError
+from shoal.model.netdelta import Held
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NodeNetwork
 
@@ -53,6 +54,7 @@ class TaskLoop:
         self.signature: str | None = None
         self.network = network
         self.epoch = 0
+        self.held = Held()  # its networks' state as of the versions it holds (increments apply to it)
         self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
         self._loops = [
@@ -81,7 +83,7 @@ class TaskLoop:
                     self._candidates(),
                     "POST",
                     "/shoal/assignments",
-                    {"Since": self.signature, "Wait": LONG_POLL},
+                    self._poll_body(),
                     timeout=LONG_POLL + 5,
                 )
             except ShoalError as exc:
@@ -105,10 +107,31 @@ class TaskLoop:
             self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
-                await self.network.apply(answer.get("Net") or {})
+                net = self._net_state(answer)
+                if net is not None:
+                    await self.network.apply(net)
             # not kept through the next long poll: what matters was applied, and an answer with a big
             # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
             del answer
+
+    def _poll_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"Since": self.signature, "Wait": LONG_POLL}
+        if self.network is not None:  # increments of the networks' state, not whole sets
+            body["NetHave"] = self.held.have()
+        return body
+
+    def _net_state(self, answer: dict[str, Any]) -> dict[str, Any] | None:
+        """The node's whole network state from this answer (increments applied to what it holds),
+        or None if an increment did not follow what it holds: asked again at once, whole."""
+        parts = answer.get("NetParts")
+        if parts is None:  # a manager that sends whole sets
+            return answer.get("Net") or {}
+        # a node with no network attached (yet; simulated nodes never) programs nothing: the
+        # changes are kept, the whole state is not rebuilt (O(endpoints) per answer per node)
+        net = self.held.apply(parts, assemble_state=getattr(self.network, "attached", True))
+        if net is None:
+            self.signature = None
+        return net
 
     async def _status(self) -> None:
         while True:

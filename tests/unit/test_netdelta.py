@@ -1,0 +1,184 @@
+"""Network state as increments (model/netdelta.py): a node that applies the changes it is sent
+holds exactly the full set a node asking for whole sets gets, whatever happened in between."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from shoal.manager import assignments
+from shoal.manager.assignments import NET_HISTORY, Snapshot, encode, net_answer
+from shoal.manager.netstate import NetView
+from shoal.model.netdelta import Held
+from shoal.model.task import with_status
+from unit.test_netstate import NOW, random_cluster
+
+
+class FakeStore:
+    """Only its identity matters: the network versions are remembered per store."""
+
+
+def install(store: FakeStore, tasks: list, services: list, nets: list, nodes: list, index: int) -> Snapshot:
+    snap = Snapshot(index, tasks, services, nets, nodes)
+    assignments._install(id(store), snap)
+    return snap
+
+
+def wire(snap: Snapshot, store: FakeStore, node_id: str, have: dict[str, str] | None) -> dict:
+    """The answer's network part as the node receives it (encoded, then parsed)."""
+    return json.loads(encode({"Signature": "x", **net_answer(store, snap, node_id, have)}))
+
+
+def full(view: NetView, node_id: str) -> dict:
+    return json.loads(json.dumps(view.for_node(node_id)))  # tuples go out as lists
+
+
+def churn(rng: random.Random, tasks: list[dict]) -> list[dict]:
+    """Some tasks change state, some go, some move to another node."""
+    out = []
+    for t in tasks:
+        roll = rng.random()
+        if roll < 0.1:
+            continue
+        if roll < 0.35:
+            t = with_status(t, rng.choice(["starting", "running", "failed", "shutdown"]), "x", NOW)
+        elif roll < 0.45:
+            t = dict(t, NodeID=rng.choice(["n0", "n1", "n2", "n3", "n4"]))
+        out.append(t)
+    return out
+
+
+def shuffle(rng: random.Random, tasks: list[dict]) -> list[dict]:
+    """A task not on n0 moves to another node and state: a new version (none lost, unlike churn)."""
+    i = rng.choice([i for i, t in enumerate(tasks) if t["NodeID"] != "n0"])
+    moved = with_status(tasks[i], rng.choice(["starting", "running"]), "x", NOW)
+    moved = dict(moved, NodeID=rng.choice(["n1", "n2", "n3", "n4"]), DesiredState="running")
+    return [*tasks[:i], moved, *tasks[i + 1 :]]
+
+
+def test_increments_applied_equal_the_full_set_on_random_clusters() -> None:
+    for seed in range(30):
+        rng = random.Random(seed)
+        tasks, services, nets, nodes = random_cluster(seed)
+        store = FakeStore()
+        held = {n["ID"]: Held() for n in nodes}
+        increments = 0
+        for step in range(8):
+            snap = install(store, tasks, services, nets, nodes, step)
+            for node in nodes:
+                nid = node["ID"]
+                if rng.random() < 0.3:
+                    continue  # this node skips an answer: it is further behind at the next one
+                answer = wire(snap, store, nid, held[nid].have())
+                assert "Net" not in answer
+                changes = answer["NetParts"]["Changes"]
+                increments += sum(1 for c in changes.values() if c["From"] is not None)
+                got = held[nid].apply(answer["NetParts"])
+                assert got == full(snap.net, nid), (seed, step, nid)
+                # a node asking for whole sets gets the same
+                assert wire(snap, store, nid, None)["Net"] == got
+            tasks = churn(rng, tasks)
+        assert increments > 0, seed  # the property held over changes, not only over whole sets
+
+
+def test_a_node_holding_the_current_versions_is_sent_no_change() -> None:
+    tasks, services, nets, nodes = random_cluster(4)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    node.apply(wire(snap, store, "n0", {})["NetParts"])
+    again = wire(snap, store, "n0", node.have())["NetParts"]
+    assert snap.net.networks_of("n0") and again["Changes"] == {}
+    assert node.apply(again) == full(snap.net, "n0")
+
+
+def test_an_increment_is_smaller_than_the_network_it_changes() -> None:
+    tasks, services, nets, nodes = random_cluster(5)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    node.apply(wire(snap, store, "n1", {})["NetParts"])
+    moved = next(t for t in tasks if t["Status"]["State"] == "running" and t["NodeID"] in ("n0", "n2"))
+    tasks = [with_status(t, "failed", "x", NOW) if t is moved else t for t in tasks]
+    snap = install(store, tasks, services, nets, nodes, 2)
+    parts = wire(snap, store, "n1", node.have())["NetParts"]
+    changed = [c for c in parts["Changes"].values() if c["Set"] or c["Del"]]
+    assert changed and all(c["From"] is not None for c in changed)
+    whole = {n: len(snap.net.network(n)["items"]) for n in parts["Changes"]}
+    assert all(len(c["Set"]) + len(c["Del"]) < whole[n] for n, c in parts["Changes"].items())
+    assert node.apply(parts) == full(snap.net, "n1")
+
+
+def test_a_node_too_far_behind_gets_the_whole_network() -> None:
+    tasks, services, nets, nodes = random_cluster(6)
+    store = FakeStore()
+    rng = random.Random(6)
+    snap = install(store, tasks, services, nets, nodes, 0)
+    node = Held()
+    node.apply(wire(snap, store, "n0", {})["NetParts"])
+    assert len(snap.net.networks_of("n0")) > 1
+    for step in range(NET_HISTORY * 2):  # more versions sent (to other nodes) than the managers keep
+        tasks = shuffle(rng, tasks)
+        snap = install(store, tasks, services, nets, nodes, step + 1)
+        for other in ("n1", "n2", "n3"):
+            wire(snap, store, other, {})
+    kept = assignments._NET_HISTORY[id(store)]
+    parts = wire(snap, store, "n0", node.have())["NetParts"]
+    for net_id, change in parts["Changes"].items():  # whole exactly when the version held is gone
+        assert (change["From"] is None) == (node.have()[net_id] not in kept[net_id]), net_id
+    assert any(c["From"] is None for c in parts["Changes"].values())
+    assert node.apply(parts) == full(snap.net, "n0")
+
+
+def test_a_change_from_another_version_than_held_is_not_applied() -> None:
+    tasks, services, nets, nodes = random_cluster(7)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    parts = wire(snap, store, "n0", {})["NetParts"]
+    net_id = next(iter(parts["Changes"]))
+    node.apply(parts)
+    forged = {**parts, "Changes": {net_id: {"Version": "v2", "From": "not-held", "Set": {}, "Del": []}}}
+    assert node.apply(forged) is None
+    assert net_id not in node.have()  # asked for whole at the next poll
+
+
+def test_the_api_refuses_a_malformed_net_have() -> None:
+    from shoal.api.cluster import net_have
+    from shoal.errors import InvalidArgument
+
+    assert net_have({}) is None
+    assert net_have({"NetHave": {}}) == {}
+    assert net_have({"NetHave": {"appnet": "a1b2"}}) == {"appnet": "a1b2"}
+    for bad in ([], "appnet", {"appnet": 3}, {"appnet": None}):
+        try:
+            net_have({"NetHave": bad})
+        except InvalidArgument as exc:
+            assert exc.status == 400 and exc.message == "NetHave must be an object of network IDs to version strings"
+        else:
+            raise AssertionError(f"accepted NetHave {bad!r}")
+
+
+def test_a_node_with_nothing_to_program_keeps_the_changes_without_rebuilding() -> None:
+    tasks, services, nets, nodes = random_cluster(8)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    assert node.apply(wire(snap, store, "n0", {})["NetParts"], assemble_state=False) == {}
+    assert node.have() == {n: snap.net.network(n)["digest"] for n in snap.net.networks_of("n0")}
+    assert node.apply(wire(snap, store, "n0", node.have())["NetParts"]) == full(snap.net, "n0")
+
+
+def test_versions_no_node_was_sent_do_not_push_out_those_nodes_hold() -> None:
+    tasks, services, nets, nodes = random_cluster(9)
+    store = FakeStore()
+    rng = random.Random(9)
+    snap = install(store, tasks, services, nets, nodes, 0)
+    node = Held()
+    node.apply(wire(snap, store, "n0", {})["NetParts"])
+    for step in range(NET_HISTORY * 3):  # snapshots several times a second while tasks start
+        tasks = shuffle(rng, tasks)
+        snap = install(store, tasks, services, nets, nodes, step + 1)
+    parts = wire(snap, store, "n0", node.have())["NetParts"]
+    assert all(c["From"] is not None for c in parts["Changes"].values())
+    assert node.apply(parts) == full(snap.net, "n0")

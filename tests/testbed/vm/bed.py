@@ -58,6 +58,8 @@ SLOW_GUEST_VARS = {
     "agent_heartbeat_period": 10.0,
     "agent_start_timeout": 300,
     "agent_election_timeout": 5.0,
+    # encrypted overlays' keys rotate every 30 s, so that verify_encrypted.yml sees rotations
+    "agent_network_key_rotation": 30,
     "cluster_wait_timeout": 900,
     "stack_wait_timeout": 900,
 }

@@ -105,7 +105,9 @@ class TaskLoop:
             self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
-                await self.network.apply(answer.get("Net") or {})
+                net = answer.get("Net") or {}
+                net["NetworkKeys"] = answer.get("NetworkKeys") or []  # encrypted overlays' key ring
+                await self.network.apply(net)
             # not kept through the next long poll: what matters was applied, and an answer with a big
             # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
             del answer

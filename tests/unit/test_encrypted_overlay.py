@@ -248,3 +248,23 @@ def test_a_node_without_esp_gets_no_task_on_an_encrypted_network() -> None:
     unable = NodeInfo(_node("b", {"EncryptedOverlay": False, "Reason": "no esp"}), [])
     assert f.check(able) and not f.check(unable) and not f.check(NodeInfo(_node("c", None), []))
     assert f.explain(2) == "no IPsec ESP with AES-GCM for encrypted networks on 2 nodes"
+
+
+def test_a_failed_batch_makes_the_next_program_start_from_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = RecordingEncryption()
+    enc._apply(monkeypatch)
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    want = encryption.plan(ME, [P1], [4097], 4789, ring)
+
+    def fail_on_adds(_ns: object, lines: list[str], force: bool = False) -> None:
+        if lines and lines[0].startswith("xfrm state add"):
+            raise OSError("ip xfrm: Error: File exists")
+        enc.batches.append(list(lines))
+
+    monkeypatch.setattr(encryption, "run_batch", fail_on_adds)
+    with pytest.raises(OSError, match="File exists"):
+        enc.program(want)
+    enc._apply(monkeypatch)
+    enc.batches.clear()
+    enc.program(want)
+    assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"] and len(enc.batches[1]) == 6

@@ -138,7 +138,15 @@ class Encryption:
         self._clean = False
 
     def program(self, want: Plan) -> None:
-        """Move from what is installed to `want` in the order that keeps traffic flowing."""
+        """Move from what is installed to `want` in the order that keeps traffic flowing. A batch
+        that failed half-way left some of its lines applied: the next call starts from none."""
+        try:
+            self._program(want)
+        except BaseException:
+            self._clean = False
+            raise
+
+    def _program(self, want: Plan) -> None:
         empty = Plan({}, {}, frozenset(), want.port)
         if want == empty and self.current.states == {} and not self.current.policies and not self.current.vnis:
             return  # nothing encrypted here, nor ever was: no `ip` to run

@@ -268,3 +268,24 @@ def test_a_failed_batch_makes_the_next_program_start_from_none(monkeypatch: pyte
     enc.batches.clear()
     enc.program(want)
     assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"] and len(enc.batches[1]) == 6
+
+
+class MetaStore:
+    def __init__(self, meta: dict[str, Any] | None) -> None:
+        self.meta = meta
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        return self.meta if (kind, obj_id) == ("meta", netkey_manager.NETWORK_KEYS_ID) else None
+
+
+def test_nodes_get_the_ring_only_while_an_encrypted_network_exists() -> None:
+    from shoal.manager.assignments import network_keys
+
+    first = netkey_manager.key_change(None, 0.0, 60.0)
+    assert first is not None
+    store = MetaStore(first.obj)
+    plain = {"Spec": {"Name": "plain", "DriverConfiguration": {"Options": {}}}}
+    secure = {"Spec": {"Name": "secure", "DriverConfiguration": {"Options": {"encrypted": ""}}}}
+    assert network_keys(store, [plain]) == []  # type: ignore[arg-type]
+    assert network_keys(store, [plain, secure]) == first.obj["Keys"]  # type: ignore[arg-type]
+    assert network_keys(MetaStore(None), [secure]) == []  # type: ignore[arg-type]

@@ -94,6 +94,7 @@ def node_netstate(
             "Internal": net["Spec"]["Internal"],
             "Ingress": net["Spec"]["Ingress"],
             "Name": net["Spec"]["Name"],
+            "Encrypted": "encrypted" in net["Spec"]["DriverConfiguration"]["Options"],
             "Peers": sorted(peers, key=lambda p: p["IP"]),
         }
     lbs, dns = [], []

@@ -31,7 +31,6 @@ def test_network_create_fields_match_case_insensitively() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"Options": {"encrypted": ""}}, "network option 'encrypted' '' is not supported yet"),
         ({"IPAM": {"Driver": "dhcp"}}, "IPAM.Driver 'dhcp' is not supported yet"),
         ({"IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "IPRange": "10.9.0.0/25"}]}}, "IPAM.Config.IPRange"),
         ({"IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "AuxiliaryAddresses": {"a": "10.9.0.9"}}]}}, "Auxiliary"),

@@ -1,5 +1,6 @@
-"""Encrypted overlays, the pure parts built so far: the `ip xfrm` line, the kernel's reason as a
-node reports it, and `network create --opt encrypted` refused with the nodes' reasons."""
+"""Encrypted overlays, the pure parts: the `ip xfrm` lines, the kernel's reason as a node reports
+it, `network create --opt encrypted` refused with the nodes' reasons, the key schedule, SPIs, the
+nftables rules, the placement filter and the order in which a node moves between key rings."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from typing import Any
 import pytest
 
 from shoal.errors import SpecError
+from shoal.manager import netkeys as netkey_manager
 from shoal.manager.control.networks import refuse_encrypted
 from shoal.manager.manager import dataplane_description
+from shoal.manager.scheduler.filters import EncryptionFilter
+from shoal.manager.scheduler.nodeinfo import NodeInfo
+from shoal.model import netkeys
+from shoal.net import encryption
 from shoal.net.xfrm import KEY_BYTES, reason_from, state_add_line
 
 
@@ -52,9 +58,7 @@ def test_encrypted_is_refused_with_each_node_that_cannot() -> None:
     assert "this cluster cannot encrypt (b: the kernel has no IPsec ESP (esp4/xfrm): x; c: did not report" in str(
         exc.value.message
     )
-    # every kernel could: still refused (the xfrm programming is not built yet), never made unencrypted
-    with pytest.raises(SpecError, match="network option 'encrypted' '' is not supported yet"):
-        refuse_encrypted(nodes[:1], "")
+    refuse_encrypted(nodes[:1], "")  # every kernel can: created (and encrypted)
 
 
 def test_the_dataplane_field_is_kept_only_in_its_shape() -> None:
@@ -64,3 +68,224 @@ def test_the_dataplane_field_is_kept_only_in_its_shape() -> None:
     }
     assert dataplane_description({"EncryptedOverlay": "yes"}) is None
     assert dataplane_description(None) is None
+
+
+# ---- key schedule (model/netkeys.py, manager/netkeys.py)
+def _tok(i: int) -> bytes:
+    return bytes([i]) * netkeys.KEY_BYTES
+
+
+def test_ring_rotation_installs_a_key_one_period_before_it_encrypts() -> None:
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    assert netkeys.tags(ring) == [1, 2, 3]
+    assert netkeys.key_bytes(netkeys.primary(ring)) == _tok(2)  # the second newest encrypts
+    ring2 = netkeys.rotated(ring, _tok(4))
+    assert netkeys.tags(ring2) == [2, 3, 4]  # the oldest dropped, a new newest
+    # the key that encrypts now is the one every node has held for a whole period already
+    assert netkeys.primary(ring2)["LamportTime"] == 3
+    assert netkeys.primary(ring2)["LamportTime"] in netkeys.tags(ring)
+    # the key that encrypted before is still in the ring (grace: peers still sending with it)
+    assert netkeys.primary(ring)["LamportTime"] in netkeys.tags(ring2)
+    with pytest.raises(ValueError, match="20 bytes"):
+        netkeys.new_key(1, b"short")
+
+
+def test_rotation_is_due_after_a_period_and_on_a_clock_gone_back() -> None:
+    assert netkeys.due(None, 100.0, 10.0)
+    assert not netkeys.due(100.0, 109.9, 10.0)
+    assert netkeys.due(100.0, 110.0, 10.0)
+    assert netkeys.due(100.0, 50.0, 10.0)  # a timestamp from the future is not trusted
+
+
+def test_key_manager_creates_then_rotates_the_ring_only_when_due() -> None:
+    first = netkey_manager.key_change(None, 1000.0, 60.0)
+    assert first is not None and first.op == "create" and first.kind == "meta"
+    meta = {**first.obj, "Version": {"Index": 5}}
+    assert netkeys.tags(meta["Keys"]) == [1, 2, 3] and meta["RotatedAt"] == 1000.0
+    assert netkey_manager.key_change(meta, 1059.0, 60.0) is None
+    rot = netkey_manager.key_change(meta, 1060.0, 60.0)
+    assert rot is not None and rot.op == "update" and rot.expected_version == 5
+    assert netkeys.tags(rot.obj["Keys"]) == [2, 3, 4] and rot.obj["RotatedAt"] == 1060.0
+    assert rot.obj["Keys"][:2] == meta["Keys"][1:]  # kept keys are the same keys
+
+
+def test_spi_is_libnetworks_fnv_and_differs_per_direction_and_key() -> None:
+    # FNV-1a 32 over 10.0.0.1 | tag 1 | 10.0.0.2, computed independently of the module
+    data = bytes([10, 0, 0, 1, 0, 0, 0, 1, 10, 0, 0, 2])
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) % (1 << 32)
+    assert netkeys.spi("10.0.0.1", "10.0.0.2", 1) == h
+    spis = {netkeys.spi(a, b, t) for a, b in (("10.0.0.1", "10.0.0.2"), ("10.0.0.2", "10.0.0.1")) for t in (1, 2)}
+    assert len(spis) == 4 and all(s > 255 for s in spis)
+
+
+def test_a_received_ring_is_taken_whole_or_not_at_all() -> None:
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    assert netkeys.valid_ring(ring) == ring
+    assert netkeys.valid_ring([*ring, {"LamportTime": 9, "Key": "AAAA"}]) == []
+    assert netkeys.valid_ring(None) == [] and netkeys.valid_ring("x") == []
+
+
+# ---- what a node programs (net/encryption.py)
+ME, P1, P2 = "10.213.1.10", "10.213.1.11", "10.213.1.12"
+
+
+def test_plan_has_a_state_each_way_per_peer_and_key_and_a_policy_on_the_primary() -> None:
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    plan = encryption.plan(ME, [P1, P2, ME], [4097], 4789, ring)
+    assert len(plan.states) == 2 * 2 * 3  # peers x directions x keys; never a state to itself
+    assert plan.states[(ME, P1, netkeys.spi(ME, P1, 2))] == _tok(2)
+    assert plan.states[(P2, ME, netkeys.spi(P2, ME, 3))] == _tok(3)
+    assert plan.policies == {P1: netkeys.spi(ME, P1, 2), P2: netkeys.spi(ME, P2, 2)}
+    assert plan.vnis == {4097}
+    assert "states" not in repr(plan) and _tok(2).hex() not in repr(plan)  # keys are kept out of logs
+    # nothing encrypted, no keys, or no peer: nothing at all (not even the rules)
+    for empty in (
+        encryption.plan(ME, [P1], [], 4789, ring),
+        encryption.plan(ME, [P1], [4097], 4789, []),
+        encryption.plan(ME, [ME], [4097], 4789, ring),
+    ):
+        assert (empty.states, empty.policies, empty.vnis) == ({}, {}, frozenset())
+
+
+def test_policy_selects_only_marked_vxlan_to_the_peer_and_uses_the_primarys_spi() -> None:
+    line = encryption.policy_update_line(ME, P1, 4789, 0x1234ABCD)
+    assert line == (
+        f"xfrm policy update src {ME}/32 dst {P1}/32 proto udp dport 4789 dir out mark 0x5e0a1c mask 0xffffffff "
+        f"tmpl src {ME} dst {P1} proto esp spi 0x1234abcd reqid {encryption.REQID} mode transport"
+    )
+    assert encryption.policy_delete_line(ME, P1, 4789).startswith(f"xfrm policy delete src {ME}/32 dst {P1}/32")
+    assert (
+        encryption.state_delete_line((ME, P1, 0x100)) == f"xfrm state delete src {ME} dst {P1} proto esp spi 0x00000100"
+    )
+
+
+def test_nft_rules_mark_encrypted_vnis_out_and_drop_them_unencrypted_in() -> None:
+    cmds = encryption.ruleset([4099, 4097], 7789)
+    rules = [c["add"]["rule"] for c in cmds if "rule" in c.get("add", {})]
+    chains = {c["add"]["chain"]["name"]: c["add"]["chain"] for c in cmds if "chain" in c.get("add", {})}
+    assert chains["mark"]["type"] == "route" and chains["mark"]["hook"] == "output"  # re-routes: xfrm sees the mark
+    assert chains["plain_in"]["hook"] == "input"
+    vni = {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"base": "th", "offset": 96, "len": 24}},
+            "right": {"set": [4097, 4099]},
+        }
+    }
+    port = {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 7789}}
+    mark_rule, drop_rule = rules
+    assert mark_rule["expr"] == [port, vni, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": encryption.MARK}}]
+    assert drop_rule["expr"] == [
+        port,
+        vni,
+        {"match": {"op": "==", "left": {"meta": {"key": "secpath"}}, "right": False}},
+        {"drop": None},
+    ]
+    assert encryption.ruleset([], 4789) == []
+
+
+def test_errors_are_scrubbed_of_key_material() -> None:
+    key = _tok(7).hex()
+    assert key not in encryption.scrub(f'Error: argument "0x{key}" is wrong: ALGO-KEYMAT value is invalid')
+    assert (
+        encryption.scrub("Error: Requested AEAD algorithm not found.") == "Error: Requested AEAD algorithm not found."
+    )
+
+
+class RecordingEncryption(encryption.Encryption):
+    def __init__(self) -> None:
+        super().__init__(ME)
+        self.batches: list[list[str]] = []
+
+    def _apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(encryption, "run_batch", lambda _ns, lines, force=False: self.batches.append(list(lines)))
+        monkeypatch.setattr(encryption.nft, "apply", lambda _ns, cmds: self.batches.append(["nft " + str(len(cmds))]))
+        monkeypatch.setattr(encryption.nft, "delete_table", lambda _ns, name: self.batches.append(["nft delete"]))
+
+
+def test_a_rotation_adds_the_new_key_then_moves_the_policy_then_removes_the_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enc = RecordingEncryption()
+    enc._apply(monkeypatch)
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    enc.program(encryption.plan(ME, [P1], [4097], 4789, ring))
+    assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"]  # leftovers of a crashed run
+    assert len(enc.batches[1]) == 6 and all(line.startswith("xfrm state add") for line in enc.batches[1])
+    assert enc.batches[2] == [encryption.policy_update_line(ME, P1, 4789, netkeys.spi(ME, P1, 2))]
+    assert enc.batches[3] == [f"nft {len(encryption.ruleset([4097], 4789))}"]  # the rules last
+    enc.batches.clear()
+    enc.program(encryption.plan(ME, [P1], [4097], 4789, netkeys.rotated(ring, _tok(4))))
+    adds, policy, gone_policies, deletes = enc.batches  # no nft change: the VNIs are the same
+    assert {line.split(" spi ")[1][:10] for line in adds} == {
+        f"0x{netkeys.spi(a, b, 4):08x}" for a, b in ((ME, P1), (P1, ME))
+    }  # only the new key's two states
+    assert all(_tok(4).hex() in line for line in adds)
+    assert policy == [encryption.policy_update_line(ME, P1, 4789, netkeys.spi(ME, P1, 3))]
+    assert gone_policies == []
+    assert sorted(deletes) == sorted(
+        encryption.state_delete_line(s) for s in ((ME, P1, netkeys.spi(ME, P1, 1)), (P1, ME, netkeys.spi(P1, ME, 1)))
+    )
+    enc.batches.clear()
+    enc.program(encryption.plan(ME, [], [], 4789, netkeys.rotated(ring, _tok(4))))  # the network is gone
+    adds, policy, nft_delete, gone_policies, deletes = enc.batches
+    assert adds == [] and policy == [] and nft_delete == ["nft delete"]
+    assert gone_policies == [encryption.policy_delete_line(ME, P1, 4789)]
+    assert len(deletes) == 6
+
+
+def test_a_node_without_esp_gets_no_task_on_an_encrypted_network() -> None:
+    net = {"Spec": {"Name": "secure", "DriverConfiguration": {"Options": {"encrypted": ""}}}}
+    plain = {"Spec": {"Name": "plain", "DriverConfiguration": {"Options": {}}}}
+    task = {"NetworksAttachments": [{"Network": plain}, {"Network": net}]}
+    f = EncryptionFilter()
+    assert f.set_task(task) and f.key == ["secure"]
+    assert not f.set_task({"NetworksAttachments": [{"Network": plain}]})
+    f.set_task(task)
+    able = NodeInfo(_node("a", {"EncryptedOverlay": True, "Reason": ""}), [])
+    unable = NodeInfo(_node("b", {"EncryptedOverlay": False, "Reason": "no esp"}), [])
+    assert f.check(able) and not f.check(unable) and not f.check(NodeInfo(_node("c", None), []))
+    assert f.explain(2) == "no IPsec ESP with AES-GCM for encrypted networks on 2 nodes"
+
+
+def test_a_failed_batch_makes_the_next_program_start_from_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = RecordingEncryption()
+    enc._apply(monkeypatch)
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    want = encryption.plan(ME, [P1], [4097], 4789, ring)
+
+    def fail_on_adds(_ns: object, lines: list[str], force: bool = False) -> None:
+        if lines and lines[0].startswith("xfrm state add"):
+            raise OSError("ip xfrm: Error: File exists")
+        enc.batches.append(list(lines))
+
+    monkeypatch.setattr(encryption, "run_batch", fail_on_adds)
+    with pytest.raises(OSError, match="File exists"):
+        enc.program(want)
+    enc._apply(monkeypatch)
+    enc.batches.clear()
+    enc.program(want)
+    assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"] and len(enc.batches[1]) == 6
+
+
+class MetaStore:
+    def __init__(self, meta: dict[str, Any] | None) -> None:
+        self.meta = meta
+
+    def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        return self.meta if (kind, obj_id) == ("meta", netkey_manager.NETWORK_KEYS_ID) else None
+
+
+def test_nodes_get_the_ring_only_while_an_encrypted_network_exists() -> None:
+    from shoal.manager.assignments import network_keys
+
+    first = netkey_manager.key_change(None, 0.0, 60.0)
+    assert first is not None
+    store = MetaStore(first.obj)
+    plain = {"Spec": {"Name": "plain", "DriverConfiguration": {"Options": {}}}}
+    secure = {"Spec": {"Name": "secure", "DriverConfiguration": {"Options": {"encrypted": ""}}}}
+    assert network_keys(store, [plain]) == []  # type: ignore[arg-type]
+    assert network_keys(store, [plain, secure]) == first.obj["Keys"]  # type: ignore[arg-type]
+    assert network_keys(MetaStore(None), [secure]) == []  # type: ignore[arg-type]

@@ -68,6 +68,7 @@ def test_leadership_lost_and_regained_at_once_leaves_the_leader_loops_running() 
         manager._leading, manager._transition = False, None
         manager.dispatcher, manager.roles, manager.orchestrator = Loops(), Loops(), Loops()  # type: ignore[assignment]
         manager.ca_reconciler = Loops()  # type: ignore[assignment]
+        manager.network_keys = Loops()  # type: ignore[assignment]
         store.epoch = 1  # type: ignore[attr-defined]
         for leading in (True, False, True):  # the stop is still running when leadership returns
             store.leading = leading  # type: ignore[attr-defined]

@@ -192,8 +192,8 @@ def test_a_name_that_only_prefixes_other_ids_is_a_new_network(agent: FakeAgent, 
 
 
 def test_encrypted_is_asked_for_with_dockers_option_and_the_refusal_is_the_failure(agent: FakeAgent, run) -> None:
-    failed, result = run(name="secure", encrypted=True)
-    assert failed and "network option 'encrypted'" in result["msg"], result
+    failed, result = run(name="secure", encrypted=True)  # the fake nodes did not report IPsec support
+    assert failed and "this cluster cannot encrypt (swarm00: did not report IPsec support" in result["msg"], result
     ((_, _, _, body),) = network_writes(agent)
     assert body["Options"] == {"encrypted": ""}
     assert all(n["Spec"]["Name"] != "secure" for n in agent.networks)  # never made unencrypted
@@ -201,3 +201,19 @@ def test_encrypted_is_asked_for_with_dockers_option_and_the_refusal_is_the_failu
     run(name="plain")
     failed, again = run(name="plain", encrypted=False)
     assert not failed and not again["changed"], again
+
+
+def test_encrypted_network_is_created_checked_and_idempotent_where_every_node_has_esp(agent: FakeAgent, run) -> None:
+    for node in agent.nodes.values():
+        node["Description"]["Dataplane"] = {"EncryptedOverlay": True, "Reason": ""}
+    failed, result = run(name="secure", encrypted=True, check=True)
+    assert not failed and result["changed"] and not network_writes(agent), result
+    failed, result = run(name="secure", encrypted=True, diff=True)
+    assert not failed and result["changed"] and result["diff"]["after"]["encrypted"] is True, result
+    assert result["network"]["Options"]["encrypted"] == ""  # Docker's inspect shows the option
+    failed, again = run(name="secure", encrypted=True)
+    assert not failed and not again["changed"], again
+    # asking for it plain is a difference: the unused network is made again, unencrypted
+    failed, plain = run(name="secure", encrypted=False)
+    assert not failed and plain["changed"] and plain["changes"] == ["encrypted"], plain
+    assert "encrypted" not in agent.find_network("secure")["Spec"]["DriverConfiguration"]["Options"]

@@ -37,6 +37,7 @@ from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E4
 from shoal.errors import ShoalError  # noqa: E402
 from shoal.manager import ca as shoal_ca  # noqa: E402
 from shoal.manager.allocator.endpoints import resolve_network, resolve_targets  # noqa: E402
+from shoal.manager.control.networks import refuse_encrypted  # noqa: E402
 from shoal.manager.tokens import make_join_token  # noqa: E402
 from shoal.model.ids import new_id, now_rfc3339  # noqa: E402
 from shoal.model.network import (  # noqa: E402
@@ -464,6 +465,9 @@ class FakeAgent:
             if method == "GET" and path == "/networks":
                 return 200, [docker_view(n, [], {}) for n in self.networks]
             if method == "POST" and path == "/networks/create":
+                options = body.get("Options") if isinstance(body, dict) else None
+                if isinstance(options, dict) and "encrypted" in options:  # as manager/control/networks.py
+                    refuse_encrypted(list(self.nodes.values()), options["encrypted"])
                 req = validate_create(body, self.networks)
                 network = network_object(new_id(), req, free_vni(self.networks), now_rfc3339())
                 network["Version"]["Index"] = self.bump()

@@ -104,6 +104,8 @@ def random_cluster(seed: int) -> tuple[list[dict], list[dict], list[dict], list[
     nets = [ingress]
     for i, name in enumerate(("app", "db")):
         body = {"Name": name, "IPAM": {"Config": [{"Subnet": f"172.3{i}.0.0/24"}]}}
+        if name == "db":
+            body["Options"] = {"encrypted": ""}
         nets.append(network_object(f"{name}net", validate_create(body, nets), 4097 + i, NOW))
     nodes = [new_node(f"n{i}", f"host{i}", "worker", f"10.213.0.{10 + i}", NOW) for i in range(5)]
     used = used_addresses([], [], [])

@@ -53,6 +53,9 @@ class Config:
     # TEST ONLY: a manager issues certificates valid NodeCertExpiry times this (0 < x <= 1), so tests
     # see renewals within minutes while the API keeps Docker's 1-hour minimum
     cert_expiry_scale: float = 1.0
+    # the leader rotates the network encryption keys of encrypted overlays this often (seconds;
+    # Docker's 12 h). Tests set seconds to see rotations.
+    network_key_rotation: float = 43200.0
 
     @property
     def socket_path(self) -> Path:
@@ -108,6 +111,11 @@ def _coerce(name: str, value: Any) -> Any:
             if not 0 < scale <= 1:
                 raise ValueError
             return scale
+        if name == "network_key_rotation":
+            seconds = float(value)
+            if not 5 <= seconds <= 30 * 86400:
+                raise ValueError
+            return seconds
         if name == "lb_backend":
             backend = str(value).lower()
             if backend not in ("auto", "ipvs", "nftables"):
@@ -181,6 +189,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--cert-expiry-scale", dest="cert_expiry_scale", type=float, help="TEST ONLY: shortens NodeCertExpiry (0-1]"
     )
     parser.add_argument(
+        "--network-key-rotation",
+        dest="network_key_rotation",
+        type=float,
+        help="seconds between rotations of the network encryption keys (43200)",
+    )
+    parser.add_argument(
         "--raft-snapshot-entries", dest="raft_snapshot_entries", type=int, help="journal entries between snapshots"
     )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
@@ -190,4 +204,5 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
     keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries", "cert_expiry_scale")
+    keys += ("network_key_rotation",)
     return load(args.config, {k: getattr(args, k) for k in keys})

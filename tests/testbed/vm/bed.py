@@ -61,6 +61,8 @@ SLOW_GUEST_VARS = {
     # the modules' default 60 s with the machine busy (load 10-12)
     "shoal_api_timeout": 600,
     "agent_election_timeout": 5.0,
+    # encrypted overlays' keys rotate every 30 s, so that verify_encrypted.yml sees rotations
+    "agent_network_key_rotation": 30,
     "cluster_wait_timeout": 900,
     "stack_wait_timeout": 900,
 }

@@ -255,6 +255,7 @@ class AgentCore:
             election_timeout=self.cfg.election_timeout,
             snapshot_entries=self.cfg.raft_snapshot_entries,
             cert_expiry_scale=self.cfg.cert_expiry_scale,
+            network_key_rotation=self.cfg.network_key_rotation,
             on_members_changed=self._save_members,
             key_source=self._data_key_source(),
             on_unlock_key=self._on_unlock_key,

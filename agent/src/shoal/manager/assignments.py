@@ -18,8 +18,11 @@ from functools import cached_property
 from typing import Any
 
 from shoal.errors import VersionConflict, WatchLost
+from shoal.manager.netkeys import ring_of
 from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
+from shoal.model import netkeys
+from shoal.model.network import is_encrypted
 from shoal.model.objects import DATA_PATH_PORT
 from shoal.model.secret import STORE_KINDS
 from shoal.model.task import can_move
@@ -294,7 +297,8 @@ async def assignments(
         while True:
             snap = await asnapshot(store)
             tasks = snap.by_node.get(node_id, [])
-            sig = signature(snap, tasks, snap.net.digest(node_id))
+            keys = network_keys(store, snap.networks)
+            sig = signature(snap, tasks, [snap.net.digest(node_id), netkeys.tags(keys)])
             now = loop.time()
             remaining = deadline - now
             behind = fresh_in(snap, store, time.monotonic())
@@ -324,12 +328,16 @@ async def assignments(
                         "DataPathPort": data_path_port(store),
                         # the secrets and configs its tasks use, and only those: not part of the
                         # signature (their data never changes; a new one comes with a task change)
+                        # the ring of network encryption keys, while the cluster has an encrypted
+                        # overlay (SwarmKit hands them over the session as well): in the signature
+                        # by their Lamport times, so a rotation reaches every node at once
+                        "NetworkKeys": keys,
                         "Payloads": payloads_for(tasks, [o for k in STORE_KINDS for o in store.list_shared(k)]),
                     }
                 pause = min(pause, hold)
             # a waiting poll holds no snapshot: hundreds of polls each keeping the one they last saw
             # (with its network view) was most of the leader's memory while tasks started
-            del snap, tasks
+            del snap, tasks, keys
             if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
                 try:
@@ -339,6 +347,13 @@ async def assignments(
                     sub = store.subscribe(loop)
     finally:
         sub.close()
+
+
+def network_keys(store: Store, networks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The key ring, when some network is encrypted; else none (no node needs a key)."""
+    if not any(is_encrypted(n) for n in networks):
+        return []
+    return ring_of(store)
 
 
 def data_path_port(store: Store) -> int:

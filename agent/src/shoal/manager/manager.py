@@ -19,10 +19,12 @@ from shoal.manager.control import ca_rotation
 from shoal.manager.control.commit import commit_retrying
 from shoal.manager.control.swarm import UNLOCK_META_ID
 from shoal.manager.dispatcher import Dispatcher
+from shoal.manager.netkeys import NetworkKeyManager
 from shoal.manager.orchestrator import Orchestrator
 from shoal.manager.raftview import RaftView
 from shoal.manager.roles import RoleManager
 from shoal.model.ids import new_id, now_rfc3339
+from shoal.model.netkeys import DEFAULT_ROTATION
 from shoal.model.network import ingress_object
 from shoal.model.objects import DEFAULT_NODE_CERT_EXPIRY, manager_status, new_node
 from shoal.model.tlsinfo import tls_info
@@ -56,6 +58,7 @@ class ManagerRole:
         election_timeout: float = 0.25,
         snapshot_entries: int = 5000,
         cert_expiry_scale: float = 1.0,
+        network_key_rotation: float = DEFAULT_ROTATION,
         key_source: DataKeySource | None = None,
         on_unlock_key: Callable[[bytes | None], None] | None = None,
     ) -> None:
@@ -80,6 +83,7 @@ class ManagerRole:
         self.roles = RoleManager(self.store, node_id, heartbeat_period)
         self.orchestrator = Orchestrator(self.store)
         self.ca_reconciler = CAReconciler(self.store, cluster_id)
+        self.network_keys = NetworkKeyManager(self.store, network_key_rotation)
         self.cert_expiry_scale = cert_expiry_scale  # test-only: shortens NodeCertExpiry (config.py)
         self.on_members_changed = on_members_changed
         self._members: list[str] = []
@@ -164,6 +168,7 @@ class ManagerRole:
             self.roles.start()
             self.orchestrator.start()
             self.ca_reconciler.start()
+            self.network_keys.start()
         else:
             log.info("this node is no longer the leader: stopping leader loops")
             await self._stop_loops()
@@ -173,6 +178,7 @@ class ManagerRole:
         await self.roles.stop()
         await self.orchestrator.stop()
         await self.ca_reconciler.stop()
+        await self.network_keys.stop()
 
     async def stop(self) -> None:
         await self._members_watch.stop()

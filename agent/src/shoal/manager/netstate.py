@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from shoal.model.netdelta import parts_of
-from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
+from shoal.model.network import gateway_of, is_encrypted, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
 
@@ -129,6 +129,7 @@ class NetView:
             "Internal": net["Spec"]["Internal"],
             "Ingress": ingress,
             "Name": net["Spec"]["Name"],
+            "Encrypted": is_encrypted(net),
         }
         lbs, records = self._lb_and_dns(net_id, ingress, backends, endpoints)
         digest = hashlib.blake2b(

@@ -49,6 +49,11 @@ GWBRIDGE = {
 }
 
 
+def is_encrypted(network: dict[str, Any]) -> bool:
+    """`--opt encrypted`: Docker encrypts when the option is present, whatever its value."""
+    return ENCRYPTED_OPTION in ((network.get("Spec") or {}).get("DriverConfiguration") or {}).get("Options", {})
+
+
 def vni_of(network: dict[str, Any]) -> int:
     return int(network["DriverState"]["Options"][VXLAN_OPTION])
 
@@ -179,8 +184,6 @@ def validate_create(
     for what, value in (("Labels", labels), ("Options", options)):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise SpecError(f"{what} must be a map of strings")
-    if ENCRYPTED_OPTION in options:  # Docker encrypts when the key is present, whatever its value
-        raise not_supported_yet(f"network option {ENCRYPTED_OPTION!r}", options[ENCRYPTED_OPTION], "unencrypted")
     return {
         "Name": name,
         "Subnet": str(net),
@@ -222,6 +225,9 @@ def ingress_object(network_id: str, now: str) -> dict[str, Any]:
 def docker_view(network: dict[str, Any], peers: list[dict[str, str]], containers: dict[str, Any]) -> dict[str, Any]:
     """GET /networks shape (the one `docker network inspect` prints)."""
     spec = network["Spec"]
+    options = dict(network["DriverState"]["Options"])
+    if is_encrypted(network):  # as Docker shows it: the option with the value it was given
+        options[ENCRYPTED_OPTION] = spec["DriverConfiguration"]["Options"][ENCRYPTED_OPTION]
     return {
         "Name": spec["Name"],
         "Id": network["ID"],
@@ -241,7 +247,7 @@ def docker_view(network: dict[str, Any], peers: list[dict[str, str]], containers
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
         "Containers": containers,
-        "Options": dict(network["DriverState"]["Options"]),
+        "Options": options,
         "Labels": spec["Labels"],
         "Peers": peers,
     }

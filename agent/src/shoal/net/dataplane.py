@@ -14,11 +14,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from shoal.net import ipvs, lb, links, mesh, nft, ns, overlay
+from shoal.net import encryption, ipvs, lb, links, mesh, nft, ns, overlay
 from shoal.net.gwbridge import Gateway
 from shoal.net.model import (
     INGRESS_SBOX,
@@ -97,6 +98,7 @@ class Dataplane:
         self._lb: dict[str, lb.State] = {}
         self._forwarding_before: tuple[str, str] | None = None  # (underlay ifname, old value)
         self._mesh_last: list[Published] = []  # the ingress_sbox's ports, to restore on failure
+        self._encryption = encryption.Encryption(node_ip)  # ESP states of encrypted overlays
 
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[Undo]:
@@ -229,6 +231,12 @@ class Dataplane:
             if not ingress_ports:
                 self._remove_ingress_sbox()
 
+    # ---- encrypted overlays
+    def program_encryption(self, peers: list[str], vnis: list[int], ring: list[dict[str, Any]]) -> None:
+        """ESP to every peer node of the encrypted networks (VNIs), with the cluster's key ring."""
+        with self._call("encryption"):
+            self._encryption.program(encryption.plan(self.node_ip, peers, vnis, self.vxlan_port, ring))
+
     # ---- whole node
     def cleanup(self) -> None:
         """Remove everything this node's dataplane made (tests, `swarm leave`)."""
@@ -238,6 +246,8 @@ class Dataplane:
                     with contextlib.suppress(nft.NftError):
                         nft.delete_table(task_netns, lb.TABLE)
             self._lb.clear()
+            with contextlib.suppress(OSError):
+                self._encryption.clear()
             with contextlib.suppress(nft.NftError):
                 nft.delete_table(None, mesh.TABLE)
             self._remove_ingress_sbox()

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from shoal import metrics
+from shoal.model import netkeys
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 from shoal.runtime.base import Driver
 from shoal.runtime.taskopts import task_nameservers
@@ -118,6 +119,9 @@ class NetAgent:
 
         self.state = state or {}
         try:
+            # before the peers: a new peer on an encrypted network gets its states and policy
+            # before its FDB entries, so no packet to it leaves unencrypted
+            await self._encryption(self.state)
             for net_id, net in (self.state.get("Networks") or {}).items():
                 if self._changed(f"peers:{net_id}", net["Peers"]):
                     peers = [
@@ -193,6 +197,15 @@ class NetAgent:
         except Exception:
             self.applied.clear()  # program everything again next time
             log.exception("programming the dataplane failed")
+
+    async def _encryption(self, state: dict[str, Any]) -> None:
+        ring = netkeys.valid_ring(state.get("NetworkKeys"))
+        encrypted = [n for n in (state.get("Networks") or {}).values() if n.get("Encrypted")]
+        peers = sorted({p["NodeIP"] for n in encrypted for p in n["Peers"]})
+        vnis = sorted({int(n["VNI"]) for n in encrypted})
+        # keys are named by their Lamport times only: nothing secret in what is hashed and kept
+        if self._changed("encryption", [peers, vnis, netkeys.tags(ring), self.dataplane.vxlan_port]):
+            await self._call(self.dataplane.program_encryption, peers, vnis, ring)
 
     async def cleanup(self) -> None:
         for task_id in list(self.attached):

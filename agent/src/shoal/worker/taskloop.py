@@ -109,6 +109,7 @@ class TaskLoop:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
                 net = self._net_state(answer)
                 if net is not None:
+                    net["NetworkKeys"] = answer.get("NetworkKeys") or []  # encrypted overlays' key ring
                     await self.network.apply(net)
             # not kept through the next long poll: what matters was applied, and an answer with a big
             # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)

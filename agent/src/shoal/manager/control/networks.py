@@ -25,7 +25,6 @@ from shoal.model.network import (
     validate_create,
 )
 from shoal.model.objects import DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE
-from shoal.model.validate import not_supported_yet
 from shoal.store.changes import Change
 from shoal.store.protocol import StoreReader
 
@@ -54,20 +53,25 @@ def create(store: StoreReader, body: Obj) -> tuple[Obj, list[Change]]:
 
 def refuse_encrypted(nodes: list[Obj], value: Any) -> None:
     """`--opt encrypted` is never created unencrypted: refused with the reason the cluster cannot
-    encrypt (the nodes whose kernels have no ESP/AES-GCM, as they reported it at join), and refused
-    as not built yet where every kernel could (the xfrm states and keys are not programmed yet)."""
+    encrypt (the nodes whose kernels have no ESP/AES-GCM, as they reported it at join). A node
+    without ESP that joins later gets no task on the network (scheduler's EncryptionFilter)."""
+    cannot = nodes_without_esp(nodes)
+    if cannot:
+        raise SpecError(
+            "encrypted overlay networks need IPsec ESP with AES-GCM (rfc4106(gcm(aes))) in every node's kernel; "
+            "this cluster cannot encrypt (" + "; ".join(sorted(cannot)) + ")"
+        )
+
+
+def nodes_without_esp(nodes: list[Obj]) -> list[str]:
+    """ "hostname: reason" for every node whose kernel cannot do ESP with AES-GCM."""
     cannot = []
     for node in nodes:
         dataplane = node.get("Description", {}).get("Dataplane") or {}
         if not dataplane.get("EncryptedOverlay"):
             name = node.get("Description", {}).get("Hostname") or node["ID"]
             cannot.append(f"{name}: {dataplane.get('Reason') or 'did not report IPsec support'}")
-    if cannot:
-        raise SpecError(
-            "encrypted overlay networks need IPsec ESP with AES-GCM (rfc4106(gcm(aes))) in every node's kernel; "
-            "this cluster cannot encrypt (" + "; ".join(sorted(cannot)) + ")"
-        )
-    raise not_supported_yet(f"network option {ENCRYPTED_OPTION!r}", value, "unencrypted")
+    return cannot
 
 
 def address_pools(store: StoreReader) -> tuple[list[str], int]:

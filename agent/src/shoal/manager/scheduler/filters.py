@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shoal.model.constraints import ConstraintError, dig, node_matches, parse_constraints
+from shoal.model.network import is_encrypted
 
 from .nodeinfo import NodeInfo, host_ports, reservations
 
@@ -163,6 +164,31 @@ class MaxReplicasFilter(Filter):
         return "max replicas per node limit exceed"  # Docker's wording, count-free
 
 
+def encrypted_networks(task: Mapping[str, Any]) -> list[str]:
+    """Names of the encrypted overlays the task is attached to."""
+    return sorted(
+        a["Network"]["Spec"]["Name"] for a in task.get("NetworksAttachments") or () if is_encrypted(a["Network"])
+    )
+
+
+class EncryptionFilter(Filter):
+    """A task on an encrypted overlay goes only to nodes whose kernel can do IPsec ESP with
+    AES-GCM (as they reported at join): never to one where its traffic would be plain (Docker
+    would fail the task there; here it stays pending and says why)."""
+
+    name = "encrypted overlay"
+
+    def set_task(self, task: Mapping[str, Any]) -> bool:
+        self.key = encrypted_networks(task)
+        return bool(self.key)
+
+    def check(self, info: NodeInfo) -> bool:
+        return bool(dig(info.node, "Description", "Dataplane", "EncryptedOverlay"))
+
+    def explain(self, nodes: int) -> str:
+        return f"no IPsec ESP with AES-GCM for encrypted networks on {_nodes(nodes)}"
+
+
 def default_filters() -> list[Filter]:
     # SwarmKit's order (its plugin and volume filters have no counterpart here). It matters:
     # a node failing several filters is blamed on the first one.
@@ -173,6 +199,7 @@ def default_filters() -> list[Filter]:
         PlatformFilter(),
         HostPortFilter(),
         MaxReplicasFilter(),
+        EncryptionFilter(),
     ]
 
 

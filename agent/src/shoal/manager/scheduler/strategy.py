@@ -20,7 +20,15 @@ from typing import Any
 
 from shoal.model.constraints import attribute_getter, dig, spread_descriptors
 
-from .filters import ConstraintFilter, Filter, Pipeline, PlatformFilter, ReadyFilter, no_suitable_node
+from .filters import (
+    ConstraintFilter,
+    Filter,
+    Pipeline,
+    PlatformFilter,
+    ReadyFilter,
+    encrypted_networks,
+    no_suitable_node,
+)
 from .nodeinfo import NodeInfo, TaskUse, host_ports, is_active, on_node, reservations, task_use
 
 ASSIGNED_MESSAGE = "scheduler assigned task to node"  # Status.Message of an assigned task, as Docker
@@ -125,7 +133,7 @@ class _Group:
 def _placement_key(task: Mapping[str, Any]) -> str:
     """What the filters and the strategy read from a task, apart from its ServiceID."""
     return json.dumps(
-        [dig(task, "Spec", "Placement"), reservations(task), sorted(host_ports(task))],
+        [dig(task, "Spec", "Placement"), reservations(task), sorted(host_ports(task)), encrypted_networks(task)],
         sort_keys=True,
         default=str,
     )

@@ -1,0 +1,106 @@
+"""Throughput of an encrypted overlay (IPsec ESP, AES-GCM) as a ratio to a plain overlay, between
+tasks on two VMs of the VM testbed (the only kernel here with ESP). Prints figures only.
+
+Needs the VM testbed up with a swarm on it, under its lock, e.g. between the converge and destroy
+steps of `make molecule-vm` (or `python -m testbed up --backend vm` then playbooks/site.yml). Creates
+an encrypted and a plain network and a global service on both, runs iperf3 (SECONDS s, ROUNDS
+rounds, medians) from the first VM's task to the second's on each network with the VMs' own iperf3
+in the tasks' network namespaces, then removes what it made. Goal: ratio >= 0.5. Under software
+emulation (TCG) both figures are far below real hardware; the ratio is what to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "agent" / "src")]
+
+from testbed.vm.bed import VmTestbed  # noqa: E402
+
+SHOAL = "/opt/shoal/venv/bin/shoal"
+SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+SERVICE, SECURE, PLAIN = "bench_enc", "bench_secure", "bench_plain"
+
+# run on a manager VM: the service's running tasks as [{"node", "id", SECURE: ip, PLAIN: ip}]
+TASKS_PY = f"""
+import http.client, json, socket
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect("/run/shoal/shoal.sock")
+def get(path):
+    c = C("localhost"); c.request("GET", path); return json.loads(c.getresponse().read())
+nodes = {{n["ID"]: n["Description"]["Hostname"] for n in get("/nodes")}}
+sid = [s["ID"] for s in get("/services") if s["Spec"]["Name"] == "{SERVICE}"][0]
+out = []
+for t in get("/tasks"):
+    if t["ServiceID"] == sid and t["Status"]["State"] == "running":
+        row = {{"node": nodes.get(t["NodeID"], ""), "id": t["ID"]}}
+        for a in t.get("NetworksAttachments") or []:
+            row[a["Network"]["Spec"]["Name"]] = a["Addresses"][0].split("/")[0]
+        out.append(row)
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    bed = VmTestbed()
+    names = [h.name for h in bed.hosts()]
+    manager = names[0]
+
+    def run(name: str, argv: list[str], timeout: float = 300, stdin: str | None = None) -> str:
+        proc = bed.run(name, argv, timeout=timeout, input=stdin)
+        if proc.returncode != 0:
+            raise SystemExit(f"{name}: {' '.join(argv[:4])}...: {proc.stderr.strip()}")
+        return proc.stdout
+
+    run(manager, [SHOAL, "network", "create", "--driver", "overlay", "--opt", "encrypted", SECURE])
+    run(manager, [SHOAL, "network", "create", "--driver", "overlay", PLAIN])
+    try:
+        run(manager, [SHOAL, "service", "create", "--detach", "--name", SERVICE, "--mode", "global",
+                      "--network", SECURE, "--network", PLAIN, "shoal/hello"])  # fmt: skip
+        deadline = time.monotonic() + 900
+        while True:
+            tasks = json.loads(run(manager, ["python3", "-"], stdin=TASKS_PY))
+            if len({t["node"] for t in tasks}) >= 2 and all(SECURE in t and PLAIN in t for t in tasks):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the service's tasks did not run on two VMs: {tasks}")
+            time.sleep(5)
+        client, server = tasks[0], next(t for t in tasks if t["node"] != tasks[0]["node"])
+
+        def netns(task: dict[str, str]) -> str:
+            return f"--net=/run/netns/task-{task['id'][:12]}"
+
+        figures: dict[str, list[float]] = {SECURE: [], PLAIN: []}
+        for _ in range(ROUNDS):
+            for net in (PLAIN, SECURE):
+                run(server["node"], ["nsenter", netns(server), "iperf3", "-s", "-1", "-D"])
+                time.sleep(1)
+                out = run(
+                    client["node"],
+                    ["nsenter", netns(client), "iperf3", "-c", server[net], "-t", str(SECONDS), "-J"],
+                    timeout=SECONDS + 120,
+                )
+                bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+                figures[net].append(bps / 1e6)
+                print(f"{net}: {bps / 1e6:.1f} Mbit/s", flush=True)
+        plain, secure = statistics.median(figures[PLAIN]), statistics.median(figures[SECURE])
+        print(f"plain overlay     {plain:8.1f} Mbit/s (median of {ROUNDS} x {SECONDS} s)")
+        print(f"encrypted overlay {secure:8.1f} Mbit/s")
+        print(f"ratio encrypted/plain {secure / plain:.2f} (goal >= 0.5)")
+    finally:
+        bed.run(manager, [SHOAL, "service", "rm", SERVICE], timeout=120)
+        time.sleep(20)
+        for net in (SECURE, PLAIN):
+            bed.run(manager, [SHOAL, "network", "rm", net], timeout=120)
+
+
+if __name__ == "__main__":
+    main()

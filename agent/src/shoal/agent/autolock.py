@@ -89,7 +89,10 @@ class Autolock(AgentCore):
             files[dek.path] = dek.rewrapped(wanted)
         sealed = seal_password(ident.raft_password, wanted)
         files[node_file(data_dir)] = dataclasses.replace(ident, raft_password_wrapped=sealed).to_bytes()
-        keyset.replace_all(data_dir / KEY_DIR, files)
-        ident.raft_password_wrapped = sealed
-        self.kek = wanted
+
+        def switched() -> None:  # from here on the files on disk are under `wanted`
+            ident.raft_password_wrapped = sealed
+            self.kek = wanted
+
+        keyset.replace_all(data_dir / KEY_DIR, files, on_commit=switched)
         log.info("autolock: this manager's keys are now %s", "wrapped by the unlock key" if wanted else "in clear")

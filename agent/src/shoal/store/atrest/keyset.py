@@ -50,8 +50,16 @@ def _step(_name: str) -> None:
     """A point where a crash can happen (unit tests replace it to stop there)."""
 
 
-def replace_all(record_dir: Path, files: Mapping[Path, bytes], *, step: Callable[[str], None] = _step) -> None:
-    """Replace every file in `files` with its new content, all or none even across a crash."""
+def replace_all(
+    record_dir: Path,
+    files: Mapping[Path, bytes],
+    *,
+    on_commit: Callable[[], None] | None = None,
+    step: Callable[[str], None] = _step,
+) -> None:
+    """Replace every file in `files` with its new content, all or none even across a crash.
+    `on_commit` runs as soon as the switch is made: the caller's memory follows the disk even if a
+    rename after it fails (the next `recover` finishes those)."""
     record = record_dir / RECORD
     recover(record_dir, files)  # a switch left half done (a crash) is finished first
     for path, data in files.items():
@@ -65,6 +73,8 @@ def replace_all(record_dir: Path, files: Mapping[Path, bytes], *, step: Callable
     step("wrote the record")
     os.replace(tmp, record)  # the switch
     _sync_dir(record_dir)
+    if on_commit is not None:
+        on_commit()
     step("committed")
     _roll_forward(record, step)
 

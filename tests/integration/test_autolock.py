@@ -2,18 +2,21 @@
 manager stays locked: it answers only status and unlock (503 with Docker's message), listens on
 neither 2377 nor 2378, and its Raft files do not change while the other two elect and commit; a
 wrong key is refused (401) and changes nothing; the right key starts it. No file under any
-manager's /var/lib/shoal holds the unlock key, the data key or the TLS key in clear. Rotating the
-key re-wraps every running manager's keys (no restart); afterwards the old key is refused and the
-new one unlocks. Autolock off writes the keys in clear again and a restart needs no key."""
+manager's /var/lib/shoal holds the unlock key, the data key, the TLS key, the Raft password or a
+secret's value in clear, and no Raft file a service's or secret's name. Rotating the key re-wraps
+every running manager's keys (no restart); afterwards the old key is refused and the new one
+unlocks. Autolock off writes the keys in clear again and a restart needs no key."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,13 +71,25 @@ def dek_file(bed: Testbed, host: str, kek: bytes | None) -> DataKeyFile:
     return DataKeyFile(var(bed, host) / "keys" / "raft.dek", kek=kek)
 
 
+def node_json(bed: Testbed, host: str) -> dict[str, Any]:
+    return dict(json.loads((var(bed, host) / "node.json").read_text()))
+
+
+def raft_password(bed: Testbed, host: str, kek: bytes) -> str:
+    """The Raft transport password that node.json keeps wrapped by the unlock key."""
+    return keywrap.unwrap(kek, keywrap.PURPOSE_RAFT_PASSWORD, node_json(bed, host)["raft_password_wrapped"]).decode()
+
+
 def wrapped_by(bed: Testbed, host: str, kek: bytes) -> bool:
-    """Both key files wrapped, and by this KEK (a file in clear would open with any KEK)."""
+    """The three key files wrapped, and by this KEK (a file in clear would open with any KEK)."""
     if not (credentials.key_is_wrapped(var(bed, host)) and dek_file(bed, host, None).is_wrapped()):
+        return False
+    if node_json(bed, host).get("raft_password_wrapped") is None or node_json(bed, host)["raft_password"] != "":
         return False
     try:
         dek_file(bed, host, kek).load()
         credentials.load(var(bed, host), kek)
+        raft_password(bed, host, kek)
     except keywrap.KeyWrapError:
         return False
     return True
@@ -210,16 +225,46 @@ def files_holding(directory: Path, markers: dict[str, bytes]) -> list[str]:
     return found
 
 
-def test_no_file_holds_the_unlock_key_the_data_key_or_the_tls_key_in_clear(cluster: Testbed) -> None:
+def test_no_file_holds_a_service_a_secret_or_any_key_in_clear(cluster: Testbed) -> None:
+    if not unlock_key(cluster):
+        set_autolock(cluster, True)  # on for this test whatever ran before
     key = unlock_key(cluster)
     kek = keywrap.parse_unlock_key(key)
+    for host in HOSTS:
+        wait_for(f"{host} wrapped", lambda host=host: wrapped_by(cluster, host, kek), timeout=20)
+    # a service and a secret written now: their names and the secret's value reach every journal
+    token = secrets.token_hex(6)
+    service, secret_name, secret_value = f"lockedsvc-{token}", f"lockedsecret-{token}", f"value-{token}-payload"
+    api(cluster, "swarm00").post(
+        "/secrets/create", {"Name": secret_name, "Data": base64.b64encode(secret_value.encode()).decode()}
+    )
+    api(cluster, "swarm00").post(
+        "/services/create",
+        {
+            "Name": service,
+            "TaskTemplate": {"ContainerSpec": {"Image": "shoal/host", "Env": [f"MARK={token}-env"]}},
+            "Mode": {"Replicated": {"Replicas": 0}},
+        },
+    )
+    for host in HOSTS:  # each manager answers from its own replica: committed and applied there
+        wait_for(f"{service} on {host}", lambda host=host: service in service_names(cluster, host), timeout=30)
+        assert len(list((var(cluster, host) / "raft").iterdir())) > 0
     leaks = []
     for host in HOSTS:
         dek = dek_file(cluster, host, kek).load()
         tls_pem = credentials.load(var(cluster, host), kek).key_pem
         pem_body = b"".join(line for line in tls_pem.splitlines() if line and not line.startswith(b"-----"))
         der = base64.b64decode(pem_body)
+        password = raft_password(cluster, host, kek)
+        assert len(password) >= 32
+        # names may be logged (shoald.log is in the same directory), never stored in clear by Raft
+        names = {"service name": service.encode(), "secret name": secret_name.encode()}
+        leaks += files_holding(var(cluster, host) / "raft", names)
         markers = {
+            "secret value": secret_value.encode(),
+            "secret value (base64)": base64.b64encode(secret_value.encode()),
+            "env value": f"{token}-env".encode(),
+            "Raft password": password.encode(),
             "unlock key (text)": key.encode(),
             "unlock key (bytes)": kek,
             "unlock key (base64)": key.removeprefix("SWMKEY-1-").encode(),
@@ -260,6 +305,8 @@ def test_autolock_off_writes_the_keys_in_clear_and_a_restart_needs_no_key(cluste
     for host in HOSTS:
         wait_for(f"{host}'s keys in clear", lambda host=host: not credentials.key_is_wrapped(var(cluster, host)))
         wait_for(f"{host}'s data key in clear", lambda host=host: not dek_file(cluster, host, None).is_wrapped())
+        wait_for(f"{host}'s Raft password in clear", lambda host=host: node_json(cluster, host)["raft_password"] != "")
+        assert node_json(cluster, host)["raft_password_wrapped"] is None
         assert oct(os.stat(var(cluster, host) / "keys" / "raft.dek").st_mode & 0o777) == "0o600"
         assert oct(os.stat(credentials.key_path(var(cluster, host))).st_mode & 0o777) == "0o600"
     restart(cluster, VICTIM)

@@ -7,6 +7,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 NODE_FILE = "node.json"
 CERT_DIR = "certificates"
@@ -25,6 +26,9 @@ class Identity:
     listen_addr: str = "0.0.0.0:2377"
     managers: list[str] = field(default_factory=list)  # cluster API addresses "ip:port" last seen
     raft_password: str = ""  # managers only: the cluster secret that encrypts Raft
+    # autolock: the password wrapped by the unlock key (store/atrest/keywrap.py); then node.json holds
+    # only this and `raft_password` is known in memory once the manager is unlocked
+    raft_password_wrapped: dict[str, Any] | None = None
     raft_members: list[str] = field(default_factory=list)  # managers only: last known Raft members
 
     @property
@@ -35,13 +39,20 @@ class Identity:
     def raft_addr(self) -> str:
         return f"{self.advertise_ip}:{self.raft_port}"
 
+    def to_bytes(self) -> bytes:
+        """node.json's content: never the password in clear when a wrapped one is kept."""
+        doc = asdict(self)
+        if self.raft_password_wrapped is not None:
+            doc["raft_password"] = ""
+        return json.dumps(doc, indent=2).encode()
+
     def save(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / NODE_FILE
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh, indent=2)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(self.to_bytes())
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
@@ -53,6 +64,10 @@ class Identity:
         except FileNotFoundError:
             return None
         return cls(**raw)
+
+
+def node_file(data_dir: Path) -> Path:
+    return data_dir / NODE_FILE
 
 
 def cert_dir(data_dir: Path) -> Path:

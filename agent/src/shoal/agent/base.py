@@ -69,6 +69,7 @@ def default_driver(cfg: Config, images: ImageStore | None = None) -> Driver:
 class AgentCore:
     def __init__(self, cfg: Config, driver: Driver | None = None, images: ImageStore | None = None) -> None:
         self.cfg = cfg
+        credentials.recover_key_set(cfg.data_dir)  # before node.json or a key is read
         self.identity: Identity | None = Identity.load(cfg.data_dir)
         self.manager: ManagerRole | None = None
         self.session: Session | None = None

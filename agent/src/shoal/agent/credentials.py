@@ -8,13 +8,16 @@ SwarmKit's KeyReadWriter encrypts `swarm-node.key` with the KEK: JSON `{"Wrapped
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from shoal import tls
-from shoal.identity import cert_dir
-from shoal.store.atrest import keywrap
+from shoal.identity import KEY_DIR, cert_dir, node_file, raft_dir
+from shoal.store.atrest import keyset, keywrap
+
+log = logging.getLogger("shoal.agent")
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,25 @@ def save(
     return creds
 
 
+def rewrapped_key(data_dir: Path, old: bytes | None, new: bytes | None) -> bytes:
+    """The TLS key file's content wrapped by `new` (in clear for None), for `keyset.replace_all`."""
+    path = key_path(data_dir)
+    return _stored_key(_open_key(path.read_bytes(), old, path), new)
+
+
 def rewrap_key(data_dir: Path, old: bytes | None, new: bytes | None) -> None:
     """The TLS key file rewritten wrapped by `new` (in clear for None), atomically."""
     path = key_path(data_dir)
     key_pem = _open_key(path.read_bytes(), old, path)
     tls.atomic_write(path, _stored_key(key_pem, new), 0o600)
+
+
+def recover_key_set(data_dir: Path) -> None:
+    """Before the agent reads node.json or any key: finish (or undo) a re-wrap of the key files
+    (autolock.py) that a crash interrupted, so that they are all under one unlock key."""
+    from shoal.store.atrest.keyfile import default_key_path
+
+    paths = [key_path(data_dir), default_key_path(raft_dir(data_dir)), node_file(data_dir)]
+    done = keyset.recover(data_dir / KEY_DIR, paths)
+    if done:
+        log.warning("autolock: a re-wrap of this manager's keys interrupted by a crash was %s", done)

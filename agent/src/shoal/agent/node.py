@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shoal import hostinfo, tls
 from shoal.agent import credentials
 from shoal.agent.addresses import resolve_addresses
+from shoal.agent.autolock import seal_password
 from shoal.agent.base import ALREADY_IN_SWARM
 from shoal.agent.join import parse_join_request, request_certificate
 from shoal.agent.leave import Leaving
@@ -73,6 +74,7 @@ class Agent(Renewal, Leaving):
             # autolock: the keys are wrapped from their first write (the KEK is never on disk)
             kek = keywrap.new_unlock_key() if spec["EncryptionConfig"]["AutoLockManagers"] else None
             self.kek = kek
+            ident.raft_password_wrapped = seal_password(ident.raft_password, kek)
             root = initial_root(spec)
             key_pem, csr_pem = await asyncio.to_thread(tls.new_key_and_csr)
             expiry = dt.timedelta(seconds=spec["CAConfig"]["NodeCertExpiry"] / 1e9 * self.cfg.cert_expiry_scale)

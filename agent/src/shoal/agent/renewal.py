@@ -85,6 +85,8 @@ class Renewal(RoleChanges):
             if ident is None or grant["Role"] != ident.role:
                 return  # left meanwhile, or a role change is due: _change_role renews for the new role
             ca_pem = grant.get("CACertificate") or credentials.read_ca(self.cfg.data_dir)
+            # the KEK as it is now, not when the CSR went out: an unlock-key rotation meanwhile
+            # (autolock.py, on this same loop) has re-wrapped the other keys under the new one
             creds = credentials.save(self.cfg.data_dir, ca_pem, grant["Certificate"], key_pem, kek=self.kek)
             await self._use_credentials(creds, restart_listener=False)
             self.renewals += 1

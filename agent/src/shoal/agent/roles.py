@@ -13,7 +13,7 @@ from typing import Any
 
 from shoal import tls
 from shoal.agent import credentials
-from shoal.agent.autolock import Autolock
+from shoal.agent.autolock import Autolock, seal_password
 from shoal.errors import ShoalError
 from shoal.identity import KEY_DIR, raft_dir
 from shoal.store.atrest import keywrap
@@ -48,6 +48,7 @@ class RoleChanges(Autolock):
         await self._use_credentials(creds)
         ident.role = "manager"
         ident.raft_password = grant["RaftPassword"]
+        ident.raft_password_wrapped = seal_password(ident.raft_password, self.kek)
         ident.managers = grant.get("Managers") or ident.managers
         ident.raft_members = grant["RaftMembers"]
         ident.save(self.cfg.data_dir)
@@ -80,6 +81,7 @@ class RoleChanges(Autolock):
         await self._use_credentials(creds)
         ident.role = "worker"
         ident.raft_password = ""
+        ident.raft_password_wrapped = None
         ident.save(self.cfg.data_dir)
         log.info("this node is now a worker")
 

@@ -99,6 +99,11 @@ class DataKeyFile:
         _fsync_dir(self.path.parent)
         return key
 
+    def rewrapped(self, kek: bytes | None) -> bytes:
+        """The file's content with the same key wrapped by `kek` (in clear for None), for a
+        `keyset.replace_all` of every key file at once. Needs the current KEK in `self.kek`."""
+        return json.dumps(self._body(self.load(), kek)).encode()
+
     def rewrap(self, kek: bytes | None) -> None:
         """Store the same key wrapped by `kek` (in clear for None); the file is replaced atomically,
         so a crash leaves the old wrapping or the new one. Needs the current KEK in `self.kek`."""

@@ -6,8 +6,9 @@ managers hold it in memory once unlocked, and the cluster keeps it in its Raft s
 object, inside journal entries and snapshots sealed by each manager's data key) so that every
 manager can re-wrap its own keys when it is rotated, as SwarmKit keeps `Cluster.UnlockKeys`.
 
-What it wraps, per manager: the Raft data key (`keyfile.py`) and the TLS private key
-(`agent/credentials.py`). Wrapping: a fresh 16-byte salt per wrap, HKDF-SHA256(KEK, salt, info
+What it wraps, per manager: the Raft data key (`keyfile.py`), the TLS private key
+(`agent/credentials.py`) and the Raft transport password (in `node.json`); `keyset.py` replaces
+the three files as one. Wrapping: a fresh 16-byte salt per wrap, HKDF-SHA256(KEK, salt, info
 naming the purpose) gives a one-use AES-256-GCM key; the purpose is also the associated data, so a
 wrapped TLS key cannot be passed off as a wrapped data key. A wrong unlock key fails the AEAD tag:
 `WrongUnlockKey`, and nothing is written.
@@ -35,6 +36,7 @@ KDF = "HKDF-SHA256"
 CIPHER = "AES-256-GCM"
 PURPOSE_DATA_KEY = "raft-data-key"
 PURPOSE_TLS_KEY = "tls-private-key"
+PURPOSE_RAFT_PASSWORD = "raft-password"
 INVALID_KEY_STRING = "invalid key string"  # SwarmKit's ParseHumanReadableKey error
 
 

@@ -26,6 +26,13 @@ def test_a_longer_election_timeout_stretches_every_raft_timeout_but_not_the_peri
     slow.validate()
 
 
+@pytest.mark.parametrize("election_timeout", [0.1, 0.25, 1.0, 5.0])
+def test_swarm_init_waits_at_least_the_longest_election_of_the_scaled_timeouts(election_timeout: float) -> None:
+    # swarm init waits for its lone replica to win; it must not give up before it can even stand
+    scaled = RaftConfig.scaled(election_timeout, **ARGS)
+    assert RaftConfig.longest_election(election_timeout) == pytest.approx(scaled.raft_max_timeout)
+
+
 def test_config_election_timeout(tmp_path: Path) -> None:
     path = tmp_path / "shoald.yml"
     path.write_text("election_timeout: 3\n")

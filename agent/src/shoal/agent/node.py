@@ -24,6 +24,7 @@ from shoal.model.ids import new_id
 from shoal.model.objects import DATA_PATH_PORT, DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, default_swarm_spec
 from shoal.model.validate import validate_swarm_spec
 from shoal.store.atrest import keywrap
+from shoal.store.config import RaftConfig
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -87,7 +88,11 @@ class Agent(Renewal, Leaving):
                 await self._use_credentials(creds)
                 await self._start_manager(ident, peers=[])
                 assert self.manager is not None
-                await self._wait_leader(self.manager, 10.0)
+                # a lone replica stands for election after its (scaled) election timeout; a slow
+                # guest with a 5 s minimum waits up to 12 s, then needs time to win
+                await self._wait_leader(
+                    self.manager, max(10.0, 3 * RaftConfig.longest_election(self.cfg.election_timeout))
+                )
                 desc = await asyncio.to_thread(hostinfo.description)  # probes the kernel once (net/xfrm.py)
                 changes = type(self.manager).initial_objects(
                     cluster_id=ident.cluster_id,

@@ -81,6 +81,11 @@ class RaftConfig:
         cfg.catchup_stall_timeout *= factor
         return cfg
 
+    @classmethod
+    def longest_election(cls, election_timeout: float) -> float:
+        """The longest a lone replica can wait before it stands for election, at these timeouts."""
+        return cls.raft_max_timeout * max(1.0, election_timeout / cls.raft_min_timeout)
+
     def other_peers(self) -> list[str]:
         return sorted({p for p in self.peers if p != self.self_addr})
 

@@ -24,7 +24,6 @@ from shoal.model.ids import new_id
 from shoal.model.objects import DATA_PATH_PORT, DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, default_swarm_spec
 from shoal.model.validate import validate_swarm_spec
 from shoal.store.atrest import keywrap
-from shoal.store.config import RaftConfig
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
@@ -89,10 +88,12 @@ class Agent(Renewal, Leaving):
                 await self._start_manager(ident, peers=[])
                 assert self.manager is not None
                 # a lone replica stands for election after its (scaled) election timeout; a slow
-                # guest with a 5 s minimum waits up to 12 s, then needs time to win
-                await self._wait_leader(
-                    self.manager, max(10.0, 3 * RaftConfig.longest_election(self.cfg.election_timeout))
-                )
+                # guest with a 5 s minimum waits up to 12 s, then needs time to win. Imported here:
+                # store.config loads pysyncobj, which a worker never does (test_tls_lean)
+                from shoal.store.config import RaftConfig
+
+                longest = RaftConfig.longest_election(self.cfg.election_timeout)
+                await self._wait_leader(self.manager, max(10.0, 3 * longest))
                 desc = await asyncio.to_thread(hostinfo.description)  # probes the kernel once (net/xfrm.py)
                 changes = type(self.manager).initial_objects(
                     cluster_id=ident.cluster_id,

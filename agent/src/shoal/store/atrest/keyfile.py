@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shoal.store.atrest import keywrap
+from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, DataKey
 
 KEY_DIR = "keys"
@@ -96,7 +97,7 @@ class DataKeyFile:
             raise AtRestError(f"the data key file {self.path} already exists") from None
         finally:
             tmp.unlink()
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
         return key
 
     def rewrapped(self, kek: bytes | None) -> bytes:
@@ -110,7 +111,7 @@ class DataKeyFile:
         key = self.load()
         tmp = self._write_tmp(self._body(key, kek))
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
         self.kek = kek
 
     @staticmethod
@@ -139,11 +140,3 @@ class DataKeyFile:
 
 
 PlainKeyFile = DataKeyFile  # the name before autolock: a DataKeyFile without a KEK
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

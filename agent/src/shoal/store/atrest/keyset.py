@@ -30,7 +30,9 @@ def _next(path: Path) -> Path:
     return path.with_name(path.name + NEXT)
 
 
-def _sync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path (a directory: so that a rename in it is durable). Here,
+    not in keyfile.py: workers import this module and must not load cryptography (test_tls_lean)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -66,13 +68,13 @@ def replace_all(
         _write(_next(path), data)
         step(f"wrote {path.name}{NEXT}")
     for parent in {path.parent for path in files}:
-        _sync_dir(parent)
+        fsync_path(parent)
     record_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = record.with_name(RECORD + ".tmp")
     _write(tmp, json.dumps([str(path) for path in files]).encode())
     step("wrote the record")
     os.replace(tmp, record)  # the switch
-    _sync_dir(record_dir)
+    fsync_path(record_dir)
     if on_commit is not None:
         on_commit()
     step("committed")
@@ -86,9 +88,9 @@ def _roll_forward(record: Path, step: Callable[[str], None] = _step) -> None:
             os.replace(_next(path), path)
             step(f"renamed {path.name}")
     for parent in {path.parent for path in paths}:
-        _sync_dir(parent)
+        fsync_path(parent)
     record.unlink()
-    _sync_dir(record.parent)
+    fsync_path(record.parent)
 
 
 def recover(record_dir: Path, paths: Iterable[Path]) -> str | None:

@@ -17,6 +17,7 @@ from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.journal import FileJournal
 
 from shoal.store.atrest.journal import SealedFileJournal
+from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, RecordCipher
 from shoal.store.atrest.snapshot import encode, write_sealed
 
@@ -35,10 +36,10 @@ def seal_legacy_journal(journal: Path, cipher: RecordCipher) -> int:
         sealed.add(command, idx, term)
     sealed.flush()
     sealed._destroy()
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, journal)
     Path(f"{tmp}.meta").unlink(missing_ok=True)
-    _fsync(journal.parent)
+    fsync_path(journal.parent)
     log.warning(
         "sealed the plain Raft journal %s (%d entries) at rest; its plain blocks may stay on the disk until reused",
         journal,
@@ -54,14 +55,6 @@ def seal_legacy_snapshot(dump: Path, cipher: RecordCipher) -> None:
     except Exception as exc:
         raise AtRestError(f"cannot read the plain Raft snapshot {dump} to seal it: {exc!r}") from None
     write_sealed(str(dump), f"{dump}.sealing", cipher, encode(data))
-    _fsync(dump)
-    _fsync(dump.parent)
+    fsync_path(dump)
+    fsync_path(dump.parent)
     log.warning("sealed the plain Raft snapshot %s at rest; its plain blocks may stay on the disk until reused", dump)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

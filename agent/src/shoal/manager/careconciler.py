@@ -3,11 +3,10 @@ is not Down holds a certificate of the new one. The decision is `ca_rotation.pen
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from shoal.aio import BackgroundLoop
 from shoal.manager.control import ca_rotation
+from shoal.manager.leaderloop import LeaderLoop
 from shoal.model.ids import now_rfc3339
 from shoal.store.protocol import Store
 
@@ -16,18 +15,15 @@ log = logging.getLogger("shoal.ca")
 PERIOD = 1.0  # seconds between looks at the nodes while a rotation lasts
 
 
-class CAReconciler:
+class CAReconciler(LeaderLoop):
+    name = "ca-reconciler"
+
     def __init__(self, store: Store, cluster_id: str) -> None:
-        self.store = store
+        super().__init__(store)
         self.cluster_id = cluster_id
-        self._loop = BackgroundLoop("ca-reconciler", self._run)
 
-    def start(self) -> None:
-        self.epoch = self.store.epoch
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
+    def pause(self) -> float:
+        return PERIOD
 
     async def round(self) -> bool:
         """Finish the rotation if it is time; True when it was finished now."""
@@ -41,13 +37,3 @@ class CAReconciler:
         await self.store.acommit(ca_rotation.finish(meta, cluster, now_rfc3339()), epoch=self.epoch)
         log.info("root CA rotation finished: every node holds a certificate of the new root; the old root is retired")
         return True
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(PERIOD)
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a conflict or lost quorum: the next round retries
-                log.debug("CA reconciler round failed: %s", exc)

@@ -8,12 +8,11 @@ of the store; never in GET /swarm, /info or any inspect output). Nodes get it wi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
-from shoal.aio import BackgroundLoop
+from shoal.manager.leaderloop import LeaderLoop
 from shoal.model import netkeys
 from shoal.model.ids import now_rfc3339
 from shoal.store.changes import Change
@@ -43,18 +42,15 @@ def key_change(meta: dict[str, Any] | None, now: float, period: float) -> Change
     return Change(op="update", kind="meta", obj=obj, obj_id=NETWORK_KEYS_ID, expected_version=meta["Version"]["Index"])
 
 
-class NetworkKeyManager:
+class NetworkKeyManager(LeaderLoop):
+    name = "network-keys"
+
     def __init__(self, store: Store, period: float = netkeys.DEFAULT_ROTATION) -> None:
-        self.store = store
+        super().__init__(store)
         self.period = period
-        self._loop = BackgroundLoop("network-keys", self._run)
 
-    def start(self) -> None:
-        self.epoch = self.store.epoch
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
+    def pause(self) -> float:
+        return min(CHECK_PERIOD, self.period / 4)
 
     async def round(self) -> bool:
         change = key_change(self.store.get("meta", NETWORK_KEYS_ID), time.time(), self.period)
@@ -63,13 +59,3 @@ class NetworkKeyManager:
         await self.store.acommit([change], epoch=self.epoch)
         log.info("network encryption keys rotated: ring is now %s", netkeys.tags(change.obj["Keys"]))
         return True
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a conflict or lost quorum: the next round retries
-                log.debug("network key round failed: %s", exc)
-            await asyncio.sleep(min(CHECK_PERIOD, self.period / 4))

@@ -12,7 +12,7 @@ import copy
 import logging
 from typing import Any
 
-from shoal.aio import BackgroundLoop
+from shoal.manager.leaderloop import LeaderLoop
 from shoal.model.ids import now_rfc3339
 from shoal.store.changes import Change
 from shoal.store.protocol import RaftStore
@@ -24,30 +24,21 @@ def pending_demotions(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [n for n in nodes if n["Spec"].get("Role") == "worker" and "ManagerStatus" in n]
 
 
-class RoleManager:
+class RoleManager(LeaderLoop):
+    name = "role-manager"
+    failure_level = logging.WARNING
+
     def __init__(self, store: RaftStore, self_id: str, period: float) -> None:
-        self.store = store
+        super().__init__(store)
+        self.store: RaftStore = store
         self.self_id = self_id
         self.period = period
-        self.epoch = 0
-        self._loop = BackgroundLoop("role-manager", self._run)
 
-    def start(self) -> None:
-        self.epoch = self.store.epoch  # writes are fenced: a newer leader makes them fail
-        self._loop.start()
+    def pause(self) -> float:
+        return self.period / 2
 
-    async def stop(self) -> None:
-        await self._loop.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.reconcile()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("role reconciliation failed: %s", exc)
-            await asyncio.sleep(self.period / 2)
+    async def round(self) -> None:
+        await self.reconcile()
 
     async def reconcile(self) -> None:
         for node in pending_demotions(self.store.list_shared("node")):  # read-only; copied below to change

@@ -15,7 +15,8 @@ from shoal.manager.manager import dataplane_description
 from shoal.manager.scheduler.filters import EncryptionFilter
 from shoal.manager.scheduler.nodeinfo import NodeInfo
 from shoal.model import netkeys
-from shoal.net import encryption
+from shoal.net import encryption, overlay
+from shoal.net.model import NetAttachment, overlay_mtu
 from shoal.net.xfrm import KEY_BYTES, reason_from, state_add_line
 
 
@@ -289,3 +290,25 @@ def test_nodes_get_the_ring_only_while_an_encrypted_network_exists() -> None:
     assert network_keys(store, [plain]) == []  # type: ignore[arg-type]
     assert network_keys(store, [plain, secure]) == first.obj["Keys"]  # type: ignore[arg-type]
     assert network_keys(MetaStore(None), [secure]) == []  # type: ignore[arg-type]
+
+
+def _underlay_packet_bytes(inner_ip_packet: int, encrypted: bool) -> int:
+    """What a task's IP packet of this size becomes on the underlay, counted field by field (RFC 7348
+    for VXLAN, RFC 4303 and 4106 for ESP), independently of the constants in net/model.py."""
+    udp_payload = 8 + 14 + inner_ip_packet  # VXLAN header + inner Ethernet + the packet
+    if not encrypted:
+        return 20 + 8 + udp_payload
+    esp_payload = 8 + udp_payload  # transport mode: the UDP header is protected too
+    padded = esp_payload + 2  # pad length + next header...
+    padded += -padded % 4  # ...aligned to 4 bytes
+    return 20 + 4 + 4 + 8 + padded + 16  # IPv4 + SPI + sequence + IV + payload/trailer + 16-byte ICV
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_the_overlay_mtu_is_the_largest_packet_that_is_not_fragmented_on_a_1500_underlay(encrypted: bool) -> None:
+    mtu = overlay_mtu(encrypted)
+    assert _underlay_packet_bytes(mtu, encrypted) <= 1500 < _underlay_packet_bytes(mtu + 1, encrypted)
+    assert (mtu, encrypted) in ((1450, False), (1416, True))
+    att = NetAttachment("n1", 4097, "10.0.1.0/24", "10.0.1.1", "10.0.1.5/24", encrypted=encrypted)
+    assert att.mtu == mtu
+    assert overlay.endpoint("/run/netns/1-n1", "t1", "/run/netns/task-t1", "eth0", att).mtu == mtu

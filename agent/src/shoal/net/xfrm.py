@@ -19,9 +19,10 @@ import os
 import secrets
 
 from shoal.net import ns
+from shoal.net.model import ESP_ICV_BYTES
 
 AEAD = "rfc4106(gcm(aes))"
-ICV_BITS = 128
+ICV_BITS = ESP_ICV_BYTES * 8  # the overlay MTU leaves room for it (model.overlay_mtu)
 KEY_BYTES = 20  # AES-128 key and the 4-byte salt, as Docker's keys for rfc4106
 PROBE_NETNS = "shoal-xfrm-probe"
 

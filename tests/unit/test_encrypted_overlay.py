@@ -15,8 +15,26 @@ from shoal.manager.manager import dataplane_description
 from shoal.manager.scheduler.filters import EncryptionFilter
 from shoal.manager.scheduler.nodeinfo import NodeInfo
 from shoal.model import netkeys
-from shoal.net import encryption
+from shoal.net import encryption, overlay
+from shoal.net.model import NetAttachment, overlay_mtu
 from shoal.net.xfrm import KEY_BYTES, reason_from, state_add_line
+
+
+def _state_listing(src: str, dst: str, spi: int, reqid: int) -> str:
+    """One state as iproute2 6.1 prints it with -o (the lines of a state joined by a backslash)."""
+    return (
+        f"src {src} dst {dst}\\\tproto esp spi 0x{spi:08x} reqid {reqid} mode transport\\\treplay-window 0 \\"
+        f"\taead rfc4106(gcm(aes)) 0x{'ab' * KEY_BYTES} 128\\\tanti-replay context: seq 0x0, oseq 0x0\\"
+        "\tsel src 0.0.0.0/0 dst 0.0.0.0/0 \\\n"
+    )
+
+
+def _policy_listing(src: str, dst: str, port: int, mark: str | None, spi: int = 0x1234, proto: str = "udp") -> str:
+    marked = f"\tmark {mark} \\" if mark else ""
+    return (
+        f"src {src}/32 dst {dst}/32 proto {proto} dport {port} \\\tdir out priority 0 ptype main \\{marked}"
+        f"\ttmpl src {src} dst {dst}\\\t\tproto esp spi 0x{spi:08x} reqid 0 mode transport\\\n"
+    )
 
 
 def test_state_line_is_esp_transport_aes_gcm_with_the_key_in_hex() -> None:
@@ -198,9 +216,11 @@ class RecordingEncryption(encryption.Encryption):
     def __init__(self) -> None:
         super().__init__(ME)
         self.batches: list[list[str]] = []
+        self.kernel = {"state": "", "policy": ""}  # what `ip -o xfrm ... list` answers
 
     def _apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(encryption, "run_batch", lambda _ns, lines, force=False: self.batches.append(list(lines)))
+        monkeypatch.setattr(encryption.ns, "exec_in", lambda _ns, argv, **_: self.kernel[argv[3]])
         monkeypatch.setattr(encryption.nft, "apply", lambda _ns, cmds: self.batches.append(["nft " + str(len(cmds))]))
         monkeypatch.setattr(encryption.nft, "delete_table", lambda _ns, name: self.batches.append(["nft delete"]))
 
@@ -212,7 +232,7 @@ def test_a_rotation_adds_the_new_key_then_moves_the_policy_then_removes_the_old(
     enc._apply(monkeypatch)
     ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
     enc.program(encryption.plan(ME, [P1], [4097], 4789, ring))
-    assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"]  # leftovers of a crashed run
+    assert enc.batches[0] == []  # the sweep of a first program: the kernel holds nothing of shoal's
     assert len(enc.batches[1]) == 6 and all(line.startswith("xfrm state add") for line in enc.batches[1])
     assert enc.batches[2] == [encryption.policy_update_line(ME, P1, 4789, netkeys.spi(ME, P1, 2))]
     assert enc.batches[3] == [f"nft {len(encryption.ruleset([4097], 4789))}"]  # the rules last
@@ -230,10 +250,14 @@ def test_a_rotation_adds_the_new_key_then_moves_the_policy_then_removes_the_old(
     )
     enc.batches.clear()
     enc.program(encryption.plan(ME, [], [], 4789, netkeys.rotated(ring, _tok(4))))  # the network is gone
-    adds, policy, nft_delete, gone_policies, deletes = enc.batches
-    assert adds == [] and policy == [] and nft_delete == ["nft delete"]
+    adds, policy, nft_delete, gone_policies, deletes, swept, nft_delete_again = enc.batches
+    assert adds == [] and policy == [] and nft_delete == nft_delete_again == ["nft delete"]
     assert gone_policies == [encryption.policy_delete_line(ME, P1, 4789)]
     assert len(deletes) == 6
+    assert swept == []  # the set became empty: the kernel was listed again (and held nothing more)
+    enc.batches.clear()
+    enc.program(encryption.plan(ME, [], [], 4789, ring))
+    assert enc.batches == []  # still nothing: no `ip` run
 
 
 def test_a_node_without_esp_gets_no_task_on_an_encrypted_network() -> None:
@@ -250,7 +274,7 @@ def test_a_node_without_esp_gets_no_task_on_an_encrypted_network() -> None:
     assert f.explain(2) == "no IPsec ESP with AES-GCM for encrypted networks on 2 nodes"
 
 
-def test_a_failed_batch_makes_the_next_program_start_from_none(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_batch_makes_the_next_program_start_from_the_kernels_list(monkeypatch: pytest.MonkeyPatch) -> None:
     enc = RecordingEncryption()
     enc._apply(monkeypatch)
     ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
@@ -266,8 +290,12 @@ def test_a_failed_batch_makes_the_next_program_start_from_none(monkeypatch: pyte
         enc.program(want)
     enc._apply(monkeypatch)
     enc.batches.clear()
+    half = sorted(want.states)[0]  # the failed batch had added one state: the kernel says so
+    enc.kernel["state"] = _state_listing(*half, reqid=encryption.REQID)
     enc.program(want)
-    assert enc.batches[0] == [f"xfrm state deleteall reqid {encryption.REQID}"] and len(enc.batches[1]) == 6
+    assert enc.batches[0] == []  # it is wanted: nothing to delete...
+    assert [line.split()[2] for line in enc.batches[1]] == ["update"] + ["add"] * 5  # ...it is re-keyed in place
+    assert enc.batches[1][0].startswith(f"xfrm state update src {half[0]} dst {half[1]} proto esp spi 0x{half[2]:08x}")
 
 
 class MetaStore:
@@ -289,3 +317,102 @@ def test_nodes_get_the_ring_only_while_an_encrypted_network_exists() -> None:
     assert network_keys(store, [plain]) == []  # type: ignore[arg-type]
     assert network_keys(store, [plain, secure]) == first.obj["Keys"]  # type: ignore[arg-type]
     assert network_keys(MetaStore(None), [secure]) == []  # type: ignore[arg-type]
+
+
+def _underlay_packet_bytes(inner_ip_packet: int, encrypted: bool) -> int:
+    """What a task's IP packet of this size becomes on the underlay, counted field by field (RFC 7348
+    for VXLAN, RFC 4303 and 4106 for ESP), independently of the constants in net/model.py."""
+    udp_payload = 8 + 14 + inner_ip_packet  # VXLAN header + inner Ethernet + the packet
+    if not encrypted:
+        return 20 + 8 + udp_payload
+    esp_payload = 8 + udp_payload  # transport mode: the UDP header is protected too
+    padded = esp_payload + 2  # pad length + next header...
+    padded += -padded % 4  # ...aligned to 4 bytes
+    return 20 + 4 + 4 + 8 + padded + 16  # IPv4 + SPI + sequence + IV + payload/trailer + 16-byte ICV
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_the_overlay_mtu_is_the_largest_packet_that_is_not_fragmented_on_a_1500_underlay(encrypted: bool) -> None:
+    mtu = overlay_mtu(encrypted)
+    assert _underlay_packet_bytes(mtu, encrypted) <= 1500 < _underlay_packet_bytes(mtu + 1, encrypted)
+    assert (mtu, encrypted) in ((1450, False), (1416, True))
+    att = NetAttachment("n1", 4097, "10.0.1.0/24", "10.0.1.1", "10.0.1.5/24", encrypted=encrypted)
+    assert att.mtu == mtu
+    assert overlay.endpoint("/run/netns/1-n1", "t1", "/run/netns/task-t1", "eth0", att).mtu == mtu
+
+
+def test_only_shoals_own_states_and_policies_are_picked_out_of_the_kernels_lists() -> None:
+    states = (
+        _state_listing(ME, P1, 0x11, encryption.REQID)
+        + _state_listing(P1, ME, 0x12, encryption.REQID)
+        + _state_listing(ME, P2, 0x13, 0xD0C4E3)  # Docker's reqid
+        + _state_listing(ME, P2, 0x14, 1)  # someone else's
+    )
+    assert encryption.owned_states(states) == {(ME, P1, 0x11), (P1, ME, 0x12)}
+    assert "ab" * KEY_BYTES not in repr(encryption.owned_states(states))
+    policies = (
+        _policy_listing(ME, P1, 4789, "0x5e0a1c/0xffffffff")
+        + _policy_listing(ME, P2, 4790, "0x005e0a1c/0xffffffff")  # zero-padded by some iproute2 versions
+        + _policy_listing(ME, P2, 4789, "0xd0c4e3/0xffffffff")  # Docker's mark
+        + _policy_listing(ME, P2, 4789, "0x5e0a1c/0x00ffffff")  # another mask: not one shoal makes
+        + _policy_listing(ME, P2, 4789, None)  # unmarked
+        + _policy_listing(ME, P2, 500, "0x5e0a1c/0xffffffff", proto="tcp")
+    )
+    assert encryption.owned_policies(policies) == {(ME, P1, 4789), (ME, P2, 4790)}
+
+
+def test_a_restart_after_a_crash_deletes_what_the_plan_does_not_want_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    want = encryption.plan(ME, [P1], [4097], 4789, ring)
+    kept = sorted(want.states)[1]
+    left = {(ME, P2, 0x77), (P2, ME, 0x78), kept}  # P2's network was removed while the agent was down
+    enc = RecordingEncryption()
+    enc._apply(monkeypatch)
+    enc.kernel["state"] = "".join(_state_listing(*sid, reqid=encryption.REQID) for sid in sorted(left))
+    enc.kernel["state"] += _state_listing(ME, P2, 0x99, reqid=1)  # not shoal's
+    enc.kernel["policy"] = _policy_listing(ME, P2, 4789, "0x5e0a1c/0xffffffff") + _policy_listing(
+        ME, P1, 4789, "0x5e0a1c/0xffffffff"
+    )
+    enc.kernel["policy"] += _policy_listing(ME, P2, 4789, "0xd0c4e3/0xffffffff")
+    assert encryption.stale_lines(
+        encryption.owned_states(enc.kernel["state"]), encryption.owned_policies(enc.kernel["policy"]), ME, want
+    ) == [
+        encryption.policy_delete_line(ME, P2, 4789),  # policies before their states
+        encryption.state_delete_line((ME, P2, 0x77)),
+        encryption.state_delete_line((P2, ME, 0x78)),
+    ]
+    enc.program(want)
+    assert enc.batches[0] == encryption.stale_lines(
+        encryption.owned_states(enc.kernel["state"]), encryption.owned_policies(enc.kernel["policy"]), ME, want
+    )
+    assert sum(line.startswith("xfrm state update") for line in enc.batches[1]) == 1
+    # the whole set gone while the agent was down: everything of shoal's goes, the table too
+    enc2 = RecordingEncryption()
+    enc2._apply(monkeypatch)
+    enc2.kernel = enc.kernel
+    enc2.program(encryption.Plan({}, {}, frozenset(), 4789))
+    swept, nft_delete = enc2.batches
+    assert sorted(swept) == sorted(
+        [encryption.state_delete_line(s) for s in left] + [encryption.policy_delete_line(ME, p, 4789) for p in (P1, P2)]
+    )
+    assert nft_delete == ["nft delete"] and not any("0x00000099" in line or "d0c4e3" in line for line in swept)
+    enc2.batches.clear()
+    enc2.program(encryption.Plan({}, {}, frozenset(), 4789))
+    assert enc2.batches == []  # swept once: the next empty plan runs nothing
+
+
+def test_a_kernel_without_xfrm_has_nothing_to_sweep_unless_something_is_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = RecordingEncryption()
+    enc._apply(monkeypatch)
+
+    def no_xfrm(_ns: object, argv: list[str], **_: object) -> str:
+        raise OSError("RTNETLINK answers: Protocol not supported")
+
+    monkeypatch.setattr(encryption.ns, "exec_in", no_xfrm)
+    enc.program(encryption.Plan({}, {}, frozenset(), 4789))
+    assert enc.batches == []  # nothing listed, nothing deleted, no error
+    ring = netkeys.initial_ring([_tok(1), _tok(2), _tok(3)])
+    with pytest.raises(OSError, match="Protocol not supported"):
+        RecordingEncryption().program(encryption.plan(ME, [P1], [4097], 4789, ring))

@@ -12,6 +12,13 @@ libnetwork's drivers/overlay/encryption.go, with nftables instead of iptables).
 * States: for every peer and every key of the ring, one state each way (SPIs from
   `model.netkeys.spi`); the policy's template names the primary key's SPI. A rotation adds the
   new key's states first, then moves the policy to the new primary, then deletes the dropped key's.
+* Leftovers: an agent killed with -9 leaves its states, policies and table in the kernel, and the
+  networks may be gone by the time it restarts. At its first program (whatever it wants, even
+  nothing) and whenever the encrypted set becomes empty, it lists the kernel's states and policies,
+  picks shoal's own (states by shoal's reqid, policies by shoal's mark: never anything else) and
+  deletes those the current plan does not want, as libnetwork's clearEncryptionStates does at start;
+  the wanted ones that are still there are re-keyed in place (`state update`), so traffic of a
+  restarted agent's networks keeps flowing.
 
 States and policies are programmed with iproute2 (`ip -batch -` on stdin, `net/xfrm.py`): pyroute2
 0.9 has no XFRM state/policy API. Keys travel only on stdin, never on a command line, and errors
@@ -72,6 +79,43 @@ def state_delete_line(sid: StateID) -> str:
 
 def policy_selector(node_ip: str, peer: str, port: int) -> str:
     return f"src {node_ip}/32 dst {peer}/32 proto udp dport {port} dir out mark 0x{MARK:x} mask 0xffffffff"
+
+
+# ---- what an earlier run left in the kernel (pure)
+PolicyID = tuple[str, str, int]  # (src, dst, dport) of an outbound policy with shoal's mark
+_STATE_HEAD = re.compile(r"^src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+) reqid (\d+)")
+_POLICY_HEAD = re.compile(r"^src (\S+?)(?:/32)? dst (\S+?)(?:/32)? proto udp dport (\d+)\s+dir out\b")
+_POLICY_MARK = re.compile(r"\smark 0x([0-9a-f]+)/0xffffffff\b")
+
+
+def owned_states(listing: str) -> set[StateID]:
+    """The ESP states carrying shoal's reqid in `ip -o xfrm state list` (one state a line; the keys
+    on those lines are neither kept nor returned)."""
+    found = set()
+    for line in listing.splitlines():
+        m = _STATE_HEAD.match(line.replace("\\", " "))
+        if m and int(m[4]) == REQID:
+            found.add((m[1], m[2], int(m[3], 16)))
+    return found
+
+
+def owned_policies(listing: str) -> set[PolicyID]:
+    """The outbound policies with shoal's mark (mask all ones) in `ip -o xfrm policy list`."""
+    found = set()
+    for line in listing.splitlines():
+        flat = line.replace("\\", " ")
+        m, mark = _POLICY_HEAD.match(flat), _POLICY_MARK.search(flat)
+        if m and mark and int(mark[1], 16) == MARK:
+            found.add((m[1], m[2], int(m[3])))
+    return found
+
+
+def stale_lines(states: set[StateID], policies: set[PolicyID], node_ip: str, want: Plan) -> list[str]:
+    """Delete lines for what shoal left that `want` does not hold: policies first (a policy without
+    its state would drop the marked packets), then states."""
+    keep = {(node_ip, peer, want.port) for peer in want.policies}
+    lines = [f"xfrm policy delete {policy_selector(src, dst, port)}" for src, dst, port in sorted(policies - keep)]
+    return lines + [state_delete_line(sid) for sid in sorted(states - set(want.states))]
 
 
 def policy_update_line(node_ip: str, peer: str, port: int, spi: int) -> str:
@@ -146,19 +190,39 @@ class Encryption:
             self._clean = False
             raise
 
+    def sweep(self, want: Plan) -> set[StateID]:
+        """Delete what shoal has in the kernel that `want` does not hold (module docstring); return
+        the wanted states that are there already. The kernel is the truth here, not `current`."""
+        try:
+            states = owned_states(ns.exec_in(self.netns, ["ip", "-o", "xfrm", "state", "list"]))
+            policies = owned_policies(ns.exec_in(self.netns, ["ip", "-o", "xfrm", "policy", "list"]))
+        except OSError as exc:
+            if want.states:
+                raise OSError("ip xfrm: " + scrub(str(exc))) from None
+            return set()  # a kernel without xfrm holds nothing of shoal's
+        run_batch(self.netns, stale_lines(states, policies, self.node_ip, want), force=True)
+        if not want.vnis:
+            with contextlib.suppress(nft.NftError):
+                nft.delete_table(self.netns, TABLE)
+        return states & set(want.states)
+
     def _program(self, want: Plan) -> None:
         empty = Plan({}, {}, frozenset(), want.port)
-        if want == empty and self.current.states == {} and not self.current.policies and not self.current.vnis:
-            return  # nothing encrypted here, nor ever was: no `ip` to run
-        if not self._clean:  # states left by an earlier run of the agent (crash): start from none
-            run_batch(self.netns, [f"xfrm state deleteall reqid {REQID}"], force=True)
-            self._clean = True
-            self.current = Plan({}, {}, frozenset(), 0)
         have = self.current
+        if want == empty and self._clean and not have.states and not have.policies and not have.vnis:
+            return  # nothing encrypted here since the sweep: no `ip` to run
+        present: set[StateID] = set()
+        if not self._clean:  # whatever an earlier run (or a failed batch) left: the kernel says
+            present = self.sweep(want)
+            self._clean = True
+            self.current = have = Plan({}, {}, frozenset(), 0)
+            if want == empty:
+                self.current = want
+                return
         adds = [
-            xfrm.state_add_line(src, dst, spi, key, reqid=REQID)
-            for (src, dst, spi), key in sorted(want.states.items())
-            if (src, dst, spi) not in have.states
+            xfrm.state_add_line(*sid, key, reqid=REQID, verb="update" if sid in present else "add")
+            for sid, key in sorted(want.states.items())
+            if sid not in have.states
         ]
         run_batch(self.netns, adds)
         self.current = Plan({**have.states, **want.states}, have.policies, have.vnis, have.port)
@@ -183,6 +247,8 @@ class Encryption:
         run_batch(self.netns, gone_policies, force=True)
         run_batch(self.netns, [state_delete_line(s) for s in sorted(have.states) if s not in want.states], force=True)
         self.current = want
+        if have.states and not want.states:  # the last encrypted network went: nothing of shoal's stays
+            self.sweep(want)
 
     def clear(self) -> None:
         self.program(Plan({}, {}, frozenset(), self.current.port))

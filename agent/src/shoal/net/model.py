@@ -6,7 +6,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-MTU = 1450  # vxlan without a parent device would take 1500 (notes/dataplane.md #4)
+UNDERLAY_MTU = 1500  # libnetwork's default when the network has no com.docker.network.driver.mtu
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14
+# set explicitly: vxlan without a parent device would take 1500 (notes/dataplane.md #4)
+MTU = UNDERLAY_MTU - VXLAN_OVERHEAD
+# ESP in transport mode with rfc4106(gcm(aes)) (net/xfrm.py): SPI 4 + sequence 4 + IV 8 + pad length 1
+# + next header 1 + ICV. Docker's pktExpansion is 26 because its ICV is 8 bytes; shoal's is 16.
+ESP_ICV_BYTES = 16
+ESP_OVERHEAD = 4 + 4 + 8 + 1 + 1 + ESP_ICV_BYTES
 VXLAN_PORT = 4789
 GW_BRIDGE = "shoal_gwbridge"
 INGRESS_SBOX = "ingress_sbox"
@@ -28,6 +35,17 @@ def mac_for(ip: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
+def overlay_mtu(encrypted: bool) -> int:
+    """The MTU of an overlay's task interfaces, bridge and VXLAN device, as libnetwork's
+    network.maxMTU: an encrypted network leaves room for ESP and for the padding that aligns
+    ESP's trailer to 4 bytes, so that an encrypted packet is never fragmented on the underlay."""
+    mtu = MTU
+    if encrypted:
+        mtu -= ESP_OVERHEAD
+        mtu -= mtu % 4
+    return mtu
+
+
 def sandbox_name(network_id: str) -> str:
     """The network's namespace on a node, named as libnetwork names it."""
     return SANDBOX_PREFIX + network_id[:10]
@@ -45,6 +63,7 @@ class NetAttachment:
     mac: str = ""  # derived from the address when empty
     internal: bool = False
     ingress: bool = False
+    encrypted: bool = False  # `--opt encrypted`: ESP between nodes, so a smaller MTU
 
     def __post_init__(self) -> None:
         iface = ipaddress.IPv4Interface(self.address)
@@ -65,6 +84,10 @@ class NetAttachment:
     @property
     def prefixlen(self) -> int:
         return ipaddress.IPv4Network(self.subnet).prefixlen
+
+    @property
+    def mtu(self) -> int:
+        return overlay_mtu(self.encrypted)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import ndmsg
 
 from shoal.net import links, ns
-from shoal.net.model import MTU, VXLAN_PORT, ZERO_MAC, NetAttachment, Peer, mac_for
+from shoal.net.model import VXLAN_PORT, ZERO_MAC, NetAttachment, Peer, mac_for
 
 BRIDGE = "br0"
 ENDPOINT_PREFIX = "ve"
@@ -55,7 +55,7 @@ def create_sandbox(name: str, netns_dir: str, att: NetAttachment, node_ip: str, 
             links.delete(ipr, BRIDGE)  # half a sandbox from an earlier failure
             # a fixed MAC: a bridge otherwise takes its lowest port's, which changes as tasks
             # come and go and leaves stale ARP entries behind
-            ipr.link("add", ifname=BRIDGE, kind="bridge", mtu=MTU, address=mac_for(att.gateway))
+            ipr.link("add", ifname=BRIDGE, kind="bridge", mtu=att.mtu, address=mac_for(att.gateway))
             idx = links.lookup(ipr, BRIDGE)
             ipr.addr("add", index=idx, address=att.gateway, prefixlen=att.prefixlen)
             ipr.link("set", index=idx, state="up")
@@ -76,7 +76,7 @@ def create_sandbox(name: str, netns_dir: str, att: NetAttachment, node_ip: str, 
                 vxlan_local=node_ip,
                 vxlan_learning=0,  # remote MACs only come from set_peers
                 vxlan_proxy=1,  # answer ARP from the neighbour entries: no ARP on the wire
-                mtu=MTU,
+                mtu=att.mtu,
             )
             try:
                 ipr.link("set", index=links.lookup(ipr, vx), net_ns_fd=path)
@@ -119,7 +119,7 @@ def endpoint(sandbox: str, owner: str, task_netns: str, ifname: str, att: NetAtt
         side_name=links.side_name(ENDPOINT_PREFIX, owner),
         bridge=BRIDGE,
         alias=links.alias_for(owner),
-        mtu=MTU,
+        mtu=att.mtu,
         isolated=False,
         task_netns=task_netns,
         ifname=ifname,

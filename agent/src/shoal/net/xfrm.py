@@ -19,21 +19,25 @@ import os
 import secrets
 
 from shoal.net import ns
+from shoal.net.model import ESP_ICV_BYTES
 
 AEAD = "rfc4106(gcm(aes))"
-ICV_BITS = 128
+ICV_BITS = ESP_ICV_BYTES * 8  # the overlay MTU leaves room for it (model.overlay_mtu)
 KEY_BYTES = 20  # AES-128 key and the 4-byte salt, as Docker's keys for rfc4106
 PROBE_NETNS = "shoal-xfrm-probe"
 
 
-def state_add_line(src: str, dst: str, spi: int, key: bytes, reqid: int = 1) -> str:
-    """One `ip -batch` line adding an ESP transport-mode state with AES-GCM (pure; holds the key)."""
+def state_add_line(src: str, dst: str, spi: int, key: bytes, reqid: int = 1, verb: str = "add") -> str:
+    """One `ip -batch` line adding (or, `verb="update"`, re-keying in place) an ESP transport-mode
+    state with AES-GCM (pure; holds the key)."""
+    if verb not in ("add", "update"):
+        raise ValueError(f"bad verb {verb}")
     if len(key) != KEY_BYTES:
         raise ValueError(f"an {AEAD} key is {KEY_BYTES} bytes, not {len(key)}")
     if not 0 < spi < 1 << 32:
         raise ValueError(f"bad SPI {spi}")
     return (
-        f"xfrm state add src {src} dst {dst} proto esp spi 0x{spi:08x} reqid {reqid} mode transport "
+        f"xfrm state {verb} src {src} dst {dst} proto esp spi 0x{spi:08x} reqid {reqid} mode transport "
         f"aead '{AEAD}' 0x{key.hex()} {ICV_BITS}"
     )
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal import metrics
 from shoal.model import netkeys
-from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
+from shoal.model.network import gateway_of, is_encrypted, mac_of, subnet_of, vni_of
 from shoal.runtime.base import Driver
 from shoal.runtime.taskopts import task_nameservers
 
@@ -42,6 +42,7 @@ def attachments_of(task: dict[str, Any]) -> list[Any]:
                 mac=mac_of(addr),
                 internal=bool(net["Spec"].get("Internal")),
                 ingress=bool(net["Spec"].get("Ingress")),
+                encrypted=is_encrypted(net),
             )
         )
     return out

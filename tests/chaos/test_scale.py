@@ -52,6 +52,7 @@ VIA = "swarm01"  # reads from a follower's replica
 @pytest.fixture(scope="module")
 def fleet(bed: Testbed) -> Iterator[SimProcess]:
     sim = None
+    started = time.monotonic()
     try:
         token = managers_cluster(bed, HEARTBEAT, ELECTION_S)
         log = bed.state_dir.parent / "test-logs" / "chaos_scale" / "sim.log"
@@ -62,6 +63,8 @@ def fleet(bed: Testbed) -> Iterator[SimProcess]:
         yield sim
     finally:
         teardown(bed, sim, "chaos_scale")
+        # the issue's bound for CI (chaos-short): the whole module, managers' setup to teardown
+        print(f"scale: {NODES} nodes / {TASKS} tasks, test wall time {time.monotonic() - started:.0f} s", flush=True)
 
 
 def placements(bed: Testbed, sim: SimProcess, via: str) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
@@ -115,6 +118,7 @@ def placed(bed: Testbed, fleet: SimProcess) -> Baseline:
             print(
                 f"scale: beats that reached no manager {stats['beats_unreachable']} "
                 f"({stats['beats_timed_out']} timed out, slowest answered {stats['beat_slowest_s']:.1f} s); "
+                f"{stats['connections_made']} TLS connections made; "
                 f"sim process CPU {stats['cpu_s']:.0f} s, its loop late up to {stats['loop_late_worst_s']:.1f} s "
                 f"({stats['loop_stalls']} stalls over 1 s, {stats['loop_late_total_s']:.0f} s in all); "
                 f"nodes not ready {down}",

@@ -26,6 +26,11 @@ STATUS_COALESCE = 0.02
 
 
 STALE_PAUSE = 0.5
+# A status report is not urgent, and one sent again after a timeout is a duplicate the manager
+# drops (states only move forward): it gets as long as the long poll rather than the client's 5 s,
+# within which a busy node (or manager) often did not read the answer, and every retry needed a new
+# connection while the late one still held its own (clusterclient.LATE_GRACE).
+STATUS_TIMEOUT = LONG_POLL + 5
 
 
 def newer(answer: dict[str, Any], epoch: int, index: int) -> tuple[int, int] | None:
@@ -160,7 +165,9 @@ class TaskLoop:
             if not reports:
                 continue
             try:
-                await self.client().call_any(self._candidates(), "POST", "/shoal/task-status", {"Updates": reports})
+                await self.client().call_any(
+                    self._candidates(), "POST", "/shoal/task-status", {"Updates": reports}, timeout=STATUS_TIMEOUT
+                )
             except ShoalError as exc:
                 log.debug("status not delivered yet (%s): retrying", exc.message)
                 self.executor.requeue(reports)

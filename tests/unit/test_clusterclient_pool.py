@@ -177,3 +177,23 @@ def test_a_beat_that_timed_out_is_waited_for_again_not_sent_again() -> None:
     assert first is None and session.timeouts == 1
     assert second["Seen"] == 1  # the beat that timed out, not a second one
     assert third["Seen"] == 2 and len(set(peers)) == 1
+
+
+def test_a_caller_cancelled_as_its_call_is_answered_is_cancelled() -> None:
+    """Stopping a node's loops cancels them while they wait for answers: a cancellation that comes
+    as the answer does must not be swallowed (asyncio.wait_for on 3.11 does: the loop then ran on
+    and the stop never ended, a flapping simulated node's)."""
+
+    async def main() -> str:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiting = asyncio.create_task(ClusterClient.wait("m1", answer, 10.0))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        answer.set_result({"ok": True})
+        waiting.cancel()
+        try:
+            return f"returned {await waiting}"
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(main()) == "cancelled"

@@ -65,7 +65,10 @@ class ClusterClient:
         """`pending`'s answer, or Unavailable (caused by TimeoutError) after `timeout` seconds; the
         call itself goes on (its connection is kept)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(pending), timeout)
+            # not asyncio.wait_for: on 3.11 it swallows a cancellation that comes as the call ends
+            # (bpo-42130), and a node's loop being stopped ran on forever (a flapping node's stop hung)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(pending)
         except TimeoutError as exc:
             raise Unavailable(f"cannot reach manager {addr}: no answer within {timeout:g} s") from exc
 

@@ -135,8 +135,8 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         fig["assign_mb"] = (bytes1 - bytes0) / 2**20
         print(
             f"  assignment answers while they started: {fig['assign_answers']:.0f}, {fig['assign_mb']:.1f} MB, "
-            f"{fig['assign_kb_per_answer']:.0f} KB each (full sets: every answer is the node's whole task list "
-            "and its networks' state)",
+            f"{fig['assign_kb_per_answer']:.0f} KB each (the leader's counters: tasks and network state as "
+            "changes since what each node holds, whole in a node's first answer)",
             flush=True,
         )
         if spying is not None:

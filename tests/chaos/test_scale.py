@@ -1,5 +1,5 @@
 """Scale, short: 200 simulated nodes (`python -m shoal.sim`: real joins, sessions, assignments and
-status reports; tasks only recorded) and 5,000 tasks on one overlay under three drained managers.
+status reports; tasks only recorded) and 2,000 tasks (SCALE_TASKS) on one overlay under three drained managers.
 
 Invariants only (bench/scale.py measures the times): every task placed exactly once and run by
 the node the store names; no node given more than its resources; while 10 % of the nodes flap
@@ -11,6 +11,7 @@ refused (status and message) and nothing else moves. `CHAOS_LONG=1` runs 1,000 n
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,9 +34,9 @@ from integration.sim_helpers import (
 )
 from testbed.bed import Testbed
 
-# 200 / 2,000 in CI: with 5,000 tasks on one overlay every answer carries 5,000 endpoints, and at
-# load 10 on this machine all 200 nodes went Down while they started (docs/scale.md)
-NODES, TASKS = (1000, 30000) if LONG else (200, 2000)
+# 200 / 2,000 in CI (chaos-short): passed twice at load 4-5; the issue's 200 / 5,000 (SCALE_TASKS=5000)
+# passed at load 1.2 but not at 4-7 (docs/scale.md, runs 8-12)
+NODES, TASKS = (1000, 30000) if LONG else (200, int(os.environ.get("SCALE_TASKS", "2000")))
 READY_S, RUNNING_S = (600, 1800) if LONG else (60, 150)  # bounds, not goals (bench/scale.py times them)
 NODE_CPUS = 1.5
 TASK_CPUS = 0.05  # 30 tasks fill a node: the scheduler must spread, never overfill
@@ -52,6 +53,7 @@ VIA = "swarm01"  # reads from a follower's replica
 @pytest.fixture(scope="module")
 def fleet(bed: Testbed) -> Iterator[SimProcess]:
     sim = None
+    started = time.monotonic()
     try:
         token = managers_cluster(bed, HEARTBEAT, ELECTION_S)
         log = bed.state_dir.parent / "test-logs" / "chaos_scale" / "sim.log"
@@ -62,6 +64,8 @@ def fleet(bed: Testbed) -> Iterator[SimProcess]:
         yield sim
     finally:
         teardown(bed, sim, "chaos_scale")
+        # the issue's bound for CI (chaos-short): the whole module, managers' setup to teardown
+        print(f"scale: {NODES} nodes / {TASKS} tasks, test wall time {time.monotonic() - started:.0f} s", flush=True)
 
 
 def placements(bed: Testbed, sim: SimProcess, via: str) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
@@ -115,6 +119,7 @@ def placed(bed: Testbed, fleet: SimProcess) -> Baseline:
             print(
                 f"scale: beats that reached no manager {stats['beats_unreachable']} "
                 f"({stats['beats_timed_out']} timed out, slowest answered {stats['beat_slowest_s']:.1f} s); "
+                f"{stats['connections_made']} TLS connections made; "
                 f"sim process CPU {stats['cpu_s']:.0f} s, its loop late up to {stats['loop_late_worst_s']:.1f} s "
                 f"({stats['loop_stalls']} stalls over 1 s, {stats['loop_late_total_s']:.0f} s in all); "
                 f"nodes not ready {down}",

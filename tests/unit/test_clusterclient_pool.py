@@ -10,7 +10,9 @@ from aiohttp import web
 
 from shoal import tls
 from shoal.clusterclient import ClientPool, ClusterClient
+from shoal.errors import Unavailable
 from shoal.manager import ca
+from shoal.worker.session import Session
 
 
 async def serve(root: ca.RootCA, peers: list[Any]) -> tuple[web.AppRunner, str]:
@@ -98,3 +100,100 @@ def test_a_new_certificate_gets_new_connections() -> None:
         return len(set(peers))
 
     assert asyncio.run(main()) == 2
+
+
+async def serve_slow(root: ca.RootCA, peers: list[Any], delays: list[float]) -> tuple[web.AppRunner, str]:
+    """A manager that answers its first calls late (`delays`, seconds, one per call), as a busy one does."""
+    key, csr = tls.new_key_and_csr()
+    cert = root.issue(csr, "mgr1", "manager", "cluster1")
+
+    async def answer(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        if delays:
+            await asyncio.sleep(delays.pop(0))
+        return web.json_response({"Seen": len(peers), "Leader": request.host})
+
+    app = web.Application()
+    app.router.add_post("/ping", answer)
+    app.router.add_post("/shoal/heartbeat", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context(cert, key, root.cert_pem))
+    await site.start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}"
+
+
+def test_a_call_answered_after_its_timeout_keeps_its_connection() -> None:
+    """A timed-out call is refused to its caller, but its connection (and TLS session) is not cut:
+    the calls after it use it again instead of a new handshake each."""
+
+    async def main() -> tuple[BaseException | None, list[Any], dict[str, Any], int]:
+        root = ca.RootCA.create()
+        peers: list[Any] = []
+        runner, addr = await serve_slow(root, peers, [0.8])
+        pool = ClientPool()
+        late: BaseException | None = None
+        try:
+            client = pool.client(client_ctx(root))
+            try:
+                await client.call(addr, "POST", "/ping", {}, timeout=0.3)
+            except Unavailable as exc:
+                late = exc.__cause__
+            await asyncio.sleep(0.8)  # the late answer arrives and is read
+            answer = await client.call(addr, "POST", "/ping", {}, timeout=5)
+        finally:
+            await pool.close()
+            await runner.cleanup()
+        return late, peers, answer, pool.connections_made
+
+    late, peers, answer, made = asyncio.run(main())
+    assert isinstance(late, TimeoutError)
+    assert answer["Seen"] == 2 and len(set(peers)) == 1 and made == 1
+
+
+def test_a_beat_that_timed_out_is_waited_for_again_not_sent_again() -> None:
+    async def main() -> tuple[Any, Any, Session, list[Any]]:
+        root = ca.RootCA.create()
+        peers: list[Any] = []
+        runner, addr = await serve_slow(root, peers, [1.6])
+        pool = ClientPool()
+        ctx = client_ctx(root)
+
+        async def on_answer(_answer: dict[str, Any]) -> None:
+            return None
+
+        session = Session(lambda: pool.client(ctx), lambda: [addr], "10.0.0.9:2377", 0.5, on_answer)
+        try:
+            first = await session.beat_once()  # no answer within its 1 s timeout
+            second = await session.beat_once()  # the same beat's answer, 0.6 s later
+            third = await session.beat_once()  # a new beat, on the same connection
+        finally:
+            await session.stop()
+            await pool.close()
+            await runner.cleanup()
+        return first, (second, third), session, peers
+
+    first, (second, third), session, peers = asyncio.run(main())
+    assert first is None and session.timeouts == 1
+    assert second["Seen"] == 1  # the beat that timed out, not a second one
+    assert third["Seen"] == 2 and len(set(peers)) == 1
+
+
+def test_a_caller_cancelled_as_its_call_is_answered_is_cancelled() -> None:
+    """Stopping a node's loops cancels them while they wait for answers: a cancellation that comes
+    as the answer does must not be swallowed (asyncio.wait_for on 3.11 does: the loop then ran on
+    and the stop never ended, a flapping simulated node's)."""
+
+    async def main() -> str:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiting = asyncio.create_task(ClusterClient.wait("m1", answer, 10.0))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        answer.set_result({"ok": True})
+        waiting.cancel()
+        try:
+            return f"returned {await waiting}"
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(main()) == "cancelled"

@@ -10,6 +10,20 @@ import aiohttp
 
 from shoal.errors import ShoalError, Unavailable
 
+# On kept connections a call that outlives its timeout is not cut: it goes on in the background for
+# up to LATE_GRACE times its timeout, so that its connection (TCP + TLS) goes back to the pool when
+# the answer is read. Cutting it closed the connection, and the retry and every call after it made
+# a new handshake: in a process too busy to read its answers in time (200 simulated nodes on a
+# fifth of a CPU) those handshakes were 15 % of its time and kept it behind (docs/scale.md). gRPC,
+# SwarmKit's transport, keeps its one connection when a call times out too.
+LATE_GRACE = 3.0
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A call nobody waits for any more: its outcome is dropped without a "never retrieved" log."""
+    if not task.cancelled():
+        task.exception()
+
 
 class ClusterClient:
     """Calls managers' cluster API with this node's certificate (or none, for join)."""
@@ -24,11 +38,45 @@ class ClusterClient:
     async def call(self, addr: str, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
         url = f"https://{addr}{path}"
         to = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0)) if timeout else self.timeout
+        if self.session is not None and not self.session.closed:
+            pending = self.begin(addr, method, path, body, timeout=to.total or 5.0)
+            try:
+                return await self.wait(addr, pending, to.total or 5.0)
+            except asyncio.CancelledError:
+                pending.cancel()  # the caller is gone (stopping): nothing to keep the connection for
+                raise
         try:
-            if self.session is None or self.session.closed:
-                async with aiohttp.ClientSession(timeout=to) as session:
-                    return await self._request(session, addr, method, url, body, to)
-            return await self._request(self.session, addr, method, url, body, to)
+            async with aiohttp.ClientSession(timeout=to) as session:
+                return await self._request(session, addr, method, url, body, to)
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            raise Unavailable(f"cannot reach manager {addr}: {exc.__class__.__name__}: {exc}") from exc
+
+    def begin(self, addr: str, method: str, path: str, body: Any = None, *, timeout: float) -> asyncio.Task[Any]:
+        """A call on the kept connections, under way until answered or LATE_GRACE x `timeout`;
+        `wait` for its answer, as long as the caller wants to, as often as it wants to."""
+        assert self.session is not None
+        to = aiohttp.ClientTimeout(total=timeout * LATE_GRACE, connect=min(timeout, 2.0))
+        task = asyncio.ensure_future(self._kept(self.session, addr, method, f"https://{addr}{path}", body, to))
+        task.add_done_callback(_retrieve)
+        return task
+
+    @staticmethod
+    async def wait(addr: str, pending: asyncio.Task[Any], timeout: float) -> Any:
+        """`pending`'s answer, or Unavailable (caused by TimeoutError) after `timeout` seconds; the
+        call itself goes on (its connection is kept)."""
+        try:
+            # not asyncio.wait_for: on 3.11 it swallows a cancellation that comes as the call ends
+            # (bpo-42130), and a node's loop being stopped ran on forever (a flapping node's stop hung)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(pending)
+        except TimeoutError as exc:
+            raise Unavailable(f"cannot reach manager {addr}: no answer within {timeout:g} s") from exc
+
+    async def _kept(
+        self, session: aiohttp.ClientSession, addr: str, method: str, url: str, body: Any, to: aiohttp.ClientTimeout
+    ) -> Any:
+        try:
+            return await self._request(session, addr, method, url, body, to)
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             raise Unavailable(f"cannot reach manager {addr}: {exc.__class__.__name__}: {exc}") from exc
 
@@ -70,13 +118,25 @@ class ClientPool:
         self._ctx: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._draining: list[aiohttp.ClientSession] = []  # given-up sessions finishing their calls
+        self.connections_made = 0  # TCP + TLS handshakes, a figure (simulated fleets print it)
+
+    def _trace(self) -> aiohttp.TraceConfig:
+        trace = aiohttp.TraceConfig()
+
+        async def made(*_args: Any) -> None:
+            self.connections_made += 1
+
+        trace.on_connection_create_end.append(made)
+        return trace
 
     def client(self, ssl_context: ssl.SSLContext) -> ClusterClient:
         if ssl_context is not self._ctx or self._session is None or self._session.closed:
             self._drop()
             self._ctx = ssl_context
             # idle connections close after 30 s, before the managers' own 75 s keep-alive ends them
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=30))
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(keepalive_timeout=30), trace_configs=[self._trace()]
+            )
         return ClusterClient(ssl_context, session=self._session)
 
     def _drop(self) -> None:

@@ -159,9 +159,12 @@ async def task_assignments(request: web.Request) -> web.Response:
     wait = body.get("Wait", 10)
     wait = min(max(float(wait), 0.0), 30.0) if isinstance(wait, (int, float)) else 10.0
     have = net_have(body)
+    increments = body.get("TaskIncrements", False)
+    if not isinstance(increments, bool):
+        raise InvalidArgument("TaskIncrements must be true or false")
     manager = manager_of(request)
     manager.check_replica_current()
-    answer = await assignments.assignments(manager.store, node_id, since, wait, have)
+    answer = await assignments.assignments(manager.store, node_id, since, wait, have, increments)
     payload = assignments.encode(answer)
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(len(payload))

@@ -21,7 +21,7 @@ from shoal.errors import VersionConflict, WatchLost
 from shoal.manager.netkeys import ring_of
 from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
-from shoal.model import netkeys
+from shoal.model import netkeys, taskdelta
 from shoal.model.network import is_encrypted
 from shoal.model.objects import DATA_PATH_PORT
 from shoal.model.secret import STORE_KINDS
@@ -157,12 +157,44 @@ NET_HISTORY = 24
 _NET_HISTORY: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
 
 
+# Task-list versions kept per node (model/taskdelta.py): the last few sent to it, {task ID: stable
+# hash} each. A node answers with the version it was sent last, so a few cover a reply that
+# crossed a newer one; a node whose version is gone (or asking a manager that never answered it)
+# gets its whole list.
+TASK_HISTORY = 4
+_TASKS_SENT: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
+
+
 def _install(key: int, snap: Snapshot) -> None:
-    """`snap` is the one answers come from; versions of networks gone are forgotten."""
+    """`snap` is the one answers come from; versions of networks gone, and the task lists sent to
+    nodes gone, are forgotten."""
     _SNAPSHOTS[key] = snap
     history = _NET_HISTORY.setdefault(key, {})
     for net_id in [n for n in history if n not in snap.net.by_net]:
         del history[net_id]
+    sent = _TASKS_SENT.setdefault(key, {})
+    if len(sent) > len(snap.nodes):
+        live = {n["ID"] for n in snap.nodes}
+        for node_id in [n for n in sent if n not in live]:
+            del sent[node_id]
+
+
+def task_answer(
+    store: Store, snap: Snapshot, node_id: str, tasks: list[dict[str, Any]], sig: str, since: str | None
+) -> dict[str, Any]:
+    """The node's tasks as changes since the task list it holds (`since`, its signature), or whole
+    when this manager did not send it that list (model/taskdelta.py); the list sent is kept."""
+    hashes = {t["ID"]: snap.stable_hash(t) for t in tasks}
+    sent = _TASKS_SENT.setdefault(id(store), {}).setdefault(node_id, OrderedDict())
+    held = taskdelta.tasks_version(since)
+    parts = taskdelta.change(sent.get(held) if held else None, held, tasks, hashes)
+    version = taskdelta.tasks_version(sig)
+    assert version is not None
+    sent[version] = hashes
+    sent.move_to_end(version)
+    while len(sent) > TASK_HISTORY:
+        sent.popitem(last=False)
+    return {"TaskParts": parts}
 
 
 def _remember(key: int, net_id: str, version: str, items: dict[str, str]) -> None:
@@ -287,7 +319,12 @@ def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] 
 
 
 async def assignments(
-    store: Store, node_id: str, since: str | None, wait: float, have: dict[str, str] | None = None
+    store: Store,
+    node_id: str,
+    since: str | None,
+    wait: float,
+    have: dict[str, str] | None = None,
+    task_increments: bool = False,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -320,7 +357,11 @@ async def assignments(
                         "Signature": sig,
                         "Epoch": store.epoch,
                         "Index": snap.index,  # a node never acts on an older replica's answer after it
-                        "Tasks": tasks,
+                        **(
+                            task_answer(store, snap, node_id, tasks, sig, since)
+                            if task_increments
+                            else {"Tasks": tasks}
+                        ),
                         "Services": snap.service_names,
                         **net_answer(store, snap, node_id, have),
                         # the cluster's VXLAN port (`swarm init --data-path-port`): fixed at init, so

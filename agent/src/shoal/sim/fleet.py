@@ -135,6 +135,7 @@ class Fleet:
             "connected": sum(1 for n in live if n.session is not None and n.session.connected),
             "beats_unreachable": sum(n.session.unreachable for n in live if n.session is not None),
             "beats_timed_out": sum(n.session.timeouts for n in live if n.session is not None),
+            "connections_made": sum(n.pool.connections_made for n in self.nodes),
             "beat_slowest_s": max((n.session.slowest for n in live if n.session is not None), default=0.0),
             "cpu_s": cpu_seconds(),
             "loop_late_worst_s": self.lag.worst,

@@ -70,6 +70,10 @@ class Session:
         self.unreachable = 0  # beats that reached no manager (timeouts, refused connections): a figure
         self.timeouts = 0  # of which: no answer within the beat's timeout (a side too busy)
         self.slowest = 0.0  # seconds: the longest a beat that was answered took
+        # manager address -> the beat sent to it and not answered yet: a beat that timed out is
+        # waited for again by the next try rather than sent again (a new request would need a new
+        # connection, i.e. a TLS handshake, while the first still holds its own)
+        self._beats: dict[str, asyncio.Task[Any]] = {}
         self._loop = BackgroundLoop("session", self._run)
 
     def candidates(self) -> list[str]:
@@ -87,14 +91,9 @@ class Session:
                 continue
             tried.add(addr)
             sent = time.monotonic()
+            timeout = max(1.0, min(self.period * 2, 60.0))
             try:
-                answer = await self.client().call(
-                    addr,
-                    "POST",
-                    "/shoal/heartbeat",
-                    {"Addr": self.self_addr},
-                    timeout=max(1.0, min(self.period * 2, 60.0)),
-                )
+                answer = await self._beat(addr, timeout)
             except Unavailable as exc:
                 self.last_error = exc.message
                 self.unreachable += 1
@@ -122,11 +121,28 @@ class Session:
         self.connected = False
         return None
 
+    async def _beat(self, addr: str, timeout: float) -> Any:
+        client = self.client()
+        kept = getattr(client, "session", None)
+        if kept is None or kept.closed:  # no kept connections: one call each
+            return await client.call(addr, "POST", "/shoal/heartbeat", {"Addr": self.self_addr}, timeout=timeout)
+        pending = self._beats.get(addr)
+        if pending is None:
+            pending = client.begin(addr, "POST", "/shoal/heartbeat", {"Addr": self.self_addr}, timeout=timeout)
+            self._beats[addr] = pending
+            pending.add_done_callback(
+                lambda done: self._beats.pop(addr, None) if self._beats.get(addr) is done else None
+            )
+        return await client.wait(addr, pending, timeout)
+
     def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
+        for pending in list(self._beats.values()):
+            pending.cancel()
+        self._beats.clear()
 
     async def _run(self) -> None:
         failures = 0

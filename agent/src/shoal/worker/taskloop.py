@@ -11,6 +11,7 @@ from shoal.aio import BackgroundLoop
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError
 from shoal.model.netdelta import Held
+from shoal.model.taskdelta import HeldTasks, tasks_version
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NodeNetwork
 
@@ -25,6 +26,11 @@ STATUS_COALESCE = 0.02
 
 
 STALE_PAUSE = 0.5
+# A status report is not urgent, and one sent again after a timeout is a duplicate the manager
+# drops (states only move forward): it gets as long as the long poll rather than the client's 5 s,
+# within which a busy node (or manager) often did not read the answer, and every retry needed a new
+# connection while the late one still held its own (clusterclient.LATE_GRACE).
+STATUS_TIMEOUT = LONG_POLL + 5
 
 
 def newer(answer: dict[str, Any], epoch: int, index: int) -> tuple[int, int] | None:
@@ -55,6 +61,7 @@ class TaskLoop:
         self.network = network
         self.epoch = 0
         self.held = Held()  # its networks' state as of the versions it holds (increments apply to it)
+        self.held_tasks = HeldTasks()  # its task list as of the version it holds (increments apply to it)
         self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
         self._loops = [
@@ -97,6 +104,12 @@ class TaskLoop:
                 # node would stop those tasks). Not at once again: it answers at once again.
                 await asyncio.sleep(STALE_PAUSE)
                 continue
+            tasks = self._tasks(answer)
+            if tasks is None:
+                # a change from another list than the one held: nothing acted on (a partial list
+                # would stop the tasks it lacks); asked again at once for the whole list
+                self.signature = None
+                continue
             self.epoch, self.index = seen
             self.signature = answer.get("Signature")
             payloads = getattr(self.executor.driver, "payloads", None)  # runtime/secretfiles.py
@@ -104,7 +117,7 @@ class TaskLoop:
                 payloads.replace(answer.get("Payloads"))
             if self.network is not None:  # before any task of this answer is wired to an overlay
                 self.network.set_data_path_port(answer.get("DataPathPort"))
-            self.executor.apply(answer.get("Tasks") or [], answer.get("Services") or {})
+            self.executor.apply(tasks, answer.get("Services") or {})
             if self.network is not None:
                 await self.network.adopt(self.executor.assigned, self.executor.state)
                 net = self._net_state(answer)
@@ -115,8 +128,17 @@ class TaskLoop:
             # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
             del answer
 
+    def _tasks(self, answer: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The node's whole task list from this answer (changes applied to the list it holds), or
+        None if the changes do not follow the list it holds."""
+        parts = answer.get("TaskParts")
+        if parts is None:  # a manager that sends whole lists
+            return answer.get("Tasks") or []
+        return self.held_tasks.apply(parts, tasks_version(answer.get("Signature")))
+
     def _poll_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"Since": self.signature, "Wait": LONG_POLL}
+        # the task list as changes since the one it holds (model/taskdelta.py), not whole each time
+        body: dict[str, Any] = {"Since": self.signature, "Wait": LONG_POLL, "TaskIncrements": True}
         if self.network is not None:  # increments of the networks' state, not whole sets
             body["NetHave"] = self.held.have()
         return body
@@ -143,7 +165,9 @@ class TaskLoop:
             if not reports:
                 continue
             try:
-                await self.client().call_any(self._candidates(), "POST", "/shoal/task-status", {"Updates": reports})
+                await self.client().call_any(
+                    self._candidates(), "POST", "/shoal/task-status", {"Updates": reports}, timeout=STATUS_TIMEOUT
+                )
             except ShoalError as exc:
                 log.debug("status not delivered yet (%s): retrying", exc.message)
                 self.executor.requeue(reports)

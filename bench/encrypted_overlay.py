@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "agent" / "src"), str(ROOT / "bench")]
 
 from _figures import record  # noqa: E402
+from _vm import MANAGER_API_PY  # noqa: E402
 
 from testbed.vm.bed import VmTestbed  # noqa: E402
 
@@ -42,14 +43,9 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SERVICE, SECURE, PLAIN = "bench_enc", "bench_secure", "bench_plain"
 
 # run on a manager VM: the service's running tasks as [{"node", "id", SECURE: ip, PLAIN: ip}]
-TASKS_PY = f"""
-import http.client, json, socket
-class C(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect("/run/shoal/shoal.sock")
-def get(path):
-    c = C("localhost"); c.request("GET", path); return json.loads(c.getresponse().read())
-nodes = {{n["ID"]: n["Description"]["Hostname"] for n in get("/nodes")}}
+TASKS_PY = (
+    MANAGER_API_PY
+    + f"""\
 sid = [s["ID"] for s in get("/services") if s["Spec"]["Name"] == "{SERVICE}"][0]
 out = []
 for t in get("/tasks"):
@@ -60,6 +56,7 @@ for t in get("/tasks"):
         out.append(row)
 print(json.dumps(out))
 """
+)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "agent" / "src"), str(ROOT / "bench")]
 
 from _figures import record  # noqa: E402
+from _vm import MANAGER_API_PY  # noqa: E402
 
 from testbed.vm.bed import VmTestbed  # noqa: E402
 
@@ -62,14 +63,9 @@ PIDFILE = "/run/bench-iperf3.pid"
 PATHS = ["underlay", "task->task", "VIP", "mesh"]
 
 # run on the manager: {"server": {...}, "client": {...}, "vip": "..."} of the running tasks
-QUERY_PY = f"""
-import http.client, json, socket
-class C(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect("/run/shoal/shoal.sock")
-def get(path):
-    c = C("localhost"); c.request("GET", path); return json.loads(c.getresponse().read())
-nodes = {{n["ID"]: n["Description"]["Hostname"] for n in get("/nodes")}}
+QUERY_PY = (
+    MANAGER_API_PY
+    + f"""\
 services = {{s["Spec"]["Name"]: s for s in get("/services")}}
 nets = {{n["Name"]: n["Id"] for n in get("/networks")}}
 out = {{}}
@@ -86,6 +82,7 @@ for t in get("/tasks"):
             out[role] = {{"node": nodes.get(t["NodeID"], ""), "id": t["ID"], "ip": ips[0] if ips else ""}}
 print(json.dumps(out))
 """
+)
 
 
 class Bench:

@@ -5,7 +5,6 @@ field the node acts on), whatever answers it missed or which manager answered.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from typing import Any
@@ -16,6 +15,7 @@ from shoal.model.taskdelta import HeldTasks, change, tasks_version
 from shoal.worker.taskloop import TaskLoop
 from unit.test_netdelta import churn, install
 from unit.test_netstate import random_cluster
+from unit.test_taskloop_stale import run_assignments_until
 
 
 class FakeStore:
@@ -175,17 +175,7 @@ def test_a_node_never_acts_on_a_change_that_does_not_follow_its_list() -> None:
     executor, client = Executor(), Client(answers)
     loop = TaskLoop(executor, lambda: client, lambda: ["m1"], lambda: None)  # type: ignore[arg-type]
 
-    async def main() -> None:
-        task = asyncio.create_task(loop._assignments())
-        for _ in range(200):
-            if len(client.bodies) >= 6:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    run_assignments_until(loop, lambda: len(client.bodies) >= 6)
     assert executor.applied == [["a", "b"], ["b", "c"], ["b"], ["b", "d"]]
     assert [b["Since"] for b in client.bodies] == [None, "v1.n", "v2.n", None, "v3.n", "v4.n"]
     assert all(b["TaskIncrements"] is True for b in client.bodies)

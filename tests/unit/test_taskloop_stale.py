@@ -6,11 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import ShoalError, Unavailable
 from shoal.worker import taskloop
 from shoal.worker.taskloop import TaskLoop, newer
+
+
+def run_assignments_until(loop: TaskLoop, done: Callable[[], bool]) -> None:
+    """Run the loop's assignments long poll until `done()` (at most 2 s), then cancel it."""
+
+    async def main() -> None:
+        task = asyncio.create_task(loop._assignments())
+        for _ in range(200):
+            if done():
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
 
 
 def test_an_answer_is_applied_only_when_its_epoch_and_index_are_not_older() -> None:
@@ -57,17 +74,7 @@ def test_a_follower_behind_never_makes_a_node_stop_the_tasks_the_leader_gave_it(
     executor, client = Executor(), Client(answers)
     loop = TaskLoop(executor, lambda: client, lambda: ["m1", "m2"], lambda: None)  # type: ignore[arg-type]
 
-    async def main() -> None:
-        task = asyncio.create_task(loop._assignments())
-        for _ in range(200):
-            if client.calls >= 5:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    run_assignments_until(loop, lambda: client.calls >= 5)
     assert executor.applied == [["t1", "t2"], ["t1", "t2"]]
     assert (loop.epoch, loop.index, loop.signature) == (5, 905, "c")
 

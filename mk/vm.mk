@@ -2,7 +2,7 @@
 #   include mk/vm.mk
 # It has its own namespaces (shoalvm-*) and lock: the namespace testbed can run meanwhile.
 # The image is built once per recipe under /var/cache/shoal-testbed/ (about 5 minutes; notes/vm.md).
-VM_DEB_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs netcat-openbsd openssh-client
+VM_DEB_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs netcat-openbsd openssh-client
 VM_LOCK := /run/lock/shoal-testbed-vm.lock
 VM_STAMP := $(STATE)/setup-vm.stamp
 VM_HOSTS ?= 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,21 @@ def test_recipe_hash_follows_the_package_list(monkeypatch: pytest.MonkeyPatch) -
     before = image.recipe_hash()
     monkeypatch.setattr(image, "RUNTIME_PACKAGES", (*image.RUNTIME_PACKAGES, "extra-package"))
     assert image.recipe_hash() != before
+
+
+def test_mmdebstrap_installs_every_package_after_the_initramfs_settings(tmp_path: Path) -> None:
+    argv = image.mmdebstrap_argv(tmp_path / "rootfs", "http://mirror/debian")
+    assert argv[:3] == ["mmdebstrap", "--mode=root", "--variant=minbase"]
+    assert argv[-3:] == [image.SUITE, str(tmp_path / "rootfs"), "http://mirror/debian"]
+    (include,) = [a for a in argv if a.startswith("--include=")]
+    assert include.removeprefix("--include=").split(",") == list(image.PACKAGES)
+    # the setup hook runs before dpkg installs the kernel: its initramfs is the small one from the start
+    (hook,) = [a.removeprefix("--setup-hook=") for a in argv if a.startswith("--setup-hook=")]
+    subprocess.run(["sh", "-c", hook, "hook", str(tmp_path)], check=True)
+    conf = tmp_path / "etc/initramfs-tools/conf.d/shoal-vm.conf"
+    assert conf.read_text() == "MODULES=list\n"
+    modules = tmp_path / "usr/share/initramfs-tools/modules.d/shoal-vm"
+    assert modules.read_text().split() == list(image.INITRD_MODULES)
 
 
 def test_image_has_what_the_agent_role_needs() -> None:

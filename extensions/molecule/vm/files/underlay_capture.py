@@ -1,10 +1,11 @@
 """Count what crosses the VM testbed's underlay bridge for a while (an AF_PACKET socket: no tcpdump).
 
 Run inside the testbed's fabric namespace (`ip netns exec shoalvm-fabric python3 underlay_capture.py
-t- 4789 40 [STOPFILE]`): for at most 40 s, or until STOPFILE exists (the traffic to count is over), every interface whose name starts with the prefix (the VMs' taps: a bridge's own socket
-does not see the frames it forwards between its ports), each frame once (as it leaves its VM). Prints
-JSON: ESP packets (IP protocol 50) and VXLAN packets (UDP to the data path port) by VNI. Only counts
-and headers are kept, never payloads.
+t- 4789 40 [STOPFILE]`), for at most 40 s or until STOPFILE exists (the traffic to count is over):
+every interface whose name starts with the prefix (the VMs' taps: a bridge's own socket does not see
+the frames it forwards between its ports), each frame once (as it leaves its VM). Prints JSON: ESP
+packets (IP protocol 50) and VXLAN packets (UDP to the data path port) by VNI. Only counts and headers
+are kept, never payloads.
 """
 
 from __future__ import annotations

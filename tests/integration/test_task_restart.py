@@ -108,9 +108,17 @@ def stuck_report_then_restart(
     assert rc == 0, err
 
 
+def slow_heartbeats(bed: Testbed) -> None:
+    """A 15 s grace: a node whose agent takes a few seconds to come back is not Down meanwhile (its
+    task would be replaced: another matter than the one tested here)."""
+    rc, _, err = cli(bed, "swarm00", "swarm", "update", "--dispatcher-heartbeat", "5s")
+    assert rc == 0, err
+
+
 @pytest.fixture
 def one_manager(bed: Testbed) -> Iterator[Testbed]:
     form_cluster(bed, managers=1, agent_args=["--task-driver", "oci"])
+    slow_heartbeats(bed)
     yield bed
     wipe_cluster(bed, "test_task_restart_worker")
 
@@ -118,6 +126,7 @@ def one_manager(bed: Testbed) -> Iterator[Testbed]:
 @pytest.fixture
 def three_managers(bed: Testbed) -> Iterator[Testbed]:
     form_cluster(bed, managers=3, agent_args=["--task-driver", "oci"])
+    slow_heartbeats(bed)
     yield bed
     wipe_cluster(bed, "test_task_restart_manager")
 

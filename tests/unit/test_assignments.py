@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 
+from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.assignments import (
     COALESCE,
     EncodedJSON,
     Snapshot,
+    apply_reports,
     encode,
     fresh_in,
     net_only_change,
@@ -133,3 +136,49 @@ def test_a_snapshot_behind_the_store_is_rebuilt_after_twice_its_cost() -> None:
     assert fresh_in(s, IndexStore(2), 101.5) == 0.0
     s.cost = 0.001  # a small cluster: every index, after COALESCE at most
     assert fresh_in(s, IndexStore(2), 100.0) == pytest.approx(COALESCE)
+
+
+class CommittingStore(FakeStore):
+    """Commits fail with a version conflict `conflicts` times (None: always); `lag`: entries its
+    replica is behind the leader's commits."""
+
+    def __init__(self, tasks: list[dict[str, Any]], conflicts: int | None = 0, lag: int = 0) -> None:
+        super().__init__(tasks)
+        self.conflicts = conflicts
+        self.lag = lag
+        self.committed: list[Any] = []
+
+    def replica_lag(self) -> int:
+        return self.lag
+
+    async def acommit(self, changes: list[Any], **_: Any) -> int:
+        if self.conflicts is None or self.conflicts > 0:
+            self.conflicts = None if self.conflicts is None else self.conflicts - 1
+            raise VersionConflict("task changed")
+        self.committed.append(changes)
+        return 1
+
+
+RUNNING = [{"ID": "a", "State": "running", "Message": "started", "PID": 42}]
+
+
+def test_a_report_that_conflicts_once_is_read_again_and_applied() -> None:
+    store = CommittingStore([task("a", "n1", "accepted")], conflicts=1)
+    assert asyncio.run(apply_reports(store, "n1", RUNNING)) == 1  # type: ignore[arg-type]
+    assert store.committed[0][0].obj["Status"]["State"] == "running"
+
+
+def test_a_report_never_applied_is_a_503_not_a_silent_drop() -> None:
+    """The node takes any answer as delivered and never sends that state again (issue 12)."""
+    store = CommittingStore([task("a", "n1", "accepted")], conflicts=None)
+    with pytest.raises(Unavailable, match="task status not applied"):
+        asyncio.run(apply_reports(store, "n1", RUNNING))  # type: ignore[arg-type]
+    assert store.committed == []
+
+
+def test_a_lagging_replica_that_lacks_the_task_answers_503() -> None:
+    store = CommittingStore([], lag=3)
+    with pytest.raises(Unavailable, match="replica lacks"):
+        asyncio.run(apply_reports(store, "n1", RUNNING))  # type: ignore[arg-type]
+    # a current replica (the leader's): a task it lacks is gone, and its report dropped
+    assert asyncio.run(apply_reports(CommittingStore([]), "n1", RUNNING)) == 0  # type: ignore[arg-type]

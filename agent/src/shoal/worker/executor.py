@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shoal.model.ids import now_rfc3339
-from shoal.model.task import RUN_DESIRED
+from shoal.model.task import RUN_DESIRED, state_rank
 from shoal.runtime.base import (
     Driver,
     ExitStatus,
@@ -57,6 +57,9 @@ class Executor:
         self.removed: dict[str, dict[str, Any]] = {}
         self.health = HealthMonitor(driver, self._health_changed)  # worker/health.py
         self.drain_delay = DRAIN_DELAY
+        # task -> pid of a task found running at an agent restart, until its first assignment says
+        # what the store holds of it (a report the previous agent queued may never have arrived)
+        self.adopted: dict[str, int] = {}
 
     def task_name(self, task: dict[str, Any], full: bool = False) -> str:
         name = self.service_names.get(task["ServiceID"], task["ServiceID"][:12])
@@ -81,6 +84,7 @@ class Executor:
         handles = await self._call(self.driver.adopt)
         for handle in handles:
             self.state[handle.task_id] = "running"
+            self.adopted[handle.task_id] = handle.pid
         if handles:
             log.info("adopted %d running tasks", len(handles))
 
@@ -132,7 +136,9 @@ class Executor:
             elif known is None and desired in RUN_DESIRED and task["Status"]["State"] in ("starting", "running"):
                 self._spawn(self._reclaim(task))  # the agent restarted and the task was not adopted
             elif known in UP and desired in RUN_DESIRED:
-                self._adopt_health(task)  # checks resume after an agent restart (no-op when already watched)
+                # checks resume after an agent restart (no-op when already watched)
+                self._adopt_health(task, first=tid in self.adopted)
+                self._confirm_adopted(task)
         for tid in list(self.state):
             if tid not in self.assigned and tid not in self.busy:
                 self._spawn(self._forget(tid))  # deleted from the store: stop if needed and clean up
@@ -274,6 +280,7 @@ class Executor:
             log.debug("cleaning up task %s: %s", tid, exc)
         finally:
             self.state.pop(tid, None)
+            self.adopted.pop(tid, None)
             self.removed.pop(tid, None)
             self.stop_requested.discard(tid)
             self.busy.discard(tid)
@@ -313,10 +320,26 @@ class Executor:
         else:
             self.report(tid, "running", "started", PID=pid)
 
-    def _adopt_health(self, task: dict[str, Any]) -> None:
+    def _adopt_health(self, task: dict[str, Any], first: bool = False) -> None:
+        """`first`: the first copy of an adopted task, whose status is the store's as of now (later
+        copies may be older: a task changed only in its status is not sent again)."""
         tid = task["ID"]
-        if self.health.watch(tid) and self.state.get(tid) == "running" and task["Status"]["State"] == "starting":
+        held = task["Status"]["State"]
+        before_running = held == "starting" or (first and state_rank(held) < state_rank("running"))
+        if self.health.watch(tid) and self.state.get(tid) == "running" and before_running:
             self.state[tid] = "starting"  # adopted before its first healthy result: RUNNING waits for it
+
+    def _confirm_adopted(self, task: dict[str, Any]) -> None:
+        """A task adopted at the agent's restart whose state the store lacks is reported now: the
+        previous agent started it but its STARTING/RUNNING report was still queued or on the way
+        when it stopped, and this agent, finding it running, had nothing to report, so the store
+        kept it ACCEPTED for good (SwarmKit's restarted worker reports what its controller finds)."""
+        tid = task["ID"]
+        pid = self.adopted.pop(tid, None)
+        known = self.state.get(tid)
+        if pid is None or known not in UP or state_rank(task["Status"]["State"]) >= state_rank(known):
+            return
+        self.report(tid, known, "started" if known == "running" else "starting", PID=pid)
 
     def _health_changed(self, tid: str, status: str) -> None:
         if tid in self.busy or self.state.get(tid) not in UP:

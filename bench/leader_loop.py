@@ -37,6 +37,7 @@ from scale_leader import NOW, PER_SERVICE, cluster
 
 from shoal.agent.events import EventHub, follow_cluster
 from shoal.manager import assignments
+from shoal.manager.orchestrator import pipeline
 from shoal.manager.orchestrator.loop import Orchestrator
 from shoal.model.taskdelta import HeldTasks
 from shoal.store import Change, RaftConfig, ReplicatedStore
@@ -160,6 +161,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"  of which network state MB        {counts['net_bytes'] / 1e6:8.1f}")
     print(f"  answers with the whole task list {counts['whole_tasks']:8d}")
     print(f"  answers with a whole network     {counts['whole_nets']:8d}")
+    sys.stdout.flush()  # the figures first: the store's close may take minutes (not investigated)
     store.close()
 
 
@@ -170,7 +172,10 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--profile", default="")
     p.add_argument("--slow", type=float, default=0.0)
+    p.add_argument("--entry-size", type=int, default=0, help="changes per Raft entry of a pass (A/B of the split)")
     args = p.parse_args()
+    if args.entry_size:
+        pipeline.split.__defaults__ = (args.entry_size,)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="leader-loop-") as tmp:
         if args.slow:

@@ -176,8 +176,9 @@ class ReplicatedStore:
             if finished:
                 metrics.RAFT_COMMIT_SECONDS.observe(time.perf_counter() - started)
                 return int(value)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), value)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it may swallow a cancel (bpo-42130)
+                async with asyncio.timeout(value):
+                    await woken.wait()
 
     def _new_op(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
@@ -29,6 +30,9 @@ class FakeStore:
         self.tasks = {t["ID"]: t for t in tasks}
 
     def get(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.tasks.get(obj_id))
+
+    def get_shared(self, kind: str, obj_id: str) -> dict[str, Any] | None:
         return self.tasks.get(obj_id)
 
 
@@ -55,6 +59,27 @@ def test_reports_on_one_task_fold_into_one_change() -> None:
     assert change.expected_version == 4
     assert change.obj["Status"]["State"] == "running"
     assert change.obj["Status"]["ContainerStatus"]["PID"] == 42
+
+
+def test_reports_never_modify_the_stored_task() -> None:
+    """The update shares the stored task's unchanged parts (no deep copy on the leader's loop),
+    so it must build new dicts for what it changes: the stored object stays as it was."""
+    stored = task("a", "n1", "assigned")
+    stored["Spec"] = {"ContainerSpec": {"Image": "shoal/host"}}
+    stored["Status"]["ContainerStatus"] = {"ExitCode": 0}
+    before = copy.deepcopy(stored)
+    store = FakeStore([stored])
+    reports = [
+        {"ID": "a", "State": "running", "Message": "started", "Timestamp": "t3", "PID": 42},
+        {"ID": "a", "State": "failed", "Err": "boom", "Timestamp": "t4", "ExitCode": 3},
+    ]
+    (change,) = status_changes(store, "n1", reports)
+    assert stored == before
+    assert change.obj["Spec"] is stored["Spec"]  # shared, not copied
+    status = change.obj["Status"]
+    assert (status["State"], status["Err"], status["Timestamp"]) == ("failed", "boom", "t4")
+    assert status["ContainerStatus"] == {"ExitCode": 3, "PID": 42, "ContainerID": "a"}
+    assert change.obj["UpdatedAt"] == "t4"
 
 
 def test_stale_foreign_and_unknown_reports_are_dropped() -> None:

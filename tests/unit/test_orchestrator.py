@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shoal.manager.orchestrator.pipeline import allocate, place
+from shoal.manager.orchestrator.pipeline import CHANGES_PER_COMMIT, allocate, changes, place, split
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.manager.orchestrator.update import Watch
@@ -299,3 +299,33 @@ def test_a_new_leader_does_not_count_failures_from_before_it_led() -> None:
         run([new], tasks, ns, now_ns=T0 + 31 * S, watch=Watch()).service_updates["svc1"]["UpdateStatus"]["State"]
         == "paused"
     )  # the same failure, seen by the leader that ran the update
+
+
+def test_a_large_pass_commits_in_bounded_entries_in_order() -> None:
+    """1,200 creates, and a scale-down to 400: entries of at most CHANGES_PER_COMMIT changes,
+    every change once, in the pass's order (creates before updates before deletes)."""
+    ns = nodes(40)
+    tasks = commit([], run([service(1200)], [], ns))
+    small = service(400, version=11)  # 800 tasks told to shut down
+    plan = run([small], tasks, ns)
+    batch = changes(plan, {t["ID"]: t for t in tasks}, {small["ID"]: small})
+    entries = split(batch)
+    assert len(batch) > CHANGES_PER_COMMIT
+    assert all(0 < len(e) <= CHANGES_PER_COMMIT for e in entries)
+    assert [c for e in entries for c in e] == batch
+    assert len(entries) == -(-len(batch) // CHANGES_PER_COMMIT)
+    big = changes(run([service(1200)], [], ns), {}, {})
+    assert [len(e) for e in split(big)] == [500, 500, 200]
+    assert split([]) == []
+
+
+def test_a_nodes_new_tasks_come_in_one_entry() -> None:
+    """Each node's new tasks in one entry: each node is answered once for them, not per entry."""
+    ns = nodes(40)
+    entries = split(changes(run([service(1200)], [], ns), {}, {}))
+    entry_of: dict[str, set[int]] = {}
+    for i, entry in enumerate(entries):
+        for change in entry:
+            entry_of.setdefault(change.obj["NodeID"], set()).add(i)
+    assert len(entry_of) == 40
+    assert sum(len(seen) > 1 for seen in entry_of.values()) <= len(entries) - 1  # only at entry boundaries

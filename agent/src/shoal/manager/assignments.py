@@ -8,7 +8,6 @@ Status reports are applied in one batch, and only when they move a task's state 
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import json
 import time
@@ -407,21 +406,24 @@ def status_changes(store: Store, node_id: str, reports: list[dict[str, Any]]) ->
     """Task updates for the reports that move a task of this node forward (others are stale).
 
     Several reports on one task (accepted, starting, running) fold into one change: a batch may
-    change each object once.
+    change each object once. The stored task is read shared and the update is a new object that
+    shares all but its `Status` with it (stored objects are never mutated in place, and the commit
+    pickles its own copy): a deep copy of each reported task (its network attachments and spec)
+    was most of the leader's event loop while 200 nodes reported 5,000 tasks starting, and held
+    heartbeats unread for seconds (docs/scale.md, bench/leader_loop.py).
     """
     originals: dict[str, dict[str, Any]] = {}
     updated: dict[str, dict[str, Any]] = {}
     for report in reports:
         task_id = str(report.get("ID", ""))
-        task = updated.get(task_id) or store.get("task", task_id)
+        task = updated.get(task_id) or store.get_shared("task", task_id)
         if task is None or task.get("NodeID") != node_id:
             continue
         state = report.get("State")
         if not isinstance(state, str) or not can_move(task["Status"]["State"], state):
             continue
         originals.setdefault(task_id, task)
-        task = copy.deepcopy(task)
-        status = task["Status"]
+        status = dict(task["Status"])
         status.update({k: report[k] for k in ("State", "Message", "Timestamp") if k in report})
         if report.get("Err"):
             status["Err"] = report["Err"]
@@ -432,8 +434,7 @@ def status_changes(store: Store, node_id: str, reports: list[dict[str, Any]]) ->
         if "ExitCode" in report:
             container["ExitCode"] = report["ExitCode"]
         status["ContainerStatus"] = container
-        task["UpdatedAt"] = report.get("Timestamp") or task["UpdatedAt"]
-        updated[task_id] = task
+        updated[task_id] = {**task, "Status": status, "UpdatedAt": report.get("Timestamp") or task["UpdatedAt"]}
     return [
         Change(
             op="update", kind="task", obj=task, obj_id=task_id, expected_version=originals[task_id]["Version"]["Index"]

@@ -20,6 +20,10 @@ class StoreReader(Protocol):
         """The stored objects, read-only (no copy): never modify what it returns."""
         ...
 
+    def get_shared(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        """The stored object, read-only (no copy): never modify what it returns."""
+        ...
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None: ...
 
 

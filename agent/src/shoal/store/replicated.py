@@ -112,6 +112,11 @@ class ReplicatedStore:
         with self._machine.lock:
             return list(self._machine.state.objects.get(kind, {}).values())
 
+    def get_shared(self, kind: str, obj_id: str) -> dict[str, Any] | None:
+        """The stored object itself, not a copy (as `list_shared`). Never modify it."""
+        with self._machine.lock:
+            return self._machine.state.objects.get(kind, {}).get(obj_id)
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
         with self._machine.lock:
             state = self._machine.state
@@ -171,8 +176,9 @@ class ReplicatedStore:
             if finished:
                 metrics.RAFT_COMMIT_SECONDS.observe(time.perf_counter() - started)
                 return int(value)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), value)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it may swallow a cancel (bpo-42130)
+                async with asyncio.timeout(value):
+                    await woken.wait()
 
     def _new_op(
         self,

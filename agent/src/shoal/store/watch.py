@@ -110,8 +110,11 @@ class Subscription:
             if self._items or self._closed:
                 return True
             self._aevent.clear()
+        # not asyncio.wait_for: on 3.11 it swallows a cancellation that comes as the event is set
+        # (bpo-42130), and the loop being stopped (a leader's orchestrator) ran on: its stop hung
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._aevent.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._aevent.wait()
         with self._cond:
             return bool(self._items) or self._closed
 

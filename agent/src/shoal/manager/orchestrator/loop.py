@@ -10,7 +10,7 @@ from typing import Any
 from shoal import metrics
 from shoal.aio import BackgroundLoop
 from shoal.errors import NotFound, StoreError, WatchLost
-from shoal.manager.orchestrator.pipeline import allocate, changes, place
+from shoal.manager.orchestrator.pipeline import allocate, changes, place, split
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.manager.orchestrator.update import Watch
@@ -69,7 +69,8 @@ class Orchestrator:
         if not plan.changed():
             return 0
         batch = changes(plan, {t["ID"]: t for t in tasks}, {s["ID"]: s for s in services})
-        await self.store.acommit(batch, timeout=5.0, epoch=self.epoch)
+        for entry in split(batch):  # the loop reads heartbeats between entries
+            await self.store.acommit(entry, timeout=5.0, epoch=self.epoch)
         self.passes += 1
         return len(batch)
 

@@ -457,7 +457,8 @@ class NodeTask(ShoalTask):
             current = self.api.node(node_id)
             return current if current and all(check(current) for unused, check in conditions) else None
 
-        done, last = wait_until(settled, timeout=timeout)
+        # a quarter of a second: each look is one local API call, and site.yml waits here for every node
+        done, last = wait_until(settled, timeout=timeout, interval=0.25)
         if not done:
             self.fail(
                 f"timed out after {timeout:g} s waiting for node {node_name(node)} to be "

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import tomllib
@@ -41,6 +42,8 @@ def source_files(source: Path) -> list[Path]:
 
 
 def python_tag(python: str) -> str:
+    if os.path.realpath(python) == os.path.realpath(sys.executable):  # the usual case: no second interpreter start
+        return f"{sys.version_info[:2]} {sysconfig.get_platform()}"  # as the subprocess prints it
     return subprocess.run(
         [python, "-c", "import sys, sysconfig; print(sys.version_info[:2], sysconfig.get_platform())"],
         check=True,

@@ -14,8 +14,10 @@ pidfile=$run_dir/shoald.pid
 socket=$run_dir/shoal.sock
 log=$data_dir/shoald.log
 
+# The socket file first: until shoald binds there is none, and a python start for each poll would take the CPU
+# that shoald's own start-up needs (start() removes a socket left behind by a killed daemon).
 answers() {
-    "$python" -c 'import socket, sys
+    [ -S "$socket" ] && "$python" -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(2)
 s.connect(sys.argv[1])' "$socket" 2>/dev/null
@@ -49,7 +51,7 @@ start() {
         return 0
     fi
     mkdir -p "$run_dir" "$data_dir"
-    rm -f "$pidfile"
+    rm -f "$pidfile" "$socket" # no shoald runs: a socket there is a killed daemon's
     if command -v start-stop-daemon >/dev/null 2>&1; then
         # the pid written is the shell's, which becomes shoald by exec
         start-stop-daemon --start --background --make-pidfile --pidfile "$pidfile" \

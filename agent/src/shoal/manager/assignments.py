@@ -188,7 +188,8 @@ def task_answer(
     held = taskdelta.tasks_version(since)
     parts = taskdelta.change(sent.get(held) if held else None, held, tasks, hashes)
     version = taskdelta.tasks_version(sig)
-    assert version is not None
+    if not version:  # the signature is this manager's own: an empty one is a bug here, not bad input
+        raise ValueError(f"assignments signature without a task-list version: {sig!r}")
     sent[version] = hashes
     sent.move_to_end(version)
     while len(sent) > TASK_HISTORY:

@@ -25,7 +25,7 @@ from _cluster import HOSTS, api, locked_main, machine_note, rss_mb, until
 from _figures import record
 
 from integration.sim_helpers import (
-    SimProcess,
+    SimFleet,
     managers_cluster,
     overlay,
     raft_files,
@@ -101,7 +101,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
     bed = Testbed()
-    sim: SimProcess | None = None
+    sim: SimFleet | None = None
     name = f"bench_scale_{nodes}"
     try:
         token = managers_cluster(bed, heartbeat)

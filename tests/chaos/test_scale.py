@@ -23,7 +23,7 @@ from chaos._util import leader_host
 from chaos.conftest import LONG, Summary
 from integration.cluster_helpers import HOSTS, api, wait_for
 from integration.sim_helpers import (
-    SimProcess,
+    SimFleet,
     managers_cluster,
     overlay,
     ready_count,
@@ -51,7 +51,7 @@ VIA = "swarm01"  # reads from a follower's replica
 
 
 @pytest.fixture(scope="module")
-def fleet(bed: Testbed) -> Iterator[SimProcess]:
+def fleet(bed: Testbed) -> Iterator[SimFleet]:
     sim = None
     started = time.monotonic()
     try:
@@ -68,7 +68,7 @@ def fleet(bed: Testbed) -> Iterator[SimProcess]:
         print(f"scale: {NODES} nodes / {TASKS} tasks, test wall time {time.monotonic() - started:.0f} s", flush=True)
 
 
-def placements(bed: Testbed, sim: SimProcess, via: str) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
+def placements(bed: Testbed, sim: SimFleet, via: str) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
     """(task -> node per the store, task -> node per the simulated nodes, node -> starts ever)."""
     tasks = api(bed, via, 60).get("/tasks", filters={"desired-state": ["running"]})
     store = {t["ID"]: t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
@@ -99,7 +99,7 @@ class Baseline:
 
 
 @pytest.fixture(scope="module")
-def placed(bed: Testbed, fleet: SimProcess) -> Baseline:
+def placed(bed: Testbed, fleet: SimFleet) -> Baseline:
     """TASKS tasks created and RUNNING; every one placed exactly once, run where the store says,
     no node over its CPUs, each started once. Every test below compares against this."""
     net = overlay(bed)
@@ -138,7 +138,7 @@ def placed(bed: Testbed, fleet: SimProcess) -> Baseline:
     return Baseline(services, converge_s, store, where, starts)
 
 
-def unchanged(bed: Testbed, fleet: SimProcess, base: Baseline, what: str) -> str:
+def unchanged(bed: Testbed, fleet: SimFleet, base: Baseline, what: str) -> str:
     """Asserts that no task was lost, added, moved or restarted since `base`; a summary line."""
     after, where_after, starts_after = placements(bed, fleet, via())
     after_ids = set(after)
@@ -164,12 +164,10 @@ def test_scale_placement(placed: Baseline, summary: Summary) -> None:
     )
 
 
-def test_scale_flapping_nodes_move_no_task(bed: Testbed, fleet: SimProcess, placed: Baseline, summary: Summary) -> None:
+def test_scale_flapping_nodes_move_no_task(bed: Testbed, fleet: SimFleet, placed: Baseline, summary: Summary) -> None:
     """10 % of the nodes disconnect for less than the grace period (3 heartbeat periods) and come
     back, FLAP_ROUNDS times: no node is Down, no task moves or restarts (Docker's behaviour)."""
-    assert fleet.proc.stdin is not None
-    fleet.proc.stdin.write(f"flap {NODES // 10} {FLAP_ROUNDS} {FLAP_DOWN_S:g} {FLAP_UP_S:g}\n".encode())
-    fleet.proc.stdin.flush()
+    fleet.send(f"flap {NODES // 10} {FLAP_ROUNDS} {FLAP_DOWN_S:g} {FLAP_UP_S:g}")
     deadline = time.monotonic() + FLAP_ROUNDS * (FLAP_DOWN_S + FLAP_UP_S) + 60
     fewest_ready = NODES
     while True:  # sampled through a replica while the nodes flap: a Down would show for seconds
@@ -193,7 +191,7 @@ def test_scale_flapping_nodes_move_no_task(bed: Testbed, fleet: SimProcess, plac
 
 
 def test_scale_leader_kill_loses_and_restarts_nothing(
-    bed: Testbed, fleet: SimProcess, placed: Baseline, summary: Summary
+    bed: Testbed, fleet: SimFleet, placed: Baseline, summary: Summary
 ) -> None:
     old = leader_host(bed, via())
     assert old is not None
@@ -206,7 +204,7 @@ def test_scale_leader_kill_loses_and_restarts_nothing(
 
 
 def test_scale_garbage_and_a_removed_nodes_session_are_refused_and_nothing_else_moves(
-    bed: Testbed, fleet: SimProcess, placed: Baseline, summary: Summary
+    bed: Testbed, fleet: SimFleet, placed: Baseline, summary: Summary
 ) -> None:
     """One more simulated node joins, then sends every manager bytes that are not TLS, malformed
     JSON over its valid TLS session, and, once removed, its old session again: each is refused

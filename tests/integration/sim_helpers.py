@@ -1,5 +1,6 @@
 """Simulated nodes on the testbed (bench/scale.py, tests/chaos/test_scale.py): three drained real
-managers and one `python -m shoal.sim` process inside a testbed host, driven over its stdin/stdout."""
+managers and `python -m shoal.sim` processes inside a testbed host, driven over their stdin/stdout
+(`SimFleet`: several processes seen as one, so that no single event loop carries every node)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from integration.cluster_helpers import HOSTS, api, form_cluster, save_logs, wait_for
+from shoal.sim.merge import merge_events
 from testbed.bed import Testbed
 
 SIM_HOST = "swarm02"  # the process runs in this host's namespace (beside its manager)
@@ -63,10 +65,13 @@ class SimProcess:
                     raise AssertionError(f"sim exited ({self.proc.poll()}); see {self.log_path}")
                 self._buf += chunk
 
-    def command(self, line: str, answer: str, timeout: float = 60.0) -> dict[str, Any]:
+    def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
+
+    def command(self, line: str, answer: str, timeout: float = 60.0) -> dict[str, Any]:
+        self.send(line)
         return self.event(answer, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -80,6 +85,61 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, 9)  # only the process this helper started
                 self.proc.wait(10)
+
+
+# Nodes per sim process: one event loop carrying 200 nodes through 5,000 task starts fell seconds
+# behind at load 6-7 (its beats timed out and the leader marked nodes Down: docs/scale.md, run 27)
+NODES_PER_PROCESS = 100
+
+
+class SimFleet:
+    """Several `python -m shoal.sim` processes, each with its own share of the nodes (`--first`),
+    answering as one: events and commands fan out and their answers merge (sums, worst cases,
+    unions); `intruder` and `probe` go to the first process only."""
+
+    def __init__(self, parts: list[SimProcess]) -> None:
+        self.parts = parts
+        self.pid = parts[0].pid
+        self._pending: dict[str, dict[int, dict[str, Any]]] = {}  # event name -> the parts' answers so far
+
+    def sim_pids(self) -> list[int]:
+        return [pid for part in self.parts if (pid := part.sim_pid()) is not None]
+
+    def sim_pid(self) -> int | None:
+        return self.parts[0].sim_pid()
+
+    def event(self, name: str, timeout: float) -> dict[str, Any]:
+        """Every process's next `name` event, merged; after a timeout the answers that did come are
+        kept for the next call (a caller may poll with short timeouts)."""
+        deadline = time.monotonic() + timeout
+        got = self._pending.setdefault(name, {})
+        for i, part in enumerate(self.parts):
+            if i not in got:
+                got[i] = part.event(name, max(0.0, deadline - time.monotonic()))
+        del self._pending[name]
+        return merge_events([got[i] for i in range(len(self.parts))])
+
+    def send(self, line: str) -> None:
+        """`line` to every process, split where it names a count of nodes (`lose K`, `flap K ...`)."""
+        verb, _, rest = line.partition(" ")
+        words = rest.split()
+        for i, part in enumerate(self.parts):
+            if verb in ("lose", "flap") and words:
+                count = int(words[0])
+                share = count // len(self.parts) + (1 if i < count % len(self.parts) else 0)
+                part.send(" ".join([verb, str(share), *words[1:]]))
+            else:
+                part.send(line)
+
+    def command(self, line: str, answer: str, timeout: float = 60.0) -> dict[str, Any]:
+        if line.split(" ", 1)[0] in ("intruder", "probe"):
+            return self.parts[0].command(line, answer, timeout)
+        self.send(line)
+        return self.event(answer, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        for part in self.parts:
+            part.close(timeout)
 
 
 ELECTION_TIMEOUT = 1.0  # notes/raft.md: 0.5-1.5 s on busy managers; 0.25 s flapped here under load
@@ -101,10 +161,22 @@ def managers_cluster(bed: Testbed, heartbeat: float, election_timeout: float = E
     return str(client.get("/swarm")["JoinTokens"]["Worker"])
 
 
-def start_sim(bed: Testbed, token: str, nodes: int, log: Path, extra: list[str] | None = None) -> SimProcess:
+def start_sim(bed: Testbed, token: str, nodes: int, log: Path, extra: list[str] | None = None) -> SimFleet:
+    """`nodes` simulated nodes in processes of at most NODES_PER_PROCESS (logs sim.log, sim-1.log, ...)."""
     managers = ",".join(f"{bed.host(h).address}:2377" for h in HOSTS)
-    args = ["--managers", managers, "--token", token, "--nodes", str(nodes), "--advertise-addr", "eth0"]
-    return SimProcess(bed, SIM_HOST, [*args, *(extra or [])], log)
+    procs = max(1, -(-nodes // NODES_PER_PROCESS))
+    parts = []
+    try:
+        for i in range(procs):
+            first, count = i * nodes // procs, (i + 1) * nodes // procs - i * nodes // procs
+            args = ["--managers", managers, "--token", token, "--nodes", str(count), "--first", str(first)]
+            part_log = log if i == 0 else log.with_name(f"{log.stem}-{i}{log.suffix}")
+            parts.append(SimProcess(bed, SIM_HOST, [*args, "--advertise-addr", "eth0", *(extra or [])], part_log))
+    except BaseException:
+        for part in parts:
+            part.close()
+        raise
+    return SimFleet(parts)
 
 
 def overlay(bed: Testbed, name: str = "scale-net") -> str:

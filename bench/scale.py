@@ -3,7 +3,9 @@ in swarm02's namespace: real joins, TLS sessions, heartbeats, assignment long po
 reports; tasks only recorded), M tasks on one overlay network.
 
 Prints, per size: time to all N nodes Ready; services totalling M tasks created -> all RUNNING;
-10 % of the nodes lost at once -> their tasks RUNNING elsewhere; the leader killed -> the first
+10 % of the nodes lost at once -> their tasks RUNNING elsewhere; a forced rolling update of a
+service holding a third of the tasks (10,000 of 30,000) with parallelism N/10 (100 at 1,000 nodes),
+until it is completed; the leader killed -> the first
 write a new leader acknowledges, and whether any task was restarted or lost; manager RSS, Raft
 journal and snapshot sizes, the sim process's RSS per node. `--growth` runs N in {100, 300, 1000}
 (30 tasks a node) and prints how each figure grows between sizes. Figures only, nothing asserted.
@@ -86,6 +88,25 @@ def assignment_totals(bed: Testbed) -> tuple[float, float]:
     return answers, sent
 
 
+def rolling_update(bed: Testbed, service_id: str, parallelism: int) -> int:
+    """A forced rolling update of the service (every task replaced, stop-first, no delay, no monitor
+    window: the orchestrator's pace, not a timer's); how many tasks it replaces."""
+    client = api(bed, "swarm00", 60)
+    service = client.get(f"/services/{service_id}")
+    spec = dict(service["Spec"])
+    template = dict(spec["TaskTemplate"])
+    template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+    spec["TaskTemplate"] = template
+    spec["UpdateConfig"] = {"Parallelism": parallelism, "Delay": 0, "Monitor": 0, "Order": "stop-first"}
+    client.post(f"/services/{service_id}/update", spec, version=service["Version"]["Index"])
+    return int(spec["Mode"]["Replicated"]["Replicas"])
+
+
+def update_done(bed: Testbed, service_id: str) -> bool:
+    service = api(bed, FOLLOWER, 30).get(f"/services/{service_id}")
+    return (service.get("UpdateStatus") or {}).get("State") == "completed"
+
+
 def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
     """py-spy (a dev requirement, installed by `make setup`) samples the leader for `seconds`, without pausing it."""
     spy = Path(sys.executable).with_name("py-spy")
@@ -123,7 +144,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
         answers0, bytes0 = assignment_totals(bed)
         t0 = time.monotonic()
-        sim_services(bed, tasks, net)
+        services = sim_services(bed, tasks, net, per_service=max(1000, tasks // 3))
         fig["create_calls_s"] = time.monotonic() - t0
         done, fig["running_s"] = until(
             "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
@@ -164,6 +185,20 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             f"  {lose} nodes lost: Down after {fig['lost_down_s']:.1f} s, tasks back after {fig['lost_moved_s']:.1f} s"
         )
 
+        parallelism = max(1, nodes // 10)
+        t0 = time.monotonic()
+        replaced = rolling_update(bed, services[0], parallelism)
+        done, fig["rolling_s"] = until(
+            "rolling update completed", lambda: update_done(bed, services[0]), timeout, 1.0, t0
+        )
+        fig["rolling_tasks"] = replaced
+        print(
+            f"  rolling update of {replaced} tasks, parallelism {parallelism}, monitor 0: completed after "
+            f"{fig['rolling_s']:.1f} s{'' if done else ' (NOT REACHED)'}",
+            flush=True,
+        )
+        until("tasks running after the update", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0)
+
         old = leader(bed)
         before = running_ids(bed, FOLLOWER)
         starts = sim.command("stats", "stats")["starts"]
@@ -200,6 +235,7 @@ ROWS = [
     ("running_s", "all tasks RUNNING", "s"),
     ("lost_down_s", "10 % lost -> Down", "s"),
     ("lost_moved_s", "10 % lost -> tasks RUNNING again", "s"),
+    ("rolling_s", "rolling update of a third, parallel N/10", "s"),
     ("failover_write_s", "leader kill -> write acknowledged", "s"),
     ("tasks_lost_at_kill", "tasks lost at the leader kill", ""),
     ("restarts_at_kill", "task starts during the leader kill", ""),

@@ -186,6 +186,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         )
 
         parallelism = max(1, nodes // 10)
+        answers0, bytes0 = assignment_totals(bed)
         t0 = time.monotonic()
         replaced = rolling_update(bed, services[0], parallelism)
         done, fig["rolling_s"] = until(
@@ -198,6 +199,13 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             flush=True,
         )
         until("tasks running after the update", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0)
+        answers1, bytes1 = assignment_totals(bed)
+        fig["rolling_kb_per_answer"] = (bytes1 - bytes0) / max(1.0, answers1 - answers0) / 1024
+        print(
+            f"  assignment answers during the update: {answers1 - answers0:.0f}, {(bytes1 - bytes0) / 2**20:.1f} MB, "
+            f"{fig['rolling_kb_per_answer']:.1f} KB each (increments: the node's changed tasks and endpoints)",
+            flush=True,
+        )
 
         old = leader(bed)
         before = running_ids(bed, FOLLOWER)
@@ -236,6 +244,7 @@ ROWS = [
     ("lost_down_s", "10 % lost -> Down", "s"),
     ("lost_moved_s", "10 % lost -> tasks RUNNING again", "s"),
     ("rolling_s", "rolling update of a third, parallel N/10", "s"),
+    ("rolling_kb_per_answer", "assignment bytes per answer (rolling)", "KB"),
     ("failover_write_s", "leader kill -> write acknowledged", "s"),
     ("tasks_lost_at_kill", "tasks lost at the leader kill", ""),
     ("restarts_at_kill", "task starts during the leader kill", ""),

@@ -5,9 +5,9 @@
 # hypothesis (the API fuzz) is a dev requirement (requirements-dev.txt), installed by `make setup`.
 .PHONY: chaos chaos-short chaos-scale
 
-# chaos-short includes test_scale.py at 200 simulated nodes / 2,000 tasks (about 100 s): it passed
-# twice at load 4-5 on 2026-12-03. Issue 17's 200 / 5,000 (SCALE_TASKS=5000 make chaos-scale) passed
-# once at load 1.2 and failed twice at load 4-7 (docs/scale.md, runs 8-12).
+# chaos-short includes test_scale.py at issue 17's 200 simulated nodes / 5,000 tasks (about 100 s, the
+# fleet in two processes): passed twice in a row on 2026-12-04 (docs/scale.md, runs 28-29);
+# SCALE_TASKS=N make chaos-scale runs it with another task count.
 chaos-short: setup
 	CHAOS_LONG= $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/chaos
 

@@ -148,66 +148,12 @@ def _index(snap: Snapshot) -> Snapshot:
 
 
 # Network versions kept per network, to answer a node with the changes since the one it holds
-# (model/netdelta.py); a node further behind gets the network whole. Kept as a change log (each
-# version sent to some node: the keys changed since the version before it) beside the newest
-# version's items, so that a version costs what changed, not the whole network: with 24 whole
-# versions kept, 300 nodes each sent their own snapshot's version pushed out in seconds the ones
-# nodes held, and nearly every answer was the whole network again (990 KB each at 300 nodes /
-# 9,000 tasks, bench/scale.py 2026-12-04). The log is bounded in versions and in logged keys
-# (past the network's own size a whole answer is as cheap).
-NET_HISTORY = 1024
-NET_LOG_MIN_KEYS = 4096
-
-
-@dataclass
-class NetLog:
-    """One network's kept versions: version -> keys changed since the kept version before it."""
-
-    items: dict[str, str] = field(default_factory=dict)  # the newest version's
-    versions: OrderedDict[str, set[str]] = field(default_factory=OrderedDict)
-    logged: int = 0
-
-    def add(self, version: str, items: dict[str, str]) -> None:
-        newest = next(reversed(self.versions)) if self.versions else None
-        if version == newest:
-            return
-        changed = {k for k, v in items.items() if self.items.get(k) != v} | {k for k in self.items if k not in items}
-        if version in self.versions:  # the same content again: the version moves to the end
-            self._drop(version)
-        self.versions[version] = changed
-        self.logged += len(changed)
-        self.items = items
-        while len(self.versions) > 1 and (
-            len(self.versions) > NET_HISTORY or self.logged > max(2 * len(items), NET_LOG_MIN_KEYS)
-        ):
-            self._drop(next(iter(self.versions)))
-
-    def _drop(self, version: str) -> None:
-        """Forget `version`; what changed up to it still counts for the version after it."""
-        keys = list(self.versions)
-        at = keys.index(version)
-        changed = self.versions.pop(version)
-        self.logged -= len(changed)
-        if 0 < at < len(keys) - 1:  # the first version's changes lead from nothing still kept
-            after = keys[at + 1]
-            self.logged -= len(self.versions[after])
-            self.versions[after] |= changed
-            self.logged += len(self.versions[after])
-
-    def changed_since(self, version: str) -> set[str] | None:
-        """The keys changed from `version` to the newest; None when `version` is not kept."""
-        if version not in self.versions:
-            return None
-        keys: set[str] = set()
-        seen = False
-        for kept, changed in self.versions.items():
-            if seen:
-                keys |= changed
-            seen = seen or kept == version
-        return keys
-
-
-_NET_HISTORY: dict[int, dict[str, NetLog]] = {}
+# (model/netdelta.py); a node further behind gets the network whole. Only versions some node was
+# sent are kept: while thousands of tasks start, snapshots (each a version) come several times a
+# second, and nodes whose network-only changes wait 2 s held versions 8 snapshots old, so that
+# keeping every snapshot's made nearly every answer a whole set again (200 nodes / 5,000 tasks).
+NET_HISTORY = 24
+_NET_HISTORY: dict[int, dict[str, OrderedDict[str, dict[str, str]]]] = {}
 
 
 # Task-list versions kept per node (model/taskdelta.py): the last few sent to it, {task ID: stable
@@ -252,8 +198,19 @@ def task_answer(
 
 
 def _remember(key: int, net_id: str, version: str, items: dict[str, str]) -> None:
-    """A node is being sent `version`: logged as the newest."""
-    _NET_HISTORY.setdefault(key, {}).setdefault(net_id, NetLog()).add(version, items)
+    """A node is being sent `version`: kept, its unchanged items shared with the newest kept."""
+    versions = _NET_HISTORY.setdefault(key, {}).setdefault(net_id, OrderedDict())
+    if version in versions:
+        return
+    if versions:
+        newest = versions[next(reversed(versions))]
+        for k, v in items.items():
+            same = newest.get(k)
+            if same == v:
+                items[k] = same  # one string for every version that has it
+    versions[version] = items
+    while len(versions) > NET_HISTORY:
+        versions.popitem(last=False)
 
 
 def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> str | None:
@@ -267,13 +224,12 @@ def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> s
     cached = snap.deltas.get((net_id, have))
     if cached is None:
         new: dict[str, str] = done["items"]
-        log = _NET_HISTORY.get(id(store), {}).get(net_id)
-        changed = log.changed_since(have) if log is not None and have else None
-        if changed is None:  # holds none, or one no longer kept: the whole network
-            sets, dels, since = list(new.items()), [], "null"
+        old = _NET_HISTORY.get(id(store), {}).get(net_id, {}).get(have) if have else None
+        if old is None:  # holds none, or one no longer kept: the whole network
+            sets, dels, since = new.items(), [], "null"
         else:
-            sets = [(k, new[k]) for k in sorted(changed) if k in new]
-            dels, since = sorted(k for k in changed if k not in new), json.dumps(have)
+            sets = [(k, v) for k, v in new.items() if old.get(k) != v]
+            dels, since = [k for k in old if k not in new], json.dumps(have)
         body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sets)
         cached = f'{{"Version":{json.dumps(version)},"From":{since},"Set":{{{body}}},"Del":{json.dumps(dels)}}}'
         snap.deltas[(net_id, have)] = cached

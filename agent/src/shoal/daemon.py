@@ -77,6 +77,8 @@ async def serve(cfg: config.Config) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     agent = Agent(cfg)
     agent.cluster_server = ClusterServer(agent)
+    # what a pull killed with the agent left behind goes before any client can list or pull images
+    await asyncio.to_thread(agent.images.recover)
     local = web.AppRunner(local_api.build_app(agent), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await local.setup()
     sock = cfg.socket_path

@@ -194,7 +194,6 @@ class AgentCore:
 
     # ---- start / stop
     async def start(self) -> None:
-        await asyncio.to_thread(self.images.recover)  # what a pull killed with the agent left behind
         self._events_feed = asyncio.get_running_loop().create_task(follow_cluster(self.events, lambda: self.manager))
         await self.executor.adopt()  # tasks that ran before a restart keep running
         if self.identity is not None:

@@ -380,7 +380,7 @@ class ImageStore:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=lambda: set_parent_death_signal(signal.SIGKILL),
+            preexec_fn=_dies_with_agent,
         )
         try:
             assert proc.stdout is not None
@@ -438,6 +438,7 @@ class ImageStore:
                     capture_output=True,
                     text=True,
                     check=False,
+                    preexec_fn=_dies_with_agent,
                 )
                 if proc.returncode != 0:
                     raise ImageFormatError(f"unpack: {proc.stderr.strip().splitlines()[-1:] or ['umoci failed']}")
@@ -508,6 +509,7 @@ class ImageStore:
                         capture_output=True,
                         text=True,
                         check=False,
+                        preexec_fn=_dies_with_agent,
                         timeout=PULL_TIMEOUT,
                     )
                     if proc.returncode != 0:
@@ -696,6 +698,11 @@ class ImageStore:
 
 class ImageConflict(SpecError):
     status = 409
+
+
+def _dies_with_agent() -> None:
+    """A child that writes into the store stops when the agent is killed, not after its recovery."""
+    set_parent_death_signal(signal.SIGKILL)
 
 
 def _unheld(entry: Path) -> bool:

@@ -73,19 +73,29 @@ def probe_write(bed: Testbed, hosts: list[str], seq: list[int]) -> bool:
     return False
 
 
-def assignment_totals(bed: Testbed) -> tuple[float, float]:
-    """(answers, bytes) of assignment answers sent so far, summed over the managers still running
-    (each one's Prometheus counters, read inside its host)."""
-    answers = sent = 0.0
+def assignment_totals(bed: Testbed) -> dict[str, float]:
+    """Assignment answers sent so far, summed over the managers still running (each one's
+    Prometheus counters, read inside its host): answers, bytes, overlay state sent whole and as
+    changes, answers the node had given up on."""
+    names = {
+        "shoal_assignment_answers_total": "answers",
+        "shoal_assignment_answer_bytes_total": "bytes",
+        'shoal_assignment_network_bytes_total{form="whole"}': "net_whole",
+        'shoal_assignment_network_bytes_total{form="change"}': "net_change",
+        "shoal_assignment_answers_unread_total": "unread",
+    }
+    totals = dict.fromkeys(names.values(), 0.0)
     for host in HOSTS:
         res = bed.run(host, ["curl", "-s", "--max-time", "5", "http://127.0.0.1:9323/metrics"])
         for line in res.stdout.splitlines():
-            name, _, value = line.partition(" ")
-            if name == "shoal_assignment_answers_total":
-                answers += float(value)
-            elif name == "shoal_assignment_answer_bytes_total":
-                sent += float(value)
-    return answers, sent
+            name, _, value = line.rpartition(" ")
+            if name in names:
+                totals[names[name]] += float(value)
+    return totals
+
+
+def since(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
 def rolling_update(bed: Testbed, service_id: str, parallelism: int) -> int:
@@ -142,7 +152,8 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             lead = leader(bed)
             out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-leader.pyspy.txt"
             spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
-        answers0, bytes0 = assignment_totals(bed)
+        sent0 = assignment_totals(bed)
+        polls0 = sim.command("stats", "stats")
         t0 = time.monotonic()
         services = sim_services(bed, tasks, net, per_service=max(1000, tasks // 3))
         fig["create_calls_s"] = time.monotonic() - t0
@@ -150,14 +161,27 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
         )
         print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
-        answers1, bytes1 = assignment_totals(bed)
-        fig["assign_answers"] = answers1 - answers0
-        fig["assign_kb_per_answer"] = (bytes1 - bytes0) / max(1.0, answers1 - answers0) / 1024
-        fig["assign_mb"] = (bytes1 - bytes0) / 2**20
+        sent = since(assignment_totals(bed), sent0)
+        polls1 = sim.command("stats", "stats")
+        fig["assign_answers"] = sent["answers"]
+        fig["assign_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024
+        fig["assign_mb"] = sent["bytes"] / 2**20
         print(
             f"  assignment answers while they started: {fig['assign_answers']:.0f}, {fig['assign_mb']:.1f} MB, "
             f"{fig['assign_kb_per_answer']:.0f} KB each (the leader's counters: tasks and network state as "
             "changes since what each node holds, whole in a node's first answer)",
+            flush=True,
+        )
+        fig["net_whole_mb"] = sent["net_whole"] / 2**20
+        fig["net_change_mb"] = sent["net_change"] / 2**20
+        floor = nodes * tasks  # every node hears of every endpoint once (one overlay, every node on it)
+        print(
+            f"    overlay state in them: {fig['net_whole_mb']:.1f} MB whole networks, {fig['net_change_mb']:.1f} MB "
+            f"changes ({(sent['net_whole'] + sent['net_change']) / floor:.0f} bytes per node per endpoint); "
+            f"answers ready after the node gave up: {sent['unread']:.0f}; the nodes' polls without an answer "
+            f"{polls1['polls_failed'] - polls0['polls_failed']}, stale answers "
+            f"{polls1['answers_stale'] - polls0['answers_stale']}, increments not following what the node held "
+            f"{polls1['answers_unfit'] - polls0['answers_unfit']}",
             flush=True,
         )
         if spying is not None:
@@ -186,7 +210,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         )
 
         parallelism = max(1, nodes // 10)
-        answers0, bytes0 = assignment_totals(bed)
+        sent0 = assignment_totals(bed)
         t0 = time.monotonic()
         replaced = rolling_update(bed, services[0], parallelism)
         done, fig["rolling_s"] = until(
@@ -199,10 +223,10 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             flush=True,
         )
         until("tasks running after the update", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0)
-        answers1, bytes1 = assignment_totals(bed)
-        fig["rolling_kb_per_answer"] = (bytes1 - bytes0) / max(1.0, answers1 - answers0) / 1024
+        sent = since(assignment_totals(bed), sent0)
+        fig["rolling_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024
         print(
-            f"  assignment answers during the update: {answers1 - answers0:.0f}, {(bytes1 - bytes0) / 2**20:.1f} MB, "
+            f"  assignment answers during the update: {sent['answers']:.0f}, {sent['bytes'] / 2**20:.1f} MB, "
             f"{fig['rolling_kb_per_answer']:.1f} KB each (increments: the node's changed tasks and endpoints)",
             flush=True,
         )
@@ -250,6 +274,8 @@ ROWS = [
     ("restarts_at_kill", "task starts during the leader kill", ""),
     ("assign_answers", "assignment answers while tasks start", ""),
     ("assign_kb_per_answer", "assignment bytes per answer (update)", "KB"),
+    ("net_whole_mb", "overlay state sent whole (start)", "MB"),
+    ("net_change_mb", "overlay state sent as changes (start)", "MB"),
     ("rss_leader_mb", "leader RSS", "MB"),
     ("sim_rss_per_node_kb", "sim RSS per node", "KB"),
 ]

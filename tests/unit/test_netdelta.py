@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+from shoal import metrics
 from shoal.manager import assignments
 from shoal.manager.assignments import NET_HISTORY, Snapshot, encode, net_answer
 from shoal.manager.netstate import NetView
@@ -182,3 +183,28 @@ def test_versions_no_node_was_sent_do_not_push_out_those_nodes_hold() -> None:
     parts = wire(snap, store, "n0", node.have())["NetParts"]
     assert all(c["From"] is not None for c in parts["Changes"].values())
     assert node.apply(parts) == full(snap.net, "n0")
+
+
+def sent_bytes(form: str) -> float:
+    return metrics.REGISTRY.get_sample_value("shoal_assignment_network_bytes_total", {"form": form}) or 0.0
+
+
+def test_network_bytes_are_counted_as_whole_or_change_by_what_the_node_held() -> None:
+    tasks, services, nets, nodes = random_cluster(5)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    whole0, change0 = sent_bytes("whole"), sent_bytes("change")
+    first = net_answer(store, snap, "n1", {})["NetParts"]
+    node = Held()
+    node.apply(json.loads(first))
+    whole1, change1 = sent_bytes("whole"), sent_bytes("change")
+    assert change1 == change0
+    assert whole1 - whole0 == sum(len(assignments.net_change(store, snap, n, None) or "") for n in node.have())
+    moved = next(t for t in tasks if t["Status"]["State"] == "running" and t["NodeID"] in ("n0", "n2"))
+    tasks = [with_status(t, "failed", "x", NOW) if t is moved else t for t in tasks]
+    snap = install(store, tasks, services, nets, nodes, 2)
+    parts = net_answer(store, snap, "n1", node.have())["NetParts"]
+    changes = json.loads(parts)["Changes"]
+    assert changes and sent_bytes("whole") == whole1
+    expected = sum(len(assignments.net_change(store, snap, n, node.have()[n]) or "") for n in changes)
+    assert sent_bytes("change") - change1 == expected > 0

@@ -58,6 +58,18 @@ ASSIGNMENT_ANSWERS = Counter(
 ASSIGNMENT_BYTES = Counter(
     "shoal_assignment_answer_bytes_total", "Bytes of the assignment answers this manager sent.", registry=REGISTRY
 )
+ASSIGNMENT_NETWORK_BYTES = Counter(
+    "shoal_assignment_network_bytes_total",
+    "Bytes of overlay state in assignment answers: whole networks (a node's first, or one whose version "
+    "this manager no longer keeps) or changes since the version the node holds.",
+    ["form"],
+    registry=REGISTRY,
+)
+ASSIGNMENT_UNREAD = Counter(
+    "shoal_assignment_answers_unread_total",
+    "Assignment answers ready only after the node had given up waiting (its connection closed).",
+    registry=REGISTRY,
+)
 DISPATCHER_ROUND_LATE = Histogram(
     "shoal_dispatcher_round_late_seconds",
     "How late the leader's liveness rounds woke up (its event loop held by other work).",

@@ -166,6 +166,8 @@ async def task_assignments(request: web.Request) -> web.Response:
     manager.check_replica_current()
     answer = await assignments.assignments(manager.store, node_id, since, wait, have, increments)
     payload = assignments.encode(answer)
+    if request.transport is None or request.transport.is_closing():
+        metrics.ASSIGNMENT_UNREAD.inc()  # the node gave up meanwhile: it asks again from what it holds
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(len(payload))
     return web.Response(body=payload, content_type="application/json")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from shoal import metrics
 from shoal.errors import Unavailable, VersionConflict, WatchLost
 from shoal.manager.netkeys import ring_of
 from shoal.manager.netstate import NetView
@@ -315,6 +316,8 @@ def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] 
         change = net_change(store, snap, net_id, have.get(net_id))
         if change is not None:
             changes[net_id] = change
+            whole = change.startswith('"From":null', change.index(',"From":') + 1)
+            metrics.ASSIGNMENT_NETWORK_BYTES.labels(form="whole" if whole else "change").inc(len(change))
     return {"NetParts": EncodedJSON(snap.net.parts_json(node_id, changes))}
 
 

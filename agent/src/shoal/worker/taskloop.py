@@ -64,6 +64,10 @@ class TaskLoop:
         self.held_tasks = HeldTasks()  # its task list as of the version it holds (increments apply to it)
         self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
+        # assignment polls that brought nothing acted on (simulated fleets sum them: bench/scale.py)
+        self.polls_failed = 0  # no answer: unreachable, refused, or not within LONG_POLL + 5 s
+        self.answers_stale = 0  # from an older store than the last one acted on
+        self.answers_unfit = 0  # increments that did not follow what the node holds
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
             BackgroundLoop("task-status", self._status),
@@ -94,6 +98,7 @@ class TaskLoop:
                     timeout=LONG_POLL + 5,
                 )
             except ShoalError as exc:
+                self.polls_failed += 1
                 log.debug("no assignments: %s", exc.message)
                 await asyncio.sleep(0.5)
                 continue
@@ -102,12 +107,14 @@ class TaskLoop:
                 # from a deposed leader's replica, or a follower's behind the answer this node acted on
                 # last: an older store never gives orders (its task set lacks what came since, and the
                 # node would stop those tasks). Not at once again: it answers at once again.
+                self.answers_stale += 1
                 await asyncio.sleep(STALE_PAUSE)
                 continue
             tasks = self._tasks(answer)
             if tasks is None:
                 # a change from another list than the one held: nothing acted on (a partial list
                 # would stop the tasks it lacks); asked again at once for the whole list
+                self.answers_unfit += 1
                 self.signature = None
                 continue
             self.epoch, self.index = seen
@@ -153,6 +160,7 @@ class TaskLoop:
         # changes are kept, the whole state is not rebuilt (O(endpoints) per answer per node)
         net = self.held.apply(parts, assemble_state=getattr(self.network, "attached", True))
         if net is None:
+            self.answers_unfit += 1
             self.signature = None
         return net
 

@@ -8,10 +8,12 @@ import random
 
 from shoal import metrics
 from shoal.manager import assignments
+from shoal.manager.allocator.addresses import used_addresses
+from shoal.manager.allocator.endpoints import task_attachments
 from shoal.manager.assignments import NET_HISTORY, Snapshot, encode, net_answer
 from shoal.manager.netstate import NetView
 from shoal.model.netdelta import Held
-from shoal.model.task import with_status
+from shoal.model.task import new_task, with_status
 from unit.test_netstate import NOW, random_cluster
 
 
@@ -208,3 +210,35 @@ def test_network_bytes_are_counted_as_whole_or_change_by_what_the_node_held() ->
     assert changes and sent_bytes("whole") == whole1
     expected = sum(len(assignments.net_change(store, snap, n, node.have()[n]) or "") for n in changes)
     assert sent_bytes("change") - change1 == expected > 0
+
+
+def test_a_task_name_two_live_tasks_share_is_the_running_ones_on_both_paths() -> None:
+    """A rolling update (start-first) has the old and the new task of a slot live at once:
+    "web.3" names the running one, on the full path and in what a node assembles alike."""
+    tasks, services, nets, nodes = random_cluster(5)
+    used = used_addresses(nets, services, tasks)
+    old = next(t for t in tasks if t["Status"]["State"] == "running" and t.get("NetworksAttachments"))
+    svc = next(s for s in services if s["ID"] == old["ServiceID"])
+    for state, expect_new in (("starting", False), ("running", None)):
+        new = new_task(svc, old["Slot"], None, NOW, task_id=f"{old['ID']}-new")
+        new["NetworksAttachments"] = task_attachments(svc, nets, used)
+        for att in new["NetworksAttachments"]:  # above every address in use, as text too
+            att["Addresses"] = [att["Addresses"][0].rsplit(".", 1)[0] + ".99/24"]
+        new = with_status(dict(new, NodeID="n1"), state, "x", NOW)
+        cluster = [*tasks, new]
+        store = FakeStore()
+        snap = install(store, cluster, services, nets, nodes, 1)
+        net_id = old["NetworksAttachments"][0]["Network"]["ID"]
+        short = f"{svc['Spec']['Name']}.{old['Slot']}"
+        names = snap.net.network(net_id)["dns"]["Names"]
+        old_ip = old["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+        new_ip = new["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+        assert names[f"{short}.{old['ID']}"] == old_ip and names[f"{short}.{new['ID']}"] == new_ip
+        assert new_ip > old_ip
+        if expect_new is None:  # both running: the greater address
+            assert names[short] == max(old_ip, new_ip)
+        else:
+            assert names[short] == old_ip
+        for node in nodes:
+            got = Held().apply(wire(snap, store, node["ID"], {})["NetParts"])
+            assert got == full(snap.net, node["ID"])

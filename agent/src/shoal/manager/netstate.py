@@ -17,7 +17,7 @@ from collections import defaultdict
 from functools import cached_property
 from typing import Any
 
-from shoal.model.netdelta import parts_of
+from shoal.model.netdelta import items_of, task_names
 from shoal.model.network import gateway_of, is_encrypted, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
@@ -111,17 +111,14 @@ class NetView:
             return done
         net = self.by_net[net_id]
         ingress = net["Spec"]["Ingress"]
-        endpoints = self.endpoints.get(net_id, [])
+        # every endpoint, sorted by IP; a node's peers are these less its own (a stable sort keeps the order)
+        endpoints = sorted(self.endpoints.get(net_id, []), key=lambda e: e["IP"])
         by_service: dict[str, list[str]] = defaultdict(list)
         for e in endpoints:
             if e["Running"] and e["TaskID"] and e["TaskID"] in self.service_of:
                 by_service[self.service_of[e["TaskID"]]].append(e["IP"])
         backends = {sid: sorted(ips) for sid, ips in by_service.items()}
-        # every endpoint, sorted by IP; a node's peers are these less its own (a stable sort keeps the order)
-        peers = sorted(
-            ((e["NodeID"], {"IP": e["IP"], "MAC": e["MAC"], "NodeIP": e["NodeIP"]}) for e in endpoints),
-            key=lambda p: p[1]["IP"],
-        )
+        peers = [(e["NodeID"], {"IP": e["IP"], "MAC": e["MAC"], "NodeIP": e["NodeIP"]}) for e in endpoints]
         base = {
             "VNI": vni_of(net),
             "Subnet": str(subnet_of(net)),
@@ -131,9 +128,16 @@ class NetView:
             "Name": net["Spec"]["Name"],
             "Encrypted": is_encrypted(net),
         }
-        lbs, records = self._lb_and_dns(net_id, ingress, backends, endpoints)
+        tasks = [(e, self._task_of(e)) for e in endpoints]
+        lbs, records, names = self._lb_and_dns(net_id, ingress, backends, tasks)
+        # the same as items (model/netdelta.py), each encoded: what increments are made of; the
+        # network's version is their digest, so that a node holding a version holds its very items
+        items = items_of(
+            base, [(e["IP"], e["NodeID"], e["NodeIP"], task) for e, task in tasks], lbs, self.service_names, names
+        )
+        encoded = {k: _dumps(v) for k, v in items.items()}
         digest = hashlib.blake2b(
-            json.dumps([base, peers, lbs, records], sort_keys=True, default=str).encode(), digest_size=8
+            "\n".join(f"{k}={v}" for k, v in sorted(encoded.items())).encode(), digest_size=8
         ).hexdigest()
         done = {"base": base, "peers": peers, "lbs": lbs, "dns": records, "backends": backends, "digest": digest}
         done["json"] = {  # the same, encoded once for every node's answer (for_node_json)
@@ -142,17 +146,34 @@ class NetView:
             "lbs": [_dumps(lb) for lb in lbs],
             "dns": None if records is None else _dumps(records),
         }
-        # the same as items (model/netdelta.py), each encoded: what increments are made of
-        done["items"] = {k: _dumps(v) for k, v in parts_of(done).items()}
+        done["items"] = encoded
         self._nets[net_id] = done
         return done
 
+    def _task_of(self, endpoint: dict[str, Any]) -> tuple[str, Any, str, bool] | None:
+        """(service ID, unit: slot or node, task ID, running) of a task's endpoint; None for a node's."""
+        task = self.tasks_by_id.get(endpoint["TaskID"])
+        if task is None:
+            return None
+        return task["ServiceID"], task.get("Slot") or task["NodeID"], task["ID"], endpoint["Running"]
+
+    @cached_property
+    def service_names(self) -> dict[str, str]:
+        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
+
     def _lb_and_dns(
-        self, net_id: str, ingress: bool, backends: dict[str, list[str]], endpoints: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        self,
+        net_id: str,
+        ingress: bool,
+        backends: dict[str, list[str]],
+        tasks: list[tuple[dict[str, Any], tuple[str, Any, str, bool] | None]],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, tuple[str, list[str] | None]] | None]:
+        """The network's load balancers, its DNS records (None on the ingress network), and its
+        names as items take them: name -> (service ID, its addresses, None when its tasks')."""
         lbs = []
         records: dict[str, Any] = {"NetworkID": net_id, "Services": {}, "TasksOf": {}, "Names": {}}
         aliases: dict[str, str] = {}  # network alias -> the service it names on this network
+        sid_of: dict[str, str] = {}  # name -> its service
         for s in self.services:
             ips = backends.get(s["ID"], [])
             vip = next(
@@ -182,25 +203,23 @@ class NetView:
             name = s["Spec"]["Name"]
             records["Services"][name] = [vip] if mode == "vip" and vip else ips
             records["TasksOf"][name] = ips
+            sid_of[name] = s["ID"]
             for alias in _aliases_on(s, net_id):
                 aliases.setdefault(alias, name)
         if ingress:
-            return lbs, None
+            return lbs, None, None
         for alias, name in aliases.items():  # after every service name: a real name wins a clash
             records["Services"].setdefault(alias, records["Services"][name])
             records["TasksOf"].setdefault(alias, records["TasksOf"][name])
-        for e in endpoints:
-            task = self.tasks_by_id.get(e["TaskID"])
-            if task is None:
-                continue
-            svc = self.svc_by_id.get(task["ServiceID"])
-            if svc is None:
-                continue
-            unit = task.get("Slot") or task["NodeID"]
-            short = f"{svc['Spec']['Name']}.{unit}"
-            records["Names"][f"{short}.{task['ID']}"] = e["IP"]
-            records["Names"][short] = e["IP"]
-        return lbs, records
+            sid_of.setdefault(alias, sid_of[name])
+        records["Names"] = task_names(
+            (e["IP"], self.service_names.get(task[0]), task[1], task[2], task[3]) for e, task in tasks if task
+        )
+        names = {
+            name: (sid_of[name], None if addrs == records["TasksOf"][name] else addrs)
+            for name, addrs in records["Services"].items()
+        }
+        return lbs, records, names
 
     @cached_property
     def published(self) -> list[dict[str, Any]]:

@@ -9,47 +9,61 @@ holds, a node that sends `NetHave` ({network ID: version}) gets `NetParts` inste
      "HostPorts": [...],
      "Changes": {network ID: {"Version": V, "From": V0 | null, "Set": {key: value}, "Del": [key]}}}
 
-Each network's shared state is a flat map of items (`parts_of`); its version is the digest of that
+Each network's shared state is a flat map of items (`items_of`); its version is the digest of that
 state (the same on every manager, so a follower's answer continues a leader's). `From` null is a
 full set (the node holds none, or a version the manager no longer keeps); otherwise the changes
 apply to the version `From`, which is the one the node sent. A network absent from `Changes` is
 unchanged. `assemble` rebuilds exactly what the full answer's `Net` holds (`NetView.for_node`).
 
-Items, per network: "b" the network itself; "p:IP" [node ID, peer]; "l:SERVICE_ID" its load
-balancer without its backends, "lb:SERVICE_ID|IP" one of them; "s:NAME" the name's addresses
-([VIP], or null: its tasks' addresses), "t:NAME|IP" one of its tasks' addresses; "n:NAME" one
-task name's address. A backend or task address is an item of its own: as a name's whole list, one
-task starting in a 1,000-task service re-sent 1,000 addresses to every node.
+Items, per network: "b" the network itself; "e:IP" one endpoint, [node ID] for a node's ingress
+sandbox, [node ID, service ID, unit, task ID, running (1 or 0)] for a task's; "N:NODE_ID" that
+node's underlay address; "v:SERVICE_ID" the service's name (while it exists); "l:SERVICE_ID" its
+load balancer without its backends; "s:NAME" [service ID, the name's addresses ([VIP]), or null:
+its running tasks' addresses]. Everything else the node derives (model/network.py's MAC of an
+address, a service's backends and task names from its endpoints), so an endpoint costs one item of
+about 100 bytes: as five items (peer, backend, task address, two task names) it was 270, and every
+node on an overlay is sent every endpoint (1,000 nodes x 30,000 tasks: 8 GB while they start).
+A task name ("web.3") that two live tasks share names the running one, the greater address
+between equals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from shoal.model.network import mac_of
 
 Items = dict[str, Any]
 
 
-def parts_of(net: dict[str, Any]) -> Items:
-    """One network's shared state (`NetView.network`'s base, peers, lbs, dns) as items."""
-    items: Items = {"b": net["base"]}
-    for node_id, peer in net["peers"]:
-        key = f"p:{peer['IP']}"
+def items_of(
+    base: dict[str, Any],
+    endpoints: list[tuple[str, str, str, tuple[str, Any, str, bool] | None]],
+    lbs: list[dict[str, Any]],
+    service_names: dict[str, str],
+    dns: dict[str, tuple[str, list[str] | None]] | None,
+) -> Items:
+    """One network's shared state as items. `endpoints`: (IP, node ID, node IP, (service ID,
+    unit, task ID, running) or None for a node's sandbox); `service_names`: the existing services'
+    names by ID; `dns`: name -> (its service ID, its addresses or None for its running tasks'), or
+    None (the ingress network: no discovery, and its endpoints need no task)."""
+    items: Items = {"b": base}
+    for ip, node_id, node_ip, task in endpoints:
+        key = f"e:{ip}"
         while key in items:  # the same address twice (never allocated so): both kept
             key += "+"
-        items[key] = [node_id, peer]
-    for lb in net["lbs"]:
+        if task is None or dns is None:
+            items[key] = [node_id]
+        else:
+            items[key] = [node_id, task[0], task[1], task[2], int(task[3])]
+            if task[0] in service_names:
+                items[f"v:{task[0]}"] = service_names[task[0]]
+        items[f"N:{node_id}"] = node_ip
+    for name, (sid, addrs) in (dns or {}).items():
+        items[f"s:{name}"] = [sid, addrs]
+    for lb in lbs:
         items[f"l:{lb['ServiceID']}"] = {k: v for k, v in lb.items() if k != "Backends"}
-        for ip in lb["Backends"]:
-            items[f"lb:{lb['ServiceID']}|{ip}"] = 0
-    dns = net["dns"]
-    if dns is not None:
-        for name, addrs in dns["Services"].items():
-            tasks = dns["TasksOf"][name]
-            items[f"s:{name}"] = None if addrs == tasks else addrs
-            for ip in tasks:
-                items[f"t:{name}|{ip}"] = 0
-        for name, addr in dns["Names"].items():
-            items[f"n:{name}"] = addr
     return items
 
 
@@ -101,25 +115,31 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
     for net_id in networks:
         net = items[net_id]
         base = net["b"]
-        peers = sorted((v for k, v in net.items() if k.startswith("p:")), key=lambda v: v[1]["IP"])
-        out_networks[net_id] = {**base, "Peers": [p for owner, p in peers if owner != node_id]}
-        members = _members(net, "lb:")
+        endpoints = sorted(((k[2:].rstrip("+"), v) for k, v in net.items() if k.startswith("e:")), key=lambda e: e[0])
+        out_networks[net_id] = {
+            **base,
+            "Peers": [
+                {"IP": ip, "MAC": mac_of(ip), "NodeIP": net.get(f"N:{v[0]}")} for ip, v in endpoints if v[0] != node_id
+            ],
+        }
+        running: dict[str, list[str]] = {}  # service ID -> its running tasks' addresses (sorted)
+        for ip, v in endpoints:
+            if len(v) == 5 and v[4]:
+                running.setdefault(v[1], []).append(ip)
         lbs += sorted(
-            ({**v, "Backends": sorted(members.get(k[2:], []))} for k, v in net.items() if k.startswith("l:")),
+            ({**v, "Backends": running.get(k[2:], [])} for k, v in net.items() if k.startswith("l:")),
             key=lambda lb: lb["ServiceID"],
         )
         if base.get("Ingress"):
             continue  # no service discovery on the ingress network
         record: dict[str, Any] = {"NetworkID": net_id, "Services": {}, "TasksOf": {}, "Names": {}}
-        tasks_of = _members(net, "t:")
-        for key, value in net.items():
-            if key.startswith("s:"):
-                name = key[2:]
-                ips = sorted(tasks_of.get(name, []))
-                record["TasksOf"][name] = ips
-                record["Services"][name] = list(ips) if value is None else value
-            elif key.startswith("n:"):
-                record["Names"][key[2:]] = value
+        for key, (sid, addrs) in ((k, v) for k, v in net.items() if k.startswith("s:")):
+            ips = running.get(sid, [])
+            record["TasksOf"][key[2:]] = list(ips)
+            record["Services"][key[2:]] = list(ips) if addrs is None else addrs
+        record["Names"] = task_names(
+            (ip, net.get(f"v:{v[1]}"), v[2], v[3], bool(v[4])) for ip, v in endpoints if len(v) == 5
+        )
         dns.append(record)
     return {
         "Networks": out_networks,
@@ -131,11 +151,20 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
     }
 
 
-def _members(items: Items, prefix: str) -> dict[str, list[str]]:
-    """ "PREFIX OWNER|IP" items grouped: owner -> its IPs."""
-    out: dict[str, list[str]] = {}
-    for key in items:
-        if key.startswith(prefix):
-            owner, _, ip = key[len(prefix) :].rpartition("|")
-            out.setdefault(owner, []).append(ip)
-    return out
+def task_names(endpoints: Iterable[tuple[str, str | None, Any, str, bool]]) -> dict[str, str]:
+    """DNS names of tasks from (IP, service name or None (gone), unit, task ID, running): "web.3.ID"
+    and "web.3"; a short name two live tasks share is the running one's, the greater address between
+    equals (the managers and the nodes both name tasks so, whatever order they hold endpoints in)."""
+    names: dict[str, str] = {}
+    short_of: dict[str, tuple[bool, str]] = {}
+    for ip, name, unit, task_id, running in endpoints:
+        if name is None:
+            continue
+        short = f"{name}.{unit}"
+        names[f"{short}.{task_id}"] = ip
+        best = short_of.get(short)
+        if best is None or (running, ip) > best:
+            short_of[short] = (running, ip)
+    for short, (_, ip) in short_of.items():
+        names[short] = ip
+    return names

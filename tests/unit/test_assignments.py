@@ -15,6 +15,7 @@ from shoal.manager.assignments import (
     EncodedJSON,
     Snapshot,
     apply_reports,
+    assignments,
     encode,
     fresh_in,
     net_only_change,
@@ -207,3 +208,34 @@ def test_a_lagging_replica_that_lacks_the_task_answers_503() -> None:
         asyncio.run(apply_reports(store, "n1", RUNNING))  # type: ignore[arg-type]
     # a current replica (the leader's): a task it lacks is gone, and its report dropped
     assert asyncio.run(apply_reports(CommittingStore([]), "n1", RUNNING)) == 0  # type: ignore[arg-type]
+
+
+class IdleStore:
+    """An empty store that never changes: what `assignments` reads while it waits."""
+
+    applied_index = 1
+    epoch = 1
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        return []
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop) -> IdleStore:
+        return self
+
+    async def wait(self, timeout: float) -> bool:
+        await asyncio.sleep(timeout)
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_answer_is_not_built_for_a_node_that_stopped_waiting() -> None:
+    store: Any = IdleStore()
+    answer = asyncio.run(assignments(store, "n1", None, 0.2))
+    assert answer is not None and answer["Index"] == 1  # a node still waiting is answered
+    assert asyncio.run(assignments(store, "n1", None, 0.2, gone=lambda: True)) is None
+    # and one that gives up while the poll waits (nothing changed for it) gets none at the deadline
+    polls = [False, True]
+    sig = answer["Signature"]
+    assert asyncio.run(assignments(store, "n1", sig, 0.2, gone=lambda: polls.pop(0) if polls else True)) is None

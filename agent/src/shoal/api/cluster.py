@@ -164,10 +164,15 @@ async def task_assignments(request: web.Request) -> web.Response:
         raise InvalidArgument("TaskIncrements must be true or false")
     manager = manager_of(request)
     manager.check_replica_current()
-    answer = await assignments.assignments(manager.store, node_id, since, wait, have, increments)
+
+    def gone() -> bool:  # the node gave up waiting (client timeout): it asks again from what it holds
+        return request.transport is None or request.transport.is_closing()
+
+    answer = await assignments.assignments(manager.store, node_id, since, wait, have, increments, gone)
+    if answer is None or gone():
+        metrics.ASSIGNMENT_UNREAD.inc()
+        raise Unavailable("the node stopped waiting for this answer")
     payload = assignments.encode(answer)
-    if request.transport is None or request.transport.is_closing():
-        metrics.ASSIGNMENT_UNREAD.inc()  # the node gave up meanwhile: it asks again from what it holds
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(len(payload))
     return web.Response(body=payload, content_type="application/json")

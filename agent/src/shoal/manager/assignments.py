@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -328,13 +329,18 @@ async def assignments(
     wait: float,
     have: dict[str, str] | None = None,
     task_increments: bool = False,
-) -> dict[str, Any]:
+    gone: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """The node's answer; None once `gone` says the node stopped waiting (its connection closed:
+    it asks again from what it holds), so that no answer is built for nobody."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     net_changed_at: float | None = None
     sub = store.subscribe(loop)
     try:
         while True:
+            if gone():
+                return None
             snap = await asnapshot(store)
             tasks = snap.by_node.get(node_id, [])
             keys = network_keys(store, snap.networks)

@@ -79,6 +79,7 @@ async def node_loop(store: ReplicatedStore, node_id: str, counts: dict[str, int]
     running: set[str] = set()
     while True:
         answer = await assignments.assignments(store, node_id, since, 10.0, dict(have), True)
+        assert answer is not None  # none only for a node that stopped waiting
         body = assignments.encode(answer)  # the bytes the handler sends: part of the leader's cost
         counts["answers"] += 1
         counts["bytes"] += len(body)

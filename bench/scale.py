@@ -179,7 +179,8 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
             f"    overlay state in them: {fig['net_whole_mb']:.1f} MB whole networks, {fig['net_change_mb']:.1f} MB "
             f"changes ({(sent['net_whole'] + sent['net_change']) / floor:.0f} bytes per node per endpoint); "
             f"answers ready after the node gave up: {sent['unread']:.0f}; the nodes' polls without an answer "
-            f"{polls1['polls_failed'] - polls0['polls_failed']}, stale answers "
+            f"{polls1['polls_failed'] - polls0['polls_failed']}, late answers waited for "
+            f"{polls1['polls_late'] - polls0['polls_late']}, stale answers "
             f"{polls1['answers_stale'] - polls0['answers_stale']}, increments not following what the node held "
             f"{polls1['answers_unfit'] - polls0['answers_unfit']}",
             flush=True,

@@ -161,6 +161,9 @@ class Client:
             await asyncio.sleep(3600)
         return addrs[0], self.answers.pop(0)
 
+    async def poll_any(self, addrs: list[str], method: str, path: str, body: Any, **kw: Any) -> tuple[str, Any]:
+        return await self.call_any(addrs, method, path, body)
+
 
 def test_a_node_never_acts_on_a_change_that_does_not_follow_its_list() -> None:
     answers = [

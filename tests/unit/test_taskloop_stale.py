@@ -61,6 +61,9 @@ class Client:
             await asyncio.sleep(3600)
         return addrs[0], self.answers.pop(0)
 
+    async def poll_any(self, addrs: list[str], method: str, path: str, body: Any, **kw: Any) -> tuple[str, Any]:
+        return await self.call_any(addrs, method, path, body)
+
 
 def test_a_follower_behind_never_makes_a_node_stop_the_tasks_the_leader_gave_it(monkeypatch: Any) -> None:
     monkeypatch.setattr(taskloop, "STALE_PAUSE", 0.01)

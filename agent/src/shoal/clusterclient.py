@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -103,6 +104,43 @@ class ClusterClient:
                 if not isinstance(exc, Unavailable) and exc.status != 503:
                     raise
                 last = exc
+        raise last or Unavailable("no manager address known")
+
+    async def poll_any(
+        self,
+        addrs: list[str],
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float,
+        keep_waiting: Callable[[str], bool],
+    ) -> tuple[str, Any]:
+        """`call_any` for a long poll: an answer still under way after `timeout` is waited for
+        again (up to LATE_GRACE x `timeout`) rather than asked for anew, while `keep_waiting(addr)`
+        says that manager is still the one to ask. A second poll while a busy manager was still
+        building the first doubled its work exactly when it was behind, and the late answer was
+        read and dropped (300 nodes / 9,000 tasks: docs/scale.md)."""
+        if self.session is None or self.session.closed:
+            return await self.call_any(addrs, method, path, body, timeout=timeout)
+        last: ShoalError | None = None
+        for addr in addrs:
+            pending = self.begin(addr, method, path, body, timeout=timeout)
+            try:
+                while True:
+                    try:
+                        return addr, await self.wait(addr, pending, timeout)
+                    except Unavailable:
+                        if pending.done() or not keep_waiting(addr):
+                            raise
+            except ShoalError as exc:
+                pending.cancel()  # given up: its connection closes, and the manager stops waiting too
+                if not isinstance(exc, Unavailable) and exc.status != 503:
+                    raise
+                last = exc
+            except asyncio.CancelledError:
+                pending.cancel()
+                raise
         raise last or Unavailable("no manager address known")
 
 

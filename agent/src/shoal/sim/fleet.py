@@ -139,6 +139,7 @@ class Fleet:
             "polls_failed": sum(n.tasks.polls_failed for n in self.nodes if n.tasks is not None),
             "answers_stale": sum(n.tasks.answers_stale for n in self.nodes if n.tasks is not None),
             "answers_unfit": sum(n.tasks.answers_unfit for n in self.nodes if n.tasks is not None),
+            "polls_late": sum(n.tasks.polls_late for n in self.nodes if n.tasks is not None),
             "beat_slowest_s": max((n.session.slowest for n in live if n.session is not None), default=0.0),
             "cpu_s": cpu_seconds(),
             "loop_late_worst_s": self.lag.worst,

@@ -21,6 +21,7 @@ SUMMED = frozenset(
         "polls_failed",
         "answers_stale",
         "answers_unfit",
+        "polls_late",
         "cpu_s",
         "loop_stalls",
         "loop_late_total_s",

@@ -68,6 +68,7 @@ class TaskLoop:
         self.polls_failed = 0  # no answer: unreachable, refused, or not within LONG_POLL + 5 s
         self.answers_stale = 0  # from an older store than the last one acted on
         self.answers_unfit = 0  # increments that did not follow what the node holds
+        self.polls_late = 0  # timeouts of a poll to the leader, waited for again rather than re-sent
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
             BackgroundLoop("task-status", self._status),
@@ -90,12 +91,13 @@ class TaskLoop:
     async def _assignments(self) -> None:
         while True:
             try:
-                _, answer = await self.client().call_any(
+                _, answer = await self.client().poll_any(
                     self._candidates(),
                     "POST",
                     "/shoal/assignments",
                     self._poll_body(),
                     timeout=LONG_POLL + 5,
+                    keep_waiting=self._keep_waiting,
                 )
             except ShoalError as exc:
                 self.polls_failed += 1
@@ -134,6 +136,14 @@ class TaskLoop:
             # not kept through the next long poll: what matters was applied, and an answer with a big
             # overlay's every peer and name is megabytes of objects (simulated nodes: one per node)
             del answer
+
+    def _keep_waiting(self, addr: str) -> bool:
+        """A poll late past its timeout is waited for while its manager is still the leader this
+        node knows (its heartbeats tell it): the answer comes once the leader catches up."""
+        if self.leader() != addr:
+            return False
+        self.polls_late += 1
+        return True
 
     def _tasks(self, answer: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The node's whole task list from this answer (changes applied to the list it holds), or

@@ -242,3 +242,28 @@ def test_a_task_name_two_live_tasks_share_is_the_running_ones_on_both_paths() ->
         for node in nodes:
             got = Held().apply(wire(snap, store, node["ID"], {})["NetParts"])
             assert got == full(snap.net, node["ID"])
+
+
+def test_a_task_that_starts_running_changes_one_small_item_per_network() -> None:
+    """Every node on an overlay hears of every endpoint: its task starting must not re-send it."""
+    tasks, services, nets, nodes = random_cluster(5)
+    starting = next(
+        t
+        for t in tasks
+        if t["Status"]["State"] == "starting" and t.get("NetworksAttachments") and t["DesiredState"] == "running"
+    )
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    node.apply(wire(snap, store, "n1", {})["NetParts"])
+    tasks = [with_status(t, "running", "x", NOW) if t is starting else t for t in tasks]
+    snap = install(store, tasks, services, nets, nodes, 2)
+    parts = wire(snap, store, "n1", node.have())["NetParts"]
+    for att in starting["NetworksAttachments"]:
+        change = parts["Changes"][att["Network"]["ID"]]
+        ip = att["Addresses"][0].split("/")[0]
+        assert change["From"] is not None and change["Del"] == []
+        assert change["Set"][f"r:{ip}"] == 1
+        # nothing else but the name of a service whose first task this is (dnsrr: no VIP before)
+        assert all(k.startswith("s:") for k in change["Set"] if k != f"r:{ip}"), change["Set"]
+    assert node.apply(parts) == full(snap.net, "n1")

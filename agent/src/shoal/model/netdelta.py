@@ -16,7 +16,8 @@ apply to the version `From`, which is the one the node sent. A network absent fr
 unchanged. `assemble` rebuilds exactly what the full answer's `Net` holds (`NetView.for_node`).
 
 Items, per network: "b" the network itself; "e:IP" one endpoint, [node ID] for a node's ingress
-sandbox, [node ID, service ID, unit, task ID, running (1 or 0)] for a task's; "N:NODE_ID" that
+sandbox, [node ID, service ID, unit, task ID] for a task's, and "r:IP" (1) while that task runs
+(an item of its own: a task starting changes 12 bytes, not its endpoint); "N:NODE_ID" that
 node's underlay address; "v:SERVICE_ID" the service's name (while it exists); "l:SERVICE_ID" its
 load balancer without its backends; "s:NAME" [service ID, the name's addresses ([VIP]), or null:
 its running tasks' addresses]. Everything else the node derives (model/network.py's MAC of an
@@ -56,7 +57,9 @@ def items_of(
         if task is None or dns is None:
             items[key] = [node_id]
         else:
-            items[key] = [node_id, task[0], task[1], task[2], int(task[3])]
+            items[key] = [node_id, task[0], task[1], task[2]]
+            if task[3]:
+                items[f"r:{key[2:]}"] = 1
             if task[0] in service_names:
                 items[f"v:{task[0]}"] = service_names[task[0]]
         items[f"N:{node_id}"] = node_ip
@@ -115,16 +118,22 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
     for net_id in networks:
         net = items[net_id]
         base = net["b"]
-        endpoints = sorted(((k[2:].rstrip("+"), v) for k, v in net.items() if k.startswith("e:")), key=lambda e: e[0])
+        # (IP, the endpoint, whether its task runs), sorted by IP
+        endpoints = sorted(
+            ((k[2:].rstrip("+"), v, f"r:{k[2:]}" in net) for k, v in net.items() if k.startswith("e:")),
+            key=lambda e: e[0],
+        )
         out_networks[net_id] = {
             **base,
             "Peers": [
-                {"IP": ip, "MAC": mac_of(ip), "NodeIP": net.get(f"N:{v[0]}")} for ip, v in endpoints if v[0] != node_id
+                {"IP": ip, "MAC": mac_of(ip), "NodeIP": net.get(f"N:{v[0]}")}
+                for ip, v, _ in endpoints
+                if v[0] != node_id
             ],
         }
         running: dict[str, list[str]] = {}  # service ID -> its running tasks' addresses (sorted)
-        for ip, v in endpoints:
-            if len(v) == 5 and v[4]:
+        for ip, v, runs in endpoints:
+            if runs and len(v) == 4:
                 running.setdefault(v[1], []).append(ip)
         lbs += sorted(
             ({**v, "Backends": running.get(k[2:], [])} for k, v in net.items() if k.startswith("l:")),
@@ -138,7 +147,7 @@ def assemble(node_id: str, networks: list[str], items: dict[str, Items], local: 
             record["TasksOf"][key[2:]] = list(ips)
             record["Services"][key[2:]] = list(ips) if addrs is None else addrs
         record["Names"] = task_names(
-            (ip, net.get(f"v:{v[1]}"), v[2], v[3], bool(v[4])) for ip, v in endpoints if len(v) == 5
+            (ip, net.get(f"v:{v[1]}"), v[2], v[3], runs) for ip, v, runs in endpoints if len(v) == 4
         )
         dns.append(record)
     return {

@@ -20,6 +20,12 @@ from shoal.errors import ShoalError, Unavailable
 LATE_GRACE = 3.0
 
 
+def _try_next(exc: ShoalError) -> bool:
+    """Whether a manager's failure sends the call to the next one: unreachable, or 503 Unavailable
+    (e.g. a follower whose replica is behind); any other API error is an answer."""
+    return isinstance(exc, Unavailable) or exc.status == 503
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     """A call nobody waits for any more: its outcome is dropped without a "never retrieved" log."""
     if not task.cancelled():
@@ -101,7 +107,7 @@ class ClusterClient:
             try:
                 return addr, await self.call(addr, method, path, body, timeout=timeout)
             except ShoalError as exc:
-                if not isinstance(exc, Unavailable) and exc.status != 503:
+                if not _try_next(exc):
                     raise
                 last = exc
         raise last or Unavailable("no manager address known")
@@ -135,7 +141,7 @@ class ClusterClient:
                             raise
             except ShoalError as exc:
                 pending.cancel()  # given up: its connection closes, and the manager stops waiting too
-                if not isinstance(exc, Unavailable) and exc.status != 503:
+                if not _try_next(exc):
                     raise
                 last = exc
             except asyncio.CancelledError:

@@ -56,6 +56,8 @@ class Snapshot:
     cost: float = 0.0  # seconds its build took (with the network view every answer needs)
     # (network ID, the version a node holds) -> that network's change for it, encoded once
     deltas: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    # the keys of `deltas` whose change is the network whole (what the byte counters tell apart)
+    wholes: set[tuple[str, str | None]] = field(default_factory=set)
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -70,9 +72,9 @@ class Snapshot:
     def net(self) -> NetView:
         return NetView(self.tasks, self.services, self.networks, self.nodes)
 
-    @cached_property
+    @property
     def service_names(self) -> dict[str, str]:
-        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
+        return self.net.service_names
 
     def stable_hash(self, task: dict[str, Any]) -> str:
         version = task["Version"]["Index"]
@@ -229,6 +231,7 @@ def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> s
         old = _NET_HISTORY.get(id(store), {}).get(net_id, {}).get(have) if have else None
         if old is None:  # holds none, or one no longer kept: the whole network
             sets, dels, since = new.items(), [], "null"
+            snap.wholes.add((net_id, have))
         else:
             sets = [(k, v) for k, v in new.items() if old.get(k) != v]
             dels, since = [k for k in old if k not in new], json.dumps(have)
@@ -317,7 +320,7 @@ def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] 
         change = net_change(store, snap, net_id, have.get(net_id))
         if change is not None:
             changes[net_id] = change
-            whole = change.startswith('"From":null', change.index(',"From":') + 1)
+            whole = (net_id, have.get(net_id)) in snap.wholes
             metrics.ASSIGNMENT_NETWORK_BYTES.labels(form="whole" if whole else "change").inc(len(change))
     return {"NetParts": EncodedJSON(snap.net.parts_json(node_id, changes))}
 

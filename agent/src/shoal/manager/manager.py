@@ -367,6 +367,10 @@ class ManagerRole:
             raise NotFound(f"node {node_id} not found")
         role = node["Spec"]["Role"]
         cert, bundle, tls = self._issue(csr_pem, node_id, role, node["Status"].get("Addr") or "127.0.0.1")
+        if (node.get("Description") or {}).get("TLSInfo") == tls:
+            # the same issuer as recorded (a demotion or promotion under the same root): writing it
+            # again would only bump the node's version, and a second demote.yml run would see a change
+            return self._grant(node_id, role, cert, bundle)
 
         def record() -> list[Change]:
             fresh = self.store.get("node", node_id)

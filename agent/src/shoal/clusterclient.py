@@ -137,7 +137,10 @@ class ClusterClient:
                     try:
                         return addr, await self.wait(addr, pending, timeout)
                     except Unavailable:
-                        if pending.done() or not keep_waiting(addr):
+                        if pending.done():
+                            # it ended as the wait timed out: its outcome (answer or error) is the one
+                            return addr, pending.result()
+                        if not keep_waiting(addr):
                             raise
             except ShoalError as exc:
                 pending.cancel()  # given up: its connection closes, and the manager stops waiting too

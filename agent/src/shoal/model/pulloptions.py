@@ -70,11 +70,6 @@ def options_for_update(
     return with_pull_options(body_spec, pull_options(current.get("Spec")))
 
 
-def _strip_template(template: Any) -> None:
-    if isinstance(template, dict) and isinstance(template.get("ContainerSpec"), dict):
-        template["ContainerSpec"].pop(PULL_OPTIONS, None)
-
-
 def _template_without_pull_options(template: Any) -> Any:
     """`template` itself when it holds no PullOptions, else a copy of only the dicts on the way to
     them (the rest is shared with the original, which stays as it is)."""
@@ -107,8 +102,6 @@ def public_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def same_but_pull_options(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """True when TaskTemplates `a` and `b` are equal once their PullOptions are left out."""
-    a2, b2 = copy.deepcopy(dict(a or {})), copy.deepcopy(dict(b or {}))
-    _strip_template(a2)
-    _strip_template(b2)
-    return a2 == b2
+    """True when TaskTemplates `a` and `b` are equal once their PullOptions are left out (views that
+    share all but the path to PullOptions: a deep copy of both was most of a rolling update's pass)."""
+    return _template_without_pull_options(dict(a or {})) == _template_without_pull_options(dict(b or {}))

@@ -6,7 +6,6 @@ task or service frees its addresses with it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +46,12 @@ def used_addresses(
     return used
 
 
+def _dotted(value: int) -> str:
+    """str(IPv4Address(value)) at a tenth of its cost: the first take of a pass walks past every
+    address in use (30,000 at scale, 0.15 s of a pass through ipaddress)."""
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
 def take_address(network: dict[str, Any], used: dict[str, set[str]]) -> str:
     """The lowest free host address ("ip/prefix"), marking it used."""
     net = subnet_of(network)
@@ -56,7 +61,7 @@ def take_address(network: dict[str, Any], used: dict[str, set[str]]) -> str:
     first = int(net.network_address) + (1 if net.num_addresses > 2 else 0)  # /31, /32: every address
     last = int(net.broadcast_address) - (1 if net.num_addresses > 2 else 0)
     for value in range(cursor.get(network["ID"], first), last + 1):
-        ip = str(ipaddress.IPv4Address(value))
+        ip = _dotted(value)
         if ip != gateway and ip not in taken:
             taken.add(ip)
             cursor[network["ID"]] = value + 1

@@ -12,8 +12,10 @@ from shoal.aio import BackgroundLoop
 from shoal.errors import NotFound, StoreError, WatchLost
 from shoal.manager.orchestrator.pipeline import allocate, changes, place, split
 from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.quiet import Quiet
 from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.manager.orchestrator.update import Watch
+from shoal.manager.scheduler.loads import NodeLoads
 from shoal.model.ids import now_rfc3339
 from shoal.store.protocol import Store
 
@@ -30,6 +32,8 @@ class Orchestrator:
         self.epoch = 0
         self.last_batch: dict[str, int] = {}
         self.watch = Watch()  # the updater's per-task Monitor windows (update.py)
+        self.quiet = Quiet()  # services a pass may skip (quiet.py)
+        self.loads = NodeLoads()  # the scheduler's node loads, caught up each pass (scheduler/loads.py)
         self._loop = BackgroundLoop("orchestrator", self._run)
         self.passes = 0
         self.last_cost = 0.0  # seconds the last pass's decision took
@@ -37,6 +41,8 @@ class Orchestrator:
     def start(self) -> None:
         self.epoch = self.store.epoch
         self.watch = Watch(since_ns=time.time_ns())
+        self.quiet = Quiet()
+        self.loads = NodeLoads()
         self._loop.start()
 
     async def stop(self) -> None:
@@ -83,12 +89,20 @@ class Orchestrator:
         history_limit: int,
     ) -> Plan:
         plan = reconcile(
-            services, tasks, nodes, now_rfc3339(), time.time_ns(), history_limit, self.last_batch, self.watch
+            services,
+            tasks,
+            nodes,
+            now_rfc3339(),
+            time.time_ns(),
+            history_limit,
+            self.last_batch,
+            self.watch,
+            self.quiet,
         )
         self.watch.keep_only({t["ID"] for t in tasks})
         allocate(plan, services, networks, tasks, nodes)
         with metrics.timed(metrics.SCHEDULER_PASS_SECONDS):
-            place(plan, tasks, nodes)
+            place(plan, tasks, nodes, self.loads)
         return plan
 
     async def _run(self) -> None:

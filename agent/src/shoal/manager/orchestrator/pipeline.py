@@ -9,6 +9,7 @@ from shoal.manager.allocator.addresses import used_addresses
 from shoal.manager.allocator.endpoints import node_ingress_attachment, publishes_ingress, task_attachments
 from shoal.manager.orchestrator.plan import Plan
 from shoal.manager.scheduler import schedule
+from shoal.manager.scheduler.loads import NodeLoads
 from shoal.model.task import is_terminal, wants_run, with_status
 from shoal.store.changes import Change
 
@@ -46,20 +47,27 @@ def allocate(
                     }
 
 
-def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
-    """Assign every PENDING task that should run, as SwarmKit's scheduler does, in one batch decision."""
+def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]], loads: NodeLoads | None = None) -> None:
+    """Assign every PENDING task that should run, as SwarmKit's scheduler does, in one batch decision.
+    `loads` (kept by the caller between passes): the nodes' loads as of the store's `tasks`, caught up
+    here, instead of counting every task on its node again."""
     current = {t["ID"]: plan.updates.get(t["ID"], t) for t in tasks if t["ID"] not in plan.deletes}
     created = {t["ID"]: t for t in plan.creates}
     everything = list(current.values()) + plan.creates
     pending = [t for t in everything if t["Status"]["State"] == "pending" and wants_run(t)]
+    if loads is not None:
+        loads.refresh(nodes, tasks)
     if not pending:
         return
-    on_nodes = [
-        t
-        for t in everything
-        if t.get("NodeID") and not is_terminal(t["Status"]["State"]) and t["Status"]["State"] != "pending"
-    ]
-    decisions = schedule(pending, nodes, on_nodes)
+    if loads is not None:
+        decisions = schedule(pending, loads.view(plan.updates, plan.deletes))
+    else:
+        on_nodes = [
+            t
+            for t in everything
+            if t.get("NodeID") and not is_terminal(t["Status"]["State"]) and t["Status"]["State"] != "pending"
+        ]
+        decisions = schedule(pending, nodes, on_nodes)
     placed: dict[str, dict[str, Any]] = {}  # new tasks as decided: plan.creates is rebuilt once, below
     for task_id, node_id in decisions.assignments.items():
         task = created.get(task_id) or copy.deepcopy(current[task_id])

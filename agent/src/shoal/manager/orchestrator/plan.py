@@ -18,6 +18,7 @@ class Plan:
     service_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # service id -> new service
     node_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> node with attachments
     wake_at_ns: int | None = None  # earliest restart delay or update delay to come back for
+    wakes: int = 0  # wake-ups asked for (a reconcile that asked for one depends on the clock)
 
     def shutdown(self, task: dict[str, Any], desired: str = "shutdown", message: str | None = None) -> None:
         """Change the desired state (only forward); the worker stops the task."""
@@ -38,8 +39,14 @@ class Plan:
         return task
 
     def wake(self, at_ns: int) -> None:
+        self.wakes += 1
         if self.wake_at_ns is None or at_ns < self.wake_at_ns:
             self.wake_at_ns = at_ns
+
+    def mark(self) -> tuple[int, ...]:
+        """What the plan holds so far, to tell whether one service's reconcile added anything (a task
+        belongs to one service, so what it changes only adds to these)."""
+        return len(self.creates), len(self.updates), len(self.deletes), len(self.service_updates), self.wakes
 
     def changed(self) -> bool:
         return bool(self.creates or self.updates or self.deletes or self.service_updates or self.node_updates)

@@ -10,6 +10,7 @@ from shoal.manager.orchestrator import update
 from shoal.manager.orchestrator.common import by_age, ended, live, node_usable
 from shoal.manager.orchestrator.jobs import reconcile_job
 from shoal.manager.orchestrator.plan import Plan
+from shoal.manager.orchestrator.quiet import Quiet, may_stay_quiet, nodes_key, service_key
 from shoal.manager.orchestrator.restart import handle_ended
 from shoal.manager.scheduler import eligible_nodes
 from shoal.model.jobs import is_job
@@ -25,32 +26,38 @@ def reconcile(
     history_limit: int = 5,
     last_batch: dict[str, int] | None = None,
     watch: update.Watch | None = None,
+    quiet: Quiet | None = None,
 ) -> Plan:
+    """`quiet` (kept by the caller between passes): skip the services whose inputs did not change
+    since a reconcile of theirs decided nothing (quiet.py)."""
     plan = Plan(now=now)
     last_batch = last_batch if last_batch is not None else {}
     nodes_by_id = {n["ID"]: n for n in nodes}
     by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in tasks:
         by_service[t["ServiceID"]].append(t)
+    every_node = nodes_key(nodes) if quiet is not None else None
+    skipped = 0
     for service in services:
         mine = by_service.pop(service["ID"], [])
         if is_job(service["Spec"]):  # jobs are never rolled out: no update step
             reconcile_job(plan, service, mine, nodes, nodes_by_id, now_ns)
             _prune(plan, [plan.updates.get(t["ID"], t) for t in mine], history_limit)
             continue
-        if "Global" in service["Spec"]["Mode"]:
-            units = _global(plan, service, mine, nodes, nodes_by_id, now_ns)
-        else:
-            units = _replicated(plan, service, mine, nodes_by_id, now_ns)
-        replacing, batch = update.step(plan, service, units, now_ns, last_batch.get(service["ID"]), mine, watch)
-        if batch:
-            last_batch[service["ID"]] = now_ns
-        _finish_start_first(plan, units, replacing)
-        # prune on what this pass leaves behind: the tasks it just ended count as history already
-        after = [plan.updates.get(t["ID"], t) for t in mine] + [
-            c for c in plan.creates if c["ServiceID"] == service["ID"]
-        ]
-        _prune(plan, after, history_limit)
+        if quiet is None:
+            _reconcile_service(plan, service, mine, nodes, nodes_by_id, now_ns, history_limit, last_batch, watch)
+            continue
+        key = service_key(service, mine, every_node, history_limit)
+        if quiet.is_quiet(service["ID"], key):
+            skipped += 1
+            continue
+        before = plan.mark()
+        _reconcile_service(plan, service, mine, nodes, nodes_by_id, now_ns, history_limit, last_batch, watch)
+        unchanged = plan.mark() == before and may_stay_quiet(service)
+        quiet.remember(service["ID"], key if unchanged else None)
+    if quiet is not None:
+        quiet.skipped = skipped
+        quiet.keep_only({s["ID"] for s in services})
     for orphans in by_service.values():  # tasks of removed services
         for t in orphans:
             if ended(t) or not node_usable(nodes_by_id.get(t.get("NodeID", ""))):
@@ -58,6 +65,30 @@ def reconcile(
             else:
                 plan.shutdown(t, "remove", "service removed")
     return plan
+
+
+def _reconcile_service(
+    plan: Plan,
+    service: dict[str, Any],
+    mine: list[dict[str, Any]],
+    nodes: list[dict[str, Any]],
+    nodes_by_id: dict[str, dict[str, Any]],
+    now_ns: int,
+    history_limit: int,
+    last_batch: dict[str, int],
+    watch: update.Watch | None,
+) -> None:
+    if "Global" in service["Spec"]["Mode"]:
+        units = _global(plan, service, mine, nodes, nodes_by_id, now_ns)
+    else:
+        units = _replicated(plan, service, mine, nodes_by_id, now_ns)
+    replacing, batch = update.step(plan, service, units, now_ns, last_batch.get(service["ID"]), mine, watch)
+    if batch:
+        last_batch[service["ID"]] = now_ns
+    _finish_start_first(plan, units, replacing)
+    # prune on what this pass leaves behind: the tasks it just ended count as history already
+    after = [plan.updates.get(t["ID"], t) for t in mine] + [c for c in plan.creates if c["ServiceID"] == service["ID"]]
+    _prune(plan, after, history_limit)
 
 
 def _replicated(

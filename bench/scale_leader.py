@@ -5,13 +5,16 @@ event, timed on tables shaped like bench/scale.py's (N ready nodes, 30 tasks a n
     .venv/bin/python bench/scale_leader.py [--nodes 100,300,1000] [--per-node 30]
 
 Figures (seconds unless said): allocate + place 1,000 new tasks (one service created); a steady
-orchestrator pass (nothing to do); an assignments snapshot (index, network view, encoded
-networks); one node's answer (signature, encoded JSON) and its size; the answer parsed on a node.
+orchestrator pass (nothing to do); a pass of a rolling update (parallelism 100) of one service, full
+and incremental (quiet services skipped, node loads kept: what the leader runs); an assignments
+snapshot (index, network view, encoded networks); one node's answer (signature, encoded JSON) and
+its size; the answer parsed on a node.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -26,7 +29,10 @@ from _figures import record
 
 from shoal.manager.assignments import EncodedJSON, Snapshot, encode, signature
 from shoal.manager.orchestrator.pipeline import allocate, place
+from shoal.manager.orchestrator.quiet import Quiet
 from shoal.manager.orchestrator.reconcile import reconcile
+from shoal.manager.orchestrator.update import Watch
+from shoal.manager.scheduler.loads import NodeLoads
 from shoal.model.network import ingress_object, network_object, validate_create
 from shoal.model.objects import new_node
 from shoal.model.service import service_object, validate_service_spec
@@ -65,6 +71,30 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return (time.perf_counter() - t0) / repeat, out
 
 
+def update_batch_passes(
+    node_objs: list[dict[str, Any]], services: list[dict[str, Any]], networks: list[dict[str, Any]], tasks: list[Any]
+) -> tuple[float, float]:
+    """One pass of a rolling update (parallelism 100) of the first service, (full, incremental): the
+    incremental one as the leader runs it, its quiet services and node loads from the pass before."""
+    updated = copy.deepcopy(services[0])
+    updated["Version"]["Index"] += 1
+    updated["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/host:2"
+    updated["Spec"]["UpdateConfig"] = {"Parallelism": 100}
+    now = [updated, *services[1:]]
+
+    def one(quiet: Quiet | None, loads: NodeLoads | None) -> Any:
+        plan = reconcile(now, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
+        allocate(plan, now, networks, tasks, node_objs)
+        place(plan, tasks, node_objs, loads)
+        return plan
+
+    full, _ = timed(lambda: one(None, None))
+    quiet, loads = Quiet(), NodeLoads()
+    one(quiet, loads)
+    incremental, _ = timed(lambda: one(quiet, loads))
+    return full, incremental
+
+
 def measure(nodes: int, per_node: int) -> dict[str, float]:
     tasks_total = nodes * per_node
     node_objs, services, networks = cluster(nodes, tasks_total)
@@ -86,6 +116,9 @@ def measure(nodes: int, per_node: int) -> dict[str, float]:
             for j, t in enumerate(plan.creates)
         ]
     fig["steady orchestrator pass"], _ = timed(lambda: reconcile(services, tasks, node_objs, NOW, time.time_ns()))
+    fig["rolling-update batch pass, full"], fig["rolling-update batch pass, incremental"] = update_batch_passes(
+        node_objs, services, networks, tasks
+    )
 
     def build() -> Snapshot:
         snap = Snapshot(1, tasks, services, networks, node_objs)

@@ -14,6 +14,7 @@ from shoal.agent.join import JoinRequest
 from shoal.aio import LagMeter
 from shoal.errors import ShoalError
 from shoal.sim.node import NodeShape, SimNode
+from shoal.worker.taskloop import POLL_COUNTERS
 
 log = logging.getLogger("shoal.sim")
 
@@ -136,10 +137,7 @@ class Fleet:
             "beats_unreachable": sum(n.session.unreachable for n in live if n.session is not None),
             "beats_timed_out": sum(n.session.timeouts for n in live if n.session is not None),
             "connections_made": sum(n.pool.connections_made for n in self.nodes),
-            "polls_failed": sum(n.tasks.polls_failed for n in self.nodes if n.tasks is not None),
-            "answers_stale": sum(n.tasks.answers_stale for n in self.nodes if n.tasks is not None),
-            "answers_unfit": sum(n.tasks.answers_unfit for n in self.nodes if n.tasks is not None),
-            "polls_late": sum(n.tasks.polls_late for n in self.nodes if n.tasks is not None),
+            **{name: sum(getattr(n.tasks, name) for n in self.nodes if n.tasks is not None) for name in POLL_COUNTERS},
             "beat_slowest_s": max((n.session.slowest for n in live if n.session is not None), default=0.0),
             "cpu_s": cpu_seconds(),
             "loop_late_worst_s": self.lag.worst,

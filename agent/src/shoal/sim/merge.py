@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.worker.taskloop import POLL_COUNTERS
+
 # the counters that add up across processes; other numbers are worst cases (max)
 SUMMED = frozenset(
     [
@@ -18,10 +20,7 @@ SUMMED = frozenset(
         "beats_unreachable",
         "beats_timed_out",
         "connections_made",
-        "polls_failed",
-        "answers_stale",
-        "answers_unfit",
-        "polls_late",
+        *POLL_COUNTERS,
         "cpu_s",
         "loop_stalls",
         "loop_late_total_s",

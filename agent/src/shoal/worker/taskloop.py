@@ -43,6 +43,10 @@ def newer(answer: dict[str, Any], epoch: int, index: int) -> tuple[int, int] | N
     return their_epoch, max(their_index, index) if their_epoch == epoch else their_index
 
 
+# TaskLoop's counters of assignment polls that brought nothing acted on (see __init__)
+POLL_COUNTERS = ("polls_failed", "answers_stale", "answers_unfit", "polls_late")
+
+
 class TaskLoop:
     def __init__(
         self,
@@ -64,7 +68,7 @@ class TaskLoop:
         self.held_tasks = HeldTasks()  # its task list as of the version it holds (increments apply to it)
         self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process
-        # assignment polls that brought nothing acted on (simulated fleets sum them: bench/scale.py)
+        # assignment polls that brought nothing acted on (simulated fleets sum POLL_COUNTERS: bench/scale.py)
         self.polls_failed = 0  # no answer: unreachable, refused, or not within LONG_POLL + 5 s
         self.answers_stale = 0  # from an older store than the last one acted on
         self.answers_unfit = 0  # increments that did not follow what the node holds

@@ -7,7 +7,8 @@ Prints, per size: time to all N nodes Ready; services totalling M tasks created 
 service holding a third of the tasks (10,000 of 30,000) with parallelism N/10 (100 at 1,000 nodes),
 until it is completed; the leader killed -> the first
 write a new leader acknowledges, and whether any task was restarted or lost; manager RSS, Raft
-journal and snapshot sizes, the sim process's RSS per node. `--growth` runs N in {100, 300, 1000}
+journal and snapshot sizes, the sim process's RSS per node, the leader's CPU per node per second
+while every task runs (heartbeats, idle polls and passes). `--growth` runs N in {100, 300, 1000}
 (30 tasks a node) and prints how each figure grows between sizes. Figures only, nothing asserted.
 
     .venv/bin/python bench/scale.py [--nodes N] [--tasks M] [--growth | --sizes N:M,...] [--heartbeat S]
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _cluster import HOSTS, api, locked_main, machine_note, rss_mb, until
+from _cluster import HOSTS, api, cpu_s, locked_main, machine_note, rss_mb, until
 from _figures import record
 
 from integration.sim_helpers import (
@@ -42,6 +43,7 @@ from testbed.bed import Testbed
 
 FOLLOWER = "swarm01"  # polls go to a follower's replica: the leader's CPU is what is measured
 GROWTH = (100, 300, 1000)
+STEADY_WINDOW = 10.0  # seconds the leader's CPU is read over once every task runs (heartbeats and idle polls)
 
 
 def leader(bed: Testbed) -> str | None:
@@ -193,6 +195,16 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
                 spying.kill()  # the one py-spy this run started
         stats = sim.command("stats", "stats")
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
+        # steady state: heartbeats, long polls waiting, the orchestrator's idle passes
+        lead_pid = bed.agent_pid(leader(bed) or "swarm00")
+        cpu0, w0 = cpu_s(lead_pid), time.monotonic()
+        time.sleep(STEADY_WINDOW)
+        fig["steady_cpu_us"] = (cpu_s(lead_pid) - cpu0) / (time.monotonic() - w0) / nodes * 1e6
+        print(
+            f"  leader CPU with every task RUNNING, {STEADY_WINDOW:.0f} s: {fig['steady_cpu_us']:.0f} us per node "
+            f"per s ({fig['steady_cpu_us'] * nodes / 1e4:.1f} % of a CPU)",
+            flush=True,
+        )
         fig["sim_rss_mb"] = stats["rss_bytes"] / 2**20
 
         lose = max(1, nodes // 10)
@@ -277,6 +289,7 @@ ROWS = [
     ("assign_kb_per_answer", "assignment bytes per answer (update)", "KB"),
     ("net_whole_mb", "overlay state sent whole (start)", "MB"),
     ("net_change_mb", "overlay state sent as changes (start)", "MB"),
+    ("steady_cpu_us", "leader CPU per node per s, steady", "us"),
     ("rss_leader_mb", "leader RSS", "MB"),
     ("sim_rss_per_node_kb", "sim RSS per node", "KB"),
 ]

@@ -215,17 +215,6 @@ def rss_mb(pid: int | None) -> float:
     return 0.0
 
 
-def cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds a process has used (0 when it is gone)."""
-    if not pid:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
-
-
 def ppid(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -249,7 +238,7 @@ def _machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / hz, sum(fields) / hz
 
 
-def _process_cpu(pid: int | None) -> float:
+def process_cpu(pid: int | None) -> float:
     """utime + stime of a process in seconds (0 when it is gone)."""
     if not pid:
         return 0.0
@@ -268,7 +257,7 @@ def cpu_snapshot(bed: Testbed) -> dict[str, float]:
     busy, total = _machine_cpu()
     snap = {"busy": busy, "total": total}
     for host in HOSTS:
-        snap[host] = _process_cpu(bed.agent_pid(host))
+        snap[host] = process_cpu(bed.agent_pid(host))
     _TESTBED_PROCS[id(snap)] = testbed_procs(bed)
     return snap
 

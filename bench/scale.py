@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _cluster import HOSTS, api, cpu_s, locked_main, machine_note, rss_mb, until
+from _cluster import HOSTS, api, locked_main, machine_note, process_cpu, rss_mb, until
 from _figures import record
 
 from integration.sim_helpers import (
@@ -197,9 +197,9 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
         # steady state: heartbeats, long polls waiting, the orchestrator's idle passes
         lead_pid = bed.agent_pid(leader(bed) or "swarm00")
-        cpu0, w0 = cpu_s(lead_pid), time.monotonic()
+        cpu0, w0 = process_cpu(lead_pid), time.monotonic()
         time.sleep(STEADY_WINDOW)
-        fig["steady_cpu_us"] = (cpu_s(lead_pid) - cpu0) / (time.monotonic() - w0) / nodes * 1e6
+        fig["steady_cpu_us"] = (process_cpu(lead_pid) - cpu0) / (time.monotonic() - w0) / nodes * 1e6
         print(
             f"  leader CPU with every task RUNNING, {STEADY_WINDOW:.0f} s: {fig['steady_cpu_us']:.0f} us per node "
             f"per s ({fig['steady_cpu_us'] * nodes / 1e4:.1f} % of a CPU)",

@@ -78,6 +78,7 @@ def _reconcile_service(
     last_batch: dict[str, int],
     watch: update.Watch | None,
 ) -> None:
+    first_create = len(plan.creates)  # what this service creates is appended from here
     if "Global" in service["Spec"]["Mode"]:
         units = _global(plan, service, mine, nodes, nodes_by_id, now_ns)
     else:
@@ -87,7 +88,7 @@ def _reconcile_service(
         last_batch[service["ID"]] = now_ns
     _finish_start_first(plan, units, replacing)
     # prune on what this pass leaves behind: the tasks it just ended count as history already
-    after = [plan.updates.get(t["ID"], t) for t in mine] + [c for c in plan.creates if c["ServiceID"] == service["ID"]]
+    after = [plan.updates.get(t["ID"], t) for t in mine] + plan.creates[first_create:]
     _prune(plan, after, history_limit)
 
 

@@ -71,16 +71,16 @@ class NodeLoads:
                 copied.add(node_id)
             return infos[node_id]
 
+        def release(task_id: str) -> None:
+            where = (self._tasks.get(task_id) or (None, None))[1]
+            info = own(where) if where else None
+            if info is not None:
+                info.remove_task(task_id)
+
         for task_id in deleted:
-            where = (self._tasks.get(task_id) or (None, None))[1]
-            info = own(where) if where else None
-            if info is not None:
-                info.remove_task(task_id)
+            release(task_id)
         for task_id, task in changed.items():
-            where = (self._tasks.get(task_id) or (None, None))[1]
-            info = own(where) if where else None
-            if info is not None:
-                info.remove_task(task_id)
+            release(task_id)
             if on_node(task):
                 info = own(task["NodeID"])
                 if info is not None:

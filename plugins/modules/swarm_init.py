@@ -248,6 +248,21 @@ unlock_key:
   returned: always
   type: str
   sample: SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8
+nodes:
+  description:
+    - The swarm's nodes as this manager sees them, by node ID (empty when there is no swarm, and in check mode
+      before it exists).
+    - C(reachability) is a manager's Raft reachability, empty for a worker.
+  returned: always
+  type: dict
+  sample:
+    9x0yq3ia6wsdt1d4y5uz2vcfd:
+      hostname: swarm00
+      role: manager
+      availability: active
+      labels: {}
+      state: ready
+      reachability: reachable
 swarm_facts:
   description: The swarm as C(GET /swarm) shows it (Docker's C(Swarm) object), without the join tokens.
   returned: when the node manages a swarm
@@ -480,6 +495,7 @@ class SwarmTask(ShoalTask):
             "join_tokens": {"worker": "", "manager": ""},
             "manager_addrs": [],
             "unlock_key": "",
+            "nodes": {},
         }
         return super().result(**{**empty, **facts})
 
@@ -494,6 +510,7 @@ class SwarmTask(ShoalTask):
             "manager_addrs": sorted(m["Addr"] for m in remote if m.get("Addr")),
             "swarm_facts": {k: v for k, v in swarm.items() if k != "JoinTokens"},
             "unlock_key": self.unlock_key(swarm),
+            "nodes": {node["ID"]: node_summary(node) for node in self.api.nodes() if node.get("ID")},
         }
 
     def unlock_key(self, swarm: dict[str, Any]) -> str:
@@ -585,6 +602,20 @@ class SwarmTask(ShoalTask):
         if not self.check_mode:
             self.api.post("/swarm/leave", force=bool(self.params["force"]) or None)
         return self.result()
+
+
+def node_summary(node: dict[str, Any]) -> dict[str, Any]:
+    """What a playbook compares with its inventory to leave a node alone (the cluster role skips the join and
+    the node task of a node whose membership, role, availability and labels are already as wanted)."""
+    spec = node.get("Spec") or {}
+    return {
+        "hostname": (node.get("Description") or {}).get("Hostname", ""),
+        "role": spec.get("Role", ""),
+        "availability": spec.get("Availability", ""),
+        "labels": dict(spec.get("Labels") or {}),
+        "state": (node.get("Status") or {}).get("State", ""),
+        "reachability": (node.get("ManagerStatus") or {}).get("Reachability", ""),
+    }
 
 
 def main() -> None:

@@ -140,13 +140,17 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
         assert answer in {f"Hello World! from {ip}" for ip in ips}, answer
     # the first run went through the agent role's install tasks; a second, on hosts where all is in
     # place (the probe's one round trip says so), skips them whole
-    install = "TASK [shoal.swarm.agent : Create the installation and configuration folders]"
+    install = "TASK [shoal.swarm.agent : Write the agent's folders, configuration, registry CAs and systemd unit]"
     assert install in out
     started = time.monotonic()
     rc, out, recap = play("site.yml")
     again = time.monotonic() - started
     assert rc == 0 and changed(recap) == 0, out
     assert install not in out, "the agent role went through its install tasks on hosts where all was in place"
+    # members already as wanted (their agents' view, the first manager's list) cost no join and no node task
+    for task in ("Join the workers", "Set each node's role, availability and labels from the first manager"):
+        section = out.split(f"TASK [shoal.swarm.cluster : {task}", 1)[1].split("TASK [", 1)[0]
+        assert "ok: [" not in section and "changed: [" not in section, section
     print(f"site.yml: bare hosts to a 3-node swarm in {took:.1f} s; second run changed=0 in {again:.1f} s")
 
 

@@ -10,6 +10,7 @@ from unit.test_module_support import (
     CLUSTER_ID,
     MANAGER_TOKEN,
     SELF_ID,
+    W1_ID,
     WORKER_TOKEN,
     FakeAgent,
     module_runner,
@@ -77,6 +78,7 @@ def test_check_mode_predicts_init_and_writes_nothing(agent: FakeAgent, run) -> N
     failed, result = run(check=True, advertise_addr="eth0")
     assert not failed and result["changed"]
     assert result["cluster_id"] == "" and result["join_tokens"] == {"worker": "", "manager": ""}
+    assert result["nodes"] == {}
     assert agent.writes() == [] and agent.state == "inactive"
 
 
@@ -87,6 +89,32 @@ def test_existing_swarm_is_left_alone(agent: FakeAgent, run) -> None:
     assert result["changes"] == [] and result["actions"] == []
     assert result["join_tokens"]["worker"] == WORKER_TOKEN
     assert agent.writes() == []
+
+
+def test_nodes_are_summed_up_for_the_cluster_role(agent: FakeAgent, run) -> None:
+    """The cluster role leaves alone a node whose summary matches the inventory: the summary follows the store."""
+    agent.make_manager()
+    agent.nodes[W1_ID]["Spec"].update(Availability="drain", Labels={"zone": "a"})
+    agent.nodes[W1_ID]["Status"]["State"] = "down"
+    failed, result = run()
+    assert not failed, result
+    assert set(result["nodes"]) == set(agent.nodes)
+    assert result["nodes"][SELF_ID] == {
+        "hostname": "swarm00",
+        "role": "manager",
+        "availability": "active",
+        "labels": {},
+        "state": "ready",
+        "reachability": "reachable",
+    }
+    assert result["nodes"][W1_ID] == {
+        "hostname": "swarm01",
+        "role": "worker",
+        "availability": "drain",
+        "labels": {"zone": "a"},
+        "state": "down",
+        "reachability": "",
+    }
 
 
 def test_spec_change_updates_with_the_version_and_shows_a_diff(agent: FakeAgent, run) -> None:

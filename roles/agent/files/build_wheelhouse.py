@@ -70,10 +70,10 @@ def pip_wheel(python: str, wheel_dir: Path, *args: str) -> None:
 
 
 def requirements(source: Path) -> tuple[list[str], list[str]]:
-    """(shoal's dependencies plus pip, which the hosts run from its wheel; shoal's build requirements)."""
+    """(shoal's dependencies; its build requirements). No pip: install_wheelhouse.sh unpacks the wheels itself."""
     with open(source / "pyproject.toml", "rb") as fh:
         project = tomllib.load(fh)
-    runtime = [*sorted(project["project"].get("dependencies", [])), "pip"]
+    runtime = sorted(project["project"].get("dependencies", []))
     build = sorted(project.get("build-system", {}).get("requires", ["setuptools", "wheel"]))
     return runtime, build
 

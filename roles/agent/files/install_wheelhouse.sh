@@ -2,7 +2,7 @@
 # Install shoal from the wheelhouse archive, offline, into its own virtual environment.
 # The wheelhouse is already resolved (build_wheelhouse.py): installing is unpacking each wheel into
 # the venv's site-packages and writing its console scripts, which the few lines of Python below do
-# with the standard library. pip (in the archive too) would take minutes of CPU on a slow host (a
+# with the standard library. pip (not in the archive) would take minutes of CPU on a slow host (a
 # VM under software emulation) to reach the same result. Files of an earlier version of a project
 # (its RECORD) are removed first, so an upgrade leaves nothing stale.
 # Usage: install_wheelhouse.sh PYTHON PREFIX ARCHIVE MARKER
@@ -65,8 +65,6 @@ def digest(data):
 
 for whl in sorted(wheels.glob("*.whl")):
     name = project(whl.name.split("-")[0])
-    if name == "pip":
-        continue
     uninstall(name)
     records = []
     with zipfile.ZipFile(whl) as z:

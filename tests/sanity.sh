@@ -20,10 +20,10 @@ mkdir -p "$tree"
 (cd "$root" && git ls-files -co --exclude-standard -- galaxy.yml README.md meta plugins roles playbooks extensions \
     | grep -v '^playbooks/collections/' | while read -r f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
     | xargs -0 cp --parents -p -t "$tree")
-# The modules carry the collection's Apache-2.0 notice, not the GPLv3 header validate-modules looks for.
+# The modules and plugins carry the collection's Apache-2.0 notice, not the GPLv3 header validate-modules looks for.
 mkdir -p "$tree/tests/sanity"
-for module in "$tree"/plugins/modules/*.py; do
-    echo "plugins/modules/$(basename "$module") validate-modules:missing-gplv3-license"
+for plugin in "$tree"/plugins/modules/*.py "$tree"/plugins/lookup/*.py; do
+    echo "${plugin#"$tree"/} validate-modules:missing-gplv3-license"
 done >"$tree/tests/sanity/ignore-$("$venv_bin/python" -c 'import ansible; print(".".join(ansible.__version__.split(".")[:2]))').txt"
 
 # ansible-test keeps its virtual environments under ~/.ansible/test: give it a home in build/ (kept between

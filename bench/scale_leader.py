@@ -5,7 +5,8 @@ event, timed on tables shaped like bench/scale.py's (N ready nodes, 30 tasks a n
     .venv/bin/python bench/scale_leader.py [--nodes 100,300,1000] [--per-node 30]
 
 Figures (seconds unless said): allocate + place 1,000 new tasks (one service created); a steady
-orchestrator pass (nothing to do); a pass of a rolling update (parallelism 100) of one service, full
+orchestrator pass (nothing to do), and the same pass as an idle leader runs it (quiet services, kept node
+loads; one every IDLE_PERIOD); a pass of a rolling update (parallelism 100) of one service, full
 and incremental (quiet services skipped, node loads kept: what the leader runs); an assignments
 snapshot (index, network view, encoded networks); one node's answer (signature, encoded JSON) and
 its size; the answer parsed on a node.
@@ -95,6 +96,25 @@ def update_batch_passes(
     return full, incremental
 
 
+def steady_incremental_pass(
+    node_objs: list[dict[str, Any]], services: list[dict[str, Any]], networks: list[dict[str, Any]], tasks: list[Any]
+) -> float:
+    """The whole pass an idle leader runs (reconcile with its quiet services, allocate, place with the kept node
+    loads) when nothing changed: the orchestrator's loop runs one every IDLE_PERIOD without store events."""
+    quiet, loads = Quiet(), NodeLoads()
+
+    def one() -> Any:
+        plan = reconcile(services, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
+        allocate(plan, services, networks, tasks, node_objs)
+        place(plan, tasks, node_objs, loads)
+        return plan
+
+    one()
+    cost, plan = timed(one, 3)
+    assert not plan.changed(), "a steady pass decided something"
+    return cost
+
+
 def measure(nodes: int, per_node: int) -> dict[str, float]:
     tasks_total = nodes * per_node
     node_objs, services, networks = cluster(nodes, tasks_total)
@@ -116,6 +136,7 @@ def measure(nodes: int, per_node: int) -> dict[str, float]:
             for j, t in enumerate(plan.creates)
         ]
     fig["steady orchestrator pass"], _ = timed(lambda: reconcile(services, tasks, node_objs, NOW, time.time_ns()))
+    fig["steady pass, incremental (idle leader)"] = steady_incremental_pass(node_objs, services, networks, tasks)
     fig["rolling-update batch pass, full"], fig["rolling-update batch pass, incremental"] = update_batch_passes(
         node_objs, services, networks, tasks
     )

@@ -1,0 +1,105 @@
+"""The orchestrator's loop waits for store events, for the earliest delay a pass asked to be woken for, and
+otherwise for IDLE_PERIOD (a safety net); after a failed pass it comes back within RETRY_PERIOD."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from shoal.errors import StoreError
+from shoal.manager.orchestrator import loop
+from shoal.manager.orchestrator.plan import Plan
+
+
+class Subscription:
+    """Records each wait's timeout; no event ever comes."""
+
+    def __init__(self, waits: list[float], enough: asyncio.Event, count: int) -> None:
+        self.waits, self.enough, self.count = waits, enough, count
+
+    async def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.count:
+            self.enough.set()
+            await asyncio.sleep(3600)
+        await asyncio.sleep(0)
+        return False
+
+    def discard(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class EmptyStore:
+    epoch = 1
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.commits: list[Any] = []
+        self.sub: Subscription | None = None
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("no quorum")
+        return []
+
+    async def acommit(self, entry: Any, timeout: float, epoch: int) -> None:
+        self.commits.append(entry)
+
+    def subscribe(self, event_loop: asyncio.AbstractEventLoop) -> Subscription:
+        assert self.sub is not None
+        return self.sub
+
+
+def waits_of(store: EmptyStore, count: int, decide: Any = None) -> list[float]:
+    """The timeouts of the loop's first ``count`` waits."""
+
+    async def main() -> list[float]:
+        waits: list[float] = []
+        enough = asyncio.Event()
+        store.sub = Subscription(waits, enough, count)
+        orchestrator = loop.Orchestrator(store)  # type: ignore[arg-type]
+        if decide is not None:
+            orchestrator._decide = decide  # type: ignore[method-assign]
+        orchestrator.start()
+        await asyncio.wait_for(enough.wait(), 10)
+        await orchestrator.stop()
+        return waits
+
+    return asyncio.run(main())
+
+
+def test_an_idle_loop_waits_for_the_idle_period() -> None:
+    assert waits_of(EmptyStore(), 3) == [loop.IDLE_PERIOD] * 3
+
+
+def test_a_failed_pass_is_retried_within_the_retry_period() -> None:
+    assert waits_of(EmptyStore(failures=2), 4) == [
+        loop.RETRY_PERIOD,
+        loop.RETRY_PERIOD,
+        loop.IDLE_PERIOD,
+        loop.IDLE_PERIOD,
+    ]
+
+
+def test_a_delay_a_pass_asked_for_wakes_the_loop_before_the_idle_period() -> None:
+    def decide(*args: Any) -> Plan:
+        plan = Plan(now="")
+        plan.wake(time.time_ns() + 2_000_000_000)  # a restart delay of 2 s
+        return plan
+
+    (first,) = waits_of(EmptyStore(), 1, decide)
+    assert 1.5 < first <= 2.0
+
+
+def test_a_delay_already_due_means_no_wait() -> None:
+    def decide(*args: Any) -> Plan:
+        plan = Plan(now="")
+        plan.wake(time.time_ns() - 1)
+        return plan
+
+    assert waits_of(EmptyStore(), 2, decide) == [0.0, 0.0]

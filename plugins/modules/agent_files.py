@@ -162,36 +162,25 @@ def show_mode(mode: int) -> str:
     return f"0{mode:03o}"
 
 
-def user_id(name: str) -> int:
+# owner -> the password database, group -> the group database; both entries hold (name, password, id, ...)
+ACCOUNTS = {"owner": (pwd.getpwnam, pwd.getpwuid), "group": (grp.getgrnam, grp.getgrgid)}
+
+
+def account_id(kind: str, name: str) -> int:
+    """The uid (kind owner) or gid (kind group) of a name or a number."""
     try:
-        return pwd.getpwnam(name).pw_uid
+        return ACCOUNTS[kind][0](name)[2]
     except KeyError:
         if name.isdigit():
             return int(name)
-        raise Invalid(f"unknown owner {name!r}") from None
+        raise Invalid(f"unknown {kind} {name!r}") from None
 
 
-def group_id(name: str) -> int:
+def account_name(kind: str, number: int) -> str:
     try:
-        return grp.getgrnam(name).gr_gid
+        return ACCOUNTS[kind][1](number)[0]
     except KeyError:
-        if name.isdigit():
-            return int(name)
-        raise Invalid(f"unknown group {name!r}") from None
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+        return str(number)
 
 
 class Entry:
@@ -208,8 +197,8 @@ class Entry:
                 f"{self.path}: mode must be an octal string with a leading zero like '0644': {item['mode']!r}"
             )
         self.mode = int(item["mode"], 8)
-        self.uid, self.owner = user_id(item["owner"]), item["owner"]
-        self.gid, self.group = group_id(item["group"]), item["group"]
+        self.uid, self.owner = account_id("owner", item["owner"]), item["owner"]
+        self.gid, self.group = account_id("group", item["group"]), item["group"]
         self.content: bytes | None = item["content"].encode() if kind == "file" else None
         self.before: dict[str, Any] | None = None  # None: absent
         self.old_content = b""
@@ -252,8 +241,8 @@ class Entry:
             return {**header, "before": "state: absent\n", "after": "state: directory\n"}
         old = {
             "mode": show_mode(self.before["mode"]),
-            "owner": user_name(self.before["uid"]),
-            "group": group_name(self.before["gid"]),
+            "owner": account_name("owner", self.before["uid"]),
+            "group": account_name("group", self.before["gid"]),
         }
         new = {"mode": show_mode(self.mode), "owner": self.owner, "group": self.group}
         return {

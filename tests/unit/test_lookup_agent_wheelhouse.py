@@ -80,3 +80,13 @@ def test_a_failed_build_fails_with_the_scripts_message(tmp_path: Path) -> None:
     assert rc != 0 and result.get("failed"), result
     assert "building the wheelhouse failed" in result["msg"] and "is not the shoal agent package" in result["msg"]
     assert not (tmp_path / "wh" / "shoal-wheelhouse.tar").exists()
+
+
+def test_a_source_whose_pyproject_has_no_project_is_refused_by_name(tmp_path: Path) -> None:
+    source = tmp_path / "repo"  # the repository's root rather than its agent/: a pyproject.toml of tools only
+    source.mkdir()
+    (source / "pyproject.toml").write_text("[tool.ruff]\nline-length = 120\n")
+    rc, result = lookup(tmp_path, source, tmp_path / "wh")
+    assert rc != 0 and result.get("failed"), result
+    assert "its pyproject.toml has no [project] table" in result["msg"] and "KeyError" not in result["msg"]
+    assert not (tmp_path / "wh" / "shoal-wheelhouse.tar").exists()

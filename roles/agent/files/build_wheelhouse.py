@@ -71,8 +71,14 @@ def pip_wheel(python: str, wheel_dir: Path, *args: str) -> None:
 
 def requirements(source: Path) -> tuple[list[str], list[str]]:
     """(shoal's dependencies; its build requirements). No pip: install_wheelhouse.sh unpacks the wheels itself."""
-    with open(source / "pyproject.toml", "rb") as fh:
-        project = tomllib.load(fh)
+    try:
+        with open(source / "pyproject.toml", "rb") as fh:
+            project = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"{source} is not the shoal agent package (pyproject.toml: {exc})") from None
+    if not isinstance(project.get("project"), dict):
+        # e.g. the repository's root, whose pyproject.toml only configures tools (agent_source is its agent/)
+        raise SystemExit(f"{source} is not the shoal agent package (its pyproject.toml has no [project] table)")
     runtime = sorted(project["project"].get("dependencies", []))
     build = sorted(project.get("build-system", {}).get("requires", ["setuptools", "wheel"]))
     return runtime, build

@@ -39,6 +39,7 @@ from integration.sim_helpers import (
     start_sim,
     teardown,
 )
+from shoal.model.ids import parse_rfc3339
 from testbed.bed import Testbed
 
 FOLLOWER = "swarm01"  # polls go to a follower's replica: the leader's CPU is what is measured
@@ -98,6 +99,25 @@ def assignment_totals(bed: Testbed) -> dict[str, float]:
 
 def since(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def replacement_times(bed: Testbed, since_ns: int) -> str:
+    """When the tasks created after `since_ns` (the lost nodes' replacements) were created and reported
+    RUNNING, in seconds after it: tells the orchestrator's delay from the delivery and start's."""
+    created, running = [], []
+    for t in api(bed, FOLLOWER, 60).get("/tasks"):
+        at = parse_rfc3339(t["CreatedAt"])
+        if at < since_ns:
+            continue
+        created.append((at - since_ns) / 1e9)
+        if t["Status"]["State"] == "running":
+            running.append((parse_rfc3339(t["Status"]["Timestamp"]) - since_ns) / 1e9)
+
+    def spread(xs: list[float]) -> str:
+        xs.sort()
+        return f"{len(xs)}: first {xs[0]:.1f} s, median {xs[len(xs) // 2]:.1f} s, last {xs[-1]:.1f} s" if xs else "0"
+
+    return f"tasks created after the loss {spread(created)}; of them RUNNING {spread(running)}"
 
 
 def rolling_update(bed: Testbed, service_id: str, parallelism: int) -> int:
@@ -208,7 +228,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         fig["sim_rss_mb"] = stats["rss_bytes"] / 2**20
 
         lose = max(1, nodes // 10)
-        t0 = time.monotonic()
+        t0, lost_ns = time.monotonic(), time.time_ns()
         lost = set(sim.command(f"lose {lose}", "lost")["nodes"])
 
         def lost_down() -> bool:
@@ -221,6 +241,7 @@ def run(nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0
         print(
             f"  {lose} nodes lost: Down after {fig['lost_down_s']:.1f} s, tasks back after {fig['lost_moved_s']:.1f} s"
         )
+        print(f"    {replacement_times(bed, lost_ns)}", flush=True)
 
         parallelism = max(1, nodes // 10)
         sent0 = assignment_totals(bed)

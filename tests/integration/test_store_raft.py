@@ -8,6 +8,7 @@ epoch fencing (3) and journal syncs (4). Kill -9 and full restarts are in test_s
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from shoal.metrics import REGISTRY
 from shoal.store import (
     Change,
     NameConflict,
@@ -200,6 +202,21 @@ def test_state_comes_back_from_snapshot_plus_journal(tmp_path: Path) -> None:
         assert store.epoch > before["Epoch"]["Epoch"]
     finally:
         store.close()
+
+
+def test_a_held_up_tick_thread_is_counted_and_said(single: ReplicatedStore, caplog: pytest.LogCaptureFixture) -> None:
+    # The followers call an election when the leader's tick thread sends no heartbeat for an election
+    # timeout: a tick that comes late shows in a metric and, past half that timeout, in the log.
+    def stalls() -> float:
+        return REGISTRY.get_sample_value("shoal_raft_tick_stall_seconds_count") or 0.0
+
+    before = stalls()
+    caplog.set_level(logging.WARNING, logger="shoal.store")
+    single._tick_jobs.put(lambda: time.sleep(0.6))  # holds the tick thread, as a busy process would
+    wait_for(lambda: stalls() > before, 5.0, "the late tick to be counted")
+    held = [r.getMessage() for r in caplog.records if "tick thread was held up" in r.getMessage()]
+    # (a loaded machine may add shorter stalls of its own: only the one made here is certain)
+    assert any(float(m.split("held up ")[1].split(" s")[0]) >= 0.6 for m in held), held
 
 
 def test_a_password_is_required(tmp_path: Path) -> None:

@@ -37,6 +37,12 @@ RAFT_COMMIT_SECONDS = Histogram(
     buckets=FAST,
     registry=REGISTRY,
 )
+RAFT_TICK_STALL_SECONDS = Histogram(
+    "shoal_raft_tick_stall_seconds",
+    "Raft ticks that came over 0.25 s after the previous one (its thread short of the GIL or the CPU).",
+    buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    registry=REGISTRY,
+)
 ORCHESTRATOR_PASS_SECONDS = Histogram(
     "shoal_orchestrator_pass_duration_seconds",
     "One orchestrator pass: reconcile, allocate, schedule and commit.",

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger("shoal.store")
+SLOW_SYNC = 0.2  # a journal sync this long is said: the tick thread (heartbeats included) waits on it
 
 
 class JournalFlusher:
@@ -81,7 +83,11 @@ class JournalFlusher:
         if self._fd is None:
             return
         try:
+            started = time.monotonic()
             os.fdatasync(self._fd)
+            took = time.monotonic() - started
+            if took > SLOW_SYNC:
+                log.warning("syncing the Raft journal took %.2f s (the disk is busy)", took)
             self.syncs += 1
             self._dirty = False
         except OSError as exc:  # a full or failing disk: keep serving, say so loudly

@@ -44,6 +44,9 @@ __all__ = ["RaftConfig", "ReplicatedStore"]
 log = logging.getLogger("shoal.store")
 
 WATCHDOG_PERIOD = 0.25
+# A tick this long after the previous one is counted: over ten times a normal gap (auto_tick_period
+# 0.02 s of waiting plus the tick's work), far below an election timeout.
+TICK_STALL = 0.25
 
 
 class ReplicatedStore:
@@ -54,6 +57,7 @@ class ReplicatedStore:
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._closed = False
         self._tick_ident: int | None = None
+        self._last_tick = time.monotonic()  # when the tick thread last ran our hook
         self._tick_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._hub = Hub()
         self._notifier = Notifier()
@@ -93,6 +97,7 @@ class ReplicatedStore:
             flusher = JournalFlusher(Path(cfg.data_dir) / JOURNAL_FILE, Path(cfg.data_dir) / DUMP_FILE)
             flusher.before_answer(int(self._sync.raftCommitIndex))  # what an earlier run left in the page cache
             self.hooks.flusher = flusher
+        self._last_tick = time.monotonic()  # not since __init__: the journal's replay is no stall
         self._sync.addOnTickCallback(self._on_tick)
 
     # ---- reads (local, possibly stale; deep copies)
@@ -353,10 +358,27 @@ class ReplicatedStore:
 
     def _on_tick(self) -> None:
         self._tick_ident = threading.get_ident()
+        now = time.monotonic()
+        if now - self._last_tick > TICK_STALL:
+            self._tick_stalled(now - self._last_tick)
+        self._last_tick = now
         try:
             self._tick()
         except Exception:  # never let our hook break pysyncobj's loop
             log.exception("store on-tick hook failed")
+
+    def _tick_stalled(self, seconds: float) -> None:
+        """The tick thread came back `seconds` after its previous tick: pysyncobj sent no heartbeat
+        meanwhile, and followers call an election after an election timeout without one. Counted,
+        and said when it reached half of that timeout (docs/scale.md: a leader that woke every
+        waiting long poll one by one at each commit held its tick thread for 1-2.5 s)."""
+        metrics.RAFT_TICK_STALL_SECONDS.observe(seconds)
+        if seconds >= self.cfg.raft_min_timeout / 2:
+            log.warning(
+                "the Raft tick thread was held up %.2f s (election timeout %.2f s): this manager is short of CPU",
+                seconds,
+                self.cfg.raft_min_timeout,
+            )
 
     def _tick(self) -> None:
         while True:

@@ -44,17 +44,19 @@ class Subscription:
         self._lost = False
 
     # ---- producer side (tick thread)
-    def _push(self, events: list[Event]) -> None:
+    def _push(self, events: list[Event]) -> asyncio.Event | None:
+        """Queue `events`. Returns the asyncio event to set on the subscriber's loop, if it has one:
+        the hub wakes each loop once per publish (`Hub.publish`)."""
         with self._cond:
             if self._closed:
-                return
+                return None
             if len(self._items) + len(events) > self._max:
                 self._lost, self._closed = True, True
                 self._items.clear()
             else:
                 self._items.extend(events)
             self._cond.notify_all()
-        self._wake_loop()
+        return self._aevent if self._loop is not None else None
 
     def _wake_loop(self) -> None:
         if self._loop is not None and self._aevent is not None:
@@ -137,6 +139,11 @@ class Subscription:
         return self._closed
 
 
+def _set_all(aevents: list[asyncio.Event]) -> None:
+    for aevent in aevents:
+        aevent.set()
+
+
 class Hub:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
@@ -154,14 +161,24 @@ class Hub:
                 self._subs.remove(sub)
 
     def publish(self, events: list[Event]) -> None:
+        """Queue `events` for every subscriber, then wake each event loop once. One wake per
+        subscriber (a write to the loop's self-pipe each, the GIL given up and taken back each
+        time) held the Raft tick thread for seconds on a busy leader with 300 nodes' long polls
+        waiting: its heartbeats to the followers stopped and they called elections (docs/scale.md)."""
         if not events:
             return
         with self._lock:
             subs = list(self._subs)
+        wake: dict[asyncio.AbstractEventLoop, list[asyncio.Event]] = {}
         for sub in subs:
-            sub._push(events)
+            aevent = sub._push(events)
+            if aevent is not None and sub._loop is not None:
+                wake.setdefault(sub._loop, []).append(aevent)
             if sub.closed:
                 self.remove(sub)
+        for loop, aevents in wake.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_set_all, aevents)
 
     def close_all(self) -> None:
         with self._lock:

@@ -46,3 +46,23 @@ def test_many_addresses_cost_linear_time() -> None:
     assert time.perf_counter() - t0 < 5.0  # a rescan per address took minutes
     assert len(set(got)) == 20000 and got[0] == "10.128.0.2/15"  # .1 is the gateway
     assert ipaddress.ip_interface(got[-1]).ip == ipaddress.ip_address("10.128.78.33")
+
+
+def test_tasks_on_one_network_version_share_one_view_of_it() -> None:
+    # a deep copy of the network for each new task was a quarter of the leader's GIL time while
+    # 30,000 tasks were created (docs/scale.md): one copy per network version, shared
+    from shoal.manager.allocator.endpoints import task_attachments
+
+    network = net("10.9.0.0/24")
+    network["Version"] = {"Index": 7}
+    service = {"Spec": {"TaskTemplate": {"Networks": [{"Target": "n1"}]}}}
+    used: dict[str, set[str]] = {}
+    first, second = (task_attachments(service, [network], used)[0] for _ in range(2))
+    assert first["Network"] is second["Network"]
+    assert first["Addresses"] != second["Addresses"]  # each task still gets its own address
+    view = first["Network"]
+    assert view == {k: network[k] for k in ("ID", "Spec", "DriverState", "IPAM")}
+    assert view["Spec"] is not network["Spec"] and view["IPAM"] is not network["IPAM"]  # a copy, not the stored one
+    updated = {**network, "Version": {"Index": 8}, "Spec": {**network["Spec"], "Labels": {"a": "b"}}}
+    third = task_attachments(service, [updated], used)[0]["Network"]
+    assert third is not view and third["Spec"]["Labels"] == {"a": "b"}  # a new version: a new view

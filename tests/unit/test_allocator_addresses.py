@@ -7,6 +7,7 @@ import random
 import time
 
 from shoal.manager.allocator.addresses import take_address, used_addresses
+from shoal.manager.allocator.endpoints import task_attachments
 from shoal.model.network import gateway_of, network_object, subnet_of, validate_create
 
 NOW = "2026-01-01T00:00:00.000000000Z"
@@ -51,8 +52,6 @@ def test_many_addresses_cost_linear_time() -> None:
 def test_tasks_on_one_network_version_share_one_view_of_it() -> None:
     # a deep copy of the network for each new task was a quarter of the leader's GIL time while
     # 30,000 tasks were created (docs/scale.md): one copy per network version, shared
-    from shoal.manager.allocator.endpoints import task_attachments
-
     network = net("10.9.0.0/24")
     network["Version"] = {"Index": 7}
     service = {"Spec": {"TaskTemplate": {"Networks": [{"Target": "n1"}]}}}

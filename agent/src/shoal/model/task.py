@@ -13,6 +13,7 @@ from typing import Any
 from shoal.errors import SpecError
 from shoal.model.ids import new_id, parse_duration, parse_rfc3339
 from shoal.model.pulloptions import same_but_pull_options
+from shoal.model.sharedcopy import CopiesByObject
 
 # Docker's TaskState enum in SwarmKit's order. "allocated" and "ready" are in the API even though
 # shoal's loops skip them. The scheduler imports this tuple.
@@ -98,25 +99,15 @@ def _created(task: Mapping[str, Any]) -> int:
 # --- construction -------------------------------------------------------------------------------
 
 
-# The tasks a pass creates for one service share one copy of its TaskTemplate and Endpoint: stored
-# objects are never changed in place (a commit pickles its own copy), while a deep copy for each of
-# 30,000 new tasks took an eighth of the leader's GIL time at 1,000 nodes (docs/scale.md). Keyed by
-# the service object itself, so that a service changed since (a new object) gets new copies.
-_COPIES: dict[str, tuple[Mapping[str, Any], dict[str, Any], dict[str, Any]]] = {}
-_COPIES_KEPT = 1024
-
-
-def _copies_of(service: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    service_id = str(service.get("ID") or "")
-    known = _COPIES.get(service_id)
-    if known is not None and known[0] is service:
-        return known[1], known[2]
-    template = copy.deepcopy((service.get("Spec") or {}).get("TaskTemplate") or {})
-    endpoint = copy.deepcopy(service.get("Endpoint") or {})
-    _COPIES[service_id] = (service, template, endpoint)
-    while len(_COPIES) > _COPIES_KEPT:
-        _COPIES.pop(next(iter(_COPIES)))
-    return template, endpoint
+# one copy of a service's TaskTemplate and Endpoint per stored object, shared by the tasks a pass
+# creates from it (model/sharedcopy.py)
+_copies_of = CopiesByObject(
+    lambda service: (
+        copy.deepcopy((service.get("Spec") or {}).get("TaskTemplate") or {}),
+        copy.deepcopy(service.get("Endpoint") or {}),
+    ),
+    1024,
+)
 
 
 def new_task(

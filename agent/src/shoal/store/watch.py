@@ -44,9 +44,9 @@ class Subscription:
         self._lost = False
 
     # ---- producer side (tick thread)
-    def _push(self, events: list[Event]) -> asyncio.Event | None:
-        """Queue `events`. Returns the asyncio event to set on the subscriber's loop, if it has one:
-        the hub wakes each loop once per publish (`Hub.publish`)."""
+    def _push(self, events: list[Event]) -> tuple[asyncio.AbstractEventLoop, asyncio.Event] | None:
+        """Queue `events`. Returns the subscriber's loop and the asyncio event to set on it, if it has
+        one: the hub wakes each loop once per publish (`Hub.publish`)."""
         with self._cond:
             if self._closed:
                 return None
@@ -56,7 +56,9 @@ class Subscription:
             else:
                 self._items.extend(events)
             self._cond.notify_all()
-        return self._aevent if self._loop is not None else None
+        if self._loop is None or self._aevent is None:
+            return None
+        return self._loop, self._aevent
 
     def _wake_loop(self) -> None:
         if self._loop is not None and self._aevent is not None:
@@ -171,9 +173,9 @@ class Hub:
             subs = list(self._subs)
         wake: dict[asyncio.AbstractEventLoop, list[asyncio.Event]] = {}
         for sub in subs:
-            aevent = sub._push(events)
-            if aevent is not None and sub._loop is not None:
-                wake.setdefault(sub._loop, []).append(aevent)
+            waiting = sub._push(events)
+            if waiting is not None:
+                wake.setdefault(waiting[0], []).append(waiting[1])
             if sub.closed:
                 self.remove(sub)
         for loop, aevents in wake.items():

@@ -9,6 +9,7 @@ from shoal.errors import SpecError
 from shoal.manager.allocator.addresses import allocate_ports, take_address
 from shoal.model.network import INGRESS_NAME
 from shoal.model.resolve import resolve
+from shoal.model.sharedcopy import CopiesByObject
 
 
 def resolve_network(networks: list[dict[str, Any]], ref: str) -> dict[str, Any]:
@@ -78,25 +79,10 @@ def task_attachments(
     return out
 
 
-# One view per network version, shared by the tasks attached to it: stored objects are never changed
-# in place (and a commit pickles its own copy), while a deep copy for each new task was a quarter of
-# the leader's GIL time as 30,000 tasks were created at 1,000 nodes, and its Raft tick thread, waiting
-# for the GIL, sent no heartbeats (docs/scale.md).
-_VIEWS: dict[str, tuple[int, dict[str, Any]]] = {}
-_VIEWS_KEPT = 256
-
-
-def _attached_view(network: dict[str, Any]) -> dict[str, Any]:
-    version = (network.get("Version") or {}).get("Index")
-    known = _VIEWS.get(network["ID"])
-    if known is not None and version is not None and known[0] == version:
-        return known[1]
-    view = {k: copy.deepcopy(network[k]) for k in ("ID", "Spec", "DriverState", "IPAM")}
-    if version is not None:
-        _VIEWS[network["ID"]] = (int(version), view)
-        while len(_VIEWS) > _VIEWS_KEPT:
-            _VIEWS.pop(next(iter(_VIEWS)))
-    return view
+# one copy of a network per stored object, shared by the tasks attached to it (model/sharedcopy.py)
+_attached_view = CopiesByObject(
+    lambda network: {k: copy.deepcopy(network[k]) for k in ("ID", "Spec", "DriverState", "IPAM")}, 256
+)
 
 
 def node_ingress_attachment(networks: list[dict[str, Any]], used: dict[str, set[str]]) -> dict[str, Any] | None:

@@ -219,6 +219,44 @@ def test_a_held_up_tick_thread_is_counted_and_said(single: ReplicatedStore, capl
     assert any(float(m.split("held up ")[1].split(" s")[0]) >= 0.6 for m in held), held
 
 
+def hold_after_next_read(store: ReplicatedStore, seconds: float) -> threading.Event:
+    """Hold the store's tick thread right after its next socket read, as a full collection of the
+    garbage collector or a busy GIL does: the peers' messages queue meanwhile. Set when done."""
+    sync = store.raft
+    assert sync is not None
+    read = sync._poller.poll
+    done = threading.Event()
+
+    def read_then_hold(timeout: float) -> None:
+        read(timeout)
+        if not done.is_set():
+            done.set()  # once: the read-first poll of the next tick must not hold again
+            time.sleep(seconds)
+
+    sync._poller.poll = read_then_hold
+    return done
+
+
+def test_a_held_up_follower_reads_the_leader_before_calling_an_election(tmp_path: Path) -> None:
+    # Held up 1.5 s, past its election timeout (0.25-0.6 s), with the leader's heartbeats waiting in its
+    # socket: had it called an election first, its higher term would depose a healthy leader.
+    stores = start([f"127.0.0.1:{free_port()}" for _ in range(3)], tmp_path)
+    try:
+        leader = leader_of(stores)
+        held = next(s for s in stores if s is not leader)
+        terms = {s.addr: s.raft.raftCurrentTerm for s in stores}  # type: ignore[union-attr]
+        reads = held.raft.held_up_reads  # type: ignore[union-attr]
+        done = hold_after_next_read(held, 1.5)
+        assert done.wait(5.0)
+        wait_for(lambda: held.raft.held_up_reads > reads, 5.0, "the held-up tick")  # type: ignore[union-attr]
+        time.sleep(0.3)  # what an election would take to show
+        assert {s.addr: s.raft.raftCurrentTerm for s in stores} == terms  # type: ignore[union-attr]
+        assert leader.leading and leader_of(stores) is leader
+    finally:
+        for s in stores:
+            s.close()
+
+
 def test_a_password_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="password"):
         ReplicatedStore(RaftConfig(f"127.0.0.1:{free_port()}", [], tmp_path, ""))

@@ -13,7 +13,7 @@ import sys
 
 from aiohttp import web
 
-from shoal import __version__, config, logs, memory, tls
+from shoal import __version__, config, gcpauses, logs, memory, tls
 from shoal.agent import Agent
 from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
@@ -101,6 +101,7 @@ async def serve(cfg: config.Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     trimmer = loop.create_task(memory.trim_forever())
+    collector = loop.create_task(gcpauses.keep_pauses_short(freeze=True))
     try:
         await agent.start()
     except ShoalError as exc:  # a reason meant for the operator (e.g. an unreadable Raft state)
@@ -112,6 +113,7 @@ async def serve(cfg: config.Config) -> None:
     await stop.wait()
     log.info("shutting down")
     trimmer.cancel()
+    collector.cancel()
     await agent.stop()
     for runner in extra:
         await runner.cleanup()

@@ -43,6 +43,18 @@ RAFT_TICK_STALL_SECONDS = Histogram(
     buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
     registry=REGISTRY,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "shoal_gc_pause_seconds",
+    "Collections of Python's cyclic garbage collector, by generation: every thread waits meanwhile.",
+    ["generation"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+    registry=REGISTRY,
+)
+GC_FROZEN_OBJECTS = Gauge(
+    "shoal_gc_frozen_objects",
+    "Long-lived objects kept out of the garbage collector's walks (gc.freeze) until the next thaw.",
+    registry=REGISTRY,
+)
 ORCHESTRATOR_PASS_SECONDS = Histogram(
     "shoal_orchestrator_pass_duration_seconds",
     "One orchestrator pass: reconcile, allocate, schedule and commit.",

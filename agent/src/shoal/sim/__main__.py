@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from shoal import hostinfo
+from shoal import gcpauses, hostinfo
 from shoal.agent.join import parse_join_request
 from shoal.sim.fleet import Fleet, raise_nofile
 from shoal.sim.intruder import probe
@@ -105,6 +105,7 @@ async def main(args: argparse.Namespace) -> int:
     )
     fleet = Fleet(args.nodes, shape, args.port_base, args.state_dir, args.first, join=req)
     fleet.lag.start()
+    collector = asyncio.get_running_loop().create_task(gcpauses.keep_pauses_short(freeze=True))  # as shoald
     t0 = time.monotonic()
     joined, errors = await fleet.join_all(req, args.join_concurrency)
     emit(
@@ -116,7 +117,7 @@ async def main(args: argparse.Namespace) -> int:
     waiter = loop.create_task(stop.wait())
     reader = loop.create_task(commands(fleet))
     await asyncio.wait([waiter, reader], return_when=asyncio.FIRST_COMPLETED)
-    for task in (waiter, reader):
+    for task in (waiter, reader, collector):
         task.cancel()
     await fleet.stop()
     return 0 if joined else 1

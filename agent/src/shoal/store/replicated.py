@@ -34,6 +34,7 @@ from shoal.store.errors import InvalidChange, StoreError
 from shoal.store.leadership import LeaderCallback, Leadership
 from shoal.store.machine import StoreMachine
 from shoal.store.notifier import Notifier
+from shoal.store.readfirst import ReadFirstSyncObj
 from shoal.store.state import spec_name
 from shoal.store.transport import ShoalTransport, TransportHooks, node_addr
 from shoal.store.watch import Hub, Subscription, clone
@@ -76,7 +77,7 @@ class ReplicatedStore:
             storage = atrest.sealed_storage(cipher)
         try:
             with storage:  # the journal is replayed (and opened) in here
-                self._sync = SyncObj(
+                self._sync = ReadFirstSyncObj(
                     cfg.self_addr,
                     cfg.other_peers(),
                     cfg.sync_conf(),

@@ -14,10 +14,11 @@ from shoal.metrics import REGISTRY
 
 
 @pytest.fixture
-def unfrozen() -> Iterator[None]:
-    gc.unfreeze()
-    yield
-    gc.unfreeze()  # never leave this test process with a frozen heap
+def full() -> Iterator[gcpauses.FullCollections]:
+    full = gcpauses.FullCollections(period=3600)
+    full.take_over()
+    yield full
+    full.give_back()  # never leave this test process without its automatic full collections
 
 
 def cycle() -> list[Any]:
@@ -58,45 +59,49 @@ def test_a_long_collection_is_said(caplog: pytest.LogCaptureFixture) -> None:
     assert len(said) == 1 and "generation 2" in said[0] and "7 objects freed" in said[0], said
 
 
-def test_a_freeze_keeps_live_objects_out_and_frees_what_died_young(unfrozen: None) -> None:
-    freezer = gcpauses.Freezer(thaw_period=3600)
-    cycle()  # garbage before the freeze: collected by it, not frozen
-    kept = [cycle() for _ in range(100)]
-    assert freezer.tick() == "freeze"
-    frozen = gc.get_freeze_count()
-    assert frozen >= 300  # the 100 cycles and the list holding them, at least
-    assert gc.collect() == 0  # nothing of the above is walked again, and nothing died
-    del kept[:50]  # 50 frozen cycles die: reference counting cannot free a cycle
-    assert gc.collect() == 0  # frozen: out of the collector's reach until the thaw
-    assert freezer.tick() == "freeze"
+def test_automatic_collections_stop_at_generation_1_and_come_back(full: gcpauses.FullCollections) -> None:
+    assert gc.get_threshold()[2] == gcpauses.NEVER
+    watch = gcpauses.PauseWatch()
+    gc.callbacks.append(watch)
+    try:
+        for _ in range(20):  # enough young garbage for hundreds of young collections
+            [cycle() for _ in range(20_000)]
+    finally:
+        gc.callbacks.remove(watch)
+    generations = [g for g, _, _ in watch.drain()]
+    assert 1 in generations and 2 not in generations, generations
+    full.give_back()
+    assert gc.get_threshold() == full.thresholds
 
 
-def test_a_thaw_frees_the_cycles_that_died_frozen(unfrozen: None) -> None:
-    freezer = gcpauses.Freezer(thaw_period=3600)
-    kept = [cycle() for _ in range(100)]
-    freezer.tick()
-    del kept
-    freezer.last_thaw -= 3600  # the thaw period has passed
+def test_a_full_collection_is_made_when_due_and_frees_old_cycles(full: gcpauses.FullCollections) -> None:
+    kept = [cycle() for _ in range(1000)]
+    gc.collect(1)
+    gc.collect(1)  # the cycles are in the old generation now
+    assert full.check() is False  # neither the period nor the growth yet
+    del kept  # 1,000 old cycles die: only a full collection can free them
     freed: list[int] = []
 
     def count_freed(phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop":
+        if phase == "stop" and info["generation"] == 2:
             freed.append(info["collected"])
 
+    full.last_full -= 3600  # the period has passed
     gc.callbacks.append(count_freed)
     try:
-        assert freezer.tick() == "thaw"
+        assert full.check() is True
     finally:
         gc.callbacks.remove(count_freed)
-    assert sum(freed) >= 200  # the 100 dead cycles, two lists each
-    assert freezer.frozen_after_thaw > 0  # the live heap, frozen again
+    assert sum(freed) >= 2000  # two lists a cycle
+    assert full.heap_after_full > 0
+    assert full.check() is False  # and the next is a period away
 
 
-def test_growth_brings_the_thaw_forward(unfrozen: None) -> None:
-    freezer = gcpauses.Freezer(thaw_period=3600, growth=1.0)
-    freezer.frozen_after_thaw = 1
-    gcpauses_floor = gcpauses.THAW_FLOOR
-    kept = [[[i]] for i in range(gcpauses_floor)]  # lists are tracked: a heap past the floor
-    assert freezer.tick() == "freeze"  # (nothing was frozen before it)
-    assert freezer.tick() == "thaw"
+def test_heap_growth_brings_the_full_collection_forward(full: gcpauses.FullCollections) -> None:
+    full.heap_after_full = 1
+    full.growth = 1.0
+    kept = [[i] for i in range(gcpauses.FULL_FLOOR)]  # a heap past the floor
+    assert full.check() is True
+    full.growth = 4.0
+    assert full.check() is False  # four times this heap is far away
     del kept

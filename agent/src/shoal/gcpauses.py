@@ -1,21 +1,22 @@
-"""Python's cyclic garbage collector: its pauses measured, and kept short in a big manager.
+"""Python's cyclic garbage collector: its pauses measured, and the full ones made rare.
 
 A full (generation 2) collection walks every container object the process tracks with the GIL
 held, stopping every thread, Raft's tick thread included. A manager of 1,000 nodes / 30,000 tasks
 tracks millions (each stored object's dicts and lists, the views built from them), and CPython
 starts a full collection whenever the objects that survived young collections reach a quarter of
-the old generation, so while 30,000 tasks are created one full collection follows another, each
-longer than the last: 1-3 s, past an election timeout (docs/scale.md).
+the old generation: while 30,000 tasks are created and started one full collection follows
+another, each 0.5-1.4 s, past an election timeout (docs/scale.md, 56 in 4 minutes on a leader).
+Freezing the long-lived objects (`gc.freeze()`) every 30 s did not help: a task is a new stored
+object at each state it goes through, so the frozen set died as fast as it was made.
 
-Most of those objects live long and hold no reference cycles (stored objects are trees and are
-never changed in place). Every `FREEZE_PERIOD` the objects that have survived until then are
-moved out of the collector's reach (`gc.freeze()`, after a collection of what is not frozen yet,
-which only covers the objects made since the previous freeze), so full collections walk only what
-is new. Reference counting still frees a frozen object the moment the last reference goes (a
-replaced stored object, a closed connection); only a reference cycle that was alive at a freeze and
-later became garbage stays. Those are returned by a thaw (`gc.unfreeze()` and a full collection)
-after `THAW_PERIOD`, or sooner once the frozen objects have grown `THAW_GROWTH` times since the
-last thaw: the one long pause, rarely, instead of dozens.
+So automatic collections stop at generation 1 (cheap: only the objects made since the last ones),
+and the full ones happen here: every `FULL_PERIOD`, or sooner once the heap has grown `FULL_GROWTH`
+times since the last full collection (CPython's own rule is the old generation grown 1.25 times;
+the heap is counted in the allocator's blocks, `sys.getallocatedblocks()`, which costs nothing,
+where counting the old generation means listing it).
+Reference counting frees everything that holds no cycle at once, as ever; a cycle that became
+garbage in the old generation waits for the next full collection. One long pause every few
+minutes at 1,000 nodes, instead of one every few seconds; at a few nodes, milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import asyncio
 import collections
 import gc
 import logging
+import sys
 import time
 from typing import Any
 
@@ -31,10 +33,11 @@ from shoal import metrics
 
 log = logging.getLogger("shoal.gc")
 
-FREEZE_PERIOD = 30.0
-THAW_PERIOD = 900.0
-THAW_GROWTH = 4.0  # thaw when the frozen objects reached this many times those after the last thaw
-THAW_FLOOR = 250_000  # (counted from at least this many: a young agent's heap is small and cheap to walk)
+CHECK_PERIOD = 30.0
+FULL_PERIOD = 600.0
+FULL_GROWTH = 4.0  # a full collection once the heap reached this many times its size after the last
+FULL_FLOOR = 1_000_000  # (counted from at least this many blocks: a young agent's heap is small and cheap to walk)
+NEVER = 2**31 - 1  # generation 2's threshold: automatic collections stop at generation 1
 LONG_PAUSE = 0.5  # a collection this long is said in the log (an election timeout is 0.25-2.4 s)
 
 
@@ -59,30 +62,33 @@ class PauseWatch:
         return out
 
 
-class Freezer:
-    """The freeze / thaw schedule above; `tick` is called every FREEZE_PERIOD."""
+class FullCollections:
+    """The schedule above; `check` is called every CHECK_PERIOD."""
 
-    def __init__(self, thaw_period: float = THAW_PERIOD, growth: float = THAW_GROWTH) -> None:
-        self.thaw_period = thaw_period
+    def __init__(self, period: float = FULL_PERIOD, growth: float = FULL_GROWTH) -> None:
+        self.period = period
         self.growth = growth
-        self.last_thaw = time.monotonic()
-        self.frozen_after_thaw = 0
+        self.last_full = time.monotonic()
+        self.heap_after_full = 0
+        self.thresholds = gc.get_threshold()
 
-    def tick(self) -> str:
-        frozen = gc.get_freeze_count()
+    def take_over(self) -> None:
+        young, middle, _ = self.thresholds
+        gc.set_threshold(young, middle, NEVER)
+
+    def give_back(self) -> None:
+        gc.set_threshold(*self.thresholds)
+
+    def check(self) -> bool:
+        """True when it made a full collection."""
         now = time.monotonic()
-        if frozen and (
-            now - self.last_thaw >= self.thaw_period or frozen >= self.growth * max(self.frozen_after_thaw, THAW_FLOOR)
-        ):
-            gc.unfreeze()
-            gc.collect()  # the whole heap: the cycles that died frozen go now
-            gc.freeze()
-            self.last_thaw = now
-            self.frozen_after_thaw = gc.get_freeze_count()
-            return "thaw"
-        gc.collect()  # only what is not frozen: what survived since the previous freeze
-        gc.freeze()
-        return "freeze"
+        grown = sys.getallocatedblocks() >= self.growth * max(self.heap_after_full, FULL_FLOOR)
+        if now - self.last_full < self.period and not grown:
+            return False
+        gc.collect()
+        self.last_full = now
+        self.heap_after_full = sys.getallocatedblocks()
+        return True
 
 
 WATCH = PauseWatch()
@@ -94,29 +100,27 @@ def record(watch: PauseWatch = WATCH) -> None:
         metrics.GC_PAUSE_SECONDS.labels(str(generation)).observe(seconds)
         if seconds >= LONG_PAUSE:
             log.warning(
-                "a generation %d collection of Python's garbage collector held every thread %.2f s "
-                "(%d objects freed, %d frozen)",
+                "a generation %d collection of Python's garbage collector held every thread %.2f s (%d objects freed)",
                 generation,
                 seconds,
                 collected,
-                gc.get_freeze_count(),
             )
 
 
-async def keep_pauses_short(freeze: bool, period: float = FREEZE_PERIOD) -> None:
-    """Time every collection; with `freeze`, keep the long-lived objects out of them (above)."""
+async def keep_pauses_short(period: float = CHECK_PERIOD) -> None:
+    """Time every collection, and make the full ones here (above)."""
     if WATCH not in gc.callbacks:
         gc.callbacks.append(WATCH)
-    freezer = Freezer()
+    full = FullCollections()
+    full.take_over()
     try:
         while True:
             await asyncio.sleep(period)
-            if freeze:
-                step = freezer.tick()
-                metrics.GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
-                if step == "thaw":
-                    log.info("thawed the frozen objects for a full collection; %d frozen again", gc.get_freeze_count())
+            if full.check():
+                log.info("full garbage collection: %d blocks allocated after it", full.heap_after_full)
+            metrics.GC_HEAP_BLOCKS.set(sys.getallocatedblocks())
             record()
     finally:
+        full.give_back()
         if WATCH in gc.callbacks:
             gc.callbacks.remove(WATCH)

@@ -50,9 +50,9 @@ GC_PAUSE_SECONDS = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
     registry=REGISTRY,
 )
-GC_FROZEN_OBJECTS = Gauge(
-    "shoal_gc_frozen_objects",
-    "Long-lived objects kept out of the garbage collector's walks (gc.freeze) until the next thaw.",
+GC_HEAP_BLOCKS = Gauge(
+    "shoal_gc_heap_blocks",
+    "Blocks of Python's small-object allocator in use (sys.getallocatedblocks): what full collections are timed by.",
     registry=REGISTRY,
 )
 ORCHESTRATOR_PASS_SECONDS = Histogram(

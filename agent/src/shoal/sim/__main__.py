@@ -105,7 +105,7 @@ async def main(args: argparse.Namespace) -> int:
     )
     fleet = Fleet(args.nodes, shape, args.port_base, args.state_dir, args.first, join=req)
     fleet.lag.start()
-    collector = asyncio.get_running_loop().create_task(gcpauses.keep_pauses_short(freeze=True))  # as shoald
+    collector = asyncio.get_running_loop().create_task(gcpauses.keep_pauses_short())  # as shoald
     t0 = time.monotonic()
     joined, errors = await fleet.join_all(req, args.join_concurrency)
     emit(

@@ -95,6 +95,28 @@ def test_a_node_holding_the_current_versions_is_sent_no_change() -> None:
     assert node.apply(again) == full(snap.net, "n0")
 
 
+def test_a_node_holding_versions_only_follows_the_same_increments() -> None:
+    # simulated nodes keep no items: the same versions sent, and a change that does not follow the
+    # version held is still refused (the next answer sends that network whole)
+    tasks, services, nets, nodes = random_cluster(5)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    real, sim = Held(), Held(versions_only=True)
+    first = wire(snap, store, "n1", {})["NetParts"]
+    assert real.apply(first) == full(snap.net, "n1") and sim.apply(first) == {}
+    assert sim.have() == real.have() and all(items == {} for _, items in sim.nets.values())
+    moved = next(t for t in tasks if t["Status"]["State"] == "running" and t["NodeID"] in ("n0", "n2"))
+    tasks = [with_status(t, "failed", "x", NOW) if t is moved else t for t in tasks]
+    snap = install(store, tasks, services, nets, nodes, 2)
+    parts = wire(snap, store, "n1", sim.have())["NetParts"]
+    assert any(c["From"] is not None for c in parts["Changes"].values())
+    assert sim.apply(parts) == {} and real.apply(parts) == full(snap.net, "n1")
+    assert sim.have() == real.have()
+    net_id, change = next((n, c) for n, c in parts["Changes"].items() if c["From"] is not None)
+    assert sim.apply({**parts, "Changes": {net_id: {**change, "From": "another"}}}) is None
+    assert net_id not in sim.have()
+
+
 def test_an_increment_is_smaller_than_the_network_it_changes() -> None:
     tasks, services, nets, nodes = random_cluster(5)
     store = FakeStore()

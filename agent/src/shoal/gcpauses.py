@@ -35,7 +35,7 @@ log = logging.getLogger("shoal.gc")
 
 CHECK_PERIOD = 30.0
 FULL_PERIOD = 600.0
-FULL_GROWTH = 4.0  # a full collection once the heap reached this many times its size after the last
+FULL_GROWTH = 2.0  # a full collection once the heap reached this many times its size after the last
 FULL_FLOOR = 1_000_000  # (counted from at least this many blocks: a young agent's heap is small and cheap to walk)
 NEVER = 2**31 - 1  # generation 2's threshold: automatic collections stop at generation 1
 LONG_PAUSE = 0.5  # a collection this long is said in the log (an election timeout is 0.25-2.4 s)

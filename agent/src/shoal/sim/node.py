@@ -20,6 +20,7 @@ from shoal.agent.credentials import Credentials
 from shoal.agent.join import JoinRequest, request_certificate
 from shoal.clusterclient import ClientPool, ClusterClient
 from shoal.identity import Identity
+from shoal.model.netdelta import Held
 from shoal.runtime.sim import SimDriver
 from shoal.worker.executor import Executor
 from shoal.worker.hooks import NetworkSlot
@@ -123,6 +124,7 @@ class SimNode:
             lambda: self.session.leader if self.session else None,
             network=self.network,
             exit_poll=self.shape.exit_poll,
+            held=Held(versions_only=True),  # it programs nothing: the versions, not every endpoint
         )
         self.session = Session(self.client, lambda: self.managers, self.addr, self.shape.period, self._on_answer)
         self.tasks.start()

@@ -56,6 +56,7 @@ class TaskLoop:
         leader: Callable[[], str | None],
         network: NodeNetwork | None = None,
         exit_poll: float = EXIT_POLL,
+        held: Held | None = None,
     ) -> None:
         self.executor = executor
         self.client = client
@@ -64,7 +65,7 @@ class TaskLoop:
         self.signature: str | None = None
         self.network = network
         self.epoch = 0
-        self.held = Held()  # its networks' state as of the versions it holds (increments apply to it)
+        self.held = held or Held()  # its networks' state as of the versions it holds (increments apply to it)
         self.held_tasks = HeldTasks()  # its task list as of the version it holds (increments apply to it)
         self.index = 0  # the store index of the answer last applied (Raft log: the same on every manager)
         self.exit_poll = exit_poll  # simulated nodes poll less: a thousand of them share one process

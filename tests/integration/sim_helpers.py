@@ -145,14 +145,16 @@ class SimFleet:
 ELECTION_TIMEOUT = 1.0  # notes/raft.md: 0.5-1.5 s on busy managers; 0.25 s flapped here under load
 
 
-def managers_cluster(bed: Testbed, heartbeat: float, election_timeout: float = ELECTION_TIMEOUT) -> str:
+def managers_cluster(
+    bed: Testbed, heartbeat: float, election_timeout: float = ELECTION_TIMEOUT, agent_args: list[str] | None = None
+) -> str:
     """Three managers on swarm00..02, drained (every task goes to simulated nodes); the worker token.
 
     Three managers, the simulated nodes and the tests share two CPUs: with the default 0.25 s
     election timeout a leader busy starting thousands of tasks lost its term again and again."""
     bed.up(len(HOSTS))
     # flags, not shoald.yml: the modules that form clusters after this one keep their settings
-    args = ["--heartbeat-period", f"{heartbeat:g}", "--election-timeout", f"{election_timeout:g}"]
+    args = ["--heartbeat-period", f"{heartbeat:g}", "--election-timeout", f"{election_timeout:g}", *(agent_args or [])]
     form_cluster(bed, managers=3, agent_args=args)
     client = api(bed, "swarm00")
     for node in client.get("/nodes"):

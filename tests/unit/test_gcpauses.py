@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shoal import gcpauses
+from shoal import config, daemon, gcpauses
 from shoal.metrics import REGISTRY
 
 
@@ -78,6 +82,7 @@ def test_a_full_collection_is_made_when_due_and_frees_old_cycles(full: gcpauses.
     kept = [cycle() for _ in range(1000)]
     gc.collect(1)
     gc.collect(1)  # the cycles are in the old generation now
+    full.heap_after_full = sys.getallocatedblocks()  # (this test process's heap, whatever ran before)
     assert full.check() is False  # neither the period nor the growth yet
     del kept  # 1,000 old cycles die: only a full collection can free them
     freed: list[int] = []
@@ -105,3 +110,34 @@ def test_heap_growth_brings_the_full_collection_forward(full: gcpauses.FullColle
     full.growth = 4.0
     assert full.check() is False  # four times this heap is far away
     del kept
+
+
+def test_the_agent_setting_takes_0_or_a_sane_period(tmp_path: Path) -> None:
+    path = tmp_path / "shoald.yml"
+    assert config.load(None).gc_full_period == gcpauses.FULL_PERIOD
+    for given, taken in (("0", 0.0), ("120", 120.0)):
+        path.write_text(f"gc_full_period: {given}\n")
+        assert config.load(path).gc_full_period == taken
+    for bad in ("5", "-1", "soon"):
+        path.write_text(f"gc_full_period: {bad}\n")
+        with pytest.raises(config.ConfigError, match="gc_full_period"):
+            config.load(path)
+    args = daemon.build_parser().parse_args(["--gc-full-period", "0"])
+    assert config.from_args(args).gc_full_period == 0.0
+
+
+def test_period_0_leaves_full_collections_to_cpython() -> None:
+    thresholds = gc.get_threshold()
+
+    async def briefly(full_period: float) -> tuple[int, int, int]:
+        task = asyncio.get_running_loop().create_task(gcpauses.keep_pauses_short(full_period, period=0.01))
+        await asyncio.sleep(0.05)
+        during = gc.get_threshold()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return during
+
+    assert asyncio.run(briefly(0)) == thresholds
+    assert asyncio.run(briefly(600))[2] == gcpauses.NEVER
+    assert gc.get_threshold() == thresholds and gcpauses.WATCH not in gc.callbacks

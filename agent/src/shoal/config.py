@@ -56,6 +56,9 @@ class Config:
     # the leader rotates the network encryption keys of encrypted overlays this often (seconds;
     # Docker's 12 h). Tests set seconds to see rotations.
     network_key_rotation: float = 43200.0
+    # seconds between full collections of Python's garbage collector (gcpauses.py: automatic ones stop
+    # at generation 1, a full one comes this often or when the heap doubled); 0 leaves them to CPython
+    gc_full_period: float = 600.0
 
     @property
     def socket_path(self) -> Path:
@@ -114,6 +117,11 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "network_key_rotation":
             seconds = float(value)
             if not 5 <= seconds <= 30 * 86400:
+                raise ValueError
+            return seconds
+        if name == "gc_full_period":
+            seconds = float(value)
+            if seconds != 0 and not 10 <= seconds <= 86400:
                 raise ValueError
             return seconds
         if name == "lb_backend":
@@ -197,6 +205,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--raft-snapshot-entries", dest="raft_snapshot_entries", type=int, help="journal entries between snapshots"
     )
+    parser.add_argument(
+        "--gc-full-period",
+        dest="gc_full_period",
+        type=float,
+        help="seconds between full garbage collections (600; 0: CPython's automatic ones)",
+    )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
     parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")
 
@@ -204,5 +218,5 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
     keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries", "cert_expiry_scale")
-    keys += ("network_key_rotation",)
+    keys += ("network_key_rotation", "gc_full_period")
     return load(args.config, {k: getattr(args, k) for k in keys})

@@ -101,7 +101,7 @@ async def serve(cfg: config.Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     trimmer = loop.create_task(memory.trim_forever())
-    collector = loop.create_task(gcpauses.keep_pauses_short())
+    collector = loop.create_task(gcpauses.keep_pauses_short(cfg.gc_full_period))
     try:
         await agent.start()
     except ShoalError as exc:  # a reason meant for the operator (e.g. an unreadable Raft state)

@@ -107,20 +107,23 @@ def record(watch: PauseWatch = WATCH) -> None:
             )
 
 
-async def keep_pauses_short(period: float = CHECK_PERIOD) -> None:
-    """Time every collection, and make the full ones here (above)."""
+async def keep_pauses_short(full_period: float = FULL_PERIOD, period: float = CHECK_PERIOD) -> None:
+    """Time every collection, and make the full ones here (above); `full_period` 0 leaves them to
+    CPython (the agent's `gc_full_period`)."""
     if WATCH not in gc.callbacks:
         gc.callbacks.append(WATCH)
-    full = FullCollections()
-    full.take_over()
+    full = FullCollections(full_period) if full_period > 0 else None
+    if full is not None:
+        full.take_over()
     try:
         while True:
             await asyncio.sleep(period)
-            if full.check():
+            if full is not None and full.check():
                 log.info("full garbage collection: %d blocks allocated after it", full.heap_after_full)
             metrics.GC_HEAP_BLOCKS.set(sys.getallocatedblocks())
             record()
     finally:
-        full.give_back()
+        if full is not None:
+            full.give_back()
         if WATCH in gc.callbacks:
             gc.callbacks.remove(WATCH)

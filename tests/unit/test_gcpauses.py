@@ -78,7 +78,22 @@ def test_automatic_collections_stop_at_generation_1_and_come_back(full: gcpauses
     assert gc.get_threshold() == full.thresholds
 
 
-def test_a_full_collection_is_made_when_due_and_frees_old_cycles(full: gcpauses.FullCollections) -> None:
+def test_a_small_heap_keeps_cpythons_full_collections(
+    full: gcpauses.FullCollections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", sys.getallocatedblocks() * 10)
+    full.last_full -= 3600  # due, were the heap big
+    assert full.check() is False
+    assert gc.get_threshold() == full.thresholds
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", 1)
+    full.check()
+    assert gc.get_threshold()[2] == gcpauses.NEVER  # a big heap: the full ones are made here
+
+
+def test_a_full_collection_is_made_when_due_and_frees_old_cycles(
+    full: gcpauses.FullCollections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", 1)  # whatever this test process's heap
     kept = [cycle() for _ in range(1000)]
     gc.collect(1)
     gc.collect(1)  # the cycles are in the old generation now
@@ -126,7 +141,8 @@ def test_the_agent_setting_takes_0_or_a_sane_period(tmp_path: Path) -> None:
     assert config.from_args(args).gc_full_period == 0.0
 
 
-def test_period_0_leaves_full_collections_to_cpython() -> None:
+def test_period_0_leaves_full_collections_to_cpython(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", 1)  # a heap big enough to take them over
     thresholds = gc.get_threshold()
 
     async def briefly(full_period: float) -> tuple[int, int, int]:

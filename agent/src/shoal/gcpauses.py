@@ -9,8 +9,9 @@ another, each 0.5-1.4 s, past an election timeout (docs/scale.md, 56 in 4 minute
 Freezing the long-lived objects (`gc.freeze()`) every 30 s did not help: a task is a new stored
 object at each state it goes through, so the frozen set died as fast as it was made.
 
-So automatic collections stop at generation 1 (cheap: only the objects made since the last ones),
-and the full ones happen here: every `FULL_PERIOD`, or sooner once the heap has grown `FULL_GROWTH`
+So, once the heap is past `FULL_FLOOR` blocks (a small agent keeps CPython's own schedule), automatic
+collections stop at generation 1 (cheap: only the objects made since the last ones), and the full
+ones happen here: every `FULL_PERIOD`, or sooner once the heap has grown `FULL_GROWTH`
 times since the last full collection (CPython's own rule is the old generation grown 1.25 times;
 the heap is counted in the allocator's blocks, `sys.getallocatedblocks()`, which costs nothing,
 where counting the old generation means listing it).
@@ -36,7 +37,7 @@ log = logging.getLogger("shoal.gc")
 CHECK_PERIOD = 30.0
 FULL_PERIOD = 600.0
 FULL_GROWTH = 2.0  # a full collection once the heap reached this many times its size after the last
-FULL_FLOOR = 1_000_000  # (counted from at least this many blocks: a young agent's heap is small and cheap to walk)
+FULL_FLOOR = 1_000_000  # blocks; below, CPython's own full collections (a small heap is cheap to walk)
 NEVER = 2**31 - 1  # generation 2's threshold: automatic collections stop at generation 1
 LONG_PAUSE = 0.5  # a collection this long is said in the log (an election timeout is 0.25-2.4 s)
 
@@ -80,7 +81,12 @@ class FullCollections:
         gc.set_threshold(*self.thresholds)
 
     def check(self) -> bool:
-        """True when it made a full collection."""
+        """True when it made a full collection. Below `FULL_FLOOR` blocks the full collections are
+        CPython's again: a small heap is walked in milliseconds, and its garbage goes sooner."""
+        if sys.getallocatedblocks() < FULL_FLOOR:
+            self.give_back()
+            return False
+        self.take_over()
         now = time.monotonic()
         grown = sys.getallocatedblocks() >= self.growth * max(self.heap_after_full, FULL_FLOOR)
         if now - self.last_full < self.period and not grown:
@@ -113,8 +119,6 @@ async def keep_pauses_short(full_period: float = FULL_PERIOD, period: float = CH
     if WATCH not in gc.callbacks:
         gc.callbacks.append(WATCH)
     full = FullCollections(full_period) if full_period > 0 else None
-    if full is not None:
-        full.take_over()
     try:
         while True:
             await asyncio.sleep(period)

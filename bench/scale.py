@@ -39,6 +39,7 @@ from integration.sim_helpers import (
     start_sim,
     teardown,
 )
+from shoal.manager.dispatcher import MISSED_BEATS, UNHEARD_GRACE_FACTOR
 from shoal.model.ids import parse_rfc3339
 from testbed.bed import Testbed
 
@@ -151,7 +152,13 @@ def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[byte
 
 
 def run(
-    nodes: int, tasks: int, heartbeat: float, timeout: float, spy: float = 0.0, gc_full_period: float | None = None
+    nodes: int,
+    tasks: int,
+    heartbeat: float,
+    timeout: float,
+    spy: float = 0.0,
+    gc_full_period: float | None = None,
+    spy_takeover: float = 0.0,
 ) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
@@ -287,22 +294,47 @@ def run(
         fig["rss_followers_mb"] = [rss_mb(bed.agent_pid(h)) for h in survivors]
         fig["raft"] = raft_files(bed, old) if old else {}
         seq = [0]
+        spies = [
+            profile(
+                bed.agent_pid(h),
+                spy_takeover,
+                bed.state_dir.parent / "bench" / f"scale-{nodes}n-takeover-{h}.pyspy.txt",
+            )
+            for h in (survivors if spy_takeover else [])
+        ]
         t0 = time.monotonic()
         bed.stop_agent(old or "swarm00", kill=True)
         _, fig["failover_write_s"] = until(
             "a write after the leader kill", lambda: probe_write(bed, survivors, seq), timeout, 0.05, t0
         )
-        time.sleep(3 * heartbeat)  # a missed beat or a lost assignment would show by now
+        # a missed beat or a lost assignment would show by now: the new leader's grace for a node it
+        # has not heard from yet is 2 x 3 periods (SwarmKit's "unknown" state), and one round more
+        time.sleep(max(0.0, (UNHEARD_GRACE_FACTOR * MISSED_BEATS + 1) * heartbeat - (time.monotonic() - t0)))
         via = next(h for h in survivors if h != FOLLOWER) if old == FOLLOWER else FOLLOWER
         after = running_ids(bed, via)
         fig["tasks_lost_at_kill"] = len(before - after)
         fig["tasks_new_at_kill"] = len(after - before)
         fig["restarts_at_kill"] = sim.command("stats", "stats")["starts"] - starts
+        fig["down_at_kill"] = sum(
+            1 for n in sim_nodes(bed, via) if n["ID"] not in lost and n["Status"]["State"] == "down"
+        )
         print(
             f"  leader {old} killed: write after {fig['failover_write_s']:.2f} s; tasks lost "
-            f"{fig['tasks_lost_at_kill']}, new {fig['tasks_new_at_kill']}, sim starts {fig['restarts_at_kill']}",
+            f"{fig['tasks_lost_at_kill']}, new {fig['tasks_new_at_kill']}, sim starts {fig['restarts_at_kill']}; "
+            f"live nodes Down {fig['down_at_kill']} ({time.monotonic() - t0:.0f} s after the kill)",
             flush=True,
         )
+        for spying in spies:
+            if spying is not None:
+                try:
+                    spying.wait(spy_takeover + 30)
+                except subprocess.TimeoutExpired:
+                    spying.kill()  # the py-spy this run started
+        if spies:
+            print(
+                f"  takeover profiles (py-spy raw): {bed.state_dir.parent / 'bench'}/scale-{nodes}n-takeover-*",
+                flush=True,
+            )
     finally:
         teardown(bed, sim, name)
     return fig
@@ -320,6 +352,7 @@ ROWS = [
     ("failover_write_s", "leader kill -> write acknowledged", "s"),
     ("tasks_lost_at_kill", "tasks lost at the leader kill", ""),
     ("restarts_at_kill", "task starts during the leader kill", ""),
+    ("down_at_kill", "live nodes Down after the leader kill", ""),
     ("assign_answers", "assignment answers while tasks start", ""),
     ("assign_kb_per_answer", "assignment bytes per answer (update)", "KB"),
     ("net_whole_mb", "overlay state sent whole (start)", "MB"),
@@ -361,6 +394,9 @@ def main() -> None:
     p.add_argument("--heartbeat", type=float, default=5.0, help="the managers' heartbeat period (SwarmKit: 5 s)")
     p.add_argument("--timeout", type=float, default=600.0, help="bound of each step (s)")
     p.add_argument("--gc-full-period", type=float, help="managers' gc_full_period (0: CPython's)")
+    p.add_argument(
+        "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
+    )
     args = p.parse_args()
     print(machine_note(), flush=True)
     sizes = [(n, 30 * n) for n in GROWTH] if args.growth else [(args.nodes, args.tasks)]
@@ -370,7 +406,9 @@ def main() -> None:
     for nodes, tasks in sizes:
         print(f"== {nodes} simulated nodes, {tasks} tasks", flush=True)
         try:
-            fig = run(nodes, tasks, args.heartbeat, args.timeout, args.profile, args.gc_full_period)
+            fig = run(
+                nodes, tasks, args.heartbeat, args.timeout, args.profile, args.gc_full_period, args.profile_takeover
+            )
         except Exception as exc:  # one size failing still leaves the others' figures
             print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)
             fig = {"nodes": nodes, "tasks": tasks, "error": repr(exc)}
@@ -384,7 +422,7 @@ def main() -> None:
         f"scale: {last['nodes']} nodes / {last['tasks']} tasks: Ready {last.get('ready_s', 0):.0f} s, RUNNING "
         f"{last.get('running_s', 0):.0f} s, 10 % lost moved {last.get('lost_moved_s', 0):.0f} s, failover write "
         f"{last.get('failover_write_s', 0):.2f} s, tasks lost {last.get('tasks_lost_at_kill')}, restarts "
-        f"{last.get('restarts_at_kill')}; {machine_note()}"
+        f"{last.get('restarts_at_kill')}, live nodes Down {last.get('down_at_kill')}; {machine_note()}"
     )
 
 

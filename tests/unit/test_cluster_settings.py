@@ -69,8 +69,9 @@ def test_grace_counts_the_period_each_node_was_told() -> None:
     told = {"w1": 5.0, "w2": 1.0}
     down = {c.obj_id for c in liveness_changes(nodes, seen, now, 1.0, "m1", {}, told)}
     assert down == {"w2"}  # w1 has 15 s of grace from its last beat; w2 only 3 s
-    # without a told period a node gets the current one
-    assert {c.obj_id for c in liveness_changes(nodes, seen, now, 1.0, "m1", {})} == {"w1", "w2"}
+    # a node not told any (not heard from in this term) gets twice 3 of the current periods
+    assert {c.obj_id for c in liveness_changes(nodes, seen, now, 1.0, "m1", {}, {"w1": 5.0})} == set()
+    assert {c.obj_id for c in liveness_changes(nodes, seen, now, 0.9, "m1", {}, {"w1": 5.0})} == {"w2"}
 
 
 def test_a_longer_period_stretches_the_grace_of_a_node_that_was_told_it() -> None:

@@ -97,10 +97,24 @@ def test_remove_refusals() -> None:
 def test_liveness_marks_down_after_three_periods_and_ready_again() -> None:
     nodes = [MGRS[0], node("w1", "w1"), node("w2", "w2", state="down")]
     seen = {"w1": 100.0, "w2": 104.5}
-    changes = liveness_changes(nodes, seen, now=104.0, period=1.0, self_id="a1", addrs={})
+    told = {"w1": 1.0, "w2": 1.0}  # both beat in this term
+    changes = liveness_changes(nodes, seen, now=104.0, period=1.0, self_id="a1", addrs={}, told=told)
     assert [(c.obj_id, c.obj["Status"]["State"]) for c in changes] == [("w1", "down"), ("w2", "ready")]
     assert changes[0].expected_version == 7
-    assert liveness_changes(nodes, seen, now=102.9, period=1.0, self_id="a1", addrs={})[0].obj_id == "w2"
+    assert changes[0].obj["Status"]["Message"] == "heartbeat failure: no heartbeat for 3 periods"
+    assert liveness_changes(nodes, seen, now=102.9, period=1.0, self_id="a1", addrs={}, told=told)[0].obj_id == "w2"
+
+
+def test_a_node_not_heard_from_in_this_term_gets_twice_the_grace() -> None:
+    """SwarmKit's "unknown" nodes after a leader change: 2 x 3 periods before Down."""
+    nodes = [MGRS[0], node("w1", "w1")]
+    seen = {"w1": 100.0}
+    assert liveness_changes(nodes, seen, now=105.9, period=1.0, self_id="a1", addrs={}) == []
+    (change,) = liveness_changes(nodes, seen, now=106.1, period=1.0, self_id="a1", addrs={})
+    assert change.obj["Status"]["State"] == "down"
+    assert "unknown state" in change.obj["Status"]["Message"]
+    # once it beat in this term, the normal grace counts again
+    assert liveness_changes(nodes, seen, now=103.1, period=1.0, self_id="a1", addrs={}, told={"w1": 1.0})
 
 
 class ListStore:
@@ -121,8 +135,9 @@ def test_a_node_that_joins_after_the_leader_started_gets_its_grace_period() -> N
     store.nodes.append(node("w2", "w2"))  # joined, its first heartbeat not sent yet
     assert dispatcher.liveness_round(100.5) == []
     dispatcher.last_seen["w1"] = 103.0
-    assert dispatcher.liveness_round(103.2) == []  # w2 first known at 100.5: still within 3 periods
-    assert [c.obj_id for c in dispatcher.liveness_round(103.6)] == ["w2"]
+    # w2 first known at 100.5 and never heard from: still within its 2 x 3 periods
+    assert dispatcher.liveness_round(106.4) == []
+    assert [c.obj_id for c in dispatcher.liveness_round(106.6)] == ["w2"]
 
 
 def test_pending_demotions() -> None:
@@ -207,6 +222,7 @@ def test_the_time_the_leaders_loop_was_held_counts_against_no_node() -> None:
     dispatcher = Dispatcher(store, self_id="a1", period=1.0)
     assert dispatcher.liveness_round(100.0) == []
     dispatcher.last_seen["w2"] = 100.5
+    dispatcher.told.update({"w1": 1.0, "w2": 1.0})  # both beat in this term: 3 periods of grace
     # the loop was held from 100.5 to 104.0: both nodes' beats may wait unread in the sockets
     dispatcher.forgive(3.5, 104.0)
     assert dispatcher.liveness_round(104.0) == []

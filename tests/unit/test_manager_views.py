@@ -101,4 +101,6 @@ def test_a_new_term_gives_every_node_a_full_grace_period() -> None:
     dispatcher._loop = type("NoLoop", (), {"start": lambda self: None})()  # type: ignore[assignment]
     dispatcher.start()
     assert dispatcher.liveness_round(time.monotonic()) == []  # not Down at once
-    assert dispatcher.liveness_round(time.monotonic() + 16)[0].obj["Status"]["State"] == "down"
+    # not heard from in this term: twice the 3 periods (SwarmKit's "unknown" state)
+    assert dispatcher.liveness_round(time.monotonic() + 29) == []
+    assert dispatcher.liveness_round(time.monotonic() + 31)[0].obj["Status"]["State"] == "down"

@@ -155,6 +155,21 @@ def test_a_node_too_far_behind_gets_the_whole_network() -> None:
     assert node.apply(parts) == full(snap.net, "n0")
 
 
+def test_nodes_holding_versions_unknown_here_share_one_encoding_of_the_whole_network() -> None:
+    """A new leader knows none of the versions its nodes hold: the whole network is encoded once
+    per snapshot for all of them, not once per version each holds."""
+    tasks, services, nets, nodes = random_cluster(8)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    net_id = snap.net.networks_of("n0")[0]
+    wholes = [assignments.net_change(store, snap, net_id, have) for have in ("gone-1", "gone-2", None)]
+    assert wholes[0] is wholes[1] is wholes[2]
+    assert json.loads(wholes[0])["From"] is None
+    assert {(net_id, "gone-1"), (net_id, "gone-2"), (net_id, None)} <= snap.wholes
+    node = Held()
+    assert node.apply(wire(snap, store, "n0", {net_id: "gone-3"})["NetParts"]) == full(snap.net, "n0")
+
+
 def test_a_change_from_another_version_than_held_is_not_applied() -> None:
     tasks, services, nets, nodes = random_cluster(7)
     store = FakeStore()

@@ -1,7 +1,10 @@
 """Dispatcher (leader only): node sessions, heartbeats and liveness.
 
 Shaped after SwarmKit's dispatcher: nodes beat every `period`; a node that misses 3 beats is
-Down, one that beats again is Ready. Only the leader decides, and it writes a node's status only
+Down, one that beats again is Ready. A node not heard from yet in this leader's term (every node,
+right after a leader change) gets twice that grace, as SwarmKit gives its nodes in "unknown" state:
+a new leader meets every node's reconnect, TLS handshake and first poll at once, and its first beats
+come late. Only the leader decides, and it writes a node's status only
 when it changes, so heartbeats cost no Raft traffic.
 
 The period is the cluster's `Spec.Dispatcher.HeartbeatPeriod` (`swarm update --dispatcher-heartbeat`),
@@ -28,6 +31,18 @@ from shoal.store.protocol import Store
 log = logging.getLogger("shoal.dispatcher")
 
 MISSED_BEATS = 3
+# SwarmKit's gracePeriodMultiplierUnknown: twice the normal grace for a node this leader has not
+# heard from yet. At 1,000 nodes, a new leader's first beats came behind 1,000 reconnects and first
+# polls; with the normal grace it marked 424 live nodes Down at once (docs/scale.md).
+UNHEARD_GRACE_FACTOR = 2
+
+
+def grace(node_id: str, period: float, told: dict[str, float]) -> float:
+    """Seconds a node may go unheard: 3 times the period it was told at its last beat in this
+    term, or twice 3 times the current period while it has not beaten in this term."""
+    if node_id in told:
+        return MISSED_BEATS * told[node_id]
+    return UNHEARD_GRACE_FACTOR * MISSED_BEATS * period
 
 
 def liveness_changes(
@@ -40,15 +55,14 @@ def liveness_changes(
     told: dict[str, float] | None = None,
 ) -> list[Change]:
     """Pure: which nodes turn Down or Ready given when each was last heard from and the period
-    each was told at that beat (`told`; `period` for a node not told any yet)."""
+    each was told at that beat (`told`: the nodes that beat in this term; `grace`)."""
     changes = []
     stamp = now_rfc3339()
     told = told or {}
     for node in nodes:
         nid = node["ID"]
         seen = last_seen.get(nid)
-        grace = MISSED_BEATS * told.get(nid, period)
-        alive = nid == self_id or (seen is not None and now - seen <= grace)
+        alive = nid == self_id or (seen is not None and now - seen <= grace(nid, period, told))
         state = node["Status"].get("State")
         want = "ready" if alive else "down"
         addr = addrs.get(nid)
@@ -58,7 +72,11 @@ def liveness_changes(
         updated["Status"]["State"] = want
         updated["Status"].pop("Message", None)
         if want == "down":
-            updated["Status"]["Message"] = f"heartbeat failure: no heartbeat for {MISSED_BEATS} periods"
+            updated["Status"]["Message"] = (
+                f"heartbeat failure: no heartbeat for {MISSED_BEATS} periods"
+                if nid in told
+                else "heartbeat failure for node in unknown state: not heard from since this leader took office"
+            )
         if addr:
             updated["Status"]["Addr"] = addr
         updated["UpdatedAt"] = stamp
@@ -118,9 +136,7 @@ class Dispatcher:
         """Nodes heard from within the grace period (a metric)."""
         now, period = time.monotonic(), self.period
         told = dict(self.told)
-        return sum(
-            1 for nid, seen in list(self.last_seen.items()) if now - seen <= MISSED_BEATS * told.get(nid, period)
-        )
+        return sum(1 for nid, seen in list(self.last_seen.items()) if now - seen <= grace(nid, period, told))
 
     def start(self) -> None:
         # what this manager heard in an earlier term is stale: kept, the nodes that beat to it back
@@ -137,7 +153,7 @@ class Dispatcher:
         await self._loop.stop()
 
     def liveness_round(self, now: float) -> list[Change]:
-        """Every node gets a full grace period from when this leader first knows of it (a new
+        """Every node gets its grace period from when this leader first knows of it (a new
         leader's nodes, and a node that joins later: it has not sent its first heartbeat yet)."""
         nodes = self.store.list_shared("node")  # read-only; liveness_changes copies what it changes
         for node in nodes:
@@ -159,16 +175,18 @@ class Dispatcher:
         if downs < 3 or downs * 10 < len(self.last_seen):
             return
         metrics.DISPATCHER_DOWN_BURSTS.inc()
-        grace = MISSED_BEATS * self.period
-        window = [r for r in self.rounds if now - r[0] <= grace]
+        span = MISSED_BEATS * self.period
+        window = [r for r in self.rounds if now - r[0] <= span]
         beats = self.beats - window[0][1] if window else 0
+        unheard = sum(1 for c in changes if c.obj["Status"]["State"] == "down" and c.obj_id not in self.told)
         log.warning(
-            "%d of %d nodes Down at once: %d heartbeats received in the last %.0f s; this leader's "
-            "liveness rounds woke up to %.2f s late meanwhile (%.1f s in all)",
+            "%d of %d nodes Down at once (%d of them not heard from in this term): %d heartbeats received "
+            "in the last %.0f s; this leader's liveness rounds woke up to %.2f s late meanwhile (%.1f s in all)",
             downs,
             len(self.last_seen),
+            unheard,
             beats,
-            grace,
+            span,
             max((r[2] for r in window), default=0.0),
             sum(max(0.0, r[2]) for r in window),
         )

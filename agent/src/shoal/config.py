@@ -59,6 +59,11 @@ class Config:
     # seconds between full collections of Python's garbage collector (gcpauses.py: automatic ones stop
     # at generation 1, a full one comes this often or when the heap doubled); 0 leaves them to CPython
     gc_full_period: float = 600.0
+    # seconds a thread holds the GIL before another that waits may take it (sys.setswitchinterval);
+    # CPython's 5 ms made the manager's event loop wait up to 5 ms at each system call while its
+    # orchestrator, snapshot or Raft thread computed: half the heartbeats answered and 3-4 times
+    # their p99 of 0.5 ms (bench/gil.py), for ~40 % more of the computing thread's work
+    gil_switch_interval: float = 0.0005
 
     @property
     def socket_path(self) -> Path:
@@ -117,6 +122,11 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "network_key_rotation":
             seconds = float(value)
             if not 5 <= seconds <= 30 * 86400:
+                raise ValueError
+            return seconds
+        if name == "gil_switch_interval":
+            seconds = float(value)
+            if not 0.0001 <= seconds <= 0.1:
                 raise ValueError
             return seconds
         if name == "gc_full_period":
@@ -211,6 +221,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="seconds between full garbage collections (600; 0: CPython's automatic ones)",
     )
+    parser.add_argument(
+        "--gil-switch-interval",
+        dest="gil_switch_interval",
+        type=float,
+        help="seconds a thread may hold the GIL while another waits (0.0005; CPython's own: 0.005)",
+    )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
     parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")
 
@@ -218,5 +234,5 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> Config:
     keys = ("advertise_addr", "listen_addr", "data_dir", "run_dir", "log_level", "heartbeat_period", "task_driver")
     keys += ("metrics_addr", "ui_addr", "election_timeout", "raft_snapshot_entries", "cert_expiry_scale")
-    keys += ("network_key_rotation", "gc_full_period")
+    keys += ("network_key_rotation", "gc_full_period", "gil_switch_interval")
     return load(args.config, {k: getattr(args, k) for k in keys})

@@ -62,6 +62,11 @@ class ClusterServer:
             self.runner = None
 
 
+
+def tune_interpreter(cfg: config.Config) -> None:
+    """The GIL's switch interval (config.py: the event loop's share while worker threads compute)."""
+    sys.setswitchinterval(cfg.gil_switch_interval)
+
 async def start_tcp(app: web.Application, addr: str, what: str) -> web.AppRunner:
     """A plain-HTTP listener of its own (metrics, visualizer): the operator picks a loopback address."""
     host, port = split_addr(addr)
@@ -100,6 +105,7 @@ async def serve(cfg: config.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tune_interpreter(cfg)
     trimmer = loop.create_task(memory.trim_forever())
     collector = loop.create_task(gcpauses.keep_pauses_short(cfg.gc_full_period))
     try:

@@ -94,19 +94,16 @@ class Held:
         ok = True
         for net_id, change in changes.items():
             held = self.nets.get(net_id)
-            if self.versions_only and (change.get("From") is None or (held is not None and held[0] == change["From"])):
-                items: Items = {}
-            elif change.get("From") is None:
-                items = dict(change.get("Set") or {})
-            elif held is not None and held[0] == change["From"]:
-                items = held[1]  # updated in place: a node's copy is its own
-                for key in change.get("Del") or []:
-                    items.pop(key, None)
-                items.update(change.get("Set") or {})
-            else:
+            whole = change.get("From") is None
+            if not whole and (held is None or held[0] != change["From"]):
                 self.nets.pop(net_id, None)
                 ok = False
                 continue
+            items: Items = {} if self.versions_only else dict(change.get("Set") or {}) if whole else held[1]
+            if not whole and not self.versions_only:  # updated in place: a node's copy is its own
+                for key in change.get("Del") or []:
+                    items.pop(key, None)
+                items.update(change.get("Set") or {})
             self.nets[net_id] = (str(change["Version"]), items)
         for net_id in list(self.nets):
             if net_id not in wanted:

@@ -12,9 +12,9 @@ from shoal import config, daemon
 
 def test_the_setting_takes_a_sane_interval_and_refuses_others(tmp_path: Path) -> None:
     path = tmp_path / "shoald.yml"
-    assert config.load(None).gil_switch_interval == 0.0005
-    path.write_text("gil_switch_interval: 0.005\n")
-    assert config.load(path).gil_switch_interval == 0.005
+    assert config.load(None).gil_switch_interval == 0.001
+    path.write_text("gil_switch_interval: 0.0005\n")
+    assert config.load(path).gil_switch_interval == 0.0005
     for bad in ("0", "1", "-0.001", "fast"):
         path.write_text(f"gil_switch_interval: {bad}\n")
         with pytest.raises(config.ConfigError, match="gil_switch_interval"):
@@ -27,6 +27,6 @@ def test_the_daemon_applies_it() -> None:
     before = sys.getswitchinterval()
     try:
         daemon.tune_interpreter(config.load(None))
-        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
     finally:
         sys.setswitchinterval(before)

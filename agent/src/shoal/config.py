@@ -59,11 +59,9 @@ class Config:
     # seconds between full collections of Python's garbage collector (gcpauses.py: automatic ones stop
     # at generation 1, a full one comes this often or when the heap doubled); 0 leaves them to CPython
     gc_full_period: float = 600.0
-    # seconds a thread holds the GIL before another that waits may take it (sys.setswitchinterval);
-    # CPython's 5 ms made the manager's event loop wait up to 5 ms at each system call while its
-    # orchestrator, snapshot or Raft thread computed: half the heartbeats answered and 3-4 times
-    # their p99 of 0.5 ms (bench/gil.py), for ~40 % more of the computing thread's work
-    gil_switch_interval: float = 0.0005
+    # seconds a thread holds the GIL before another that waits may take it (sys.setswitchinterval,
+    # daemon.tune_interpreter); CPython's is 5 ms
+    gil_switch_interval: float = 0.001
 
     @property
     def socket_path(self) -> Path:
@@ -225,7 +223,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--gil-switch-interval",
         dest="gil_switch_interval",
         type=float,
-        help="seconds a thread may hold the GIL while another waits (0.0005; CPython's own: 0.005)",
+        help="seconds a thread may hold the GIL while another waits (0.001; CPython's own: 0.005)",
     )
     # no argparse choices: a removed driver gets its reason from _coerce, not "invalid choice"
     parser.add_argument("--task-driver", dest="task_driver", help=f"how tasks run ({', '.join(TASK_DRIVERS)})")

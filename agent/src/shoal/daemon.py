@@ -24,6 +24,11 @@ from shoal.model.objects import split_addr
 
 log = logging.getLogger("shoal.daemon")
 
+# The cluster port's listen queue: a new leader meets every node's reconnect at once (1,000 at the
+# scale bench), and past aiohttp's 128 the kernel drops the connections it cannot queue; their
+# clients try again after TCP's SYN backoff (1, 3, 7, 15 s), and their heartbeats come that late.
+CLUSTER_BACKLOG = 4096
+
 
 class ClusterServer:
     """The TLS listener on 2377; runs while this node is a manager."""
@@ -44,7 +49,12 @@ class ClusterServer:
         )
         await runner.setup()
         await web.TCPSite(
-            runner, host, port or ident.cluster_port, ssl_context=self._listener_context(), reuse_address=True
+            runner,
+            host,
+            port or ident.cluster_port,
+            ssl_context=self._listener_context(),
+            reuse_address=True,
+            backlog=CLUSTER_BACKLOG,
         ).start()
         self.runner = runner
         log.info("cluster API listening on %s:%s (TLS)", host, port or ident.cluster_port)
@@ -61,11 +71,6 @@ class ClusterServer:
             await self.runner.cleanup()
             self.runner = None
 
-
-
-def tune_interpreter(cfg: config.Config) -> None:
-    """The GIL's switch interval (config.py: the event loop's share while worker threads compute)."""
-    sys.setswitchinterval(cfg.gil_switch_interval)
 
 async def start_tcp(app: web.Application, addr: str, what: str) -> web.AppRunner:
     """A plain-HTTP listener of its own (metrics, visualizer): the operator picks a loopback address."""
@@ -105,7 +110,6 @@ async def serve(cfg: config.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tune_interpreter(cfg)
     trimmer = loop.create_task(memory.trim_forever())
     collector = loop.create_task(gcpauses.keep_pauses_short(cfg.gc_full_period))
     try:
@@ -130,14 +134,20 @@ async def serve(cfg: config.Config) -> None:
             cfg.pidfile.unlink()
 
 
+def tune_interpreter(cfg: config.Config) -> None:
+    """A thread back from a system call waits up to the switch interval for the GIL while another
+    computes (the convoy effect): in a manager the event loop (heartbeats, polls, the API) and the
+    Raft thread wait so on the orchestrator's and the snapshots' threads, and in a worker the task
+    starts (~40 file, mount and process calls each, in worker threads) slowed ~5x beside a busy
+    thread at CPython's 5 ms, ~3x at 1 ms. `gil_switch_interval`, 1 ms by default (bench/gil.py)."""
+    sys.setswitchinterval(cfg.gil_switch_interval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoald", description="The shoal agent (manager and worker).")
     parser.add_argument("--version", action="version", version=f"shoald {__version__}")
     config.add_flags(parser)
     return parser
-
-
-SWITCH_INTERVAL = 0.001
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.log_level)
     memory.limit_arenas()  # before the first thread
-    # A thread back from a syscall waits up to the switch interval for the GIL while another thread
-    # is busy (the convoy effect): in a leader, whose event loop is busy with Raft, scheduling and
-    # the API, its own worker's task starts (~40 file, mount and process calls each, in worker
-    # threads) slowed ~5x beside a busy thread at the default 5 ms, ~3x at 1 ms (micro-benchmark).
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    tune_interpreter(cfg)
     asyncio.run(serve(cfg))
     return 0
 

@@ -83,13 +83,14 @@ async def node_loop(store: ReplicatedStore, node_id: str, counts: dict[str, int]
         body = assignments.encode(answer)  # the bytes the handler sends: part of the leader's cost
         counts["answers"] += 1
         counts["bytes"] += len(body)
-        counts["net_bytes"] += len(answer["NetParts"])
+        net_parts = b"".join(answer["NetParts"]).decode()  # pieces shared with other answers
+        counts["net_bytes"] += len(net_parts)
         counts["whole_tasks"] += answer["TaskParts"]["From"] is None
-        counts["whole_nets"] += ',"From":null,' in answer["NetParts"]
+        counts["whole_nets"] += ',"From":null,' in net_parts
         # the node side (parsing, holding) is not the leader's work: the task parts are taken as
         # the dict the leader built, and of the network parts only each network's version is read
         tasks = held.apply(answer["TaskParts"], answer["Signature"].split(".")[0])
-        for net_id, version, since_held in CHANGE.findall(answer["NetParts"]):
+        for net_id, version, since_held in CHANGE.findall(net_parts):
             if since_held == "null" or have.get(net_id) == json.loads(since_held):
                 have[net_id] = version
             else:

@@ -90,6 +90,17 @@ def test_a_small_heap_keeps_cpythons_full_collections(
     assert gc.get_threshold()[2] == gcpauses.NEVER  # a big heap: the full ones are made here
 
 
+def test_a_floor_of_0_takes_the_full_collections_over_whatever_the_heap(
+    full: gcpauses.FullCollections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated fleet's choice: its heap is mostly big buffers, few allocator blocks."""
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", sys.getallocatedblocks() * 10)
+    full.floor = 0
+    assert full.check() is True  # nothing made yet: the heap has grown from nothing
+    assert gc.get_threshold()[2] == gcpauses.NEVER
+    assert full.check() is False  # a period, or a doubled heap, away
+
+
 def test_a_full_collection_is_made_when_due_and_frees_old_cycles(
     full: gcpauses.FullCollections, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,6 +168,11 @@ def test_nodes_holding_versions_unknown_here_share_one_encoding_of_the_whole_net
     assert {(net_id, "gone-1"), (net_id, "gone-2"), (net_id, None)} <= snap.wholes
     node = Held()
     assert node.apply(wire(snap, store, "n0", {net_id: "gone-3"})["NetParts"]) == full(snap.net, "n0")
+    # and every node's answer carries that one object, not a copy of it in a text of its own
+    for node_id in ("n0", "n1"):
+        pieces = assignments.encode_pieces({"Signature": "x", **net_answer(store, snap, node_id, {net_id: "gone"})})
+        if net_id in snap.net.networks_of(node_id):
+            assert any(p is wholes[0] for p in pieces), node_id
 
 
 def test_a_change_from_another_version_than_held_is_not_applied() -> None:
@@ -235,7 +240,7 @@ def test_network_bytes_are_counted_as_whole_or_change_by_what_the_node_held() ->
     whole0, change0 = sent_bytes("whole"), sent_bytes("change")
     first = net_answer(store, snap, "n1", {})["NetParts"]
     node = Held()
-    node.apply(json.loads(first))
+    node.apply(json.loads(b"".join(first)))
     whole1, change1 = sent_bytes("whole"), sent_bytes("change")
     assert change1 == change0
     assert whole1 - whole0 == sum(len(assignments.net_change(store, snap, n, None) or "") for n in node.have())
@@ -243,7 +248,7 @@ def test_network_bytes_are_counted_as_whole_or_change_by_what_the_node_held() ->
     tasks = [with_status(t, "failed", "x", NOW) if t is moved else t for t in tasks]
     snap = install(store, tasks, services, nets, nodes, 2)
     parts = net_answer(store, snap, "n1", node.have())["NetParts"]
-    changes = json.loads(parts)["Changes"]
+    changes = json.loads(b"".join(parts))["Changes"]
     assert changes and sent_bytes("whole") == whole1
     expected = sum(len(assignments.net_change(store, snap, n, node.have()[n]) or "") for n in changes)
     assert sent_bytes("change") - change1 == expected > 0

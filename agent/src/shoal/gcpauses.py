@@ -66,9 +66,10 @@ class PauseWatch:
 class FullCollections:
     """The schedule above; `check` is called every CHECK_PERIOD."""
 
-    def __init__(self, period: float = FULL_PERIOD, growth: float = FULL_GROWTH) -> None:
+    def __init__(self, period: float = FULL_PERIOD, growth: float = FULL_GROWTH, floor: int | None = None) -> None:
         self.period = period
         self.growth = growth
+        self.floor = floor  # None: FULL_FLOOR
         self.last_full = time.monotonic()
         self.heap_after_full = 0
         self.thresholds = gc.get_threshold()
@@ -83,12 +84,13 @@ class FullCollections:
     def check(self) -> bool:
         """True when it made a full collection. Below `FULL_FLOOR` blocks the full collections are
         CPython's again: a small heap is walked in milliseconds, and its garbage goes sooner."""
-        if sys.getallocatedblocks() < FULL_FLOOR:
+        floor = FULL_FLOOR if self.floor is None else self.floor
+        if sys.getallocatedblocks() < floor:
             self.give_back()
             return False
         self.take_over()
         now = time.monotonic()
-        grown = sys.getallocatedblocks() >= self.growth * max(self.heap_after_full, FULL_FLOOR)
+        grown = sys.getallocatedblocks() >= self.growth * max(self.heap_after_full, floor)
         if now - self.last_full < self.period and not grown:
             return False
         gc.collect()
@@ -113,12 +115,14 @@ def record(watch: PauseWatch = WATCH) -> None:
             )
 
 
-async def keep_pauses_short(full_period: float = FULL_PERIOD, period: float = CHECK_PERIOD) -> None:
+async def keep_pauses_short(
+    full_period: float = FULL_PERIOD, period: float = CHECK_PERIOD, floor: int | None = None
+) -> None:
     """Time every collection, and make the full ones here (above); `full_period` 0 leaves them to
-    CPython (the agent's `gc_full_period`)."""
+    CPython (the agent's `gc_full_period`); `floor` replaces FULL_FLOOR (0: whatever the heap)."""
     if WATCH not in gc.callbacks:
         gc.callbacks.append(WATCH)
-    full = FullCollections(full_period) if full_period > 0 else None
+    full = FullCollections(full_period, floor=floor) if full_period > 0 else None
     try:
         while True:
             await asyncio.sleep(period)

@@ -27,6 +27,10 @@ from shoal.manager.control import nodes as node_ops
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
 
+# Bytes of an assignments answer written at a time (aiohttp waits for the connection to drain past
+# 64 KiB): a slow node holds this much of its answer in this manager's buffers, not all of it.
+ANSWER_SLICE = 256 << 10
+
 
 def manager_of(request: web.Request) -> ManagerRole:
     manager = request.app[AGENT].manager
@@ -172,10 +176,22 @@ async def task_assignments(request: web.Request) -> web.Response:
     if answer is None or gone():
         metrics.ASSIGNMENT_UNREAD.inc()
         raise Unavailable("the node stopped waiting for this answer")
-    payload = assignments.encode(answer)
+    pieces = assignments.encode_pieces(answer)
+    del answer
+    size = sum(len(p) for p in pieces)
     metrics.ASSIGNMENT_ANSWERS.inc()
-    metrics.ASSIGNMENT_BYTES.inc(len(payload))
-    return web.Response(body=payload, content_type="application/json")
+    metrics.ASSIGNMENT_BYTES.inc(size)
+    # streamed a slice at a time, each written when the connection has taken the last: what this
+    # manager holds for a slow node is the shared pieces and one slice, not a copy of its answer
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = size
+    await response.prepare(request)
+    for piece in pieces:
+        view = memoryview(piece)
+        for start in range(0, len(view), ANSWER_SLICE):
+            await response.write(view[start : start + ANSWER_SLICE])
+    await response.write_eof()
+    return response
 
 
 async def task_status(request: web.Request) -> web.Response:

@@ -217,7 +217,7 @@ def _remember(key: int, net_id: str, version: str, items: dict[str, str]) -> Non
         versions.popitem(last=False)
 
 
-def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> str | None:
+def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> bytes | None:
     """One network's change for a node that holds version `have` (None: none), encoded; None
     when it holds the current one. Computed once per (network, version held) and snapshot; the
     whole network once per snapshot, whatever version unknown here each node holds (a new leader:
@@ -240,7 +240,8 @@ def net_change(store: Store, snap: Snapshot, net_id: str, have: str | None) -> s
             sets = [(k, v) for k, v in new.items() if old.get(k) != v]
             dels, since = [k for k in old if k not in new], json.dumps(have)
         body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sets)
-        cached = f'{{"Version":{json.dumps(version)},"From":{since},"Set":{{{body}}},"Del":{json.dumps(dels)}}}'
+        text = f'{{"Version":{json.dumps(version)},"From":{since},"Set":{{{body}}},"Del":{json.dumps(dels)}}}'
+        cached = text.encode()  # ASCII (json escapes the rest): bytes once, sent as they are by every answer
         snap.deltas[key] = cached
     return cached
 
@@ -303,18 +304,36 @@ class EncodedJSON(str):
     """A value that is JSON text already (the node's network state): `encode` splices it in."""
 
 
-def encode(answer: dict[str, Any]) -> bytes:
-    """An assignments answer as JSON bytes; its `EncodedJSON` values (`Net`, `NetParts`) are
-    spliced in as they were encoded."""
-    spliced = {k: v for k, v in answer.items() if isinstance(v, EncodedJSON)}
+class JSONPieces(list[bytes]):
+    """A value that is JSON text already, in pieces: the network changes, encoded once per snapshot
+    and shared by every node's answer, stay single objects up to the socket (`encode_pieces`)."""
+
+
+def encode_pieces(answer: dict[str, Any]) -> list[bytes]:
+    """An assignments answer as JSON, in pieces whose concatenation is the answer: its `EncodedJSON`
+    and `JSONPieces` values (`Net`, `NetParts`) are spliced in as they were encoded. A whole
+    network at 30,000 endpoints is 3 MB: joined into each node's answer, a new leader answering
+    1,000 nodes at once held a copy per node (the OOM killer took it at 7.5 GB, docs/scale.md)."""
+    spliced = {k: v for k, v in answer.items() if isinstance(v, (EncodedJSON, JSONPieces))}
     rest = json.dumps({k: v for k, v in answer.items() if k not in spliced}, separators=(",", ":"), default=str)
     if not spliced:
-        return rest.encode()
-    tail = ",".join(f"{json.dumps(k)}:{v}" for k, v in spliced.items())
-    return f"{rest[:-1]}{',' if rest != '{}' else ''}{tail}}}".encode()
+        return [rest.encode()]
+    pieces = [rest[:-1].encode()]
+    for i, (k, v) in enumerate(spliced.items()):
+        pieces.append(f"{',' if i or rest != '{}' else ''}{json.dumps(k)}:".encode())
+        pieces += v if isinstance(v, JSONPieces) else [v.encode()]
+    pieces.append(b"}")
+    return pieces
 
 
-def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None) -> dict[str, EncodedJSON]:
+def encode(answer: dict[str, Any]) -> bytes:
+    """`encode_pieces`, joined."""
+    return b"".join(encode_pieces(answer))
+
+
+def net_answer(
+    store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None
+) -> dict[str, EncodedJSON | JSONPieces]:
     """The node's network state: whole (`Net`), or as changes since the versions it holds
     (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty)."""
     if have is None:
@@ -326,7 +345,7 @@ def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] 
             changes[net_id] = change
             whole = (net_id, have.get(net_id)) in snap.wholes
             metrics.ASSIGNMENT_NETWORK_BYTES.labels(form="whole" if whole else "change").inc(len(change))
-    return {"NetParts": EncodedJSON(snap.net.parts_json(node_id, changes))}
+    return {"NetParts": JSONPieces(snap.net.parts_pieces(node_id, changes))}
 
 
 async def assignments(

@@ -306,17 +306,21 @@ class NetView:
         """The node's networks (sorted): those `for_node` lists."""
         return self._node_parts(node_id)[1]
 
-    def parts_json(self, node_id: str, changes: dict[str, str]) -> str:
-        """The node's `NetParts` (model/netdelta.py) as JSON text: its own part, and `changes`
-        (network ID -> one network's change, encoded)."""
+    def parts_pieces(self, node_id: str, changes: dict[str, bytes]) -> list[bytes]:
+        """The node's `NetParts` (model/netdelta.py) as JSON in pieces: its own part, and `changes`
+        (network ID -> one network's change, encoded), each change the very object given (shared
+        by every node it is sent to, never copied into a node's own text)."""
         ingress_addr, nets, host_ports = self._node_parts(node_id)
-        body = ",".join(f"{_dumps(n)}:{c}" for n, c in changes.items())
-        return (
+        pieces = [
             f'{{"Node":{_dumps(node_id)},"Networks":{_dumps(nets)},'
             f'"Published":{self.published_json if ingress_addr else "[]"},'
             f'"Ingress":{_dumps(self._ingress(ingress_addr))},"HostPorts":{_dumps(host_ports)},'
-            f'"Changes":{{{body}}}}}'
-        )
+            f'"Changes":{{'.encode()
+        ]
+        for i, (net_id, change) in enumerate(changes.items()):
+            pieces += [f"{',' if i else ''}{_dumps(net_id)}:".encode(), change]
+        pieces.append(b"}}")
+        return pieces
 
     def _ingress(self, ingress_addr: str | None) -> dict[str, Any] | None:
         if not (ingress_addr and self.ingress_id and self.publishing):

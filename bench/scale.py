@@ -56,9 +56,17 @@ def leader(bed: Testbed) -> str | None:
     return None
 
 
-def running_ids(bed: Testbed, via: str) -> set[str]:
-    tasks = api(bed, via, 60).get("/tasks", filters={"desired-state": ["running"]})
-    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+def running_ids(bed: Testbed, via: str, alive: list[str] | None = None) -> set[str]:
+    """The running tasks as `via` counts them, or the next manager of `alive` when it does not answer
+    (a manager held up at 1,000 nodes stopped a run here before its leader kill)."""
+    for host in [via, *(h for h in alive or [] if h != via)]:
+        try:
+            tasks = api(bed, host, 60).get("/tasks", filters={"desired-state": ["running"]})
+        except Exception as exc:
+            print(f"    ({host} did not list the tasks: {exc!r})", flush=True)
+            continue
+        return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+    raise RuntimeError(f"no manager of {[via, *(alive or [])]} listed the tasks")
 
 
 def listen_drops(bed: Testbed, host: str) -> int:
@@ -302,7 +310,7 @@ def run(
         )
 
         old = leader(bed)
-        before = running_ids(bed, FOLLOWER)
+        before = running_ids(bed, FOLLOWER, HOSTS)
         starts = sim.command("stats", "stats")["starts"]
         survivors = [h for h in HOSTS if h != old]
         fig["rss_leader_mb"] = rss_mb(bed.agent_pid(old)) if old else None
@@ -327,7 +335,7 @@ def run(
         # has not heard from yet is 2 x 3 periods (SwarmKit's "unknown" state), and one round more
         time.sleep(max(0.0, (UNHEARD_GRACE_FACTOR * MISSED_BEATS + 1) * heartbeat - (time.monotonic() - t0)))
         via = next(h for h in survivors if h != FOLLOWER) if old == FOLLOWER else FOLLOWER
-        after = running_ids(bed, via)
+        after = running_ids(bed, via, survivors)
         fig["tasks_lost_at_kill"] = len(before - after)
         fig["tasks_new_at_kill"] = len(after - before)
         fig["restarts_at_kill"] = sim.command("stats", "stats")["starts"] - starts

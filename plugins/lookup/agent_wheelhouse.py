@@ -8,7 +8,9 @@ short_description: Build (once per source digest) the wheelhouse the agent role 
 version_added: 0.1.0
 description:
   - Runs the agent role's C(build_wheelhouse.py) on the controller and returns what it printed, the archive of
-    shoal's wheel and its dependencies' wheels that the role copies to each host and installs offline.
+    shoal's wheel and its dependencies' wheels (with their modules' bytecode, compiled by O(python)) and the
+    self-extracting installer (C(install_wheelhouse.sh) followed by the archive) that the role runs on each host
+    to install offline.
   - The archive is made again only when the agent's source (or the recipe, or the target Python) changed; otherwise
     this is one short process that hashes the source.
   - A lookup rather than a task, so that the controller starts no module process for it; a failed build fails with
@@ -53,6 +55,9 @@ _raw:
       type: str
     archive:
       description: Path of the archive on the controller.
+      type: str
+    installer:
+      description: Path of the installer that carries the archive (run as C(PATH PYTHON PREFIX MARKER)).
       type: str
     wheels:
       description: File names of the wheels in the archive.

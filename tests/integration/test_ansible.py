@@ -142,6 +142,16 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
     # place (the probe's one round trip says so), skips them whole
     install = "TASK [shoal.swarm.agent : Write the agent's folders, configuration, registry CAs and systemd unit]"
     assert install in out
+    # the workers' joins answered with the ready nodes: no node task for them from the first manager
+    section = out.split("TASK [shoal.swarm.cluster : Set each node's role, availability and labels", 1)[1]
+    section = section.split("TASK [", 1)[0]
+    assert "ok: [" not in section and "changed: [" not in section, section
+    for host in HOSTS:
+        # the bytecode compiled on the controller (checked-hash .pyc), taken as it is by the running agent: one it
+        # refused would have been written again at its start, timestamp-based (flags 0)
+        site = bed.run(host, ["sh", "-c", "echo /opt/shoal/venv/lib/python3.*/site-packages"]).stdout.strip()
+        pyc = bed.run(host, ["sh", "-c", f"head -c 8 {site}/shoal/__pycache__/daemon.cpython-3*.pyc | od -An -tu4"])
+        assert pyc.stdout.split()[1:] == ["3"], pyc
     started = time.monotonic()
     rc, out, recap = play("site.yml")
     again = time.monotonic() - started
@@ -151,6 +161,9 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
     for task in ("Join the workers", "Set each node's role, availability and labels from the first manager"):
         section = out.split(f"TASK [shoal.swarm.cluster : {task}", 1)[1].split("TASK [", 1)[0]
         assert "ok: [" not in section and "changed: [" not in section, section
+    # the seed's image, seen in the workers' image stores by the agent role's probe, is not pulled again
+    section = out.split("TASK [Pull the seed's image into the node's image store]", 1)[1].split("TASK [", 1)[0]
+    assert "ok: [" not in section and "skipping: [swarm01]" in section, section
     print(f"site.yml: bare hosts to a 3-node swarm in {took:.1f} s; second run changed=0 in {again:.1f} s")
 
 

@@ -61,6 +61,8 @@ def current_wheelhouse(tmp_path: Path) -> tuple[Path, Path]:
     (dest / "source.digest").write_text(digest + "\n")
     with tarfile.open(dest / "shoal-wheelhouse.tar", "w") as tar:
         tar.add(source / "pyproject.toml", arcname="x-1-py3-none-any.whl")
+        tar.add(source / "pkg" / "a.py", arcname="x-1-py3-none-any.whl.pyc.tar.gz")  # not a wheel: not listed
+    (dest / "shoal-install.sh").write_bytes(b"#!/bin/sh\n")
     return source, dest
 
 
@@ -73,6 +75,7 @@ def test_an_up_to_date_wheelhouse_is_answered_without_a_build(tmp_path: Path) ->
     assert answer["wheels"] == ["x-1-py3-none-any.whl"]
     assert answer["digest"] == (dest / "source.digest").read_text().strip()
     assert answer["archive"] == str(dest / "shoal-wheelhouse.tar")
+    assert answer["installer"] == str(dest / "shoal-install.sh")
 
 
 def test_a_failed_build_fails_with_the_scripts_message(tmp_path: Path) -> None:

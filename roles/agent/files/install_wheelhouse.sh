@@ -4,18 +4,31 @@
 # the venv's site-packages and writing its console scripts, which the few lines of Python below do
 # with the standard library. pip (not in the archive) would take minutes of CPU on a slow host (a
 # VM under software emulation) to reach the same result. Files of an earlier version of a project
-# (its RECORD) are removed first, so an upgrade leaves nothing stale.
-# Usage: install_wheelhouse.sh PYTHON PREFIX ARCHIVE MARKER
+# (its RECORD) are removed first, so an upgrade leaves nothing stale. Each wheel's bytecode, compiled
+# on the controller, comes beside it (WHEEL.pyc.tar.gz) and is installed with it: shoald's first start
+# compiles nothing.
+# build_wheelhouse.py appends the archive to this script (after the marker line at its end): the role
+# ships one file and runs it (ansible.builtin.script), with no copy task and no module on the host.
+# Usage: shoal-install.sh PYTHON PREFIX MARKER
 set -eu
 python=$1
 prefix=$2
-archive=$3
-marker=$4
+marker=$3
 wheels="$prefix/wheelhouse"
 venv="$prefix/venv"
-rm -rf "$wheels"
+rm -rf "$wheels" "$prefix/wheelhouse.tar" # the archive copied by earlier versions of the role
 mkdir -p "$wheels"
-tar -xf "$archive" -C "$wheels"
+# the archive: what follows the marker line
+start=$(awk '/^#__SHOAL_WHEELHOUSE_PAYLOAD__$/ { print NR + 1; exit }' "$0")
+[ -n "$start" ] || {
+    echo "$0 carries no wheelhouse (run the shoal-install.sh that build_wheelhouse.py makes)" >&2
+    exit 2
+}
+tail -n +"$start" "$0" | tar -xf - -C "$wheels"
+ls "$wheels"/*.whl >/dev/null 2>&1 || {
+    echo "$0 carries no wheel (run the shoal-install.sh that build_wheelhouse.py makes)" >&2
+    exit 2
+}
 if [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
     "$python" -m venv --without-pip "$venv"
@@ -31,6 +44,7 @@ import re
 import shutil
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -45,7 +59,8 @@ def project(name):
 
 def uninstall(name):
     for info in site.glob("*.dist-info"):
-        if project(info.name.rsplit("-", 1)[0]) != name:
+        # NAME-VERSION.dist-info (the version's hyphen, not dist-info's)
+        if project(info.name.removesuffix(".dist-info").rsplit("-", 1)[0]) != name:
             continue
         record = info / "RECORD"
         if record.exists():
@@ -84,6 +99,18 @@ for whl in sorted(wheels.glob("*.whl")):
             if (item.external_attr >> 16) & 0o111:
                 dest.chmod(0o755)
             records.append((os.path.relpath(dest, site), digest(data), str(len(data))))
+    # the bytecode the controller compiled for this wheel's modules (site-packages' layout)
+    compiled = whl.with_name(whl.name + ".pyc.tar.gz")
+    if compiled.exists():
+        with tarfile.open(compiled) as tar:
+            for member in tar.getmembers():
+                if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+                    continue
+                data = tar.extractfile(member).read()
+                dest = site / member.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+                records.append((member.name, digest(data), str(len(data))))
     entry_points = site / distinfo / "entry_points.txt"
     if entry_points.exists():
         parser = configparser.ConfigParser(delimiters=("=",))
@@ -108,3 +135,5 @@ EOF
 "$venv/bin/python" -c 'import importlib.metadata as m; print("shoald", m.version("shoal"))'
 rm -f "$venv"/.shoal-wheelhouse-*
 touch "$marker"
+exit 0
+#__SHOAL_WHEELHOUSE_PAYLOAD__

@@ -52,7 +52,9 @@ def installer(tmp: Path, version: str, modules: dict[str, str]) -> Path:
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as on a host
+    # as on a host: no PYTHONPATH (the test run's own points at a checkout whose shoal.egg-info would
+    # answer for the installed shoal's version) and bytecode written
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, **kwargs)
 
 

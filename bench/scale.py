@@ -166,6 +166,18 @@ def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[byte
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def finish_profile(spying: subprocess.Popen[bytes] | None, seconds: float) -> bool:
+    """Wait for a py-spy `profile` started to its end; True when it wrote its profile."""
+    if spying is None:
+        return False
+    try:
+        spying.wait(seconds + 30)
+        return True
+    except subprocess.TimeoutExpired:
+        spying.kill()  # the one py-spy this run started
+        return False
+
+
 def run(
     nodes: int,
     tasks: int,
@@ -234,12 +246,8 @@ def run(
             f"{polls1['answers_unfit'] - polls0['answers_unfit']}",
             flush=True,
         )
-        if spying is not None:
-            try:
-                spying.wait(spy + 30)
-                print(f"  leader profile (py-spy raw): {out}", flush=True)
-            except subprocess.TimeoutExpired:
-                spying.kill()  # the one py-spy this run started
+        if finish_profile(spying, spy):
+            print(f"  leader profile (py-spy raw): {out}", flush=True)
         stats = sim.command("stats", "stats")
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
         # steady state: heartbeats, long polls waiting, the orchestrator's idle passes
@@ -351,11 +359,7 @@ def run(
             flush=True,
         )
         for spying in spies:
-            if spying is not None:
-                try:
-                    spying.wait(spy_takeover + 30)
-                except subprocess.TimeoutExpired:
-                    spying.kill()  # the py-spy this run started
+            finish_profile(spying, spy_takeover)
         if spies:
             print(
                 f"  takeover profiles (py-spy raw): {bed.state_dir.parent / 'bench'}/scale-{nodes}n-takeover-*",

@@ -113,6 +113,13 @@ def fetch(python: str, dest: Path, name: str, reqs: list[str], tag: str) -> Path
     return folder
 
 
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """One file of a deterministic tar: fixed owner, mode and time."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
 def site_path(name: str) -> str | None:
     """Where a wheel's member lands relative to site-packages (as install_wheelhouse.sh puts it), or None
     (scripts, headers, data: outside site-packages)."""
@@ -192,10 +199,7 @@ def compiled(python: str, wheels: dict[str, Path], tmp: Path, entry: str = "shoa
                 pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
                 if owner[rel] != name or not pyc.exists():
                     continue
-                data = pyc.read_bytes()
-                info = tarfile.TarInfo(pyc.relative_to(stage).as_posix())
-                info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
-                tar.addfile(info, io.BytesIO(data))
+                add_member(tar, pyc.relative_to(stage).as_posix(), pyc.read_bytes())
                 count += 1
         if count:
             out[name + PYC_SUFFIX] = buf.getvalue()
@@ -243,9 +247,7 @@ def write_archive(python: str, wheels: dict[str, Path], tmp: Path, out: Path, en
     tmp_archive = out.with_suffix(".tmp")
     with tarfile.open(tmp_archive, "w") as tar:
         for name in sorted(members):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode, info.uid, info.gid = len(members[name]), 0, 0o644, 0, 0
-            tar.addfile(info, io.BytesIO(members[name]))
+            add_member(tar, name, members[name])
     tmp_archive.replace(out)
 
 

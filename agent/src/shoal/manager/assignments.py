@@ -55,7 +55,7 @@ class Snapshot:
     built_at: float = 0.0  # time.monotonic() when it was built
     cost: float = 0.0  # seconds its build took (with the network view every answer needs)
     # (network ID, the version a node holds) -> that network's change for it, encoded once
-    deltas: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
     wholes: set[tuple[str, str | None]] = field(default_factory=set)
 

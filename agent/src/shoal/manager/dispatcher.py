@@ -4,8 +4,8 @@ Shaped after SwarmKit's dispatcher: nodes beat every `period`; a node that misse
 Down, one that beats again is Ready. A node not heard from yet in this leader's term (every node,
 right after a leader change) gets twice that grace, as SwarmKit gives its nodes in "unknown" state:
 a new leader meets every node's reconnect, TLS handshake and first poll at once, and its first beats
-come late. Only the leader decides, and it writes a node's status only
-when it changes, so heartbeats cost no Raft traffic.
+come late. Only the leader decides, and it writes a node's status only when it changes, so
+heartbeats cost no Raft traffic.
 
 The period is the cluster's `Spec.Dispatcher.HeartbeatPeriod` (`swarm update --dispatcher-heartbeat`),
 read at each beat: the answer tells the node the period to use (as SwarmKit's heartbeat response

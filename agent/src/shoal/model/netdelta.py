@@ -99,8 +99,12 @@ class Held:
                 self.nets.pop(net_id, None)
                 ok = False
                 continue
-            items: Items = {} if self.versions_only else dict(change.get("Set") or {}) if whole else held[1]
-            if not whole and not self.versions_only:  # updated in place: a node's copy is its own
+            if self.versions_only:
+                items: Items = {}
+            elif whole:
+                items = dict(change.get("Set") or {})
+            else:
+                items = held[1]  # updated in place: a node's copy is its own
                 for key in change.get("Del") or []:
                     items.pop(key, None)
                 items.update(change.get("Set") or {})

@@ -27,6 +27,7 @@ from typing import Any
 
 from _cluster import HOSTS, api, locked_main, machine_note, process_cpu, rss_mb, until
 from _figures import record
+from _memory_sampler import MemorySampler
 
 from integration.sim_helpers import (
     SimFleet,
@@ -192,11 +193,15 @@ def run(
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
     bed = Testbed()
     sim: SimFleet | None = None
+    memory: MemorySampler | None = None
     name = f"bench_scale_{nodes}"
     try:
         agent_args = [] if gc_full_period is None else ["--gc-full-period", f"{gc_full_period:g}"]
         agent_args += agent_flags
         token = managers_cluster(bed, heartbeat, agent_args=agent_args)
+        memory = MemorySampler(bed, list(HOSTS), bed.state_dir.parent / "bench" / f"scale-{nodes}n-memory.jsonl")
+        memory.start()
+        memory.phase = "join"
         log = bed.state_dir.parent / "test-logs" / name / "sim.log"
         t0 = time.monotonic()
         sim = start_sim(bed, token, nodes, log, ["--heartbeat-period", str(heartbeat)])
@@ -215,6 +220,7 @@ def run(
             spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
         sent0 = assignment_totals(bed)
         polls0 = sim.command("stats", "stats")
+        memory.phase = "create"
         t0 = time.monotonic()
         services = sim_services(bed, tasks, net, per_service=max(1000, tasks // 3))
         fig["create_calls_s"] = time.monotonic() - t0
@@ -263,6 +269,7 @@ def run(
         fig["sim_rss_mb"] = stats["rss_bytes"] / 2**20
 
         lose = max(1, nodes // 10)
+        memory.phase = "lose"
         t0, lost_ns = time.monotonic(), time.time_ns()
         lost = set(sim.command(f"lose {lose}", "lost")["nodes"])
 
@@ -291,6 +298,7 @@ def run(
         print(f"    {replacement_times(bed, lost_ns)}", flush=True)
 
         parallelism = max(1, nodes // 10)
+        memory.phase = "rolling"
         sent0 = assignment_totals(bed)
         t0 = time.monotonic()
         try:
@@ -317,6 +325,7 @@ def run(
             flush=True,
         )
 
+        memory.phase = "kill"
         old = leader(bed)
         before = running_ids(bed, FOLLOWER, HOSTS)
         starts = sim.command("stats", "stats")["starts"]
@@ -366,6 +375,10 @@ def run(
                 flush=True,
             )
     finally:
+        if memory is not None:
+            memory.stop()
+            print(memory.report(), flush=True)
+            fig["rss_peak_mb"] = max((p.get("manager RSS MB", 0.0) for p in memory.peaks.values()), default=None)
         teardown(bed, sim, name)
     return fig
 
@@ -389,6 +402,7 @@ ROWS = [
     ("net_change_mb", "overlay state sent as changes (start)", "MB"),
     ("steady_cpu_us", "leader CPU per node per s, steady", "us"),
     ("rss_leader_mb", "leader RSS", "MB"),
+    ("rss_peak_mb", "a manager's highest RSS (sampled)", "MB"),
     ("sim_rss_per_node_kb", "sim RSS per node", "KB"),
 ]
 

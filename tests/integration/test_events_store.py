@@ -95,5 +95,10 @@ def test_store_writes_become_docker_events_and_metrics(tmp_path: Path) -> None:
             and value["shoal_raft_commit_index"] >= value["shoal_raft_applied_index"] - 1
         )
         assert value["shoal_dispatcher_sessions"] == 2
+        held = {s.labels["what"]: s.value for s in fams["shoal_manager_held"].samples}
+        # three writes since the store started, none compacted yet: each is one entry of the log
+        assert held["raft_log_entries"] >= 3 and held["raft_log_bytes"] > 0
+        assert held["watch_subscriptions"] == 0  # the feed was cancelled and closed its watch
+        assert held["assignment_snapshot_tasks"] == 0  # no node asked for assignments
     finally:
         store.close()

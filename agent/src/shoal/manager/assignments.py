@@ -182,6 +182,24 @@ def _install(key: int, snap: Snapshot) -> None:
             del sent[node_id]
 
 
+def held(store: Store) -> dict[str, int]:
+    """What the answers keep in memory for `store` (metrics: what grows under load): the current
+    snapshot's tasks and encoded network changes, the network versions kept, the task lists sent."""
+    key = id(store)
+    snap = _SNAPSHOTS.get(key)
+    nets = list(_NET_HISTORY.get(key, {}).values())
+    sent = list(_TASKS_SENT.get(key, {}).values())
+    deltas = list(snap.deltas.values()) if snap is not None else []
+    return {
+        "assignment_snapshot_tasks": len(snap.tasks) if snap is not None else 0,
+        "assignment_encoded_changes": len(deltas),
+        "assignment_encoded_change_bytes": sum(len(d) for d in deltas),
+        "assignment_network_versions": sum(len(v) for v in nets),
+        "assignment_network_version_items": sum(len(items) for v in nets for items in list(v.values())),
+        "assignment_task_lists_sent": sum(len(v) for v in sent),
+    }
+
+
 def task_answer(
     store: Store, snap: Snapshot, node_id: str, tasks: list[dict[str, Any]], sig: str, since: str | None
 ) -> dict[str, Any]:

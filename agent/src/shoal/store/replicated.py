@@ -235,6 +235,19 @@ class ReplicatedStore:
         with self._machine.lock:
             return self._hub.add(self._machine.state.last_index, loop, self.cfg.watch_max_pending)
 
+    def held(self) -> dict[str, int]:
+        """What this replica holds in memory that can grow under load: Raft log entries (pysyncobj
+        keeps every entry since the last snapshot in memory beside the journal file) and the events
+        queued for watchers. Figures for metrics, read without the tick thread's help."""
+        subs, queued, most = self._hub.pending()
+        out = {"watch_subscriptions": subs, "watch_events_queued": queued, "watch_events_queued_max": most}
+        log = getattr(self._sync, "_SyncObj__raftLog", None)  # pysyncobj keeps it private
+        if log is not None:
+            entries = list(log)  # a copy: the tick thread appends meanwhile
+            out["raft_log_entries"] = len(entries)
+            out["raft_log_bytes"] = sum(len(entry[0]) for entry in entries)
+        return out
+
     def on_leader_change(self, callback: LeaderCallback) -> None:
         """`callback(leading, epoch)` on the notifier thread: True once this node's epoch is
         committed (start leader-only loops), False as soon as it stops being leader. Called once

@@ -140,6 +140,11 @@ class Subscription:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet taken (each holds its object version alive)."""
+        return len(self._items)
+
 
 def _set_all(aevents: list[asyncio.Event]) -> None:
     for aevent in aevents:
@@ -181,6 +186,12 @@ class Hub:
         for loop, aevents in wake.items():
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 loop.call_soon_threadsafe(_set_all, aevents)
+
+    def pending(self) -> tuple[int, int, int]:
+        """(subscriptions, events queued in all, the most one subscription has queued)."""
+        with self._lock:
+            counts = [sub.pending for sub in self._subs]
+        return len(counts), sum(counts), max(counts, default=0)
 
     def close_all(self) -> None:
         with self._lock:

@@ -1,0 +1,111 @@
+"""What the managers hold while a benchmark runs: every few seconds each manager's resident memory
+(anonymous and file-backed apart), its children's (pysyncobj writes snapshots in a forked child,
+which copies the pages it touches) and its `shoal_manager_held` gauges (Raft log, watch queues,
+the assignments' caches). One JSON line per manager per sample, tagged with the benchmark's phase,
+so that a manager that grows shows which structure grew with it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _cluster import api
+
+from testbed.bed import Testbed
+
+HELD = "shoal_manager_held{what="
+
+
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(RssAnon, RssFile + RssShmem) of a process in KB; (0, 0) when it is gone."""
+    fields: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("RssAnon", "RssFile", "RssShmem"):
+                fields[name] = int(rest.split()[0])
+    except (OSError, ValueError):
+        return 0, 0
+    return fields.get("RssAnon", 0), fields.get("RssFile", 0) + fields.get("RssShmem", 0)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of any of the process's threads (the Raft thread forks the snapshot writer)."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+def held(text: str) -> dict[str, float]:
+    """The `shoal_manager_held` gauges of a /metrics page."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(HELD):
+            label, _, value = line[len(HELD) :].partition("} ")
+            out[label.strip('"')] = float(value)
+    return out
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, bed: Testbed, hosts: list[str], out: Path, period: float = 5.0) -> None:
+        super().__init__(name="memory-sampler", daemon=True)
+        self.bed, self.hosts, self.out, self.period = bed, hosts, out, period
+        self.phase = "start"
+        self.peaks: dict[str, dict[str, float]] = {}  # phase -> figure -> its highest value
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=30)
+
+    def _keep(self, figure: str, value: float) -> None:
+        peaks = self.peaks.setdefault(self.phase, {})
+        peaks[figure] = max(peaks.get(figure, 0.0), value)
+
+    def sample(self, host: str, t0: float) -> dict[str, Any] | None:
+        try:
+            pid = self.bed.agent_pid(host)
+        except Exception:  # stopped or killed: nothing to sample
+            return None
+        if not pid:
+            return None
+        anon, file = rss_kb(pid)
+        kids = sum(sum(rss_kb(c)) for c in children(pid))
+        try:
+            gauges = held(str(api(self.bed, host, 5).get("/metrics")))
+        except Exception:  # a busy or closing manager: its memory still counts
+            gauges = {}
+        row = {"t": round(time.monotonic() - t0, 1), "host": host, "phase": self.phase}
+        row |= {"anon_mb": anon // 1024, "file_mb": file // 1024, "children_mb": kids // 1024, **gauges}
+        self._keep("manager RSS MB", (anon + file) / 1024)
+        self._keep("manager anon MB", anon / 1024)
+        self._keep("children RSS MB", kids / 1024)
+        for what, value in gauges.items():
+            self._keep(what, value)
+        return row
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with self.out.open("w") as fh:
+            while not self._stop.is_set():
+                for host in self.hosts:
+                    row = self.sample(host, t0)
+                    if row is not None:
+                        fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                self._stop.wait(self.period)
+
+    def report(self) -> str:
+        lines = [f"  managers' memory by phase (peaks over the three; every sample in {self.out}):"]
+        for phase, peaks in self.peaks.items():
+            shown = ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items() if v)
+            lines.append(f"    {phase}: {shown}")
+        return "\n".join(lines)

@@ -185,7 +185,6 @@ def run(
     heartbeat: float,
     timeout: float,
     spy: float = 0.0,
-    gc_full_period: float | None = None,
     spy_takeover: float = 0.0,
     agent_flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
@@ -196,9 +195,7 @@ def run(
     memory: MemorySampler | None = None
     name = f"bench_scale_{nodes}"
     try:
-        agent_args = [] if gc_full_period is None else ["--gc-full-period", f"{gc_full_period:g}"]
-        agent_args += agent_flags
-        token = managers_cluster(bed, heartbeat, agent_args=agent_args)
+        token = managers_cluster(bed, heartbeat, agent_args=list(agent_flags))
         memory = MemorySampler(bed, list(HOSTS), bed.state_dir.parent / "bench" / f"scale-{nodes}n-memory.jsonl")
         memory.start()
         memory.phase = "join"
@@ -437,8 +434,11 @@ def main() -> None:
     p.add_argument("--profile", type=float, default=0.0, help="py-spy the leader this many s from the creates")
     p.add_argument("--heartbeat", type=float, default=5.0, help="the managers' heartbeat period (SwarmKit: 5 s)")
     p.add_argument("--timeout", type=float, default=600.0, help="bound of each step (s)")
-    p.add_argument("--gc-full-period", type=float, help="managers' gc_full_period (0: CPython's)")
-    p.add_argument("--agent-args", default="", help="more shoald flags for the managers: '--gil-switch-interval 0.005'")
+    p.add_argument(
+        "--agent-args",
+        default="",
+        help="more shoald flags for the managers: '--gc-full-period 0 --gil-switch-interval 0.005'",
+    )
     p.add_argument(
         "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
     )
@@ -457,7 +457,6 @@ def main() -> None:
                 args.heartbeat,
                 args.timeout,
                 args.profile,
-                args.gc_full_period,
                 args.profile_takeover,
                 tuple(shlex.split(args.agent_args)),
             )

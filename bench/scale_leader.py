@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent" / "src"))
 
 from _figures import record
 
-from shoal.manager.assignments import EncodedJSON, Snapshot, encode, signature
+from shoal.manager.assignments import JSONPieces, Snapshot, encode, signature
 from shoal.manager.orchestrator.pipeline import allocate, place
 from shoal.manager.orchestrator.quiet import Quiet
 from shoal.manager.orchestrator.reconcile import reconcile
@@ -158,7 +158,7 @@ def measure(nodes: int, per_node: int) -> dict[str, float]:
         for n in sample:
             mine = snap.by_node.get(n["ID"], [])
             sig = signature(snap, mine, snap.net.digest(n["ID"]))
-            net = EncodedJSON(snap.net.for_node_json(n["ID"]))
+            net = JSONPieces.of(snap.net.for_node_json(n["ID"]))
             body = encode({"Signature": sig, "Epoch": 1, "Tasks": mine, "Services": snap.service_names, "Net": net})
         return body
 

@@ -12,7 +12,7 @@ import pytest
 from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.assignments import (
     COALESCE,
-    EncodedJSON,
+    JSONPieces,
     Snapshot,
     apply_reports,
     assignments,
@@ -139,7 +139,7 @@ def test_a_change_of_the_network_state_alone_is_told_apart() -> None:
 
 
 def test_an_answer_encodes_with_its_network_state_spliced_in() -> None:
-    answer = {"Signature": "a.b", "Epoch": 3, "Tasks": [{"ID": "t1"}], "Net": EncodedJSON('{"Networks":{}}')}
+    answer = {"Signature": "a.b", "Epoch": 3, "Tasks": [{"ID": "t1"}], "Net": JSONPieces.of('{"Networks":{}}')}
     assert json.loads(encode(answer)) == {
         "Signature": "a.b",
         "Epoch": 3,

@@ -20,16 +20,13 @@ from shoal.api.errors import error_middleware, json_body
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
+from shoal.api.stream import stream_pieces
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import assignments
 from shoal.manager.control import nodes as node_ops
 
 if TYPE_CHECKING:
     from shoal.manager.manager import ManagerRole
-
-# Bytes of an assignments answer written at a time (aiohttp waits for the connection to drain past
-# 64 KiB): a slow node holds this much of its answer in this manager's buffers, not all of it.
-ANSWER_SLICE = 256 << 10
 
 
 def manager_of(request: web.Request) -> ManagerRole:
@@ -181,17 +178,7 @@ async def task_assignments(request: web.Request) -> web.Response:
     size = sum(len(p) for p in pieces)
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(size)
-    # streamed a slice at a time, each written when the connection has taken the last: what this
-    # manager holds for a slow node is the shared pieces and one slice, not a copy of its answer
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    response.content_length = size
-    await response.prepare(request)
-    for piece in pieces:
-        view = memoryview(piece)
-        for start in range(0, len(view), ANSWER_SLICE):
-            await response.write(view[start : start + ANSWER_SLICE])
-    await response.write_eof()
-    return response
+    return await stream_pieces(request, pieces)
 
 
 async def task_status(request: web.Request) -> web.Response:

@@ -318,28 +318,30 @@ def net_only_change(sig: str, since: str | None) -> bool:
     return since is not None and sig != since and sig.split(".")[0] == since.split(".")[0]
 
 
-class EncodedJSON(str):
-    """A value that is JSON text already (the node's network state): `encode` splices it in."""
-
-
 class JSONPieces(list[bytes]):
-    """A value that is JSON text already, in pieces: the network changes, encoded once per snapshot
-    and shared by every node's answer, stay single objects up to the socket (`encode_pieces`)."""
+    """A value that is JSON text already, in pieces that `encode_pieces` splices in: the network
+    changes, encoded once per snapshot and shared by every node's answer, stay single objects up to
+    the socket."""
+
+    @classmethod
+    def of(cls, text: str) -> JSONPieces:
+        """JSON text in one piece (a node's whole network state)."""
+        return cls([text.encode()])
 
 
 def encode_pieces(answer: dict[str, Any]) -> list[bytes]:
-    """An assignments answer as JSON, in pieces whose concatenation is the answer: its `EncodedJSON`
-    and `JSONPieces` values (`Net`, `NetParts`) are spliced in as they were encoded. A whole
+    """An assignments answer as JSON, in pieces whose concatenation is the answer: its `JSONPieces`
+    values (`Net`, `NetParts`) are spliced in as they were encoded. A whole
     network at 30,000 endpoints is 3 MB: joined into each node's answer, a new leader answering
     1,000 nodes at once held a copy per node (the OOM killer took it at 7.5 GB, docs/scale.md)."""
-    spliced = {k: v for k, v in answer.items() if isinstance(v, (EncodedJSON, JSONPieces))}
+    spliced = {k: v for k, v in answer.items() if isinstance(v, JSONPieces)}
     rest = json.dumps({k: v for k, v in answer.items() if k not in spliced}, separators=(",", ":"), default=str)
     if not spliced:
         return [rest.encode()]
     pieces = [rest[:-1].encode()]
     for i, (k, v) in enumerate(spliced.items()):
         pieces.append(f"{',' if i or rest != '{}' else ''}{json.dumps(k)}:".encode())
-        pieces += v if isinstance(v, JSONPieces) else [v.encode()]
+        pieces += v
     pieces.append(b"}")
     return pieces
 
@@ -349,13 +351,11 @@ def encode(answer: dict[str, Any]) -> bytes:
     return b"".join(encode_pieces(answer))
 
 
-def net_answer(
-    store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None
-) -> dict[str, EncodedJSON | JSONPieces]:
+def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None) -> dict[str, JSONPieces]:
     """The node's network state: whole (`Net`), or as changes since the versions it holds
     (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty)."""
     if have is None:
-        return {"Net": EncodedJSON(snap.net.for_node_json(node_id))}
+        return {"Net": JSONPieces.of(snap.net.for_node_json(node_id))}
     changes = {}
     for net_id in snap.net.networks_of(node_id):
         change = net_change(store, snap, net_id, have.get(net_id))

@@ -50,3 +50,42 @@ def test_reports_where_the_heap_grew() -> None:
     assert grown[0] == 200 and grown[1]["Since"] == "previous call"
     top = grown[1]["Top"][0]
     assert top["SizeDiff"] >= 1_500_000 and any("test_api_debug.py" in f for f in top["Traceback"])
+
+
+class Cyclic:
+    """Holds itself: freed only by the cyclic collector."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def _garbage(query: str) -> tuple[int, Any]:
+    app = web.Application(middlewares=[error_middleware])
+    for method, path, handler in debug.ROUTES:
+        app.router.add_route(method, path, handler)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get(f"/shoal/debug/garbage{query}")
+        return resp.status, await resp.json()
+
+
+def test_garbage_names_the_cycles_waiting_and_frees_them() -> None:
+    import gc
+    import weakref
+
+    made = [Cyclic() for _ in range(300)]
+    alive = [weakref.ref(c) for c in made]
+    del made
+    gc.disable()  # no automatic collection between here and the call frees them first
+    try:
+        status, body = asyncio.run(_garbage("?top=500"))
+    finally:
+        gc.enable()
+    assert status == 200
+    assert {"Type": "Cyclic", "Count": 300} in body["Types"]
+    assert any(o["Origin"].endswith("test_api_debug.Cyclic") and o["Count"] == 300 for o in body["Origins"])
+    assert not gc.garbage and not any(ref() for ref in alive)  # freed for real, not kept in gc.garbage
+
+
+def test_garbage_refuses_a_bad_top() -> None:
+    status, body = asyncio.run(_garbage("?top=0"))
+    assert status == 400 and "top" in body["message"]

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _cluster import api
-
-from testbed.bed import Testbed
+from testbed.bed import METRICS_ADDR, Testbed
 
 HELD = "shoal_manager_held{what="
 
@@ -59,10 +57,10 @@ class MemorySampler(threading.Thread):
         self.bed, self.hosts, self.out, self.period = bed, hosts, out, period
         self.phase = "start"
         self.peaks: dict[str, dict[str, float]] = {}  # phase -> figure -> its highest value
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not `_stop`: Thread.join calls its own
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
 
     def _keep(self, figure: str, value: float) -> None:
@@ -78,8 +76,9 @@ class MemorySampler(threading.Thread):
             return None
         anon, file = rss_kb(pid)
         kids = sum(sum(rss_kb(c)) for c in children(pid))
-        try:
-            gauges = held(str(api(self.bed, host, 5).get("/metrics")))
+        try:  # the metrics address is the host's loopback (testbed.bed.METRICS_ADDR)
+            scrape = ["curl", "-sS", "--max-time", "5", f"http://{METRICS_ADDR}/metrics"]
+            gauges = held(self.bed.run(host, scrape, timeout=10).stdout)
         except Exception:  # a busy or closing manager: its memory still counts
             gauges = {}
         row = {"t": round(time.monotonic() - t0, 1), "host": host, "phase": self.phase}
@@ -95,13 +94,13 @@ class MemorySampler(threading.Thread):
         t0 = time.monotonic()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         with self.out.open("w") as fh:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 for host in self.hosts:
                     row = self.sample(host, t0)
                     if row is not None:
                         fh.write(json.dumps(row) + "\n")
                 fh.flush()
-                self._stop.wait(self.period)
+                self._halt.wait(self.period)
 
     def report(self) -> str:
         lines = [f"  managers' memory by phase (peaks over the three; every sample in {self.out}):"]

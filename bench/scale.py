@@ -179,6 +179,18 @@ def finish_profile(spying: subprocess.Popen[bytes] | None, seconds: float) -> bo
         return False
 
 
+def show_garbage(bed: Testbed) -> None:
+    """Each manager's cyclic garbage by origin (a full collection each: seconds at 1,000 nodes)."""
+    for host in HOSTS:
+        try:
+            found = api(bed, host, 120).get("/shoal/debug/garbage", top=12)
+        except Exception as exc:
+            print(f"  garbage on {host}: {exc!r}", flush=True)
+            continue
+        origins = ", ".join(f"{o['Origin']} {o['Count']}" for o in found["Origins"])
+        print(f"  cyclic garbage on {host}: {found['Objects']:,} objects; {origins}", flush=True)
+
+
 def run(
     nodes: int,
     tasks: int,
@@ -187,6 +199,7 @@ def run(
     spy: float = 0.0,
     spy_takeover: float = 0.0,
     agent_flags: tuple[str, ...] = (),
+    garbage: bool = False,
 ) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
@@ -322,6 +335,8 @@ def run(
             flush=True,
         )
 
+        if garbage:
+            show_garbage(bed)
         memory.phase = "kill"
         old = leader(bed)
         before = running_ids(bed, FOLLOWER, HOSTS)
@@ -372,11 +387,13 @@ def run(
                 flush=True,
             )
     finally:
-        if memory is not None:
-            memory.stop()
-            print(memory.report(), flush=True)
-            fig["rss_peak_mb"] = max((p.get("manager RSS MB", 0.0) for p in memory.peaks.values()), default=None)
-        teardown(bed, sim, name)
+        try:
+            if memory is not None:
+                memory.stop()
+                print(memory.report(), flush=True)
+                fig["rss_peak_mb"] = max((p.get("manager RSS MB", 0.0) for p in memory.peaks.values()), default=None)
+        finally:
+            teardown(bed, sim, name)
     return fig
 
 
@@ -439,6 +456,7 @@ def main() -> None:
         default="",
         help="more shoald flags for the managers: '--gc-full-period 0 --gil-switch-interval 0.005'",
     )
+    p.add_argument("--garbage", action="store_true", help="each manager's cyclic garbage before the leader kill")
     p.add_argument(
         "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
     )
@@ -459,6 +477,7 @@ def main() -> None:
                 args.profile,
                 args.profile_takeover,
                 tuple(shlex.split(args.agent_args)),
+                args.garbage,
             )
         except Exception as exc:  # one size failing still leaves the others' figures
             print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)

@@ -139,8 +139,10 @@ def tune_interpreter(cfg: config.Config) -> None:
     computes (the convoy effect): in a manager the event loop (heartbeats, polls, the API) and the
     Raft thread wait so on the orchestrator's and the snapshots' threads, and in a worker the task
     starts (~40 file, mount and process calls each, in worker threads) slowed ~5x beside a busy
-    thread at CPython's 5 ms, ~3x at 1 ms. `gil_switch_interval`, 1 ms by default (bench/gil.py)."""
+    thread at CPython's 5 ms, ~3x at 1 ms. `gil_switch_interval`, 1 ms by default (bench/gil.py).
+    And TLS connections read through smaller buffers (`tls.READ_BUFFER`): a manager keeps thousands."""
     sys.setswitchinterval(cfg.gil_switch_interval)
+    tls.lean_read_buffers()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -145,13 +145,44 @@ def switching_server_context(first: ssl.SSLContext, current: Callable[[], ssl.SS
     return first
 
 
+# The failed handshake's exception is kept by the accepting coroutine's waiter future, and its
+# traceback holds that coroutine's frame, which holds the waiter: a reference cycle through the
+# connection's SSL objects (a 256 KiB read buffer each). Only a full collection frees a cycle that
+# reaches objects old enough to be in the oldest generation, and on a large manager those are
+# minutes apart (gcpauses.py): 15,000 handshakes that 1,000 reconnecting nodes gave up on held
+# 3.8 GB on each manager until the OOM killer came (docs/scale.md). Dropping the traceback once the
+# accept has finished with it breaks the cycle, and reference counting frees the rest at once.
+FORGET_AFTER = 1.0
+
+
+def _forget_traceback(waiter: Any) -> None:
+    exc = waiter.exception() if waiter.done() and not waiter.cancelled() else None
+    while exc is not None:
+        exc.__traceback__ = None
+        exc = exc.__context__
+
+
+# asyncio reads each TLS connection's bytes into a buffer of its own, 256 KiB by default
+# (SSLProtocol.max_size), allocated whole for every connection: a manager of 1,000 nodes keeps
+# thousands open (sessions, long polls, reports), and a simulated fleet of 100 nodes hundreds.
+# A TLS record is at most 16 KiB; 64 KiB reads four at a time.
+READ_BUFFER = 64 << 10
+
+
+def lean_read_buffers() -> None:
+    """Every TLS connection of this process made after this reads through READ_BUFFER bytes."""
+    from asyncio import sslproto
+
+    sslproto.SSLProtocol.max_size = READ_BUFFER
+
+
 def send_handshake_alerts() -> None:
     """Make asyncio send the TLS alert of a failed server handshake before it closes the connection.
 
     asyncio's SSLProtocol (3.11) drops what OpenSSL wrote for the peer when `do_handshake` fails, so
     a node presenting an expired, revoked or foreign certificate saw only an EOF, not the
     `certificate_expired` / `unknown_ca` alert that says why. Flushing the pending record first is
-    all that is missing; idempotent."""
+    all that is missing. And a failed handshake leaves no reference cycle (FORGET_AFTER); idempotent."""
     from asyncio import sslproto
 
     original = sslproto.SSLProtocol._on_handshake_complete
@@ -164,9 +195,13 @@ def send_handshake_alerts() -> None:
                 alert = self._outgoing.read()
                 if alert:
                     self._transport.write(alert)
+        waiter = self._waiter  # the accepting coroutine's; original() sets its exception
         original(self, handshake_exc)
+        if handshake_exc is not None and waiter is not None:
+            self._loop.call_later(FORGET_AFTER, _forget_traceback, waiter)
 
     on_handshake_complete.sends_alert = True  # type: ignore[attr-defined]
+    on_handshake_complete.wrapped = original  # type: ignore[attr-defined]
     sslproto.SSLProtocol._on_handshake_complete = on_handshake_complete  # type: ignore[method-assign]
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from shoal import gcpauses, hostinfo
+from shoal import gcpauses, hostinfo, tls
 from shoal.agent.join import parse_join_request
 from shoal.sim.fleet import Fleet, raise_nofile
 from shoal.sim.intruder import probe
@@ -93,6 +93,7 @@ def _numbers(arg: str, count: int) -> bool:
 
 async def main(args: argparse.Namespace) -> int:
     nofile = raise_nofile()
+    tls.lean_read_buffers()  # as shoald: hundreds of connections, one read buffer each
     remotes = [a.strip() for a in args.managers.split(",") if a.strip()]
     req = parse_join_request({"JoinToken": args.token, "RemoteAddrs": remotes})
     shape = NodeShape(

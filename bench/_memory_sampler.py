@@ -15,6 +15,7 @@ from typing import Any
 from testbed.bed import METRICS_ADDR, Testbed
 
 HELD = "shoal_manager_held{what="
+HANDSHAKES = "shoal_tls_handshake_failures_total{error="
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -42,12 +43,13 @@ def children(pid: int) -> list[int]:
 
 
 def held(text: str) -> dict[str, float]:
-    """The `shoal_manager_held` gauges of a /metrics page."""
+    """The `shoal_manager_held` gauges of a /metrics page, and its failed TLS handshakes by error."""
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(HELD):
-            label, _, value = line[len(HELD) :].partition("} ")
-            out[label.strip('"')] = float(value)
+        for prefix, name in ((HELD, "{}"), (HANDSHAKES, "tls_handshakes_failed_{}")):
+            if line.startswith(prefix):
+                label, _, value = line[len(prefix) :].partition("} ")
+                out[name.format(label.strip('"'))] = float(value)
     return out
 
 

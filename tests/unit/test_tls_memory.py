@@ -34,7 +34,8 @@ def garbage_types() -> Counter[str]:
     return found
 
 
-def abandon_handshakes(patched: bool) -> Counter[str]:
+def abandon_handshakes(patched: bool, failures: list[str] | None = None) -> Counter[str]:
+    failures = [] if failures is None else failures
     root = RootCA.create()
     key_pem, csr_pem = ca.new_node_key_and_csr("mgr")
     cert = root.issue(csr_pem, "mgr", "manager", "cluster1", ips=["127.0.0.1"])
@@ -57,7 +58,7 @@ def abandon_handshakes(patched: bool) -> Counter[str]:
     current = sslproto.SSLProtocol._on_handshake_complete
     sslproto.SSLProtocol._on_handshake_complete = getattr(current, "wrapped", current)  # asyncio's own
     if patched:
-        tls.send_handshake_alerts()
+        tls.send_handshake_alerts(failures.append)
     gc.collect()
     gc.disable()
     try:
@@ -69,7 +70,9 @@ def abandon_handshakes(patched: bool) -> Counter[str]:
 
 
 def test_an_abandoned_handshake_leaves_no_ssl_objects_for_the_collector() -> None:
-    found = abandon_handshakes(patched=True)
+    failures: list[str] = []
+    found = abandon_handshakes(patched=True, failures=failures)
+    assert failures == ["ConnectionResetError"] * ABANDONED  # counted (shoal_tls_handshake_failures_total)
     assert found["MemoryBIO"] == 0 and found["SSLProtocol"] == 0 and found["SSLObject"] == 0, found
 
 

@@ -13,7 +13,7 @@ import sys
 
 from aiohttp import web
 
-from shoal import __version__, config, gcpauses, logs, memory, tls
+from shoal import __version__, config, gcpauses, logs, memory, metrics, tls
 from shoal.agent import Agent
 from shoal.api import cluster as cluster_api
 from shoal.api import local as local_api
@@ -63,7 +63,8 @@ class ClusterServer:
         """The node's context, switching each new connection to the node's latest one (renewals)."""
         first = self.agent.server_ctx
         assert first is not None
-        tls.send_handshake_alerts()  # a refused certificate learns why (certificate_expired...)
+        # a refused certificate learns why (certificate_expired...); the failures are counted
+        tls.send_handshake_alerts(lambda error: metrics.TLS_HANDSHAKE_FAILURES.labels(error=error).inc())
         return tls.switching_server_context(first, lambda: self.agent.server_ctx)
 
     async def stop(self) -> None:

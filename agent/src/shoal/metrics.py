@@ -31,6 +31,13 @@ GCCollector(registry=REGISTRY)
 # short operations (a commit, a pass, a request): 1 ms .. 10 s
 FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+TLS_HANDSHAKE_FAILURES = Counter(
+    "shoal_tls_handshake_failures_total",
+    "TLS handshakes on the cluster port that failed, by error (ConnectionResetError: the client gave up).",
+    ["error"],
+    registry=REGISTRY,
+)
+
 RAFT_COMMIT_SECONDS = Histogram(
     "shoal_raft_commit_duration_seconds",
     "Time from proposing a batch to its commit being acknowledged (this manager's writes).",

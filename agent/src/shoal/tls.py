@@ -153,6 +153,7 @@ def switching_server_context(first: ssl.SSLContext, current: Callable[[], ssl.SS
 # 3.8 GB on each manager until the OOM killer came (docs/scale.md). Dropping the traceback once the
 # accept has finished with it breaks the cycle, and reference counting frees the rest at once.
 FORGET_AFTER = 1.0
+_FAILURE_HOOK: list[Callable[[str], None]] = []
 
 
 def _forget_traceback(waiter: Any) -> None:
@@ -176,15 +177,18 @@ def lean_read_buffers() -> None:
     sslproto.SSLProtocol.max_size = READ_BUFFER
 
 
-def send_handshake_alerts() -> None:
+def send_handshake_alerts(on_failure: Callable[[str], None] | None = None) -> None:
     """Make asyncio send the TLS alert of a failed server handshake before it closes the connection.
 
     asyncio's SSLProtocol (3.11) drops what OpenSSL wrote for the peer when `do_handshake` fails, so
     a node presenting an expired, revoked or foreign certificate saw only an EOF, not the
     `certificate_expired` / `unknown_ca` alert that says why. Flushing the pending record first is
-    all that is missing. And a failed handshake leaves no reference cycle (FORGET_AFTER); idempotent."""
+    all that is missing. And a failed handshake leaves no reference cycle (FORGET_AFTER); idempotent.
+    `on_failure(error class name)` counts the failures (the latest one given is called)."""
     from asyncio import sslproto
 
+    if on_failure is not None:
+        _FAILURE_HOOK[:] = [on_failure]
     original = sslproto.SSLProtocol._on_handshake_complete
     if getattr(original, "sends_alert", False):
         return
@@ -195,6 +199,10 @@ def send_handshake_alerts() -> None:
                 alert = self._outgoing.read()
                 if alert:
                     self._transport.write(alert)
+        if handshake_exc is not None:
+            for hook in _FAILURE_HOOK:
+                with contextlib.suppress(Exception):
+                    hook(handshake_exc.__name__ if isinstance(handshake_exc, type) else type(handshake_exc).__name__)
         waiter = self._waiter  # the accepting coroutine's; original() sets its exception
         original(self, handshake_exc)
         if handshake_exc is not None and waiter is not None:

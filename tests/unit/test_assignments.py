@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
 
 from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.assignments import (
+    _SNAPSHOTS,
     COALESCE,
     JSONPieces,
     Snapshot,
@@ -20,6 +22,7 @@ from shoal.manager.assignments import (
     fresh_in,
     net_only_change,
     signature,
+    snapshot,
     status_changes,
 )
 
@@ -219,6 +222,9 @@ class IdleStore:
     def list_shared(self, kind: str) -> list[dict[str, Any]]:
         return []
 
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        return self.applied_index, {k: [] for k in kinds}
+
     def subscribe(self, loop: asyncio.AbstractEventLoop) -> IdleStore:
         return self
 
@@ -239,3 +245,35 @@ def test_an_answer_is_not_built_for_a_node_that_stopped_waiting() -> None:
     polls = [False, True]
     sig = answer["Signature"]
     assert asyncio.run(assignments(store, "n1", sig, 0.2, gone=lambda: polls.pop(0) if polls else True)) is None
+
+
+class CommitBetweenReads:
+    """A store whose one commit (index 2: task "a" assigned to n1) is applied right after the
+    first read of the tasks: separate reads of the tasks and of the index straddle it."""
+
+    def __init__(self) -> None:
+        self.applied_index = 1
+        self.tasks_at = {1: [], 2: [{**task("a", "n1", "assigned", version=2), "DesiredState": "running"}]}
+
+    def list_shared(self, kind: str) -> list[dict[str, Any]]:
+        tasks = self.tasks_at[self.applied_index] if kind == "task" else []
+        self.applied_index = 2
+        return tasks
+
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        index = self.applied_index
+        out = {k: list(self.tasks_at[index]) if k == "task" else [] for k in kinds}
+        self.applied_index = 2
+        return index, out
+
+
+def test_a_snapshot_is_labelled_with_the_index_its_objects_are_as_of() -> None:
+    """Labelled 2 with the tasks of 1, it would never be rebuilt while nothing more is committed,
+    and n1 would never be sent task "a"."""
+    store: Any = CommitBetweenReads()
+    _SNAPSHOTS.pop(id(store), None)  # keyed by id(): none left by an object gone before this one
+    first = snapshot(store)
+    assert (first.index, first.by_node) == (1, {})
+    time.sleep(2 * COALESCE)  # a snapshot behind the store is rebuilt after COALESCE at least
+    second = snapshot(store)  # behind the store now: rebuilt, with the commit
+    assert second.index == 2 and [t["ID"] for t in second.by_node["n1"]] == ["a"]

@@ -20,6 +20,10 @@ class StoreReader(Protocol):
         """The stored objects, read-only (no copy): never modify what it returns."""
         ...
 
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        """`list_shared` of several kinds and the log index they are as of, read at one instant."""
+        ...
+
     def get_shared(self, kind: str, obj_id: str) -> dict[str, Any] | None:
         """The stored object, read-only (no copy): never modify what it returns."""
         ...

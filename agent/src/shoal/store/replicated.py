@@ -118,6 +118,14 @@ class ReplicatedStore:
         with self._machine.lock:
             return list(self._machine.state.objects.get(kind, {}).values())
 
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        """The stored objects of `kinds` (as `list_shared`) and the log index they are as of, read at
+        one instant: separate reads may straddle a commit, and a view labelled with an index newer
+        than its objects is never rebuilt while nothing more is committed."""
+        with self._machine.lock:
+            state = self._machine.state
+            return state.last_index, {kind: list(state.objects.get(kind, {}).values()) for kind in kinds}
+
     def get_shared(self, kind: str, obj_id: str) -> dict[str, Any] | None:
         """The stored object itself, not a copy (as `list_shared`). Never modify it."""
         with self._machine.lock:

@@ -18,6 +18,12 @@ from shoal.errors import ShoalError, Unavailable
 # fifth of a CPU) those handshakes were 15 % of its time and kept it behind (docs/scale.md). gRPC,
 # SwarmKit's transport, keeps its one connection when a call times out too.
 LATE_GRACE = 3.0
+# A new connection's TCP connect and TLS handshake may take this long (within the call's timeout): a
+# busy manager's handshakes wait behind its event loop, and at 2 s a thousand nodes gave up on
+# theirs by the thousand and connected again, each abandoned handshake still costing the manager
+# its work when it got to it (20,000 such connections on one manager at 1,000 nodes, docs/scale.md).
+# A manager that is down refuses at once; only a silent one costs the wait.
+CONNECT_TIMEOUT = 10.0
 
 
 def _try_next(exc: ShoalError) -> bool:
@@ -39,12 +45,12 @@ class ClusterClient:
         self, ssl_context: ssl.SSLContext, timeout: float = 5.0, session: aiohttp.ClientSession | None = None
     ) -> None:
         self.ssl_context = ssl_context
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0))
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, CONNECT_TIMEOUT))
         self.session = session  # kept connections (ClientPool); None: one connection per call
 
     async def call(self, addr: str, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
         url = f"https://{addr}{path}"
-        to = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0)) if timeout else self.timeout
+        to = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, CONNECT_TIMEOUT)) if timeout else self.timeout
         if self.session is not None and not self.session.closed:
             pending = self.begin(addr, method, path, body, timeout=to.total or 5.0)
             try:
@@ -62,7 +68,7 @@ class ClusterClient:
         """A call on the kept connections, under way until answered or LATE_GRACE x `timeout`;
         `wait` for its answer, as long as the caller wants to, as often as it wants to."""
         assert self.session is not None
-        to = aiohttp.ClientTimeout(total=timeout * LATE_GRACE, connect=min(timeout, 2.0))
+        to = aiohttp.ClientTimeout(total=timeout * LATE_GRACE, connect=min(timeout, CONNECT_TIMEOUT))
         task = asyncio.ensure_future(self._kept(self.session, addr, method, f"https://{addr}{path}", body, to))
         task.add_done_callback(_retrieve)
         return task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,20 @@ STATUS_COALESCE = 0.02
 
 
 STALE_PAUSE = 0.5
+# A poll or a status report that reached no manager is tried again after RETRY_FIRST, doubling up to
+# RETRY_MAX, each wait drawn between half and all of that (jitter): a fixed 0.5 s had every node of
+# a fleet whose managers were overloaded come back together twice a second, each with a new TLS
+# handshake, and the managers spent their time on handshakes the nodes then gave up on (docs/scale.md).
+RETRY_FIRST = 0.5
+RETRY_MAX = 8.0
+
+
+def retry_after(failures: int, rng: random.Random | None = None) -> float:
+    """Seconds before trying again after `failures` (at least 1) calls in a row reached no manager."""
+    ceiling = min(RETRY_MAX, RETRY_FIRST * 2 ** (failures - 1))
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
 # A status report is not urgent, and one sent again after a timeout is a duplicate the manager
 # drops (states only move forward): it gets as long as the long poll rather than the client's 5 s,
 # within which a busy node (or manager) often did not read the answer, and every retry needed a new
@@ -94,6 +109,7 @@ class TaskLoop:
         return ([leader] if leader else []) + [m for m in managers if m != leader]
 
     async def _assignments(self) -> None:
+        failures = 0  # polls in a row that reached no manager
         while True:
             try:
                 _, answer = await self.client().poll_any(
@@ -106,9 +122,11 @@ class TaskLoop:
                 )
             except ShoalError as exc:
                 self.polls_failed += 1
+                failures += 1
                 log.debug("no assignments: %s", exc.message)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(retry_after(failures))
                 continue
+            failures = 0
             seen = newer(answer, self.epoch, self.index)
             if seen is None:
                 # from a deposed leader's replica, or a follower's behind the answer this node acted on
@@ -180,6 +198,7 @@ class TaskLoop:
         return net
 
     async def _status(self) -> None:
+        failures = 0  # reports in a row that reached no manager
         while True:
             await self.executor.wakeup.wait()
             await asyncio.sleep(STATUS_COALESCE)
@@ -191,10 +210,12 @@ class TaskLoop:
                 await self.client().call_any(
                     self._candidates(), "POST", "/shoal/task-status", {"Updates": reports}, timeout=STATUS_TIMEOUT
                 )
+                failures = 0
             except ShoalError as exc:
+                failures += 1
                 log.debug("status not delivered yet (%s): retrying", exc.message)
                 self.executor.requeue(reports)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(retry_after(failures))
                 self.executor.wakeup.set()
 
     async def _exits(self) -> None:

@@ -38,6 +38,9 @@ class StateStore:
     def list_shared(self, kind: str) -> list[dict[str, Any]]:
         return list(self.state.objects[kind].values())
 
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        return self.index, {kind: self.list_shared(kind) for kind in kinds}
+
     def find_by_name(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((o for o in self.list(kind) if o["Spec"].get("Name") == name), None)
 

@@ -89,3 +89,17 @@ def test_garbage_names_the_cycles_waiting_and_frees_them() -> None:
 def test_garbage_refuses_a_bad_top() -> None:
     status, body = asyncio.run(_garbage("?top=0"))
     assert status == 400 and "top" in body["message"]
+
+
+def test_an_object_that_refuses_attribute_access_is_named_by_its_type() -> None:
+    import weakref
+
+    class Gone:
+        pass
+
+    target = Gone()
+    proxy = weakref.proxy(target)
+    del target  # the proxy is dead: any attribute access raises ReferenceError
+    named = debug.describe(proxy)
+    del proxy  # pytest's report of a failure would look into it
+    assert named == "ProxyType", named

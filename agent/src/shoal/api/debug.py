@@ -65,6 +65,13 @@ def _growth(group: str, top: int) -> list[tuple[Any, int, int, int]]:
 
 def describe(obj: Any) -> str:
     """A few words on where a garbage object comes from (its type says little for a dict)."""
+    try:
+        return _describe(obj)
+    except Exception:  # e.g. a weak proxy whose object is gone: any attribute raises ReferenceError
+        return type(obj).__name__
+
+
+def _describe(obj: Any) -> str:
     kind = type(obj).__name__
     if isinstance(obj, dict):
         return f"dict keys {sorted(map(str, obj))[:6]}"

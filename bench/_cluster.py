@@ -202,17 +202,22 @@ def ts(text: str) -> float:
     return parse_rfc3339(text) / 1e9
 
 
-def rss_mb(pid: int | None) -> float:
-    """VmRSS of a process in MB (0 when it is gone)."""
-    if not pid:
-        return 0.0
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(RssAnon, RssFile + RssShmem) of a process in KB, which add up to its VmRSS; (0, 0) when it is gone."""
+    fields: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+            name, _, rest = line.partition(":")
+            if name in ("RssAnon", "RssFile", "RssShmem"):
+                fields[name] = int(rest.split()[0])
+    except (OSError, ValueError):
+        return 0, 0
+    return fields.get("RssAnon", 0), fields.get("RssFile", 0) + fields.get("RssShmem", 0)
+
+
+def rss_mb(pid: int | None) -> float:
+    """Resident memory of a process in MB (0 when it is gone)."""
+    return sum(rss_kb(pid)) / 1024 if pid else 0.0
 
 
 def ppid(pid: int) -> int | None:

@@ -12,23 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _cluster import rss_kb
+from prometheus_client.parser import text_string_to_metric_families
+
 from testbed.bed import METRICS_ADDR, Testbed
-
-HELD = "shoal_manager_held{what="
-HANDSHAKES = "shoal_tls_handshake_failures_total{error="
-
-
-def rss_kb(pid: int) -> tuple[int, int]:
-    """(RssAnon, RssFile + RssShmem) of a process in KB; (0, 0) when it is gone."""
-    fields: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("RssAnon", "RssFile", "RssShmem"):
-                fields[name] = int(rest.split()[0])
-    except (OSError, ValueError):
-        return 0, 0
-    return fields.get("RssAnon", 0), fields.get("RssFile", 0) + fields.get("RssShmem", 0)
 
 
 def children(pid: int) -> list[int]:
@@ -45,11 +32,12 @@ def children(pid: int) -> list[int]:
 def held(text: str) -> dict[str, float]:
     """The `shoal_manager_held` gauges of a /metrics page, and its failed TLS handshakes by error."""
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        for prefix, name in ((HELD, "{}"), (HANDSHAKES, "tls_handshakes_failed_{}")):
-            if line.startswith(prefix):
-                label, _, value = line[len(prefix) :].partition("} ")
-                out[name.format(label.strip('"'))] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "shoal_manager_held":
+                out[sample.labels["what"]] = sample.value
+            elif sample.name == "shoal_tls_handshake_failures_total":
+                out[f"tls_handshakes_failed_{sample.labels['error']}"] = sample.value
     return out
 
 

@@ -26,6 +26,10 @@ LATE_GRACE = 3.0
 CONNECT_TIMEOUT = 10.0
 
 
+def _timeouts(total: float, call_timeout: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, connect=min(call_timeout, CONNECT_TIMEOUT))
+
+
 def _try_next(exc: ShoalError) -> bool:
     """Whether a manager's failure sends the call to the next one: unreachable, or 503 Unavailable
     (e.g. a follower whose replica is behind); any other API error is an answer."""
@@ -45,12 +49,12 @@ class ClusterClient:
         self, ssl_context: ssl.SSLContext, timeout: float = 5.0, session: aiohttp.ClientSession | None = None
     ) -> None:
         self.ssl_context = ssl_context
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, CONNECT_TIMEOUT))
+        self.timeout = _timeouts(timeout, timeout)
         self.session = session  # kept connections (ClientPool); None: one connection per call
 
     async def call(self, addr: str, method: str, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
         url = f"https://{addr}{path}"
-        to = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, CONNECT_TIMEOUT)) if timeout else self.timeout
+        to = _timeouts(timeout, timeout) if timeout else self.timeout
         if self.session is not None and not self.session.closed:
             pending = self.begin(addr, method, path, body, timeout=to.total or 5.0)
             try:
@@ -68,7 +72,7 @@ class ClusterClient:
         """A call on the kept connections, under way until answered or LATE_GRACE x `timeout`;
         `wait` for its answer, as long as the caller wants to, as often as it wants to."""
         assert self.session is not None
-        to = aiohttp.ClientTimeout(total=timeout * LATE_GRACE, connect=min(timeout, CONNECT_TIMEOUT))
+        to = _timeouts(timeout * LATE_GRACE, timeout)
         task = asyncio.ensure_future(self._kept(self.session, addr, method, f"https://{addr}{path}", body, to))
         task.add_done_callback(_retrieve)
         return task

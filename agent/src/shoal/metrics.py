@@ -33,7 +33,8 @@ FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 
 TLS_HANDSHAKE_FAILURES = Counter(
     "shoal_tls_handshake_failures_total",
-    "TLS handshakes on the cluster port that failed, by error (ConnectionResetError: the client gave up).",
+    "TLS handshakes of this agent that failed (its cluster port's and its own calls'), by error "
+    "(ConnectionResetError on the cluster port: the client gave up).",
     ["error"],
     registry=REGISTRY,
 )

@@ -393,3 +393,27 @@ def test_an_isolated_leader_fails_fast_and_still_reads(tmp_path: Path) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_leadership_change_is_told_in_the_log(trio: list[ReplicatedStore], caplog: pytest.LogCaptureFixture) -> None:
+    # pysyncobj says nothing of terms and votes; a takeover that took 107 s left no line saying why.
+    caplog.set_level(logging.INFO, logger="shoal.store")
+    old = leader_of(trio)
+    target = next(s for s in trio if s is not old)
+    assert old.transfer_leadership(target.addr) == target.addr
+    wait_for(lambda: target.leading, 3.0, "the target to lead")
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Raft term ")]
+
+    wait_for(lambda: any(": leader (log index" in line for line in told()), 2.0, "the new leader's line")
+    # the two others follow it: the old leader steps down, the third hears of a new leader
+    wait_for(
+        lambda: (
+            sum(f"leader {target.addr}" in line or f"the leader is now {target.addr}" in line for line in told()) >= 2
+        ),
+        3.0,
+        "both followers naming the new leader",
+    )
+    term = int(target.raft.raftCurrentTerm)
+    assert any(line.startswith(f"Raft term {term}: leader") for line in told())

@@ -229,3 +229,31 @@ def test_the_time_the_leaders_loop_was_held_counts_against_no_node() -> None:
     assert dispatcher.last_seen == {"a1": 103.5, "w1": 103.5, "w2": 104.0}
     dispatcher.forgive(0.1, 106.8)  # an ordinary late wakeup changes nothing
     assert [c.obj_id for c in dispatcher.liveness_round(106.8)] == ["w1"]
+
+
+class FailingStore(ListStore):
+    """Its writes never commit (a leader without a quorum)."""
+
+    epoch = 1
+
+    async def acommit(self, changes: list[Change], epoch: int | None = None) -> int:
+        raise TimeoutError("timed out waiting for the write to commit")
+
+
+def test_a_liveness_write_that_fails_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    # a new leader whose Down marks did not commit for minutes logged nothing at the default level
+    store = FailingStore([MGRS[0], node("w1", "w1")])
+    dispatcher = Dispatcher(store, self_id="a1", period=0.04)
+
+    async def run() -> None:
+        dispatcher.start()
+        await asyncio.sleep(0.6)  # w1 is never heard from: Down after 2 x 3 periods, then every round
+        await dispatcher.stop()
+
+    with caplog.at_level("DEBUG", logger="shoal.dispatcher"):
+        asyncio.run(run())
+    failed = [r for r in caplog.records if r.getMessage().startswith("liveness round failed")]
+    assert len(failed) >= 3, failed  # the write was tried again each round
+    assert [r.levelname for r in failed][:2] == ["WARNING", "DEBUG"]
+    assert "TimeoutError: timed out waiting for the write to commit" in failed[0].getMessage()
+    assert all(r.levelname == "DEBUG" for r in failed[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from typing import Any
 
 from shoal.errors import Unavailable
@@ -51,9 +52,9 @@ def _beats(down: int, seconds: float) -> list[float]:
 def test_a_lost_beat_is_tried_again_at_once_doubling() -> None:
     at = _beats(down=3, seconds=3.0)
     gaps = [b - a for a, b in itertools.pairwise(at)]
-    # 3 refusals: retries after 0.1, 0.2, 0.4 s; the 4th beat got through, then the period (>= 1.5 s)
+    # 3 refusals: retries after 0.05-0.1, 0.1-0.2, 0.2-0.4 s; the 4th beat got through, then the period
     assert len(at) == 5, at
-    assert all(0.1 <= g < 1.0 for g in gaps[:3]) and gaps[0] < gaps[1] < gaps[2], gaps
+    assert all(0.05 <= g < 1.0 for g in gaps[:3]) and gaps[0] < gaps[1] < gaps[2], gaps
     assert gaps[3] >= PERIOD * 0.75 - 0.02, gaps
 
 
@@ -63,5 +64,10 @@ def test_beats_that_get_through_keep_the_period() -> None:
     assert gaps and all(PERIOD * 0.75 - 0.02 <= g <= PERIOD + 0.1 for g in gaps), gaps
 
 
-def test_the_backoff_doubles_up_to_one_period() -> None:
-    assert [after_failure(n, 5.0) for n in range(1, 8)] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0]
+def test_the_backoff_doubles_up_to_one_period_and_is_spread() -> None:
+    rng = random.Random(3)
+    for failures, ceiling in zip(range(1, 9), [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0], strict=True):
+        waits = [after_failure(failures, 5.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits), (failures, min(waits), max(waits))
+        # a fleet whose beats failed together does not come back in step
+        assert max(waits) - min(waits) > ceiling / 4

@@ -109,6 +109,7 @@ class Dispatcher:
         # minute: when many nodes turn Down at once, the log says whether beats stopped arriving
         # (the nodes, or the network) or this leader's loop was held (beats unread in its sockets)
         self.rounds: deque[tuple[float, int, float]] = deque(maxlen=64)
+        self._failed: str | None = None  # the last liveness round's failure, said once
         self._loop = BackgroundLoop("dispatcher-liveness", self._run)
 
     @property
@@ -211,4 +212,10 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a conflict or lost quorum: the next round retries
-                log.debug("liveness round failed: %s", exc)
+                # said once per distinct failure: a new leader whose Down marks did not commit for
+                # minutes (docs/scale.md, session 19) logged nothing at the default level
+                said = f"{exc.__class__.__name__}: {exc}"
+                log.log(logging.DEBUG if said == self._failed else logging.WARNING, "liveness round failed: %s", said)
+                self._failed = said
+            else:
+                self._failed = None

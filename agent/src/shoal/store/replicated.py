@@ -30,6 +30,7 @@ from shoal.store.changes import KINDS, NAMED_KINDS, Change
 from shoal.store.commitop import CommitOp
 from shoal.store.config import DUMP_FILE, JOURNAL_FILE, MAX_BATCH_BYTES, RaftConfig
 from shoal.store.durability import JournalFlusher
+from shoal.store.elections import ElectionLog, followers_of, view_of
 from shoal.store.errors import InvalidChange, StoreError
 from shoal.store.leadership import LeaderCallback, Leadership
 from shoal.store.machine import StoreMachine
@@ -63,6 +64,7 @@ class ReplicatedStore:
         self._hub = Hub()
         self._notifier = Notifier()
         self._watchdog = CatchupWatchdog(cfg.catchup_stall_timeout)
+        self._elections = ElectionLog()
         self._next_watch = 0.0
         self._sync: SyncObj | None = None
         self.hooks = TransportHooks(cfg.ping_period, None)  # diagnostics, and fault injection in tests
@@ -417,13 +419,20 @@ class ReplicatedStore:
             return
         leader = bool(sync._isLeader())
         self._leadership.on_tick(leader)
+        now = time.monotonic()
+        view = view_of(sync)
+        for line in self._elections.observe(view):
+            log.info("%s", line)
         if self.hooks.flusher is not None:
             self.hooks.flusher.check_dump()
-        now = time.monotonic()
         if now >= self._next_watch:
             self._next_watch = now + WATCHDOG_PERIOD
             if leader:
-                commit_index, match = follower_matches(sync.getStatus())
+                status = sync.getStatus()
+                stalled = self._elections.stalled(now, view, followers_of(status))
+                if stalled:
+                    log.warning("%s", stalled)
+                commit_index, match = follower_matches(status)
                 if self._watchdog.observe(now, commit_index, match):
                     log.warning("a follower stalled below commit index %d: forcing a log compaction", commit_index)
                     sync.forceLogCompaction()

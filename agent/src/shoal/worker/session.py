@@ -15,6 +15,7 @@ from typing import Any
 
 from shoal import metrics
 from shoal.aio import BackgroundLoop
+from shoal.backoff import backoff
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError, Unavailable
 from shoal.model.validate import MAX_HEARTBEAT_PERIOD, MIN_HEARTBEAT_PERIOD
@@ -29,7 +30,10 @@ JITTER = 0.25
 # A beat that reached no manager is tried again after RETRY_FIRST, doubling, at most one period
 # (SwarmKit's agent restarts a failed session after 100 ms, doubling): waiting a whole period spent a
 # third of the leader's grace (3 periods) on one lost beat, and a node whose link then dropped for
-# 6 s was Down and its tasks replaced (200 simulated nodes flapping, docs/scale.md)
+# 6 s was Down and its tasks replaced (200 simulated nodes flapping, docs/scale.md). Each wait is
+# drawn between half and all of that: a leader killed under 1,000 nodes failed all their beats at one
+# instant, and without the spread they came back in step, thousands of calls at each doubling to the
+# two survivors that were trying to elect a leader.
 RETRY_FIRST = 0.1
 
 # The periods a node accepts from the leader; validate.py refuses a HeartbeatPeriod outside them, so
@@ -42,9 +46,9 @@ def next_beat(period: float, rng: random.Random | None = None) -> float:
     return period * (1.0 - JITTER * (rng or random).random())
 
 
-def after_failure(failures: int, period: float) -> float:
+def after_failure(failures: int, period: float, rng: random.Random | None = None) -> float:
     """Seconds before the next try after `failures` beats in a row reached no manager (at least 1)."""
-    return min(period, RETRY_FIRST * 2 ** (failures - 1))
+    return backoff(failures, RETRY_FIRST, period, rng)
 
 
 class Session:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.aio import BackgroundLoop
+from shoal.backoff import backoff
 from shoal.clusterclient import ClusterClient
 from shoal.errors import ShoalError
 from shoal.model.netdelta import Held
@@ -37,8 +38,7 @@ RETRY_MAX = 8.0
 
 def retry_after(failures: int, rng: random.Random | None = None) -> float:
     """Seconds before trying again after `failures` (at least 1) calls in a row reached no manager."""
-    ceiling = min(RETRY_MAX, RETRY_FIRST * 2 ** (failures - 1))
-    return ceiling * (0.5 + 0.5 * (rng or random).random())
+    return backoff(failures, RETRY_FIRST, RETRY_MAX, rng)
 
 
 # A status report is not urgent, and one sent again after a timeout is a duplicate the manager

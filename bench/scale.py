@@ -200,6 +200,7 @@ def run(
     spy_takeover: float = 0.0,
     agent_flags: tuple[str, ...] = (),
     garbage: bool = False,
+    spy_steady: bool = False,
 ) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
@@ -268,8 +269,12 @@ def run(
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
         # steady state: heartbeats, long polls waiting, the orchestrator's idle passes
         lead_pid = bed.agent_pid(leader(bed) or "swarm00")
+        steady_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-steady.pyspy.txt"
+        steady_spy = profile(lead_pid, STEADY_WINDOW, steady_out) if spy_steady else None
         cpu0, w0 = process_cpu(lead_pid), time.monotonic()
         time.sleep(STEADY_WINDOW)
+        if finish_profile(steady_spy, STEADY_WINDOW):
+            print(f"  leader profile while steady (py-spy raw): {steady_out}", flush=True)
         fig["steady_cpu_us"] = (process_cpu(lead_pid) - cpu0) / (time.monotonic() - w0) / nodes * 1e6
         print(
             f"  leader CPU with every task RUNNING, {STEADY_WINDOW:.0f} s: {fig['steady_cpu_us']:.0f} us per node "
@@ -458,6 +463,9 @@ def main() -> None:
     )
     p.add_argument("--garbage", action="store_true", help="each manager's cyclic garbage before the leader kill")
     p.add_argument(
+        "--profile-steady", action="store_true", help="py-spy the leader over the steady window (every task running)"
+    )
+    p.add_argument(
         "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
     )
     args = p.parse_args()
@@ -478,6 +486,7 @@ def main() -> None:
                 args.profile_takeover,
                 tuple(shlex.split(args.agent_args)),
                 args.garbage,
+                args.profile_steady,
             )
         except Exception as exc:  # one size failing still leaves the others' figures
             print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)

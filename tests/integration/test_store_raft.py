@@ -417,3 +417,22 @@ def test_a_leadership_change_is_told_in_the_log(trio: list[ReplicatedStore], cap
     )
     term = int(target.raft.raftCurrentTerm)
     assert any(line.startswith(f"Raft term {term}: leader") for line in told())
+
+
+def test_a_notice_wakes_its_waiter_on_a_commit_and_keeps_no_events(single: ReplicatedStore) -> None:
+    # what a node's assignment long poll waits on: woken by the tick thread's apply, nothing queued
+    async def main() -> tuple[bool, float, dict[str, int]]:
+        notice = single.notice(asyncio.get_running_loop())
+        try:
+            started = time.monotonic()
+            waiting = asyncio.create_task(notice.wait(10.0))
+            await asyncio.sleep(0.05)
+            await single.acommit([task(f"notice-{i}") for i in range(50)])
+            woke = await waiting
+            return woke, time.monotonic() - started, single.held()
+        finally:
+            notice.close()
+
+    woke, took, held = asyncio.run(main())
+    assert woke and took < 5.0, took
+    assert held["watch_events_queued"] <= 1  # a flag, not the commit's 50 events

@@ -225,7 +225,7 @@ class IdleStore:
     def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
         return self.applied_index, {k: [] for k in kinds}
 
-    def subscribe(self, loop: asyncio.AbstractEventLoop) -> IdleStore:
+    def notice(self, loop: asyncio.AbstractEventLoop) -> IdleStore:
         return self
 
     async def wait(self, timeout: float) -> bool:

@@ -103,7 +103,7 @@ class _AssignmentStore(StateStore):
     def applied_index(self) -> int:
         return self.index
 
-    def subscribe(self, loop: object = None) -> _Sub:
+    def notice(self, loop: object = None) -> _Sub:
         return _Sub()
 
 

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from shoal import metrics
-from shoal.errors import Unavailable, VersionConflict, WatchLost
+from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.netkeys import ring_of
 from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
@@ -379,7 +379,7 @@ async def assignments(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     net_changed_at: float | None = None
-    sub = store.subscribe(loop)
+    sub = store.notice(loop)
     try:
         while True:
             if gone():
@@ -433,11 +433,7 @@ async def assignments(
             del snap, tasks, keys
             if await sub.wait(pause):
                 await asyncio.sleep(COALESCE)
-                try:
-                    sub.discard()
-                except WatchLost:  # fell behind during a burst: watch again, then look again
-                    sub.close()
-                    sub = store.subscribe(loop)
+                sub.discard()  # a Notice holds no events: it cannot fall behind
     finally:
         sub.close()
 

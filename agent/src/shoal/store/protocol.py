@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, Protocol
 
 from shoal.store.changes import Change
-from shoal.store.watch import Subscription
+from shoal.store.watch import Notice, Subscription
 
 
 class StoreReader(Protocol):
@@ -41,6 +41,8 @@ class Store(StoreReader, Protocol):
     def applied_index(self) -> int: ...
 
     def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription: ...
+
+    def notice(self, loop: asyncio.AbstractEventLoop) -> Notice: ...
 
     def commit(
         self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None

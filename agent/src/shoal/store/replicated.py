@@ -38,7 +38,7 @@ from shoal.store.notifier import Notifier
 from shoal.store.readfirst import ReadFirstSyncObj
 from shoal.store.state import spec_name
 from shoal.store.transport import ShoalTransport, TransportHooks, node_addr
-from shoal.store.watch import Hub, Subscription, clone
+from shoal.store.watch import Hub, Notice, Subscription, clone
 from shoal.store.watchdog import CatchupWatchdog, follower_matches
 
 __all__ = ["RaftConfig", "ReplicatedStore"]
@@ -244,6 +244,12 @@ class ReplicatedStore:
         `get()` on your own thread, or `await aget()` on `loop`. Subscribe, then read the state."""
         with self._machine.lock:
             return self._hub.add(self._machine.state.last_index, loop, self.cfg.watch_max_pending)
+
+    def notice(self, loop: asyncio.AbstractEventLoop) -> Notice:
+        """A subscription that says only that something was applied (`Notice`): for waiters that
+        read the state again anyway. Subscribe, then read the state."""
+        with self._machine.lock:
+            return self._hub.add_notice(self._machine.state.last_index, loop)
 
     def held(self) -> dict[str, int]:
         """What this replica holds in memory that can grow under load: Raft log entries (pysyncobj

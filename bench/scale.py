@@ -164,6 +164,7 @@ def profile(pid: int | None, seconds: float, out: Path) -> subprocess.Popen[byte
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = [str(spy), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-d", str(int(seconds)), "--nonblocking"]
+    argv.append("--threads")  # which thread: the Raft tick thread's share is what an election waits on
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

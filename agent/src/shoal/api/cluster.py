@@ -37,7 +37,8 @@ def manager_of(request: web.Request) -> ManagerRole:
 
 
 def caller(request: web.Request, role: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The calling node's ID from its client certificate, checked against the store."""
+    """The calling node's ID from its client certificate, checked against the store, and its stored
+    node object (shared: read it, never change it)."""
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     try:
         peer = tls.peer_identity(ssl_obj) if isinstance(ssl_obj, ssl.SSLObject) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -31,3 +32,43 @@ def test_pieces_larger_and_smaller_than_a_slice_arrive_joined() -> None:
     assert status == 200 and content_type == "application/json"
     assert body == b"".join(pieces)
     assert sent == [len(body)]
+
+
+def test_a_client_that_leaves_mid_answer_ends_it_quietly() -> None:
+    # a node that gave up on its poll while a 3 MB answer was written: no 500, no traceback (the
+    # agent's servers do not cancel a handler whose client left, as aiohttp's TestServer does)
+    pieces = [b"x" * (stream.SLICE * 64)]  # far more than the socket buffers take at once
+    gone: list[int] = []
+    ended: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await stream.stream_pieces(request, pieces, on_gone=lambda: gone.append(1))
+        except BaseException as exc:
+            ended.append(type(exc).__name__)
+            raise
+        ended.append("returned")
+        return response
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_get("/answer", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as session:
+                resp = await session.get(f"http://127.0.0.1:{port}/answer")
+                await resp.content.read(1024)  # the answer has started
+                resp.close()  # and the client leaves
+            for _ in range(100):
+                if ended:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+    assert ended == ["returned"] and gone == [1]

@@ -109,6 +109,7 @@ def test_a_full_collection_is_made_when_due_and_frees_old_cycles(
     gc.collect(1)
     gc.collect(1)  # the cycles are in the old generation now
     full.heap_after_full = sys.getallocatedblocks()  # (this test process's heap, whatever ran before)
+    full.heap_after_thorough = full.heap_after_full
     assert full.check() is False  # neither the period nor the growth yet
     del kept  # 1,000 old cycles die: only a full collection can free them
     freed: list[int] = []
@@ -168,3 +169,37 @@ def test_period_0_leaves_full_collections_to_cpython(monkeypatch: pytest.MonkeyP
     assert asyncio.run(briefly(0)) == thresholds
     assert asyncio.run(briefly(600))[2] == gcpauses.NEVER
     assert gc.get_threshold() == thresholds and gcpauses.WATCH not in gc.callbacks
+
+
+def test_what_survives_a_full_collection_is_frozen_and_its_cycles_wait_for_a_thorough_one(
+    full: gcpauses.FullCollections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader of 30,000 tasks was held 2.5 s by one full collection walking the whole store: the
+    next one walks only what was made since; a cycle that dies among the frozen waits for growth."""
+    monkeypatch.setattr(gcpauses, "FULL_FLOOR", 1)
+    freed: list[int] = []
+
+    def count_freed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            freed.append(info["collected"])
+
+    kept = [cycle() for _ in range(1000)]
+    full.last_full -= 3600
+    assert full.check() is True
+    assert gc.get_freeze_count() >= 2000  # the kept cycles are frozen
+    assert len(gc.get_objects(generation=2)) < 2000  # and no collection walks them
+    del kept  # dead cycles among frozen objects
+    gc.callbacks.append(count_freed)
+    try:
+        full.last_full -= 3600
+        assert full.check() is True and not full.thorough
+        assert sum(freed) < 2000  # a full collection does not see them
+        full.heap_after_thorough = 1  # the heap "grew" THOROUGH_GROWTH times: a thorough one
+        full.last_full -= 3600
+        assert full.check() is True and full.thorough
+        assert sum(freed) >= 2000
+    finally:
+        gc.callbacks.remove(count_freed)
+    assert gc.get_freeze_count() > 0
+    full.give_back()
+    assert gc.get_freeze_count() == 0  # CPython's own schedule walks everything again

@@ -18,6 +18,17 @@ where counting the old generation means listing it).
 Reference counting frees everything that holds no cycle at once, as ever; a cycle that became
 garbage in the old generation waits for the next full collection. One long pause every few
 minutes at 1,000 nodes, instead of one every few seconds; at a few nodes, milliseconds.
+
+That one pause was still 2.5 s on a leader of 1,000 nodes / 30,000 tasks (11 M blocks), and it cost
+the leader its office (docs/scale.md, session 20). So each full collection made here ends with
+`gc.freeze()`: what survived it moves to the permanent generation, which no collection walks, and
+the next full collection walks only what was made since (the tasks and views that changed), not
+the whole store again. A frozen object is still freed by reference counting the moment nothing
+refers to it; only a cycle that becomes garbage among frozen objects waits, for a thorough
+collection (unfreeze, collect everything, freeze), made once the heap has grown THOROUGH_GROWTH
+times since the last thorough one: a leak of such cycles shows as growth and is collected then.
+(Freezing every 30 s while CPython still scheduled its own full collections was tried before and
+did not help: frozen objects no longer count in its trigger, so full collections came sooner.)
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ CHECK_PERIOD = 30.0
 FULL_PERIOD = 600.0
 FULL_GROWTH = 2.0  # a full collection once the heap reached this many times its size after the last
 FULL_FLOOR = 1_000_000  # blocks; below, CPython's own full collections (a small heap is cheap to walk)
+THOROUGH_GROWTH = 4.0  # unfreeze and collect everything once the heap grew this much since the last time
 NEVER = 2**31 - 1  # generation 2's threshold: automatic collections stop at generation 1
 LONG_PAUSE = 0.5  # a collection this long is said in the log (an election timeout is 0.25-2.4 s)
 
@@ -72,6 +84,8 @@ class FullCollections:
         self.floor = floor  # None: FULL_FLOOR
         self.last_full = time.monotonic()
         self.heap_after_full = 0
+        self.heap_after_thorough = 0
+        self.thorough = False  # whether the last full collection was a thorough one
         self.thresholds = gc.get_threshold()
 
     def take_over(self) -> None:
@@ -80,6 +94,7 @@ class FullCollections:
 
     def give_back(self) -> None:
         gc.set_threshold(*self.thresholds)
+        gc.unfreeze()  # CPython's own full collections walk every object again
 
     def check(self) -> bool:
         """True when it made a full collection. Below `FULL_FLOOR` blocks the full collections are
@@ -90,12 +105,19 @@ class FullCollections:
             return False
         self.take_over()
         now = time.monotonic()
-        grown = sys.getallocatedblocks() >= self.growth * max(self.heap_after_full, floor)
-        if now - self.last_full < self.period and not grown:
+        blocks = sys.getallocatedblocks()
+        grown = blocks >= self.growth * max(self.heap_after_full, floor)
+        self.thorough = blocks >= THOROUGH_GROWTH * max(self.heap_after_thorough, floor)
+        if now - self.last_full < self.period and not grown and not self.thorough:
             return False
+        if self.thorough:
+            gc.unfreeze()
         gc.collect()
+        gc.freeze()  # what survived is walked by no collection until the next thorough one
         self.last_full = now
         self.heap_after_full = sys.getallocatedblocks()
+        if self.thorough:
+            self.heap_after_thorough = self.heap_after_full
         return True
 
 
@@ -127,7 +149,12 @@ async def keep_pauses_short(
         while True:
             await asyncio.sleep(period)
             if full is not None and full.check():
-                log.info("full garbage collection: %d blocks allocated after it", full.heap_after_full)
+                log.info(
+                    "%s garbage collection: %d blocks allocated after it, %d of them frozen",
+                    "thorough" if full.thorough else "full",
+                    full.heap_after_full,
+                    gc.get_freeze_count(),
+                )
             metrics.GC_HEAP_BLOCKS.set(sys.getallocatedblocks())
             record()
     finally:

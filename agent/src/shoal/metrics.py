@@ -93,7 +93,7 @@ ASSIGNMENT_NETWORK_BYTES = Counter(
 )
 ASSIGNMENT_UNREAD = Counter(
     "shoal_assignment_answers_unread_total",
-    "Assignment answers ready only after the node had given up waiting (its connection closed).",
+    "Assignment answers the node gave up waiting for before it had read them (its connection closed).",
     registry=REGISTRY,
 )
 DISPATCHER_ROUND_LATE = Histogram(

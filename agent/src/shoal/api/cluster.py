@@ -179,7 +179,7 @@ async def task_assignments(request: web.Request) -> web.Response:
     size = sum(len(p) for p in pieces)
     metrics.ASSIGNMENT_ANSWERS.inc()
     metrics.ASSIGNMENT_BYTES.inc(size)
-    return await stream_pieces(request, pieces)
+    return await stream_pieces(request, pieces, on_gone=metrics.ASSIGNMENT_UNREAD.inc)
 
 
 async def task_status(request: web.Request) -> web.Response:

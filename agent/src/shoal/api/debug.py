@@ -88,6 +88,8 @@ def _describe(obj: Any) -> str:
 def _garbage(top: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
     """(objects, most frequent types, most frequent descriptions) of the cyclic garbage now."""
     flags = gc.get_debug()
+    frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()  # the garbage among long-lived objects too (gcpauses freezes them)
     gc.set_debug(flags | gc.DEBUG_SAVEALL)  # the collected objects land in gc.garbage instead
     try:
         gc.collect()
@@ -100,6 +102,8 @@ def _garbage(top: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]
     count = len(found)
     del found
     gc.collect()  # now freed for real
+    if frozen:
+        gc.freeze()
     return count, types.most_common(top), where.most_common(top)
 
 

@@ -2,7 +2,10 @@
 (anonymous and file-backed apart), its children's (pysyncobj writes snapshots in a forked child,
 which copies the pages it touches) and its `shoal_manager_held` gauges (Raft log, watch queues,
 the assignments' caches). One JSON line per manager per sample, tagged with the benchmark's phase,
-so that a manager that grows shows which structure grew with it."""
+so that a manager that grows shows which structure grew with it. Each line also carries the
+manager's CPU time so far and its Raft term, leadership and commit index, and the heartbeats and
+assignment answers it has served: the timeline of a takeover or a stall (which manager was busy,
+whether anything committed) read beside its memory."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _cluster import rss_kb
+from _cluster import process_cpu, rss_kb
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.bed import METRICS_ADDR, Testbed
@@ -29,8 +32,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+# series kept as they are (a timeline, not a peak): /metrics name -> the row's key
+TIMELINE = {
+    "shoal_raft_term": "raft_term",
+    "shoal_raft_leader": "raft_leader",
+    "shoal_raft_commit_index": "raft_commit_index",
+    "shoal_dispatcher_heartbeats_total": "heartbeats",
+    "shoal_assignment_answers_total": "assignment_answers",
+}
+
+
 def held(text: str) -> dict[str, float]:
-    """The `shoal_manager_held` gauges of a /metrics page, and its failed TLS handshakes by error."""
+    """The `shoal_manager_held` gauges of a /metrics page, its failed TLS handshakes by error, and
+    the TIMELINE series."""
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -38,6 +52,8 @@ def held(text: str) -> dict[str, float]:
                 out[sample.labels["what"]] = sample.value
             elif sample.name == "shoal_tls_handshake_failures_total":
                 out[f"tls_handshakes_failed_{sample.labels['error']}"] = sample.value
+            elif sample.name in TIMELINE:
+                out[TIMELINE[sample.name]] = sample.value
     return out
 
 
@@ -73,11 +89,13 @@ class MemorySampler(threading.Thread):
             gauges = {}
         row = {"t": round(time.monotonic() - t0, 1), "host": host, "phase": self.phase}
         row |= {"anon_mb": anon // 1024, "file_mb": file // 1024, "children_mb": kids // 1024, **gauges}
+        row["cpu_s"] = round(process_cpu(pid), 1)
         self._keep("manager RSS MB", (anon + file) / 1024)
         self._keep("manager anon MB", anon / 1024)
         self._keep("children RSS MB", kids / 1024)
         for what, value in gauges.items():
-            self._keep(what, value)
+            if what not in TIMELINE.values():
+                self._keep(what, value)
         return row
 
     def run(self) -> None:

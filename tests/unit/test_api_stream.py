@@ -4,8 +4,10 @@ slices cut across piece boundaries put back together by the client."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -72,3 +74,45 @@ def test_a_client_that_leaves_mid_answer_ends_it_quietly() -> None:
 
     asyncio.run(run())
     assert ended == ["returned"] and gone == [1]
+
+
+def test_a_long_list_is_answered_as_the_same_json_and_lets_the_loop_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [{"ID": f"t{i}", "Spec": {"n": i, "s": "é"}} for i in range(stream.BATCH * 3 + 7)]
+    ticks: list[int] = []
+    while_encoding: list[int] = []
+    write = stream.stream_pieces
+
+    async def counted(request: web.Request, pieces: list[bytes], *args: object, **kwargs: object) -> object:
+        while_encoding.append(len(ticks))  # the encoding is done: how often the loop ran meanwhile
+        return await write(request, pieces)
+
+    monkeypatch.setattr(stream, "stream_pieces", counted)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ticks.clear()
+        return await stream.json_list(request, items)
+
+    async def empty_handler(request: web.Request) -> web.StreamResponse:
+        return await stream.json_list(request, [])
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0)
+
+    async def run() -> tuple[int, bytes, bytes]:
+        app = web.Application()
+        app.router.add_get("/list", handler)
+        app.router.add_get("/empty", empty_handler)
+        async with TestClient(TestServer(app)) as client:
+            beside = asyncio.create_task(ticker())
+            resp = await client.get("/list")
+            body = await resp.read()
+            beside.cancel()
+            empty = await (await client.get("/empty")).read()
+            return resp.status, body, empty
+
+    status, body, empty = asyncio.run(run())
+    assert status == 200 and json.loads(body) == items
+    assert empty == b"[]"
+    assert while_encoding[0] >= 3  # the loop ran between the 4 batches

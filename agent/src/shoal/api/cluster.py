@@ -20,7 +20,7 @@ from shoal.api.errors import error_middleware, json_body
 from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
-from shoal.api.stream import stream_pieces
+from shoal.api.stream import json_list, stream_pieces
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shoal.manager import assignments
 from shoal.manager.control import nodes as node_ops
@@ -131,10 +131,10 @@ async def raft_join(request: web.Request) -> web.Response:
     )
 
 
-async def nodes_list(request: web.Request) -> web.Response:
+async def nodes_list(request: web.Request) -> web.StreamResponse:
     caller(request)
     manager = manager_of(request)
-    return web.json_response(node_ops.list_nodes(manager.store, parse_filters(request), manager.raft_view()))
+    return await json_list(request, node_ops.list_nodes(manager.store, parse_filters(request), manager.raft_view()))
 
 
 async def node_inspect(request: web.Request) -> web.Response:

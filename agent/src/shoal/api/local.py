@@ -28,6 +28,7 @@ from shoal.api.filters import parse_filters
 from shoal.api.keys import AGENT
 from shoal.api.metrics import request_metrics
 from shoal.api.secrets import BODY_LIMIT  # a 1000 KB config in base64; json_body keeps 1 MiB for the rest
+from shoal.api.stream import json_list
 from shoal.api.ui import load_token, page_url
 from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.manager.control import nodes as node_ops
@@ -215,13 +216,13 @@ async def _remote_read(agent: Agent, path: str) -> Any:
     return data
 
 
-async def nodes_list(request: web.Request) -> web.Response:
+async def nodes_list(request: web.Request) -> web.StreamResponse:
     agent = agent_of(request)
     filters = parse_filters(request)
     if agent.manager is None:
         query = f"?{request.query_string}" if request.query_string else ""
         return web.json_response(await _remote_read(agent, f"/nodes{query}"))
-    return web.json_response(node_ops.list_nodes(agent.manager.store, filters, agent.manager.raft_view()))
+    return await json_list(request, node_ops.list_nodes(agent.manager.store, filters, agent.manager.raft_view()))
 
 
 async def node_inspect(request: web.Request) -> web.Response:

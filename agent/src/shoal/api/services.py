@@ -11,6 +11,7 @@ from shoal.api.errors import json_body, query_bool, query_int
 from shoal.api.filters import parse_filters
 from shoal.api.images import registry_auth
 from shoal.api.keys import AGENT
+from shoal.api.stream import json_list
 from shoal.manager.control import services as control
 
 
@@ -64,9 +65,9 @@ async def remove(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def list_tasks(request: web.Request) -> web.Response:
+async def list_tasks(request: web.Request) -> web.StreamResponse:
     manager = request.app[AGENT].require_manager()
-    return web.json_response(control.list_tasks(manager.store, parse_filters(request)))
+    return await json_list(request, control.list_tasks(manager.store, parse_filters(request)))
 
 
 async def inspect_task(request: web.Request) -> web.Response:

@@ -39,6 +39,8 @@ TIMELINE = {
     "shoal_raft_commit_index": "raft_commit_index",
     "shoal_dispatcher_heartbeats_total": "heartbeats",
     "shoal_assignment_answers_total": "assignment_answers",
+    "shoal_raft_commit_duration_seconds_sum": "commit_seconds",  # with _count: this manager's writes' latency
+    "shoal_raft_commit_duration_seconds_count": "commits",
 }
 
 

@@ -27,6 +27,7 @@ from shoal.store import (
     ReplicatedStore,
     StaleEpoch,
     StoreError,
+    Timeout,
     VersionConflict,
 )
 from shoal.store.config import DUMP_FILE
@@ -436,3 +437,24 @@ def test_a_notice_wakes_its_waiter_on_a_commit_and_keeps_no_events(single: Repli
     woke, took, held = asyncio.run(main())
     assert woke and took < 5.0, took
     assert held["watch_events_queued"] <= 1  # a flag, not the commit's 50 events
+
+
+def test_a_write_without_a_timeout_gets_the_configured_deadline(tmp_path: Path) -> None:
+    # a write's default deadline is the config's commit_timeout (stretched with the election timeout)
+    (store,) = start([f"127.0.0.1:{free_port()}"], tmp_path, commit_timeout=0.3)
+    try:
+        leader_of([store])
+        assert store.commit([task("on-time")]) > 0
+        original = store._machine.apply_batch
+
+        def lost(*args: Any, **kwargs: Any) -> None:  # the proposal is lost: nothing ever answers
+            return None
+
+        store._machine.apply_batch = lost  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(Timeout):
+            store.commit([task("late")])
+        assert 0.25 <= time.monotonic() - started < 1.5  # its 0.3 s, not the former fixed 2 s
+        store._machine.apply_batch = original  # type: ignore[method-assign]
+    finally:
+        store.close()

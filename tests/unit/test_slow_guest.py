@@ -22,6 +22,7 @@ def test_a_longer_election_timeout_stretches_every_raft_timeout_but_not_the_peri
     assert slow.raft_max_timeout == pytest.approx(base.raft_max_timeout * 12)
     assert slow.leader_fallback_timeout == pytest.approx(base.leader_fallback_timeout * 12)
     assert slow.quorum_wait == pytest.approx(base.quorum_wait * 12)
+    assert slow.commit_timeout == pytest.approx(base.commit_timeout * 12)  # a write's default deadline
     assert slow.append_entries_period == base.append_entries_period
     slow.validate()
 

@@ -46,6 +46,10 @@ class RaftConfig:
     ping_period: float = 0.5  # keep idle peer connections fresh (notes defect 1); 0 turns it off
     catchup_stall_timeout: float = 5.0  # leader forces a compaction for a stalled follower (defect 2)
     quorum_wait: float = 1.0  # a write waits this long for a leader with a majority, then NoQuorum
+    # A write's default deadline; stretched with the election timeout: at 1,000 nodes on two CPUs
+    # commits took over 2 s while the leader was busy, and every such write (a `service update`,
+    # the dispatcher's Down marks) failed with its outcome unknown (docs/scale.md, session 20)
+    commit_timeout: float = 2.0
     flush_journal: bool = True  # sync the journal before acknowledging (defect 4)
     watch_max_pending: int = 100_000  # events a subscriber may lag before it is dropped
     # Where this manager's data key (encryption at rest) lives; default `<state>/keys/raft.dek`
@@ -78,6 +82,7 @@ class RaftConfig:
         cfg.leader_fallback_timeout *= factor
         cfg.connection_timeout *= factor
         cfg.quorum_wait *= factor
+        cfg.commit_timeout *= factor
         cfg.catchup_stall_timeout *= factor
         return cfg
 

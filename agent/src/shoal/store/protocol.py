@@ -45,11 +45,21 @@ class Store(StoreReader, Protocol):
     def notice(self, loop: asyncio.AbstractEventLoop) -> Notice: ...
 
     def commit(
-        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+        self,
+        changes: list[Change],
+        timeout: float | None = None,
+        *,
+        request_id: str | None = None,
+        epoch: int | None = None,
     ) -> int: ...
 
     async def acommit(
-        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+        self,
+        changes: list[Change],
+        timeout: float | None = None,
+        *,
+        request_id: str | None = None,
+        epoch: int | None = None,
     ) -> int: ...
 
 

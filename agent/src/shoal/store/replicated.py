@@ -155,25 +155,37 @@ class ReplicatedStore:
 
     # ---- writes
     def commit(
-        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+        self,
+        changes: list[Change],
+        timeout: float | None = None,
+        *,
+        request_id: str | None = None,
+        epoch: int | None = None,
     ) -> int:
         """Apply all changes as one Raft command, or none; return its log index.
 
+        `timeout`: the write's deadline, default the config's `commit_timeout`.
         `request_id`: pass the same one to retry a write whose outcome is unknown (applied once).
         `epoch`: fence the write to that epoch (StaleEpoch if a newer leader announced itself).
         Never call it on the tick thread (a replicated method or pysyncobj callback): it would wait
         for itself.
         """
         self._check_caller()
+        limit = self.cfg.commit_timeout if timeout is None else timeout
         with metrics.timed(metrics.RAFT_COMMIT_SECONDS):
-            return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
+            return int(_drive(lambda wake: self._new_op(changes, limit, request_id, epoch, wake)))
 
     def run_proposal(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
         """Drive any pysyncobj proposal (membership changes) like a write: retries, fast NoQuorum."""
         return _drive(lambda wake: self._op(propose, timeout, wake, **kw))
 
     async def acommit(
-        self, changes: list[Change], timeout: float = 2.0, *, request_id: str | None = None, epoch: int | None = None
+        self,
+        changes: list[Change],
+        timeout: float | None = None,
+        *,
+        request_id: str | None = None,
+        epoch: int | None = None,
     ) -> int:
         """commit() for asyncio: never blocks the loop (pysyncobj answers via call_soon_threadsafe)."""
         self._check_caller()
@@ -184,7 +196,7 @@ class ReplicatedStore:
             with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                 loop.call_soon_threadsafe(woken.set)
 
-        op = self._new_op(changes, timeout, request_id, epoch, wake)
+        op = self._new_op(changes, self.cfg.commit_timeout if timeout is None else timeout, request_id, epoch, wake)
         started = time.perf_counter()
         while True:
             woken.clear()

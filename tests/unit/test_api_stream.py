@@ -87,6 +87,7 @@ def test_a_long_list_is_answered_as_the_same_json_and_lets_the_loop_run(monkeypa
         return await write(request, pieces)
 
     monkeypatch.setattr(stream, "stream_pieces", counted)
+    monkeypatch.setattr(stream, "YIELD_AFTER", 0.0)  # every batch: the test's lists encode in microseconds
 
     async def handler(request: web.Request) -> web.StreamResponse:
         ticks.clear()

@@ -171,9 +171,8 @@ class ReplicatedStore:
         for itself.
         """
         self._check_caller()
-        limit = self.cfg.commit_timeout if timeout is None else timeout
         with metrics.timed(metrics.RAFT_COMMIT_SECONDS):
-            return int(_drive(lambda wake: self._new_op(changes, limit, request_id, epoch, wake)))
+            return int(_drive(lambda wake: self._new_op(changes, timeout, request_id, epoch, wake)))
 
     def run_proposal(self, propose: Callable[..., None], timeout: float, **kw: Any) -> Any:
         """Drive any pysyncobj proposal (membership changes) like a write: retries, fast NoQuorum."""
@@ -196,7 +195,7 @@ class ReplicatedStore:
             with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                 loop.call_soon_threadsafe(woken.set)
 
-        op = self._new_op(changes, self.cfg.commit_timeout if timeout is None else timeout, request_id, epoch, wake)
+        op = self._new_op(changes, timeout, request_id, epoch, wake)
         started = time.perf_counter()
         while True:
             woken.clear()
@@ -211,7 +210,7 @@ class ReplicatedStore:
     def _new_op(
         self,
         changes: list[Change],
-        timeout: float,
+        timeout: float | None,
         request_id: str | None,
         epoch: int | None,
         wake: Callable[[], None],
@@ -230,7 +229,7 @@ class ReplicatedStore:
         def propose(callback: Callable[[Any, int], None]) -> None:
             machine.apply_batch(rid, wire, epoch, callback=callback)
 
-        return self._op(propose, timeout, wake)
+        return self._op(propose, self.cfg.commit_timeout if timeout is None else timeout, wake)
 
     def _op(self, propose: Callable[..., None], timeout: float, wake: Callable[[], None], **kw: Any) -> CommitOp:
         return CommitOp(

@@ -11,7 +11,7 @@ import pickle
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, TypeVar
 
 from shoal.store.changes import Event
 from shoal.store.errors import WatchLost
@@ -50,15 +50,19 @@ class Subscription:
         with self._cond:
             if self._closed:
                 return None
-            if len(self._items) + len(events) > self._max:
-                self._lost, self._closed = True, True
-                self._items.clear()
-            else:
-                self._items.extend(events)
+            self._queue(events)
             self._cond.notify_all()
         if self._loop is None or self._aevent is None:
             return None
         return self._loop, self._aevent
+
+    def _queue(self, events: list[Event]) -> None:
+        # called with the condition held
+        if len(self._items) + len(events) > self._max:
+            self._lost, self._closed = True, True
+            self._items.clear()
+        else:
+            self._items.extend(events)
 
     def _wake_loop(self) -> None:
         if self._loop is not None and self._aevent is not None:
@@ -160,14 +164,8 @@ class Notice(Subscription):
         super().__init__(hub, index, loop, max_pending=1)
         self._changed = False
 
-    def _push(self, events: list[Event]) -> tuple[asyncio.AbstractEventLoop, asyncio.Event] | None:
-        with self._cond:
-            if self._closed:
-                return None
-            self._changed = True
-        if self._loop is None or self._aevent is None:
-            return None
-        return self._loop, self._aevent
+    def _queue(self, events: list[Event]) -> None:
+        self._changed = True
 
     def _ready(self) -> bool:
         return self._changed
@@ -184,6 +182,9 @@ class Notice(Subscription):
         return int(self._changed)
 
 
+_Sub = TypeVar("_Sub", bound=Subscription)
+
+
 def _set_all(aevents: list[asyncio.Event]) -> None:
     for aevent in aevents:
         aevent.set()
@@ -196,16 +197,15 @@ class Hub:
         self._lock = threading.Lock()
 
     def add(self, index: int, loop: asyncio.AbstractEventLoop | None, max_pending: int) -> Subscription:
-        sub = Subscription(self, index, loop, max_pending)
+        return self._register(Subscription(self, index, loop, max_pending))
+
+    def add_notice(self, index: int, loop: asyncio.AbstractEventLoop | None) -> Notice:
+        return self._register(Notice(self, index, loop))
+
+    def _register(self, sub: _Sub) -> _Sub:
         with self._lock:
             self._subs[sub] = None
         return sub
-
-    def add_notice(self, index: int, loop: asyncio.AbstractEventLoop | None) -> Notice:
-        notice = Notice(self, index, loop)
-        with self._lock:
-            self._subs[notice] = None
-        return notice
 
     def remove(self, sub: Subscription) -> None:
         with self._lock:

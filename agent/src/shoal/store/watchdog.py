@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shoal.store.elections import followers_of
+
 
 class CatchupWatchdog:
     def __init__(self, stall_timeout: float = 5.0) -> None:
@@ -48,11 +50,5 @@ class CatchupWatchdog:
 
 def follower_matches(status: Mapping[str, Any]) -> tuple[int, dict[str, int]]:
     """(commit index, match index of each connected follower) from pysyncobj's getStatus()."""
-    prefix_match, prefix_conn = "match_idx_server_", "partner_node_status_server_"
-    match: dict[str, int] = {}
-    for key, value in status.items():
-        if key.startswith(prefix_match):
-            peer = key[len(prefix_match) :]
-            if status.get(prefix_conn + peer) == 2:  # 2 = connected in pysyncobj's status
-                match[peer] = int(value)
-    return int(status.get("commit_idx") or 0), match
+    followers = followers_of(status)
+    return int(status.get("commit_idx") or 0), {peer: match for peer, (up, _next, match) in followers.items() if up}

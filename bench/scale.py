@@ -18,6 +18,7 @@ while every task runs (heartbeats, idle polls and passes). `--growth` runs N in 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import subprocess
@@ -155,6 +156,42 @@ def rolling_update(bed: Testbed, service_id: str, parallelism: int) -> int:
     spec["UpdateConfig"] = {"Parallelism": parallelism, "Delay": 0, "Monitor": 0, "Order": "stop-first"}
     client.post(f"/services/{service_id}/update", spec, version=service["Version"]["Index"])
     return int(spec["Mode"]["Replicated"]["Replicas"])
+
+
+def update_pace(bed: Testbed, service_id: str, since_ns: int) -> str:
+    """Where a rolling update's time goes, from its new tasks: batches (tasks created within 0.2 s of
+    each other), how long a batch took from its creation to its last task RUNNING (delivery, start,
+    report, commit), and from there to the next batch's creation (the orchestrator's turn)."""
+    new = sorted(
+        (
+            (parse_rfc3339(t["CreatedAt"]), t)
+            for t in api(bed, FOLLOWER, 60).get("/tasks", filters=json.dumps({"service": [service_id]}))
+            if parse_rfc3339(t["CreatedAt"]) >= since_ns
+        ),
+        key=lambda pair: pair[0],
+    )
+    batches: list[list[tuple[int, dict[str, Any]]]] = []
+    for at, t in new:
+        if batches and at - batches[-1][-1][0] <= 200_000_000:
+            batches[-1].append((at, t))
+        else:
+            batches.append([(at, t)])
+    to_running, to_next = [], []
+    for i, batch in enumerate(batches):
+        runs = [parse_rfc3339(t["Status"]["Timestamp"]) for _, t in batch if t["Status"]["State"] == "running"]
+        if len(runs) < len(batch):
+            continue
+        to_running.append((max(runs) - batch[0][0]) / 1e9)
+        if i + 1 < len(batches):
+            to_next.append((batches[i + 1][0][0] - max(runs)) / 1e9)
+
+    def median(xs: list[float]) -> str:
+        return f"{sorted(xs)[len(xs) // 2]:.2f} s" if xs else "-"
+
+    return (
+        f"{len(new)} new tasks in {len(batches)} batches; a batch's creation to its last task RUNNING: median "
+        f"{median(to_running)}; from there to the next batch: median {median(to_next)}"
+    )
 
 
 def update_done(bed: Testbed, service_id: str) -> bool:
@@ -322,7 +359,7 @@ def run(
         parallelism = max(1, nodes // 10)
         memory.phase = "rolling"
         sent0 = assignment_totals(bed)
-        t0 = time.monotonic()
+        t0, update_ns = time.monotonic(), time.time_ns()
         try:
             replaced = rolling_update(bed, services[0], parallelism)
         except Exception as exc:  # its write lost (an election): the leader kill is still measured
@@ -338,6 +375,7 @@ def run(
                 f"{fig['rolling_s']:.1f} s{'' if done else ' (NOT REACHED)'}",
                 flush=True,
             )
+            print(f"    {update_pace(bed, services[0], update_ns)}", flush=True)
             until("tasks running after the update", all_running, timeout, 1.0)
         sent = since(assignment_totals(bed), sent0)
         fig["rolling_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024

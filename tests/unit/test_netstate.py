@@ -174,3 +174,40 @@ def test_netview_json_is_the_node_state_encoded() -> None:
         for node in [*nodes, {"ID": "unknown"}]:
             wire = json.loads(json.dumps(view.for_node(node["ID"])))  # tuples go out as lists
             assert json.loads(view.for_node_json(node["ID"])) == wire, (seed, node["ID"])
+
+
+def test_a_view_built_on_an_earlier_ones_encodings_encodes_the_same_items() -> None:
+    """Texts reused from the previous snapshot's view are those of unchanged values only: a task
+    that stopped, moved or started is encoded anew, and the items and version are a fresh view's."""
+    for seed in range(30):
+        tasks, services, nets, nodes = random_cluster(seed)
+        earlier = NetView(tasks, services, nets, nodes)
+        for net_id in earlier.by_net:
+            earlier.network(net_id)
+        rng = random.Random(seed)
+        changed = []
+        for t in tasks:
+            roll = rng.random()
+            if roll < 0.2:
+                t = with_status(t, rng.choice(["running", "starting", "shutdown"]), "x", NOW)
+            elif roll < 0.3:
+                t = dict(t, NodeID=rng.choice([n["ID"] for n in nodes]))
+            elif roll < 0.35:
+                t = dict(t, Slot=(t.get("Slot") or 0) + 7)
+            changed.append(t)
+        reusing = NetView(changed, services, nets, nodes, earlier.encodings)
+        fresh = NetView(changed, services, nets, nodes)
+        for net_id in fresh.by_net:
+            assert reusing.network(net_id)["items"] == fresh.network(net_id)["items"], (seed, net_id)
+            assert reusing.network(net_id)["digest"] == fresh.network(net_id)["digest"], (seed, net_id)
+
+
+def test_mac_of_a_dotted_quad_is_dockers_and_anything_else_is_ipaddress_s() -> None:
+    assert mac_of("10.0.1.2/24") == "02:42:0a:00:01:02"
+    assert mac_of("255.0.16.9") == "02:42:ff:00:10:09"
+    for bad in ("01.2.3.4", "1.2.3.256", "1.2.3", "a.b.c.d", "1.2.3.\u00b2"):
+        try:
+            mac_of(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was given a MAC")

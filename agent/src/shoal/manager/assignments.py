@@ -20,7 +20,7 @@ from typing import Any
 from shoal import metrics
 from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.netkeys import ring_of
-from shoal.manager.netstate import NetView
+from shoal.manager.netstate import Encodings, NetView
 from shoal.manager.secretdelivery import payloads_for
 from shoal.model import netkeys, taskdelta
 from shoal.model.network import is_encrypted
@@ -58,6 +58,8 @@ class Snapshot:
     deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
     wholes: set[tuple[str, str | None]] = field(default_factory=set)
+    # the previous snapshot's encoded network items, for its unchanged ones (NetView); dropped once used
+    encoded_before: dict[str, Encodings] = field(default_factory=dict)
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -70,7 +72,8 @@ class Snapshot:
 
     @cached_property
     def net(self) -> NetView:
-        return NetView(self.tasks, self.services, self.networks, self.nodes)
+        before, self.encoded_before = self.encoded_before, {}
+        return NetView(self.tasks, self.services, self.networks, self.nodes, before)
 
     @property
     def service_names(self) -> dict[str, str]:
@@ -136,7 +139,10 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     tasks = lists["task"]
     live = {t["ID"] for t in tasks}
     stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-    return Snapshot(index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now)
+    encoded = cached.net.encodings if cached is not None and "net" in cached.__dict__ else {}
+    return Snapshot(
+        index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, encoded_before=encoded
+    )
 
 
 def _index(snap: Snapshot) -> Snapshot:

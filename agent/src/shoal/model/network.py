@@ -68,7 +68,13 @@ def gateway_of(network: dict[str, Any]) -> str:
 
 def mac_of(address: str) -> str:
     """Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes."""
-    packed = ipaddress.ip_address(address.split("/")[0]).packed
+    ip = address.split("/")[0]
+    octets = ip.split(".")
+    # the plain dotted quad without ipaddress (a manager derives 30,000 of these per snapshot);
+    # anything else (leading zeros, IPv6, garbage) is ipaddress's to accept or refuse
+    if len(octets) == 4 and all(o.isascii() and o.isdigit() and o == str(int(o)) and int(o) < 256 for o in octets):
+        return "02:42:" + ":".join(f"{int(o):02x}" for o in octets)
+    packed = ipaddress.ip_address(ip).packed
     return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 

@@ -17,6 +17,7 @@ from shoal.manager.orchestrator.reconcile import reconcile
 from shoal.manager.orchestrator.update import Watch
 from shoal.manager.scheduler.loads import NodeLoads
 from shoal.model.ids import now_rfc3339
+from shoal.store.changes import Change
 from shoal.store.protocol import Store
 
 log = logging.getLogger("shoal.orchestrator")
@@ -29,6 +30,48 @@ IDLE_PERIOD = 10.0
 RETRY_PERIOD = 1.0  # after a pass that failed: the write it lost may bring no event (no quorum, a bug)
 DEBOUNCE = 0.005  # gather a burst of events into one pass
 MAX_DEBOUNCE = 2.0
+
+
+# Entries of one pass in Raft at once. One after the other, each waited for its commit (about 1 s on
+# a busy leader at 1,000 nodes: journal syncs, status reports from every node in the same log), and
+# 30,000 new tasks took 60 commits in a row: their creation, not their start, was most of the time
+# to RUNNING (docs/scale.md). In flight together, one journal sync and one append to the followers
+# carry several.
+ENTRIES_IN_FLIGHT = 8
+
+
+async def commit_entries(
+    store: Store, entries: list[list[Change]], epoch: int, in_flight: int = ENTRIES_IN_FLIGHT
+) -> None:
+    """Commit `entries` in order, up to `in_flight` of them proposed at once; raises the first
+    failure once those proposed have finished (each entry is all-or-nothing, a pass is not: the
+    next pass re-reads the store and decides again what a failed entry left out), and proposes no
+    more after it."""
+    pending: list[asyncio.Task[int]] = []
+    failure: BaseException | None = None
+    try:
+        for entry in entries:
+            while len(pending) >= in_flight and failure is None:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                failure = _first_failure(pending)
+                pending = [p for p in pending if not p.done()]
+            if failure is not None:
+                break
+            pending.append(asyncio.ensure_future(store.acommit(entry, timeout=5.0, epoch=epoch)))
+        if pending:
+            await asyncio.wait(pending)
+        failure = failure or _first_failure(pending)
+    finally:
+        for p in pending:  # cancelled (the orchestrator stopped): no write of this pass is waited for
+            p.cancel()
+    if failure is not None:
+        raise failure
+
+
+def _first_failure(tasks: list[asyncio.Task[int]]) -> BaseException | None:
+    """The first failure among the finished `tasks`; every one's is read (none is left unretrieved)."""
+    failures = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+    return next((f for f in failures if f is not None), None)
 
 
 class Orchestrator:
@@ -80,8 +123,7 @@ class Orchestrator:
         if not plan.changed():
             return 0
         batch = changes(plan, {t["ID"]: t for t in tasks}, {s["ID"]: s for s in services})
-        for entry in split(batch):  # the loop reads heartbeats between entries
-            await self.store.acommit(entry, timeout=5.0, epoch=self.epoch)
+        await commit_entries(self.store, split(batch), self.epoch)
         self.passes += 1
         return len(batch)
 

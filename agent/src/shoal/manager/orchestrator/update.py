@@ -98,18 +98,26 @@ def step(
     """
     status = service.get("UpdateStatus") or {}
     state = status.get("State")
-    dirty = {u: ts for u, ts in units.items() if ts and not up_to_date(ts[-1], service)}
+    current: dict[str, bool] = {}  # task ID -> up to date: each task compared once per pass, not thrice
+
+    def fresh_task(task: dict[str, Any]) -> bool:
+        known = current.get(task["ID"])
+        if known is None:
+            known = current[task["ID"]] = up_to_date(task, service)
+        return known
+
+    dirty = {u: ts for u, ts in units.items() if ts and not fresh_task(ts[-1])}
     if state in ("paused", "rollback_paused"):
         return set(dirty), False  # frozen until the user updates again
     if not dirty and state not in ("updating", "rollback_started"):
         return set(), False
     cfg = update_config(service)
     started_ns = parse_rfc3339(status["StartedAt"]) if status.get("StartedAt") else now_ns
-    fresh = [ts[-1] for ts in units.values() if ts and up_to_date(ts[-1], service)]
+    fresh = [ts[-1] for ts in units.values() if ts and fresh_task(ts[-1])]
     fresh_since = [t for t in fresh if parse_rfc3339(t["CreatedAt"]) >= started_ns]
     in_flight = [t for t in fresh_since if t["Status"]["State"] not in ("running",) and not failed(t)]
     # failures of new tasks anywhere in the service's history: a restarted one leaves its unit
-    new_tasks = [t for t in (history or []) if up_to_date(t, service) and parse_rfc3339(t["CreatedAt"]) >= started_ns]
+    new_tasks = [t for t in (history or []) if fresh_task(t) and parse_rfc3339(t["CreatedAt"]) >= started_ns]
     watch = watch if watch is not None else Watch()
     monitor_ns = int(cfg.get("Monitor", 0))
     for t in new_tasks:

@@ -18,7 +18,8 @@ from functools import cached_property
 from typing import Any
 
 from shoal import metrics
-from shoal.errors import Unavailable, VersionConflict
+from shoal.errors import Unavailable
+from shoal.manager import reportbatch
 from shoal.manager.netkeys import ring_of
 from shoal.manager.netstate import Encodings, NetView
 from shoal.manager.secretdelivery import payloads_for
@@ -498,28 +499,15 @@ def status_changes(store: Store, node_id: str, reports: list[dict[str, Any]]) ->
     ]
 
 
-REPORT_TRIES = 5
-
-
 async def apply_reports(store: Store, node_id: str, reports: list[dict[str, Any]]) -> int:
-    """The reports that move a task forward, in one commit. Never dropped unsaid: the node takes
-    an answer as delivered and never reports that state again (issue 12: a RUNNING report lost so
-    left a running task ACCEPTED for good), so a batch that keeps conflicting, or that names a
-    task a lagging replica does not have yet, is a 503 and the node sends it again (elsewhere)."""
+    """The reports that move a task forward, committed with other nodes' (manager/reportbatch.py).
+    Never dropped unsaid: the node takes an answer as delivered and never reports that state again
+    (issue 12: a RUNNING report lost so left a running task ACCEPTED for good), so a report that
+    keeps conflicting, or that names a task a lagging replica does not have yet, is a 503 and the
+    node sends it again (elsewhere)."""
     if _lagging(store) and any(store.get("task", str(r.get("ID", ""))) is None for r in reports):
         raise Unavailable("task status not applied: this manager's replica lacks some of the tasks yet")
-    for attempt in range(REPORT_TRIES):
-        batch = status_changes(store, node_id, reports)
-        if not batch:
-            return 0
-        try:
-            await store.acommit(batch)
-            return len(batch)
-        except VersionConflict:
-            # the orchestrator touched a task meanwhile, or (a follower) the replica the batch was
-            # read from has not applied the commit that moved it yet: re-read and retry
-            await asyncio.sleep(0.02 * (attempt + 1))
-    raise Unavailable("task status not applied: its tasks kept changing meanwhile; send it again")
+    return await reportbatch.batcher(store, lambda node, rs: status_changes(store, node, rs)).submit(node_id, reports)
 
 
 def _lagging(store: Store) -> bool:

@@ -60,9 +60,13 @@ class ReportBatcher:
         """How many task changes `reports` made, once they are committed."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.queue.append(_Waiting(node_id, reports, done))
-        if self.runner is None or self.runner.done():
-            self.runner = asyncio.ensure_future(self._run())
+        self._kick()
         return await done
+
+    def _kick(self) -> None:
+        """Entries are built while reports wait: start building if nothing is."""
+        if self.queue and (self.runner is None or self.runner.done()):
+            self.runner = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         while self.queue:
@@ -145,8 +149,7 @@ class ReportBatcher:
             for w in part:
                 w.group = self.groups
         self.queue.extendleft(reversed(waiting))
-        if self.queue and (self.runner is None or self.runner.done()):
-            self.runner = asyncio.ensure_future(self._run())
+        self._kick()
 
 
 def _fail(waiting: _Waiting, exc: BaseException) -> None:

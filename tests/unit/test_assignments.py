@@ -171,13 +171,13 @@ class CommittingStore(FakeStore):
     """Commits fail with a version conflict `conflicts` times (None: always); `lag`: entries its
     replica is behind the leader's commits."""
 
-    def __init__(self, tasks: list[dict[str, Any]], conflicts: int | None = 0, lag: int = 0) -> None:
+    def __init__(self, tasks: list[dict[str, Any]], conflicts: int | None = 0, lag: int | None = 0) -> None:
         super().__init__(tasks)
         self.conflicts = conflicts
         self.lag = lag
         self.committed: list[Any] = []
 
-    def replica_lag(self) -> int:
+    def replica_lag(self) -> int | None:
         return self.lag
 
     async def acommit(self, changes: list[Any], **_: Any) -> int:
@@ -206,9 +206,10 @@ def test_a_report_never_applied_is_a_503_not_a_silent_drop() -> None:
 
 
 def test_a_lagging_replica_that_lacks_the_task_answers_503() -> None:
-    store = CommittingStore([], lag=3)
-    with pytest.raises(Unavailable, match="replica lacks"):
-        asyncio.run(apply_reports(store, "n1", RUNNING))  # type: ignore[arg-type]
+    for lag in (3, None):  # None: not known current (restarted, or a leader before its epoch applied)
+        store = CommittingStore([], lag=lag)
+        with pytest.raises(Unavailable, match="replica lacks"):
+            asyncio.run(apply_reports(store, "n1", RUNNING))  # type: ignore[arg-type]
     # a current replica (the leader's): a task it lacks is gone, and its report dropped
     assert asyncio.run(apply_reports(CommittingStore([]), "n1", RUNNING)) == 0  # type: ignore[arg-type]
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.errors import ShoalError, Unavailable
+from shoal.store.leadership import Leadership
 from shoal.worker import taskloop
 from shoal.worker.taskloop import TaskLoop, newer
 
@@ -112,7 +113,7 @@ def test_call_any_skips_managers_that_answer_503_but_not_other_errors() -> None:
 
 
 class Sync:
-    def __init__(self, leader: bool, status: dict[str, int]) -> None:
+    def __init__(self, leader: bool, status: dict[str, int | None]) -> None:
         self.leader, self.status = leader, status
 
     def _isLeader(self) -> bool:
@@ -138,5 +139,37 @@ def test_a_follower_far_behind_the_leaders_commits_refuses_assignments_with_503(
         assert exc.status == 503 and exc.message == "this manager's replica is 3800 entries behind the leader's commits"
     else:
         raise AssertionError("a follower 3,800 entries behind answered assignments")
+    store._leadership = Leadership("m1", None, None)  # type: ignore[arg-type]
+    store._leadership.leading = True
     store._sync = Sync(True, {"leader_commit_idx": 0, "last_applied": 1200})
-    manager.check_replica_current()  # the leader is current by definition
+    manager.check_replica_current()  # a leader whose epoch is applied has every committed entry
+
+
+def refusal(manager: Any) -> str:
+    try:
+        manager.check_replica_current()
+    except Unavailable as exc:
+        assert exc.status == 503
+        return exc.message
+    raise AssertionError("a replica not known current answered assignments")
+
+
+def test_a_replica_not_known_current_refuses_assignments_with_503() -> None:
+    """A restarted manager applies only up to the commit index its journal saved (once a second):
+    answered from that, a restarted node finds its newest task missing and stops it, then starts
+    it again once the leader's commit brings it back (a new process for the same task)."""
+    from shoal.manager.manager import ManagerRole
+    from shoal.store.replicated import ReplicatedStore
+
+    store = ReplicatedStore.__new__(ReplicatedStore)
+    manager = ManagerRole.__new__(ManagerRole)
+    manager.store = store
+    store._leadership = Leadership("m1", None, None)  # type: ignore[arg-type]
+    store._sync = Sync(False, {"leader_commit_idx": None, "last_applied": 12})  # no leader spoke yet
+    assert refusal(manager) == "this manager's replica is not known to be current yet (it is starting or taking over)"
+    store._sync = Sync(True, {"leader_commit_idx": 12, "last_applied": 12})  # elected, its epoch not applied
+    assert refusal(manager) == "this manager's replica is not known to be current yet (it is starting or taking over)"
+    store._leadership.leading = True
+    manager.check_replica_current()
+    store._sync = Sync(False, {"leader_commit_idx": 14, "last_applied": 14})  # a follower a leader spoke to
+    manager.check_replica_current()

@@ -512,4 +512,7 @@ async def apply_reports(store: Store, node_id: str, reports: list[dict[str, Any]
 
 def _lagging(store: Store) -> bool:
     lag = getattr(store, "replica_lag", None)  # a Raft replica; the in-memory store never lags
-    return lag is not None and lag() > 0
+    if lag is None:
+        return False
+    behind = lag()
+    return behind is None or behind > 0

@@ -246,6 +246,8 @@ class ManagerRole:
         """Assignments are answered from this manager's replica: not when it lags the leader
         (nodes then ask the next manager; an older answer would make them stop newer tasks)."""
         lag = self.store.replica_lag()
+        if lag is None:
+            raise Unavailable("this manager's replica is not known to be current yet (it is starting or taking over)")
         if lag > REPLICA_MAX_LAG:
             raise Unavailable(f"this manager's replica is {lag} entries behind the leader's commits")
 

@@ -295,15 +295,23 @@ class ReplicatedStore:
         node = self._sync._getLeader() if self._sync is not None else None
         return None if node is None else node_addr(node)
 
-    def replica_lag(self) -> int:
-        """Entries the leader had committed, as of its last message, that this replica has not
-        applied yet (0 on the leader, or before any leader spoke): a follower stuck behind (a
-        snapshot it could not load) must not answer nodes from its replica as if it were current."""
+    def replica_lag(self) -> int | None:
+        """Committed entries this replica has not applied yet: the leader's commit index, as of its
+        last message, less this replica's last applied entry (0 on a leader whose epoch is
+        applied). None while unknown: a leader whose own epoch is not applied yet, or a replica no
+        leader spoke to since it started; a restarted replica applies only up to the commit index
+        its journal saved (once a second), so the tasks created in the second before it stopped
+        are missing until a leader commits again. A replica stuck behind (a snapshot it could not
+        load) or not known current must not answer nodes as if it were current."""
         sync = self._sync
-        if sync is None or sync._isLeader():
+        if sync is None:
             return 0
+        if sync._isLeader():
+            return 0 if self._leadership.leading else None
         status = sync.getStatus()
-        return max(0, int(status.get("leader_commit_idx") or 0) - int(status.get("last_applied") or 0))
+        if status.get("leader_commit_idx") is None:
+            return None
+        return max(0, int(status["leader_commit_idx"]) - int(status.get("last_applied") or 0))
 
     def members(self) -> list[str]:
         """All voting members, this one included."""

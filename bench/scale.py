@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -50,6 +51,23 @@ from testbed.bed import Testbed
 FOLLOWER = "swarm01"  # polls go to a follower's replica: the leader's CPU is what is measured
 GROWTH = (100, 300, 1000)
 STEADY_WINDOW = 10.0  # seconds the leader's CPU is read over once every task runs (heartbeats and idle polls)
+
+
+def cpu_marks(bed: Testbed, sim: Any) -> dict[str, float]:
+    """CPU seconds so far of each manager and of the simulated fleet (its processes together)."""
+    marks = {h: process_cpu(bed.agent_pid(h)) for h in HOSTS}
+    marks["sim"] = float(sim.command("stats", "stats").get("cpu_s", 0.0))
+    return marks
+
+
+def cpu_split(bed: Testbed, before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """Where the machine's CPU went in a phase: the fleet against the managers (both share the CPUs)."""
+    lead = leader(bed)
+    parts = [
+        f"{'simulated fleet' if k == 'sim' else k + (' (leader)' if k == lead else '')} {after[k] - before[k]:.1f} s"
+        for k in after
+    ]
+    return f"CPU in these {seconds:.1f} s ({os.cpu_count()} CPUs): " + ", ".join(parts)
 
 
 def leader(bed: Testbed) -> str | None:
@@ -245,6 +263,7 @@ def run(
     agent_flags: tuple[str, ...] = (),
     garbage: bool = False,
     spy_steady: bool = False,
+    spy_lose: float = 0.0,
 ) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
@@ -275,6 +294,7 @@ def run(
             spying = profile(bed.agent_pid(lead) if lead else None, spy, out)
         sent0 = assignment_totals(bed)
         polls0 = sim.command("stats", "stats")
+        cpu0 = cpu_marks(bed, sim)
         memory.phase = "create"
         t0 = time.monotonic()
         services = sim_services(bed, tasks, net, per_service=max(1000, tasks // 3))
@@ -283,6 +303,7 @@ def run(
             "tasks running", lambda: running_total(bed, FOLLOWER) == (tasks, tasks), timeout, 1.0, t0
         )
         print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
+        print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
         sent = since(assignment_totals(bed), sent0)
         polls1 = sim.command("stats", "stats")
         fig["assign_answers"] = sent["answers"]
@@ -329,6 +350,9 @@ def run(
 
         lose = max(1, nodes // 10)
         memory.phase = "lose"
+        cpu0 = cpu_marks(bed, sim)
+        lose_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-lose.pyspy.txt"
+        lose_spy = profile(bed.agent_pid(leader(bed) or "swarm00"), spy_lose, lose_out) if spy_lose else None
         t0, lost_ns = time.monotonic(), time.time_ns()
         lost = set(sim.command(f"lose {lose}", "lost")["nodes"])
 
@@ -355,6 +379,9 @@ def run(
             f"  {lose} nodes lost: Down after {fig['lost_down_s']:.1f} s, tasks back after {fig['lost_moved_s']:.1f} s"
         )
         print(f"    {replacement_times(bed, lost_ns)}", flush=True)
+        print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
+        if finish_profile(lose_spy, spy_lose):
+            print(f"  leader profile from the loss (py-spy raw): {lose_out}", flush=True)
 
         parallelism = max(1, nodes // 10)
         memory.phase = "rolling"
@@ -510,6 +537,7 @@ def main() -> None:
     p.add_argument(
         "--profile-steady", action="store_true", help="py-spy the leader over the steady window (every task running)"
     )
+    p.add_argument("--profile-lose", type=float, default=0.0, help="py-spy the leader this many s from the loss")
     p.add_argument(
         "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
     )
@@ -532,6 +560,7 @@ def main() -> None:
                 tuple(shlex.split(args.agent_args)),
                 args.garbage,
                 args.profile_steady,
+                args.profile_lose,
             )
         except Exception as exc:  # one size failing still leaves the others' figures
             print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)

@@ -278,3 +278,39 @@ def test_a_snapshot_is_labelled_with_the_index_its_objects_are_as_of() -> None:
     time.sleep(2 * COALESCE)  # a snapshot behind the store is rebuilt after COALESCE at least
     second = snapshot(store)  # behind the store now: rebuilt, with the commit
     assert second.index == 2 and [t["ID"] for t in second.by_node["n1"]] == ["a"]
+
+
+class ListStore:
+    """The lists of a random cluster at an applied index the test moves."""
+
+    def __init__(self, lists: dict[str, list[dict[str, Any]]]) -> None:
+        self.applied_index = 1
+        self.lists = lists
+
+    def read_shared(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        return self.applied_index, {k: list(self.lists[k]) for k in kinds}
+
+
+def test_a_snapshot_reuses_the_previous_ones_texts_of_unchanged_network_items() -> None:
+    """Encoding every item of every overlay again at each snapshot was most of its cost at 30,000
+    endpoints: the next snapshot takes the texts of the items whose value did not change."""
+    from unit.test_netstate import random_cluster
+
+    tasks, services, nets, nodes = random_cluster(5)
+    store: Any = ListStore({"task": tasks, "service": services, "network": nets, "node": nodes})
+    _SNAPSHOTS.pop(id(store), None)
+    first = snapshot(store)
+    before = {n: dict(first.net.network(n)["items"]) for n in first.net.by_net}
+    moved = next(t for t in tasks if t["Status"]["State"] == "running" and t.get("NetworksAttachments"))
+    store.lists["task"] = [dict(t, DesiredState="shutdown") if t is moved else t for t in tasks]
+    store.applied_index = 2
+    time.sleep(2 * COALESCE)
+    second = snapshot(store)
+    assert second.index == 2
+    reused = changed = 0
+    for net_id, items in before.items():
+        for key, text in second.net.network(net_id)["items"].items():
+            if key in items and items[key] == text:
+                reused += text is items[key]  # the very text, not one encoded again
+                changed += text is not items[key]
+    assert reused > 0 and changed == 0

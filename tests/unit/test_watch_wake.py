@@ -43,3 +43,32 @@ def test_one_publish_wakes_the_loop_once_and_every_waiting_subscription() -> Non
         loop.call_soon_threadsafe(loop.stop)
         runner.join(5.0)
         loop.close()
+
+
+def test_a_subscription_of_some_kinds_gets_only_those_and_is_not_woken_by_others() -> None:
+    """The cluster event feed watches nodes, services, networks, secrets and configs: a task's
+    every status report was queued for it, woke it, and was deep-copied to be dropped."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        hub = Hub()
+        nodes_only = hub.add(0, loop, 100, kinds=frozenset({"node"}))
+        wakes: list[Any] = []
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any) -> Any:
+            wakes.append(callback)
+            return threadsafe(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        hub.publish([Event("task", "update", {"ID": "t1"}, 1)])
+        assert wakes == [] and nodes_only.pending == 0
+        hub.publish([Event("task", "update", {"ID": "t1"}, 2), Event("node", "update", {"ID": "n1"}, 2)])
+        assert len(wakes) == 1 and nodes_only.pending == 1
+        ev = nodes_only.get_nowait()
+        assert ev is not None and (ev.kind, ev.obj["ID"]) == ("node", "n1")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5.0)
+        loop.close()

@@ -118,7 +118,7 @@ async def follow_cluster(hub: EventHub, manager_of: Callable[[], Any], poll: flo
             await asyncio.sleep(poll)
             continue
         store = manager.store
-        sub = store.subscribe(loop=asyncio.get_running_loop())
+        sub = store.subscribe(loop=asyncio.get_running_loop(), kinds=frozenset(EVENT_KINDS))
         try:
             translator = ClusterEvents((kind, obj) for kind in EVENT_KINDS for obj in store.list(kind))
             while manager_of() is manager:

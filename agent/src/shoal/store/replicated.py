@@ -250,11 +250,14 @@ class ReplicatedStore:
             raise StoreError("a write from the Raft tick thread would wait for itself; use a callback")
 
     # ---- watch
-    def subscribe(self, loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
-        """Events (kind, action, obj, index) after apply. Queued by the tick thread; read them with
-        `get()` on your own thread, or `await aget()` on `loop`. Subscribe, then read the state."""
+    def subscribe(
+        self, loop: asyncio.AbstractEventLoop | None = None, kinds: frozenset[str] | None = None
+    ) -> Subscription:
+        """Events (kind, action, obj, index) after apply, of `kinds` only when given. Queued by the
+        tick thread; read them with `get()` on your own thread, or `await aget()` on `loop`.
+        Subscribe, then read the state."""
         with self._machine.lock:
-            return self._hub.add(self._machine.state.last_index, loop, self.cfg.watch_max_pending)
+            return self._hub.add(self._machine.state.last_index, loop, self.cfg.watch_max_pending, kinds)
 
     def notice(self, loop: asyncio.AbstractEventLoop) -> Notice:
         """A subscription that says only that something was applied (`Notice`): for waiters that

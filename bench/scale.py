@@ -53,6 +53,19 @@ GROWTH = (100, 300, 1000)
 STEADY_WINDOW = 10.0  # seconds the leader's CPU is read over once every task runs (heartbeats and idle polls)
 
 
+def settle(bed: Testbed, quiet_bytes: float = 2**20, period: float = 2.0, limit: float = 30.0) -> float:
+    """Seconds until the managers send less than `quiet_bytes` of assignments in `period` (at most `limit`)."""
+    t0 = time.monotonic()
+    before = assignment_totals(bed)["bytes"]
+    while time.monotonic() - t0 < limit:
+        time.sleep(period)
+        now = assignment_totals(bed)["bytes"]
+        if now - before < quiet_bytes:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
 def cpu_marks(bed: Testbed, sim: Any) -> dict[str, float]:
     """CPU seconds so far of each manager and of the simulated fleet (its processes together)."""
     marks = {h: process_cpu(bed.agent_pid(h)) for h in HOSTS}
@@ -332,7 +345,10 @@ def run(
             print(f"  leader profile (py-spy raw): {out}", flush=True)
         stats = sim.command("stats", "stats")
         fig["sim_rss_per_node_kb"] = stats["rss_per_node_bytes"] / 1024
-        # steady state: heartbeats, long polls waiting, the orchestrator's idle passes
+        # steady state: heartbeats, long polls waiting, the orchestrator's idle passes; not the tail
+        # of the start (the last tasks' RUNNING sent to every node, coalesced up to 5 s), which the
+        # window took in when it began at the last RUNNING
+        settled_s = settle(bed)
         lead_pid = bed.agent_pid(leader(bed) or "swarm00")
         steady_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-steady.pyspy.txt"
         steady_spy = profile(lead_pid, STEADY_WINDOW, steady_out) if spy_steady else None
@@ -342,7 +358,8 @@ def run(
             print(f"  leader profile while steady (py-spy raw): {steady_out}", flush=True)
         fig["steady_cpu_us"] = (process_cpu(lead_pid) - cpu0) / (time.monotonic() - w0) / nodes * 1e6
         print(
-            f"  leader CPU with every task RUNNING, {STEADY_WINDOW:.0f} s: {fig['steady_cpu_us']:.0f} us per node "
+            f"  leader CPU with every task RUNNING, {STEADY_WINDOW:.0f} s from {settled_s:.0f} s after the last "
+            f"one (its answers sent): {fig['steady_cpu_us']:.0f} us per node "
             f"per s ({fig['steady_cpu_us'] * nodes / 1e4:.1f} % of a CPU)",
             flush=True,
         )
@@ -350,7 +367,7 @@ def run(
 
         lose = max(1, nodes // 10)
         memory.phase = "lose"
-        cpu0 = cpu_marks(bed, sim)
+        cpu0, lose_sent0 = cpu_marks(bed, sim), assignment_totals(bed)
         lose_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-lose.pyspy.txt"
         lose_spy = profile(bed.agent_pid(leader(bed) or "swarm00"), spy_lose, lose_out) if spy_lose else None
         t0, lost_ns = time.monotonic(), time.time_ns()
@@ -380,6 +397,11 @@ def run(
         )
         print(f"    {replacement_times(bed, lost_ns)}", flush=True)
         print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
+        lose_sent = since(assignment_totals(bed), lose_sent0)
+        print(
+            f"    assignment answers from the loss: {lose_sent['answers']:.0f}, {lose_sent['bytes'] / 2**20:.1f} MB",
+            flush=True,
+        )
         if finish_profile(lose_spy, spy_lose):
             print(f"  leader profile from the loss (py-spy raw): {lose_out}", flush=True)
 

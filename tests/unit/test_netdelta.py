@@ -309,3 +309,43 @@ def test_a_task_that_starts_running_changes_one_small_item_per_network() -> None
         # nothing else but the name of a service whose first task this is (dnsrr: no VIP before)
         assert all(k.startswith("s:") for k in change["Set"] if k != f"r:{ip}"), change["Set"]
     assert node.apply(parts) == full(snap.net, "n1")
+
+
+SHARED = ("Networks", "LB", "DNS")  # what the networks' items make; the rest is the node's own part
+
+
+def test_a_large_network_change_held_back_leaves_the_node_on_its_version_and_follows_whole(monkeypatch) -> None:
+    """With its own tasks, a node is not sent a large change of an overlay it holds: it keeps the
+    version it holds (and programs that), and its next answer brings the change."""
+    tasks, services, nets, nodes = random_cluster(7)
+    store = FakeStore()
+    snap = install(store, tasks, services, nets, nodes, 1)
+    node = Held()
+    before = node.apply(wire(snap, store, "n0", {})["NetParts"])
+    assert before == full(snap.net, "n0")
+    moved = [t for t in tasks if t["Status"]["State"] == "running" and t.get("NetworksAttachments")][:3]
+    tasks = [with_status(t, "failed", "x", NOW) if t in moved else t for t in tasks]
+    snap = install(store, tasks, services, nets, nodes, 2)
+    changed = {n for n in node.have() if assignments.net_change(store, snap, n, node.have()[n]) is not None}
+    assert changed
+    monkeypatch.setattr(assignments, "DEFER_NET_BYTES", 0)  # every change is "large"
+    held_back: set[str] = set()
+    parts = json.loads(encode({"Signature": "x", **net_answer(store, snap, "n0", node.have(), held_back)}))
+    assert held_back == changed and not parts["NetParts"]["Changes"]
+    now = node.apply(parts["NetParts"])  # the overlays as of the version it holds, whole and usable
+    assert now is not None and {k: now[k] for k in SHARED} == {k: before[k] for k in SHARED}
+    assert now["Published"] == full(snap.net, "n0")["Published"]  # its own part is always current
+    assert node.apply(wire(snap, store, "n0", node.have())["NetParts"]) == full(snap.net, "n0")
+    monkeypatch.setattr(assignments, "DEFER_NET_BYTES", 1 << 30)
+    kept: set[str] = set()
+    net_answer(store, snap, "n0", {n: v for n, v in node.have().items()}, kept)
+    assert kept == set()  # nothing to hold back: it holds the current versions
+
+
+def test_only_an_answer_with_the_nodes_own_task_changes_holds_network_changes_back() -> None:
+    defers = assignments.defers_network
+    assert defers("tasks1.net1", "tasks2.net2", True)
+    assert not defers("tasks1.net1", "tasks1.net2", True)  # a network-only answer exists to send them
+    assert not defers("tasks1.deferred", "tasks2.net2", True)  # held back last time: not twice in a row
+    assert not defers(None, "tasks2.net2", True)  # the node's first answer: everything
+    assert not defers("tasks1.net1", "tasks2.net2", False)  # a node that takes whole task lists

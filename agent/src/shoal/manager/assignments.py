@@ -107,6 +107,14 @@ NET_COALESCE_PER_ENDPOINT = 1 / 20000
 # change waits 30 ms; 200 nodes: 2 s, about the time Docker's gossip takes to spread one).
 NET_COALESCE_PER_NODE = 0.01
 NET_COALESCE_MAX = 5.0
+# A node's own new tasks are not held up by a large change of an overlay it is on: the change (the
+# 3,000 endpoints of the tasks that replace 100 lost nodes' is 350 KB, sent to each of 900 nodes)
+# follows in the node's next, network-only answer, coalesced as any other, and the task starts
+# meanwhile on the network state the node holds (its own attachment is in the task). SwarmKit sends
+# tasks by assignment and the overlay's peers by gossip, on their own time. Small changes (a few
+# hundred endpoints) still go with the tasks.
+DEFER_NET_BYTES = 64 << 10
+DEFERRED = "deferred"  # the network part of the signature of an answer that held changes back
 
 
 # A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
@@ -357,19 +365,40 @@ def encode(answer: dict[str, Any]) -> bytes:
     return b"".join(encode_pieces(answer))
 
 
-def net_answer(store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None) -> dict[str, JSONPieces]:
+def net_answer(
+    store: Store, snap: Snapshot, node_id: str, have: dict[str, str] | None, held_back: set[str] | None = None
+) -> dict[str, JSONPieces]:
     """The node's network state: whole (`Net`), or as changes since the versions it holds
-    (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty)."""
+    (`NetParts`, model/netdelta.py) when it sent them (`have`, possibly empty). With `held_back`
+    (a set to fill), a change of more than DEFER_NET_BYTES to a network the node holds is left out
+    (the node keeps the version it holds) and its network ID added to the set."""
     if have is None:
         return {"Net": JSONPieces.of(snap.net.for_node_json(node_id))}
     changes = {}
     for net_id in snap.net.networks_of(node_id):
         change = net_change(store, snap, net_id, have.get(net_id))
-        if change is not None:
-            changes[net_id] = change
-            whole = (net_id, have.get(net_id)) in snap.wholes
-            metrics.ASSIGNMENT_NETWORK_BYTES.labels(form="whole" if whole else "change").inc(len(change))
+        if change is None:
+            continue
+        whole = (net_id, have.get(net_id)) in snap.wholes
+        if held_back is not None and not whole and len(change) > DEFER_NET_BYTES:
+            held_back.add(net_id)
+            continue
+        changes[net_id] = change
+        metrics.ASSIGNMENT_NETWORK_BYTES.labels(form="whole" if whole else "change").inc(len(change))
     return {"NetParts": JSONPieces(snap.net.parts_pieces(node_id, changes))}
+
+
+def defers_network(since: str | None, sig: str, task_increments: bool) -> bool:
+    """Whether an answer may hold back large network changes: it carries the node's own task
+    changes (a network-only answer exists to send them), the node holds a task list and networks
+    (since), and its last answer held nothing back (so that a node whose tasks keep changing is
+    not left on an old network state)."""
+    return (
+        task_increments
+        and since is not None
+        and not since.endswith(f".{DEFERRED}")
+        and sig.split(".")[0] != since.split(".")[0]
+    )
 
 
 async def assignments(
@@ -412,6 +441,10 @@ async def assignments(
                     )
                     hold = net_changed_at + batch - now
                 if hold <= 0:
+                    held_back: set[str] | None = set() if defers_network(since, sig, task_increments) else None
+                    net = net_answer(store, snap, node_id, have, held_back)
+                    if held_back:  # the next poll sees a network-only change: answered, coalesced, with them
+                        sig = f"{sig.split('.')[0]}.{DEFERRED}"
                     return {
                         "Signature": sig,
                         "Epoch": store.epoch,
@@ -422,7 +455,7 @@ async def assignments(
                             else {"Tasks": tasks}
                         ),
                         "Services": snap.service_names,
-                        **net_answer(store, snap, node_id, have),
+                        **net,
                         # the cluster's VXLAN port (`swarm init --data-path-port`): fixed at init, so
                         # not part of the signature; the node needs it before its first overlay
                         "DataPathPort": data_path_port(store),

@@ -243,8 +243,10 @@ class ManagerRole:
         return self._managers[1]
 
     def check_replica_current(self) -> None:
-        """Assignments are answered from this manager's replica: not when it lags the leader
-        (nodes then ask the next manager; an older answer would make them stop newer tasks)."""
+        """Assignments are answered from this manager's replica: not when it lags the leader, nor
+        before it is known current (nodes then ask the next manager; an older answer would make
+        them stop newer tasks: a restarted node stopped its newest task, missing from a restarted
+        manager's replica, and started it again once the leader's commit brought it back)."""
         lag = self.store.replica_lag()
         if lag is None:
             raise Unavailable("this manager's replica is not known to be current yet (it is starting or taking over)")

@@ -172,7 +172,16 @@ def replacement_times(bed: Testbed, since_ns: int) -> str:
         xs.sort()
         return f"{len(xs)}: first {xs[0]:.1f} s, median {xs[len(xs) // 2]:.1f} s, last {xs[-1]:.1f} s" if xs else "0"
 
-    return f"tasks created after the loss {spread(created)}; of them RUNNING {spread(running)}"
+    def buckets(xs: list[float], width: float = 2.0) -> str:
+        counts: dict[int, int] = {}
+        for x in xs:
+            counts[int(x // width)] = counts.get(int(x // width), 0) + 1
+        return ", ".join(f"{k * width:.0f}-{(k + 1) * width:.0f} s: {n}" for k, n in sorted(counts.items()))
+
+    return (
+        f"tasks created after the loss {spread(created)}; of them RUNNING {spread(running)}\n"
+        f"      created by 2 s: {buckets(created)}\n      RUNNING by 2 s: {buckets(running)}"
+    )
 
 
 def rolling_update(bed: Testbed, service_id: str, parallelism: int) -> int:

@@ -66,6 +66,12 @@ def settle(bed: Testbed, quiet_bytes: float = 2**20, period: float = 2.0, limit:
     return time.monotonic() - t0
 
 
+def overlay_converged(sim: Any) -> bool:
+    """Every live simulated node holds the same one version of the overlay (its last changes sent)."""
+    stats = sim.command("stats", "stats")
+    return len(set(stats.get("net_versions") or [])) == 1 and stats.get("nodes_without_net") == 0
+
+
 def cpu_marks(bed: Testbed, sim: Any) -> dict[str, float]:
     """CPU seconds so far of each manager and of the simulated fleet (its processes together)."""
     marks = {h: process_cpu(bed.agent_pid(h)) for h in HOSTS}
@@ -326,6 +332,9 @@ def run(
         )
         print(f"  {tasks} tasks RUNNING after {fig['running_s']:.1f} s{'' if done else ' (NOT REACHED)'}", flush=True)
         print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
+        # a node's tasks may start before the overlay's large changes reach it (assignments.DEFER_NET_BYTES)
+        _, fig["net_converged_s"] = until("overlay converged", lambda: overlay_converged(sim), timeout, 0.5, t0)
+        print(f"  the overlay the same on every node after {fig['net_converged_s']:.1f} s", flush=True)
         sent = since(assignment_totals(bed), sent0)
         polls1 = sim.command("stats", "stats")
         fig["assign_answers"] = sent["answers"]
@@ -406,6 +415,8 @@ def run(
         )
         print(f"    {replacement_times(bed, lost_ns)}", flush=True)
         print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
+        _, fig["lost_net_converged_s"] = until("overlay converged", lambda: overlay_converged(sim), timeout, 0.5, t0)
+        print(f"    the overlay the same on every live node after {fig['lost_net_converged_s']:.1f} s", flush=True)
         lose_sent = since(assignment_totals(bed), lose_sent0)
         print(
             f"    assignment answers from the loss: {lose_sent['answers']:.0f}, {lose_sent['bytes'] / 2**20:.1f} MB",
@@ -510,8 +521,10 @@ ROWS = [
     ("ready_s", "all nodes Ready", "s"),
     ("create_calls_s", "service create calls", "s"),
     ("running_s", "all tasks RUNNING", "s"),
+    ("net_converged_s", "the overlay the same on every node", "s"),
     ("lost_down_s", "10 % lost -> Down", "s"),
     ("lost_moved_s", "10 % lost -> tasks RUNNING again", "s"),
+    ("lost_net_converged_s", "10 % lost -> the overlay the same everywhere", "s"),
     ("rolling_s", "rolling update of a third, parallel N/10", "s"),
     ("rolling_kb_per_answer", "assignment bytes per answer (rolling)", "KB"),
     ("failover_write_s", "leader kill -> write acknowledged", "s"),

@@ -22,6 +22,7 @@ SUMMED = frozenset(
         "connections_made",
         *POLL_COUNTERS,
         "cpu_s",
+        "nodes_without_net",
         "loop_stalls",
         "loop_late_total_s",
     ]

@@ -140,10 +140,9 @@ class Fleet:
             **{name: sum(getattr(n.tasks, name) for n in self.nodes if n.tasks is not None) for name in POLL_COUNTERS},
             "beat_slowest_s": max((n.session.slowest for n in live if n.session is not None), default=0.0),
             "cpu_s": cpu_seconds(),
-            # the network versions the live nodes hold (joined across processes): one version on
-            # every node is an overlay converged; nodes holding none have not had it yet
-            "net_versions": sorted({v for n in live if n.tasks is not None for v in n.tasks.held.have().values()}),
-            "nodes_without_net": sum(1 for n in live if n.tasks is None or not n.tasks.held.have()),
+            # when a live node last applied a change to a network it holds (the latest of all
+            # processes): once the cluster is quiet, the moment its overlay was the same everywhere
+            "net_changed_last": max((n.tasks.net_changed_at for n in live if n.tasks is not None), default=0.0),
             "loop_late_worst_s": self.lag.worst,
             "loop_stalls": self.lag.stalls,
             "loop_late_total_s": self.lag.total,

@@ -22,7 +22,6 @@ SUMMED = frozenset(
         "connections_made",
         *POLL_COUNTERS,
         "cpu_s",
-        "nodes_without_net",
         "loop_stalls",
         "loop_late_total_s",
     ]

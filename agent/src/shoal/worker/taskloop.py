@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,7 @@ class TaskLoop:
         self.answers_stale = 0  # from an older store than the last one acted on
         self.answers_unfit = 0  # increments that did not follow what the node holds
         self.polls_late = 0  # timeouts of a poll to the leader, waited for again rather than re-sent
+        self.net_changed_at = 0.0  # time.time() of the last answer that changed a network it holds
         self._loops = [
             BackgroundLoop("assignments", self._assignments),
             BackgroundLoop("task-status", self._status),
@@ -192,6 +194,8 @@ class TaskLoop:
         # a node with no network attached (yet; simulated nodes never) programs nothing: the
         # changes are kept, the whole state is not rebuilt (O(endpoints) per answer per node)
         net = self.held.apply(parts, assemble_state=getattr(self.network, "attached", True))
+        if parts.get("Changes"):
+            self.net_changed_at = time.time()
         if net is None:
             self.answers_unfit += 1
             self.signature = None

@@ -74,9 +74,17 @@ def overlay_settled(sim: Any, since_wall: float) -> float | None:
     """Seconds from `since_wall` (time.time()) to the last change any live node applied to its
     overlay, once none has changed for OVERLAY_QUIET (a quiet cluster: the overlay is then the same
     everywhere); None before."""
-    last = float(sim.command("stats", "stats").get("net_changed_last") or 0.0)
+    stats = sim.command("stats", "stats")
+    last = float(stats.get("net_changed_last") or 0.0)
     if time.time() - last < OVERLAY_QUIET:
         return None
+    held: dict[str, set[str]] = {}
+    for pair in stats.get("net_versions") or []:
+        net, _, version = pair.partition(":")
+        held.setdefault(net, set()).add(version)
+    stale = {net: len(versions) for net, versions in held.items() if len(versions) > 1}
+    if stale:  # quiet, yet nodes hold different versions of one network: left on an old one
+        print(f"  !! nodes on different versions of one network, quiet for {OVERLAY_QUIET:g} s: {stale}", flush=True)
     return max(0.001, last - since_wall)
 
 

@@ -143,6 +143,11 @@ class Fleet:
             # when a live node last applied a change to a network it holds (the latest of all
             # processes): once the cluster is quiet, the moment its overlay was the same everywhere
             "net_changed_last": max((n.tasks.net_changed_at for n in live if n.tasks is not None), default=0.0),
+            # "network:version" of every network a live node holds (joined across processes): in a
+            # quiet cluster, one version per network, or a node was left on an old one
+            "net_versions": sorted(
+                {f"{net}:{v}" for n in live if n.tasks is not None for net, v in n.tasks.held.have().items()}
+            ),
             "loop_late_worst_s": self.lag.worst,
             "loop_stalls": self.lag.stalls,
             "loop_late_total_s": self.lag.total,

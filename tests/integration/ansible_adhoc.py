@@ -38,6 +38,15 @@ def run_module(
     proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     print(f"{name} {sorted(args)}{' check' * check}: rc={proc.returncode} in {time.monotonic() - started:.1f} s")
-    start = out.find(" => {")
-    result = json.loads(out[start + 4 : out.rindex("}") + 1]) if start >= 0 else {}
-    return proc.returncode, result, out
+    return proc.returncode, module_result(proc.stdout), out
+
+
+def module_result(stdout: str) -> dict[str, Any]:
+    """The result ansible printed after `HOST | STATUS => `, read from its stdout only: what goes to stderr
+    (a library's deprecation warning, as cryptography 51's for DSA, imported by ansible-core's ssh agent
+    support) is not part of it. {} when ansible printed none."""
+    start = stdout.find(" => {")
+    if start < 0:
+        return {}
+    result, _ = json.JSONDecoder().raw_decode(stdout, start + 4)
+    return result

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from integration.ansible_adhoc import module_result
 from integration.cluster_helpers import HOSTS, api, nodes, wait_for, wipe_cluster
 from testbed import registry
 from testbed.bed import Testbed
@@ -170,7 +171,7 @@ def test_site_converges_from_bare_hosts_and_a_second_run_changes_nothing(bed: Te
 def test_swarm_info_works_from_a_worker(bed: Testbed, play) -> None:
     rc, out, _ = play(None, "-a", json.dumps({"tasks": False}), module="shoal.swarm.swarm_info", host="swarm02")
     assert rc == 0, out
-    facts = json.loads(out[out.index("{") :])
+    facts = module_result(out)
     assert facts["can_talk_to_agent"] and facts["swarm_active"] and not facts["is_manager"]
     assert sorted(n["Description"]["Hostname"] for n in facts["nodes"]) == HOSTS  # through a manager
     assert facts["node_id"] == nodes(bed, "swarm00")["swarm02"]["ID"]

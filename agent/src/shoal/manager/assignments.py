@@ -329,7 +329,17 @@ def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) ->
 
 
 def net_only_change(sig: str, since: str | None) -> bool:
-    return since is not None and sig != since and sig.split(".")[0] == since.split(".")[0]
+    """Whether the node's answer differs from what it holds (`since`) in its network state alone:
+    the same task-list version, so the answer may wait to be sent with the next network changes."""
+    return since is not None and sig != since and taskdelta.tasks_version(sig) == taskdelta.tasks_version(since)
+
+
+def deferred_signature(sig: str) -> str:
+    """`sig` ("TASKS.NET") with its network part DEFERRED: the signature of an answer that held
+    network changes back. It matches no network state, so the node's next poll sees a network-only
+    change (answered, coalesced, with the changes held back), and it tells `defers_network` that
+    the last answer held something back."""
+    return f"{taskdelta.tasks_version(sig)}.{DEFERRED}"
 
 
 class JSONPieces(list[bytes]):
@@ -391,13 +401,13 @@ def net_answer(
 def defers_network(since: str | None, sig: str, task_increments: bool) -> bool:
     """Whether an answer may hold back large network changes: it carries the node's own task
     changes (a network-only answer exists to send them), the node holds a task list and networks
-    (since), and its last answer held nothing back (so that a node whose tasks keep changing is
-    not left on an old network state)."""
+    (since), and its last answer held nothing back (`since` is not a `deferred_signature`: so that
+    a node whose tasks keep changing is not left on an old network state)."""
     return (
         task_increments
         and since is not None
-        and not since.endswith(f".{DEFERRED}")
-        and sig.split(".")[0] != since.split(".")[0]
+        and since != deferred_signature(since)
+        and taskdelta.tasks_version(sig) != taskdelta.tasks_version(since)
     )
 
 
@@ -444,7 +454,7 @@ async def assignments(
                     held_back: set[str] | None = set() if defers_network(since, sig, task_increments) else None
                     net = net_answer(store, snap, node_id, have, held_back)
                     if held_back:  # the next poll sees a network-only change: answered, coalesced, with them
-                        sig = f"{sig.split('.')[0]}.{DEFERRED}"
+                        sig = deferred_signature(sig)
                     return {
                         "Signature": sig,
                         "Epoch": store.epoch,

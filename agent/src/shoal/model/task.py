@@ -315,6 +315,8 @@ def history_to_prune(
     if limit < 0:
         return []
     tasks = list(tasks_of_slot)
+    if len(tasks) <= limit:  # MaxAttempts only ever keeps more: nothing to read (30,000 slots a pass)
+        return []
     if max_attempts is None:
         newest = max(tasks, key=_created, default=None)
         max_attempts = int(_dig(newest, "Spec", "RestartPolicy", "MaxAttempts") or 0)

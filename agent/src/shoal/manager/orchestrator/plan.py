@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,10 @@ class Plan:
         current = self.updates.get(task["ID"], task)
         if current["DesiredState"] == desired:
             return
-        updated = copy.deepcopy(current)
-        updated["DesiredState"] = desired
-        updated["UpdatedAt"] = self.now
+        # a new top level over the same nested values: stored objects are never changed in place (a
+        # write replaces them), and a deep copy of each task was half of the pass that replaces 100
+        # lost nodes' 3,000 tasks (1.1 of 2.0 s at 30,000 tasks, bench/scale_leader.py)
+        updated = {**current, "DesiredState": desired, "UpdatedAt": self.now}
         if message and updated["Status"]["State"] in ("new", "pending"):
             # never reached a node: nothing will report on it, so end it here
             updated["Status"] = {**updated["Status"], "State": "shutdown", "Message": message, "Timestamp": self.now}

@@ -5,11 +5,12 @@ event, timed on tables shaped like bench/scale.py's (N ready nodes, 30 tasks a n
     .venv/bin/python bench/scale_leader.py [--nodes 100,300,1000] [--per-node 30]
 
 Figures (seconds unless said): allocate + place 1,000 new tasks (one service created); a steady
-orchestrator pass (nothing to do), and the same pass as an idle leader runs it (quiet services, kept node
-loads; one every IDLE_PERIOD); a pass of a rolling update (parallelism 100) of one service, full
-and incremental (quiet services skipped, node loads kept: what the leader runs); an assignments
-snapshot (index, network view, encoded networks); one node's answer (signature, encoded JSON) and
-its size; the answer parsed on a node.
+orchestrator pass (nothing to do), and the same pass as an idle leader runs it (quiet services, kept
+node loads; one every IDLE_PERIOD); the pass that replaces the tasks of 10 % of the nodes lost at
+once; a pass of a rolling update (parallelism 100) of one service, full and incremental (quiet
+services skipped, node loads kept: what the leader runs); an assignments snapshot (index, network
+view, encoded networks); one node's answer (signature, encoded JSON) and its size; the answer
+parsed on a node.
 """
 
 from __future__ import annotations
@@ -115,6 +116,28 @@ def steady_incremental_pass(
     return cost
 
 
+def lose_pass(
+    node_objs: list[dict[str, Any]], services: list[dict[str, Any]], networks: list[dict[str, Any]], tasks: list[Any]
+) -> float:
+    """The pass that replaces the tasks of 10 % of the nodes, Down at once, as the leader runs it (its quiet
+    services and node loads from the steady pass before): bench/scale.py's loss, its orchestrator part."""
+    quiet, loads = Quiet(), NodeLoads()
+
+    def one(now_nodes: list[dict[str, Any]]) -> Any:
+        plan = reconcile(services, tasks, now_nodes, NOW, time.time_ns(), 5, {}, Watch(), quiet)
+        allocate(plan, services, networks, tasks, now_nodes)
+        place(plan, tasks, now_nodes, loads)
+        return plan
+
+    one(node_objs)
+    down = [dict(n) for n in node_objs]
+    for i, n in enumerate(down[: max(1, len(down) // 10)]):
+        down[i] = {**n, "Status": {**n["Status"], "State": "down"}, "Version": {"Index": n["Version"]["Index"] + 1}}
+    cost, plan = timed(lambda: one(down))
+    assert plan.creates, "the loss replaced nothing"
+    return cost
+
+
 def measure(nodes: int, per_node: int) -> dict[str, float]:
     tasks_total = nodes * per_node
     node_objs, services, networks = cluster(nodes, tasks_total)
@@ -137,6 +160,7 @@ def measure(nodes: int, per_node: int) -> dict[str, float]:
         ]
     fig["steady orchestrator pass"], _ = timed(lambda: reconcile(services, tasks, node_objs, NOW, time.time_ns()))
     fig["steady pass, incremental (idle leader)"] = steady_incremental_pass(node_objs, services, networks, tasks)
+    fig["pass replacing 10 % lost nodes' tasks"] = lose_pass(node_objs, services, networks, tasks)
     fig["rolling-update batch pass, full"], fig["rolling-update batch pass, incremental"] = update_batch_passes(
         node_objs, services, networks, tasks
     )

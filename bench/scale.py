@@ -112,16 +112,17 @@ def leader(bed: Testbed) -> str | None:
     return None
 
 
-def running_ids(bed: Testbed, via: str, alive: list[str] | None = None) -> set[str]:
+def running_ids(bed: Testbed, via: str, alive: list[str] | None = None, skip_service: str | None = None) -> set[str]:
     """The running tasks as `via` counts them, or the next manager of `alive` when it does not answer
-    (a manager held up at 1,000 nodes stopped a run here before its leader kill)."""
+    (a manager held up at 1,000 nodes stopped a run here before its leader kill); without those of
+    `skip_service` (a rolling update still replacing them)."""
     for host in [via, *(h for h in alive or [] if h != via)]:
         try:
             tasks = api(bed, host, 60).get("/tasks", filters={"desired-state": ["running"]})
         except Exception as exc:
             print(f"    ({host} did not list the tasks: {exc!r})", flush=True)
             continue
-        return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+        return {t["ID"] for t in tasks if t["Status"]["State"] == "running" and t["ServiceID"] != skip_service}
     raise RuntimeError(f"no manager of {[via, *(alive or [])]} listed the tasks")
 
 
@@ -178,6 +179,29 @@ def since(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
     return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
+def spread(xs: list[float]) -> str:
+    xs.sort()
+    return f"{len(xs)}: first {xs[0]:.1f} s, median {xs[len(xs) // 2]:.1f} s, last {xs[-1]:.1f} s" if xs else "0"
+
+
+def buckets(xs: list[float], width: float = 2.0) -> str:
+    counts: dict[int, int] = {}
+    for x in xs:
+        counts[int(x // width)] = counts.get(int(x // width), 0) + 1
+    return ", ".join(f"{k * width:.0f}-{(k + 1) * width:.0f} s: {n}" for k, n in sorted(counts.items()))
+
+
+def down_times(bed: Testbed, lost: set[str], since_ns: int) -> str:
+    """When the leader marked the lost nodes Down (their UpdatedAt), in seconds after `since_ns`: the
+    grace period's part of the loss (3 missed beats of 5 s, from each node's last beat)."""
+    downs = [
+        (parse_rfc3339(n["UpdatedAt"]) - since_ns) / 1e9
+        for n in sim_nodes(bed, FOLLOWER)
+        if n["ID"] in lost and n["Status"]["State"] == "down"
+    ]
+    return f"lost nodes marked Down {spread(downs)}\n      Down by 2 s: {buckets(downs)}"
+
+
 def replacement_times(bed: Testbed, since_ns: int) -> str:
     """When the tasks created after `since_ns` (the lost nodes' replacements) were created and reported
     RUNNING, in seconds after it: tells the orchestrator's delay from the delivery and start's."""
@@ -189,17 +213,6 @@ def replacement_times(bed: Testbed, since_ns: int) -> str:
         created.append((at - since_ns) / 1e9)
         if t["Status"]["State"] == "running":
             running.append((parse_rfc3339(t["Status"]["Timestamp"]) - since_ns) / 1e9)
-
-    def spread(xs: list[float]) -> str:
-        xs.sort()
-        return f"{len(xs)}: first {xs[0]:.1f} s, median {xs[len(xs) // 2]:.1f} s, last {xs[-1]:.1f} s" if xs else "0"
-
-    def buckets(xs: list[float], width: float = 2.0) -> str:
-        counts: dict[int, int] = {}
-        for x in xs:
-            counts[int(x // width)] = counts.get(int(x // width), 0) + 1
-        return ", ".join(f"{k * width:.0f}-{(k + 1) * width:.0f} s: {n}" for k, n in sorted(counts.items()))
-
     return (
         f"tasks created after the loss {spread(created)}; of them RUNNING {spread(running)}\n"
         f"      created by 2 s: {buckets(created)}\n      RUNNING by 2 s: {buckets(running)}"
@@ -423,12 +436,13 @@ def run(
             left = api(bed, FOLLOWER, 60).get("/tasks", filters={"node": sorted(lost), "desired-state": ["running"]})
             return not left and all_running()
 
-        back, fig["lost_moved_s"] = until("lost tasks running elsewhere", moved, timeout, 1.0, t0)
+        back, fig["lost_moved_s"] = until("lost tasks running elsewhere", moved, timeout, 0.5, t0)
         if not back:
             print(f"    (running, desired) last counted on {FOLLOWER}: {seen}", flush=True)
         print(
             f"  {lose} nodes lost: Down after {fig['lost_down_s']:.1f} s, tasks back after {fig['lost_moved_s']:.1f} s"
         )
+        print(f"    {down_times(bed, lost, lost_ns)}", flush=True)
         print(f"    {replacement_times(bed, lost_ns)}", flush=True)
         print(f"    {cpu_split(bed, cpu0, cpu_marks(bed, sim), time.monotonic() - t0)}", flush=True)
         fig["lost_net_converged_s"], _ = until(
@@ -452,6 +466,7 @@ def run(
         except Exception as exc:  # its write lost (an election): the leader kill is still measured
             print(f"  !! rolling update not started: {exc!r}", flush=True)
             replaced = 0
+        updating: str | None = None  # a service whose update has not completed: its batches go on at the kill
         if replaced:
             done, fig["rolling_s"] = until(
                 "rolling update completed", lambda: update_done(bed, services[0]), timeout, 1.0, t0
@@ -463,6 +478,7 @@ def run(
                 flush=True,
             )
             print(f"    {update_pace(bed, services[0], update_ns)}", flush=True)
+            updating = None if done else services[0]
             until("tasks running after the update", all_running, timeout, 1.0)
         sent = since(assignment_totals(bed), sent0)
         fig["rolling_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024
@@ -476,7 +492,7 @@ def run(
             show_garbage(bed)
         memory.phase = "kill"
         old = leader(bed)
-        before = running_ids(bed, FOLLOWER, HOSTS)
+        before = running_ids(bed, FOLLOWER, HOSTS, updating)
         starts = sim.command("stats", "stats")["starts"]
         survivors = [h for h in HOSTS if h != old]
         fig["rss_leader_mb"] = rss_mb(bed.agent_pid(old)) if old else None
@@ -501,7 +517,7 @@ def run(
         # has not heard from yet is 2 x 3 periods (SwarmKit's "unknown" state), and one round more
         time.sleep(max(0.0, (UNHEARD_GRACE_FACTOR * MISSED_BEATS + 1) * heartbeat - (time.monotonic() - t0)))
         via = next(h for h in survivors if h != FOLLOWER) if old == FOLLOWER else FOLLOWER
-        after = running_ids(bed, via, survivors)
+        after = running_ids(bed, via, survivors, updating)
         fig["tasks_lost_at_kill"] = len(before - after)
         fig["tasks_new_at_kill"] = len(after - before)
         fig["restarts_at_kill"] = sim.command("stats", "stats")["starts"] - starts
@@ -513,7 +529,12 @@ def run(
             f"  leader {old} killed: write after {fig['failover_write_s']:.2f} s; tasks lost "
             f"{fig['tasks_lost_at_kill']}, new {fig['tasks_new_at_kill']}, sim starts {fig['restarts_at_kill']}; "
             f"live nodes Down {fig['down_at_kill']} ({time.monotonic() - t0:.0f} s after the kill); connections "
-            f"dropped by a full listen queue on the survivors {fig['listen_drops_at_kill']}",
+            f"dropped by a full listen queue on the survivors {fig['listen_drops_at_kill']}"
+            + (
+                " (lost, new: the services not being updated, the update still replacing its own; sim starts: all)"
+                if updating
+                else ""
+            ),
             flush=True,
         )
         for spying in spies:

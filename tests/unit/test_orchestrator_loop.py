@@ -103,3 +103,27 @@ def test_a_delay_already_due_means_no_wait() -> None:
         return plan
 
     assert waits_of(EmptyStore(), 2, decide) == [0.0, 0.0]
+
+
+def test_the_debounce_follows_the_decisions_cpu_not_its_wall_time() -> None:
+    """A decision that waits (its thread held off the GIL by a busy leader's loop) is not charged for
+    the wait: the next pass comes after its CPU, not its wall time."""
+
+    def waiting(*args: Any) -> Plan:
+        time.sleep(0.3)  # off the CPU, as a thread waiting for the GIL
+        return Plan(now="")
+
+    def computing(*args: Any) -> Plan:
+        until = time.thread_time() + 0.2
+        while time.thread_time() < until:
+            pass
+        return Plan(now="")
+
+    async def cost_of(decide: Any) -> float:
+        orchestrator = loop.Orchestrator(EmptyStore())  # type: ignore[arg-type]
+        orchestrator._decide = decide  # type: ignore[method-assign]
+        await orchestrator.run_once()
+        return orchestrator.last_cost
+
+    assert asyncio.run(cost_of(waiting)) < 0.05
+    assert 0.15 < asyncio.run(cost_of(computing)) < 1.0

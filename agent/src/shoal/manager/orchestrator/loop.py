@@ -84,7 +84,10 @@ class Orchestrator:
         self.loads = NodeLoads()  # the scheduler's node loads, caught up each pass (scheduler/loads.py)
         self._loop = BackgroundLoop("orchestrator", self._run)
         self.passes = 0
-        self.last_cost = 0.0  # seconds the last pass's decision took
+        # CPU seconds the last pass's decision took (its thread's own): the wall time of a decision in a
+        # thread that shares the GIL with a busy leader's loop was 3-5 times its CPU, and the debounce
+        # that long made a rolling update of 10,000 tasks wait ~2.6 s between batches (docs/scale.md)
+        self.last_cost = 0.0
 
     def start(self) -> None:
         self.epoch = self.store.epoch
@@ -114,11 +117,11 @@ class Orchestrator:
         tasks = self.store.list_shared("task")
         nodes = self.store.list_shared("node")
         networks = self.store.list_shared("network")
-        started = time.monotonic()
         # The decision is pure and O(tasks) (about 1 s at 30,000 tasks): in a worker thread, the
         # leader's loop keeps answering heartbeats and assignment polls while it runs.
-        plan = await asyncio.to_thread(self._decide, services, tasks, nodes, networks, self.history_limit())
-        self.last_cost = time.monotonic() - started
+        plan, self.last_cost = await asyncio.to_thread(
+            self._decide_timed, services, tasks, nodes, networks, self.history_limit()
+        )
         self._wake_at = plan.wake_at_ns
         if not plan.changed():
             return 0
@@ -126,6 +129,12 @@ class Orchestrator:
         await commit_entries(self.store, split(batch), self.epoch)
         self.passes += 1
         return len(batch)
+
+    def _decide_timed(self, *args: Any) -> tuple[Plan, float]:
+        """`_decide`, and the CPU seconds its thread spent on it."""
+        started = time.thread_time()
+        plan = self._decide(*args)
+        return plan, time.thread_time() - started
 
     def _decide(
         self,
@@ -171,7 +180,7 @@ class Orchestrator:
                 if self._wake_at is not None:
                     timeout = max(0.0, min(timeout, (self._wake_at - time.time_ns()) / 1e9))
                 if await sub.wait(timeout):  # what changed is read in the next pass, not from events
-                    # at least as long as the last pass took: passes take at most half of the leader
+                    # at least as long as the last pass's CPU: passes take at most half of the leader
                     await asyncio.sleep(max(DEBOUNCE, min(self.last_cost, MAX_DEBOUNCE)))
                     try:
                         sub.discard()

@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import time
+from functools import cached_property
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from shoal.errors import Unavailable, VersionConflict
 from shoal.manager.assignments import (
     _SNAPSHOTS,
     COALESCE,
+    REBUILD_FACTOR,
     JSONPieces,
     Snapshot,
+    _index,
     apply_reports,
     assignments,
     encode,
@@ -165,6 +168,25 @@ def test_a_snapshot_behind_the_store_is_rebuilt_after_twice_its_cost() -> None:
     assert fresh_in(s, IndexStore(2), 101.5) == 0.0
     s.cost = 0.001  # a small cluster: every index, after COALESCE at most
     assert fresh_in(s, IndexStore(2), 100.0) == pytest.approx(COALESCE)
+
+
+class WaitingSnapshot(Snapshot):
+    """A build that spends its time off the CPU, as a thread waiting for the GIL behind a busy loop."""
+
+    @cached_property
+    def by_node(self) -> dict[str, list[dict[str, Any]]]:
+        time.sleep(0.3)
+        return {}
+
+
+def test_a_build_is_charged_its_cpu_and_the_next_counts_from_its_end() -> None:
+    s = WaitingSnapshot(2, [], [], [], [], built_at=time.monotonic())
+    started = time.monotonic()
+    _index(s)
+    assert s.cost < 0.1  # not the 0.3 s it waited
+    assert s.built_at >= started + 0.3
+    # the next build may start at most REBUILD_FACTOR x its CPU after this one ended
+    assert fresh_in(s, IndexStore(3), s.built_at) == pytest.approx(max(COALESCE, REBUILD_FACTOR * s.cost))
 
 
 class CommittingStore(FakeStore):

@@ -321,6 +321,7 @@ def run(
     garbage: bool = False,
     spy_steady: bool = False,
     spy_lose: float = 0.0,
+    spy_update: float = 0.0,
 ) -> dict[str, Any]:
     """One size, start to end; returns its figures (None where a step did not finish)."""
     fig: dict[str, Any] = {"nodes": nodes, "tasks": tasks}
@@ -460,6 +461,8 @@ def run(
         parallelism = max(1, nodes // 10)
         memory.phase = "rolling"
         sent0 = assignment_totals(bed)
+        update_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-update.pyspy.txt"
+        update_spy = profile(bed.agent_pid(leader(bed) or "swarm00"), spy_update, update_out) if spy_update else None
         t0, update_ns = time.monotonic(), time.time_ns()
         try:
             replaced = rolling_update(bed, services[0], parallelism)
@@ -479,6 +482,8 @@ def run(
             )
             print(f"    {update_pace(bed, services[0], update_ns)}", flush=True)
             updating = None if done else services[0]
+        if finish_profile(update_spy, spy_update):
+            print(f"  leader profile from the update's start (py-spy raw): {update_out}", flush=True)
             until("tasks running after the update", all_running, timeout, 1.0)
         sent = since(assignment_totals(bed), sent0)
         fig["rolling_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024
@@ -622,6 +627,9 @@ def main() -> None:
     )
     p.add_argument("--profile-lose", type=float, default=0.0, help="py-spy the leader this many s from the loss")
     p.add_argument(
+        "--profile-update", type=float, default=0.0, help="py-spy the leader this many s from the rolling update"
+    )
+    p.add_argument(
         "--profile-takeover", type=float, default=0.0, help="py-spy both survivors this many s from the kill"
     )
     args = p.parse_args()
@@ -644,6 +652,7 @@ def main() -> None:
                 args.garbage,
                 args.profile_steady,
                 args.profile_lose,
+                args.profile_update,
             )
         except Exception as exc:  # one size failing still leaves the others' figures
             print(f"  !! {nodes} nodes / {tasks} tasks: {exc!r}", flush=True)

@@ -26,6 +26,11 @@ def allocate(
     """NEW → PENDING with an address on each of the service's networks (SwarmKit's allocator); and an
     ingress address for every node's ingress sandbox while some service publishes through the mesh."""
     services, networks, tasks, nodes = services or [], networks or [], tasks or [], nodes or []
+    mesh = any(publishes_ingress(s["Spec"]) for s in services)
+    if not plan.creates and not (mesh and any(not n.get("Attachments") for n in nodes)):
+        # nothing takes an address: the scan of every task's (O(tasks)) is for passes that do; most
+        # passes of a rolling update or a loss wait for status reports and create nothing
+        return
     used = used_addresses([*tasks, *plan.creates], services, nodes)
     by_service = {s["ID"]: s for s in services}
     allocated = []
@@ -35,7 +40,7 @@ def allocate(
             task = {**task, "NetworksAttachments": task_attachments(service, networks, used)}
         allocated.append(with_status(task, "pending", "pending task scheduling", plan.now))
     plan.creates = allocated
-    if any(publishes_ingress(s["Spec"]) for s in services):
+    if mesh:
         for node in nodes:
             if not node.get("Attachments"):
                 attachment = node_ingress_attachment(networks, used)

@@ -73,6 +73,22 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return (time.perf_counter() - t0) / repeat, out
 
 
+def leader_pass(
+    services: list[dict[str, Any]],
+    tasks: list[Any],
+    node_objs: list[dict[str, Any]],
+    networks: list[dict[str, Any]],
+    quiet: Quiet | None,
+    loads: NodeLoads | None,
+) -> Any:
+    """One orchestrator pass as the leader runs it (reconcile, allocate, place), with its quiet services
+    and node loads kept by the caller between passes (None: a full pass)."""
+    plan = reconcile(services, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
+    allocate(plan, services, networks, tasks, node_objs)
+    place(plan, tasks, node_objs, loads)
+    return plan
+
+
 def update_batch_passes(
     node_objs: list[dict[str, Any]], services: list[dict[str, Any]], networks: list[dict[str, Any]], tasks: list[Any]
 ) -> tuple[float, float]:
@@ -85,10 +101,7 @@ def update_batch_passes(
     now = [updated, *services[1:]]
 
     def one(quiet: Quiet | None, loads: NodeLoads | None) -> Any:
-        plan = reconcile(now, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
-        allocate(plan, now, networks, tasks, node_objs)
-        place(plan, tasks, node_objs, loads)
-        return plan
+        return leader_pass(now, tasks, node_objs, networks, quiet, loads)
 
     full, _ = timed(lambda: one(None, None))
     quiet, loads = Quiet(), NodeLoads()
@@ -105,10 +118,7 @@ def steady_incremental_pass(
     quiet, loads = Quiet(), NodeLoads()
 
     def one() -> Any:
-        plan = reconcile(services, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
-        allocate(plan, services, networks, tasks, node_objs)
-        place(plan, tasks, node_objs, loads)
-        return plan
+        return leader_pass(services, tasks, node_objs, networks, quiet, loads)
 
     one()
     cost, plan = timed(one, 3)
@@ -124,10 +134,7 @@ def lose_pass(
     quiet, loads = Quiet(), NodeLoads()
 
     def one(now_nodes: list[dict[str, Any]]) -> Any:
-        plan = reconcile(services, tasks, now_nodes, NOW, time.time_ns(), 5, {}, Watch(), quiet)
-        allocate(plan, services, networks, tasks, now_nodes)
-        place(plan, tasks, now_nodes, loads)
-        return plan
+        return leader_pass(services, tasks, now_nodes, networks, quiet, loads)
 
     one(node_objs)
     down = [dict(n) for n in node_objs]

@@ -75,9 +75,8 @@ def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]], 
         decisions = schedule(pending, nodes, on_nodes)
     placed: dict[str, dict[str, Any]] = {}  # new tasks as decided: plan.creates is rebuilt once, below
     for task_id, node_id in decisions.assignments.items():
-        task = with_status(
-            {**(created.get(task_id) or current[task_id]), "NodeID": node_id}, "assigned", ASSIGNED, plan.now
-        )
+        task = with_status(created.get(task_id) or current[task_id], "assigned", ASSIGNED, plan.now)
+        task["NodeID"] = node_id  # on with_status's new top level
         _put(plan, placed, task, task_id in created)
     for task_id, reason in decisions.unplaced.items():
         task = created.get(task_id) or current[task_id]

@@ -32,6 +32,7 @@ from integration.cluster_helpers import (
     wait_for,
     wipe_cluster,
 )
+from shoal import tls
 from shoal.cli.errors import APIError, CLIError
 from shoal.manager import ca
 from testbed.bed import Testbed
@@ -136,8 +137,7 @@ def test_short_certificates_renew_in_time_and_an_expired_one_is_refused(cluster:
     first = {host: _cert_file(cluster, host) for host in HOSTS}
     life = {host: _not_after(pem) - ca.cert_validity(pem)[0].timestamp() for host, pem in first.items()}
     assert all(abs(v - (3600 + 120)) < 5 for v in life.values()), life  # 2 min + the 1-hour backdate
-    kept = tmp_path / "old"
-    shutil.copytree(certs(cluster, "swarm02"), kept)
+    kept = _snapshot(certs(cluster, "swarm02"), tmp_path / "old")
     deadline = max(_not_after(pem) for pem in first.values()) + 20
     with Watch(cluster) as watch:
         while time.time() < deadline:  # past every first certificate's expiry (bounded: ~140 s)
@@ -150,7 +150,22 @@ def test_short_certificates_renew_in_time_and_an_expired_one_is_refused(cluster:
     assert _running(cluster) == tasks_before  # the tasks kept running: no restart, no reschedule
     # the expired certificate, kept from before, is refused in the handshake with its alert
     assert _handshake_alert(kept) == "SSLV3_ALERT_CERTIFICATE_EXPIRED"
-    assert _handshake_alert(certs(cluster, "swarm02")) is None  # the renewed one is accepted
+    renewed = _snapshot(certs(cluster, "swarm02"), tmp_path / "renewed")
+    assert _handshake_alert(renewed) is None  # the renewed one is accepted
+
+
+def _snapshot(cert_dir: Path, copy: Path) -> Path:
+    """A copy of a node's certificate files whose key matches its certificate. The agent renews
+    the 2-minute certificates about every minute and writes the key, then the certificate, each by
+    an atomic rename; a copy taken between the two renames is taken again."""
+    for _ in range(20):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(cert_dir, copy)
+        with contextlib.suppress(tls.CertError):
+            tls.read_node_files(copy)
+            return copy
+        time.sleep(0.1)
+    raise AssertionError(f"{cert_dir}: key and certificate never matched in 20 copies")
 
 
 def _handshake_alert(cert_dir: Path) -> str | None:
@@ -177,8 +192,7 @@ def _handshake_alert(cert_dir: Path) -> str | None:
 
 
 def test_a_removed_node_certificate_is_refused(cluster: Testbed, tmp_path: Path) -> None:
-    kept = tmp_path / "removed"
-    shutil.copytree(certs(cluster, "swarm02"), kept)
+    kept = _snapshot(certs(cluster, "swarm02"), tmp_path / "removed")
     node_id = _nodes(cluster)["swarm02"]["ID"]
     status, _ = tls_call(MANAGER, "/nodes", ca_file=kept / "swarm-root-ca.crt", cert_host_dir=kept)
     assert status == 200  # the same certificate works while the node is a member

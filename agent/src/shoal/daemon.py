@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -83,6 +84,12 @@ async def start_tcp(app: web.Application, addr: str, what: str) -> web.AppRunner
     return runner
 
 
+def write_pidfile(path: Path) -> None:
+    """By a rename: `shoald_ctl.sh` polls the pidfile while shoald starts, and a file truncated
+    before its write reads empty, as if shoald had exited (a failed start in CI)."""
+    tls.atomic_write(path, f"{os.getpid()}\n", 0o644)
+
+
 async def serve(cfg: config.Config) -> None:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +112,7 @@ async def serve(cfg: config.Config) -> None:
     if cfg.ui_addr:
         token = ui_api.load_token(cfg.ui_token_file)
         extra.append(await start_tcp(ui_api.build_app(agent, token), cfg.ui_addr, "visualizer"))
-    cfg.pidfile.write_text(f"{os.getpid()}\n")
+    write_pidfile(cfg.pidfile)
     log.info("shoald %s: control API on %s", __version__, sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

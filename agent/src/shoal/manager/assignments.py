@@ -54,7 +54,12 @@ class Snapshot:
     # so that each task version is hashed once
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
     built_at: float = 0.0  # time.monotonic() when its build ended
-    cost: float = 0.0  # CPU seconds its build took (with the network view every answer needs)
+    cost: float = 0.0  # CPU seconds its task index took
+    # its network view's own index, build end and CPU: a view is O(endpoints) to build, the task
+    # index a few per cent of that, so a snapshot may carry an older one's view (`_start`)
+    net_index: int = 0
+    net_built_at: float = 0.0
+    net_cost: float = 0.0
     # (network ID, the version a node holds) -> that network's change for it, encoded once
     deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
@@ -76,9 +81,21 @@ class Snapshot:
         before, self.encoded_before = self.encoded_before, {}
         return NetView(self.tasks, self.services, self.networks, self.nodes, before)
 
-    @property
+    @cached_property
     def service_names(self) -> dict[str, str]:
-        return self.net.service_names
+        """Service ID -> name, as of this snapshot's index (its network view may be older)."""
+        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
+
+    def carry_net(self, older: Snapshot) -> None:
+        """Answer with `older`'s network view: its encoded changes and versions with it."""
+        self.__dict__["net"] = older.net
+        self.net_index, self.net_built_at, self.net_cost = older.net_index, older.net_built_at, older.net_cost
+        self.deltas, self.wholes = older.deltas, older.wholes
+
+    @property
+    def carries_net(self) -> bool:
+        """Whether its network view is built (or carried) already: an index build only."""
+        return "net" in self.__dict__
 
     def stable_hash(self, task: dict[str, Any]) -> str:
         version = task["Version"]["Index"]
@@ -117,23 +134,42 @@ DEFER_NET_BYTES = 64 << 10
 DEFERRED = "deferred"  # the network part of the signature of an answer that held changes back
 
 
-# A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
-# COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with status
-# reports committing many times a second, rebuilding at each index kept the leader's loop busy.
-# A node that saw an older snapshot looks again once it may be rebuilt (`fresh_in`).
+# Each part of a snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost
+# (within COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with
+# status reports committing many times a second, rebuilding at each index kept the leader's loop
+# busy. The parts are paced apart: the task index (who runs what) costs a few per cent of the
+# network view (every endpoint, encoded), and paced together new tasks waited for the view's pace
+# and build (1,000 nodes: a batch of 100 tasks took 4 s from creation to running, docs/scale.md).
+# A snapshot between two views carries the last one; the node gets the new endpoints with the
+# next, as a network-only change (a task starts from its own attachment; SwarmKit sends tasks by
+# assignment and peers by gossip). A node that saw an older snapshot looks again once a part may
+# be rebuilt (`fresh_in`).
 REBUILD_FACTOR = 2.0
 REBUILD_MAX = 5.0
 
 
+def _pace(cost: float) -> float:
+    return min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * cost))
+
+
+def _tasks_due_in(snap: Snapshot, index: int, now: float) -> float | None:
+    return None if snap.index == index else max(0.0, snap.built_at + _pace(snap.cost) - now)
+
+
+def _net_due_in(snap: Snapshot, index: int, now: float) -> float | None:
+    return None if snap.net_index == index else max(0.0, snap.net_built_at + _pace(snap.net_cost) - now)
+
+
 def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
-    """Seconds until a newer snapshot may be built, if `snap` is behind the store; else None."""
-    if snap.index == store.applied_index:
-        return None
-    return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
+    """Seconds until a newer task index or network view may be built, if `snap` is behind the
+    store; else None."""
+    index = store.applied_index
+    due = [d for d in (_tasks_due_in(snap, index, now), _net_due_in(snap, index, now)) if d is not None]
+    return min(due) if due else None
 
 
 def _due(cached: Snapshot | None, store: Store, now: float) -> bool:
-    return cached is None or (cached.index != store.applied_index and fresh_in(cached, store, now) == 0.0)
+    return cached is None or fresh_in(cached, store, now) == 0.0
 
 
 SNAPSHOT_KINDS = ("task", "service", "network", "node")
@@ -148,10 +184,13 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     tasks = lists["task"]
     live = {t["ID"] for t in tasks}
     stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-    encoded = cached.net.encodings if cached is not None and "net" in cached.__dict__ else {}
-    return Snapshot(
-        index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, encoded_before=encoded
-    )
+    snap = Snapshot(index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now)
+    if cached is not None and cached.carries_net:
+        if _net_due_in(cached, index, now) != 0.0 and _tasks_due_in(cached, index, now) == 0.0:
+            snap.carry_net(cached)  # the task index alone: the view is current or not due yet
+        else:
+            snap.encoded_before = cached.net.encodings
+    return snap
 
 
 def _index(snap: Snapshot) -> Snapshot:
@@ -162,13 +201,20 @@ def _index(snap: Snapshot) -> Snapshot:
     sharing the GIL with a busy leader's loop, a build's wall time was several times its CPU, and
     twice that wall time between builds held new tasks back for seconds (1,000 nodes: 2.5 s from
     a rolling update's batch created to its last task RUNNING, docs/scale.md). The builds still take
-    at most a third of the leader's CPU."""
+    at most a third of the leader's CPU. The network view, unless carried from the snapshot before,
+    is built after the index and charged apart (`net_cost`)."""
     t0 = time.thread_time()
     _ = snap.by_node
-    for net_id in snap.net.by_net:
-        snap.net.network(net_id)
     snap.cost = time.thread_time() - t0
+    builds_view = not snap.carries_net
+    if builds_view:
+        t0 = time.thread_time()
+        for net_id in snap.net.by_net:
+            snap.net.network(net_id)
+        snap.net_cost = time.thread_time() - t0
     snap.built_at = time.monotonic()
+    if builds_view:  # both parts count from the end of the build
+        snap.net_index, snap.net_built_at = snap.index, snap.built_at
     return snap
 
 

@@ -5,10 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("shoal.aio")
+
+T = TypeVar("T")
+
+
+def cpu_timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """`fn(*args)` and the CPU seconds the calling thread spent in it. What a worker thread of a
+    busy manager is charged for pacing: it shares the GIL with the event loop, and its wall time
+    was several times its CPU (docs/scale.md)."""
+    started = time.thread_time()
+    out = fn(*args)
+    return out, time.thread_time() - started
 
 
 class BackgroundLoop:

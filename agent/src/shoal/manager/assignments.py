@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from shoal import metrics
+from shoal.aio import cpu_timed
 from shoal.errors import Unavailable
 from shoal.manager import reportbatch
 from shoal.manager.netkeys import ring_of
@@ -193,6 +194,11 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     return snap
 
 
+def _build_view(snap: Snapshot) -> None:
+    for net_id in snap.net.by_net:
+        snap.net.network(net_id)
+
+
 def _index(snap: Snapshot) -> Snapshot:
     """The O(tasks) part: the per-node task lists and the network view every waiting node needs.
     Pure over objects that are never mutated in place, so it may run in a thread.
@@ -203,15 +209,10 @@ def _index(snap: Snapshot) -> Snapshot:
     a rolling update's batch created to its last task RUNNING, docs/scale.md). The builds still take
     at most a third of the leader's CPU. The network view, unless carried from the snapshot before,
     is built after the index and charged apart (`net_cost`)."""
-    t0 = time.thread_time()
-    _ = snap.by_node
-    snap.cost = time.thread_time() - t0
+    _, snap.cost = cpu_timed(lambda: snap.by_node)
     builds_view = not snap.carries_net
     if builds_view:
-        t0 = time.thread_time()
-        for net_id in snap.net.by_net:
-            snap.net.network(net_id)
-        snap.net_cost = time.thread_time() - t0
+        _, snap.net_cost = cpu_timed(_build_view, snap)
     snap.built_at = time.monotonic()
     if builds_view:  # both parts count from the end of the build
         snap.net_index, snap.net_built_at = snap.index, snap.built_at

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from shoal import metrics
-from shoal.aio import BackgroundLoop
+from shoal.aio import BackgroundLoop, cpu_timed
 from shoal.errors import NotFound, StoreError, WatchLost
 from shoal.manager.orchestrator.pipeline import allocate, changes, place, split
 from shoal.manager.orchestrator.plan import Plan
@@ -120,7 +120,7 @@ class Orchestrator:
         # The decision is pure and O(tasks) (about 1 s at 30,000 tasks): in a worker thread, the
         # leader's loop keeps answering heartbeats and assignment polls while it runs.
         plan, self.last_cost = await asyncio.to_thread(
-            self._decide_timed, services, tasks, nodes, networks, self.history_limit()
+            cpu_timed, self._decide, services, tasks, nodes, networks, self.history_limit()
         )
         self._wake_at = plan.wake_at_ns
         if not plan.changed():
@@ -129,12 +129,6 @@ class Orchestrator:
         await commit_entries(self.store, split(batch), self.epoch)
         self.passes += 1
         return len(batch)
-
-    def _decide_timed(self, *args: Any) -> tuple[Plan, float]:
-        """`_decide`, and the CPU seconds its thread spent on it."""
-        started = time.thread_time()
-        plan = self._decide(*args)
-        return plan, time.thread_time() - started
 
     def _decide(
         self,

@@ -9,8 +9,8 @@ orchestrator pass (nothing to do), and the same pass as an idle leader runs it (
 node loads; one every IDLE_PERIOD); the pass that replaces the tasks of 10 % of the nodes lost at
 once; a pass of a rolling update (parallelism 100) of one service, full and incremental (quiet
 services skipped, node loads kept: what the leader runs); an assignments snapshot (index, network
-view, encoded networks), and its task index alone (built between two views); one node's answer
-(signature, encoded JSON) and its size; the answer parsed on a node.
+view, encoded networks); one node's answer (signature, encoded JSON) and its size; the answer
+parsed on a node.
 """
 
 from __future__ import annotations
@@ -180,14 +180,6 @@ def measure(nodes: int, per_node: int) -> dict[str, float]:
         return snap
 
     fig["assignments snapshot"], snap = timed(build)
-
-    def index_only() -> Snapshot:  # between two network views: the view carried, the task index built
-        again = Snapshot(2, tasks, services, networks, node_objs)
-        again.carry_net(snap)
-        _ = again.by_node
-        return again
-
-    fig["assignments snapshot, task index alone"], _ = timed(index_only, 3)
     sample = node_objs[: min(50, nodes)]
     for n in sample:  # the first signature hashes each task once; steady state is what repeats
         signature(snap, snap.by_node.get(n["ID"], []), snap.net.digest(n["ID"]))

@@ -55,12 +55,7 @@ class Snapshot:
     # so that each task version is hashed once
     stable: dict[str, tuple[int, str]] = field(default_factory=dict)
     built_at: float = 0.0  # time.monotonic() when its build ended
-    cost: float = 0.0  # CPU seconds its task index took
-    # its network view's own index, build end and CPU: a view is O(endpoints) to build, the task
-    # index a few per cent of that, so a snapshot may carry an older one's view (`_start`)
-    net_index: int = 0
-    net_built_at: float = 0.0
-    net_cost: float = 0.0
+    cost: float = 0.0  # CPU seconds its build took (with the network view every answer needs)
     # (network ID, the version a node holds) -> that network's change for it, encoded once
     deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
@@ -82,21 +77,9 @@ class Snapshot:
         before, self.encoded_before = self.encoded_before, {}
         return NetView(self.tasks, self.services, self.networks, self.nodes, before)
 
-    @cached_property
-    def service_names(self) -> dict[str, str]:
-        """Service ID -> name, as of this snapshot's index (its network view may be older)."""
-        return {s["ID"]: s["Spec"]["Name"] for s in self.services}
-
-    def carry_net(self, older: Snapshot) -> None:
-        """Answer with `older`'s network view: its encoded changes and versions with it."""
-        self.__dict__["net"] = older.net
-        self.net_index, self.net_built_at, self.net_cost = older.net_index, older.net_built_at, older.net_cost
-        self.deltas, self.wholes = older.deltas, older.wholes
-
     @property
-    def carries_net(self) -> bool:
-        """Whether its network view is built (or carried) already: an index build only."""
-        return "net" in self.__dict__
+    def service_names(self) -> dict[str, str]:
+        return self.net.service_names
 
     def stable_hash(self, task: dict[str, Any]) -> str:
         version = task["Version"]["Index"]
@@ -135,42 +118,28 @@ DEFER_NET_BYTES = 64 << 10
 DEFERRED = "deferred"  # the network part of the signature of an answer that held changes back
 
 
-# Each part of a snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost
-# (within COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with
-# status reports committing many times a second, rebuilding at each index kept the leader's loop
-# busy. The parts are paced apart: the task index (who runs what) costs a few per cent of the
-# network view (every endpoint, encoded), and paced together new tasks waited for the view's pace
-# and build (1,000 nodes: a batch of 100 tasks took 4 s from creation to running, docs/scale.md).
-# A snapshot between two views carries the last one; the node gets the new endpoints with the
-# next, as a network-only change (a task starts from its own attachment; SwarmKit sends tasks by
-# assignment and peers by gossip). A node that saw an older snapshot looks again once a part may
-# be rebuilt (`fresh_in`).
+# A snapshot is rebuilt at most once per REBUILD_FACTOR times its own build cost (within
+# COALESCE..REBUILD_MAX): building one is O(tasks), and at tens of thousands of tasks, with status
+# reports committing many times a second, rebuilding at each index kept the leader's loop busy.
+# A node that saw an older snapshot looks again once it may be rebuilt (`fresh_in`).
+# The task index and the network view stay paced together: a task index rebuilt between two views
+# (24 ms against 0.8 s at 30,000 tasks) sent each node its tasks and its endpoints apart, and at
+# 1,000 nodes the answers while 30,000 tasks started grew 25 % and the leader's CPU with them
+# (all RUNNING after 61-64 s instead of 50), while a rolling update's batches went no faster
+# (docs/scale.md, session 24).
 REBUILD_FACTOR = 2.0
 REBUILD_MAX = 5.0
 
 
-def _pace(cost: float) -> float:
-    return min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * cost))
-
-
-def _tasks_due_in(snap: Snapshot, index: int, now: float) -> float | None:
-    return None if snap.index == index else max(0.0, snap.built_at + _pace(snap.cost) - now)
-
-
-def _net_due_in(snap: Snapshot, index: int, now: float) -> float | None:
-    return None if snap.net_index == index else max(0.0, snap.net_built_at + _pace(snap.net_cost) - now)
-
-
 def fresh_in(snap: Snapshot, store: Store, now: float) -> float | None:
-    """Seconds until a newer task index or network view may be built, if `snap` is behind the
-    store; else None."""
-    index = store.applied_index
-    due = [d for d in (_tasks_due_in(snap, index, now), _net_due_in(snap, index, now)) if d is not None]
-    return min(due) if due else None
+    """Seconds until a newer snapshot may be built, if `snap` is behind the store; else None."""
+    if snap.index == store.applied_index:
+        return None
+    return max(0.0, snap.built_at + min(REBUILD_MAX, max(COALESCE, REBUILD_FACTOR * snap.cost)) - now)
 
 
 def _due(cached: Snapshot | None, store: Store, now: float) -> bool:
-    return cached is None or fresh_in(cached, store, now) == 0.0
+    return cached is None or (cached.index != store.applied_index and fresh_in(cached, store, now) == 0.0)
 
 
 SNAPSHOT_KINDS = ("task", "service", "network", "node")
@@ -185,18 +154,10 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     tasks = lists["task"]
     live = {t["ID"] for t in tasks}
     stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-    snap = Snapshot(index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now)
-    if cached is not None and cached.carries_net:
-        if _net_due_in(cached, index, now) != 0.0 and _tasks_due_in(cached, index, now) == 0.0:
-            snap.carry_net(cached)  # the task index alone: the view is current or not due yet
-        else:
-            snap.encoded_before = cached.net.encodings
-    return snap
-
-
-def _build_view(snap: Snapshot) -> None:
-    for net_id in snap.net.by_net:
-        snap.net.network(net_id)
+    encoded = cached.net.encodings if cached is not None and "net" in cached.__dict__ else {}
+    return Snapshot(
+        index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, encoded_before=encoded
+    )
 
 
 def _index(snap: Snapshot) -> Snapshot:
@@ -207,16 +168,16 @@ def _index(snap: Snapshot) -> Snapshot:
     sharing the GIL with a busy leader's loop, a build's wall time was several times its CPU, and
     twice that wall time between builds held new tasks back for seconds (1,000 nodes: 2.5 s from
     a rolling update's batch created to its last task RUNNING, docs/scale.md). The builds still take
-    at most a third of the leader's CPU. The network view, unless carried from the snapshot before,
-    is built after the index and charged apart (`net_cost`)."""
-    _, snap.cost = cpu_timed(lambda: snap.by_node)
-    builds_view = not snap.carries_net
-    if builds_view:
-        _, snap.net_cost = cpu_timed(_build_view, snap)
+    at most a third of the leader's CPU."""
+    _, snap.cost = cpu_timed(_build, snap)
     snap.built_at = time.monotonic()
-    if builds_view:  # both parts count from the end of the build
-        snap.net_index, snap.net_built_at = snap.index, snap.built_at
     return snap
+
+
+def _build(snap: Snapshot) -> None:
+    _ = snap.by_node
+    for net_id in snap.net.by_net:
+        snap.net.network(net_id)
 
 
 # Network versions kept per network, to answer a node with the changes since the one it holds

@@ -159,6 +159,8 @@ def assignment_totals(bed: Testbed) -> dict[str, float]:
         'shoal_assignment_network_bytes_total{form="whole"}': "net_whole",
         'shoal_assignment_network_bytes_total{form="change"}': "net_change",
         "shoal_assignment_answers_unread_total": "unread",
+        "shoal_raft_commit_duration_seconds_sum": "commit_s",
+        "shoal_raft_commit_duration_seconds_count": "commits",
     }
     totals = dict.fromkeys(names.values(), 0.0)
     for host in HOSTS:
@@ -173,6 +175,24 @@ def assignment_totals(bed: Testbed) -> dict[str, float]:
             if name in names:
                 totals[names[name]] += float(value)
     return totals
+
+
+def fleet_lag(before: dict[str, Any], after: dict[str, Any], seconds: float) -> str:
+    """How late the simulated fleet's event loops woke over a phase (summed over its processes): a
+    held loop delays every answer its nodes read and every task they start."""
+    late = after.get("loop_late_total_s", 0.0) - before.get("loop_late_total_s", 0.0)
+    stalls = after.get("loop_stalls", 0) - before.get("loop_stalls", 0)
+    return (
+        f"the simulated fleet's loops woke {late:.1f} s late in all over {seconds:.0f} s "
+        f"({stalls} stalls of 1 s or more)"
+    )
+
+
+def commit_pace(sent: dict[str, float]) -> str:
+    """The managers' Raft writes in a phase (the leader's, proposing): how many, and the mean time
+    from proposal to commit, which every batch of tasks waits once and its reports once more."""
+    mean = sent["commit_s"] / sent["commits"] if sent["commits"] > 0 else math.nan
+    return f"Raft writes {sent['commits']:.0f}, {mean * 1000:.0f} ms each from proposal to commit"
 
 
 def since(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
@@ -373,7 +393,7 @@ def run(
         print(
             f"  assignment answers while they started: {fig['assign_answers']:.0f}, {fig['assign_mb']:.1f} MB, "
             f"{fig['assign_kb_per_answer']:.0f} KB each (the leader's counters: tasks and network state as "
-            "changes since what each node holds, whole in a node's first answer)",
+            f"changes since what each node holds, whole in a node's first answer); {commit_pace(sent)}",
             flush=True,
         )
         fig["net_whole_mb"] = sent["net_whole"] / 2**20
@@ -452,7 +472,8 @@ def run(
         print(f"    the overlay the same on every live node after {fig['lost_net_converged_s'] or 0:.1f} s", flush=True)
         lose_sent = since(assignment_totals(bed), lose_sent0)
         print(
-            f"    assignment answers from the loss: {lose_sent['answers']:.0f}, {lose_sent['bytes'] / 2**20:.1f} MB",
+            f"    assignment answers from the loss: {lose_sent['answers']:.0f}, {lose_sent['bytes'] / 2**20:.1f} MB; "
+            f"{commit_pace(lose_sent)}",
             flush=True,
         )
         if finish_profile(lose_spy, spy_lose):
@@ -463,6 +484,7 @@ def run(
         sent0 = assignment_totals(bed)
         update_out = bed.state_dir.parent / "bench" / f"scale-{nodes}n-update.pyspy.txt"
         update_spy = profile(bed.agent_pid(leader(bed) or "swarm00"), spy_update, update_out) if spy_update else None
+        fleet0 = sim.command("stats", "stats")
         t0, update_ns = time.monotonic(), time.time_ns()
         try:
             replaced = rolling_update(bed, services[0], parallelism)
@@ -481,6 +503,7 @@ def run(
                 flush=True,
             )
             print(f"    {update_pace(bed, services[0], update_ns)}", flush=True)
+            print(f"    {fleet_lag(fleet0, sim.command('stats', 'stats'), time.monotonic() - t0)}", flush=True)
             updating = None if done else services[0]
         if finish_profile(update_spy, spy_update):
             print(f"  leader profile from the update's start (py-spy raw): {update_out}", flush=True)
@@ -489,7 +512,8 @@ def run(
         fig["rolling_kb_per_answer"] = sent["bytes"] / max(1.0, sent["answers"]) / 1024
         print(
             f"  assignment answers during the update: {sent['answers']:.0f}, {sent['bytes'] / 2**20:.1f} MB, "
-            f"{fig['rolling_kb_per_answer']:.1f} KB each (increments: the node's changed tasks and endpoints)",
+            f"{fig['rolling_kb_per_answer']:.1f} KB each (increments: the node's changed tasks and endpoints); "
+            f"{commit_pace(sent)}",
             flush=True,
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,7 @@ from shoal import tls
 from shoal.agent.credentials import text
 from shoal.agent.join import parse_join_request
 from shoal.manager import ca, tokens
+from shoal.model.ids import parse_rfc3339
 from shoal.sim.fleet import Fleet
 from shoal.sim.node import NodeShape
 
@@ -108,6 +110,7 @@ def test_simulated_nodes_join_beat_run_and_report_over_tls() -> None:
         manager = StandInManager(ca.RootCA.create())
         runner = await serve(manager)
         fleet = Fleet(3, NodeShape("127.0.0.1", period=0.1, exit_poll=0.1), port_base=40000)
+        t0_ns = time.time_ns()
         try:
             req = parse_join_request({"JoinToken": manager.token, "RemoteAddrs": [manager.addr]})
             joined, errors = await fleet.join_all(req)
@@ -118,6 +121,10 @@ def test_simulated_nodes_join_beat_run_and_report_over_tls() -> None:
             stats = fleet.stats()
             assert stats["running"] == 3 and stats["starts"] == 3 and stats["connected"] == 3
             assert fleet.tasks()["running"] == {f"node{i}": [f"task-node{i}"] for i in range(3)}
+            started = fleet.started(t0_ns)["tasks"]
+            assert sorted(started) == [f"task-node{i}" for i in range(3)]
+            assert all(t0_ns <= parse_rfc3339(at) <= time.time_ns() for at in started.values())
+            assert fleet.started(time.time_ns())["tasks"] == {}  # none started after now
 
             lost = await fleet.lose(1)
             before = manager.beats[lost[0]]

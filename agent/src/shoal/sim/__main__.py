@@ -68,6 +68,8 @@ async def commands(fleet: Fleet) -> None:
             emit(fleet.stats())
         elif verb == "tasks":
             emit(fleet.tasks())
+        elif verb == "started" and arg.isdigit():
+            emit(fleet.started(int(arg)))
         elif verb == "lose" and arg.isdigit():
             t0 = time.monotonic()
             lost = await fleet.lose(int(arg))

@@ -13,6 +13,7 @@ from typing import Any
 from shoal.agent.join import JoinRequest
 from shoal.aio import LagMeter
 from shoal.errors import ShoalError
+from shoal.model.ids import parse_rfc3339
 from shoal.sim.node import NodeShape, SimNode
 from shoal.worker.taskloop import POLL_COUNTERS
 
@@ -151,6 +152,20 @@ class Fleet:
             "loop_late_worst_s": self.lag.worst,
             "loop_stalls": self.lag.stalls,
             "loop_late_total_s": self.lag.total,
+        }
+
+    def started(self, since_ns: int) -> dict[str, Any]:
+        """Task ID -> when its node's driver started it (RFC 3339), for the tasks started at or after
+        `since_ns`: when the answer that carried it reached its node (the sim driver starts a task
+        as soon as it is read), which tells a task's delivery from its start and report."""
+        return {
+            "event": "started",
+            "tasks": {
+                tid: task.handle.started_at
+                for n in self.nodes
+                for tid, task in n.driver.tasks.items()
+                if parse_rfc3339(task.handle.started_at) >= since_ns
+            },
         }
 
     def tasks(self) -> dict[str, Any]:

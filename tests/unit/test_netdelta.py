@@ -272,7 +272,7 @@ def test_a_task_name_two_live_tasks_share_is_the_running_ones_on_both_paths() ->
         snap = install(store, cluster, services, nets, nodes, 1)
         net_id = old["NetworksAttachments"][0]["Network"]["ID"]
         short = f"{svc['Spec']['Name']}.{old['Slot']}"
-        names = snap.net.network(net_id)["dns"]["Names"]
+        names = snap.net.detail(net_id)["dns"]["Names"]
         old_ip = old["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
         new_ip = new["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
         assert names[f"{short}.{old['ID']}"] == old_ip and names[f"{short}.{new['ID']}"] == new_ip

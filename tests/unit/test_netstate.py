@@ -176,30 +176,100 @@ def test_netview_json_is_the_node_state_encoded() -> None:
             assert json.loads(view.for_node_json(node["ID"])) == wire, (seed, node["ID"])
 
 
-def test_a_view_built_on_an_earlier_ones_encodings_encodes_the_same_items() -> None:
-    """Texts reused from the previous snapshot's view are those of unchanged values only: a task
-    that stopped, moved or started is encoded anew, and the items and version are a fresh view's."""
-    for seed in range(30):
+def _changed(rng: random.Random, tasks: list[dict], nodes: list[dict]) -> list[dict]:
+    """Some tasks stop, move, start, change slot or go; a few new ones come on free addresses."""
+    out = []
+    for t in tasks:
+        roll = rng.random()
+        if roll < 0.2:
+            t = with_status(t, rng.choice(["running", "starting", "shutdown"]), "x", NOW)
+        elif roll < 0.3:
+            t = dict(t, NodeID=rng.choice([n["ID"] for n in nodes]))
+        elif roll < 0.35:
+            t = dict(t, Slot=(t.get("Slot") or 0) + 7)
+        elif roll < 0.4:
+            continue
+        elif roll < 0.45:
+            t = dict(t, DesiredState="running" if t["DesiredState"] != "running" else "shutdown")
+        out.append(t)
+    return out
+
+
+def test_a_view_updated_from_an_earlier_ones_items_has_a_fresh_views_items_and_versions() -> None:
+    """Items updated from the changed tasks and nodes (netitems.py) are those a view built whole
+    gets, version included, along a chain of changes: tasks stopping, moving, starting, going, a
+    node's address or sandbox changing, a service gone."""
+    for seed in range(40):
         tasks, services, nets, nodes = random_cluster(seed)
-        earlier = NetView(tasks, services, nets, nodes)
-        for net_id in earlier.by_net:
-            earlier.network(net_id)
         rng = random.Random(seed)
-        changed = []
-        for t in tasks:
-            roll = rng.random()
-            if roll < 0.2:
-                t = with_status(t, rng.choice(["running", "starting", "shutdown"]), "x", NOW)
-            elif roll < 0.3:
-                t = dict(t, NodeID=rng.choice([n["ID"] for n in nodes]))
-            elif roll < 0.35:
-                t = dict(t, Slot=(t.get("Slot") or 0) + 7)
-            changed.append(t)
-        reusing = NetView(changed, services, nets, nodes, earlier.encodings)
-        fresh = NetView(changed, services, nets, nodes)
-        for net_id in fresh.by_net:
-            assert reusing.network(net_id)["items"] == fresh.network(net_id)["items"], (seed, net_id)
-            assert reusing.network(net_id)["digest"] == fresh.network(net_id)["digest"], (seed, net_id)
+        view = NetView(tasks, services, nets, nodes)
+        for step in range(6):
+            for net_id in view.by_net:
+                view.network(net_id)
+            tasks = _changed(rng, tasks, nodes)
+            if step == 2:  # a node's new object: its address, and its sandbox gone
+                nodes = [
+                    dict(n, Status={**n["Status"], "Addr": "10.213.0.99"}) if n["ID"] == "n1" else n for n in nodes
+                ]
+                nodes = [{k: v for k, v in n.items() if k != "Attachments"} if n["ID"] == "n2" else n for n in nodes]
+            if step == 4 and services:  # a service removed: its names go, its tasks' endpoints stay
+                services = services[1:]
+            updated = NetView(tasks, services, nets, nodes, view.take_tables())
+            fresh = NetView(tasks, services, nets, nodes)
+            for net_id in fresh.by_net:
+                assert updated.network(net_id)["items"] == fresh.network(net_id)["items"], (seed, step, net_id)
+                assert updated.network(net_id)["digest"] == fresh.network(net_id)["digest"], (seed, step, net_id)
+                assert updated.network(net_id)["size"] == fresh.network(net_id)["size"]
+            view = updated
+
+
+def test_tables_are_taken_once_and_a_view_without_them_builds_whole() -> None:
+    tasks, services, nets, nodes = random_cluster(5)
+    view = NetView(tasks, services, nets, nodes)
+    assert view.take_tables() is None  # nothing built yet: nothing to carry
+    view.network("appnet")
+    tables = view.take_tables()
+    assert tables is not None and view.take_tables() is None
+    # the earlier view's items stay as they were while the next one updates the tables
+    before = dict(view.network("appnet")["items"])
+    moved = [with_status(t, "shutdown", "x", NOW) for t in tasks]
+    NetView(moved, services, nets, nodes, tables).network("appnet")
+    assert view.network("appnet")["items"] == before
+
+
+def test_two_endpoints_on_one_address_take_the_whole_builds_keys() -> None:
+    tasks, services, nets, nodes = random_cluster(7)
+    live = [t for t in tasks if t["NetworksAttachments"] and t["NodeID"] != "gone" and t["DesiredState"] == "running"]
+    live = [t for t in live if t["Status"]["State"] in ("assigned", "starting", "running")]
+    a, b = live[0], live[1]
+    view = NetView(tasks, services, nets, nodes)
+    view.network(a["NetworksAttachments"][0]["Network"]["ID"])
+    clash = dict(
+        b,
+        NetworksAttachments=[
+            dict(
+                b["NetworksAttachments"][0],
+                **{
+                    "Network": a["NetworksAttachments"][0]["Network"],
+                    "Addresses": a["NetworksAttachments"][0]["Addresses"],
+                },
+            )
+        ],
+    )
+    changed = [clash if t is b else t for t in tasks]
+    updated = NetView(changed, services, nets, nodes, view.take_tables())
+    fresh = NetView(changed, services, nets, nodes)
+    net_id = a["NetworksAttachments"][0]["Network"]["ID"]
+    ip = a["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+    assert f"e:{ip}+" in fresh.network(net_id)["items"]
+    assert updated.network(net_id)["items"] == fresh.network(net_id)["items"]
+    # once the clash is gone (the second moved back, or the first gone), the keys are a fresh view's
+    for after in (tasks, [t for t in changed if t is not a]):
+        clashing = NetView(changed, services, nets, nodes)
+        clashing.network(net_id)
+        again = NetView(after, services, nets, nodes, clashing.take_tables())
+        assert again.network(net_id)["items"] == NetView(after, services, nets, nodes).network(net_id)["items"]
+        assert f"e:{ip}+" not in again.network(net_id)["items"]
 
 
 def test_mac_of_a_dotted_quad_is_dockers_and_anything_else_is_ipaddress_s() -> None:

@@ -21,8 +21,9 @@ from shoal import metrics
 from shoal.aio import cpu_timed
 from shoal.errors import Unavailable
 from shoal.manager import reportbatch
+from shoal.manager.netitems import NetTables
 from shoal.manager.netkeys import ring_of
-from shoal.manager.netstate import Encodings, NetView
+from shoal.manager.netstate import NetView
 from shoal.manager.secretdelivery import payloads_for
 from shoal.model import netkeys, taskdelta
 from shoal.model.network import is_encrypted
@@ -60,8 +61,8 @@ class Snapshot:
     deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
     wholes: set[tuple[str, str | None]] = field(default_factory=set)
-    # the previous snapshot's encoded network items, for its unchanged ones (NetView); dropped once used
-    encoded_before: dict[str, Encodings] = field(default_factory=dict)
+    # the previous snapshot's networks' items, which its view updates (netitems.py); dropped once used
+    tables_before: NetTables | None = None
 
     @cached_property
     def by_node(self) -> dict[str, list[dict[str, Any]]]:
@@ -74,7 +75,7 @@ class Snapshot:
 
     @cached_property
     def net(self) -> NetView:
-        before, self.encoded_before = self.encoded_before, {}
+        before, self.tables_before = self.tables_before, None
         return NetView(self.tasks, self.services, self.networks, self.nodes, before)
 
     @property
@@ -154,9 +155,9 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     tasks = lists["task"]
     live = {t["ID"] for t in tasks}
     stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
-    encoded = cached.net.encodings if cached is not None and "net" in cached.__dict__ else {}
+    tables = cached.net.take_tables() if cached is not None and "net" in cached.__dict__ else None
     return Snapshot(
-        index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, encoded_before=encoded
+        index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, tables_before=tables
     )
 
 

@@ -17,10 +17,10 @@ from collections import defaultdict
 from functools import cached_property
 from typing import Any
 
-from shoal.model.netdelta import items_of, task_names
-from shoal.model.network import gateway_of, is_encrypted, mac_of, subnet_of, vni_of
-
-Encodings = dict[str, tuple[Any, str]]  # item key -> (its value, its JSON text)
+from shoal.manager import netitems
+from shoal.manager.netitems import NetTables, base_of
+from shoal.model.netdelta import task_names
+from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
 
@@ -46,10 +46,10 @@ class NetView:
         services: list[dict[str, Any]],
         networks: list[dict[str, Any]],
         nodes: list[dict[str, Any]],
-        encoded_before: dict[str, Encodings] | None = None,
+        tables: NetTables | None = None,
     ) -> None:
-        """`encoded_before`: an earlier view's `encodings`, whose texts are reused for items whose
-        value has not changed (most of them from one snapshot to the next)."""
+        """`tables`: an earlier view's networks' items (`take_tables`), updated to this view from
+        what changed since (netitems.py); none: built whole."""
         # by ID: LBs and DNS aliases come in this order, the same on every manager whatever its
         # store's order (a node's increments carry LBs by service, and rebuild them in this order)
         self.services = sorted(services, key=lambda s: s["ID"])
@@ -63,8 +63,6 @@ class NetView:
             and t["Status"]["State"] in LIVE_STATES
             and t.get("NodeID") in self.nodes_by_id
         ]
-        self.service_of = {t["ID"]: t["ServiceID"] for t in live}
-        self.tasks_by_id = {t["ID"]: t for t in live}
         self.live_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for t in live:
             self.live_by_node[t["NodeID"]].append(t)
@@ -74,8 +72,45 @@ class NetView:
             if any(p.get("PublishMode") == "ingress" for p in (s.get("Endpoint") or {}).get("Ports") or [])
         ]
         self.ingress_id = next((n["ID"] for n in networks if n["Spec"].get("Ingress")), None)
-        endpoints: dict[str, list[dict[str, Any]]] = defaultdict(list)  # network -> every endpoint anywhere
-        for t in live:
+        self.live = live
+        self._tables = tables
+        self._items: dict[str, dict[str, Any]] | None = None
+        self._detail: dict[str, dict[str, Any]] = {}
+
+    @cached_property
+    def tasks_by_id(self) -> dict[str, dict[str, Any]]:
+        """The live tasks by ID (for whole answers: `detail`)."""
+        return {t["ID"]: t for t in self.live}
+
+    def take_tables(self) -> NetTables | None:
+        """The networks' items this view was built to, for the next view to update (once: they are
+        updated in place); None when they were taken already, or not built."""
+        tables, self._tables = self._tables, None
+        return tables if self._items is not None else None
+
+    def _built(self) -> dict[str, dict[str, Any]]:
+        """Network ID -> {"digest": its version, "items": its items' texts, "size": its endpoints},
+        as of this view: the carried tables brought up to it (netitems.py), then copied, so that the
+        next view may update the tables while answers still read this one's."""
+        if self._items is None:
+            tables = netitems.update(self._tables, self.live, self.nodes_by_id, self.by_net, self.services)
+            self._tables = tables
+            self._items = {
+                net_id: {"digest": table.version, "items": dict(table.texts), "size": len(table.endpoints)}
+                for net_id, table in tables.nets.items()
+            }
+        return self._items
+
+    def network(self, net_id: str) -> dict[str, Any]:
+        """One network's version ("digest"), items as JSON texts ("items", model/netdelta.py) and
+        number of endpoints ("size"): the same for every node."""
+        return self._built()[net_id]
+
+    @cached_property
+    def endpoints(self) -> dict[str, list[dict[str, Any]]]:
+        """Network ID -> every endpoint on it, anywhere (for whole answers: `detail`)."""
+        endpoints: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for t in self.live:
             node_ip = self.nodes_by_id[t["NodeID"]]["Status"]["Addr"]
             for att in t.get("NetworksAttachments") or []:
                 addr = att["Addresses"][0]
@@ -88,7 +123,7 @@ class NetView:
                         "Running": t["Status"]["State"] == "running",
                     }
                 )
-        for n in nodes:
+        for n in self.nodes_by_id.values():
             for att in n.get("Attachments") or []:
                 addr = att["Addresses"][0]
                 endpoints[att["Network"]["ID"]].append(
@@ -100,19 +135,16 @@ class NetView:
                         "Running": False,
                     }
                 )
-        self.endpoints = endpoints
-        self._nets: dict[str, dict[str, Any]] = {}
-        self._before = encoded_before or {}
-        # network ID -> item key -> (its value, its JSON text): what the next view may reuse
-        self.encodings: dict[str, Encodings] = {}
+        return endpoints
 
     def backends(self, net_id: str) -> dict[str, list[str]]:
         """Service ID -> sorted IPs of its running tasks on the network."""
-        return self.network(net_id)["backends"]
+        return self.detail(net_id)["backends"]
 
-    def network(self, net_id: str) -> dict[str, Any]:
-        """Everything about one network that is the same for every node (computed on first use)."""
-        done = self._nets.get(net_id)
+    def detail(self, net_id: str) -> dict[str, Any]:
+        """One network as whole answers list it, the same for every node (computed on first use):
+        only nodes that take no increments, and the routing mesh's backends, need it."""
+        done = self._detail.get(net_id)
         if done is not None:
             return done
         net = self.by_net[net_id]
@@ -121,58 +153,21 @@ class NetView:
         endpoints = sorted(self.endpoints.get(net_id, []), key=lambda e: e["IP"])
         by_service: dict[str, list[str]] = defaultdict(list)
         for e in endpoints:
-            if e["Running"] and e["TaskID"] and e["TaskID"] in self.service_of:
-                by_service[self.service_of[e["TaskID"]]].append(e["IP"])
+            task = self.tasks_by_id.get(e["TaskID"]) if e["Running"] else None
+            if task is not None:
+                by_service[task["ServiceID"]].append(e["IP"])
         backends = {sid: sorted(ips) for sid, ips in by_service.items()}
-        base = {
-            "VNI": vni_of(net),
-            "Subnet": str(subnet_of(net)),
-            "Gateway": gateway_of(net),
-            "Internal": net["Spec"]["Internal"],
-            "Ingress": ingress,
-            "Name": net["Spec"]["Name"],
-            "Encrypted": is_encrypted(net),
-        }
+        base = base_of(net)
         tasks = [(e, self._task_of(e)) for e in endpoints]
-        lbs, records, names = self._lb_and_dns(net_id, ingress, backends, tasks)
-        # the same as items (model/netdelta.py), each encoded: what increments are made of; the
-        # network's version is their digest, so that a node holding a version holds its very items
-        items = items_of(
-            base, [(e["IP"], e["NodeID"], e["NodeIP"], task) for e, task in tasks], lbs, self.service_names, names
-        )
-        encoded = self._encode(net_id, items)
-        digest = hashlib.blake2b(
-            "\n".join(f"{k}={v}" for k, v in sorted(encoded.items())).encode(), digest_size=8
-        ).hexdigest()
+        lbs, records = self._lb_and_dns(net_id, ingress, backends, tasks)
         done = {"base": base, "endpoints": endpoints, "lbs": lbs, "dns": records, "backends": backends}
-        done["digest"] = digest
-        done["items"] = encoded
-        self._nets[net_id] = done
+        self._detail[net_id] = done
         return done
-
-    def _encode(self, net_id: str, items: dict[str, Any]) -> dict[str, str]:
-        """Each item as JSON text, reusing an earlier view's text where the value is the same: one
-        json.dumps per item was most of a snapshot's cost (30,000 endpoints: 0.4 s of 1.1 s, once
-        per snapshot, several times a second while tasks start), and between two snapshots only the
-        items of the tasks that changed differ."""
-        before = self._before.get(net_id, {})
-        encodings: Encodings = {}
-        encoded: dict[str, str] = {}
-        for key, value in items.items():
-            known = before.get(key)
-            if known is not None and type(known[0]) is type(value) and known[0] == value:
-                text = known[1]
-            else:
-                text = _dumps(value)
-            encodings[key] = (value, text)
-            encoded[key] = text
-        self.encodings[net_id] = encodings
-        return encoded
 
     def peers(self, net_id: str) -> list[tuple[str, dict[str, Any]]]:
         """(node ID, peer) of every endpoint on the network, sorted by IP: only whole answers (nodes
         that take no increments) list peers, so they are made on first use."""
-        done = self.network(net_id)
+        done = self.detail(net_id)
         if "peers" not in done:
             done["peers"] = [
                 (e["NodeID"], {"IP": e["IP"], "MAC": mac_of(e["IP"]), "NodeIP": e["NodeIP"]}) for e in done["endpoints"]
@@ -181,7 +176,7 @@ class NetView:
 
     def network_json(self, net_id: str) -> dict[str, Any]:
         """The network's parts of a whole answer, encoded once for every node's (for_node_json)."""
-        done = self.network(net_id)
+        done = self.detail(net_id)
         if "json" not in done:
             done["json"] = {
                 "base": _dumps(done["base"])[:-1],  # without its closing brace: the node's peers follow
@@ -208,13 +203,11 @@ class NetView:
         ingress: bool,
         backends: dict[str, list[str]],
         tasks: list[tuple[dict[str, Any], tuple[str, Any, str, bool] | None]],
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, tuple[str, list[str] | None]] | None]:
-        """The network's load balancers, its DNS records (None on the ingress network), and its
-        names as items take them: name -> (service ID, its addresses, None when its tasks')."""
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The network's load balancers and its DNS records (None on the ingress network)."""
         lbs = []
         records: dict[str, Any] = {"NetworkID": net_id, "Services": {}, "TasksOf": {}, "Names": {}}
         aliases: dict[str, str] = {}  # network alias -> the service it names on this network
-        sid_of: dict[str, str] = {}  # name -> its service
         for s in self.services:
             ips = backends.get(s["ID"], [])
             vip = next(
@@ -244,23 +237,17 @@ class NetView:
             name = s["Spec"]["Name"]
             records["Services"][name] = [vip] if mode == "vip" and vip else ips
             records["TasksOf"][name] = ips
-            sid_of[name] = s["ID"]
             for alias in _aliases_on(s, net_id):
                 aliases.setdefault(alias, name)
         if ingress:
-            return lbs, None, None
+            return lbs, None
         for alias, name in aliases.items():  # after every service name: a real name wins a clash
             records["Services"].setdefault(alias, records["Services"][name])
             records["TasksOf"].setdefault(alias, records["TasksOf"][name])
-            sid_of.setdefault(alias, sid_of[name])
         records["Names"] = task_names(
             (e["IP"], self.service_names.get(task[0]), task[1], task[2], task[3]) for e, task in tasks if task
         )
-        names = {
-            name: (sid_of[name], None if addrs == records["TasksOf"][name] else addrs)
-            for name, addrs in records["Services"].items()
-        }
-        return lbs, records, names
+        return lbs, records
 
     @cached_property
     def published(self) -> list[dict[str, Any]]:
@@ -309,7 +296,7 @@ class NetView:
     def weight(self, node_id: str) -> int:
         """How many endpoints the node's answer lists (what sending it costs)."""
         _, nets, _ = self._node_parts(node_id)
-        return sum(len(self.endpoints.get(n, ())) for n in nets)
+        return sum(self.network(n)["size"] for n in nets)
 
     def digest(self, node_id: str) -> str:
         """Changes whenever `for_node(node_id)` may have changed; cheap: the networks' digests are shared."""
@@ -380,7 +367,7 @@ class NetView:
         ingress_addr, nets, host_ports = self._node_parts(node_id)
         out_networks, lbs, dns = {}, [], []
         for net_id in nets:
-            net = self.network(net_id)
+            net = self.detail(net_id)
             out_networks[net_id] = {**net["base"], "Peers": [p for nid, p in self.peers(net_id) if nid != node_id]}
             lbs += net["lbs"]
             if net["dns"] is not None:

@@ -9,7 +9,7 @@ holds, a node that sends `NetHave` ({network ID: version}) gets `NetParts` inste
      "HostPorts": [...],
      "Changes": {network ID: {"Version": V, "From": V0 | null, "Set": {key: value}, "Del": [key]}}}
 
-Each network's shared state is a flat map of items (`items_of`); its version is the digest of that
+Each network's shared state is a flat map of items (manager/netitems.py); its version is the digest of that
 state (the same on every manager, so a follower's answer continues a leader's). `From` null is a
 full set (the node holds none, or a version the manager no longer keeps); otherwise the changes
 apply to the version `From`, which is the one the node sent. A network absent from `Changes` is
@@ -38,38 +38,6 @@ from typing import Any
 from shoal.model.network import mac_of
 
 Items = dict[str, Any]
-
-
-def items_of(
-    base: dict[str, Any],
-    endpoints: list[tuple[str, str, str, tuple[str, Any, str, bool] | None]],
-    lbs: list[dict[str, Any]],
-    service_names: dict[str, str],
-    dns: dict[str, tuple[str, list[str] | None]] | None,
-) -> Items:
-    """One network's shared state as items. `endpoints`: (IP, node ID, node IP, (service ID,
-    unit, task ID, running) or None for a node's sandbox); `service_names`: the existing services'
-    names by ID; `dns`: name -> (its service ID, its addresses or None for its running tasks'), or
-    None (the ingress network: no discovery, and its endpoints need no task)."""
-    items: Items = {"b": base}
-    for ip, node_id, node_ip, task in endpoints:
-        key = f"e:{ip}"
-        while key in items:  # the same address twice (never allocated so): both kept
-            key += "+"
-        if task is None or dns is None:
-            items[key] = node_id
-        else:
-            items[key] = f"{node_id} {task[0]} {task[1]} {task[2]}"  # IDs and units have no spaces
-            if task[3]:
-                items[f"r:{key[2:]}"] = 1
-            if task[0] in service_names:
-                items[f"v:{task[0]}"] = service_names[task[0]]
-        items[f"N:{node_id}"] = node_ip
-    for name, (sid, addrs) in (dns or {}).items():
-        items[f"s:{name}"] = [sid, addrs]
-    for lb in lbs:
-        items[f"l:{lb['ServiceID']}"] = {k: v for k, v in lb.items() if k != "Backends"}
-    return items
 
 
 class Held:

@@ -161,6 +161,8 @@ def assignment_totals(bed: Testbed) -> dict[str, float]:
         "shoal_assignment_answers_unread_total": "unread",
         "shoal_raft_commit_duration_seconds_sum": "commit_s",
         "shoal_raft_commit_duration_seconds_count": "commits",
+        "shoal_orchestrator_pass_duration_seconds_sum": "pass_s",
+        "shoal_orchestrator_pass_duration_seconds_count": "passes",
     }
     totals = dict.fromkeys(names.values(), 0.0)
     for host in HOSTS:
@@ -190,9 +192,14 @@ def fleet_lag(before: dict[str, Any], after: dict[str, Any], seconds: float) -> 
 
 def commit_pace(sent: dict[str, float]) -> str:
     """The managers' Raft writes in a phase (the leader's, proposing): how many, and the mean time
-    from proposal to commit, which every batch of tasks waits once and its reports once more."""
+    from proposal to commit, which every batch of tasks waits once and its reports once more; and the
+    orchestrator's passes, how many and how long each took (its decision in a thread, then its commit)."""
     mean = sent["commit_s"] / sent["commits"] if sent["commits"] > 0 else math.nan
-    return f"Raft writes {sent['commits']:.0f}, {mean * 1000:.0f} ms each from proposal to commit"
+    passes = sent["pass_s"] / sent["passes"] if sent["passes"] > 0 else math.nan
+    return (
+        f"Raft writes {sent['commits']:.0f}, {mean * 1000:.0f} ms each from proposal to commit; orchestrator "
+        f"passes {sent['passes']:.0f}, {passes * 1000:.0f} ms each (wall: decision and commit)"
+    )
 
 
 def since(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:

@@ -24,6 +24,7 @@ from shoal.manager.assignments import (
     encode,
     fresh_in,
     net_only_change,
+    node_signature,
     signature,
     snapshot,
     status_changes,
@@ -122,6 +123,20 @@ def test_signature_changes_with_what_the_node_acts_on() -> None:
     assert signature(s, [dict(a[0], DesiredState="shutdown", Version={"Index": 6}), a[1]]) != base
     assert signature(s, a[:1]) != base
     assert signature(s, a, {"net": 1}) != base
+
+
+def test_a_nodes_signature_is_made_once_per_snapshot_and_key_ring() -> None:
+    from unit.test_netstate import random_cluster
+
+    tasks, services, nets, nodes = random_cluster(5)
+    s = Snapshot(1, tasks, services, nets, nodes)
+    mine = s.by_node.get("n0", [])
+    first = node_signature(s, "n0", mine, [1])
+    assert first == signature(s, mine, [s.net.digest("n0"), [1]])
+    s.signatures[("n0", (1,))] = "cached"  # the same node and ring again: nothing is recomputed
+    assert node_signature(s, "n0", mine, [1]) == "cached"
+    assert node_signature(s, "n0", mine, [1, 2]) not in ("cached", first)  # a rotated ring: a new one
+    assert node_signature(s, "n1", s.by_node.get("n1", []), [1]) != first
 
 
 def test_each_task_version_is_hashed_once() -> None:
@@ -336,3 +351,24 @@ def test_a_snapshot_reuses_the_previous_ones_texts_of_unchanged_network_items() 
                 reused += text is items[key]  # the very text, not one encoded again
                 changed += text is not items[key]
     assert reused > 0 and changed == 0
+
+
+def test_the_stable_hash_cache_is_shared_by_snapshots_and_pruned_once_it_holds_many_tasks_gone() -> None:
+    from unit.test_netstate import random_cluster
+
+    tasks, services, nets, nodes = random_cluster(5)
+    store: Any = ListStore({"task": tasks, "service": services, "network": nets, "node": nodes})
+    _SNAPSHOTS.pop(id(store), None)
+    first = snapshot(store)
+    for t in tasks:
+        first.stable_hash(t)
+    first.stable.update({f"gone{i}": (1, "x") for i in range(100)})  # under the slack: kept
+    store.applied_index = 2
+    time.sleep(2 * COALESCE)
+    second = snapshot(store)
+    assert second.index == 2 and second.stable is first.stable
+    second.stable.update({f"gone{i}": (1, "x") for i in range(100, 2000)})  # past it: pruned
+    store.applied_index = 3
+    time.sleep(2 * COALESCE)
+    third = snapshot(store)
+    assert third.index == 3 and set(third.stable) == {t["ID"] for t in tasks}

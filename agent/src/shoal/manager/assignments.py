@@ -59,6 +59,8 @@ class Snapshot:
     cost: float = 0.0  # CPU seconds its build took (with the network view every answer needs)
     # (network ID, the version a node holds) -> that network's change for it, encoded once
     deltas: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
+    # (node ID, key ring tags) -> the node's signature in this snapshot (node_signature)
+    signatures: dict[tuple[str, tuple[int, ...]], str] = field(default_factory=dict)
     # the (network, version held) pairs answered with the network whole (what the byte counters tell apart)
     wholes: set[tuple[str, str | None]] = field(default_factory=set)
     # the previous snapshot's networks' items, which its view updates (netitems.py); dropped once used
@@ -144,6 +146,7 @@ def _due(cached: Snapshot | None, store: Store, now: float) -> bool:
 
 
 SNAPSHOT_KINDS = ("task", "service", "network", "node")
+STABLE_SLACK = 1.5
 
 
 def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
@@ -153,8 +156,12 @@ def _start(store: Store, cached: Snapshot | None, now: float) -> Snapshot:
     1,000 nodes stalled with 100 tasks assigned and never started: docs/scale.md)."""
     index, lists = store.read_shared(SNAPSHOT_KINDS)
     tasks = lists["task"]
-    live = {t["ID"] for t in tasks}
-    stable = {tid: known for tid, known in (cached.stable.items() if cached else ()) if tid in live}
+    # one cache for every snapshot (entries are checked by version), pruned once it holds many tasks
+    # gone: filtered at each snapshot, it was an O(tasks) pass on the leader's loop several times a second
+    stable = cached.stable if cached is not None else {}
+    if len(stable) > STABLE_SLACK * len(tasks) + 1000:
+        live = {t["ID"] for t in tasks}
+        stable = {tid: known for tid, known in stable.items() if tid in live}
     tables = cached.net.take_tables() if cached is not None and "net" in cached.__dict__ else None
     return Snapshot(
         index, tasks, lists["service"], lists["network"], lists["node"], stable, built_at=now, tables_before=tables
@@ -344,6 +351,17 @@ def signature(snap: Snapshot, tasks: list[dict[str, Any]], extra: Any = None) ->
     return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.{net}"
 
 
+def node_signature(snap: Snapshot, node_id: str, tasks: list[dict[str, Any]], key_tags: list[int]) -> str:
+    """`signature` of the node's tasks and network state in `snap`, made once per snapshot, node
+    and key ring: every waiting poll wakes at each commit and looks again, and a thousand nodes
+    each sorting and hashing their task list at every commit was a tenth of a busy leader's CPU."""
+    cache_key = (node_id, tuple(key_tags))
+    known = snap.signatures.get(cache_key)
+    if known is None:
+        known = snap.signatures[cache_key] = signature(snap, tasks, [snap.net.digest(node_id), key_tags])
+    return known
+
+
 def net_only_change(sig: str, since: str | None) -> bool:
     """Whether the node's answer differs from what it holds (`since`) in its network state alone:
     the same task-list version, so the answer may wait to be sent with the next network changes."""
@@ -449,7 +467,7 @@ async def assignments(
             snap = await asnapshot(store)
             tasks = snap.by_node.get(node_id, [])
             keys = network_keys(store, snap.networks)
-            sig = signature(snap, tasks, [snap.net.digest(node_id), netkeys.tags(keys)])
+            sig = node_signature(snap, node_id, tasks, netkeys.tags(keys))
             now = loop.time()
             remaining = deadline - now
             behind = fresh_in(snap, store, time.monotonic())

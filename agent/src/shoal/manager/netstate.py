@@ -76,6 +76,8 @@ class NetView:
         self._tables = tables
         self._items: dict[str, dict[str, Any]] | None = None
         self._detail: dict[str, dict[str, Any]] = {}
+        self._parts: dict[str, tuple[str | None, list[str], list[dict[str, Any]]]] = {}
+        self._digests: dict[str, str] = {}
 
     @cached_property
     def tasks_by_id(self) -> dict[str, dict[str, Any]]:
@@ -270,7 +272,14 @@ class NetView:
 
     # ---- one node
     def _node_parts(self, node_id: str) -> tuple[str | None, list[str], list[dict[str, Any]]]:
-        """(its ingress sandbox address, its networks (sorted), its host-mode ports)."""
+        """(its ingress sandbox address, its networks (sorted), its host-mode ports): once per node
+        and view, as every poll of the node asks for them (its digest, then its answer's parts)."""
+        known = self._parts.get(node_id)
+        if known is None:
+            known = self._parts[node_id] = self._node_parts_of(node_id)
+        return known
+
+    def _node_parts_of(self, node_id: str) -> tuple[str | None, list[str], list[dict[str, Any]]]:
         me = self.nodes_by_id.get(node_id) or {}
         ingress_addr = next((a["Addresses"][0] for a in me.get("Attachments") or []), None)
         mine = self.live_by_node.get(node_id, [])
@@ -299,7 +308,14 @@ class NetView:
         return sum(self.network(n)["size"] for n in nets)
 
     def digest(self, node_id: str) -> str:
-        """Changes whenever `for_node(node_id)` may have changed; cheap: the networks' digests are shared."""
+        """Changes whenever `for_node(node_id)` may have changed; cheap: the networks' digests are
+        shared, and each node's is made once per view (every waiting poll asks at every commit)."""
+        known = self._digests.get(node_id)
+        if known is None:
+            known = self._digests[node_id] = self._digest_of(node_id)
+        return known
+
+    def _digest_of(self, node_id: str) -> str:
         ingress_addr, nets, host_ports = self._node_parts(node_id)
         parts = [node_id, ingress_addr, host_ports, [self.network(n)["digest"] for n in nets]]
         if ingress_addr and self.publishing:
@@ -379,7 +395,7 @@ class NetView:
             "DNS": dns,
             "Published": self.published if ingress_addr else [],
             "Ingress": ingress,
-            "HostPorts": host_ports,
+            "HostPorts": list(host_ports),  # the view's own list stays as it is
         }
 
 

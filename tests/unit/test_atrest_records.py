@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shoal.store.atrest.keyfile import PlainKeyFile, default_key_path
+from shoal.store.atrest import keywrap
+from shoal.store.atrest.keyfile import DataKeyFile, PlainKeyFile, default_key_path
 from shoal.store.atrest.records import KIND_ENTRY, KIND_SNAPSHOT, AtRestError, DataKey, RecordCipher, entry_context
 
 SECRET = b"service web env PASSWORD=hunter2"
@@ -83,6 +84,25 @@ def test_an_existing_key_is_never_replaced(tmp_path: Path) -> None:
     with pytest.raises(AtRestError, match="already exists"):
         source.create()
     assert source.load() == key
+
+
+def test_what_a_crashed_create_left_never_reaches_the_key(tmp_path: Path) -> None:
+    source = PlainKeyFile(tmp_path / "keys" / "raft.dek")
+    leftover = source.path.with_name("raft.dek.tmp")
+    source.path.parent.mkdir(mode=0o700)
+    leftover.write_text("junk")  # died before its link: a temporary file that others could read
+    leftover.chmod(0o644)
+    key = source.create()
+    assert stat.S_IMODE(source.path.stat().st_mode) == 0o600 and not leftover.exists()
+    os.link(source.path, leftover)  # died between its link and its unlink: a second name of the key
+    with pytest.raises(AtRestError, match="already exists"):
+        source.create()
+    assert source.load() == key  # not truncated through that name
+    os.link(source.path, leftover)
+    kek = keywrap.new_unlock_key()
+    source.rewrap(kek)  # the key in clear does not stay under that name once wrapped
+    assert sorted(p.name for p in source.path.parent.iterdir()) == ["raft.dek"]
+    assert DataKeyFile(source.path, kek=kek).load() == key
 
 
 def test_replicas_in_one_directory_get_a_key_each(tmp_path: Path) -> None:

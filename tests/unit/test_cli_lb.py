@@ -26,7 +26,6 @@ from shoal.cli.lb import (
     port_number,
     published_port,
     render_haproxy,
-    write_atomically,
 )
 from shoal.model.objects import new_node
 from unit.test_cli_agent import run
@@ -159,17 +158,6 @@ def test_time_and_argument_types() -> None:
             check_interval(bad)
 
 
-def test_write_atomically(tmp_path: Path) -> None:
-    target = tmp_path / "haproxy.cfg"
-    target.write_text("old")
-    write_atomically(str(target), "new\n")
-    assert target.read_text() == "new\n"
-    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
-    assert [p.name for p in tmp_path.iterdir()] == ["haproxy.cfg"]
-    with pytest.raises(CLIError, match="cannot write"):
-        write_atomically(str(tmp_path / "missing" / "haproxy.cfg"), "x")
-
-
 def test_template_is_package_data() -> None:
     config = tomllib.loads((REPO / "agent" / "pyproject.toml").read_text())
     globs = config["tool"]["setuptools"]["package-data"]["shoal"]
@@ -224,10 +212,18 @@ def test_with_service_uses_its_published_port(agent: FakeNetworks, capsys: Cap) 
 
 def test_output_file(agent: FakeNetworks, capsys: Cap, tmp_path: Path) -> None:
     target = tmp_path / "haproxy.cfg"
+    target.write_text("old")
+    target.chmod(0o600)
     rc, out, err = run(agent, capsys, "lb", "haproxy", "-o", str(target))
     assert (rc, out, err) == (0, "", "")
     assert target.read_text() == EXPECTED
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)  # HAProxy may run as another user
+    assert [p.name for p in tmp_path.iterdir()] == ["haproxy.cfg"]
     assert run(agent, capsys, "lb", "haproxy", "--output", "-")[1] == EXPECTED
+    missing = tmp_path / "missing" / "haproxy.cfg"
+    rc, out, err = run(agent, capsys, "lb", "haproxy", "-o", str(missing))
+    assert (rc, out) == (1, "")
+    assert err.startswith(f"cannot write {missing}: No such file or directory")
 
 
 def test_service_errors(agent: FakeNetworks, capsys: Cap) -> None:

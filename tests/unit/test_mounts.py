@@ -309,6 +309,20 @@ def test_volume_with_local_driver_options_keeps_and_shows_them(tmp_path: Path) -
     assert vol.options == opts
 
 
+def test_volume_metadata_is_root_only_as_mobys_opts_json(tmp_path: Path) -> None:
+    """The options may hold a mount's password (o=...,password=...)."""
+    import stat
+
+    from shoal.runtime.volumes import META
+
+    store = VolumeStore(tmp_path / "volumes")
+    store.create("share", driver_opts={"type": "none", "device": str(tmp_path), "o": "bind"})
+    d = tmp_path / "volumes" / "share"
+    assert stat.S_IMODE((d / META).stat().st_mode) == 0o600
+    assert sorted(p.name for p in d.iterdir()) == ["_data", META]  # no temporary file left
+    assert store.inspect("share")["Options"]["device"] == str(tmp_path)
+
+
 def test_mount_options_split_into_flags_and_data_as_moby() -> None:
     from shoal.runtime.volumes import parse_mount_options
 

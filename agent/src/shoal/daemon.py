@@ -21,6 +21,7 @@ from shoal.api import local as local_api
 from shoal.api import metrics as metrics_api
 from shoal.api import ui as ui_api
 from shoal.errors import ShoalError
+from shoal.files import write_atomic
 from shoal.model.objects import split_addr
 
 log = logging.getLogger("shoal.daemon")
@@ -86,8 +87,10 @@ async def start_tcp(app: web.Application, addr: str, what: str) -> web.AppRunner
 
 def write_pidfile(path: Path) -> None:
     """By a rename: `shoald_ctl.sh` polls the pidfile while shoald starts, and a file truncated
-    before its write reads empty, as if shoald had exited (a failed start in CI)."""
-    tls.atomic_write(path, f"{os.getpid()}\n", 0o644)
+    before its write reads empty, as if shoald had exited (a failed start in CI). Not durable: a
+    pid means nothing after a reboot, and the file lives in the run directory (/run/shoal by
+    default, a tmpfs on most hosts)."""
+    write_atomic(path, f"{os.getpid()}\n", 0o644, durable=False)
 
 
 async def serve(cfg: config.Config) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from shoal.files import write_atomic
 
 NODE_FILE = "node.json"
 CERT_DIR = "certificates"
@@ -48,14 +49,8 @@ class Identity:
 
     def save(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / NODE_FILE
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.to_bytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        # root only (the Raft password), durable: the node's membership must survive a power cut
+        write_atomic(data_dir / NODE_FILE, self.to_bytes(), 0o600)
 
     @classmethod
     def load(cls, data_dir: Path) -> Identity | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from shoal.errors import InvalidArgument
+from shoal.files import write_atomic
 
 CA_ROLE = "swarm-ca"  # extra DNS SAN of managers: they are the ones that issue certificates
 ROLE_OU = {"manager": "swarm-manager", "worker": "swarm-worker"}
@@ -85,7 +86,8 @@ def _pem_paths(*blobs: str | bytes) -> Iterator[list[str]]:
             paths = []
             for i, blob in enumerate(blobs):
                 path = os.path.join(tmp, f"{i}.pem")
-                atomic_write(path, as_bytes(blob), 0o600)
+                # a throwaway file in a private directory: nothing to keep across a power cut
+                write_atomic(path, blob, 0o600, durable=False)
                 paths.append(path)
             yield paths
     finally:
@@ -366,31 +368,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write(path: str | os.PathLike[str], data: str | bytes, mode: int) -> None:
-    """Replace `path` with `data` so that readers see the old or the new file, never a torn one,
-    and a secret is never readable by others (the temporary file is created 0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        _write_all(fd, as_bytes(data))
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 def write_node_files(
     directory: str | os.PathLike[str], ca_pem: str | bytes, cert_pem: str | bytes, key_pem: str | bytes
 ) -> None:
@@ -401,9 +378,9 @@ def write_node_files(
     """
     d = Path(directory)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    atomic_write(d / CA_CERT_FILE, ca_pem, 0o644)
-    atomic_write(d / NODE_KEY_FILE, key_pem, 0o600)
-    atomic_write(d / NODE_CERT_FILE, cert_pem, 0o644)
+    write_atomic(d / CA_CERT_FILE, ca_pem, 0o644)
+    write_atomic(d / NODE_KEY_FILE, key_pem, 0o600)
+    write_atomic(d / NODE_CERT_FILE, cert_pem, 0o644)
 
 
 def read_node_files(directory: str | os.PathLike[str]) -> NodeCertificates | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoal import tls
+from shoal.files import write_atomic
 from shoal.identity import KEY_DIR, cert_dir, node_file, raft_dir
 from shoal.store.atrest import keyset, keywrap
 
@@ -106,7 +107,7 @@ def rewrap_key(data_dir: Path, old: bytes | None, new: bytes | None) -> None:
     """The TLS key file rewritten wrapped by `new` (in clear for None), atomically."""
     path = key_path(data_dir)
     key_pem = _open_key(path.read_bytes(), old, path)
-    tls.atomic_write(path, _stored_key(key_pem, new), 0o600)
+    write_atomic(path, _stored_key(key_pem, new), 0o600)
 
 
 def recover_key_set(data_dir: Path) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
@@ -24,6 +22,7 @@ from shoal.cli.client import Client
 from shoal.cli.errors import APIError, CLIError
 from shoal.cli.node import hostname
 from shoal.cli.output import natural_key
+from shoal.files import write_atomic
 
 TEMPLATE = "haproxy.cfg.j2"
 DEFAULT_PORT = 80
@@ -148,23 +147,6 @@ def render_haproxy(
     )
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Replace `path` in one step, so that a reloading HAProxy never reads half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".haproxy.", dir=directory)
-    except OSError as e:
-        raise CLIError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise CLIError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 # --- commands ---------------------------------------------------------------------------------------
 
 
@@ -198,7 +180,10 @@ def cmd_haproxy(api: Client, args: argparse.Namespace) -> int:
         target=target,
     )
     if args.output and args.output != "-":
-        write_atomically(args.output, text)
+        try:
+            write_atomic(args.output, text, 0o644)  # in one step: a reloading HAProxy never reads half a file
+        except OSError as e:
+            raise CLIError(f"cannot write {args.output}: {e.strerror or e}") from None
     else:
         print(text, end="")
     return 0

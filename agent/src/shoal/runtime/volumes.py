@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.files import write_atomic
 from shoal.model.mounts import LOCAL_DRIVER, local_options_error, volume_name_error
 from shoal.runtime import linux
 
@@ -188,10 +189,10 @@ class VolumeStore:
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(self.root, 0o701)  # as Docker's: tasks' users may traverse, nobody lists
             meta = {"Driver": LOCAL_DRIVER, "CreatedAt": _now(), "Labels": dict(labels or {}), "Options": options}
-            tmp = d / f".{META}.tmp"
-            tmp.write_text(json.dumps(meta))
             (d / "_data").mkdir(mode=0o755, exist_ok=True)
-            os.replace(tmp, d / META)  # last: a volume with metadata is complete
+            # last: a volume with metadata is complete. Root only, as moby's opts.json: the options
+            # may hold a mount's password (o=...,password=...); durable, as they exist nowhere else
+            write_atomic(d / META, json.dumps(meta), 0o600)
         created = self._load(name)
         assert created is not None
         return created, True

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal import metrics
+from shoal.files import write_atomic
 from shoal.model.errors import SpecError
 from shoal.runtime.base import NoSuchImage
 from shoal.runtime.changes import apply_changes, empty_config
@@ -189,7 +190,8 @@ class ImageStore:
         path = self.root / "policy.json"
         if not path.exists():
             self._layout()
-            ocilayout._atomic(path, b'{"default":[{"type":"insecureAcceptAnything"}]}')
+            # durable: only a missing policy is written again; a torn one would fail every pull
+            write_atomic(path, b'{"default":[{"type":"insecureAcceptAnything"}]}')
         return path
 
     def _layout(self) -> None:

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from shoal.files import write_atomic
 from shoal.store.atrest import keywrap
 from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, DataKey
@@ -90,9 +91,11 @@ class DataKeyFile:
         key = DataKey.generate()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.path.parent, 0o700)
+        # not write_atomic, which replaces: a link never does, and an existing key must never be
+        # replaced (it would orphan its data)
         tmp = self._write_tmp(self._body(key, self.kek))
         try:
-            os.link(tmp, self.path)  # never replace an existing key: it would orphan its data
+            os.link(tmp, self.path)
         except FileExistsError:
             raise AtRestError(f"the data key file {self.path} already exists") from None
         finally:
@@ -109,9 +112,8 @@ class DataKeyFile:
         """Store the same key wrapped by `kek` (in clear for None); the file is replaced atomically,
         so a crash leaves the old wrapping or the new one. Needs the current KEK in `self.kek`."""
         key = self.load()
-        tmp = self._write_tmp(self._body(key, kek))
-        os.replace(tmp, self.path)
-        fsync_path(self.path.parent)
+        self._tmp.unlink(missing_ok=True)  # a crashed create's second name of the key (_write_tmp)
+        write_atomic(self.path, json.dumps(self._body(key, kek)), 0o600)
         self.kek = kek
 
     @staticmethod
@@ -129,10 +131,20 @@ class DataKeyFile:
             "Key": secret,
         }
 
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_name(self.path.name + ".tmp")
+
     def _write_tmp(self, body: dict[str, object]) -> Path:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        """`create`'s temporary file: a new file, exactly 0600. One left by a crash is removed, not
+        written through: it may be readable by others, or (a crash between the link and the unlink)
+        a second name of the key itself, which a truncation would destroy. A fixed name, so that
+        the next create or `rewrap` removes such a leftover (it may hold the key in clear)."""
+        tmp = self._tmp
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # whatever the umask
             json.dump(body, fh)
             fh.flush()
             os.fsync(fh.fileno())

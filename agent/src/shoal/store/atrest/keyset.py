@@ -41,6 +41,12 @@ def fsync_path(path: Path) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Write `path` (0600, synced) under the fixed name the recovery knows it by.
+
+    Not `shoal.files.write_atomic`, whose temporary file has a random name: `recover` finds the
+    `<name>.next` files (the redo log) and removes the record's temporary `rewrap.commit.tmp` by
+    their names, so a crash leaves nothing it cannot find; and the record's write and its rename
+    (the switch) are two steps, with a crash point between them that the tests stop at."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)

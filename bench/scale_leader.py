@@ -80,10 +80,11 @@ def leader_pass(
     networks: list[dict[str, Any]],
     quiet: Quiet | None,
     loads: NodeLoads | None,
+    watch: Watch | None = None,
 ) -> Any:
-    """One orchestrator pass as the leader runs it (reconcile, allocate, place), with its quiet services
-    and node loads kept by the caller between passes (None: a full pass)."""
-    plan = reconcile(services, tasks, node_objs, NOW, time.time_ns(), 5, {}, Watch(), quiet)
+    """One orchestrator pass as the leader runs it (reconcile, allocate, place), with its quiet services,
+    node loads and update watch kept by the caller between passes (None: a full pass)."""
+    plan = reconcile(services, tasks, node_objs, NOW, time.time_ns(), 5, {}, watch or Watch(), quiet)
     allocate(plan, services, networks, tasks, node_objs)
     place(plan, tasks, node_objs, loads)
     return plan
@@ -93,20 +94,20 @@ def update_batch_passes(
     node_objs: list[dict[str, Any]], services: list[dict[str, Any]], networks: list[dict[str, Any]], tasks: list[Any]
 ) -> tuple[float, float]:
     """One pass of a rolling update (parallelism 100) of the first service, (full, incremental): the
-    incremental one as the leader runs it, its quiet services and node loads from the pass before."""
+    incremental one as the leader runs it, its quiet services, node loads and update watch from the pass before."""
     updated = copy.deepcopy(services[0])
     updated["Version"]["Index"] += 1
     updated["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/host:2"
     updated["Spec"]["UpdateConfig"] = {"Parallelism": 100}
     now = [updated, *services[1:]]
 
-    def one(quiet: Quiet | None, loads: NodeLoads | None) -> Any:
-        return leader_pass(now, tasks, node_objs, networks, quiet, loads)
+    def one(quiet: Quiet | None, loads: NodeLoads | None, watch: Watch | None) -> Any:
+        return leader_pass(now, tasks, node_objs, networks, quiet, loads, watch)
 
-    full, _ = timed(lambda: one(None, None))
-    quiet, loads = Quiet(), NodeLoads()
-    one(quiet, loads)
-    incremental, _ = timed(lambda: one(quiet, loads))
+    full, _ = timed(lambda: one(None, None, None))
+    quiet, loads, watch = Quiet(), NodeLoads(), Watch()
+    one(quiet, loads, watch)
+    incremental, _ = timed(lambda: one(quiet, loads, watch))
     return full, incremental
 
 

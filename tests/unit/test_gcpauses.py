@@ -98,7 +98,7 @@ def test_a_floor_of_0_takes_the_full_collections_over_whatever_the_heap(
     full.floor = 0
     assert full.check() is True  # nothing made yet: the heap has grown from nothing
     assert gc.get_threshold()[2] == gcpauses.NEVER
-    assert full.check() is False  # a period, or a doubled heap, away
+    assert full.check() is False  # a period, or a step of growth, away
 
 
 def test_a_full_collection_is_made_when_due_and_frees_old_cycles(
@@ -130,13 +130,15 @@ def test_a_full_collection_is_made_when_due_and_frees_old_cycles(
 
 
 def test_heap_growth_brings_the_full_collection_forward(full: gcpauses.FullCollections) -> None:
-    full.heap_after_full = 1
-    full.growth = 1.0
     kept = [[i] for i in range(gcpauses.FULL_FLOOR)]  # a heap past the floor
-    assert full.check() is True
-    full.growth = 4.0
-    assert full.check() is False  # four times this heap is far away
-    del kept
+    assert full.check() is True  # the first one at once: it walks everything made until then
+    assert full.check() is False  # the next one a step of growth (or a period) away
+    more = [object() for _ in range(full.step // 2)]  # one allocator block each
+    assert full.check() is False  # half a step
+    more += [object() for _ in range(full.step)]
+    assert full.check() is True  # past a step: brought forward
+    assert full.check() is False
+    del kept, more
 
 
 def test_the_agent_setting_takes_0_or_a_sane_period(tmp_path: Path) -> None:

@@ -11,10 +11,14 @@ object at each state it goes through, so the frozen set died as fast as it was m
 
 So, once the heap is past `FULL_FLOOR` blocks (a small agent keeps CPython's own schedule), automatic
 collections stop at generation 1 (cheap: only the objects made since the last ones), and the full
-ones happen here: every `FULL_PERIOD`, or sooner once the heap has grown `FULL_GROWTH`
-times since the last full collection (CPython's own rule is the old generation grown 1.25 times;
+ones happen here: at once, then every `FULL_PERIOD`, or sooner once the heap has grown `FULL_STEP`
+blocks since the last full collection (CPython's own rule is the old generation grown 1.25 times;
 the heap is counted in the allocator's blocks, `sys.getallocatedblocks()`, which costs nothing,
-where counting the old generation means listing it).
+where counting the old generation means listing it). A step, not a factor: each full collection
+walks what was made since the last one (below), so a fixed step keeps every pause about as short,
+where doubling made each one walk as much as all before it (the first, at two million blocks, held
+a leader of 1,000 nodes 2.2-2.6 s while 30,000 tasks started, and cost it its office twice in
+session 25; docs/scale.md).
 Reference counting frees everything that holds no cycle at once, as ever; a cycle that became
 garbage in the old generation waits for the next full collection. One long pause every few
 minutes at 1,000 nodes, instead of one every few seconds; at a few nodes, milliseconds.
@@ -45,9 +49,9 @@ from shoal import metrics
 
 log = logging.getLogger("shoal.gc")
 
-CHECK_PERIOD = 30.0
+CHECK_PERIOD = 5.0  # the heap can grow a million blocks in 30 s while thousands of tasks start
 FULL_PERIOD = 600.0
-FULL_GROWTH = 2.0  # a full collection once the heap reached this many times its size after the last
+FULL_STEP = 500_000  # blocks: a full collection once the heap grew this much since the last (~0.3 s)
 FULL_FLOOR = 1_000_000  # blocks; below, CPython's own full collections (a small heap is cheap to walk)
 THOROUGH_GROWTH = 4.0  # unfreeze and collect everything once the heap grew this much since the last time
 NEVER = 2**31 - 1  # generation 2's threshold: automatic collections stop at generation 1
@@ -78,9 +82,9 @@ class PauseWatch:
 class FullCollections:
     """The schedule above; `check` is called every CHECK_PERIOD."""
 
-    def __init__(self, period: float = FULL_PERIOD, growth: float = FULL_GROWTH, floor: int | None = None) -> None:
+    def __init__(self, period: float = FULL_PERIOD, step: int = FULL_STEP, floor: int | None = None) -> None:
         self.period = period
-        self.growth = growth
+        self.step = step
         self.floor = floor  # None: FULL_FLOOR
         self.last_full = time.monotonic()
         self.heap_after_full = 0
@@ -106,7 +110,8 @@ class FullCollections:
         self.take_over()
         now = time.monotonic()
         blocks = sys.getallocatedblocks()
-        grown = blocks >= self.growth * max(self.heap_after_full, floor)
+        # the first one at once: it walks everything made until now, the later ones what came since
+        grown = self.heap_after_full == 0 or blocks >= max(self.heap_after_full, floor) + self.step
         self.thorough = blocks >= THOROUGH_GROWTH * max(self.heap_after_thorough, floor)
         if now - self.last_full < self.period and not grown and not self.thorough:
             return False

@@ -5,10 +5,11 @@ A pass reconciled every service, so a rolling update of one service cost O(all t
 (1.8 s a pass at 30,000 tasks, most of it checking that 29 untouched services were up to date).
 SwarmKit's orchestrators reconcile only the services that store events named; here the pass still
 reads the whole store, but a service is skipped when nothing it depends on moved: its own version,
-its tasks (IDs and versions), the nodes (IDs and versions, for Down, drain, eligibility) and the
-history limit. A service is remembered as quiet only when its reconcile changed nothing, asked for
-no wake-up (restart delay, update delay, monitor window) and no update or rollback is in progress
-(those read the clock and this leader's update watch, which versions do not show).
+its tasks (how many, and their highest version: `tasks_key`), the nodes (IDs and versions, for Down,
+drain, eligibility) and the history limit. A service is remembered as quiet only when its reconcile
+changed nothing, asked for no wake-up (restart delay, update delay, monitor window) and no update or
+rollback is in progress (those read the clock and this leader's update watch, which versions do not
+show).
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ def nodes_key(nodes: list[dict[str, Any]]) -> frozenset[tuple[str, Any]]:
     return frozenset((n["ID"], (n.get("Version") or {}).get("Index")) for n in nodes)
 
 
+def tasks_key(tasks: list[dict[str, Any]]) -> tuple[int, int]:
+    """(how many, the highest version): it changes whenever the set of tasks does. A task created
+    or changed since the key was taken has the version of its commit, above every version the set
+    held then; with none such, a change can only be tasks gone, fewer of them. The set of (ID,
+    version) pairs it replaces was a third of a rolling update's pass at 30,000 tasks."""
+    return len(tasks), max(((t.get("Version") or {}).get("Index") or 0 for t in tasks), default=0)
+
+
 def service_key(
     service: dict[str, Any], tasks: list[dict[str, Any]], nodes: Hashable, history_limit: int
 ) -> tuple[Hashable, ...]:
-    own = frozenset((t["ID"], (t.get("Version") or {}).get("Index")) for t in tasks)
-    return ((service.get("Version") or {}).get("Index"), history_limit, nodes, own)
+    return ((service.get("Version") or {}).get("Index"), history_limit, nodes, tasks_key(tasks))
 
 
 def may_stay_quiet(service: dict[str, Any]) -> bool:

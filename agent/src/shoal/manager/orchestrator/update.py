@@ -29,6 +29,20 @@ class Watch:
 
     since_ns: int = 0  # when this leader's orchestrator started
     running_since: dict[str, int | None] = field(default_factory=dict)
+    # task ID -> (the task, the service, whether the task is up to date with it): see `up_to_date`
+    fresh: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = field(default_factory=dict)
+
+    def up_to_date(self, task: dict[str, Any], service: dict[str, Any]) -> bool:
+        """`common.up_to_date`, remembered for the very task and service objects (stored objects
+        are never changed in place: a new version is a new object). A rolling update's every pass
+        compared each of the service's tasks with its template again: 10,000 tasks, a third of the
+        pass that starts each batch."""
+        known = self.fresh.get(task["ID"])
+        if known is not None and known[0] is task and known[1] is service:
+            return known[2]
+        result = up_to_date(task, service)
+        self.fresh[task["ID"]] = (task, service, result)
+        return result
 
     def observe(self, task: dict[str, Any]) -> None:
         state = task["Status"]["State"]
@@ -48,6 +62,8 @@ class Watch:
     def keep_only(self, task_ids: set[str]) -> None:
         for gone in set(self.running_since) - task_ids:
             del self.running_since[gone]
+        for gone in set(self.fresh) - task_ids:
+            del self.fresh[gone]
 
 
 def update_config(service: dict[str, Any]) -> dict[str, Any]:
@@ -98,13 +114,10 @@ def step(
     """
     status = service.get("UpdateStatus") or {}
     state = status.get("State")
-    current: dict[str, bool] = {}  # task ID -> up to date: each task compared once per pass, not thrice
+    watch = watch if watch is not None else Watch()
 
     def fresh_task(task: dict[str, Any]) -> bool:
-        known = current.get(task["ID"])
-        if known is None:
-            known = current[task["ID"]] = up_to_date(task, service)
-        return known
+        return watch.up_to_date(task, service)
 
     dirty = {u: ts for u, ts in units.items() if ts and not fresh_task(ts[-1])}
     if state in ("paused", "rollback_paused"):
@@ -118,7 +131,6 @@ def step(
     in_flight = [t for t in fresh_since if t["Status"]["State"] not in ("running",) and not failed(t)]
     # failures of new tasks anywhere in the service's history: a restarted one leaves its unit
     new_tasks = [t for t in (history or []) if fresh_task(t) and parse_rfc3339(t["CreatedAt"]) >= started_ns]
-    watch = watch if watch is not None else Watch()
     monitor_ns = int(cfg.get("Monitor", 0))
     for t in new_tasks:
         watch.observe(t)

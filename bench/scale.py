@@ -264,8 +264,9 @@ def update_pace(bed: Testbed, sim: Any, service_id: str, since_ns: int) -> str:
     """Where a rolling update's time goes, from its new tasks: batches (tasks created within 0.2 s of
     each other), how long a batch took from its creation to its last task started on its node (the
     leader's part: the entry's commit, the assignments snapshot, the answers, and the fleet reading
-    them), from there to its last task RUNNING (the node's start and report), and from there to the
-    next batch's creation (the report's commit and the orchestrator's turn)."""
+    them), from there to its last task RUNNING (the node's start), to the last RUNNING report taken by a
+    manager (the report's way and its commit), and from there to the next batch's creation (the
+    orchestrator's turn)."""
     new = sorted(
         (
             (parse_rfc3339(t["CreatedAt"]), t)
@@ -274,31 +275,35 @@ def update_pace(bed: Testbed, sim: Any, service_id: str, since_ns: int) -> str:
         ),
         key=lambda pair: pair[0],
     )
-    started = {tid: parse_rfc3339(at) for tid, at in sim.command(f"started {since_ns}", "started")["tasks"].items()}
+    fleet = sim.command(f"started {since_ns}", "started")
+    started = {tid: parse_rfc3339(at) for tid, at in fleet["tasks"].items()}
+    delivered = {tid: int(at * 1e9) for tid, at in fleet.get("delivered", {}).items()}
     batches: list[list[tuple[int, dict[str, Any]]]] = []
     for at, t in new:
         if batches and at - batches[-1][-1][0] <= 200_000_000:
             batches[-1].append((at, t))
         else:
             batches.append([(at, t)])
-    to_started, to_running, to_next = [], [], []
+    to_started, to_running, to_taken, to_next = [], [], [], []
     for i, batch in enumerate(batches):
         runs = [parse_rfc3339(t["Status"]["Timestamp"]) for _, t in batch if t["Status"]["State"] == "running"]
         starts = [started[t["ID"]] for _, t in batch if t["ID"] in started]
-        if len(runs) < len(batch) or len(starts) < len(batch):
+        taken = [delivered[t["ID"]] for _, t in batch if t["ID"] in delivered]
+        if len(runs) < len(batch) or len(starts) < len(batch) or len(taken) < len(batch):
             continue
         to_started.append((max(starts) - batch[0][0]) / 1e9)
         to_running.append((max(runs) - max(starts)) / 1e9)
+        to_taken.append((max(taken) - max(runs)) / 1e9)
         if i + 1 < len(batches):
-            to_next.append((batches[i + 1][0][0] - max(runs)) / 1e9)
+            to_next.append((batches[i + 1][0][0] - max(taken)) / 1e9)
 
     def median(xs: list[float]) -> str:
         return f"{sorted(xs)[len(xs) // 2]:.2f} s" if xs else "-"
 
     return (
         f"{len(new)} new tasks in {len(batches)} batches; medians: a batch's creation to its last task started on "
-        f"its node {median(to_started)}, to its last RUNNING {median(to_running)} more, from there to the next "
-        f"batch {median(to_next)}"
+        f"its node {median(to_started)}, to its last RUNNING {median(to_running)} more, to the last RUNNING report "
+        f"taken (committed) {median(to_taken)} more, from there to the next batch {median(to_next)}"
     )
 
 

@@ -125,6 +125,8 @@ def test_simulated_nodes_join_beat_run_and_report_over_tls() -> None:
             assert sorted(started) == [f"task-node{i}" for i in range(3)]
             assert all(t0_ns <= parse_rfc3339(at) <= time.time_ns() for at in started.values())
             assert fleet.started(time.time_ns())["tasks"] == {}  # none started after now
+            await until(lambda: len(fleet.started(t0_ns)["delivered"]) == 3)  # their RUNNING reports taken
+            assert all(t0_ns / 1e9 <= at <= time.time() for at in fleet.started(t0_ns)["delivered"].values())
 
             lost = await fleet.lose(1)
             before = manager.beats[lost[0]]

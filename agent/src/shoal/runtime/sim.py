@@ -57,6 +57,15 @@ class SimDriver:
         self.tasks: dict[str, SimTask] = {}
         self.delays: dict[str, float] = {}  # task -> its start delay, between start and ready
         self.starts = 0  # every start ever: a restarted task shows as more starts than tasks
+        # task -> when a manager took its RUNNING report (time.time()): its commit, as the node saw it
+        self.running_delivered: dict[str, float] = {}
+
+    def delivered(self, reports: list[dict[str, Any]]) -> None:
+        """Status reports a manager took (the task loop's hook)."""
+        now = time.time()
+        for r in reports:
+            if r.get("State") == "running":
+                self.running_delivered[str(r.get("ID"))] = now
 
     def prepare(self, task: Mapping[str, Any]) -> None:
         check_id(task.get("ID"))

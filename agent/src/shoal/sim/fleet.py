@@ -157,16 +157,16 @@ class Fleet:
     def started(self, since_ns: int) -> dict[str, Any]:
         """Task ID -> when its node's driver started it (RFC 3339), for the tasks started at or after
         `since_ns`: when the answer that carried it reached its node (the sim driver starts a task
-        as soon as it is read), which tells a task's delivery from its start and report."""
-        return {
-            "event": "started",
-            "tasks": {
-                tid: task.handle.started_at
-                for n in self.nodes
-                for tid, task in n.driver.tasks.items()
-                if parse_rfc3339(task.handle.started_at) >= since_ns
-            },
+        as soon as it is read), which tells a task's delivery from its start and report; and, in
+        "delivered", when a manager took its RUNNING report (seconds since the epoch)."""
+        started = {
+            tid: task.handle.started_at
+            for n in self.nodes
+            for tid, task in n.driver.tasks.items()
+            if parse_rfc3339(task.handle.started_at) >= since_ns
         }
+        delivered = {tid: at for n in self.nodes for tid, at in n.driver.running_delivered.items() if tid in started}
+        return {"event": "started", "tasks": started, "delivered": delivered}
 
     def tasks(self) -> dict[str, Any]:
         """Node ID -> the task IDs its driver runs, and every start it ever made (restarts show)."""

@@ -125,6 +125,7 @@ class SimNode:
             network=self.network,
             exit_poll=self.shape.exit_poll,
             held=Held(versions_only=True),  # it programs nothing: the versions, not every endpoint
+            on_delivered=self.driver.delivered,
         )
         self.session = Session(self.client, lambda: self.managers, self.addr, self.shape.period, self._on_answer)
         self.tasks.start()

@@ -73,8 +73,10 @@ class TaskLoop:
         network: NodeNetwork | None = None,
         exit_poll: float = EXIT_POLL,
         held: Held | None = None,
+        on_delivered: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.executor = executor
+        self.on_delivered = on_delivered  # status reports a manager took (committed): simulated nodes time them
         self.client = client
         self.managers = managers
         self.leader = leader
@@ -215,6 +217,8 @@ class TaskLoop:
                     self._candidates(), "POST", "/shoal/task-status", {"Updates": reports}, timeout=STATUS_TIMEOUT
                 )
                 failures = 0
+                if self.on_delivered is not None:
+                    self.on_delivered(reports)
             except ShoalError as exc:
                 failures += 1
                 log.debug("status not delivered yet (%s): retrying", exc.message)

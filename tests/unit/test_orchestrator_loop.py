@@ -127,3 +127,11 @@ def test_the_debounce_follows_the_decisions_cpu_not_its_wall_time() -> None:
 
     assert asyncio.run(cost_of(waiting)) < 0.05
     assert 0.15 < asyncio.run(cost_of(computing)) < 1.0
+
+
+def test_the_debounce_is_the_last_passs_cpu_less_the_time_since_it_ended() -> None:
+    assert loop.debounce(0.2, 0.0) == 0.2  # the pass's own commit, right after it: the whole cost
+    assert abs(loop.debounce(0.2, 0.15) - 0.05) < 1e-9
+    assert loop.debounce(0.2, 1.0) == loop.DEBOUNCE  # a report long after it: at once
+    assert loop.debounce(60.0, 0.0) == loop.MAX_DEBOUNCE
+    assert loop.debounce(0.0, 0.0) == loop.DEBOUNCE

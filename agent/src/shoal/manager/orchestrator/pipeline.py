@@ -56,10 +56,17 @@ def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]], 
     """Assign every PENDING task that should run, as SwarmKit's scheduler does, in one batch decision.
     `loads` (kept by the caller between passes): the nodes' loads as of the store's `tasks`, caught up
     here, instead of counting every task on its node again."""
-    current = {t["ID"]: plan.updates.get(t["ID"], t) for t in tasks if t["ID"] not in plan.deletes}
+    # the stored tasks pending as this plan leaves them, in store order: a dict of every task with
+    # the plan laid over it was a fifth of a rolling update's pass at 30,000 tasks
+    current: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        task_id = t["ID"]
+        if (t["Status"]["State"] == "pending" or task_id in plan.updates) and task_id not in plan.deletes:
+            now = plan.updates.get(task_id, t)
+            if now["Status"]["State"] == "pending":
+                current[task_id] = now
     created = {t["ID"]: t for t in plan.creates}
-    everything = list(current.values()) + plan.creates
-    pending = [t for t in everything if t["Status"]["State"] == "pending" and wants_run(t)]
+    pending = [t for t in [*current.values(), *plan.creates] if t["Status"]["State"] == "pending" and wants_run(t)]
     if loads is not None:
         loads.refresh(nodes, tasks)
     if not pending:
@@ -69,7 +76,7 @@ def place(plan: Plan, tasks: list[dict[str, Any]], nodes: list[dict[str, Any]], 
     else:
         on_nodes = [
             t
-            for t in everything
+            for t in (plan.updates.get(t["ID"], t) for t in tasks if t["ID"] not in plan.deletes)
             if t.get("NodeID") and not is_terminal(t["Status"]["State"]) and t["Status"]["State"] != "pending"
         ]
         decisions = schedule(pending, nodes, on_nodes)

@@ -110,7 +110,11 @@ NET_COALESCE_PER_ENDPOINT = 1 / 20000
 # that network changes alone cause to about 100 a second whatever the cluster's size (3 nodes: a
 # change waits 30 ms; 200 nodes: 2 s, about the time Docker's gossip takes to spread one).
 NET_COALESCE_PER_NODE = 0.01
-NET_COALESCE_MAX = 5.0
+# ... up to this long (reached at 1,000 nodes): while a rolling update replaced 100 tasks every 3 s at
+# 1,000 nodes, the network-only answers (every node every 5 s) were most of the leader's answers and
+# held up the batches' own (docs/scale.md, session 25). A node's own tasks never wait for it; other
+# nodes' new endpoints reach it within this long (Docker's gossip is faster, from every node at once).
+NET_COALESCE_MAX = 10.0
 # A node's own new tasks are not held up by a large change of an overlay it is on: the change (the
 # 3,000 endpoints of the tasks that replace 100 lost nodes' is 350 KB, sent to each of 900 nodes)
 # follows in the node's next, network-only answer, coalesced as any other, and the task starts

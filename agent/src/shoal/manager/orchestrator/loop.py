@@ -175,8 +175,7 @@ class Orchestrator:
                     await self.run_once()
                     self._pass_ended = time.monotonic()
                 except (StoreError, NotFound) as exc:  # a concurrent write: the next pass sees it
-                    # said: a pass that lost an entry leaves its tasks to the next one (a loss's
-                    # replacements created in two waves seconds apart at 1,000 nodes, docs/scale.md)
+                    # said: what a lost entry held waits for the next pass, which shows in the bench
                     log.info("orchestrator pass not wholly committed, the next one decides again: %s", exc)
                     await asyncio.sleep(0.05)
                     timeout = RETRY_PERIOD

@@ -23,13 +23,14 @@ from typing import Any
 
 from shoal.model.network import gateway_of, is_encrypted, subnet_of, vni_of
 
-# What a live task or a node's sandbox puts on one network: its items' keys, and what the derived
-# items count (its node's "N:", its service's "v:" and running addresses).
 Owner = Any  # the stored object (a task or a node): a new object is a change, the same one is not
 
 
 @dataclass(slots=True)
 class Endpoint:
+    """What a live task or a node's sandbox puts on one network: its items' keys, and what the
+    derived items count (its node's "N:", its service's "v:" and running addresses)."""
+
     ip: str
     node_id: str
     service_id: str  # "" for a node's sandbox
@@ -43,6 +44,44 @@ def _hash(key: str, text: str) -> int:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+def ip_of(addr: str) -> str:
+    """The address of "IP/prefix"."""
+    return addr.split("/")[0]
+
+
+def vip_on(service: dict[str, Any], net_id: str) -> str | None:
+    """The service's virtual IP on one network, if it has one there."""
+    vips = (service.get("Endpoint") or {}).get("VirtualIPs") or []
+    return next((ip_of(v["Addr"]) for v in vips if v["NetworkID"] == net_id), None)
+
+
+def endpoint_mode(service: dict[str, Any]) -> str:
+    return ((service.get("Endpoint") or {}).get("Spec") or {}).get("Mode", "vip")
+
+
+def load_balancer(service: dict[str, Any], net_id: str, vip: str) -> dict[str, Any]:
+    """The service's load balancer on one network, without its backends (its "l:" item; whole
+    answers add the backends)."""
+    return {
+        "ServiceID": service["ID"],
+        "NetworkID": net_id,
+        "VIP": vip,
+        "Ports": [
+            (int(p["TargetPort"]), p.get("Protocol", "tcp"))
+            for p in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []
+        ],
+        "Mode": endpoint_mode(service),
+    }
+
+
+def aliases_on(service: dict[str, Any], net_id: str) -> list[str]:
+    """The service's network aliases on one network (its spec's Targets are network IDs)."""
+    for att in service["Spec"]["TaskTemplate"].get("Networks") or []:
+        if att.get("Target") == net_id:
+            return list(att.get("Aliases") or [])
+    return []
 
 
 def base_of(net: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +208,7 @@ def node_owner(node_id: str) -> str:
 def _attachments(owner: Owner, is_node: bool) -> list[tuple[str, str]]:
     """(network ID, IP) of each of the owner's endpoints."""
     atts = owner.get("Attachments" if is_node else "NetworksAttachments") or []
-    return [(att["Network"]["ID"], att["Addresses"][0].split("/")[0]) for att in atts]
+    return [(att["Network"]["ID"], ip_of(att["Addresses"][0])) for att in atts]
 
 
 def _endpoint(owner: Owner, is_node: bool, ip: str, table: NetItems) -> tuple[Endpoint, str]:
@@ -276,30 +315,16 @@ def _derived(
     for s in services:  # sorted by ID (a name two services share, which the API refuses, is the last's)
         sid = s["ID"]
         ips = table.running.get(sid, set())
-        endpoint = s.get("Endpoint") or {}
-        vips = endpoint.get("VirtualIPs") or []
-        vip = next((v["Addr"].split("/")[0] for v in vips if v["NetworkID"] == net_id), None)
+        vip = vip_on(s, net_id)
         if vip is None and not ips:
             continue
-        mode = (endpoint.get("Spec") or {}).get("Mode", "vip")
         if vip is not None:
-            want[f"l:{sid}"] = {
-                "ServiceID": sid,
-                "NetworkID": net_id,
-                "VIP": vip,
-                "Ports": [
-                    (int(p["TargetPort"]), p.get("Protocol", "tcp"))
-                    for p in (s["Spec"].get("EndpointSpec") or {}).get("Ports") or []
-                ],
-                "Mode": mode,
-            }
+            want[f"l:{sid}"] = load_balancer(s, net_id, vip)
         # its addresses, or None for its running tasks' (what a node derives)
-        addrs = [vip] if mode == "vip" and vip and ips != {vip} else None
+        addrs = [vip] if endpoint_mode(s) == "vip" and vip and ips != {vip} else None
         dns[s["Spec"]["Name"]] = [sid, addrs]
-        for att in s["Spec"]["TaskTemplate"].get("Networks") or []:
-            if att.get("Target") == net_id:
-                for alias in att.get("Aliases") or []:
-                    aliases.setdefault(alias, [sid, addrs])
+        for alias in aliases_on(s, net_id):
+            aliases.setdefault(alias, [sid, addrs])
     for alias, value in aliases.items():  # after every service name: a real name wins a clash
         dns.setdefault(alias, value)
     for name, value in dns.items():

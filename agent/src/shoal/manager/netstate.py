@@ -18,23 +18,11 @@ from functools import cached_property
 from typing import Any
 
 from shoal.manager import netitems
-from shoal.manager.netitems import NetTables, base_of
+from shoal.manager.netitems import NetTables, aliases_on, base_of, dumps, endpoint_mode, ip_of, load_balancer, vip_on
 from shoal.model.netdelta import task_names
 from shoal.model.network import gateway_of, mac_of, subnet_of, vni_of
 
 LIVE_STATES = ("assigned", "accepted", "preparing", "starting", "running")
-
-
-def _aliases_on(service: dict[str, Any], net_id: str) -> list[str]:
-    """The service's network aliases on one network (its spec's Targets are network IDs)."""
-    for att in service["Spec"]["TaskTemplate"].get("Networks") or []:
-        if att.get("Target") == net_id:
-            return list(att.get("Aliases") or [])
-    return []
-
-
-def _ip(addr: str) -> str:
-    return addr.split("/")[0]
 
 
 class NetView:
@@ -118,7 +106,7 @@ class NetView:
                 addr = att["Addresses"][0]
                 endpoints[att["Network"]["ID"]].append(
                     {
-                        "IP": _ip(addr),
+                        "IP": ip_of(addr),
                         "NodeIP": node_ip,
                         "NodeID": t["NodeID"],
                         "TaskID": t["ID"],
@@ -130,7 +118,7 @@ class NetView:
                 addr = att["Addresses"][0]
                 endpoints[att["Network"]["ID"]].append(
                     {
-                        "IP": _ip(addr),
+                        "IP": ip_of(addr),
                         "NodeIP": n["Status"]["Addr"],
                         "NodeID": n["ID"],
                         "TaskID": "",
@@ -181,10 +169,10 @@ class NetView:
         done = self.detail(net_id)
         if "json" not in done:
             done["json"] = {
-                "base": _dumps(done["base"])[:-1],  # without its closing brace: the node's peers follow
-                "peers": [(nid, _dumps(p)) for nid, p in self.peers(net_id)],
-                "lbs": [_dumps(lb) for lb in done["lbs"]],
-                "dns": None if done["dns"] is None else _dumps(done["dns"]),
+                "base": dumps(done["base"])[:-1],  # without its closing brace: the node's peers follow
+                "peers": [(nid, dumps(p)) for nid, p in self.peers(net_id)],
+                "lbs": [dumps(lb) for lb in done["lbs"]],
+                "dns": None if done["dns"] is None else dumps(done["dns"]),
             }
         return done["json"]
 
@@ -212,34 +200,18 @@ class NetView:
         aliases: dict[str, str] = {}  # network alias -> the service it names on this network
         for s in self.services:
             ips = backends.get(s["ID"], [])
-            vip = next(
-                (_ip(v["Addr"]) for v in (s.get("Endpoint") or {}).get("VirtualIPs") or [] if v["NetworkID"] == net_id),
-                None,
-            )
+            vip = vip_on(s, net_id)
             if vip is None and not ips:
                 continue
-            mode = ((s.get("Endpoint") or {}).get("Spec") or {}).get("Mode", "vip")
-            ports = [
-                (int(p["TargetPort"]), p.get("Protocol", "tcp"))
-                for p in (s["Spec"].get("EndpointSpec") or {}).get("Ports") or []
-            ]
+            mode = endpoint_mode(s)
             if vip is not None and not ingress:
-                lbs.append(
-                    {
-                        "ServiceID": s["ID"],
-                        "NetworkID": net_id,
-                        "VIP": vip,
-                        "Ports": ports,
-                        "Backends": ips,
-                        "Mode": mode,
-                    }
-                )
+                lbs.append({**load_balancer(s, net_id, vip), "Backends": ips})
             if ingress:
                 continue  # no service discovery on the ingress network (seed §8)
             name = s["Spec"]["Name"]
             records["Services"][name] = [vip] if mode == "vip" and vip else ips
             records["TasksOf"][name] = ips
-            for alias in _aliases_on(s, net_id):
+            for alias in aliases_on(s, net_id):
                 aliases.setdefault(alias, name)
         if ingress:
             return lbs, None
@@ -325,7 +297,7 @@ class NetView:
 
     @cached_property
     def published_json(self) -> str:
-        return _dumps(self.published)
+        return dumps(self.published)
 
     def for_node_json(self, node_id: str) -> str:
         """`for_node` as JSON text, spliced from the networks' pieces encoded once per snapshot:
@@ -336,14 +308,14 @@ class NetView:
         for net_id in nets:
             enc = self.network_json(net_id)
             peers = ",".join(p for nid, p in enc["peers"] if nid != node_id)
-            networks.append(f'{_dumps(net_id)}:{enc["base"]},"Peers":[{peers}]}}')
+            networks.append(f'{dumps(net_id)}:{enc["base"]},"Peers":[{peers}]}}')
             lbs += enc["lbs"]
             if enc["dns"] is not None:
                 dns.append(enc["dns"])
         return (
             f'{{"Networks":{{{",".join(networks)}}},"LB":[{",".join(lbs)}],"DNS":[{",".join(dns)}],'
             f'"Published":{self.published_json if ingress_addr else "[]"},'
-            f'"Ingress":{_dumps(self._ingress(ingress_addr))},"HostPorts":{_dumps(host_ports)}}}'
+            f'"Ingress":{dumps(self._ingress(ingress_addr))},"HostPorts":{dumps(host_ports)}}}'
         )
 
     def networks_of(self, node_id: str) -> list[str]:
@@ -356,13 +328,13 @@ class NetView:
         by every node it is sent to, never copied into a node's own text)."""
         ingress_addr, nets, host_ports = self._node_parts(node_id)
         pieces = [
-            f'{{"Node":{_dumps(node_id)},"Networks":{_dumps(nets)},'
+            f'{{"Node":{dumps(node_id)},"Networks":{dumps(nets)},'
             f'"Published":{self.published_json if ingress_addr else "[]"},'
-            f'"Ingress":{_dumps(self._ingress(ingress_addr))},"HostPorts":{_dumps(host_ports)},'
+            f'"Ingress":{dumps(self._ingress(ingress_addr))},"HostPorts":{dumps(host_ports)},'
             f'"Changes":{{'.encode()
         ]
         for i, (net_id, change) in enumerate(changes.items()):
-            pieces += [f"{',' if i else ''}{_dumps(net_id)}:".encode(), change]
+            pieces += [f"{',' if i else ''}{dumps(net_id)}:".encode(), change]
         pieces.append(b"}}")
         return pieces
 
@@ -397,10 +369,6 @@ class NetView:
             "Ingress": ingress,
             "HostPorts": list(host_ports),  # the view's own list stays as it is
         }
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
 
 
 def node_netstate(

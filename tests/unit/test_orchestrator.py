@@ -12,6 +12,7 @@ from shoal.manager.orchestrator.update import Watch
 from shoal.model.ids import format_rfc3339
 from shoal.model.objects import new_node
 from shoal.model.service import service_object, validate_service_spec
+from shoal.model.task import new_task, with_status
 
 T0 = 1_800_000_000 * 10**9
 S = 10**9
@@ -329,3 +330,19 @@ def test_a_nodes_new_tasks_come_in_one_entry() -> None:
             entry_of.setdefault(change.obj["NodeID"], set()).add(i)
     assert len(entry_of) == 40
     assert sum(len(seen) > 1 for seen in entry_of.values()) <= len(entries) - 1  # only at entry boundaries
+
+
+def test_the_update_watch_remembers_freshness_per_task_and_service_object() -> None:
+    """A task's freshness is compared again for a new object of the task or of its service (a
+    service update, a task's new state), never read from an older pair."""
+    spec = validate_service_spec({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "shoal/hello"}}})
+    svc = service_object("s1", spec, "2026-01-01T00:00:00Z")
+    task = new_task(svc, 1, None, "2026-01-01T00:00:00Z", task_id="t1")
+    watch = Watch()
+    assert watch.up_to_date(task, svc)
+    updated = copy.deepcopy(svc)
+    updated["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "shoal/hello:2"
+    assert not watch.up_to_date(task, updated)  # the service's new object: compared again
+    replacement = new_task(updated, 1, None, "2026-01-01T00:00:01Z", task_id="t1")
+    assert watch.up_to_date(replacement, updated)  # the task's new object too
+    assert not watch.up_to_date(with_status(task, "running", "x", "2026-01-01T00:00:02Z"), updated)

@@ -17,9 +17,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from shoal.files import write_atomic
+from shoal.files import fsync_path, write_atomic
 from shoal.store.atrest import keywrap
-from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, DataKey
 
 KEY_DIR = "keys"

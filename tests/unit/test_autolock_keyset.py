@@ -5,7 +5,9 @@ certificate renewal racing an unlock-key rotation ends wrapped under the new key
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,23 @@ def test_rewrap_moves_all_three_files_and_autolock_off_puts_them_in_clear(tmp_pa
     assert DataKeyFile(tmp_path / "keys" / "raft.dek").load().secret == secret
     assert not agent_for(tmp_path).locked
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["raft.dek"]  # no record, no .next
+
+
+def test_turning_autolock_on_leaves_no_second_name_of_the_data_key_in_clear(tmp_path: Path) -> None:
+    """A create that died between its link and its unlink left `raft.dek.tmp`, the key file's
+    second name; the re-wrap renames a new file over `raft.dek`, and must not leave the old one,
+    the key in clear, readable under the other name."""
+    _, secret = make_manager(tmp_path, None)
+    dek = tmp_path / "keys" / "raft.dek"
+    os.link(dek, dek.with_name("raft.dek.tmp"))
+    agent = agent_for(tmp_path)
+    assert not agent.locked and agent.kek is None
+    new = keywrap.new_unlock_key()
+    agent._on_unlock_key(new)
+    assert opens_with(tmp_path, new) == ALL
+    assert sorted(p.name for p in dek.parent.iterdir()) == ["raft.dek"]
+    clear = base64.b64encode(secret)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and clear in p.read_bytes()]
 
 
 def crash_points(tmp_path: Path) -> list[str]:

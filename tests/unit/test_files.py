@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.files import write_atomic
+from shoal.files import fsync_path, write_atomic
 
 
 @contextmanager
@@ -180,3 +180,22 @@ def test_durable_fsyncs_the_file_then_its_directory(
     monkeypatch.setattr(os, "fsync", fsync)
     write_atomic(tmp_path / "f", "x", durable=durable)
     assert seen == synced
+
+
+def test_fsync_path_syncs_a_file_or_a_directory_and_closes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    (tmp_path / "f").write_text("x")
+    before = len(os.listdir("/proc/self/fd"))
+    fsync_path(tmp_path / "f")
+    fsync_path(tmp_path)
+    assert seen == [str(tmp_path / "f"), str(tmp_path)]
+    assert len(os.listdir("/proc/self/fd")) == before  # no descriptor left open
+    with pytest.raises(FileNotFoundError):
+        fsync_path(tmp_path / "missing")

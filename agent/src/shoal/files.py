@@ -1,5 +1,5 @@
-"""Replacing a file in one step: the standard library only, nothing of shoal, so that every layer
-(the CLI included) may use it."""
+"""Replacing a file in one step, and syncing a file or a directory by path: the standard library
+only, nothing of shoal, so that every layer (the CLI included) may use it."""
 
 from __future__ import annotations
 
@@ -42,8 +42,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
             os.unlink(tmp)
         raise
     if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)  # the rename itself reaches the disk
-        finally:
-            os.close(dir_fd)
+        fsync_path(path.parent)  # the rename itself reaches the disk
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or a directory by path; a directory, so that a rename or an unlink in it
+    survives a power cut (a file's own fsync does not make its name durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

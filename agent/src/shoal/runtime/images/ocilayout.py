@@ -1,14 +1,18 @@
 """Writing and reading OCI image layouts (image-spec v1) with the standard library.
 
 Used to make images locally — `shoal image import`, the built-in `shoal/hello` and `shoal/host`,
-the testbed's test images — without a build daemon: a layer is a tar of a directory, gzip'd;
-blobs are written under their digest through a temporary file and a rename, so a reader never
-sees a partial blob.
+the testbed's test images — without a build daemon: a layer is a tar of a directory, gzip'd.
 
-The small files (index.json, config and manifest blobs) go through `shoal.files.write_atomic`,
-durably: a blob is written once and never again (`put_blob` and the store's pulls skip a digest
-whose file exists), so one that a power cut left named but empty would stay broken, not be
-fetched again. They are a few kilobytes, a handful per image: the fsyncs cost next to nothing.
+Every blob is written under its digest through a temporary file and a rename, so a reader never
+sees a partial blob, and durably: the file is fsynced before the rename and its folder after. A
+blob is written once and never again (`put_blob` and the store's pulls skip a digest whose file
+exists), so one that a power cut left named but empty would stay broken, not be written or
+fetched again. The small files (index.json, oci-layout, config and manifest blobs) go through
+`shoal.files.write_atomic`; a layer, streamed, is synced here. A few fsyncs per image cost next
+to nothing beside the making of its layers.
+
+`init_layout` writes `oci-layout` last, durably: the store takes a layout that has it for one
+that is whole (`ImageStore._layout`), so a crash half way leaves one that is made again.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ import gzip
 import hashlib
 import json
 import os
+import secrets
 import tarfile
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from shoal.files import write_atomic
+from shoal.files import fsync_path, write_atomic
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -36,17 +41,45 @@ LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}'
 
 
 def init_layout(layout: Path, blobs: Path | None = None) -> None:
-    """An empty layout; `blobs` (a shared blobs directory) is linked in instead of a private one."""
+    """An empty layout; `blobs` (a shared blobs directory) is linked in instead of a private one.
+    Safe to run again over a layout made whole or in part (a crash), and beside another caller."""
     layout.mkdir(parents=True, exist_ok=True)
-    (layout / "oci-layout").write_text(LAYOUT_FILE)
     if blobs is not None:
         blobs.mkdir(parents=True, exist_ok=True)
-        if not (layout / "blobs").exists():
-            (layout / "blobs").symlink_to(blobs)
+        _link_blobs(layout, blobs)
     else:
         (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     if not (layout / "index.json").exists():
         write_index(layout, [])
+    # last: the store takes a layout with this file for a whole one; its durable write also syncs
+    # the layout's folder, and with it the names made above (blobs, index.json)
+    if _read_or_none(layout / "oci-layout") != LAYOUT_FILE:
+        write_atomic(layout / "oci-layout", LAYOUT_FILE)
+
+
+def _link_blobs(layout: Path, blobs: Path) -> None:
+    """`layout/blobs` a link to `blobs`, made under a name of its own and renamed into place: a
+    caller never meets a half-made link, and one racing us or an earlier attempt that died before
+    its rename never fails us. Left as it is once there (lexists: even a link that dangles)."""
+    link = layout / "blobs"
+    if os.path.lexists(link):
+        return
+    # a random name, never reused: a crashed attempt's leftover (a link to the shared blobs, which
+    # nothing reads) stays in the way of no one, and goes with the staging directory
+    tmp = layout / f".blobs.{secrets.token_hex(8)}.tmp"
+    tmp.symlink_to(blobs)
+    try:
+        os.replace(tmp, link)  # a racing caller's link to the same blobs may be replaced: harmless
+    except BaseException:
+        with_suppress_unlink(str(tmp))
+        raise
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write_index(layout: Path, manifests: list[dict[str, Any]]) -> None:
@@ -95,32 +128,43 @@ def put_layer_from_dir(layout: Path, src: Path) -> tuple[dict[str, Any], str]:
     fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".layer-")
     os.close(fd)
     try:
-        diff = hashlib.sha256()
-
-        class _Tee:  # hashes the uncompressed tar (the diff_id) while gzip writes the blob
-            def __init__(self, out: Any) -> None:
-                self.out = out
-
-            def write(self, data: bytes) -> int:
-                diff.update(data)
-                return self.out.write(data)
-
-        with (
-            open(tmp, "wb") as raw,
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz,
-            tarfile.open(fileobj=_Tee(gz), mode="w|", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[arg-type]
-        ):
-            for entry in sorted(os.listdir(src)):
-                tar.add(src / entry, arcname=entry, recursive=True, filter=_reset_times)
+        with open(tmp, "wb") as raw:
+            diff_id = _write_layer(raw, src)
+            raw.flush()
+            # before the rename names it: a layer is never written again once its digest's file
+            # exists, so a name that a power cut left over an empty or partial file stays broken
+            os.fsync(raw.fileno())
         digest = _file_digest(tmp)
         size = os.path.getsize(tmp)
-        dest = blob_path(layout, digest)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        os.replace(tmp, blob_path(layout, digest))
     except BaseException:
         with_suppress_unlink(tmp)
         raise
-    return {"mediaType": LAYER_GZIP, "digest": digest, "size": size}, "sha256:" + diff.hexdigest()
+    fsync_path(blobs)  # the rename itself reaches the disk
+    return {"mediaType": LAYER_GZIP, "digest": digest, "size": size}, diff_id
+
+
+class _Tee:
+    """Hashes the uncompressed tar (the diff_id) while gzip writes the blob."""
+
+    def __init__(self, out: gzip.GzipFile) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return self.out.write(data)
+
+
+def _write_layer(raw: BinaryIO, src: Path) -> str:
+    """The gzip'd tar of `src` into `raw` (left open, to be synced); its diff_id."""
+    with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
+        tee = _Tee(gz)
+        with tarfile.open(fileobj=tee, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+            for entry in sorted(os.listdir(src)):
+                tar.add(src / entry, arcname=entry, recursive=True, filter=_reset_times)
+    return "sha256:" + tee.hash.hexdigest()
 
 
 def _reset_times(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -17,9 +17,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from shoal.files import write_atomic
+from shoal.files import fsync_path, write_atomic
 from shoal.store.atrest import keywrap
-from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, DataKey
 
 KEY_DIR = "keys"
@@ -105,16 +104,32 @@ class DataKeyFile:
 
     def rewrapped(self, kek: bytes | None) -> bytes:
         """The file's content with the same key wrapped by `kek` (in clear for None), for a
-        `keyset.replace_all` of every key file at once. Needs the current KEK in `self.kek`."""
-        return json.dumps(self._body(self.load(), kek)).encode()
+        `keyset.replace_all` of every key file at once. Needs the current KEK in `self.kek`.
+        Removes a crashed create's leftover too (`_remove_leftover`): the autolock re-wrap, which
+        comes this way and not through `rewrap`, must not leave the key under its old wrapping."""
+        body = json.dumps(self._body(self.load(), kek)).encode()
+        self._remove_leftover()
+        return body
 
     def rewrap(self, kek: bytes | None) -> None:
         """Store the same key wrapped by `kek` (in clear for None); the file is replaced atomically,
         so a crash leaves the old wrapping or the new one. Needs the current KEK in `self.kek`."""
         key = self.load()
-        self._tmp.unlink(missing_ok=True)  # a crashed create's second name of the key (_write_tmp)
+        self._remove_leftover()
         write_atomic(self.path, json.dumps(self._body(key, kek)), 0o600)
         self.kek = kek
+
+    def _remove_leftover(self) -> None:
+        """Remove `create`'s temporary file that a crash left (`_write_tmp`), before a re-wrap.
+
+        Needed: it is a second name of the key file as it was (a crash between create's link and
+        its unlink), and a re-wrap renames a new file over the key's name, so the old one, the key
+        in clear or under the old unlock key, would stay readable under this one. Safe once `load`
+        has read the key file: the leftover is then that same file, or a key that a create never
+        linked (so never used). Done before the new wrapping is written, so that the directory
+        fsync that makes the new wrapping durable (write_atomic's, replace_all's) makes this unlink
+        durable with it."""
+        self._tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _body(key: DataKey, kek: bytes | None) -> dict[str, object]:
@@ -139,7 +154,8 @@ class DataKeyFile:
         """`create`'s temporary file: a new file, exactly 0600. One left by a crash is removed, not
         written through: it may be readable by others, or (a crash between the link and the unlink)
         a second name of the key itself, which a truncation would destroy. A fixed name, so that
-        the next create or `rewrap` removes such a leftover (it may hold the key in clear)."""
+        the next create or re-wrap (`_remove_leftover`) removes such a leftover (it may hold the
+        key in clear)."""
         tmp = self._tmp
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

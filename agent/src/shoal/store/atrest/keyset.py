@@ -22,22 +22,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from shoal.files import fsync_path
+
 RECORD = "rewrap.commit"
 NEXT = ".next"
 
 
 def _next(path: Path) -> Path:
     return path.with_name(path.name + NEXT)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory by path (a directory: so that a rename in it is durable). Here,
-    not in keyfile.py: workers import this module and must not load cryptography (test_tls_lean)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write(path: Path, data: bytes) -> None:

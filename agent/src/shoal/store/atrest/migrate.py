@@ -16,8 +16,8 @@ from pathlib import Path
 from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.journal import FileJournal
 
+from shoal.files import fsync_path
 from shoal.store.atrest.journal import SealedFileJournal
-from shoal.store.atrest.keyset import fsync_path
 from shoal.store.atrest.records import AtRestError, RecordCipher
 from shoal.store.atrest.snapshot import encode, write_sealed
 
